@@ -1,0 +1,176 @@
+// Chooses the kernel table: cpuid says what the CPU has, XGETBV says which register states the OS
+// saves (a CPU flag without OS support would SIGILL), LLMASOS_FORCE_ISA may force a level.
+#include "kernels/cpu/dispatch.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "kernels/cpu/kernel_table.h"
+#include "llmasos/errors.hpp"
+
+#if defined(LLMASOS_X86)
+#include <cpuid.h>
+#endif
+
+namespace llmasos::cpu {
+namespace generic { const KernelTable* table(); }
+#if defined(LLMASOS_X86)
+namespace avx2 { const KernelTable* table(); }
+namespace avx512 { const KernelTable* table(); }
+#endif
+
+namespace {
+
+struct Features {
+  bool avx2 = false, fma = false, f16c = false, bmi2 = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
+  bool avx512bf16 = false, amx_tile = false, amx_int8 = false, amx_bf16 = false;
+  bool os_avx = false, os_avx512 = false;
+};
+
+Features detect() {
+  Features f;
+#if defined(LLMASOS_X86)
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  bool osxsave = c & (1u << 27);
+  f.fma = c & (1u << 12);
+  f.f16c = c & (1u << 29);
+  bool avx = c & (1u << 28);
+  if (osxsave && avx) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    f.os_avx = (lo & 0x6) == 0x6;            // XMM + YMM state
+    f.os_avx512 = (lo & 0xe6) == 0xe6;       // + opmask, ZMM_Hi256, Hi16_ZMM
+  }
+  if (__get_cpuid_max(0, nullptr) >= 7) {
+    __cpuid_count(7, 0, a, b, c, d);
+    f.avx2 = b & (1u << 5);
+    f.bmi2 = b & (1u << 8);
+    f.avx512f = b & (1u << 16);
+    f.avx512dq = b & (1u << 17);
+    f.avx512bw = b & (1u << 30);
+    f.avx512vl = b & (1u << 31);
+    f.avx512vnni = c & (1u << 11);
+    f.amx_bf16 = d & (1u << 22);
+    f.amx_tile = d & (1u << 24);
+    f.amx_int8 = d & (1u << 25);
+    unsigned a1, b1, c1, d1;
+    __cpuid_count(7, 1, a1, b1, c1, d1);
+    f.avx512bf16 = a1 & (1u << 5);
+  }
+#endif
+  return f;
+}
+
+const Features& features() {
+  static const Features f = detect();
+  return f;
+}
+
+bool level_supported(const std::string& name) {
+  const Features& f = features();
+  if (name == "generic") return true;
+#if defined(LLMASOS_X86)
+  bool avx2_ok = f.os_avx && f.avx2 && f.fma && f.f16c && f.bmi2;
+  if (name == "avx2") return avx2_ok;
+  if (name == "avx512")
+    return avx2_ok && f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq &&
+           f.avx512vnni;
+#endif
+  (void)f;
+  return false;
+}
+
+const KernelTable* table_for(const std::string& name) {
+  if (name == "generic") return generic::table();
+#if defined(LLMASOS_X86)
+  if (name == "avx2") return avx2::table();
+  if (name == "avx512") return avx512::table();
+#endif
+  return nullptr;
+}
+
+std::atomic<const KernelTable*> g_active{nullptr};
+std::mutex g_init_mu;
+
+const KernelTable* choose_initial() {
+  const char* forced = std::getenv("LLMASOS_FORCE_ISA");
+  if (forced && *forced) {
+    std::string name(forced);
+    if (!table_for(name))
+      throw InvalidArgumentError("LLMASOS_FORCE_ISA=" + name +
+                                 ": unknown ISA level (known: generic, avx2, avx512)");
+    if (!level_supported(name))
+      throw InvalidArgumentError("LLMASOS_FORCE_ISA=" + name +
+                                 ": this CPU or its OS does not support that level");
+    return table_for(name);
+  }
+  const KernelTable* best = generic::table();
+  for (const auto& n : supported_isas()) best = table_for(n);
+  return best;
+}
+
+}  // namespace
+
+std::vector<std::string> compiled_isas() {
+#if defined(LLMASOS_X86)
+  return {"generic", "avx2", "avx512"};
+#else
+  return {"generic"};
+#endif
+}
+
+std::vector<std::string> supported_isas() {
+  std::vector<std::string> out;
+  for (const auto& n : compiled_isas())
+    if (level_supported(n)) out.push_back(n);
+  return out;
+}
+
+const KernelTable& kernels() {
+  const KernelTable* t = g_active.load(std::memory_order_acquire);
+  if (t) return *t;
+  std::lock_guard<std::mutex> lock(g_init_mu);
+  t = g_active.load(std::memory_order_relaxed);
+  if (!t) {
+    t = choose_initial();
+    g_active.store(t, std::memory_order_release);
+  }
+  return *t;
+}
+
+std::string active_isa() { return kernels().isa; }
+
+void select_isa(const std::string& name) {
+  const KernelTable* t = table_for(name);
+  if (!t) throw InvalidArgumentError("unknown ISA level '" + name + "' (known: generic, avx2, avx512)");
+  if (!level_supported(name))
+    throw InvalidArgumentError("ISA level '" + name + "' is not supported by this CPU or its OS");
+  g_active.store(t, std::memory_order_release);
+}
+
+std::vector<std::string> cpu_features() {
+  const Features& f = features();
+  std::vector<std::string> out;
+  auto add = [&](bool on, const char* n) { if (on) out.push_back(n); };
+  add(f.os_avx && f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.f16c, "f16c");
+  add(f.bmi2, "bmi2");
+  add(f.avx512f, "avx512f");
+  add(f.avx512bw, "avx512bw");
+  add(f.avx512vl, "avx512vl");
+  add(f.avx512dq, "avx512dq");
+  add(f.avx512vnni, "avx512vnni");
+  add(f.avx512bf16, "avx512bf16");
+  add(f.amx_tile, "amx_tile");
+  add(f.amx_int8, "amx_int8");
+  add(f.amx_bf16, "amx_bf16");
+  add(f.os_avx512, "os_avx512_state");
+  return out;
+}
+
+}  // namespace llmasos::cpu

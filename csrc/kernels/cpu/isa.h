@@ -1,0 +1,19 @@
+// Declarations shared by the kernel sources of one ISA level. Included only by files compiled
+// once per level; LLMASOS_ISA_NS (generic, avx2, avx512) names the namespace of this copy.
+#pragma once
+#include "kernels/cpu/kernel_table.h"
+
+#ifndef LLMASOS_ISA_NS
+#error "kernel sources must be compiled with -DLLMASOS_ISA_NS=<level>"
+#endif
+
+namespace llmasos::cpu::LLMASOS_ISA_NS {
+
+// quant_dot.cc: activation quantizers, quantized dot products and row dequantizers.
+void fill_quant_kernels(KernelTable& t);
+// ops.cc: dense float ops (norms, activations, softmax, dot, axpy).
+void fill_ops(KernelTable& t);
+// kernel_table.cc: the complete table of this level.
+const KernelTable* table();
+
+}  // namespace llmasos::cpu::LLMASOS_ISA_NS

@@ -1,0 +1,40 @@
+// The per-ISA kernel table. Each ISA level compiles the same kernel sources into its own namespace
+// (llmasos::cpu::generic / avx2 / avx512) and exports one KernelTable; dispatch.cc picks one at
+// import. Everything here is plain function pointers over raw buffers: no STL crosses ISA levels.
+#pragma once
+#include <cstdint>
+
+#include "quant/quant_types.h"
+
+namespace llmasos::cpu {
+
+struct KernelTable {
+  const char* isa = nullptr;
+
+  // Quantize one activation row of n floats into the activation format `t` (Q8_0, Q8_1, Q8_K),
+  // indexed by the type id of that format; nullptr where the format is not an activation format.
+  void (*quantize_act[kGgmlTypeCount])(const float* x, void* q, int64_t n) = {};
+  // s = dot(weight row w of type t, activation row qx in traits(t).vec_dot_type), n elements.
+  // For float weight types (F32, F16, BF16) the activation is plain float (vec_dot_type F32).
+  void (*vec_dot[kGgmlTypeCount])(int64_t n, float* s, const void* w, const void* qx) = {};
+  // Dequantize one row of type t to float (used for embeddings lookups).
+  void (*dequantize_row[kGgmlTypeCount])(const void* src, float* dst, int64_t n) = {};
+
+  // Dense float ops used by the model forward.
+  float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
+  // y = x / rms(x) * w  (y may alias x)
+  void (*rmsnorm)(float* y, const float* x, const float* w, int64_t n, float eps) = nullptr;
+  // g = silu(g) * u
+  void (*silu_mul)(float* g, const float* u, int64_t n) = nullptr;
+  // y += a * x
+  void (*axpy)(float* y, float a, const float* x, int64_t n) = nullptr;
+  // x *= a
+  void (*scale)(float* x, float a, int64_t n) = nullptr;
+  // in-place softmax over n values; returns nothing
+  void (*softmax)(float* x, int64_t n) = nullptr;
+};
+
+// The active table (chosen once; see dispatch.h).
+const KernelTable& kernels();
+
+}  // namespace llmasos::cpu

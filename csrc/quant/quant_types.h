@@ -1,0 +1,46 @@
+// Tensor element types (ggml numbering, as stored in GGUF) and one traits row per type:
+// block size, bytes per block, the activation format its integer dot product wants, and scalar
+// reference dequantize / quantize routines (the ground truth the ISA kernels are tested against).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace llmasos {
+
+enum class GgmlType : uint32_t {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
+  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30,
+};
+constexpr uint32_t kGgmlTypeCount = 40;  // table size; ids >= this are rejected
+
+// Row of reference routines. `n` is a number of elements and must be a multiple of block_size.
+struct TypeTraits {
+  const char* name = nullptr;        // nullptr: type not supported by llmasos
+  int64_t block_size = 0;            // elements per block
+  int64_t type_size = 0;             // bytes per block
+  GgmlType vec_dot_type = GgmlType::F32;  // activation format for dot products with this weight type
+  void (*dequantize_row)(const void* src, float* dst, int64_t n) = nullptr;
+  void (*quantize_row)(const float* src, void* dst, int64_t n) = nullptr;  // may be nullptr
+};
+
+// Traits of a type id, or nullptr when the id is unknown or unsupported.
+const TypeTraits* type_traits(uint32_t type_id);
+inline const TypeTraits* type_traits(GgmlType t) { return type_traits(static_cast<uint32_t>(t)); }
+
+// Bytes of one row of `n` elements (n must be a multiple of the block size; checked by callers).
+inline uint64_t row_bytes(const TypeTraits& t, int64_t n) {
+  return static_cast<uint64_t>(n / t.block_size) * static_cast<uint64_t>(t.type_size);
+}
+
+// IEEE half / bfloat16 <-> float, portable scalar versions.
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_fp16(float f);
+inline float bf16_to_fp32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+uint16_t fp32_to_bf16(float f);
+
+}  // namespace llmasos
