@@ -1,0 +1,36 @@
+// Matrix products of a (possibly quantized) weight matrix with float activations, split across
+// the thread pool by output rows. The activations are quantized once per call into the weight
+// type's vec_dot_type (Q8_0 / Q8_1 / Q8_K), then every weight row is dotted with every token row
+// while it is hot in cache.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/thread_pool.h"
+#include "quant/quant_types.h"
+
+namespace llmasos::cpu {
+
+// A weight matrix of `rows` output rows, each `cols` elements of `type`, rows `row_stride` bytes
+// apart (ggml layout: a GGUF tensor with ne[0] = cols, ne[1] = rows).
+struct WeightView {
+  GgmlType type = GgmlType::F32;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  uint64_t row_stride = 0;
+};
+
+// Reusable scratch for the quantized activations (grows as needed, never shrinks).
+struct MatmulScratch {
+  std::vector<uint8_t> qact;
+};
+
+// Y[t * rows + r] = dot(W row r, X[t * cols ...]) for t < T, r < W.rows.
+void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
+            MatmulScratch& scratch);
+
+// Copies row `r` of W into `out` as float (embedding lookup).
+void dequantize_row(const WeightView& W, int64_t r, float* out);
+
+}  // namespace llmasos::cpu
