@@ -1,1 +1,110 @@
-// placeholder being written
+// Sampler: penalties -> (greedy | temperature -> top-k -> softmax -> top-p -> min-p -> draw).
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "llmasos/errors.hpp"
+
+namespace llmasos {
+
+void SamplingOptions::validate() const {
+  auto bad = [](const char* what, float v) {
+    throw InvalidArgumentError(std::string(what) + " has an invalid value " + std::to_string(v));
+  };
+  if (!std::isfinite(temperature) || temperature < 0.0f) bad("temperature", temperature);
+  if (top_k < 0) bad("top_k", static_cast<float>(top_k));
+  if (!std::isfinite(top_p) || top_p <= 0.0f || top_p > 1.0f) bad("top_p (must be in (0, 1])", top_p);
+  if (!std::isfinite(min_p) || min_p < 0.0f || min_p > 1.0f) bad("min_p (must be in [0, 1])", min_p);
+  if (!std::isfinite(repetition_penalty) || repetition_penalty <= 0.0f) bad("repetition_penalty", repetition_penalty);
+  if (!std::isfinite(presence_penalty) || std::fabs(presence_penalty) > 2.0f) bad("presence_penalty (must be in [-2, 2])", presence_penalty);
+  if (!std::isfinite(frequency_penalty) || std::fabs(frequency_penalty) > 2.0f) bad("frequency_penalty (must be in [-2, 2])", frequency_penalty);
+}
+
+Sampler::Sampler(const SamplingOptions& opts) : o_(opts) {
+  o_.validate();
+  if (o_.has_seed) {
+    rng_.seed(o_.seed);
+  } else {
+    std::random_device rd;
+    rng_.seed((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  }
+}
+
+int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
+                        const std::vector<int32_t>& generated) {
+  // Repetition penalty (CTRL-style, as in HF and llama.cpp) over prompt and output tokens.
+  if (o_.repetition_penalty != 1.0f) {
+    std::vector<bool> seen(static_cast<size_t>(n_vocab), false);
+    auto mark = [&](const std::vector<int32_t>& ids) {
+      for (int32_t id : ids)
+        if (id >= 0 && id < n_vocab) seen[static_cast<size_t>(id)] = true;
+    };
+    mark(prompt);
+    mark(generated);
+    for (int64_t i = 0; i < n_vocab; ++i)
+      if (seen[static_cast<size_t>(i)])
+        logits[i] = logits[i] > 0 ? logits[i] / o_.repetition_penalty : logits[i] * o_.repetition_penalty;
+  }
+  // OpenAI presence / frequency penalties over generated tokens.
+  if (o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f) {
+    std::unordered_map<int32_t, int> counts;
+    for (int32_t id : generated) ++counts[id];
+    for (const auto& [id, c] : counts)
+      if (id >= 0 && id < n_vocab) logits[id] -= o_.presence_penalty + o_.frequency_penalty * c;
+  }
+  if (o_.temperature <= 0.0f) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n_vocab; ++i)
+      if (logits[i] > logits[best]) best = i;
+    return static_cast<int32_t>(best);
+  }
+  cand_.resize(static_cast<size_t>(n_vocab));
+  for (int64_t i = 0; i < n_vocab; ++i)
+    cand_[static_cast<size_t>(i)] = {logits[i] / o_.temperature, static_cast<int32_t>(i)};
+  auto by_logit = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  size_t n = cand_.size();
+  if (o_.top_k > 0 && static_cast<size_t>(o_.top_k) < n) {
+    std::partial_sort(cand_.begin(), cand_.begin() + o_.top_k, cand_.end(), by_logit);
+    n = static_cast<size_t>(o_.top_k);
+  } else {
+    std::sort(cand_.begin(), cand_.end(), by_logit);
+  }
+  // Softmax over the kept candidates (sorted, so cand_[0] holds the max).
+  const float mx = cand_[0].first;
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    cand_[i].first = std::exp(cand_[i].first - mx);
+    sum += cand_[i].first;
+  }
+  for (size_t i = 0; i < n; ++i) cand_[i].first = static_cast<float>(cand_[i].first / sum);
+  if (o_.top_p < 1.0f) {
+    double cum = 0.0;
+    size_t keep = n;
+    for (size_t i = 0; i < n; ++i) {
+      cum += cand_[i].first;
+      if (cum >= o_.top_p) { keep = i + 1; break; }
+    }
+    n = keep;
+  }
+  if (o_.min_p > 0.0f) {
+    const float floor = o_.min_p * cand_[0].first;
+    size_t keep = 1;
+    while (keep < n && cand_[keep].first >= floor) ++keep;
+    n = keep;
+  }
+  double total = 0.0;
+  for (size_t i = 0; i < n; ++i) total += cand_[i].first;
+  std::uniform_real_distribution<double> dist(0.0, total);
+  double r = dist(rng_), acc = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    acc += cand_[i].first;
+    if (r < acc) return cand_[i].second;
+  }
+  return cand_[n - 1].second;
+}
+
+}  // namespace llmasos

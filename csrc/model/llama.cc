@@ -1,1 +1,264 @@
-// placeholder being written
+// Loading (hyper-parameters, tensor binding and validation) and the forward pass of the
+// llama-family decoder. Shapes follow ggml: a weight with ne = [cols, rows] maps cols -> rows.
+#include "model/llama.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "io/checked.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/kernel_table.h"
+#include "llmasos/errors.hpp"
+
+namespace llmasos {
+namespace {
+
+constexpr int64_t kChunk = 256;  // tokens per forward chunk (bounds scratch memory)
+
+int64_t positive_key(const GgufFile& f, const std::string& key) {
+  int64_t v = f.require_int(key);
+  if (v <= 0) throw ModelFormatError("'" + key + "' must be positive, got " + std::to_string(v));
+  if (v > (int64_t(1) << 31)) throw ModelFormatError("'" + key + "' is implausibly large");
+  return v;
+}
+
+std::string shape_str(const GgufTensorInfo& t) {
+  std::string s = "[";
+  for (uint32_t i = 0; i < t.n_dims; ++i) s += (i ? ", " : "") + std::to_string(t.ne[i]);
+  return s + "]";
+}
+
+int threads_from_env() {
+  const char* e = std::getenv("LLMASOS_THREADS");
+  if (!e || !*e) return 0;
+  char* end = nullptr;
+  long v = std::strtol(e, &end, 10);
+  if (*end != '\0' || v < 1 || v > 1024)
+    throw InvalidArgumentError(std::string("LLMASOS_THREADS must be an integer in 1..1024, got '") + e + "'");
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& opts) {
+  std::unique_ptr<Model> m(new Model());
+  m->gguf_ = GgufFile::open(path);
+  const GgufFile& f = *m->gguf_;
+  HParams& hp = m->hp_;
+  hp.arch = f.require_string("general.architecture");
+  if (hp.arch != "llama" && hp.arch != "qwen2")
+    throw ModelFormatError("unsupported architecture '" + hp.arch + "' (supported: llama, qwen2)");
+  const std::string a = hp.arch + ".";
+  hp.n_layer = positive_key(f, a + "block_count");
+  hp.n_embd = positive_key(f, a + "embedding_length");
+  hp.n_ff = positive_key(f, a + "feed_forward_length");
+  hp.n_head = positive_key(f, a + "attention.head_count");
+  hp.n_head_kv = f.find(a + "attention.head_count_kv") ? positive_key(f, a + "attention.head_count_kv")
+                                                       : hp.n_head;
+  hp.n_ctx_train = positive_key(f, a + "context_length");
+  if (hp.n_head % hp.n_head_kv != 0)
+    throw ModelFormatError("attention.head_count (" + std::to_string(hp.n_head) +
+                           ") is not a multiple of attention.head_count_kv (" +
+                           std::to_string(hp.n_head_kv) + ")");
+  if (hp.n_embd % hp.n_head != 0)
+    throw ModelFormatError("embedding_length is not a multiple of attention.head_count");
+  hp.head_dim = hp.n_embd / hp.n_head;
+  if (f.find(a + "attention.key_length")) {
+    int64_t kl = positive_key(f, a + "attention.key_length");
+    if (kl != hp.head_dim) throw ModelFormatError("attention.key_length != embedding_length / head_count is not supported");
+  }
+  double eps = f.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5);
+  if (!(eps > 0.0 && eps < 1.0)) throw ModelFormatError("layer_norm_rms_epsilon must be in (0, 1)");
+  hp.norm_eps = static_cast<float>(eps);
+  double base = f.get_float(a + "rope.freq_base", 10000.0);
+  if (!(base > 1.0 && std::isfinite(base))) throw ModelFormatError("rope.freq_base must be > 1");
+  hp.rope.freq_base = static_cast<float>(base);
+  hp.rope.rope_dim = f.get_int(a + "rope.dimension_count", hp.head_dim);
+  if (hp.rope.rope_dim <= 0 || hp.rope.rope_dim > hp.head_dim || hp.rope.rope_dim % 2 != 0)
+    throw ModelFormatError("rope.dimension_count must be even and in 1..head_dim (" +
+                           std::to_string(hp.head_dim) + ")");
+  hp.rope.style = hp.arch == "qwen2" ? cpu::RopeStyle::Neox : cpu::RopeStyle::Interleaved;
+
+  m->tokenizer_ = std::make_unique<Tokenizer>(TokenizerSpec::from_gguf(f));
+  const GgufTensorInfo* emb = f.tensor("token_embd.weight");
+  if (!emb) throw ModelFormatError("missing tensor 'token_embd.weight'");
+  hp.n_vocab = emb->ne[1];
+  if (m->tokenizer_->n_vocab() > hp.n_vocab)
+    throw ModelFormatError("tokenizer has " + std::to_string(m->tokenizer_->n_vocab()) +
+                           " tokens but token_embd.weight has only " + std::to_string(hp.n_vocab) + " rows");
+  if (f.find(a + "vocab_size") && f.get_int(a + "vocab_size", 0) != hp.n_vocab)
+    throw ModelFormatError(a + "vocab_size does not match token_embd.weight");
+
+  m->bind_weights();
+
+  int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : std::min(hp.n_ctx_train, kDefaultMaxCtx);
+  if (opts.n_ctx < 0) throw InvalidArgumentError("n_ctx must be positive");
+  if (n_ctx > (int64_t(1) << 24)) throw InvalidArgumentError("n_ctx is too large");
+  m->n_ctx_ = n_ctx;
+  int threads = opts.threads > 0 ? opts.threads : threads_from_env();
+  if (opts.threads < 0) throw InvalidArgumentError("threads must be positive");
+  if (threads <= 0) threads = cpu::physical_cores();
+  m->pool_ = std::make_unique<cpu::ThreadPool>(threads);
+  return m;
+}
+
+void Model::bind_weights() {
+  const GgufFile& f = *gguf_;
+  const HParams& hp = hp_;
+  // A 2-D weight mapping `cols` inputs to `rows` outputs.
+  auto matrix = [&](const std::string& name, int64_t cols, int64_t rows, bool required) {
+    cpu::WeightView w;
+    const GgufTensorInfo* t = f.tensor(name);
+    if (!t) {
+      if (required) throw ModelFormatError("missing tensor '" + name + "'");
+      return w;
+    }
+    if (t->ne[0] != cols || t->ne[1] != rows || t->ne[2] != 1 || t->ne[3] != 1)
+      throw ModelFormatError("tensor '" + name + "' has shape " + shape_str(*t) + ", expected [" +
+                             std::to_string(cols) + ", " + std::to_string(rows) + "]");
+    const TypeTraits* tr = type_traits(t->type);
+    if (!tr || !cpu::kernels().vec_dot[static_cast<uint32_t>(t->type)])
+      throw ModelFormatError("tensor '" + name + "' has a type llmasos cannot compute with");
+    w.type = t->type;
+    w.data = t->data;
+    w.rows = rows;
+    w.cols = cols;
+    w.row_stride = row_bytes(*tr, cols);
+    return w;
+  };
+  // A 1-D vector of n floats (norm weights, biases), copied out as F32.
+  auto vec = [&](const std::string& name, int64_t n, bool required) -> const float* {
+    const GgufTensorInfo* t = f.tensor(name);
+    if (!t) {
+      if (required) throw ModelFormatError("missing tensor '" + name + "'");
+      return nullptr;
+    }
+    if (t->ne[0] != n || t->n_elements() != n)
+      throw ModelFormatError("tensor '" + name + "' has shape " + shape_str(*t) + ", expected [" +
+                             std::to_string(n) + "]");
+    if (t->type != GgmlType::F32)
+      throw ModelFormatError("tensor '" + name + "' must be F32");
+    return reinterpret_cast<const float*>(t->data);
+  };
+
+  tok_embd_ = matrix("token_embd.weight", hp.n_embd, hp.n_vocab, true);
+  output_norm_ = vec("output_norm.weight", hp.n_embd, true);
+  output_ = matrix("output.weight", hp.n_embd, hp.n_vocab, false);
+  if (!output_.data) output_ = tok_embd_;  // tied embeddings
+  const int64_t q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
+  layers_.resize(static_cast<size_t>(hp.n_layer));
+  for (int64_t i = 0; i < hp.n_layer; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    Layer& L = layers_[static_cast<size_t>(i)];
+    L.attn_norm = vec(p + "attn_norm.weight", hp.n_embd, true);
+    L.ffn_norm = vec(p + "ffn_norm.weight", hp.n_embd, true);
+    L.wq = matrix(p + "attn_q.weight", hp.n_embd, q_dim, true);
+    L.wk = matrix(p + "attn_k.weight", hp.n_embd, kv_dim, true);
+    L.wv = matrix(p + "attn_v.weight", hp.n_embd, kv_dim, true);
+    L.wo = matrix(p + "attn_output.weight", q_dim, hp.n_embd, true);
+    L.w_gate = matrix(p + "ffn_gate.weight", hp.n_embd, hp.n_ff, true);
+    L.w_up = matrix(p + "ffn_up.weight", hp.n_embd, hp.n_ff, true);
+    L.w_down = matrix(p + "ffn_down.weight", hp.n_ff, hp.n_embd, true);
+    bool bias = hp.arch == "qwen2";
+    L.bq = vec(p + "attn_q.bias", q_dim, bias);
+    L.bk = vec(p + "attn_k.bias", kv_dim, bias);
+    L.bv = vec(p + "attn_v.bias", kv_dim, bias);
+  }
+  if (const GgufTensorInfo* rf = f.tensor("rope_freqs.weight")) {
+    const float* p = vec("rope_freqs.weight", hp.rope.rope_dim / 2, true);
+    for (int64_t i = 0; i < hp.rope.rope_dim / 2; ++i)
+      if (!(p[i] > 0.0f) || !std::isfinite(p[i])) throw ModelFormatError("rope_freqs.weight must be positive");
+    rope_freqs_.assign(p, p + rf->ne[0]);
+    hp_.rope.freq_factors = rope_freqs_.data();
+  }
+}
+
+KvCache Model::new_kv_cache() const {
+  KvCache kv;
+  kv.n_ctx = n_ctx_;
+  kv.n_layer = hp_.n_layer;
+  kv.kv_dim = hp_.n_head_kv * hp_.head_dim;
+  uint64_t n = checked_mul(checked_mul(static_cast<uint64_t>(kv.n_layer), static_cast<uint64_t>(kv.n_ctx), "kv cache"),
+                           static_cast<uint64_t>(kv.kv_dim), "kv cache");
+  try {
+    kv.k.assign(n, 0.0f);
+    kv.v.assign(n, 0.0f);
+  } catch (const std::bad_alloc&) {
+    throw Error("not enough memory for a KV cache of " + std::to_string(n_ctx_) + " tokens");
+  }
+  return kv;
+}
+
+void Model::forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv, float* logits,
+                    bool all_logits) {
+  if (T <= 0) throw InvalidArgumentError("forward needs at least one token");
+  if (pos0 < 0 || pos0 + T > kv.n_ctx)
+    throw InvalidArgumentError("sequence of " + std::to_string(pos0 + T) +
+                               " tokens exceeds the context size " + std::to_string(kv.n_ctx));
+  for (int64_t t = 0; t < T; ++t)
+    if (tokens[t] < 0 || tokens[t] >= hp_.n_vocab)
+      throw InvalidArgumentError("token id " + std::to_string(tokens[t]) + " is out of range [0, " +
+                                 std::to_string(hp_.n_vocab) + ")");
+  for (int64_t c = 0; c < T; c += kChunk) {
+    int64_t n = std::min(kChunk, T - c);
+    bool last_chunk = c + n == T;
+    float* out = nullptr;
+    if (all_logits) out = logits + c * hp_.n_vocab;
+    else if (last_chunk) out = logits;
+    forward_chunk(tokens + c, n, pos0 + c, kv, out, all_logits);
+  }
+}
+
+void Model::forward_chunk(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv,
+                          float* logits, bool all_logits) {
+  const cpu::KernelTable& kt = cpu::kernels();
+  const HParams& hp = hp_;
+  const int64_t E = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = kv.kv_dim;
+  auto grow = [](std::vector<float>& v, int64_t n) { if (static_cast<int64_t>(v.size()) < n) v.resize(n); };
+  grow(x_, T * E); grow(xn_, T * E); grow(q_, T * q_dim); grow(k_, T * kv_dim); grow(v_, T * kv_dim);
+  grow(att_, T * q_dim); grow(gate_, T * hp.n_ff); grow(up_, T * hp.n_ff); grow(tmp_, T * E);
+
+  for (int64_t t = 0; t < T; ++t) cpu::dequantize_row(tok_embd_, tokens[t], x_.data() + t * E);
+
+  cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim, kv_dim};
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const Layer& L = layers_[static_cast<size_t>(il)];
+    for (int64_t t = 0; t < T; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.attn_norm, E, hp.norm_eps);
+    cpu::matmul(L.wq, xn_.data(), T, q_.data(), *pool_, mm_scratch_);
+    cpu::matmul(L.wk, xn_.data(), T, k_.data(), *pool_, mm_scratch_);
+    cpu::matmul(L.wv, xn_.data(), T, v_.data(), *pool_, mm_scratch_);
+    if (L.bq) {
+      for (int64_t t = 0; t < T; ++t) {
+        kt.axpy(q_.data() + t * q_dim, 1.0f, L.bq, q_dim);
+        kt.axpy(k_.data() + t * kv_dim, 1.0f, L.bk, kv_dim);
+        kt.axpy(v_.data() + t * kv_dim, 1.0f, L.bv, kv_dim);
+      }
+    }
+    cpu::rope_inplace(q_.data(), T, hp.n_head, hp.head_dim, pos0, hp.rope);
+    cpu::rope_inplace(k_.data(), T, hp.n_head_kv, hp.head_dim, pos0, hp.rope);
+    std::memcpy(kv.k_at(il, pos0), k_.data(), sizeof(float) * T * kv_dim);
+    std::memcpy(kv.v_at(il, pos0), v_.data(), sizeof(float) * T * kv_dim);
+    cpu::attention(q_.data(), kv.k_at(il, 0), kv.v_at(il, 0), att_.data(), T, pos0, as, *pool_,
+                   att_scores_);
+    cpu::matmul(L.wo, att_.data(), T, tmp_.data(), *pool_, mm_scratch_);
+    kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
+
+    for (int64_t t = 0; t < T; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.ffn_norm, E, hp.norm_eps);
+    cpu::matmul(L.w_gate, xn_.data(), T, gate_.data(), *pool_, mm_scratch_);
+    cpu::matmul(L.w_up, xn_.data(), T, up_.data(), *pool_, mm_scratch_);
+    kt.silu_mul(gate_.data(), up_.data(), T * hp.n_ff);
+    cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_);
+    kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
+  }
+  if (!logits) return;
+  // Output head: every row for all_logits, else only the last token's row.
+  const int64_t first = all_logits ? 0 : T - 1, rows = T - first;
+  for (int64_t t = first; t < T; ++t)
+    kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, output_norm_, E, hp.norm_eps);
+  cpu::matmul(output_, xn_.data() + first * E, rows, logits, *pool_, mm_scratch_);
+}
+
+}  // namespace llmasos

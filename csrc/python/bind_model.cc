@@ -1,5 +1,134 @@
-// Binding placeholder being written; see bindings.h.
+// Binds Model (load, hyper-parameters, tokenizer access), the option structs and Session
+// (logits, generate). Compute runs with the GIL released; the per-token callback re-takes it.
+#include <cstring>
+
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "engine/session.h"
+#include "model/llama.h"
 #include "python/bindings.h"
+
+namespace py = pybind11;
+
 namespace llmasos::python {
-void register_model(pybind11::module_& m) { (void)m; }
+namespace {
+
+py::object gguf_value_to_py(const GgufValue& v) {
+  switch (v.type) {
+    case GgufValueType::STRING: return py::str(v.str);
+    case GgufValueType::BOOL: return py::bool_(v.b);
+    case GgufValueType::FLOAT32:
+    case GgufValueType::FLOAT64: return py::float_(v.f);
+    case GgufValueType::ARRAY: {
+      py::list l;
+      for (const auto& e : v.arr) l.append(gguf_value_to_py(e));
+      return l;
+    }
+    case GgufValueType::INT8:
+    case GgufValueType::INT16:
+    case GgufValueType::INT32:
+    case GgufValueType::INT64: return py::int_(v.i);
+    default: return py::int_(v.u);
+  }
+}
+
+}  // namespace
+
+void register_model(py::module_& m) {
+  py::class_<SamplingOptions>(m, "SamplingOptions")
+      .def(py::init<>())
+      .def_readwrite("temperature", &SamplingOptions::temperature)
+      .def_readwrite("top_k", &SamplingOptions::top_k)
+      .def_readwrite("top_p", &SamplingOptions::top_p)
+      .def_readwrite("min_p", &SamplingOptions::min_p)
+      .def_readwrite("repetition_penalty", &SamplingOptions::repetition_penalty)
+      .def_readwrite("presence_penalty", &SamplingOptions::presence_penalty)
+      .def_readwrite("frequency_penalty", &SamplingOptions::frequency_penalty)
+      .def_readwrite("has_seed", &SamplingOptions::has_seed)
+      .def_readwrite("seed", &SamplingOptions::seed)
+      .def("validate", &SamplingOptions::validate);
+
+  py::class_<GenerateOptions>(m, "GenerateOptions")
+      .def(py::init<>())
+      .def_readwrite("max_tokens", &GenerateOptions::max_tokens)
+      .def_readwrite("sampling", &GenerateOptions::sampling)
+      .def_readwrite("ignore_eos", &GenerateOptions::ignore_eos)
+      .def_readwrite("stop_token_ids", &GenerateOptions::stop_token_ids);
+
+  py::class_<Model, std::shared_ptr<Model>>(m, "Model")
+      .def(py::init([](const std::string& path, int64_t n_ctx, int threads) {
+             ModelOptions o;
+             o.n_ctx = n_ctx;
+             o.threads = threads;
+             py::gil_scoped_release nogil;
+             return std::shared_ptr<Model>(Model::load(path, o));
+           }),
+           py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0, py::arg("threads") = 0)
+      .def_property_readonly("arch", [](const Model& m) { return m.hparams().arch; })
+      .def_property_readonly("n_vocab", [](const Model& m) { return m.hparams().n_vocab; })
+      .def_property_readonly("n_embd", [](const Model& m) { return m.hparams().n_embd; })
+      .def_property_readonly("n_layer", [](const Model& m) { return m.hparams().n_layer; })
+      .def_property_readonly("n_ctx", &Model::n_ctx)
+      .def_property_readonly("n_ctx_train", [](const Model& m) { return m.hparams().n_ctx_train; })
+      .def_property_readonly("threads", &Model::threads)
+      .def_property_readonly("bos_id", [](const Model& m) { return m.tokenizer().bos_id(); })
+      .def_property_readonly("eos_id", [](const Model& m) { return m.tokenizer().eos_id(); })
+      .def_property_readonly("add_bos", [](const Model& m) { return m.tokenizer().add_bos_default(); })
+      .def("metadata", [](const Model& m, const std::string& key) -> py::object {
+             const GgufValue* v = m.gguf().find(key);
+             return v ? gguf_value_to_py(*v) : py::none();
+           }, py::arg("key"), "A GGUF metadata value, or None.")
+      .def("tokenize", [](const Model& m, const std::string& text, bool add_bos, bool special) {
+             py::gil_scoped_release nogil;
+             return m.tokenizer().encode(text, add_bos, special);
+           }, py::arg("text"), py::arg("add_bos"), py::arg("special"))
+      .def("detokenize", [](const Model& m, const std::vector<int32_t>& ids, bool special) {
+             return m.tokenizer().decode(ids, special);
+           }, py::arg("ids"), py::arg("special") = false)
+      .def("token_text", [](const Model& m, int32_t id) { return m.tokenizer().token_text(id); })
+      .def("is_eog", [](const Model& m, int32_t id) { return m.tokenizer().is_eog(id); });
+
+  py::class_<Session>(m, "Session")
+      .def(py::init<std::shared_ptr<Model>>(), py::arg("model"))
+      .def("reset", &Session::reset)
+      .def("logits", [](Session& s, const std::vector<int32_t>& ids) {
+             std::vector<float> out;
+             {
+               py::gil_scoped_release nogil;
+               out = s.logits(ids);
+             }
+             const py::ssize_t V = static_cast<py::ssize_t>(s.model()->hparams().n_vocab);
+             py::array_t<float> arr({static_cast<py::ssize_t>(ids.size()), V});
+             std::memcpy(arr.mutable_data(), out.data(), out.size() * sizeof(float));
+             return arr;
+           }, py::arg("ids"), "Logits at every position, shape (len(ids), n_vocab).")
+      .def("generate", [](Session& s, const std::vector<int32_t>& prompt, const GenerateOptions& o,
+                          py::object on_piece) {
+             // on_piece(token_id, text) is called per token; text never splits a UTF-8 character.
+             // Returning False stops generation.
+             StreamDecoder dec(s.model()->tokenizer());
+             std::function<bool(int32_t)> cb;
+             if (!on_piece.is_none()) {
+               cb = [&](int32_t id) {
+                 std::string piece = dec.push(id);
+                 py::gil_scoped_acquire gil;
+                 py::object r = on_piece(id, py::str(piece));
+                 return r.is_none() || r.cast<bool>();
+               };
+             }
+             GenerateResult res;
+             std::string tail;
+             {
+               py::gil_scoped_release nogil;
+               res = s.generate(prompt, o, cb);
+               tail = dec.flush();
+             }
+             return py::make_tuple(res.tokens, res.finish_reason, tail);
+           }, py::arg("prompt"), py::arg("options"), py::arg("on_piece") = py::none(),
+           "Returns (generated ids, finish_reason, undecoded tail text).");
+}
+
 }  // namespace llmasos::python

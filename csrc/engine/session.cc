@@ -1,0 +1,75 @@
+// Session: prefix-reusing prefill and the decode loop, entirely in C++.
+#include "engine/session.h"
+
+#include <algorithm>
+
+#include "llmasos/errors.hpp"
+
+namespace llmasos {
+
+Session::Session(std::shared_ptr<Model> model) : model_(std::move(model)), kv_(model_->new_kv_cache()) {}
+
+std::vector<float> Session::logits(const std::vector<int32_t>& ids) {
+  if (ids.empty()) throw InvalidArgumentError("logits() needs at least one token");
+  if (static_cast<int64_t>(ids.size()) > model_->n_ctx())
+    throw InvalidArgumentError(std::to_string(ids.size()) + " tokens exceed the context size " +
+                               std::to_string(model_->n_ctx()));
+  const int64_t V = model_->hparams().n_vocab;
+  std::vector<float> out(ids.size() * static_cast<size_t>(V));
+  cached_.clear();
+  model_->forward(ids.data(), static_cast<int64_t>(ids.size()), 0, kv_, out.data(), true);
+  cached_ = ids;
+  return out;
+}
+
+void Session::prefill(const std::vector<int32_t>& ids, float* last_logits) {
+  // Reuse the shared prefix but always recompute at least the last token to get its logits.
+  size_t keep = 0;
+  const size_t limit = ids.size() - 1;
+  while (keep < limit && keep < cached_.size() && cached_[keep] == ids[keep]) ++keep;
+  cached_.resize(keep);
+  model_->forward(ids.data() + keep, static_cast<int64_t>(ids.size() - keep), static_cast<int64_t>(keep),
+                  kv_, last_logits, false);
+  cached_ = ids;
+}
+
+GenerateResult Session::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                                 const std::function<bool(int32_t)>& on_token) {
+  if (prompt.empty()) throw InvalidArgumentError("the prompt is empty");
+  if (opts.max_tokens <= 0) throw InvalidArgumentError("max_tokens must be positive");
+  const int64_t n_ctx = model_->n_ctx();
+  if (static_cast<int64_t>(prompt.size()) >= n_ctx)
+    throw InvalidArgumentError("the prompt has " + std::to_string(prompt.size()) +
+                               " tokens, which does not fit the context size " + std::to_string(n_ctx) +
+                               " (with room for at least one generated token)");
+  const Tokenizer& tok = model_->tokenizer();
+  const int64_t V = model_->hparams().n_vocab;
+  Sampler sampler(opts.sampling);
+  std::vector<float> logits(static_cast<size_t>(V));
+  GenerateResult res;
+  res.finish_reason = "length";
+  prefill(prompt, logits.data());
+  for (int64_t i = 0; i < opts.max_tokens; ++i) {
+    int32_t id = sampler.sample(logits.data(), V, prompt, res.tokens);
+    bool is_stop = (!opts.ignore_eos && tok.is_eog(id)) ||
+                   std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) !=
+                       opts.stop_token_ids.end();
+    if (is_stop) {
+      res.finish_reason = "stop";
+      break;
+    }
+    res.tokens.push_back(id);
+    if (on_token && !on_token(id)) {
+      res.finish_reason = "stop";
+      break;
+    }
+    const int64_t pos = static_cast<int64_t>(cached_.size());
+    if (i + 1 == opts.max_tokens) break;
+    if (pos >= n_ctx) break;  // context full: "length"
+    model_->forward(&id, 1, pos, kv_, logits.data(), false);
+    cached_.push_back(id);
+  }
+  return res;
+}
+
+}  // namespace llmasos

@@ -1,0 +1,53 @@
+// One sequence being evaluated: its KV cache, the tokens it holds, and the C++ decode loop
+// (prefill, then sample -> forward one token at a time). A new prompt reuses the longest prefix
+// it shares with the tokens already in the cache.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "model/llama.h"
+
+namespace llmasos {
+
+struct GenerateOptions {
+  int64_t max_tokens = 128;
+  SamplingOptions sampling;
+  bool ignore_eos = false;
+  std::vector<int32_t> stop_token_ids;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated tokens (without the prompt)
+  std::string finish_reason;    // "stop" (EOS, stop token or callback) or "length"
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<Model> model);
+
+  // Logits at every position of `ids` (evaluated from position 0): [ids.size()][n_vocab].
+  std::vector<float> logits(const std::vector<int32_t>& ids);
+
+  // Generates after `prompt`. `on_token(id)` is called for each new token; returning false stops
+  // generation with finish_reason "stop" (used for stop strings and cancellation).
+  GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                          const std::function<bool(int32_t)>& on_token);
+
+  // Forget the cached tokens (the KV memory stays allocated for reuse).
+  void reset() { cached_.clear(); }
+  const std::shared_ptr<Model>& model() const { return model_; }
+
+ private:
+  // Brings the cache to hold exactly `ids` (reusing a shared prefix); writes the last logits.
+  void prefill(const std::vector<int32_t>& ids, float* last_logits);
+
+  std::shared_ptr<Model> model_;
+  KvCache kv_;
+  std::vector<int32_t> cached_;  // tokens whose keys/values are in kv_
+};
+
+}  // namespace llmasos

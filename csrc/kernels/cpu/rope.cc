@@ -1,0 +1,36 @@
+// RoPE: theta_i = pos * base^(-2i/rope_dim) (/ freq_factor_i), applied to rope_dim dims per head.
+#include "kernels/cpu/rope.h"
+
+#include <cmath>
+#include <vector>
+
+namespace llmasos::cpu {
+
+void rope_inplace(float* x, int64_t T, int64_t n_heads, int64_t head_dim, int64_t pos0,
+                  const RopeParams& p) {
+  const int64_t half = p.rope_dim / 2;
+  std::vector<float> cs(static_cast<size_t>(half) * 2);
+  for (int64_t t = 0; t < T; ++t) {
+    const double pos = static_cast<double>(pos0 + t);
+    for (int64_t i = 0; i < half; ++i) {
+      double inv = std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.rope_dim);
+      if (p.freq_factors) inv /= p.freq_factors[i];
+      double th = pos * inv;
+      cs[2 * i] = static_cast<float>(std::cos(th));
+      cs[2 * i + 1] = static_cast<float>(std::sin(th));
+    }
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + (t * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        int64_t a = p.style == RopeStyle::Interleaved ? 2 * i : i;
+        int64_t b = p.style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * c - x1 * s;
+        v[b] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+}  // namespace llmasos::cpu

@@ -1,0 +1,23 @@
+// Rotary position embedding, in place, for T tokens x n_heads heads of head_dim floats.
+#pragma once
+#include <cstdint>
+
+namespace llmasos::cpu {
+
+enum class RopeStyle {
+  Interleaved,  // rotate pairs (x[2i], x[2i+1]): llama GGUFs (weights permuted at conversion)
+  Neox,         // rotate pairs (x[i], x[i + d/2]): qwen2 and other NeoX-style models
+};
+
+struct RopeParams {
+  RopeStyle style = RopeStyle::Interleaved;
+  int64_t rope_dim = 0;          // rotated dimensions per head (<= head_dim, even)
+  float freq_base = 10000.0f;
+  const float* freq_factors = nullptr;  // optional rope_dim/2 divisors (llama 3.1 rope_freqs)
+};
+
+// x: [T][n_heads][head_dim]; token t is at position pos0 + t.
+void rope_inplace(float* x, int64_t T, int64_t n_heads, int64_t head_dim, int64_t pos0,
+                  const RopeParams& p);
+
+}  // namespace llmasos::cpu

@@ -1,0 +1,86 @@
+// The llama-family decoder (llama, mistral, smollm2, tinyllama; qwen2 adds Q/K/V biases): weights
+// bound by GGUF tensor name and validated against the hyper-parameters, and the forward pass.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/gguf.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/thread_pool.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llmasos {
+
+struct ModelOptions {
+  int64_t n_ctx = 0;  // 0: the model's context length, capped at kDefaultMaxCtx
+  int threads = 0;    // 0: LLMASOS_THREADS or the number of physical cores
+};
+constexpr int64_t kDefaultMaxCtx = 4096;
+
+struct HParams {
+  std::string arch;
+  int64_t n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0;
+  int64_t head_dim = 0, n_ctx_train = 0;
+  float norm_eps = 1e-5f;
+  cpu::RopeParams rope;
+};
+
+// Keys and values of one sequence: per layer [n_ctx][n_head_kv * head_dim] floats.
+struct KvCache {
+  int64_t n_ctx = 0, kv_dim = 0, n_layer = 0;
+  std::vector<float> k, v;
+  float* k_at(int64_t layer, int64_t pos) { return k.data() + (layer * n_ctx + pos) * kv_dim; }
+  float* v_at(int64_t layer, int64_t pos) { return v.data() + (layer * n_ctx + pos) * kv_dim; }
+};
+
+class Model {
+ public:
+  // Opens, validates and binds a GGUF model; throws ModelFormatError / Error.
+  static std::unique_ptr<Model> load(const std::string& path, const ModelOptions& opts);
+
+  const HParams& hparams() const { return hp_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const GgufFile& gguf() const { return *gguf_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  int threads() const { return pool_->size(); }
+  cpu::ThreadPool& pool() { return *pool_; }
+
+  KvCache new_kv_cache() const;
+
+  // Runs tokens[0..T) at positions pos0..pos0+T-1, appending their keys/values to `kv`.
+  // logits (n_vocab floats per row) are written for every position when all_logits, else only
+  // for the last one (the output head then runs on one row). Not thread-safe: one call at a time.
+  void forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv, float* logits,
+               bool all_logits);
+
+ private:
+  struct Layer {
+    const float* attn_norm = nullptr;
+    const float* ffn_norm = nullptr;
+    cpu::WeightView wq, wk, wv, wo, w_gate, w_up, w_down;
+    const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // qwen2 biases
+  };
+  Model() = default;
+  void bind_weights();
+  void forward_chunk(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv, float* logits,
+                     bool all_logits);
+
+  std::unique_ptr<GgufFile> gguf_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<cpu::ThreadPool> pool_;
+  HParams hp_;
+  int64_t n_ctx_ = 0;
+  cpu::WeightView tok_embd_, output_;
+  const float* output_norm_ = nullptr;
+  std::vector<Layer> layers_;
+  std::vector<float> rope_freqs_;
+
+  // Scratch reused across calls (sized for one chunk).
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, tmp_, att_scores_;
+  cpu::MatmulScratch mm_scratch_;
+};
+
+}  // namespace llmasos
