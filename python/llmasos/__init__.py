@@ -1,7 +1,42 @@
-"""llmasos: run and serve large language models on your own hardware."""
+"""llmasos: run and serve large language models on your own hardware.
+
+    from llmasos import LLM
+    llm = LLM.from_pretrained("smollm2-135m-instruct")
+    print(llm.generate_text(prompt="The world is"))
+"""
+import os
+
 from ._core_loader import _core
+from .chat_template import ChatTemplateError
+from .llm import LLM
+from .sampling import GenerationOutput, SamplingParams
+from .store import ModelNotFoundError
 
 __version__ = _core.__version__
 LLMasOSError = _core.LLMasOSError
 ModelFormatError = _core.ModelFormatError
 InvalidArgumentError = _core.InvalidArgumentError
+
+
+def default_threads() -> int:
+    """Threads a model uses when none are given: LLMASOS_THREADS, else the physical cores."""
+    env = os.environ.get("LLMASOS_THREADS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return _core.physical_cores()
+
+
+def runtime_info() -> dict:
+    """What this build and machine run: version, active ISA level, supported levels, threads."""
+    return {
+        "version": __version__,
+        "isa": _core.active_isa(),
+        "isas_supported": _core.supported_isas(),
+        "isas_compiled": _core.compiled_isas(),
+        "cpu_features": _core.cpu_features(),
+        "threads": default_threads(),
+    }
+
+
+__all__ = ["LLM", "SamplingParams", "GenerationOutput", "LLMasOSError", "ModelFormatError",
+           "ModelNotFoundError", "InvalidArgumentError", "ChatTemplateError", "runtime_info"]

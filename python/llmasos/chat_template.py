@@ -1,0 +1,56 @@
+"""Renders a model's chat template (jinja2 text from tokenizer.chat_template) in a sandbox."""
+from __future__ import annotations
+
+import datetime
+from typing import Any, Dict, List, Optional
+
+from jinja2 import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ._core_loader import _core
+
+# ChatML, used when a model carries no template of its own.
+DEFAULT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+    "+ '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class ChatTemplateError(_core.LLMasOSError, ValueError):
+    """The template failed to render, or the messages are malformed."""
+
+
+def _raise(message: str):
+    raise ChatTemplateError(message)
+
+
+def _env() -> ImmutableSandboxedEnvironment:
+    # trim_blocks / lstrip_blocks as Hugging Face transformers renders chat templates.
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _raise
+    env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
+    return env
+
+
+def validate_messages(messages: Any) -> List[Dict[str, Any]]:
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise ChatTemplateError("messages must be a non-empty list of {'role', 'content'} dicts")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise ChatTemplateError(f"message {i} must be a dict with a string 'role'")
+        if not isinstance(m.get("content"), str):
+            raise ChatTemplateError(f"message {i} must have a string 'content'")
+    return list(messages)
+
+
+def render(template: Optional[str], messages, *, bos_token: str = "", eos_token: str = "",
+           add_generation_prompt: bool = True) -> str:
+    msgs = validate_messages(messages)
+    try:
+        t = _env().from_string(template or DEFAULT_TEMPLATE)
+        return t.render(messages=msgs, bos_token=bos_token, eos_token=eos_token,
+                        add_generation_prompt=add_generation_prompt)
+    except ChatTemplateError:
+        raise
+    except (TemplateError, TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ChatTemplateError(f"chat template failed to render: {e}") from e

@@ -1,0 +1,87 @@
+"""The `llmasos` command line: run a prompt, list models, show runtime information."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from . import store
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _non_negative_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llmasos", description="Run large language models locally.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="generate a completion of a prompt")
+    run.add_argument("prompt", help="the text to complete")
+    run.add_argument("--model", default=store.DEFAULT_MODEL,
+                     help=f"model name or .gguf path (default: {store.DEFAULT_MODEL})")
+    run.add_argument("--max-tokens", type=_positive_int, default=128)
+    run.add_argument("--temperature", type=_non_negative_float, default=0.0)
+    run.add_argument("--seed", type=int, default=None)
+    run.add_argument("--threads", type=_positive_int, default=None)
+    run.add_argument("--chat", action="store_true",
+                     help="send the prompt as a user message through the chat template")
+
+    sub.add_parser("models", help="list the available model names and what is cached")
+    sub.add_parser("info", help="print runtime information (ISA level, threads) as JSON")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from . import LLMasOSError, runtime_info
+    try:
+        if args.command == "models":
+            for m in store.list_models():
+                state = f"cached at {m['path']}" if m["cached"] else "not cached (fetched on first use)"
+                print(f"{m['name']:28s} {m['description']}  [{state}]")
+            return 0
+        if args.command == "info":
+            print(json.dumps(runtime_info(), indent=2))
+            return 0
+        from .llm import LLM
+        from .sampling import SamplingParams
+        with LLM.from_pretrained(args.model, threads=args.threads) as llm:
+            params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature,
+                                    seed=args.seed)
+            if args.chat:
+                pieces = llm.chat([{"role": "user", "content": args.prompt}], params).text
+                sys.stdout.write(pieces)
+            else:
+                sys.stdout.write(args.prompt)
+                for piece in llm.stream(args.prompt, params):
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            sys.stdout.write("\n")
+        return 0
+    except (LLMasOSError, ValueError, OSError) as e:
+        print(f"llmasos: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The LLM class: load a model by name or path, then generate, stream, chat, tokenize, score."""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import chat_template, store
+from ._core_loader import _core
+from .sampling import GenerationOutput, SamplingParams
+from .stop_strings import StopMatcher
+
+Prompt = Union[str, Sequence[int]]
+
+
+class LLM:
+    """A loaded model and one sequence's state. Calls are serialized: one generation at a time."""
+
+    def __init__(self, core_model: "_core.Model", *, path: str, seed: Optional[int] = None):
+        self._model = core_model
+        self._session = _core.Session(core_model)
+        self._lock = threading.Lock()
+        self.path = path
+        self.seed = seed
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: Union[str, os.PathLike], *, n_ctx: Optional[int] = None,
+                        threads: Optional[int] = None, seed: Optional[int] = None) -> "LLM":
+        """Loads a known model name (fetched into the store on first use) or a .gguf path."""
+        for name, v in (("n_ctx", n_ctx), ("threads", threads)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        path = store.resolve(name_or_path)
+        model = _core.Model(str(path), n_ctx=n_ctx or 0, threads=threads or 0)
+        return cls(model, path=str(path), seed=seed)
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def n_ctx(self) -> int:
+        return self._core().n_ctx
+
+    @property
+    def n_vocab(self) -> int:
+        return self._core().n_vocab
+
+    @property
+    def threads(self) -> int:
+        return self._core().threads
+
+    def metadata(self, key: str):
+        return self._core().metadata(key)
+
+    def _core(self) -> "_core.Model":
+        if self._model is None:
+            raise _core.LLMasOSError("this LLM has been closed")
+        return self._model
+
+    # -- tokens -------------------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_bos: Optional[bool] = None, special: bool = False) -> List[int]:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        m = self._core()
+        return m.tokenize(text, m.add_bos if add_bos is None else bool(add_bos), bool(special))
+
+    def detokenize(self, ids: Sequence[int], *, special: bool = False) -> str:
+        return self._core().detokenize([int(i) for i in ids], special)
+
+    def _prompt_ids(self, prompt: Prompt) -> List[int]:
+        if isinstance(prompt, str):
+            ids = self.tokenize(prompt)
+        elif isinstance(prompt, (list, tuple, np.ndarray)):
+            ids = [int(t) for t in prompt]
+            n = self.n_vocab
+            bad = [t for t in ids if t < 0 or t >= n]
+            if bad:
+                raise ValueError(f"token id {bad[0]} is out of range [0, {n})")
+        else:
+            raise TypeError("a prompt is a str or a list of token ids")
+        if not ids:
+            raise ValueError("the prompt is empty")
+        return ids
+
+    # -- scoring ------------------------------------------------------------------------------
+    def logits(self, token_ids: Sequence[int]) -> np.ndarray:
+        """Logits at every position: float32 array of shape (len(token_ids), n_vocab)."""
+        ids = self._prompt_ids(list(token_ids))
+        with self._lock:
+            return self._session.logits(ids)
+
+    # -- generation ---------------------------------------------------------------------------
+    def _run(self, ids: List[int], params: SamplingParams, on_text=None) -> GenerationOutput:
+        """Generates for token ids; on_text(piece) receives text as it is released."""
+        opts = params.to_core(self.seed)
+        matcher = StopMatcher(params.stop_strings())
+        pieces: List[str] = []
+
+        def on_piece(_id: int, piece: str) -> bool:
+            out, stopped = matcher.feed(piece)
+            if out:
+                pieces.append(out)
+                if on_text is not None and on_text(out) is False:
+                    return False
+            return not stopped
+
+        with self._lock:
+            self._core()
+            gen_ids, finish, tail = self._session.generate(ids, opts, on_piece)
+        if not matcher.stopped:
+            out, _ = matcher.feed(tail)
+            rest = out + matcher.flush()
+            if rest:
+                pieces.append(rest)
+                if on_text is not None:
+                    on_text(rest)
+        if matcher.stopped:
+            finish = "stop"
+        return GenerationOutput(text="".join(pieces), token_ids=list(gen_ids),
+                                prompt_token_ids=ids, finish_reason=finish)
+
+    def generate(self, prompts: Union[Prompt, Sequence[Prompt]],
+                 params: Optional[SamplingParams] = None) -> List[GenerationOutput]:
+        """Completes each prompt (a string or a list of token ids)."""
+        params = params or SamplingParams()
+        if isinstance(prompts, str) or (isinstance(prompts, (list, tuple)) and prompts
+                                        and isinstance(prompts[0], int)):
+            prompts = [prompts]
+        return [self._run(self._prompt_ids(p), params) for p in prompts]
+
+    def generate_text(self, prompt: str, *, max_tokens: int = 128, temperature: float = 0.0,
+                      top_k: Optional[int] = None, top_p: Optional[float] = None,
+                      min_p: Optional[float] = None, repetition_penalty: Optional[float] = None,
+                      seed: Optional[int] = None, stop=None) -> str:
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_k=top_k,
+                                top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
+                                seed=seed, stop=stop)
+        return self.generate(prompt, params)[0].text
+
+    def stream(self, prompt: Prompt, params: Optional[SamplingParams] = None) -> Iterator[str]:
+        """Yields text pieces as they are generated; they join to the full text. Closing the
+        iterator early stops the generation."""
+        params = params or SamplingParams()
+        ids = self._prompt_ids(prompt)
+        params.to_core(self.seed)  # validate before starting the thread
+        q: "queue.Queue" = queue.Queue()
+        cancelled = threading.Event()
+        done = object()
+
+        def on_text(piece: str):
+            q.put(piece)
+            return not cancelled.is_set()
+
+        def work():
+            try:
+                self._run(ids, params, on_text)
+                q.put(done)
+            except BaseException as e:  # handed to the consumer
+                q.put(e)
+
+        t = threading.Thread(target=work, daemon=True)
+        t.start()
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancelled.set()
+            t.join()
+
+    def chat(self, messages, params: Optional[SamplingParams] = None) -> GenerationOutput:
+        """Answers a conversation ([{'role': ..., 'content': ...}, ...]) with the model's template."""
+        ids = self.chat_prompt_ids(messages)
+        return self._run(ids, params or SamplingParams())
+
+    def chat_prompt_ids(self, messages) -> List[int]:
+        m = self._core()
+        bos = m.token_text(m.bos_id) if m.bos_id >= 0 else ""
+        eos = m.token_text(m.eos_id) if m.eos_id >= 0 else ""
+        text = chat_template.render(m.metadata("tokenizer.chat_template"), messages,
+                                    bos_token=bos, eos_token=eos)
+        add_bos = m.add_bos and not (bos and text.startswith(bos))
+        return self._prompt_ids(m.tokenize(text, add_bos, True))
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Frees the model and its KV cache."""
+        with self._lock:
+            self._session = None
+            self._model = None
+
+    def __enter__(self) -> "LLM":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

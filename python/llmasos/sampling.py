@@ -1,0 +1,89 @@
+"""SamplingParams (what to generate) and GenerationOutput (what came back)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import List, Optional, Sequence, Union
+
+from ._core_loader import _core
+
+
+@dataclasses.dataclass
+class SamplingParams:
+    """How to sample. temperature 0 is greedy; None leaves a filter off."""
+
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_k: Optional[int] = None
+    top_p: Optional[float] = None
+    min_p: Optional[float] = None
+    repetition_penalty: Optional[float] = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    seed: Optional[int] = None
+    stop: Optional[Union[str, Sequence[str]]] = None
+    stop_token_ids: Optional[Sequence[int]] = None
+    ignore_eos: bool = False
+
+    def stop_strings(self) -> List[str]:
+        if self.stop is None:
+            return []
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop)
+        for s in stops:
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"stop strings must be non-empty strings, got {s!r}")
+        return stops
+
+    def to_core(self, default_seed: Optional[int] = None) -> "_core.GenerateOptions":
+        """Validates and converts to the core's option struct (ValueError on nonsense)."""
+        def num(name, value, lo=None, hi=None, lo_open=False):
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if lo is not None and (value < lo or (lo_open and value == lo)):
+                raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value}")
+            if hi is not None and value > hi:
+                raise ValueError(f"{name} must be <= {hi}, got {value}")
+            return value
+
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
+            raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        o = _core.GenerateOptions()
+        o.max_tokens = self.max_tokens
+        o.ignore_eos = bool(self.ignore_eos)
+        o.stop_token_ids = [int(t) for t in (self.stop_token_ids or [])]
+        s = o.sampling
+        s.temperature = float(num("temperature", self.temperature, 0.0, 100.0) or 0.0)
+        if self.top_k is not None:
+            if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+                raise ValueError(f"top_k must be a non-negative integer, got {self.top_k!r}")
+            s.top_k = self.top_k
+        if self.top_p is not None:
+            s.top_p = float(num("top_p", self.top_p, 0.0, 1.0, lo_open=True))
+        if self.min_p is not None:
+            s.min_p = float(num("min_p", self.min_p, 0.0, 1.0))
+        if self.repetition_penalty is not None:
+            s.repetition_penalty = float(num("repetition_penalty", self.repetition_penalty, 0.0, lo_open=True))
+        if self.presence_penalty is not None:
+            s.presence_penalty = float(num("presence_penalty", self.presence_penalty, -2.0, 2.0))
+        if self.frequency_penalty is not None:
+            s.frequency_penalty = float(num("frequency_penalty", self.frequency_penalty, -2.0, 2.0))
+        seed = self.seed if self.seed is not None else default_seed
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ValueError(f"seed must be an integer, got {seed!r}")
+            s.has_seed = True
+            s.seed = seed & 0xFFFFFFFFFFFFFFFF
+        self.stop_strings()  # validate
+        return o
+
+
+@dataclasses.dataclass
+class GenerationOutput:
+    """One completion: its text and tokens, the prompt's tokens, and why it ended."""
+
+    text: str
+    token_ids: List[int]
+    prompt_token_ids: List[int]
+    finish_reason: str  # "stop" or "length"

@@ -1,0 +1,41 @@
+"""Finds stop strings in streamed text, across token boundaries, holding back only the text that
+could still turn out to be the start of a stop string."""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+
+class StopMatcher:
+    def __init__(self, stops: List[str]):
+        self.stops = stops
+        self.buffer = ""      # text received but not yet released
+        self.stopped = False
+
+    def feed(self, piece: str) -> Tuple[str, bool]:
+        """Adds a piece; returns (text safe to emit now, whether a stop string was found)."""
+        if self.stopped:
+            return "", True
+        self.buffer += piece
+        if not self.stops:
+            out, self.buffer = self.buffer, ""
+            return out, False
+        hits = [i for i in (self.buffer.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            out = self.buffer[: min(hits)]
+            self.buffer = ""
+            self.stopped = True
+            return out, True
+        # Hold back the longest suffix that is a prefix of some stop string.
+        hold = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(self.buffer)), hold, -1):
+                if self.buffer.endswith(s[:k]):
+                    hold = k
+                    break
+        cut = len(self.buffer) - hold
+        out, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.buffer = ("" if self.stopped else self.buffer), ""
+        return out
