@@ -2,6 +2,7 @@
 // registers its classes. Python-facing API lives in python/llmasos/; this layer stays thin.
 #include <pybind11/pybind11.h>
 
+#include "kernels/cpu/kernel_table.h"
 #include "llmasos/errors.hpp"
 #include "python/bindings.h"
 
@@ -28,6 +29,8 @@ PYBIND11_MODULE(_core, m) {
       py::set_error(base, e.what());
     }
   });
+  // Choose the kernel level now, so an impossible LLMASOS_FORCE_ISA fails the import clearly.
+  llmasos::cpu::kernels();
   llmasos::python::register_kernels(m);
   llmasos::python::register_gguf(m);
   llmasos::python::register_tokenizer(m);

@@ -1,0 +1,147 @@
+"""The Python API on the real default model: generation, streaming, stop strings, seeds, chat,
+tokens, logits, lifetime and the errors bad arguments get."""
+import math
+
+import numpy as np
+import pytest
+
+import llmasos
+from llmasos import LLM, SamplingParams
+
+
+@pytest.fixture(scope="module")
+def llm(smollm2_gguf):
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=512, threads=2) as m:
+        yield m
+
+
+def test_generate_text_is_deterministic_and_nonempty(llm):
+    a = llm.generate_text("The world is", max_tokens=16)
+    b = llm.generate_text("The world is", max_tokens=16)
+    assert a == b and len(a.strip()) > 0
+
+
+def test_generate_outputs_fields(llm):
+    outs = llm.generate(["The world is", llm.tokenize("Hello")], SamplingParams(max_tokens=5, ignore_eos=True))
+    assert len(outs) == 2
+    for o in outs:
+        assert len(o.token_ids) == 5 and o.finish_reason == "length"
+        assert o.text == llm.detokenize(o.token_ids)
+    assert outs[1].prompt_token_ids == llm.tokenize("Hello")
+
+
+def test_stream_joins_to_generate(llm):
+    p = SamplingParams(max_tokens=24)
+    full = llm.generate("Once upon a time", p)[0].text
+    pieces = list(llm.stream("Once upon a time", p))
+    assert "".join(pieces) == full
+    assert len(pieces) > 1
+
+
+def test_stream_stops_early_when_closed(llm):
+    it = llm.stream("Count: one, two,", SamplingParams(max_tokens=100, ignore_eos=True))
+    first = next(it)
+    it.close()
+    assert isinstance(first, str)
+    # The model is usable again afterwards.
+    assert llm.generate_text("Hi", max_tokens=2) is not None
+
+
+def test_stop_strings_cut_text(llm):
+    full = llm.generate("The capital of France is", SamplingParams(max_tokens=30, ignore_eos=True))[0].text
+    words = full.split()
+    assert len(words) >= 3
+    stop = words[2]
+    out = llm.generate("The capital of France is", SamplingParams(max_tokens=30, ignore_eos=True, stop=[stop]))[0]
+    assert out.finish_reason == "stop"
+    assert stop not in out.text
+    assert full.startswith(out.text)
+    streamed = "".join(llm.stream("The capital of France is", SamplingParams(max_tokens=30, ignore_eos=True, stop=stop)))
+    assert streamed == out.text
+
+
+def test_seeded_sampling_repeats(llm):
+    p = SamplingParams(max_tokens=20, temperature=0.9, top_k=40, top_p=0.95, min_p=0.01, seed=1234)
+    a = llm.generate("In a distant galaxy", p)[0].token_ids
+    b = llm.generate("In a distant galaxy", p)[0].token_ids
+    assert a == b
+    others = {tuple(llm.generate("In a distant galaxy", SamplingParams(max_tokens=20, temperature=1.2, seed=s))[0].token_ids) for s in range(4)}
+    assert len(others) > 1
+
+
+def test_repetition_penalty_changes_output(llm):
+    base = llm.generate("one one one one one", SamplingParams(max_tokens=12, ignore_eos=True))[0].token_ids
+    pen = llm.generate("one one one one one", SamplingParams(max_tokens=12, ignore_eos=True, repetition_penalty=1.8))[0].token_ids
+    assert base != pen
+
+
+def test_chat_uses_template(llm):
+    ids = llm.chat_prompt_ids([{"role": "user", "content": "Hi"}])
+    text = llm.detokenize(ids, special=True)
+    assert "<|im_start|>user\nHi<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")
+    out = llm.chat([{"role": "user", "content": "What is 2+2?"}], SamplingParams(max_tokens=24))
+    assert out.text.strip() and "<|im_end|>" not in out.text
+
+
+def test_tokenize_roundtrip_and_special(llm):
+    s = "Hello wörld 👋🏽 <|im_start|>"
+    assert llm.detokenize(llm.tokenize(s)) == s
+    assert len(llm.tokenize("<|im_start|>", special=True)) == 1
+    assert len(llm.tokenize("<|im_start|>", special=False)) > 1
+
+
+def test_logits_shape_and_consistency(llm):
+    ids = llm.tokenize("The quick brown fox")
+    lg = llm.logits(ids)
+    assert lg.shape == (len(ids), llm.n_vocab) and lg.dtype == np.float32
+    # The last row's argmax is the greedy next token.
+    nxt = llm.generate(ids, SamplingParams(max_tokens=1, ignore_eos=True))[0].token_ids[0]
+    assert int(lg[-1].argmax()) == nxt
+    # Prefix rows do not depend on what follows.
+    lg2 = llm.logits(ids[:2])
+    np.testing.assert_allclose(lg2, lg[:2], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(max_tokens=0), dict(max_tokens=-3), dict(temperature=-1.0), dict(temperature=math.nan),
+    dict(top_p=0.0), dict(top_p=1.5), dict(min_p=-0.1), dict(top_k=-1), dict(repetition_penalty=0.0),
+    dict(seed="x"), dict(stop=[""]),
+])
+def test_bad_sampling_params_raise(llm, kwargs):
+    with pytest.raises(ValueError):
+        llm.generate("Hi", SamplingParams(**kwargs))
+
+
+def test_bad_prompts_raise(llm):
+    with pytest.raises(ValueError):
+        llm.generate([[]])
+    with pytest.raises(ValueError):
+        llm.generate([[llm.n_vocab + 5]])
+    with pytest.raises(llmasos.InvalidArgumentError):
+        llm.generate([[10] * 600])  # longer than n_ctx=512
+
+
+def test_unknown_model_lists_available():
+    with pytest.raises(llmasos.ModelNotFoundError) as e:
+        LLM.from_pretrained("gpt-3")
+    assert "smollm2-135m-instruct" in str(e.value)
+    assert isinstance(e.value, llmasos.LLMasOSError)
+    with pytest.raises(llmasos.ModelNotFoundError):
+        LLM.from_pretrained("/nonexistent/model.gguf")
+
+
+def test_close_frees_and_context_manager(smollm2_gguf):
+    m = LLM.from_pretrained(smollm2_gguf, n_ctx=64)
+    m.close()
+    with pytest.raises(llmasos.LLMasOSError):
+        m.generate_text("Hi")
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=64) as m2:
+        assert m2.generate_text("Hi", max_tokens=2) is not None
+
+
+def test_runtime_info():
+    info = llmasos.runtime_info()
+    for k in ("version", "isa", "isas_supported", "threads"):
+        assert k in info
+    assert info["isa"] in info["isas_supported"]
+    assert "generic" in info["isas_supported"]

@@ -1,0 +1,48 @@
+"""The llmasos command line, run as a real subprocess."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def llmasos(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "llmasos", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_run_generates(smollm2_gguf):
+    r = llmasos("run", "The world is", "--max-tokens", "8", "--model", smollm2_gguf)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("The world is") and len(r.stdout) > len("The world is") + 2
+
+
+def test_models_lists_default(smollm2_gguf):
+    r = llmasos("models")
+    assert r.returncode == 0
+    assert "smollm2-135m-instruct" in r.stdout and "cached" in r.stdout
+
+
+def test_unknown_model_is_clear_error():
+    r = llmasos("run", "hi", "--model", "gpt-3")
+    assert r.returncode == 1
+    assert "unknown model 'gpt-3'" in r.stderr and "smollm2-135m-instruct" in r.stderr
+
+
+@pytest.mark.parametrize("args", [["run", "hi", "--max-tokens", "0"], ["run", "hi", "--temperature", "-1"]])
+def test_bad_flags_rejected(args):
+    r = llmasos(*args)
+    assert r.returncode == 2 and "error" in r.stderr
+
+
+def test_force_isa_unknown_or_unsupported_is_clear_error():
+    from llmasos import _core
+    r = llmasos("info", env={"LLMASOS_FORCE_ISA": "bogus"})
+    assert r.returncode != 0 and r.returncode > 0  # an error exit, not a signal
+    assert "LLMASOS_FORCE_ISA=bogus" in r.stderr
+    for isa in _core.compiled_isas():
+        r = llmasos("info", env={"LLMASOS_FORCE_ISA": isa})
+        if isa in _core.supported_isas():
+            assert r.returncode == 0 and f'"isa": "{isa}"' in r.stdout
+        else:
+            assert r.returncode > 0 and "does not support" in r.stderr
