@@ -1,0 +1,131 @@
+"""Random tiny Hugging Face decoder models (llama, qwen2) written to GGUF the way llama.cpp's
+converter writes them (Q/K rows permuted for llama's interleaved RoPE), for architecture parity
+tests: the same random weights run in transformers and in llmasos."""
+from __future__ import annotations
+
+import numpy as np
+
+BYTE_TOKENS = None
+
+
+def bytes_to_unicode():
+    """GPT-2's byte -> printable unicode character table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def tiny_bpe_vocab(n_vocab: int):
+    """Control tokens, the 256 byte tokens, then merged tokens of common letter pairs."""
+    controls = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    byte_tokens = list(bytes_to_unicode().values())
+    tokens = controls + byte_tokens
+    merges = []
+    letters = "etaoinshrdlu"
+    space = bytes_to_unicode()[ord(" ")]
+    pairs = [(space, c) for c in letters] + [(a, b) for a in letters for b in letters]
+    for a, b in pairs:
+        if len(tokens) >= n_vocab:
+            break
+        tokens.append(a + b)
+        merges.append(f"{a} {b}")
+    types = [3] * len(controls) + [1] * (len(tokens) - len(controls))
+    return tokens, types, merges
+
+
+def permute_for_gguf(w: np.ndarray, n_head: int) -> np.ndarray:
+    """HF rotate-half layout -> llama.cpp interleaved layout (as convert_hf_to_gguf.py does)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def make_hf_model(arch: str, seed: int = 0, tie: bool = False):
+    import torch
+    import transformers
+    torch.manual_seed(seed)
+    common = dict(vocab_size=320, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=tie)
+    if arch == "llama":
+        cfg = transformers.LlamaConfig(**common)
+        model = transformers.LlamaForCausalLM(cfg)
+    elif arch == "qwen2":
+        cfg = transformers.Qwen2Config(**common)
+        model = transformers.Qwen2ForCausalLM(cfg)
+    else:
+        raise ValueError(arch)
+    # Random init with norms away from 1 so every weight matters.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+            else:
+                p.copy_(0.08 * torch.randn_like(p))
+    model.eval()
+    return model
+
+
+def write_gguf(model, arch: str, path: str, dtype=np.float32):
+    import gguf
+    cfg = model.config
+    n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+    w = gguf.GGUFWriter(path, arch)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_freq_base(float(getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]))
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_dimension_count(cfg.hidden_size // n_head)
+    tokens, types, merges = tiny_bpe_vocab(cfg.vocab_size)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(2)
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+
+    def put(name, arr, force_f32=False):
+        a = np.ascontiguousarray(arr)
+        if a.ndim == 1 or force_f32:
+            w.add_tensor(name, a.astype(np.float32))
+        else:
+            w.add_tensor(name, a.astype(dtype))
+
+    put("token_embd.weight", sd["model.embed_tokens.weight"])
+    put("output_norm.weight", sd["model.norm.weight"])
+    if not cfg.tie_word_embeddings:
+        put("output.weight", sd["lm_head.weight"])
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        q, k = sd[p + "self_attn.q_proj.weight"], sd[p + "self_attn.k_proj.weight"]
+        if arch == "llama":
+            q, k = permute_for_gguf(q, n_head), permute_for_gguf(k, n_kv)
+        put(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"])
+        put(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        put(f"blk.{i}.attn_q.weight", q)
+        put(f"blk.{i}.attn_k.weight", k)
+        put(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+        put(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+        put(f"blk.{i}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+        put(f"blk.{i}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+        put(f"blk.{i}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+        if arch == "qwen2":
+            put(f"blk.{i}.attn_q.bias", sd[p + "self_attn.q_proj.bias"])
+            put(f"blk.{i}.attn_k.bias", sd[p + "self_attn.k_proj.bias"])
+            put(f"blk.{i}.attn_v.bias", sd[p + "self_attn.v_proj.bias"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
