@@ -145,3 +145,20 @@ def test_runtime_info():
         assert k in info
     assert info["isa"] in info["isas_supported"]
     assert "generic" in info["isas_supported"]
+
+
+def test_degenerate_filters_equal_greedy(llm):
+    greedy = llm.generate("The sun rises in the", SamplingParams(max_tokens=10, ignore_eos=True))[0].token_ids
+    for p in [dict(top_k=1), dict(top_p=1e-6), dict(min_p=1.0)]:
+        out = llm.generate("The sun rises in the",
+                           SamplingParams(max_tokens=10, ignore_eos=True, temperature=1.0, seed=7, **p))[0]
+        assert out.token_ids == greedy, p
+
+
+def test_stop_token_ids_and_model_seed(smollm2_gguf, llm):
+    greedy = llm.generate("The sun rises in the", SamplingParams(max_tokens=10, ignore_eos=True))[0].token_ids
+    out = llm.generate("The sun rises in the", SamplingParams(max_tokens=10, stop_token_ids=[greedy[3]]))[0]
+    assert out.token_ids == greedy[:3] and out.finish_reason == "stop"
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=128, seed=99) as a:
+        p = SamplingParams(max_tokens=12, temperature=1.0)
+        assert a.generate("Hello", p)[0].token_ids == a.generate("Hello", p)[0].token_ids
