@@ -53,6 +53,7 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   const std::string& path() const { return file_->path(); }
   uint64_t file_size() const { return file_->size(); }
+  uint64_t data_offset() const { return data_offset_; }  // file offset of the data section
 
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return kv_; }
   const GgufValue* find(const std::string& key) const;  // nullptr if absent
@@ -78,6 +79,7 @@ class GgufFile {
   std::unique_ptr<MappedFile> file_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::unordered_map<std::string, size_t> kv_index_;
   std::vector<GgufTensorInfo> tensors_;
