@@ -1,14 +1,122 @@
-// Runtime information and ISA selection for Python (runtime_info, select_isa, supported levels).
+// Runtime information and ISA selection for Python (runtime_info, select_isa, supported levels),
+// plus thin test hooks over the quantized formats and kernels (dequantize, quantize, matmul).
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <string>
+
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
+#include "llmasos/errors.hpp"
 #include "python/bindings.h"
+#include "quant/quant_types.h"
 
 namespace py = pybind11;
 
 namespace llmasos::python {
+
+namespace {
+
+using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+const TypeTraits& traits_or_throw(uint32_t type_id) {
+  const TypeTraits* tr = type_traits(type_id);
+  if (!tr) throw InvalidArgumentError("unknown or unsupported tensor type id " + std::to_string(type_id));
+  return *tr;
+}
+
+void check_multiple(const TypeTraits& tr, int64_t n) {
+  if (n < 0 || n % tr.block_size != 0)
+    throw InvalidArgumentError(std::string(tr.name) + ": " + std::to_string(n) +
+                               " elements is not a multiple of the block size " +
+                               std::to_string(tr.block_size));
+}
+
+// Raw bytes of any buffer (bytes, bytearray, numpy array), checked to hold at least `need` bytes.
+const uint8_t* raw_bytes(const py::buffer& b, uint64_t need, const char* what) {
+  py::buffer_info info = b.request();
+  uint64_t have = static_cast<uint64_t>(info.size) * static_cast<uint64_t>(info.itemsize);
+  if (have < need)
+    throw InvalidArgumentError(std::string(what) + ": buffer holds " + std::to_string(have) +
+                               " bytes, need " + std::to_string(need));
+  // The caller keeps `b` alive for the duration of the call, so the pointer stays valid.
+  return static_cast<const uint8_t*>(info.ptr);
+}
+
+py::array_t<float> dequantize(uint32_t type_id, const py::buffer& data, int64_t n) {
+  const TypeTraits& tr = traits_or_throw(type_id);
+  check_multiple(tr, n);
+  auto deq = cpu::kernels().dequantize_row[type_id];
+  if (!deq) throw InvalidArgumentError(std::string("no dequantize kernel for ") + tr.name);
+  const uint8_t* src = raw_bytes(data, row_bytes(tr, n), "dequantize");
+  py::array_t<float> out(n);
+  float* dst = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    deq(src, dst, n);
+  }
+  return out;
+}
+
+// Reference quantize_row (the traits table), or the active level's activation quantizer.
+py::array_t<uint8_t> quantize(uint32_t type_id, F32Array x, bool active_kernel) {
+  const TypeTraits& tr = traits_or_throw(type_id);
+  const int64_t n = static_cast<int64_t>(x.size());
+  check_multiple(tr, n);
+  auto q = active_kernel ? cpu::kernels().quantize_act[type_id] : tr.quantize_row;
+  if (!q) throw InvalidArgumentError(std::string("no quantizer for ") + tr.name);
+  py::array_t<uint8_t> out(static_cast<py::ssize_t>(row_bytes(tr, n)));
+  const float* src = x.data();
+  uint8_t* dst = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    q(src, dst, n);
+  }
+  return out;
+}
+
+py::array_t<float> matmul(uint32_t type_id, const py::buffer& w, int64_t rows, int64_t cols,
+                          F32Array x, int threads) {
+  const TypeTraits& tr = traits_or_throw(type_id);
+  check_multiple(tr, cols);
+  if (rows < 0 || cols <= 0) throw InvalidArgumentError("matmul: rows and cols must be positive");
+  if (x.ndim() != 2 || x.shape(1) != cols)
+    throw InvalidArgumentError("matmul: x must have shape [T, " + std::to_string(cols) + "]");
+  const uint64_t stride = row_bytes(tr, cols);
+  cpu::WeightView W;
+  W.type = static_cast<GgmlType>(type_id);
+  W.data = raw_bytes(w, stride * static_cast<uint64_t>(rows), "matmul weights");
+  W.rows = rows;
+  W.cols = cols;
+  W.row_stride = stride;
+  const int64_t T = x.shape(0);
+  py::array_t<float> out({static_cast<py::ssize_t>(T), static_cast<py::ssize_t>(rows)});
+  const float* X = x.data();
+  float* Y = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    cpu::ThreadPool pool(threads);
+    cpu::MatmulScratch scratch;
+    cpu::matmul(W, X, T, Y, pool, scratch);
+  }
+  return out;
+}
+
+py::dict type_info(uint32_t type_id) {
+  const TypeTraits& tr = traits_or_throw(type_id);
+  py::dict d;
+  d["name"] = tr.name;
+  d["block_size"] = tr.block_size;
+  d["type_size"] = tr.type_size;
+  d["vec_dot_type"] = static_cast<uint32_t>(tr.vec_dot_type);
+  d["has_quantize"] = tr.quantize_row != nullptr;
+  return d;
+}
+
+}  // namespace
 
 void register_kernels(py::module_& m) {
   m.def("active_isa", &cpu::active_isa, "Name of the ISA level whose kernels are in use.");
@@ -17,6 +125,21 @@ void register_kernels(py::module_& m) {
   m.def("select_isa", &cpu::select_isa, py::arg("name"), "Switch the active ISA level.");
   m.def("cpu_features", &cpu::cpu_features, "CPU features seen by cpuid/XGETBV.");
   m.def("physical_cores", &cpu::physical_cores, "Number of physical CPU cores.");
+
+  // Test hooks over the quantized formats (type ids are ggml's, as in GGUF).
+  m.def("dequantize", &dequantize, py::arg("type_id"), py::arg("data"), py::arg("n"),
+        "Dequantize n elements of raw blocks with the active ISA level's kernel -> float32[n].");
+  m.def("quantize", [](uint32_t t, F32Array x) { return quantize(t, x, false); },
+        py::arg("type_id"), py::arg("x"),
+        "Reference quantize_row of a float32 array (n a multiple of the block size) -> uint8 bytes.");
+  m.def("quantize_act", [](uint32_t t, F32Array x) { return quantize(t, x, true); },
+        py::arg("type_id"), py::arg("x"),
+        "The active level's activation quantizer (Q8_0, Q8_1, Q8_K) -> uint8 bytes.");
+  m.def("matmul", &matmul, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("cols"),
+        py::arg("x"), py::arg("threads") = 1,
+        "Y[T, rows] = X[T, cols] @ W.T for W given as rows x row_bytes raw blocks.");
+  m.def("type_info", &type_info, py::arg("type_id"),
+        "Traits of a tensor type: name, block_size, type_size, vec_dot_type, has_quantize.");
 }
 
 }  // namespace llmasos::python
