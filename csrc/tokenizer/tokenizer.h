@@ -55,6 +55,10 @@ class Tokenizer {
   bool is_eog(int32_t id) const;
   const std::string& token_text(int32_t id) const;  // the vocabulary string as stored
   const TokenizerSpec& spec() const;
+  // True for tokens rendered only when `special` (CONTROL, UNKNOWN).
+  bool is_control(int32_t id) const;
+  // SentencePiece with add_space_prefix: decoding drops the leading space of the first piece.
+  bool strips_leading_space() const;
 
  private:
   struct Impl;
