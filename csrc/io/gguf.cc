@@ -286,10 +286,11 @@ void GgufFile::parse() {
       r.fail(where + ": row length " + std::to_string(ti.ne[0]) + " is not a multiple of the " +
              ggml_type_name(type_id) + " block size " + std::to_string(bs.block_size));
     // nbytes = ne0 / block * type_size * ne1 * ne2 * ne3, each step checked.
-    const char* nb_what = "tensor byte size";
-    ti.nbytes = checked_mul(static_cast<uint64_t>(ti.ne[0] / bs.block_size),
-                            static_cast<uint64_t>(bs.type_size), nb_what);
-    for (int d = 1; d < 4; ++d) ti.nbytes = checked_mul(ti.nbytes, static_cast<uint64_t>(ti.ne[d]), nb_what);
+    bool nb_overflow = __builtin_mul_overflow(static_cast<uint64_t>(ti.ne[0] / bs.block_size),
+                                              static_cast<uint64_t>(bs.type_size), &ti.nbytes);
+    for (int d = 1; d < 4; ++d)
+      nb_overflow |= __builtin_mul_overflow(ti.nbytes, static_cast<uint64_t>(ti.ne[d]), &ti.nbytes);
+    if (nb_overflow) r.fail(where + ": byte size of the shape overflows 64 bits");
     ti.offset = r.read<uint64_t>("offset of " + where);
     if (ti.offset % alignment_ != 0)
       r.fail(where + ": data offset " + std::to_string(ti.offset) + " is not a multiple of the alignment " +
@@ -303,8 +304,11 @@ void GgufFile::parse() {
   data_offset_ = checked_add(header_end, alignment_ - 1, "data section offset") / alignment_ * alignment_;
   const uint64_t fsize = file_->size();
   for (GgufTensorInfo& ti : tensors_) {
-    uint64_t begin = checked_add(data_offset_, ti.offset, "tensor data offset");
-    uint64_t end = checked_add(begin, ti.nbytes, "tensor data end");
+    uint64_t begin, end;
+    if (__builtin_add_overflow(data_offset_, ti.offset, &begin) ||
+        __builtin_add_overflow(begin, ti.nbytes, &end))
+      r.fail("tensor '" + ti.name + "': data offset " + std::to_string(ti.offset) + " + size " +
+             std::to_string(ti.nbytes) + " overflows 64 bits");
     if (end > fsize)
       r.fail("tensor '" + ti.name + "' " + shape_string(ti) + ": data [" + std::to_string(begin) + ", " +
              std::to_string(end) + ") extends past the end of the file (" + std::to_string(fsize) + " bytes)");
