@@ -23,6 +23,7 @@ class SpecialMatcher {
   // always: matched whatever `special` says (USER_DEFINED); else only when special (CONTROL).
   void add(const std::string& text, int32_t id, bool always) {
     if (text.empty()) return;
+    first_byte_[static_cast<unsigned char>(text[0])] = true;
     int node = 0;
     for (unsigned char b : text) {
       int next = -1;
@@ -44,6 +45,7 @@ class SpecialMatcher {
   bool active(bool special) const { return !empty_ && (special || any_always_); }
   // Length of the longest eligible token starting at text[i] (0 if none); its id in *id.
   size_t match(std::string_view text, size_t i, bool special, int32_t* id) const {
+    if (!first_byte_[static_cast<unsigned char>(text[i])]) return 0;  // the common case, fast
     int node = 0;
     size_t best = 0;
     for (size_t k = i; k < text.size(); ++k) {
@@ -62,6 +64,7 @@ class SpecialMatcher {
  private:
   struct Node { std::vector<std::pair<unsigned char, int>> kids; int32_t id = -1; bool always = false; };
   std::vector<Node> nodes_{1};
+  std::array<bool, 256> first_byte_{};  // bytes some special token starts with
   bool any_always_ = false, empty_ = true;
 };
 
