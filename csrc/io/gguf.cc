@@ -3,7 +3,6 @@
 #include "io/gguf.h"
 
 #include <algorithm>
-#include <cinttypes>
 #include <cstring>
 #include <limits>
 
@@ -156,6 +155,15 @@ class Parser {
       }
       default:
         r_.fail(where + ": unknown value type " + std::to_string(static_cast<uint32_t>(t)));
+    }
+    // Integers are also mirrored into the other field when representable, so a reader of `i`
+    // sees an unsigned value (and vice versa); get_int() stays the checked way to read them.
+    if (out.is_integer()) {
+      bool is_signed = t == GgufValueType::INT8 || t == GgufValueType::INT16 ||
+                       t == GgufValueType::INT32 || t == GgufValueType::INT64;
+      if (is_signed && out.i >= 0) out.u = static_cast<uint64_t>(out.i);
+      if (!is_signed && out.u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        out.i = static_cast<int64_t>(out.u);
     }
   }
 
