@@ -88,16 +88,38 @@ void vec_dot_bf16(int64_t n, float* s, const void* vw, const void* vx) {
 }
 
 // ---- legacy 32-element formats against Q8_0 / Q8_1 ----------------------------------------------
+// Each block is first unpacked to 32 int8 values, so the dot product is a plain int8 loop that
+// the compiler vectorizes at every level (SSE2 pmaddwd even for the generic build).
+
+int dot32(const int8_t* a, const int8_t* b) {
+  int sum = 0;
+  for (int j = 0; j < kQK; ++j) sum += a[j] * b[j];
+  return sum;
+}
+
+// Low nibbles are elements 0..15, high nibbles 16..31; `offset` is subtracted from each.
+void unpack_nibbles(const uint8_t* qs, int offset, int8_t* q) {
+  for (int j = 0; j < 16; ++j) {
+    q[j] = static_cast<int8_t>((qs[j] & 0x0f) - offset);
+    q[j + 16] = static_cast<int8_t>((qs[j] >> 4) - offset);
+  }
+}
+
+// Adds the 5th bit (bit j of qh -> element j) to unpacked nibbles.
+void add_high_bits(const uint8_t* qh_bytes, int8_t* q) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  for (int j = 0; j < kQK; ++j) q[j] = static_cast<int8_t>(q[j] + (((qh >> j) & 1) << 4));
+}
 
 void vec_dot_q4_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ4_0* w = static_cast<const BlockQ4_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
   float sum = 0;
+  int8_t q[kQK];
   for (int64_t i = 0; i < n / kQK; ++i) {
-    int sumi = 0;
-    for (int j = 0; j < 16; ++j)
-      sumi += ((w[i].qs[j] & 0x0f) - 8) * x[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + 16];
-    sum += sumi * (h2f(w[i].d) * h2f(x[i].d));
+    unpack_nibbles(w[i].qs, 8, q);
+    sum += dot32(q, x[i].qs) * (h2f(w[i].d) * h2f(x[i].d));
   }
   *s = sum;
 }
@@ -107,11 +129,10 @@ void vec_dot_q4_1_q8_1(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ4_1* w = static_cast<const BlockQ4_1*>(vw);
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(vx);
   float sum = 0;
+  int8_t q[kQK];
   for (int64_t i = 0; i < n / kQK; ++i) {
-    int sumi = 0;
-    for (int j = 0; j < 16; ++j)
-      sumi += (w[i].qs[j] & 0x0f) * x[i].qs[j] + (w[i].qs[j] >> 4) * x[i].qs[j + 16];
-    sum += (h2f(w[i].d) * h2f(x[i].d)) * sumi + h2f(w[i].m) * h2f(x[i].s);
+    unpack_nibbles(w[i].qs, 0, q);
+    sum += (h2f(w[i].d) * h2f(x[i].d)) * dot32(q, x[i].qs) + h2f(w[i].m) * h2f(x[i].s);
   }
   *s = sum;
 }
@@ -120,16 +141,11 @@ void vec_dot_q5_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ5_0* w = static_cast<const BlockQ5_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
   float sum = 0;
+  int8_t q[kQK];
   for (int64_t i = 0; i < n / kQK; ++i) {
-    uint32_t qh;
-    std::memcpy(&qh, w[i].qh, 4);
-    int sumi = 0;
-    for (int j = 0; j < 16; ++j) {
-      const int q0 = ((w[i].qs[j] & 0x0f) | (((qh >> j) & 1) << 4)) - 16;
-      const int q1 = ((w[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16;
-      sumi += q0 * x[i].qs[j] + q1 * x[i].qs[j + 16];
-    }
-    sum += sumi * (h2f(w[i].d) * h2f(x[i].d));
+    unpack_nibbles(w[i].qs, 16, q);
+    add_high_bits(w[i].qh, q);
+    sum += dot32(q, x[i].qs) * (h2f(w[i].d) * h2f(x[i].d));
   }
   *s = sum;
 }
@@ -138,16 +154,11 @@ void vec_dot_q5_1_q8_1(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ5_1* w = static_cast<const BlockQ5_1*>(vw);
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(vx);
   float sum = 0;
+  int8_t q[kQK];
   for (int64_t i = 0; i < n / kQK; ++i) {
-    uint32_t qh;
-    std::memcpy(&qh, w[i].qh, 4);
-    int sumi = 0;
-    for (int j = 0; j < 16; ++j) {
-      const int q0 = (w[i].qs[j] & 0x0f) | (((qh >> j) & 1) << 4);
-      const int q1 = (w[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
-      sumi += q0 * x[i].qs[j] + q1 * x[i].qs[j + 16];
-    }
-    sum += (h2f(w[i].d) * h2f(x[i].d)) * sumi + h2f(w[i].m) * h2f(x[i].s);
+    unpack_nibbles(w[i].qs, 0, q);
+    add_high_bits(w[i].qh, q);
+    sum += (h2f(w[i].d) * h2f(x[i].d)) * dot32(q, x[i].qs) + h2f(w[i].m) * h2f(x[i].s);
   }
   *s = sum;
 }
@@ -156,11 +167,8 @@ void vec_dot_q8_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ8_0* w = static_cast<const BlockQ8_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
   float sum = 0;
-  for (int64_t i = 0; i < n / kQK; ++i) {
-    int sumi = 0;
-    for (int j = 0; j < kQK; ++j) sumi += w[i].qs[j] * x[i].qs[j];
-    sum += sumi * (h2f(w[i].d) * h2f(x[i].d));
-  }
+  for (int64_t i = 0; i < n / kQK; ++i)
+    sum += dot32(w[i].qs, x[i].qs) * (h2f(w[i].d) * h2f(x[i].d));
   *s = sum;
 }
 
