@@ -303,14 +303,10 @@ MODEL_CASES = {
     "eos_id_out_of_range": dict(metadata={"tokenizer.ggml.eos_token_id": u32(310)}),
 }
 
-needs_model = pytest.mark.skipif(not hasattr(_core, "Model"), reason="_core.Model not built yet")
-
-
 def open_model(path):
     return _core.Model(str(path), n_ctx=64, threads=1)
 
 
-@needs_model
 @pytest.mark.parametrize("wtype", ["f32", "q8_0"])
 def test_valid_tiny_llama_loads(tmp_path, wtype):
     m = make_tiny_llama(tmp_path / "tiny.gguf", wtype=wtype)
@@ -318,7 +314,6 @@ def test_valid_tiny_llama_loads(tmp_path, wtype):
     assert model.n_layer == 2 and model.n_embd == 64 and model.n_vocab == len(m.tokens)
 
 
-@needs_model
 @pytest.mark.parametrize("name", list(MODEL_CASES))
 def test_corrupt_model_raises(tmp_path, name):
     m = make_tiny_llama(tmp_path / f"{name}.gguf", **MODEL_CASES[name])
@@ -326,7 +321,6 @@ def test_corrupt_model_raises(tmp_path, name):
         open_model(m.path)
 
 
-@needs_model
 def test_corrupt_models_in_subprocess(tmp_path):
     paths = [make_tiny_llama(tmp_path / f"{n}.gguf", **kw).path for n, kw in MODEL_CASES.items()]
     verdicts = run_probe(paths, "--model")

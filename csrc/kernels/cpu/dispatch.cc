@@ -93,6 +93,12 @@ const KernelTable* table_for(const std::string& name) {
   return nullptr;
 }
 
+bool is_compiled(const std::string& name) {
+  for (const auto& n : compiled_isas())
+    if (n == name) return true;
+  return false;
+}
+
 std::atomic<const KernelTable*> g_active{nullptr};
 std::mutex g_init_mu;
 
@@ -100,7 +106,7 @@ const KernelTable* choose_initial() {
   const char* forced = std::getenv("LLMASOS_FORCE_ISA");
   if (forced && *forced) {
     std::string name(forced);
-    if (!table_for(name))
+    if (!is_compiled(name))
       throw InvalidArgumentError("LLMASOS_FORCE_ISA=" + name +
                                  ": unknown ISA level (known: generic, avx2, avx512)");
     if (!level_supported(name))
@@ -145,11 +151,11 @@ const KernelTable& kernels() {
 std::string active_isa() { return kernels().isa; }
 
 void select_isa(const std::string& name) {
-  const KernelTable* t = table_for(name);
-  if (!t) throw InvalidArgumentError("unknown ISA level '" + name + "' (known: generic, avx2, avx512)");
+  // Check support before building a table: building runs code compiled for that level.
+  if (!is_compiled(name)) throw InvalidArgumentError("unknown ISA level '" + name + "' (known: generic, avx2, avx512)");
   if (!level_supported(name))
     throw InvalidArgumentError("ISA level '" + name + "' is not supported by this CPU or its OS");
-  g_active.store(t, std::memory_order_release);
+  g_active.store(table_for(name), std::memory_order_release);
 }
 
 std::vector<std::string> cpu_features() {
