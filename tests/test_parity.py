@@ -10,6 +10,8 @@ transformers = pytest.importorskip("transformers")
 
 from llmasos import LLM, SamplingParams, _core  # noqa: E402
 
+# Twenty prompts of different kinds (prose, code, chat, facts): the rate below is measured over
+# ~800 teacher-forced positions, so one near-tie flip moves it by about 0.1%.
 PROMPTS = [
     "The world is",
     "Once upon a time, in a small village,",
@@ -17,6 +19,20 @@ PROMPTS = [
     "The capital of France is",
     "Water boils at a temperature of",
     "<|im_start|>user\nWhat is the tallest mountain on Earth?<|im_end|>\n<|im_start|>assistant\n",
+    "In 1969, the first humans",
+    "The best way to learn a new language is",
+    "import numpy as np\n\n# compute the mean of",
+    "Photosynthesis is the process by which",
+    "My favourite recipe for pancakes:",
+    "The stock market today",
+    "<|im_start|>user\nWrite a haiku about the sea.<|im_end|>\n<|im_start|>assistant\n",
+    "Dear Sir or Madam,",
+    "The three primary colors are",
+    "SELECT name, age FROM users WHERE",
+    "A black hole is",
+    "The recipe calls for 2 cups of",
+    "Albert Einstein was born in",
+    "<|im_start|>user\nExplain recursion to a child.<|im_end|>\n<|im_start|>assistant\n",
 ]
 N_REF_TOKENS = 32
 
@@ -70,17 +86,26 @@ def test_teacher_forced_top1_and_top5(llm, reference):
 
 
 def test_tokenization_matches_reference(llm, reference):
+    # transformers' GGUF tokenizer ignores tokenizer.ggml.pre ("smollm" splits digits off first),
+    # so compare only prompts where that split cannot matter (no digits); test_tokenizer.py
+    # covers digits against a reference with the right pre-tokenizer.
     for p, (prompt_ids, _, _) in zip(PROMPTS, reference):
-        assert llm.tokenize(p, special=True) == prompt_ids
+        if not any(c.isdigit() for c in p):
+            assert llm.tokenize(p, special=True) == prompt_ids
 
 
 def test_greedy_generation_follows_reference(llm, reference):
-    """Our own greedy decode reproduces most of the reference continuation (quantized activations
-    may legitimately flip a near-tie, so the bar is the first 8 tokens of each prompt)."""
-    for prompt_ids, full_ids, _ in reference:
+    """Our own greedy decode (through the KV cache) follows the reference continuation; where it
+    departs, the reference itself had a near tie there (quantized activations may flip those)."""
+    for prompt_ids, full_ids, ref_logits in reference:
         out = llm.generate(prompt_ids, SamplingParams(max_tokens=N_REF_TOKENS, ignore_eos=True))[0]
         ref = full_ids[len(prompt_ids):]
-        assert out.token_ids[:8] == ref[:8]
+        for i, (a, b) in enumerate(zip(out.token_ids, ref)):
+            if a != b:
+                row = ref_logits[len(prompt_ids) + i - 1]
+                margin = float(row[b] - row[a])
+                assert margin < 1.0, f"departed from the reference at token {i} with margin {margin}"
+                break
 
 
 def test_greedy_text_identical_across_isa_levels(smollm2_gguf):
