@@ -7,6 +7,7 @@
 
 #include "io/gguf.h"
 #include "python/bindings.h"
+#include "quant/requantize.h"
 
 namespace py = pybind11;
 
@@ -144,6 +145,26 @@ void register_gguf(py::module_& m) {
                std::to_string(g.f->metadata().size()) + " keys, " + std::to_string(g.f->tensors().size()) +
                " tensors>";
       });
+
+  m.def(
+      "quantize_gguf",
+      [](const std::string& in, const std::string& out, const std::string& type, int threads) {
+        GgmlType t = quant_type_from_name(type);
+        QuantizeReport r;
+        {
+          py::gil_scoped_release nogil;
+          r = quantize_gguf(in, out, t, threads);
+        }
+        py::dict d;
+        d["tensors"] = r.n_tensors;
+        d["quantized"] = r.n_quantized;
+        d["fallback"] = r.n_fallback;
+        d["in_bytes"] = r.in_bytes;
+        d["out_bytes"] = r.out_bytes;
+        return d;
+      },
+      py::arg("input"), py::arg("output"), py::arg("type"), py::arg("threads") = 0,
+      "Re-quantizes a GGUF file's weight matrices to `type`; returns a summary dict.");
 }
 
 }  // namespace llmasos::python

@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chat", action="store_true",
                      help="send the prompt as a user message through the chat template")
 
+    q = sub.add_parser("quantize", help="re-quantize a GGUF file to another weight type")
+    q.add_argument("input", help="the GGUF file to read (any readable type)")
+    q.add_argument("output", help="the GGUF file to write")
+    q.add_argument("type", help="Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16 or F32")
+    q.add_argument("--threads", type=_positive_int, default=None)
+
     sub.add_parser("models", help="list the available model names and what is cached")
     sub.add_parser("info", help="print runtime information (ISA level, threads) as JSON")
     return p
@@ -57,6 +63,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             for m in store.list_models():
                 state = f"cached at {m['path']}" if m["cached"] else "not cached (fetched on first use)"
                 print(f"{m['name']:28s} {m['description']}  [{state}]")
+            return 0
+        if args.command == "quantize":
+            import os
+            from ._core_loader import _core
+            if os.path.abspath(args.input) == os.path.abspath(args.output):
+                raise ValueError("the output must be a different file from the input")
+            src = store.resolve(args.input)
+            r = _core.quantize_gguf(str(src), args.output, args.type, args.threads or 0)
+            print(f"{args.output}: {r['quantized']} of {r['tensors']} tensors quantized to {args.type.upper()}"
+                  f" ({r['fallback']} kept at a finer type whose block fits their rows); "
+                  f"{r['in_bytes'] / 1e6:.1f} MB -> {r['out_bytes'] / 1e6:.1f} MB")
             return 0
         if args.command == "info":
             print(json.dumps(runtime_info(), indent=2))
