@@ -7,4 +7,5 @@ void register_kernels(pybind11::module_& m);    // runtime info, ISA selection, 
 void register_gguf(pybind11::module_& m);       // GgufFile (metadata + tensors as numpy)
 void register_tokenizer(pybind11::module_& m);  // Tokenizer, StreamDecoder
 void register_model(pybind11::module_& m);      // Model: forward, logits, generate
+void register_device(pybind11::module_& m);     // devices (cpu, cuda) and their ops, for tests
 }  // namespace llmasos::python

@@ -35,4 +35,5 @@ PYBIND11_MODULE(_core, m) {
   llmasos::python::register_gguf(m);
   llmasos::python::register_tokenizer(m);
   llmasos::python::register_model(m);
+  llmasos::python::register_device(m);
 }

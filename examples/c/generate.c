@@ -1,0 +1,59 @@
+/* generate MODEL.gguf PROMPT [MAX_TOKENS=32]: streams a greedy completion of PROMPT (the generated
+ * text only) to stdout through the llmasos C API. Errors go to stderr with the library's message. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llmasos/llmasos.h>
+
+static int print_piece(void* user_data, int32_t token_id, const char* piece, size_t len) {
+  (void)user_data;
+  (void)token_id;
+  fwrite(piece, 1, len, stdout);
+  fflush(stdout);
+  return 1; /* go on */
+}
+
+static int fail(const char* what, llmasos_status s) {
+  fprintf(stderr, "generate: %s failed: %s: %s\n", what, llmasos_status_name(s), llmasos_last_error());
+  return 1;
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3 || argc > 4) {
+    fprintf(stderr, "usage: %s MODEL.gguf PROMPT [MAX_TOKENS=32]\n", argv[0]);
+    return 2;
+  }
+  long max_tokens = argc == 4 ? strtol(argv[3], NULL, 10) : 32;
+
+  llmasos_model* model = NULL;
+  llmasos_status s = llmasos_model_load(argv[1], NULL, &model);
+  if (s != LLMASOS_OK) return fail("loading the model", s);
+
+  /* Tokenize as the Python API does: the model's add_bos default, no special tokens. */
+  size_t n = 0;
+  s = llmasos_tokenize(model, argv[2], strlen(argv[2]), -1, 0, NULL, 0, &n);
+  int32_t* ids = malloc((n ? n : 1) * sizeof(int32_t));
+  if (s == LLMASOS_OK) s = llmasos_tokenize(model, argv[2], strlen(argv[2]), -1, 0, ids, n, &n);
+  if (s != LLMASOS_OK) {
+    free(ids);
+    llmasos_model_free(model);
+    return fail("tokenizing the prompt", s);
+  }
+
+  llmasos_session* session = NULL;
+  llmasos_generate_options opts;
+  llmasos_generate_options_init(&opts); /* greedy: temperature 0 */
+  opts.max_tokens = max_tokens;
+  llmasos_generate_result result;
+  s = llmasos_session_new(model, &session);
+  if (s == LLMASOS_OK) s = llmasos_generate(session, ids, n, &opts, print_piece, NULL, &result);
+  free(ids);
+  llmasos_session_free(session);
+  llmasos_model_free(model);
+  if (s != LLMASOS_OK) return fail("generating", s);
+  fputc('\n', stdout);
+  fprintf(stderr, "[%zu tokens, finish: %s]\n", result.n_tokens,
+          result.finish_reason == LLMASOS_FINISH_STOP ? "stop" : "length");
+  return 0;
+}
