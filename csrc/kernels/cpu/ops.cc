@@ -1,36 +1,27 @@
 // Dense float kernels (dot, RMSNorm, SiLU*up, axpy, softmax), compiled once per ISA level.
-// Written as plain loops with independent accumulators so each level's flags vectorize them;
-// no STL here (see isa.h).
+// Plain loops that each level's flags vectorize; reductions follow the canonical order of
+// quant_dot.h and element-wise ops round identically at every level, so all levels agree bit for
+// bit (std::exp is the same libm call everywhere). No STL here (see isa.h).
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/cpu/isa.h"
+#include "kernels/cpu/quant_dot.h"
 
 namespace llmasos::cpu::LLMASOS_ISA_NS {
 namespace {
 
-// 16 independent partial sums: lets the compiler use full vectors without reassociation flags.
+// The canonical float dot of quant_dot.h: element i into acc[i % 32], then the halving tree.
+// Plain loops: each level's flags vectorize them without changing a single rounding.
 float dot_f32(const float* a, const float* b, int64_t n) {
-  float acc[16] = {0};
+  float acc[32] = {0};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
-  float s = 0.f;
-  for (; i < n; ++i) s += a[i] * b[i];
-  for (int j = 0; j < 16; ++j) s += acc[j];
-  return s;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 32; ++j) acc[j] += a[i + j] * b[i + j];
+  for (int j = 0; i + j < n; ++j) acc[j] += a[i + j] * b[i + j];
+  return canonical_tree(acc, 32);
 }
 
-float sum_sq(const float* x, int64_t n) {
-  float acc[16] = {0};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += x[i + j] * x[i + j];
-  float s = 0.f;
-  for (; i < n; ++i) s += x[i] * x[i];
-  for (int j = 0; j < 16; ++j) s += acc[j];
-  return s;
-}
+float sum_sq(const float* x, int64_t n) { return dot_f32(x, x, n); }
 
 void rmsnorm(float* y, const float* x, const float* w, int64_t n, float eps) {
   float scale = 1.0f / std::sqrt(sum_sq(x, n) / static_cast<float>(n) + eps);

@@ -1,5 +1,6 @@
 // Quantized dot products, compiled once per ISA level: the portable scalar kernels (integer dot
-// product per block, then one float scale) for every weight type, overridden by the SIMD files.
+// product per block, then the canonical float sequence of quant_dot.h) for every weight type,
+// overridden by the SIMD files, which must give the same bits.
 // No STL and no shared inline code here (see isa.h): helpers are local to this level.
 #include <cmath>
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include "kernels/cpu/quant_dot.h"
 #include "quant/quant_blocks.h"
 
-#if defined(__F16C__)
+#if defined(__SSE2__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -47,54 +48,66 @@ float bf2f(uint16_t h) {
 }
 
 // ---- float weights, float activations -----------------------------------------------------------
+// Canonical order (quant_dot.h): element i into acc[i % 32], then the halving tree.
+
+#define LLMASOS_FLOAT_DOT(widen)                                 \
+  float acc[32] = {0};                                           \
+  int64_t i = 0;                                                 \
+  for (; i + 32 <= n; i += 32)                                   \
+    for (int j = 0; j < 32; ++j) acc[j] += widen(w[i + j]) * x[i + j]; \
+  for (int j = 0; i + j < n; ++j) acc[j] += widen(w[i + j]) * x[i + j]; \
+  *s = canonical_tree(acc, 32);
+
+inline float f32_id(float v) { return v; }
 
 void vec_dot_f32(int64_t n, float* s, const void* vw, const void* vx) {
   const float* w = static_cast<const float*>(vw);
   const float* x = static_cast<const float*>(vx);
-  float acc[8] = {0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += w[i + j] * x[i + j];
-  float sum = 0;
-  for (; i < n; ++i) sum += w[i] * x[i];
-  for (int j = 0; j < 8; ++j) sum += acc[j];
-  *s = sum;
+  LLMASOS_FLOAT_DOT(f32_id)
 }
 
 void vec_dot_f16(int64_t n, float* s, const void* vw, const void* vx) {
   const uint16_t* w = static_cast<const uint16_t*>(vw);
   const float* x = static_cast<const float*>(vx);
-  float acc[8] = {0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += h2f(w[i + j]) * x[i + j];
-  float sum = 0;
-  for (; i < n; ++i) sum += h2f(w[i]) * x[i];
-  for (int j = 0; j < 8; ++j) sum += acc[j];
-  *s = sum;
+  LLMASOS_FLOAT_DOT(h2f)
 }
 
 void vec_dot_bf16(int64_t n, float* s, const void* vw, const void* vx) {
   const uint16_t* w = static_cast<const uint16_t*>(vw);
   const float* x = static_cast<const float*>(vx);
-  float acc[8] = {0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += bf2f(w[i + j]) * x[i + j];
-  float sum = 0;
-  for (; i < n; ++i) sum += bf2f(w[i]) * x[i];
-  for (int j = 0; j < 8; ++j) sum += acc[j];
-  *s = sum;
+  LLMASOS_FLOAT_DOT(bf2f)
 }
+#undef LLMASOS_FLOAT_DOT
 
 // ---- legacy 32-element formats against Q8_0 / Q8_1 ----------------------------------------------
-// Each block is first unpacked to 32 int8 values, so the dot product is a plain int8 loop that
-// the compiler vectorizes at every level (SSE2 pmaddwd even for the generic build).
+// Each block is first unpacked to 32 int8 values, so one int8 dot routine serves all formats.
+// The float part follows the canonical order of
+// quant_dot.h: 8 lane sums of 4 products per block, scaled and added into acc[(b % 2) * 8 + l].
 
-int dot32(const int8_t* a, const int8_t* b) {
-  int sum = 0;
-  for (int j = 0; j < kQK; ++j) sum += a[j] * b[j];
-  return sum;
+// acc[l] += d * float(p[l]) for l < 8, p[l] = sum of a[e] * b[e] for e = 4l .. 4l+3 (the int32
+// lanes of the SIMD dot products). SSE2 (every x86-64) does the integer part with pmaddwd.
+void add_block(float* acc, float d, const int8_t* a, const int8_t* b) {
+#if defined(__SSE2__)
+  auto lanes4 = [](__m128i x, __m128i y) {  // 16 int8 pairs -> 4 sums of 4 products
+    const __m128i xl = _mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8), yl = _mm_srai_epi16(_mm_unpacklo_epi8(y, y), 8);
+    const __m128i xh = _mm_srai_epi16(_mm_unpackhi_epi8(x, x), 8), yh = _mm_srai_epi16(_mm_unpackhi_epi8(y, y), 8);
+    const __m128 r0 = _mm_castsi128_ps(_mm_madd_epi16(xl, yl)), r1 = _mm_castsi128_ps(_mm_madd_epi16(xh, yh));
+    return _mm_add_epi32(_mm_castps_si128(_mm_shuffle_ps(r0, r1, _MM_SHUFFLE(2, 0, 2, 0))),
+                         _mm_castps_si128(_mm_shuffle_ps(r0, r1, _MM_SHUFFLE(3, 1, 3, 1))));
+  };
+  auto ld = [](const int8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  const __m128 vd = _mm_set1_ps(d);
+  const __m128 t0 = _mm_mul_ps(vd, _mm_cvtepi32_ps(lanes4(ld(a), ld(b))));
+  const __m128 t1 = _mm_mul_ps(vd, _mm_cvtepi32_ps(lanes4(ld(a + 16), ld(b + 16))));
+  _mm_storeu_ps(acc, _mm_add_ps(_mm_loadu_ps(acc), t0));
+  _mm_storeu_ps(acc + 4, _mm_add_ps(_mm_loadu_ps(acc + 4), t1));
+#else
+  for (int l = 0; l < 8; ++l) {
+    int p = 0;
+    for (int e = 4 * l; e < 4 * l + 4; ++e) p += a[e] * b[e];
+    acc[l] += d * static_cast<float>(p);
+  }
+#endif
 }
 
 // Low nibbles are elements 0..15, high nibbles 16..31; `offset` is subtracted from each.
@@ -115,61 +128,66 @@ void add_high_bits(const uint8_t* qh_bytes, int8_t* q) {
 void vec_dot_q4_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ4_0* w = static_cast<const BlockQ4_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
-  float sum = 0;
+  float acc[16] = {0};
   int8_t q[kQK];
   for (int64_t i = 0; i < n / kQK; ++i) {
     unpack_nibbles(w[i].qs, 8, q);
-    sum += dot32(q, x[i].qs) * (h2f(w[i].d) * h2f(x[i].d));
+    add_block(acc + (i & 1) * 8, h2f(w[i].d) * h2f(x[i].d), q, x[i].qs);
   }
-  *s = sum;
+  *s = canonical_tree(acc, 16);
 }
 
 // sum(d q + m) * (dx qx) = d dx sum(q qx) + m * (dx sum(qx)) and Q8_1 stores dx sum(qx) as s.
 void vec_dot_q4_1_q8_1(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ4_1* w = static_cast<const BlockQ4_1*>(vw);
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(vx);
-  float sum = 0;
+  float acc[16] = {0};
+  float ms = 0;
   int8_t q[kQK];
   for (int64_t i = 0; i < n / kQK; ++i) {
     unpack_nibbles(w[i].qs, 0, q);
-    sum += (h2f(w[i].d) * h2f(x[i].d)) * dot32(q, x[i].qs) + h2f(w[i].m) * h2f(x[i].s);
+    add_block(acc + (i & 1) * 8, h2f(w[i].d) * h2f(x[i].d), q, x[i].qs);
+    ms += h2f(w[i].m) * h2f(x[i].s);
   }
-  *s = sum;
+  *s = canonical_tree(acc, 16) + ms;
 }
 
 void vec_dot_q5_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ5_0* w = static_cast<const BlockQ5_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
-  float sum = 0;
+  float acc[16] = {0};
   int8_t q[kQK];
   for (int64_t i = 0; i < n / kQK; ++i) {
     unpack_nibbles(w[i].qs, 16, q);
     add_high_bits(w[i].qh, q);
-    sum += dot32(q, x[i].qs) * (h2f(w[i].d) * h2f(x[i].d));
+    add_block(acc + (i & 1) * 8, h2f(w[i].d) * h2f(x[i].d), q, x[i].qs);
   }
-  *s = sum;
+  *s = canonical_tree(acc, 16);
 }
 
 void vec_dot_q5_1_q8_1(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ5_1* w = static_cast<const BlockQ5_1*>(vw);
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(vx);
-  float sum = 0;
+  float acc[16] = {0};
+  float ms = 0;
   int8_t q[kQK];
   for (int64_t i = 0; i < n / kQK; ++i) {
     unpack_nibbles(w[i].qs, 0, q);
     add_high_bits(w[i].qh, q);
-    sum += (h2f(w[i].d) * h2f(x[i].d)) * dot32(q, x[i].qs) + h2f(w[i].m) * h2f(x[i].s);
+    add_block(acc + (i & 1) * 8, h2f(w[i].d) * h2f(x[i].d), q, x[i].qs);
+    ms += h2f(w[i].m) * h2f(x[i].s);
   }
-  *s = sum;
+  *s = canonical_tree(acc, 16) + ms;
 }
 
 void vec_dot_q8_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ8_0* w = static_cast<const BlockQ8_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
-  float sum = 0;
-  for (int64_t i = 0; i < n / kQK; ++i)
-    sum += dot32(w[i].qs, x[i].qs) * (h2f(w[i].d) * h2f(x[i].d));
-  *s = sum;
+  float acc[16] = {0};
+  for (int64_t i = 0; i < n / kQK; ++i) {
+    add_block(acc + (i & 1) * 8, h2f(w[i].d) * h2f(x[i].d), w[i].qs, x[i].qs);
+  }
+  *s = canonical_tree(acc, 16);
 }
 
 // ---- K-quants against Q8_K ----------------------------------------------------------------------
@@ -190,7 +208,7 @@ void scale_min_k4(int j, const uint8_t* q, int* sc, int* m) {
 void vec_dot_q4_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ4_K* w = static_cast<const BlockQ4_K*>(vw);
   const BlockQ8_K* x = static_cast<const BlockQ8_K*>(vx);
-  float sum = 0;
+  float acc[8] = {0};
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const uint8_t* q4 = w[i].qs;
     const int8_t* q8 = x[i].qs;
@@ -208,15 +226,15 @@ void vec_dot_q4_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
       summ += m0 * (x[i].bsums[4 * k] + x[i].bsums[4 * k + 1]) +
               m1 * (x[i].bsums[4 * k + 2] + x[i].bsums[4 * k + 3]);
     }
-    sum += x[i].d * (h2f(w[i].d) * sumi - h2f(w[i].dmin) * summ);
+    acc[i % 8] += canonical_kterm_min(x[i].d, h2f(w[i].d), h2f(w[i].dmin), sumi, summ);
   }
-  *s = sum;
+  *s = canonical_tree(acc, 8);
 }
 
 void vec_dot_q5_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ5_K* w = static_cast<const BlockQ5_K*>(vw);
   const BlockQ8_K* x = static_cast<const BlockQ8_K*>(vx);
-  float sum = 0;
+  float acc[8] = {0};
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const uint8_t* ql = w[i].qs;
     const uint8_t* qh = w[i].qh;
@@ -235,9 +253,9 @@ void vec_dot_q5_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
       summ += m0 * (x[i].bsums[4 * k] + x[i].bsums[4 * k + 1]) +
               m1 * (x[i].bsums[4 * k + 2] + x[i].bsums[4 * k + 3]);
     }
-    sum += x[i].d * (h2f(w[i].d) * sumi - h2f(w[i].dmin) * summ);
+    acc[i % 8] += canonical_kterm_min(x[i].d, h2f(w[i].d), h2f(w[i].dmin), sumi, summ);
   }
-  *s = sum;
+  *s = canonical_tree(acc, 8);
 }
 
 // Element l + 32 c of each 128-half: 4 low bits from ql[l + 32 (c & 1)] (nibble c / 2), 2 high
@@ -245,7 +263,7 @@ void vec_dot_q5_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
 void vec_dot_q6_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ6_K* w = static_cast<const BlockQ6_K*>(vw);
   const BlockQ8_K* x = static_cast<const BlockQ8_K*>(vx);
-  float sum = 0;
+  float acc[8] = {0};
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const uint8_t* ql = w[i].ql;
     const uint8_t* qh = w[i].qh;
@@ -265,9 +283,9 @@ void vec_dot_q6_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
         }
       }
     }
-    sum += h2f(w[i].d) * x[i].d * sumi;
+    acc[i % 8] += canonical_kterm(x[i].d, h2f(w[i].d), sumi);
   }
-  *s = sum;
+  *s = canonical_tree(acc, 8);
 }
 
 }  // namespace

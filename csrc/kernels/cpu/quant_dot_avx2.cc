@@ -1,5 +1,6 @@
 // AVX2 + FMA + F16C quantized kernels (ggml's maddubs / madd patterns): activation quantizers
-// bit-exact with the reference, and dot products for the float, legacy and K-quant formats.
+// bit-exact with the reference, and dot products for the float, legacy and K-quant formats whose
+// float operations follow the canonical order of quant_dot.h (bit-identical to the generic level).
 // Compiled at the avx2 and avx512 levels; at the latter the byte dot products use 256-bit VNNI.
 #include "kernels/cpu/quant_dot.h"
 
@@ -17,13 +18,6 @@ namespace {
 using namespace llmasos::quant;
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-inline float hsum_ps(__m256 v) {
-  __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_add_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
-}
 
 inline float hmax_ps(__m256 v) {
   __m128 r = _mm_max_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
@@ -126,21 +120,27 @@ void quantize_q8_1(const float* x, void* dst, int64_t n) {
 }
 
 // ---- float weights --------------------------------------------------------------------------------
+// Canonical order (quant_dot.h): element i into lane i % 32 of four 8-lane accumulators, mul then
+// add; a tail of fewer than 32 elements is zero-padded (0 * 0 adds +0: no change), then the tree.
 
-// 32 elements per step into four accumulators; `load8` widens 8 weights to floats.
-#define LLMASOS_FLOAT_DOT(load8, scalar)                                               \
+#define LLMASOS_FLOAT_DOT(load8, T)                                                    \
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
+  auto step32 = [&](const T* wp, const float* xp) {                                    \
+    a0 = _mm256_add_ps(a0, _mm256_mul_ps(load8(wp), _mm256_loadu_ps(xp)));             \
+    a1 = _mm256_add_ps(a1, _mm256_mul_ps(load8(wp + 8), _mm256_loadu_ps(xp + 8)));     \
+    a2 = _mm256_add_ps(a2, _mm256_mul_ps(load8(wp + 16), _mm256_loadu_ps(xp + 16)));   \
+    a3 = _mm256_add_ps(a3, _mm256_mul_ps(load8(wp + 24), _mm256_loadu_ps(xp + 24)));   \
+  };                                                                                   \
   int64_t i = 0;                                                                       \
-  for (; i + 32 <= n; i += 32) {                                                       \
-    a0 = _mm256_fmadd_ps(load8(w + i), _mm256_loadu_ps(x + i), a0);                    \
-    a1 = _mm256_fmadd_ps(load8(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);            \
-    a2 = _mm256_fmadd_ps(load8(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);          \
-    a3 = _mm256_fmadd_ps(load8(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);          \
+  for (; i + 32 <= n; i += 32) step32(w + i, x + i);                                   \
+  if (i < n) {                                                                         \
+    T wt[32] = {};                                                                     \
+    float xt[32] = {};                                                                 \
+    std::memcpy(wt, w + i, sizeof(T) * (n - i));                                       \
+    std::memcpy(xt, x + i, sizeof(float) * (n - i));                                   \
+    step32(wt, xt);                                                                    \
   }                                                                                    \
-  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load8(w + i), _mm256_loadu_ps(x + i), a0); \
-  float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));   \
-  for (; i < n; ++i) sum += scalar(w[i]) * x[i];                                       \
-  *s = sum;
+  *s = canonical_tree32_ps(a0, a1, a2, a3);
 
 inline __m256 load8_f32(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8_f16(const uint16_t* p) {
@@ -150,127 +150,121 @@ inline __m256 load8_bf16(const uint16_t* p) {
   const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
-inline float f32_id(float v) { return v; }
-inline float bf2f(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 void vec_dot_f32(int64_t n, float* s, const void* vw, const void* vx) {
   const float* w = static_cast<const float*>(vw);
   const float* x = static_cast<const float*>(vx);
-  LLMASOS_FLOAT_DOT(load8_f32, f32_id)
+  LLMASOS_FLOAT_DOT(load8_f32, float)
 }
 
 void vec_dot_f16(int64_t n, float* s, const void* vw, const void* vx) {
   const uint16_t* w = static_cast<const uint16_t*>(vw);
   const float* x = static_cast<const float*>(vx);
-  LLMASOS_FLOAT_DOT(load8_f16, h2f)
+  LLMASOS_FLOAT_DOT(load8_f16, uint16_t)
 }
 
 void vec_dot_bf16(int64_t n, float* s, const void* vw, const void* vx) {
   const uint16_t* w = static_cast<const uint16_t*>(vw);
   const float* x = static_cast<const float*>(vx);
-  LLMASOS_FLOAT_DOT(load8_bf16, bf2f)
+  LLMASOS_FLOAT_DOT(load8_bf16, uint16_t)
 }
 #undef LLMASOS_FLOAT_DOT
 
 // ---- legacy 32-element formats ------------------------------------------------------------------
+// Canonical order (quant_dot.h): lane l of a block's int32 dot product holds elements 4l .. 4l+3;
+// even blocks scale into acc0 (lanes 0..7 of the canonical 16), odd blocks into acc1 (8..15);
+// mul then add, no FMA. Q4_1 / Q5_1 sum their min terms in block order in lane 1 of `ms`.
 
-// step(i, acc): acc + block i's contribution; run on two accumulators in turn.
-#define LLMASOS_TWO_ACC(nb, step)                                       \
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();        \
-  int64_t i = 0;                                                        \
-  for (; i + 1 < (nb); i += 2) {                                        \
-    acc0 = step(i, acc0);                                               \
-    acc1 = step(i + 1, acc1);                                           \
-  }                                                                     \
-  if (i < (nb)) acc0 = step(i, acc0);                                   \
-  const float total = hsum_ps(_mm256_add_ps(acc0, acc1));
+inline __m256i load_q8(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// step(b) -> the block's 8 int32 lane sums; d(b) -> dw * dx.
+template <class Step, class Scale>
+inline float legacy_dot(int64_t nb, Step step, Scale d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 1 < nb; i += 2) {
+    acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(_mm256_set1_ps(d(i)), _mm256_cvtepi32_ps(step(i))));
+    acc1 = _mm256_add_ps(acc1, _mm256_mul_ps(_mm256_set1_ps(d(i + 1)), _mm256_cvtepi32_ps(step(i + 1))));
+  }
+  if (i < nb) acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(_mm256_set1_ps(d(i)), _mm256_cvtepi32_ps(step(i))));
+  return canonical_tree8_ps(_mm256_add_ps(acc0, acc1));  // h = 8, then the 8-lane tree
+}
+
+// [dw * dx, mw * sx, 0, 0] of a Q4_1 / Q5_1 block against Q8_1: the fp16 pairs (d, m) and (d, s)
+// are converted with one instruction each.
+template <class W, class X>
+inline __m128 dm_products(const W& w, const X& x) {
+  uint32_t wdm, xds;
+  std::memcpy(&wdm, &w.d, 4);
+  std::memcpy(&xds, &x.d, 4);
+  const __m128 fw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(wdm)));
+  const __m128 fx = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(xds)));
+  return _mm_mul_ps(fw, fx);
+}
 
 void vec_dot_q4_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ4_0* w = static_cast<const BlockQ4_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
-  auto step = [&](int64_t b, __m256 acc) {
-    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
+  auto step = [&](int64_t b) {
     const __m256i qw = _mm256_sub_epi8(nibbles32(w[b].qs), _mm256_set1_epi8(8));
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8i8(qw, qx)), acc);
+    return dot_i8i8(qw, load_q8(x[b].qs));
   };
-  LLMASOS_TWO_ACC(n / kQK, step)
-  *s = total;
+  auto d = [&](int64_t b) { return h2f(w[b].d) * h2f(x[b].d); };
+  *s = legacy_dot(n / kQK, step, d);
 }
 
 void vec_dot_q4_1_q8_1(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ4_1* w = static_cast<const BlockQ4_1*>(vw);
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(vx);
-  __m128 summs = _mm_setzero_ps();
-  auto step = [&](int64_t b, __m256 acc) {
-    // The fp16 pairs (d, m) and (d, s) are converted with one instruction each.
-    uint32_t wdm, xds;
-    std::memcpy(&wdm, &w[b].d, 4);
-    std::memcpy(&xds, &x[b].d, 4);
-    const __m128 fw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(wdm)));
-    const __m128 fx = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(xds)));
-    const __m128 prod = _mm_mul_ps(fw, fx);  // [d dx, m s, 0, 0]
-    summs = _mm_add_ps(summs, prod);
-    const __m256 d = _mm256_broadcastss_ps(prod);
-    const __m256i qw = nibbles32(w[b].qs);
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(qw, qx)), acc);
+  __m128 ms = _mm_setzero_ps();
+  auto step = [&](int64_t b) { return dot_u8i8(nibbles32(w[b].qs), load_q8(x[b].qs)); };
+  auto d = [&](int64_t b) {
+    const __m128 prod = dm_products(w[b], x[b]);
+    ms = _mm_add_ps(ms, prod);  // lane 1: ms += mw * sx, in block order
+    return _mm_cvtss_f32(prod);
   };
-  LLMASOS_TWO_ACC(n / kQK, step)
-  *s = total + _mm_cvtss_f32(_mm_movehdup_ps(summs));
+  const float total = legacy_dot(n / kQK, step, d);
+  *s = total + _mm_cvtss_f32(_mm_movehdup_ps(ms));
 }
 
 // Q5_0: q - 16 = low nibble | (bit ? 0 : 0xf0) as int8.
 void vec_dot_q5_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ5_0* w = static_cast<const BlockQ5_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
-  const int64_t nb = n / kQK;
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    const __m256 d = _mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d));
-    const __m256i hi = _mm256_andnot_si256(bits32(w[i].qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
-    const __m256i qw = _mm256_or_si256(nibbles32(w[i].qs), hi);
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8i8(qw, qx)), acc);
-  }
-  *s = hsum_ps(acc);
+  auto step = [&](int64_t b) {
+    const __m256i hi = _mm256_andnot_si256(bits32(w[b].qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    const __m256i qw = _mm256_or_si256(nibbles32(w[b].qs), hi);
+    return dot_i8i8(qw, load_q8(x[b].qs));
+  };
+  auto d = [&](int64_t b) { return h2f(w[b].d) * h2f(x[b].d); };
+  *s = legacy_dot(n / kQK, step, d);
 }
 
 void vec_dot_q5_1_q8_1(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ5_1* w = static_cast<const BlockQ5_1*>(vw);
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(vx);
-  const int64_t nb = n / kQK;
-  __m256 acc = _mm256_setzero_ps();
-  float summs = 0;
-  for (int64_t i = 0; i < nb; ++i) {
-    summs += h2f(w[i].m) * h2f(x[i].s);
-    const __m256 d = _mm256_set1_ps(h2f(w[i].d) * h2f(x[i].d));
-    const __m256i hi = _mm256_and_si256(bits32(w[i].qh), _mm256_set1_epi8(0x10));
-    const __m256i qw = _mm256_or_si256(nibbles32(w[i].qs), hi);
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8(qw, qx)), acc);
-  }
-  *s = hsum_ps(acc) + summs;
+  __m128 ms = _mm_setzero_ps();
+  auto step = [&](int64_t b) {
+    const __m256i hi = _mm256_and_si256(bits32(w[b].qh), _mm256_set1_epi8(0x10));
+    const __m256i qw = _mm256_or_si256(nibbles32(w[b].qs), hi);
+    return dot_u8i8(qw, load_q8(x[b].qs));
+  };
+  auto d = [&](int64_t b) {
+    const __m128 prod = dm_products(w[b], x[b]);
+    ms = _mm_add_ps(ms, prod);
+    return _mm_cvtss_f32(prod);
+  };
+  const float total = legacy_dot(n / kQK, step, d);
+  *s = total + _mm_cvtss_f32(_mm_movehdup_ps(ms));
 }
 
 void vec_dot_q8_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ8_0* w = static_cast<const BlockQ8_0*>(vw);
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
-  auto step = [&](int64_t b, __m256 acc) {
-    const __m256 d = _mm256_set1_ps(h2f(w[b].d) * h2f(x[b].d));
-    const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    return _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8i8(qw, qx)), acc);
-  };
-  LLMASOS_TWO_ACC(n / kQK, step)
-  *s = total;
+  auto step = [&](int64_t b) { return dot_i8i8(load_q8(w[b].qs), load_q8(x[b].qs)); };
+  auto d = [&](int64_t b) { return h2f(w[b].d) * h2f(x[b].d); };
+  *s = legacy_dot(n / kQK, step, d);
 }
-#undef LLMASOS_TWO_ACC
 
 // ---- K-quants ---------------------------------------------------------------------------------
 
@@ -300,12 +294,10 @@ void vec_dot_q4_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ4_K* w = static_cast<const BlockQ4_K*>(vw);
   const BlockQ8_K* x = static_cast<const BlockQ8_K*>(vx);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
-  __m256 acc = _mm256_setzero_ps();
-  float summs = 0;
+  float acc[8] = {0};
   for (int64_t i = 0; i < n / kQKK; ++i) {
     int sc[8], m[8];
     scales_mins_k4(w[i].scales, sc, m);
-    summs += x[i].d * h2f(w[i].dmin) * mins_dot_bsums(m, x[i].bsums);
     const uint8_t* q4 = w[i].qs;
     const int8_t* q8 = x[i].qs;
     __m256i sumi = _mm256_setzero_si256();
@@ -318,9 +310,10 @@ void vec_dot_q4_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
       sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(lo, y0, sc[2 * k]));
       sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(hi, y1, sc[2 * k + 1]));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc[i % 8] += canonical_kterm_min(x[i].d, h2f(w[i].d), h2f(w[i].dmin), hsum_epi32(sumi),
+                                      mins_dot_bsums(m, x[i].bsums));
   }
-  *s = hsum_ps(acc) - summs;
+  *s = canonical_tree(acc, 8);
 }
 
 void vec_dot_q5_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
@@ -328,12 +321,10 @@ void vec_dot_q5_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   const BlockQ8_K* x = static_cast<const BlockQ8_K*>(vx);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i m1 = _mm256_set1_epi8(1);
-  __m256 acc = _mm256_setzero_ps();
-  float summs = 0;
+  float acc[8] = {0};
   for (int64_t i = 0; i < n / kQKK; ++i) {
     int sc[8], m[8];
     scales_mins_k4(w[i].scales, sc, m);
-    summs += x[i].d * h2f(w[i].dmin) * mins_dot_bsums(m, x[i].bsums);
     const uint8_t* ql = w[i].qs;
     const int8_t* q8 = x[i].qs;
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
@@ -350,9 +341,10 @@ void vec_dot_q5_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
       sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(lo, y0, sc[2 * k]));
       sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(hi, y1, sc[2 * k + 1]));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc[i % 8] += canonical_kterm_min(x[i].d, h2f(w[i].d), h2f(w[i].dmin), hsum_epi32(sumi),
+                                      mins_dot_bsums(m, x[i].bsums));
   }
-  *s = hsum_ps(acc) - summs;
+  *s = canonical_tree(acc, 8);
 }
 
 // Q6_K: q in 0..63, (q - 32) * y = q * y - 32 * y, both as maddubs pair sums (no saturation:
@@ -363,7 +355,7 @@ void vec_dot_q6_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i m3 = _mm256_set1_epi8(3);
   const __m256i m32 = _mm256_set1_epi8(32);
-  __m256 acc = _mm256_setzero_ps();
+  float acc[8] = {0};
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const uint8_t* ql = w[i].ql;
     const uint8_t* qh = w[i].qh;
@@ -391,9 +383,9 @@ void vec_dot_q6_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale));
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(w[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc[i % 8] += canonical_kterm(x[i].d, h2f(w[i].d), hsum_epi32(sumi));
   }
-  *s = hsum_ps(acc);
+  *s = canonical_tree(acc, 8);
 }
 
 }  // namespace
