@@ -7,6 +7,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -15,11 +16,15 @@
 #include "llmasos/errors.hpp"
 #include "model/llama.h"
 
+// Model::forward is one call at a time (its scratch buffers are shared), so sessions of one model
+// serialize their generate calls on the model's mutex.
 struct llmasos_model {
   std::shared_ptr<llmasos::Model> model;
+  std::shared_ptr<std::mutex> forward_mu = std::make_shared<std::mutex>();
 };
 struct llmasos_session {
   llmasos::Session session;
+  std::shared_ptr<std::mutex> forward_mu;
 };
 
 namespace {
@@ -218,7 +223,7 @@ llmasos_status llmasos_session_new(llmasos_model* model, llmasos_session** out) 
   *out = nullptr;
   LLMASOS_REQUIRE(model);
   return guarded([&] {
-    *out = new llmasos_session{llmasos::Session(model->model)};
+    *out = new llmasos_session{llmasos::Session(model->model), model->forward_mu};
     return LLMASOS_OK;
   });
 }
@@ -263,6 +268,7 @@ llmasos_status llmasos_generate(llmasos_session* session, const int32_t* prompt,
         return go_on;
       };
     }
+    std::lock_guard<std::mutex> lock(*session->forward_mu);
     llmasos::GenerateResult r =
         session->session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), o, on_token);
     if (callback && go_on) {

@@ -23,6 +23,33 @@ static int stop_after_two(void* ud, int32_t id, const char* piece, size_t len) {
   return ++*n < 2;
 }
 
+/* Two sessions of one model generating on two threads at once get the single-thread tokens. */
+typedef struct {
+  llmasos_session* session;
+  const int32_t* prompt;
+  size_t n_prompt;
+  int32_t out[8];
+  int n_out;
+  llmasos_status status;
+} gen_job;
+
+static int collect(void* ud, int32_t id, const char* piece, size_t len) {
+  (void)piece, (void)len;
+  gen_job* j = (gen_job*)ud;
+  if (id != LLMASOS_NO_TOKEN && j->n_out < 8) j->out[j->n_out++] = id;
+  return 1;
+}
+
+static void* run_job(void* arg) {
+  gen_job* j = (gen_job*)arg;
+  llmasos_generate_options o;
+  llmasos_generate_options_init(&o);
+  o.max_tokens = 8;
+  o.ignore_eos = 1;
+  j->status = llmasos_generate(j->session, j->prompt, j->n_prompt, &o, collect, j, NULL);
+  return NULL;
+}
+
 static void* other_thread(void* arg) {
   (void)arg;
   /* The last error is per thread: this thread has not failed yet. */
@@ -115,6 +142,33 @@ int main(int argc, char** argv) {
   if (calls != 2 || r.n_tokens != 2 || r.finish_reason != LLMASOS_FINISH_STOP) {
     ++failures;
     printf("FAIL generate_callback_stops_result calls=%d n=%zu\n", calls, r.n_tokens);
+  }
+  {
+    gen_job ref = {sess, ids, n_prompt, {0}, 0, LLMASOS_OK}, a = ref, b = ref;
+    run_job(&ref);
+    pthread_t ta, tb;
+    llmasos_session *sa = NULL, *sb = NULL;
+    llmasos_model* again = NULL; /* two fresh sessions of one model, on two threads */
+    llmasos_status s1 = llmasos_model_load(argv[1], NULL, &again);
+    if (s1 == LLMASOS_OK) {
+      llmasos_session_new(again, &sa);
+      llmasos_session_new(again, &sb);
+      llmasos_model_free(again);
+      a.session = sa;
+      b.session = sb;
+      a.n_out = b.n_out = 0;
+      pthread_create(&ta, NULL, run_job, &a);
+      pthread_create(&tb, NULL, run_job, &b);
+      pthread_join(ta, NULL);
+      pthread_join(tb, NULL);
+    }
+    int same = s1 == LLMASOS_OK && ref.status == LLMASOS_OK && a.status == LLMASOS_OK &&
+               b.status == LLMASOS_OK && ref.n_out == 8 && a.n_out == 8 && b.n_out == 8 &&
+               memcmp(ref.out, a.out, sizeof ref.out) == 0 && memcmp(ref.out, b.out, sizeof ref.out) == 0;
+    if (!same) ++failures;
+    printf("%s two_threads_two_sessions_one_model\n", same ? "ok" : "FAIL");
+    llmasos_session_free(sa);
+    llmasos_session_free(sb);
   }
   llmasos_session_free(sess);
 

@@ -73,7 +73,8 @@ typedef struct llmasos_generate_result {
 /* Called once per generated token with the UTF-8 text it completes (`piece`, `piece_len` bytes,
  * NUL-terminated; may be empty while a multi-byte character is still incomplete), and once more at
  * the end with token_id = LLMASOS_NO_TOKEN if undecoded bytes remain. Return nonzero to go on,
- * 0 to stop (finish reason STOP). The pieces concatenated are the generated text. */
+ * 0 to stop (finish reason STOP). The pieces concatenated are the generated text. The callback
+ * must not call llmasos_generate on a session of the same model. */
 #define LLMASOS_NO_TOKEN (-1)
 typedef int (*llmasos_token_callback)(void* user_data, int32_t token_id, const char* piece,
                                       size_t piece_len);
@@ -109,7 +110,9 @@ LLMASOS_API llmasos_status llmasos_detokenize(const llmasos_model* model, const 
                                               size_t capacity, size_t* n_out);
 
 /* A session evaluates one sequence at a time; a new prompt reuses the KV entries of the longest
- * prefix it shares with the previous one. A session is not thread-safe; use one per thread. */
+ * prefix it shares with the previous one. A session must not be used by two threads at once.
+ * Sessions of one model may live on different threads, but their llmasos_generate calls take
+ * turns (the model computes one batch at a time); load the model twice to run in parallel. */
 LLMASOS_API llmasos_status llmasos_session_new(llmasos_model* model, llmasos_session** out);
 LLMASOS_API llmasos_status llmasos_session_free(llmasos_session* session); /* NULL: no-op */
 LLMASOS_API llmasos_status llmasos_session_reset(llmasos_session* session);
