@@ -1,9 +1,11 @@
 // Runtime information and ISA selection for Python (runtime_info, select_isa, supported levels),
-// plus thin test hooks over the quantized formats and kernels (dequantize, quantize, matmul).
+// plus thin test hooks over the quantized formats and kernels (dequantize, quantize, matmul,
+// kernel_op for the dense float ops).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 
 #include "kernels/cpu/dispatch.h"
@@ -105,6 +107,38 @@ py::array_t<float> matmul(uint32_t type_id, const py::buffer& w, int64_t rows, i
   return out;
 }
 
+// One dense op of the active level's table on copies of its inputs (test hook):
+//   dot_f32(x, y) -> [dot]       rmsnorm(x, y=w, a=eps)    silu_mul(x=g, y=u)
+//   axpy(x, y, a) -> x + a * y   scale(x, a) -> x * a      softmax(x)
+py::array_t<float> kernel_op(const std::string& name, F32Array x, std::optional<F32Array> y, float a) {
+  const cpu::KernelTable& k = cpu::kernels();
+  const int64_t n = static_cast<int64_t>(x.size());
+  const bool needs_y = name == "dot_f32" || name == "rmsnorm" || name == "silu_mul" || name == "axpy";
+  if (!needs_y && name != "scale" && name != "softmax")
+    throw InvalidArgumentError("kernel_op: unknown op '" + name + "'");
+  if (needs_y && (!y || static_cast<int64_t>(y->size()) != n))
+    throw InvalidArgumentError("kernel_op " + name + ": y must have as many elements as x");
+  const float* yp = needs_y ? y->data() : nullptr;
+  py::array_t<float> out(name == "dot_f32" ? 1 : n);
+  float* o = out.mutable_data();
+  const float* xp = x.data();
+  {
+    py::gil_scoped_release nogil;
+    if (name == "dot_f32") {
+      o[0] = k.dot_f32(xp, yp, n);
+    } else if (name == "rmsnorm") {
+      k.rmsnorm(o, xp, yp, n, a);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i] = xp[i];
+      if (name == "silu_mul") k.silu_mul(o, yp, n);
+      else if (name == "axpy") k.axpy(o, a, yp, n);
+      else if (name == "scale") k.scale(o, a, n);
+      else k.softmax(o, n);
+    }
+  }
+  return out;
+}
+
 py::dict type_info(uint32_t type_id) {
   const TypeTraits& tr = traits_or_throw(type_id);
   py::dict d;
@@ -138,6 +172,10 @@ void register_kernels(py::module_& m) {
   m.def("matmul", &matmul, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("cols"),
         py::arg("x"), py::arg("threads") = 1,
         "Y[T, rows] = X[T, cols] @ W.T for W given as rows x row_bytes raw blocks.");
+  m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),
+        py::arg("a") = 0.0f,
+        "A dense float op of the active ISA level (dot_f32, rmsnorm, silu_mul, axpy, scale, "
+        "softmax) on copies of float32 arrays.");
   m.def("type_info", &type_info, py::arg("type_id"),
         "Traits of a tensor type: name, block_size, type_size, vec_dot_type, has_quantize.");
 }

@@ -1,0 +1,137 @@
+"""Every ISA level computes bit-identical results: all kernels follow one canonical order of float
+operations (csrc/kernels/cpu/quant_dot.h), so matmul, dequantize, the activation quantizers and
+the dense ops give the same bytes under every level this machine supports."""
+import numpy as np
+import pytest
+from gguf import GGMLQuantizationType as Q
+
+from llmasos import _core
+from test_quant_kernels import FLOATS, WEIGHT_TYPES, block_size, info, random_weights
+
+ISAS = _core.supported_isas()
+# Blocks per row around the SIMD group sizes (pairs, 8-block groups) and their tails.
+BLOCKS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 18, 33]
+FLOAT_LENGTHS = [1, 5, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 576, 1000]
+
+
+def under_each_isa(fn):
+    """{isa: fn()} for every supported level, restoring the active level afterwards."""
+    before = _core.active_isa()
+    out = {}
+    try:
+        for isa in ISAS:
+            _core.select_isa(isa)
+            out[isa] = fn()
+    finally:
+        _core.select_isa(before)
+    return out
+
+
+def assert_bitwise_equal(results):
+    base_isa = ISAS[0]
+    base = np.ascontiguousarray(results[base_isa])
+    for isa, got in results.items():
+        got = np.ascontiguousarray(got)
+        assert got.shape == base.shape and got.dtype == base.dtype, isa
+        same = got.tobytes() == base.tobytes()
+        if not same:
+            diff = np.flatnonzero(got.view(np.uint8) != base.view(np.uint8))
+            pytest.fail(f"{isa} differs from {base_isa} at byte {diff[0]} of {base.nbytes}")
+
+
+def test_levels_present():
+    assert ISAS[0] == "generic"
+    if "avx2" in _core.cpu_features() and "fma" in _core.cpu_features():
+        assert "avx2" in ISAS  # this machine: generic == avx2 is checked by every test below
+
+
+@pytest.mark.parametrize("t", WEIGHT_TYPES, ids=lambda t: t.name)
+def test_matmul_bitwise_identical(t):
+    rng = np.random.default_rng(int(t) + 7)
+    bs = block_size(t)
+    for blocks in BLOCKS if bs == 32 else BLOCKS[:6]:
+        cols = blocks * bs if bs > 1 else FLOAT_LENGTHS[blocks % len(FLOAT_LENGTHS)] + 32 * blocks
+        rows, T = 11, 5
+        raw = random_weights(t, rows, cols, rng)
+        x = (rng.standard_normal((T, cols)) * rng.uniform(0.1, 10)).astype(np.float32)
+        x[1] = np.abs(x[1])  # all-positive activations: large sums of one sign
+        x[2, : min(cols, 32)] = 0.0  # a zero block
+        assert_bitwise_equal(under_each_isa(lambda: _core.matmul(int(t), raw, rows, cols, x)))
+        assert_bitwise_equal(
+            under_each_isa(lambda: _core.matmul(int(t), raw, rows, cols, x, threads=3)))
+
+
+@pytest.mark.parametrize("t", FLOATS, ids=lambda t: t.name)
+def test_float_dots_every_length(t):
+    rng = np.random.default_rng(int(t) + 70)
+    for n in FLOAT_LENGTHS:
+        raw = random_weights(t, 3, n, rng)
+        x = rng.standard_normal((2, n)).astype(np.float32)
+        assert_bitwise_equal(under_each_isa(lambda: _core.matmul(int(t), raw, 3, n, x)))
+
+
+@pytest.mark.parametrize("t", WEIGHT_TYPES, ids=lambda t: t.name)
+def test_dequantize_bitwise_identical(t):
+    rng = np.random.default_rng(int(t) + 11)
+    n = 5 * block_size(t) if t not in FLOATS else 77
+    raw = random_weights(t, 1, n, rng).reshape(-1)
+    assert_bitwise_equal(under_each_isa(lambda: _core.dequantize(int(t), raw, n)))
+
+
+@pytest.mark.parametrize("act", [Q.Q8_0, Q.Q8_1, Q.Q8_K], ids=lambda t: t.name)
+def test_activation_quantizers_bitwise_identical(act):
+    rng = np.random.default_rng(int(act))
+    x = (rng.standard_normal(256 * 6) * 5).astype(np.float32)
+    x[256:512] = 0.0
+    x[600:632] = np.abs(x[600:632])
+    assert_bitwise_equal(under_each_isa(lambda: _core.quantize_act(int(act), x)))
+
+
+DENSE = {
+    "dot_f32": lambda x, y: _core.kernel_op("dot_f32", x, y),
+    "rmsnorm": lambda x, y: _core.kernel_op("rmsnorm", x, y, 1e-5),
+    "silu_mul": lambda x, y: _core.kernel_op("silu_mul", x, y),
+    "axpy": lambda x, y: _core.kernel_op("axpy", x, y, 0.37),
+    "scale": lambda x, y: _core.kernel_op("scale", x, a=1.7),
+    "softmax": lambda x, y: _core.kernel_op("softmax", x),
+}
+
+
+@pytest.mark.parametrize("op", sorted(DENSE))
+def test_dense_ops_bitwise_identical(op):
+    rng = np.random.default_rng(len(op))
+    for n in FLOAT_LENGTHS:
+        x = (rng.standard_normal(n) * 3).astype(np.float32)
+        y = (rng.standard_normal(n) + 0.5).astype(np.float32)
+        assert_bitwise_equal(under_each_isa(lambda: DENSE[op](x, y)))
+
+
+def test_dense_ops_against_numpy():
+    """kernel_op computes what it says (the hook itself is right)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(77).astype(np.float32)
+    y = rng.standard_normal(77).astype(np.float32)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    np.testing.assert_allclose(_core.kernel_op("dot_f32", x, y)[0], x64 @ y64, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_core.kernel_op("rmsnorm", x, y, 1e-5),
+                               x64 / np.sqrt((x64 ** 2).mean() + 1e-5) * y64, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_core.kernel_op("silu_mul", x, y), x64 / (1 + np.exp(-x64)) * y64,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_core.kernel_op("axpy", x, y, 0.5), x64 + 0.5 * y64, rtol=1e-6)
+    np.testing.assert_allclose(_core.kernel_op("scale", x, a=2.0), 2 * x64, rtol=1e-7)
+    e = np.exp(x64 - x64.max())
+    np.testing.assert_allclose(_core.kernel_op("softmax", x), e / e.sum(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(Exception):
+        _core.kernel_op("nope", x)
+    with pytest.raises(Exception):
+        _core.kernel_op("dot_f32", x, y[:5])
+
+
+def test_vec_dot_types_are_used_by_the_real_model():
+    """The formats of the default model (Q4_1 layers, Q8_0 head) at the model's width."""
+    rng = np.random.default_rng(5)
+    for t, rows in ((Q.Q4_1, 64), (Q.Q8_0, 64)):
+        raw = random_weights(t, rows, 576, rng)
+        x = rng.standard_normal((3, 576)).astype(np.float32)
+        assert info(t)["block_size"] == 32
+        assert_bitwise_equal(under_each_isa(lambda: _core.matmul(int(t), raw, rows, 576, x)))
