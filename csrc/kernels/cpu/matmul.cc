@@ -85,6 +85,43 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
   pool.parallel_for(rows, grain, rows_job);
 }
 
+void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
+                    MatmulScratch& scratch) {
+  const TypeTraits& tr = checked_traits(W);
+  if (T <= 0 || W.rows == 0) return;
+  if (tr.vec_dot_type == GgmlType::F32) {  // float activations: already exact
+    matmul(W, X, T, Y, pool, scratch);
+    return;
+  }
+  const KernelTable& k = kernels();
+  const uint32_t act_id = static_cast<uint32_t>(tr.vec_dot_type);
+  const TypeTraits* at = type_traits(act_id);
+  auto quantize = k.quantize_act[act_id];
+  if (!at || !quantize || !at->dequantize_row || W.cols % at->block_size != 0)
+    throw InvalidArgumentError(std::string("matmul_precise: cannot quantize activations for ") + tr.name);
+  const int64_t cols = W.cols, rows = W.rows;
+  // split = [X; X - dequant(quant(X))]: rows t and T + t are the two parts of token t.
+  scratch.split.resize(static_cast<size_t>(2 * T * cols));
+  float* xs = scratch.split.data();
+  std::vector<uint8_t> q(static_cast<size_t>(row_bytes(*at, cols)));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* x = X + t * cols;
+    float* hi = xs + t * cols;
+    float* lo = xs + (T + t) * cols;
+    quantize(x, q.data(), cols);
+    at->dequantize_row(q.data(), lo, cols);
+    for (int64_t i = 0; i < cols; ++i) {
+      hi[i] = x[i];
+      lo[i] = x[i] - lo[i];
+    }
+  }
+  scratch.prod.resize(static_cast<size_t>(2 * T * rows));
+  // matmul quantizes each row again: row t gives back x1 exactly, row T + t the residual.
+  matmul(W, xs, 2 * T, scratch.prod.data(), pool, scratch);
+  const float* p = scratch.prod.data();
+  for (int64_t i = 0; i < T * rows; ++i) Y[i] = p[i] + p[T * rows + i];
+}
+
 void dequantize_row(const WeightView& W, int64_t r, float* out) {
   const TypeTraits& tr = checked_traits(W);
   if (r < 0 || r >= W.rows)

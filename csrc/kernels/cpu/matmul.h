@@ -24,11 +24,20 @@ struct WeightView {
 // Reusable scratch for the quantized activations (grows as needed, never shrinks).
 struct MatmulScratch {
   std::vector<uint8_t> qact;
+  std::vector<float> split;  // matmul_precise: [2T][cols] activations, then [2T][rows] products
+  std::vector<float> prod;
 };
 
 // Y[t * rows + r] = dot(W row r, X[t * cols ...]) for t < T, r < W.rows.
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
             MatmulScratch& scratch);
+
+// Like matmul, with about 16-bit activation precision for the same integer kernels: each row x
+// is split into its 8-bit quantization's value x1 and the residual x - x1, both are quantized and
+// dotted with the weights (as 2T token rows, so each weight row is read once for both), and the
+// two products are added. Used where activation rounding is amplified (attention's Q/K/V).
+void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
+                    MatmulScratch& scratch);
 
 // Copies row `r` of W into `out` as float (embedding lookup).
 void dequantize_row(const WeightView& W, int64_t r, float* out);
