@@ -135,3 +135,44 @@ def test_vec_dot_types_are_used_by_the_real_model():
         x = rng.standard_normal((3, 576)).astype(np.float32)
         assert info(t)["block_size"] == 32
         assert_bitwise_equal(under_each_isa(lambda: _core.matmul(int(t), raw, rows, 576, x)))
+
+
+@pytest.mark.parametrize("t", WEIGHT_TYPES, ids=lambda t: t.name)
+def test_prefill_path_equals_vec_dot(t):
+    """Many tokens per matmul (the 4-token vec_dot_4x kernels and their T % 4 tail) give, for
+    every (row, token), the bits of the one-token path (vec_dot), under every level and thread
+    count: awkward T (1..9), rows and blocks per row (odd counts leave an unpaired block)."""
+    rng = np.random.default_rng(int(t) + 300)
+    bs = block_size(t)
+    shapes = [(1, 1), (3, 2), (5, 3), (13, 7), (33, 18)] if bs == 32 else [(1, 1), (5, 2), (13, 3)]
+    for rows, blocks in shapes:
+        cols = blocks * bs if bs > 1 else 32 * blocks + 5
+        raw = random_weights(t, rows, cols, rng)
+        for T in range(1, 10):
+            x = (rng.standard_normal((T, cols)) * rng.uniform(0.1, 10)).astype(np.float32)
+            x[0] = np.abs(x[0])  # one all-positive token
+            if T > 2:
+                x[2, : min(cols, 32)] = 0.0  # a zero block
+            def run():
+                one = np.concatenate([_core.matmul(int(t), raw, rows, cols, x[i:i + 1])
+                                      for i in range(T)])
+                for threads in (1, 2, 3):
+                    many = _core.matmul(int(t), raw, rows, cols, x, threads=threads)
+                    assert many.tobytes() == one.tobytes(), (rows, blocks, T, threads)
+                return one
+            assert_bitwise_equal(under_each_isa(run))
+
+
+def test_prefill_large_matrix_every_level():
+    """A model-sized Q4_1 / Q8_0 product with many tokens (dynamic row chunks across threads)."""
+    rng = np.random.default_rng(31)
+    for t in (Q.Q4_1, Q.Q8_0):
+        rows, cols, T = 300, 576, 37
+        raw = random_weights(t, rows, cols, rng)
+        x = rng.standard_normal((T, cols)).astype(np.float32)
+        def run():
+            one = np.concatenate([_core.matmul(int(t), raw, rows, cols, x[i:i + 1]) for i in range(T)])
+            for threads in (1, 2, 4):
+                assert _core.matmul(int(t), raw, rows, cols, x, threads=threads).tobytes() == one.tobytes()
+            return one
+        assert_bitwise_equal(under_each_isa(run))

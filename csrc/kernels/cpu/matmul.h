@@ -1,7 +1,8 @@
 // Matrix products of a (possibly quantized) weight matrix with float activations, split across
 // the thread pool by output rows. The activations are quantized once per call into the weight
 // type's vec_dot_type (Q8_0 / Q8_1 / Q8_K), then every weight row is dotted with every token row
-// while it is hot in cache.
+// while it is hot in cache (4 tokens per weight-block unpack in prefill). Each output element is
+// bit-identical whatever T, the thread count or the ISA level.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -24,7 +25,8 @@ struct WeightView {
 // Reusable scratch for the quantized activations (grows as needed, never shrinks).
 struct MatmulScratch {
   std::vector<uint8_t> qact;
-  std::vector<float> split;  // matmul_precise: [2T][cols] activations, then [2T][rows] products
+  std::vector<float> split;  // matmul_precise: [T][cols] activation residuals
+  // matmul_precise: [2T][rows] products (the 8-bit parts, then the residuals')
   std::vector<float> prod;
 };
 

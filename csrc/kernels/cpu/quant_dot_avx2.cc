@@ -266,6 +266,145 @@ void vec_dot_q8_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   *s = legacy_dot(n / kQK, step, d);
 }
 
+// ---- legacy formats, one weight row x 4 tokens (prefill) ----------------------------------------
+// Each weight block is unpacked once and dotted with the same block of 4 activation rows. Per
+// token t every float operation is the one legacy_dot above does for that token alone: the same
+// int32 lane sums, d = dw * dx_t, even blocks into a0[t] and odd into a1[t] (mul then add), the
+// same final tree, and for Q4_1 / Q5_1 the min terms summed in block order (lane 2t + 1 of ms):
+// so s[t] is vec_dot's bits. 8 accumulators + weight + temporaries fit the 16 ymm registers.
+
+inline uint16_t ld16(const void* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t ld32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Against Q8_0 activations. unpack(b) gives block b's 32 weight bytes: signed (kSigned, as for
+// dot_i8i8) or unsigned (dot_u8i8).
+template <bool kSigned, class W, class Unpack>
+inline void legacy_dot_4x_q8_0(int64_t nb, const W* w, const uint8_t* qx, uint64_t xs, float* s,
+                               int64_t ss, Unpack unpack) {
+  const BlockQ8_0* x0 = reinterpret_cast<const BlockQ8_0*>(qx);
+  const BlockQ8_0* x1 = reinterpret_cast<const BlockQ8_0*>(qx + xs);
+  const BlockQ8_0* x2 = reinterpret_cast<const BlockQ8_0*>(qx + 2 * xs);
+  const BlockQ8_0* x3 = reinterpret_cast<const BlockQ8_0*>(qx + 3 * xs);
+  // Named accumulators (not arrays), so they live in registers: eN even blocks, oN odd blocks.
+  __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+  auto block = [&](int64_t b, __m256& c0, __m256& c1, __m256& c2, __m256& c3) {
+    const __m256i qw = unpack(b);
+    const __m128i hx = _mm_setr_epi16(static_cast<short>(ld16(&x0[b].d)), static_cast<short>(ld16(&x1[b].d)),
+                                      static_cast<short>(ld16(&x2[b].d)), static_cast<short>(ld16(&x3[b].d)),
+                                      0, 0, 0, 0);
+    alignas(16) float d[4];  // lane t: dw * dx_t; broadcast from memory (load ports, not shuffles)
+    _mm_store_ps(d, _mm_mul_ps(_mm_set1_ps(h2f(w[b].d)), _mm_cvtph_ps(hx)));
+    const __m256i aw = kSigned ? _mm256_sign_epi8(qw, qw) : qw;
+    auto one = [&](__m256& acc, const BlockQ8_0* x, const float* dt) {
+      const __m256i y = load_q8(x[b].qs);
+      const __m256i p = kSigned ? dot_u8i8(aw, _mm256_sign_epi8(y, qw)) : dot_u8i8(qw, y);
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(dt), _mm256_cvtepi32_ps(p)));
+    };
+    one(c0, x0, d);
+    one(c1, x1, d + 1);
+    one(c2, x2, d + 2);
+    one(c3, x3, d + 3);
+  };
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    block(b, e0, e1, e2, e3);
+    block(b + 1, o0, o1, o2, o3);
+  }
+  if (b < nb) block(b, e0, e1, e2, e3);
+  s[0] = canonical_tree8_ps(_mm256_add_ps(e0, o0));
+  s[ss] = canonical_tree8_ps(_mm256_add_ps(e1, o1));
+  s[2 * ss] = canonical_tree8_ps(_mm256_add_ps(e2, o2));
+  s[3 * ss] = canonical_tree8_ps(_mm256_add_ps(e3, o3));
+}
+
+// Against Q8_1 activations, for weights with a min (Q4_1, Q5_1: fields d, m first): unsigned
+// weight bytes; [dw, mw] x [dx_t, sx_t] as in dm_products, 4 tokens per instruction.
+template <class W, class Unpack>
+inline void legacy_dot_4x_q8_1(int64_t nb, const W* w, const uint8_t* qx, uint64_t xs, float* s,
+                               int64_t ss, Unpack unpack) {
+  const BlockQ8_1* x0 = reinterpret_cast<const BlockQ8_1*>(qx);
+  const BlockQ8_1* x1 = reinterpret_cast<const BlockQ8_1*>(qx + xs);
+  const BlockQ8_1* x2 = reinterpret_cast<const BlockQ8_1*>(qx + 2 * xs);
+  const BlockQ8_1* x3 = reinterpret_cast<const BlockQ8_1*>(qx + 3 * xs);
+  __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+  __m256 ms = _mm256_setzero_ps();  // lane 2t + 1: token t's min terms, in block order
+  auto block = [&](int64_t b, __m256& c0, __m256& c1, __m256& c2, __m256& c3) {
+    const __m256i qw = unpack(b);
+    const __m256 fw = _mm256_cvtph_ps(_mm_set1_epi32(static_cast<int>(ld32(&w[b].d))));  // [dw, mw] x 4
+    const __m256 fx = _mm256_cvtph_ps(_mm_setr_epi32(
+        static_cast<int>(ld32(&x0[b].d)), static_cast<int>(ld32(&x1[b].d)),
+        static_cast<int>(ld32(&x2[b].d)), static_cast<int>(ld32(&x3[b].d))));  // [dx_t, sx_t]
+    const __m256 prod = _mm256_mul_ps(fw, fx);  // [dw dx_t, mw sx_t]
+    ms = _mm256_add_ps(ms, prod);
+    alignas(32) float d[8];  // broadcast from memory (load ports, not shuffles)
+    _mm256_store_ps(d, prod);
+    auto one = [&](__m256& acc, const BlockQ8_1* x, const float* dt) {
+      const __m256i p = dot_u8i8(qw, load_q8(x[b].qs));
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(dt), _mm256_cvtepi32_ps(p)));
+    };
+    one(c0, x0, d);
+    one(c1, x1, d + 2);
+    one(c2, x2, d + 4);
+    one(c3, x3, d + 6);
+  };
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    block(b, e0, e1, e2, e3);
+    block(b + 1, o0, o1, o2, o3);
+  }
+  if (b < nb) block(b, e0, e1, e2, e3);
+  alignas(32) float m[8];
+  _mm256_store_ps(m, ms);
+  s[0] = canonical_tree8_ps(_mm256_add_ps(e0, o0)) + m[1];
+  s[ss] = canonical_tree8_ps(_mm256_add_ps(e1, o1)) + m[3];
+  s[2 * ss] = canonical_tree8_ps(_mm256_add_ps(e2, o2)) + m[5];
+  s[3 * ss] = canonical_tree8_ps(_mm256_add_ps(e3, o3)) + m[7];
+}
+
+void vec_dot_4x_q4_0_q8_0(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const BlockQ4_0* w = static_cast<const BlockQ4_0*>(vw);
+  auto unpack = [&](int64_t b) { return _mm256_sub_epi8(nibbles32(w[b].qs), _mm256_set1_epi8(8)); };
+  legacy_dot_4x_q8_0<true>(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
+}
+
+void vec_dot_4x_q5_0_q8_0(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const BlockQ5_0* w = static_cast<const BlockQ5_0*>(vw);
+  auto unpack = [&](int64_t b) {
+    const __m256i hi = _mm256_andnot_si256(bits32(w[b].qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    return _mm256_or_si256(nibbles32(w[b].qs), hi);
+  };
+  legacy_dot_4x_q8_0<true>(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
+}
+
+void vec_dot_4x_q8_0_q8_0(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const BlockQ8_0* w = static_cast<const BlockQ8_0*>(vw);
+  auto unpack = [&](int64_t b) { return load_q8(w[b].qs); };
+  legacy_dot_4x_q8_0<true>(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
+}
+
+void vec_dot_4x_q4_1_q8_1(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const BlockQ4_1* w = static_cast<const BlockQ4_1*>(vw);
+  auto unpack = [&](int64_t b) { return nibbles32(w[b].qs); };
+  legacy_dot_4x_q8_1(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
+}
+
+void vec_dot_4x_q5_1_q8_1(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const BlockQ5_1* w = static_cast<const BlockQ5_1*>(vw);
+  auto unpack = [&](int64_t b) {
+    const __m256i hi = _mm256_and_si256(bits32(w[b].qh), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(nibbles32(w[b].qs), hi);
+  };
+  legacy_dot_4x_q8_1(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
+}
+
 // ---- K-quants ---------------------------------------------------------------------------------
 
 // Eight 6-bit scales and mins of a Q4_K / Q5_K super-block (packing: quant_kquants.cc).
@@ -407,6 +546,14 @@ void fill_quant_kernels_avx2(KernelTable& t) {
   set(GgmlType::Q4_K, vec_dot_q4_k_q8_k);
   set(GgmlType::Q5_K, vec_dot_q5_k_q8_k);
   set(GgmlType::Q6_K, vec_dot_q6_k_q8_k);
+  auto set4 = [&](GgmlType type, void (*fn)(int64_t, float*, int64_t, const void*, const void*, uint64_t)) {
+    t.vec_dot_4x[static_cast<uint32_t>(type)] = fn;
+  };
+  set4(GgmlType::Q4_0, vec_dot_4x_q4_0_q8_0);
+  set4(GgmlType::Q4_1, vec_dot_4x_q4_1_q8_1);
+  set4(GgmlType::Q5_0, vec_dot_4x_q5_0_q8_0);
+  set4(GgmlType::Q5_1, vec_dot_4x_q5_1_q8_1);
+  set4(GgmlType::Q8_0, vec_dot_4x_q8_0_q8_0);
 }
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS
