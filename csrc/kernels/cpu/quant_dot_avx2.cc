@@ -527,6 +527,121 @@ void vec_dot_q6_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   *s = canonical_tree(acc, 8);
 }
 
+// ---- K-quants, one weight row x 4 tokens (prefill) ----------------------------------------------
+// Scales, mins and the unpacked 6-bit / 5-bit / 4-bit values of a super-block are computed once
+// for the 4 tokens. Per token the integer sums are exact (so any grouping gives vec_dot's sumi and
+// summ) and the float sequence is vec_dot's: acc[b % 8] += kterm, then tree8.
+
+struct Tokens4K {
+  const BlockQ8_K* x[4];
+  Tokens4K(const void* qx, uint64_t xs) {
+    for (int t = 0; t < 4; ++t)
+      x[t] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(qx) + t * xs);
+  }
+};
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+void vec_dot_4x_q4_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const BlockQ4_K* w = static_cast<const BlockQ4_K*>(vw);
+  const Tokens4K X(qx, xs);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  float acc[4][8] = {};
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    int sc[8], m[8];
+    scales_mins_k4(w[i].scales, sc, m);
+    const float dw = h2f(w[i].d), dmin = h2f(w[i].dmin);
+    __m256i sumi[4];
+    for (int t = 0; t < 4; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bits = load256(w[i].qs + 32 * k);
+      const __m256i lo = _mm256_and_si256(bits, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      for (int t = 0; t < 4; ++t) {
+        const int8_t* q8 = X.x[t][i].qs + 64 * k;
+        sumi[t] = _mm256_add_epi32(sumi[t], dot_u8i8_scaled(lo, load256(q8), sc[2 * k]));
+        sumi[t] = _mm256_add_epi32(sumi[t], dot_u8i8_scaled(hi, load256(q8 + 32), sc[2 * k + 1]));
+      }
+    }
+    for (int t = 0; t < 4; ++t)
+      acc[t][i % 8] += canonical_kterm_min(X.x[t][i].d, dw, dmin, hsum_epi32(sumi[t]),
+                                           mins_dot_bsums(m, X.x[t][i].bsums));
+  }
+  for (int t = 0; t < 4; ++t) s[t * ss] = canonical_tree(acc[t], 8);
+}
+
+void vec_dot_4x_q5_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const BlockQ5_K* w = static_cast<const BlockQ5_K*>(vw);
+  const Tokens4K X(qx, xs);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i m1 = _mm256_set1_epi8(1);
+  float acc[4][8] = {};
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    int sc[8], m[8];
+    scales_mins_k4(w[i].scales, sc, m);
+    const float dw = h2f(w[i].d), dmin = h2f(w[i].dmin);
+    const __m256i qh = load256(w[i].qh);
+    __m256i sumi[4];
+    for (int t = 0; t < 4; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      const __m256i bits = load256(w[i].qs + 32 * k);
+      const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m1), 4);
+      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k + 1), m1), 4);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
+      for (int t = 0; t < 4; ++t) {
+        const int8_t* q8 = X.x[t][i].qs + 64 * k;
+        sumi[t] = _mm256_add_epi32(sumi[t], dot_u8i8_scaled(lo, load256(q8), sc[2 * k]));
+        sumi[t] = _mm256_add_epi32(sumi[t], dot_u8i8_scaled(hi, load256(q8 + 32), sc[2 * k + 1]));
+      }
+    }
+    for (int t = 0; t < 4; ++t)
+      acc[t][i % 8] += canonical_kterm_min(X.x[t][i].d, dw, dmin, hsum_epi32(sumi[t]),
+                                           mins_dot_bsums(m, X.x[t][i].bsums));
+  }
+  for (int t = 0; t < 4; ++t) s[t * ss] = canonical_tree(acc[t], 8);
+}
+
+void vec_dot_4x_q6_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const BlockQ6_K* w = static_cast<const BlockQ6_K*>(vw);
+  const Tokens4K X(qx, xs);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i m3 = _mm256_set1_epi8(3);
+  const __m256i m32 = _mm256_set1_epi8(32);
+  float acc[4][8] = {};
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const float dw = h2f(w[i].d);
+    __m256i sumi[4];
+    for (int t = 0; t < 4; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = w[i].ql + 64 * h;
+      const int8_t* sc = w[i].scales + 8 * h;
+      const __m256i hb = load256(w[i].qh + 32 * h);
+      const __m256i l0 = load256(ql), l1 = load256(ql + 32);
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+      for (int c = 0; c < 4; ++c) {
+        const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[2 * c + 1]), _mm_set1_epi16(sc[2 * c]));
+        for (int t = 0; t < 4; ++t) {
+          const __m256i y = load256(X.x[t][i].qs + 128 * h + 32 * c);
+          const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[c], y), _mm256_maddubs_epi16(m32, y));
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scale));
+        }
+      }
+    }
+    for (int t = 0; t < 4; ++t)
+      acc[t][i % 8] += canonical_kterm(X.x[t][i].d, dw, hsum_epi32(sumi[t]));
+  }
+  for (int t = 0; t < 4; ++t) s[t * ss] = canonical_tree(acc[t], 8);
+}
+
 }  // namespace
 
 void fill_quant_kernels_avx2(KernelTable& t) {
@@ -554,6 +669,9 @@ void fill_quant_kernels_avx2(KernelTable& t) {
   set4(GgmlType::Q5_0, vec_dot_4x_q5_0_q8_0);
   set4(GgmlType::Q5_1, vec_dot_4x_q5_1_q8_1);
   set4(GgmlType::Q8_0, vec_dot_4x_q8_0_q8_0);
+  set4(GgmlType::Q4_K, vec_dot_4x_q4_k_q8_k);
+  set4(GgmlType::Q5_K, vec_dot_4x_q5_k_q8_k);
+  set4(GgmlType::Q6_K, vec_dot_4x_q6_k_q8_k);
 }
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS
