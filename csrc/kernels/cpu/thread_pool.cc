@@ -16,77 +16,101 @@
 namespace llmasos::cpu {
 
 namespace {
-constexpr int kSpinIters = 20000;  // ~ tens of microseconds before falling asleep
+constexpr int kSpinIters = 4000;    // pause-spins before yielding (~tens of microseconds)
+constexpr int kYieldIters = 200;    // then yields before sleeping
 }
 
 ThreadPool::ThreadPool(int n_threads) : n_(n_threads < 1 ? 1 : n_threads) {
-  for (int i = 1; i < n_; ++i) threads_.emplace_back(&ThreadPool::worker, this, i);
+  for (int i = 1; i < n_; ++i) threads_.emplace_back(&ThreadPool::worker, this);
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
-    generation_.fetch_add(1);
+    ticket_.fetch_add(uint64_t(1) << 32);
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+int ThreadPool::claim(uint32_t gen) {
+  uint64_t t = ticket_.load(std::memory_order_acquire);
   for (;;) {
-    uint64_t g = generation_.load(std::memory_order_acquire);
-    int spins = 0;
-    while (g == seen) {
-      if (++spins < kSpinIters) {
-        LLMASOS_PAUSE();
-      } else {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      }
-      g = generation_.load(std::memory_order_acquire);
-    }
-    seen = g;
-    if (stop_.load()) return;
-    (*job_)(index, n_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (static_cast<uint32_t>(t >> 32) != gen) return -1;
+    const int idx = static_cast<int>(t & 0xffffffffu);
+    if (idx >= n_items_) return -1;
+    if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) return idx;
   }
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
-  if (n_ == 1) {
-    fn(0, 1);
+void ThreadPool::worker() {
+  uint32_t seen = 0;
+  for (;;) {
+    auto gen_of = [&] { return static_cast<uint32_t>(ticket_.load(std::memory_order_acquire) >> 32); };
+    int spins = 0;
+    while (gen_of() == seen) {
+      ++spins;
+      if (spins < kSpinIters) {
+        LLMASOS_PAUSE();
+      } else if (spins < kSpinIters + kYieldIters) {
+        std::this_thread::yield();
+      } else {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return gen_of() != seen; });
+      }
+    }
+    seen = gen_of();
+    if (stop_.load()) return;
+    // item_ and n_items_ belong to generation `seen` for as long as one of its items is unclaimed
+    // or running: the caller waits for done_ before publishing another job.
+    for (int i = claim(seen); i >= 0; i = claim(seen)) {
+      (*item_)(i);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+void ThreadPool::run_items(int n_items, const std::function<void(int)>& item) {
+  if (n_items <= 0) return;
+  if (n_ == 1 || n_items == 1) {
+    for (int i = 0; i < n_items; ++i) item(i);
     return;
   }
   std::lock_guard<std::mutex> run_lock(run_mu_);
-  job_ = &fn;
-  pending_.store(n_ - 1, std::memory_order_release);
+  item_ = &item;
+  n_items_ = n_items;
+  done_.store(0, std::memory_order_relaxed);
+  uint32_t gen;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
+    gen = static_cast<uint32_t>(ticket_.load() >> 32) + 1;
+    ticket_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
   }
   cv_.notify_all();
-  fn(0, n_);
-  while (pending_.load(std::memory_order_acquire) != 0) LLMASOS_PAUSE();
-  job_ = nullptr;
+  for (int i = claim(gen); i >= 0; i = claim(gen)) {
+    item(i);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+  while (done_.load(std::memory_order_acquire) != n_items) LLMASOS_PAUSE();
+}
+
+void ThreadPool::run(const std::function<void(int, int)>& fn) {
+  const int n = n_;
+  run_items(n, [&](int i) { fn(i, n); });
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
                               const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
-  int64_t chunks = (n + grain - 1) / grain;
-  int used = static_cast<int>(chunks < n_ ? chunks : n_);
-  if (used <= 1) {
-    fn(0, n);
-    return;
-  }
-  run([&](int i, int) {
-    if (i >= used) return;
-    int64_t per = (chunks + used - 1) / used;  // chunks per thread
-    int64_t lo = i * per * grain, hi = (i + 1) * per * grain;
-    if (hi > n) hi = n;
+  // Items of whole grains; up to 4 per thread so a slow thread's share can be picked up.
+  const int64_t grains = (n + grain - 1) / grain;
+  const int64_t items = grains < int64_t(4) * n_ ? grains : int64_t(4) * n_;
+  const int64_t per = (grains + items - 1) / items;  // grains per item
+  run_items(static_cast<int>(items), [&](int i) {
+    const int64_t lo = i * per * grain;
+    const int64_t hi = (i + 1) * per * grain < n ? (i + 1) * per * grain : n;
     if (lo < hi) fn(lo, hi);
   });
 }

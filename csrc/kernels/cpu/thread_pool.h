@@ -1,6 +1,9 @@
-// A persistent pool of worker threads. run(fn) calls fn(i, n) on every thread (the caller is
-// thread 0) and returns when all have finished. Workers spin briefly between jobs (a decode step
-// issues hundreds of small jobs) and then sleep on a condition variable.
+// A persistent pool of worker threads. run(fn) calls fn(i, n) once for every i in [0, n)
+// (n = the pool size) and returns when all calls have finished; parallel_for splits a range into
+// chunks the same way. Items are claimed dynamically: whichever thread is free takes the next one,
+// the caller included, so a worker that the OS has descheduled (a busy, shared machine) delays
+// nothing but its own item. Workers spin briefly between jobs (a decode step issues hundreds of
+// small jobs), then yield, then sleep on a condition variable.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -20,19 +23,26 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_; }
+  // fn(i, size()) for each i in [0, size()), concurrently; i identifies the item, not the thread,
+  // but no two calls with the same i overlap (so per-i scratch is safe).
   void run(const std::function<void(int, int)>& fn);
 
-  // Splits [0, n) into contiguous chunks, one per thread, rounded to multiples of `grain`.
+  // Splits [0, n) into contiguous chunks of about `grain` (at most a few per thread).
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
-  void worker(int index);
+  void run_items(int n_items, const std::function<void(int)>& item);
+  int claim(uint32_t gen);
+  void worker();
 
   int n_;
   std::vector<std::thread> threads_;
-  const std::function<void(int, int)>* job_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // The current job: ticket_ = (generation << 32) | next unclaimed item. A claim is a CAS that
+  // only succeeds within the same generation, so a late worker never runs a finished job.
+  std::atomic<uint64_t> ticket_{0};
+  const std::function<void(int)>* item_ = nullptr;
+  int n_items_ = 0;
+  std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;
