@@ -164,10 +164,11 @@ def test_prefill_path_equals_vec_dot(t):
 
 
 def test_prefill_large_matrix_every_level():
-    """A model-sized Q4_1 / Q8_0 product with many tokens (dynamic row chunks across threads)."""
+    """Model-sized Q4_1 / Q8_0 products with many tokens (dynamic row chunks across threads), and
+    rows longer than the kernels' table of token scales (513 blocks: scales widened per row)."""
     rng = np.random.default_rng(31)
-    for t in (Q.Q4_1, Q.Q8_0):
-        rows, cols, T = 300, 576, 37
+    for t, rows, cols, T in ((Q.Q4_1, 300, 576, 37), (Q.Q8_0, 300, 576, 37),
+                             (Q.Q4_1, 9, 513 * 32, 6), (Q.Q8_0, 9, 513 * 32, 6)):
         raw = random_weights(t, rows, cols, rng)
         x = rng.standard_normal((T, cols)).astype(np.float32)
         def run():

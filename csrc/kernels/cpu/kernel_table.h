@@ -17,12 +17,13 @@ struct KernelTable {
   // s = dot(weight row w of type t, activation row qx in traits(t).vec_dot_type), n elements.
   // For float weight types (F32, F16, BF16) the activation is plain float (vec_dot_type F32).
   void (*vec_dot[kGgmlTypeCount])(int64_t n, float* s, const void* w, const void* qx) = {};
-  // vec_dot of one weight row with 4 activation rows (prefill): for t < 4,
-  //   s[t * s_stride] = dot(w, qx + t * qx_stride)      (s_stride in floats, qx_stride in bytes)
-  // bit-identical to vec_dot for each t; each weight block is unpacked once for the 4 tokens.
-  // nullptr where a level has none (matmul then loops over vec_dot).
-  void (*vec_dot_4x[kGgmlTypeCount])(int64_t n, float* s, int64_t s_stride, const void* w,
-                                     const void* qx, uint64_t qx_stride) = {};
+  // vec_dot of nr weight rows (w_stride bytes apart) with 4 activation rows (qx_stride bytes
+  // apart), for prefill: s[t * s_stride + r] = dot(w + r * w_stride, qx + t * qx_stride) for
+  // r < nr, t < 4, each bit-identical to vec_dot's; each weight block is unpacked once for the 4
+  // tokens. nullptr where a level has none (matmul then loops over vec_dot).
+  void (*vec_dot_4x[kGgmlTypeCount])(int64_t n, int64_t nr, float* s, int64_t s_stride,
+                                     const void* w, uint64_t w_stride, const void* qx,
+                                     uint64_t qx_stride) = {};
   // Dequantize one row of type t to float (used for embeddings lookups).
   void (*dequantize_row[kGgmlTypeCount])(const void* src, float* dst, int64_t n) = {};
 

@@ -1,9 +1,9 @@
 // The matmul driver: quantizes the T activation rows once into the weight type's vec_dot_type
 // (in parallel over tokens), then runs the dot products over the pool. Decode (T < 4): output rows
 // split across threads, each walking 4-row x 4-token tiles of vec_dot. Prefill (T >= 4, where the
-// level has vec_dot_4x): chunks of output rows handed out dynamically; for each row of a chunk,
-// vec_dot_4x dots it with 4 tokens at once (each weight block unpacked once per 4 tokens), the
-// chunk's weights staying in cache while all token groups pass. Every output element is
+// level has vec_dot_4x): chunks of output rows handed out dynamically; vec_dot_4x dots every row
+// of a chunk with 4 tokens at once (each weight block unpacked once per 4 tokens), the chunk's
+// weights staying in cache while all token groups pass. Every output element is
 // bit-identical whatever the path, T or thread count. Compiled once (generic flags); all
 // arithmetic goes through the active KernelTable.
 #include "kernels/cpu/matmul.h"
@@ -87,8 +87,8 @@ void run_dots(const WeightView& W, const uint8_t* act, uint64_t act_row, int64_t
       for (int64_t tb = 0; tb < t4; tb += 4) {
         const uint8_t* a = act + static_cast<uint64_t>(tb) * act_row;
         float* y = Y + tb * rows;
-        for (int64_t r = r0; r < r1; ++r)
-          vec_dot_4x(cols, y + r, rows, w + static_cast<uint64_t>(r) * w_stride, a, act_row);
+        vec_dot_4x(cols, r1 - r0, y + r0, rows, w + static_cast<uint64_t>(r0) * w_stride, w_stride,
+                   a, act_row);
       }
       for (int64_t t = t4; t < T; ++t)  // the last T % 4 tokens
         for (int64_t r = r0; r < r1; ++r)

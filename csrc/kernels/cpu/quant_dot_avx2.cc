@@ -266,12 +266,13 @@ void vec_dot_q8_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   *s = legacy_dot(n / kQK, step, d);
 }
 
-// ---- legacy formats, one weight row x 4 tokens (prefill) ----------------------------------------
-// Each weight block is unpacked once and dotted with the same block of 4 activation rows. Per
-// token t every float operation is the one legacy_dot above does for that token alone: the same
-// int32 lane sums, d = dw * dx_t, even blocks into a0[t] and odd into a1[t] (mul then add), the
-// same final tree, and for Q4_1 / Q5_1 the min terms summed in block order (lane 2t + 1 of ms):
-// so s[t] is vec_dot's bits. 8 accumulators + weight + temporaries fit the 16 ymm registers.
+// ---- legacy formats, weight rows x 4 tokens (prefill) -------------------------------------------
+// Each weight block is unpacked once and dotted with the same block of 4 activation rows; the
+// 4 tokens' fp16 block scales are widened once per call (exact) for all the rows. Per token t
+// every float operation is the one legacy_dot above does for that token alone: the same int32
+// lane sums, d = dw * dx_t, even blocks into e_t and odd into o_t (mul then add), the same final
+// tree, and for Q4_1 / Q5_1 the min terms summed in block order (lane 2t + 1 of ms): so each
+// result is vec_dot's bits. 8 accumulators + weight + temporaries fit the 16 ymm registers.
 
 inline uint16_t ld16(const void* p) {
   uint16_t v;
@@ -284,34 +285,49 @@ inline uint32_t ld32(const void* p) {
   return v;
 }
 
-// Against Q8_0 activations. unpack(b) gives block b's 32 weight bytes: signed (kSigned, as for
-// dot_i8i8) or unsigned (dot_u8i8).
-template <bool kSigned, class W, class Unpack>
-inline void legacy_dot_4x_q8_0(int64_t nb, const W* w, const uint8_t* qx, uint64_t xs, float* s,
-                               int64_t ss, Unpack unpack) {
-  const BlockQ8_0* x0 = reinterpret_cast<const BlockQ8_0*>(qx);
-  const BlockQ8_0* x1 = reinterpret_cast<const BlockQ8_0*>(qx + xs);
-  const BlockQ8_0* x2 = reinterpret_cast<const BlockQ8_0*>(qx + 2 * xs);
-  const BlockQ8_0* x3 = reinterpret_cast<const BlockQ8_0*>(qx + 3 * xs);
+// Token scales kept for a call: up to this many blocks per row (longer rows convert per row).
+constexpr int64_t kMaxScaleBlocks = 512;
+
+template <class X>
+struct Tokens4 {
+  const X* x[4];
+  Tokens4(const void* qx, uint64_t xs) {
+    for (int t = 0; t < 4; ++t) x[t] = reinterpret_cast<const X*>(static_cast<const uint8_t*>(qx) + t * xs);
+  }
+  // Q8_0: [dx_0 .. dx_3] of block b.
+  __m128 d4(int64_t b) const {
+    return _mm_cvtph_ps(_mm_setr_epi16(static_cast<short>(ld16(&x[0][b].d)), static_cast<short>(ld16(&x[1][b].d)),
+                                       static_cast<short>(ld16(&x[2][b].d)), static_cast<short>(ld16(&x[3][b].d)),
+                                       0, 0, 0, 0));
+  }
+  // Q8_1: [dx_t, sx_t] for t = 0..3 of block b.
+  __m256 ds4(int64_t b) const {
+    return _mm256_cvtph_ps(_mm_setr_epi32(static_cast<int>(ld32(&x[0][b].d)), static_cast<int>(ld32(&x[1][b].d)),
+                                          static_cast<int>(ld32(&x[2][b].d)), static_cast<int>(ld32(&x[3][b].d))));
+  }
+};
+
+// One weight row against Q8_0 activations. unpack(b) gives block b's 32 weight bytes: signed
+// (kSigned, as for dot_i8i8) or unsigned (dot_u8i8); dx(b) the 4 tokens' scales.
+template <bool kSigned, class W, class Unpack, class Dx>
+inline void row_4x_q8_0(int64_t nb, const W* w, const Tokens4<BlockQ8_0>& X, float* s, int64_t ss,
+                        Unpack unpack, Dx dx) {
   // Named accumulators (not arrays), so they live in registers: eN even blocks, oN odd blocks.
   __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
   auto block = [&](int64_t b, __m256& c0, __m256& c1, __m256& c2, __m256& c3) {
-    const __m256i qw = unpack(b);
-    const __m128i hx = _mm_setr_epi16(static_cast<short>(ld16(&x0[b].d)), static_cast<short>(ld16(&x1[b].d)),
-                                      static_cast<short>(ld16(&x2[b].d)), static_cast<short>(ld16(&x3[b].d)),
-                                      0, 0, 0, 0);
+    const __m256i qw = unpack(w, b);
     alignas(16) float d[4];  // lane t: dw * dx_t; broadcast from memory (load ports, not shuffles)
-    _mm_store_ps(d, _mm_mul_ps(_mm_set1_ps(h2f(w[b].d)), _mm_cvtph_ps(hx)));
+    _mm_store_ps(d, _mm_mul_ps(_mm_set1_ps(h2f(w[b].d)), dx(b)));
     const __m256i aw = kSigned ? _mm256_sign_epi8(qw, qw) : qw;
     auto one = [&](__m256& acc, const BlockQ8_0* x, const float* dt) {
       const __m256i y = load_q8(x[b].qs);
       const __m256i p = kSigned ? dot_u8i8(aw, _mm256_sign_epi8(y, qw)) : dot_u8i8(qw, y);
       acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(dt), _mm256_cvtepi32_ps(p)));
     };
-    one(c0, x0, d);
-    one(c1, x1, d + 1);
-    one(c2, x2, d + 2);
-    one(c3, x3, d + 3);
+    one(c0, X.x[0], d);
+    one(c1, X.x[1], d + 1);
+    one(c2, X.x[2], d + 2);
+    one(c3, X.x[3], d + 3);
   };
   int64_t b = 0;
   for (; b + 1 < nb; b += 2) {
@@ -325,24 +341,17 @@ inline void legacy_dot_4x_q8_0(int64_t nb, const W* w, const uint8_t* qx, uint64
   s[3 * ss] = canonical_tree8_ps(_mm256_add_ps(e3, o3));
 }
 
-// Against Q8_1 activations, for weights with a min (Q4_1, Q5_1: fields d, m first): unsigned
+// One weight row with a min (Q4_1, Q5_1: fields d, m first) against Q8_1 activations: unsigned
 // weight bytes; [dw, mw] x [dx_t, sx_t] as in dm_products, 4 tokens per instruction.
-template <class W, class Unpack>
-inline void legacy_dot_4x_q8_1(int64_t nb, const W* w, const uint8_t* qx, uint64_t xs, float* s,
-                               int64_t ss, Unpack unpack) {
-  const BlockQ8_1* x0 = reinterpret_cast<const BlockQ8_1*>(qx);
-  const BlockQ8_1* x1 = reinterpret_cast<const BlockQ8_1*>(qx + xs);
-  const BlockQ8_1* x2 = reinterpret_cast<const BlockQ8_1*>(qx + 2 * xs);
-  const BlockQ8_1* x3 = reinterpret_cast<const BlockQ8_1*>(qx + 3 * xs);
+template <class W, class Unpack, class Ds>
+inline void row_4x_q8_1(int64_t nb, const W* w, const Tokens4<BlockQ8_1>& X, float* s, int64_t ss,
+                        Unpack unpack, Ds ds) {
   __m256 e0 = _mm256_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
   __m256 ms = _mm256_setzero_ps();  // lane 2t + 1: token t's min terms, in block order
   auto block = [&](int64_t b, __m256& c0, __m256& c1, __m256& c2, __m256& c3) {
-    const __m256i qw = unpack(b);
+    const __m256i qw = unpack(w, b);
     const __m256 fw = _mm256_cvtph_ps(_mm_set1_epi32(static_cast<int>(ld32(&w[b].d))));  // [dw, mw] x 4
-    const __m256 fx = _mm256_cvtph_ps(_mm_setr_epi32(
-        static_cast<int>(ld32(&x0[b].d)), static_cast<int>(ld32(&x1[b].d)),
-        static_cast<int>(ld32(&x2[b].d)), static_cast<int>(ld32(&x3[b].d))));  // [dx_t, sx_t]
-    const __m256 prod = _mm256_mul_ps(fw, fx);  // [dw dx_t, mw sx_t]
+    const __m256 prod = _mm256_mul_ps(fw, ds(b));  // [dw dx_t, mw sx_t]
     ms = _mm256_add_ps(ms, prod);
     alignas(32) float d[8];  // broadcast from memory (load ports, not shuffles)
     _mm256_store_ps(d, prod);
@@ -350,10 +359,10 @@ inline void legacy_dot_4x_q8_1(int64_t nb, const W* w, const uint8_t* qx, uint64
       const __m256i p = dot_u8i8(qw, load_q8(x[b].qs));
       acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(dt), _mm256_cvtepi32_ps(p)));
     };
-    one(c0, x0, d);
-    one(c1, x1, d + 2);
-    one(c2, x2, d + 4);
-    one(c3, x3, d + 6);
+    one(c0, X.x[0], d);
+    one(c1, X.x[1], d + 2);
+    one(c2, X.x[2], d + 4);
+    one(c3, X.x[3], d + 6);
   };
   int64_t b = 0;
   for (; b + 1 < nb; b += 2) {
@@ -369,40 +378,77 @@ inline void legacy_dot_4x_q8_1(int64_t nb, const W* w, const uint8_t* qx, uint64
   s[3 * ss] = canonical_tree8_ps(_mm256_add_ps(e3, o3)) + m[7];
 }
 
-void vec_dot_4x_q4_0_q8_0(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
-  const BlockQ4_0* w = static_cast<const BlockQ4_0*>(vw);
-  auto unpack = [&](int64_t b) { return _mm256_sub_epi8(nibbles32(w[b].qs), _mm256_set1_epi8(8)); };
-  legacy_dot_4x_q8_0<true>(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
+// nr rows x 4 tokens against Q8_0 (token scales widened once into a stack table when they fit).
+template <bool kSigned, class W, class Unpack>
+inline void rows_4x_q8_0(int64_t n, int64_t nr, float* s, int64_t ss, const void* vw, uint64_t ws,
+                         const void* qx, uint64_t xs, Unpack unpack) {
+  const int64_t nb = n / kQK;
+  const Tokens4<BlockQ8_0> X(qx, xs);
+  auto row = [&](int64_t r) { return reinterpret_cast<const W*>(static_cast<const uint8_t*>(vw) + r * ws); };
+  if (nb > kMaxScaleBlocks) {
+    for (int64_t r = 0; r < nr; ++r)
+      row_4x_q8_0<kSigned>(nb, row(r), X, s + r, ss, unpack, [&](int64_t b) { return X.d4(b); });
+    return;
+  }
+  alignas(32) float dx[kMaxScaleBlocks * 4];
+  for (int64_t b = 0; b < nb; ++b) _mm_store_ps(dx + 4 * b, X.d4(b));
+  for (int64_t r = 0; r < nr; ++r)
+    row_4x_q8_0<kSigned>(nb, row(r), X, s + r, ss, unpack, [&](int64_t b) { return _mm_load_ps(dx + 4 * b); });
 }
 
-void vec_dot_4x_q5_0_q8_0(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
-  const BlockQ5_0* w = static_cast<const BlockQ5_0*>(vw);
-  auto unpack = [&](int64_t b) {
-    const __m256i hi = _mm256_andnot_si256(bits32(w[b].qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
-    return _mm256_or_si256(nibbles32(w[b].qs), hi);
+template <class W, class Unpack>
+inline void rows_4x_q8_1(int64_t n, int64_t nr, float* s, int64_t ss, const void* vw, uint64_t ws,
+                         const void* qx, uint64_t xs, Unpack unpack) {
+  const int64_t nb = n / kQK;
+  const Tokens4<BlockQ8_1> X(qx, xs);
+  auto row = [&](int64_t r) { return reinterpret_cast<const W*>(static_cast<const uint8_t*>(vw) + r * ws); };
+  if (nb > kMaxScaleBlocks) {
+    for (int64_t r = 0; r < nr; ++r)
+      row_4x_q8_1(nb, row(r), X, s + r, ss, unpack, [&](int64_t b) { return X.ds4(b); });
+    return;
+  }
+  alignas(32) float ds[kMaxScaleBlocks * 8];
+  for (int64_t b = 0; b < nb; ++b) _mm256_store_ps(ds + 8 * b, X.ds4(b));
+  for (int64_t r = 0; r < nr; ++r)
+    row_4x_q8_1(nb, row(r), X, s + r, ss, unpack, [&](int64_t b) { return _mm256_load_ps(ds + 8 * b); });
+}
+
+void vec_dot_4x_q4_0_q8_0(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint64_t ws,
+                          const void* qx, uint64_t xs) {
+  auto unpack = [](const BlockQ4_0* wr, int64_t b) {
+    return _mm256_sub_epi8(nibbles32(wr[b].qs), _mm256_set1_epi8(8));
   };
-  legacy_dot_4x_q8_0<true>(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
+  rows_4x_q8_0<true, BlockQ4_0>(n, nr, s, ss, w, ws, qx, xs, unpack);
 }
 
-void vec_dot_4x_q8_0_q8_0(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
-  const BlockQ8_0* w = static_cast<const BlockQ8_0*>(vw);
-  auto unpack = [&](int64_t b) { return load_q8(w[b].qs); };
-  legacy_dot_4x_q8_0<true>(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
-}
-
-void vec_dot_4x_q4_1_q8_1(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
-  const BlockQ4_1* w = static_cast<const BlockQ4_1*>(vw);
-  auto unpack = [&](int64_t b) { return nibbles32(w[b].qs); };
-  legacy_dot_4x_q8_1(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
-}
-
-void vec_dot_4x_q5_1_q8_1(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
-  const BlockQ5_1* w = static_cast<const BlockQ5_1*>(vw);
-  auto unpack = [&](int64_t b) {
-    const __m256i hi = _mm256_and_si256(bits32(w[b].qh), _mm256_set1_epi8(0x10));
-    return _mm256_or_si256(nibbles32(w[b].qs), hi);
+void vec_dot_4x_q5_0_q8_0(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint64_t ws,
+                          const void* qx, uint64_t xs) {
+  auto unpack = [](const BlockQ5_0* wr, int64_t b) {
+    const __m256i hi = _mm256_andnot_si256(bits32(wr[b].qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    return _mm256_or_si256(nibbles32(wr[b].qs), hi);
   };
-  legacy_dot_4x_q8_1(n / kQK, w, static_cast<const uint8_t*>(qx), xs, s, ss, unpack);
+  rows_4x_q8_0<true, BlockQ5_0>(n, nr, s, ss, w, ws, qx, xs, unpack);
+}
+
+void vec_dot_4x_q8_0_q8_0(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint64_t ws,
+                          const void* qx, uint64_t xs) {
+  auto unpack = [](const BlockQ8_0* wr, int64_t b) { return load_q8(wr[b].qs); };
+  rows_4x_q8_0<true, BlockQ8_0>(n, nr, s, ss, w, ws, qx, xs, unpack);
+}
+
+void vec_dot_4x_q4_1_q8_1(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint64_t ws,
+                          const void* qx, uint64_t xs) {
+  auto unpack = [](const BlockQ4_1* wr, int64_t b) { return nibbles32(wr[b].qs); };
+  rows_4x_q8_1<BlockQ4_1>(n, nr, s, ss, w, ws, qx, xs, unpack);
+}
+
+void vec_dot_4x_q5_1_q8_1(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint64_t ws,
+                          const void* qx, uint64_t xs) {
+  auto unpack = [](const BlockQ5_1* wr, int64_t b) {
+    const __m256i hi = _mm256_and_si256(bits32(wr[b].qh), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(nibbles32(wr[b].qs), hi);
+  };
+  rows_4x_q8_1<BlockQ5_1>(n, nr, s, ss, w, ws, qx, xs, unpack);
 }
 
 // ---- K-quants ---------------------------------------------------------------------------------
@@ -527,7 +573,7 @@ void vec_dot_q6_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   *s = canonical_tree(acc, 8);
 }
 
-// ---- K-quants, one weight row x 4 tokens (prefill) ----------------------------------------------
+// ---- K-quants, weight rows x 4 tokens (prefill) ----------------------------------------------
 // Scales, mins and the unpacked 6-bit / 5-bit / 4-bit values of a super-block are computed once
 // for the 4 tokens. Per token the integer sums are exact (so any grouping gives vec_dot's sumi and
 // summ) and the float sequence is vec_dot's: acc[b % 8] += kterm, then tree8.
@@ -542,7 +588,7 @@ struct Tokens4K {
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
-void vec_dot_4x_q4_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+void row_4x_q4_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
   const BlockQ4_K* w = static_cast<const BlockQ4_K*>(vw);
   const Tokens4K X(qx, xs);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -570,7 +616,7 @@ void vec_dot_4x_q4_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const
   for (int t = 0; t < 4; ++t) s[t * ss] = canonical_tree(acc[t], 8);
 }
 
-void vec_dot_4x_q5_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+void row_4x_q5_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
   const BlockQ5_K* w = static_cast<const BlockQ5_K*>(vw);
   const Tokens4K X(qx, xs);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -602,7 +648,7 @@ void vec_dot_4x_q5_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const
   for (int t = 0; t < 4; ++t) s[t * ss] = canonical_tree(acc[t], 8);
 }
 
-void vec_dot_4x_q6_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+void row_4x_q6_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
   const BlockQ6_K* w = static_cast<const BlockQ6_K*>(vw);
   const Tokens4K X(qx, xs);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -642,6 +688,12 @@ void vec_dot_4x_q6_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const
   for (int t = 0; t < 4; ++t) s[t * ss] = canonical_tree(acc[t], 8);
 }
 
+template <void (*Row)(int64_t, float*, int64_t, const void*, const void*, uint64_t)>
+void rows_4x_k(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint64_t ws,
+               const void* qx, uint64_t xs) {
+  for (int64_t r = 0; r < nr; ++r) Row(n, s + r, ss, static_cast<const uint8_t*>(w) + r * ws, qx, xs);
+}
+
 }  // namespace
 
 void fill_quant_kernels_avx2(KernelTable& t) {
@@ -661,7 +713,8 @@ void fill_quant_kernels_avx2(KernelTable& t) {
   set(GgmlType::Q4_K, vec_dot_q4_k_q8_k);
   set(GgmlType::Q5_K, vec_dot_q5_k_q8_k);
   set(GgmlType::Q6_K, vec_dot_q6_k_q8_k);
-  auto set4 = [&](GgmlType type, void (*fn)(int64_t, float*, int64_t, const void*, const void*, uint64_t)) {
+  auto set4 = [&](GgmlType type, void (*fn)(int64_t, int64_t, float*, int64_t, const void*, uint64_t,
+                                            const void*, uint64_t)) {
     t.vec_dot_4x[static_cast<uint32_t>(type)] = fn;
   };
   set4(GgmlType::Q4_0, vec_dot_4x_q4_0_q8_0);
@@ -669,9 +722,9 @@ void fill_quant_kernels_avx2(KernelTable& t) {
   set4(GgmlType::Q5_0, vec_dot_4x_q5_0_q8_0);
   set4(GgmlType::Q5_1, vec_dot_4x_q5_1_q8_1);
   set4(GgmlType::Q8_0, vec_dot_4x_q8_0_q8_0);
-  set4(GgmlType::Q4_K, vec_dot_4x_q4_k_q8_k);
-  set4(GgmlType::Q5_K, vec_dot_4x_q5_k_q8_k);
-  set4(GgmlType::Q6_K, vec_dot_4x_q6_k_q8_k);
+  set4(GgmlType::Q4_K, rows_4x_k<row_4x_q4_k_q8_k>);
+  set4(GgmlType::Q5_K, rows_4x_k<row_4x_q5_k_q8_k>);
+  set4(GgmlType::Q6_K, rows_4x_k<row_4x_q6_k_q8_k>);
 }
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS
