@@ -7,6 +7,7 @@ include(GNUInstallDirs)
 add_library(llmasos SHARED csrc/capi/c_api.cc)
 add_library(llmasos::llmasos ALIAS llmasos)
 target_link_libraries(llmasos PRIVATE llmasos_core)
+llmasos_portable_link(llmasos)
 target_include_directories(llmasos PUBLIC
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/csrc/include>
   $<INSTALL_INTERFACE:${LLMASOS_INSTALL_INCLUDEDIR}>)

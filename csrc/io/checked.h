@@ -7,15 +7,35 @@
 
 namespace llmasos {
 
+// *r = a + b (a * b); true when the exact result does not fit in 64 bits. GCC/Clang builtins, a
+// portable check elsewhere (MSVC).
+inline bool add_overflow(uint64_t a, uint64_t b, uint64_t* r) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_add_overflow(a, b, r);
+#else
+  *r = a + b;
+  return *r < a;
+#endif
+}
+
+inline bool mul_overflow(uint64_t a, uint64_t b, uint64_t* r) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_mul_overflow(a, b, r);
+#else
+  *r = a * b;
+  return a != 0 && *r / a != b;
+#endif
+}
+
 inline uint64_t checked_add(uint64_t a, uint64_t b, const char* what) {
   uint64_t r;
-  if (__builtin_add_overflow(a, b, &r)) throw ModelFormatError(std::string("size overflow in ") + what);
+  if (add_overflow(a, b, &r)) throw ModelFormatError(std::string("size overflow in ") + what);
   return r;
 }
 
 inline uint64_t checked_mul(uint64_t a, uint64_t b, const char* what) {
   uint64_t r;
-  if (__builtin_mul_overflow(a, b, &r)) throw ModelFormatError(std::string("size overflow in ") + what);
+  if (mul_overflow(a, b, &r)) throw ModelFormatError(std::string("size overflow in ") + what);
   return r;
 }
 

@@ -280,7 +280,7 @@ void GgufFile::parse() {
         r.fail(where + ": dimension " + std::to_string(d) + " is " + std::to_string(ne) +
                " (must be positive and fit int64)");
       ti.ne[d] = static_cast<int64_t>(ne);
-      if (__builtin_mul_overflow(n_el, ne, &n_el) ||
+      if (mul_overflow(n_el, ne, &n_el) ||
           n_el > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
         r.fail(where + ": element count of the shape overflows int64");
     }
@@ -294,10 +294,10 @@ void GgufFile::parse() {
       r.fail(where + ": row length " + std::to_string(ti.ne[0]) + " is not a multiple of the " +
              ggml_type_name(type_id) + " block size " + std::to_string(bs.block_size));
     // nbytes = ne0 / block * type_size * ne1 * ne2 * ne3, each step checked.
-    bool nb_overflow = __builtin_mul_overflow(static_cast<uint64_t>(ti.ne[0] / bs.block_size),
-                                              static_cast<uint64_t>(bs.type_size), &ti.nbytes);
+    bool nb_overflow = mul_overflow(static_cast<uint64_t>(ti.ne[0] / bs.block_size),
+                                    static_cast<uint64_t>(bs.type_size), &ti.nbytes);
     for (int d = 1; d < 4; ++d)
-      nb_overflow |= __builtin_mul_overflow(ti.nbytes, static_cast<uint64_t>(ti.ne[d]), &ti.nbytes);
+      nb_overflow |= mul_overflow(ti.nbytes, static_cast<uint64_t>(ti.ne[d]), &ti.nbytes);
     if (nb_overflow) r.fail(where + ": byte size of the shape overflows 64 bits");
     ti.offset = r.read<uint64_t>("offset of " + where);
     if (ti.offset % alignment_ != 0)
@@ -313,8 +313,7 @@ void GgufFile::parse() {
   const uint64_t fsize = file_->size();
   for (GgufTensorInfo& ti : tensors_) {
     uint64_t begin, end;
-    if (__builtin_add_overflow(data_offset_, ti.offset, &begin) ||
-        __builtin_add_overflow(begin, ti.nbytes, &end))
+    if (add_overflow(data_offset_, ti.offset, &begin) || add_overflow(begin, ti.nbytes, &end))
       r.fail("tensor '" + ti.name + "': data offset " + std::to_string(ti.offset) + " + size " +
              std::to_string(ti.nbytes) + " overflows 64 bits");
     if (end > fsize)

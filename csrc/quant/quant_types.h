@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace llmasos {
 
@@ -38,7 +39,7 @@ uint16_t fp32_to_fp16(float f);
 inline float bf16_to_fp32(uint16_t h) {
   uint32_t u = static_cast<uint32_t>(h) << 16;
   float f;
-  __builtin_memcpy(&f, &u, 4);
+  std::memcpy(&f, &u, 4);
   return f;
 }
 uint16_t fp32_to_bf16(float f);

@@ -10,14 +10,15 @@
 #include "kernels/cpu/kernel_table.h"
 #include "llmasos/errors.hpp"
 
-#if defined(LLMASOS_X86)
-#include <cpuid.h>
-#endif
+#include "kernels/cpu/cpuid.h"
 
 namespace llmasos::cpu {
+// The levels the build compiled (LLMASOS_ISA_LEVELS in CMake): LLMASOS_HAVE_ISA_<level>.
 namespace generic { const KernelTable* table(); }
-#if defined(LLMASOS_X86)
+#if defined(LLMASOS_HAVE_ISA_avx2)
 namespace avx2 { const KernelTable* table(); }
+#endif
+#if defined(LLMASOS_HAVE_ISA_avx512)
 namespace avx512 { const KernelTable* table(); }
 #endif
 
@@ -34,19 +35,19 @@ Features detect() {
   Features f;
 #if defined(LLMASOS_X86)
   unsigned a, b, c, d;
-  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  if (cpuid_max() < 1) return f;
+  cpuid(1, 0, a, b, c, d);
   bool osxsave = c & (1u << 27);
   f.fma = c & (1u << 12);
   f.f16c = c & (1u << 29);
   bool avx = c & (1u << 28);
   if (osxsave && avx) {
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    const unsigned lo = xgetbv0();
     f.os_avx = (lo & 0x6) == 0x6;            // XMM + YMM state
     f.os_avx512 = (lo & 0xe6) == 0xe6;       // + opmask, ZMM_Hi256, Hi16_ZMM
   }
-  if (__get_cpuid_max(0, nullptr) >= 7) {
-    __cpuid_count(7, 0, a, b, c, d);
+  if (cpuid_max() >= 7) {
+    cpuid(7, 0, a, b, c, d);
     f.avx2 = b & (1u << 5);
     f.bmi2 = b & (1u << 8);
     f.avx512f = b & (1u << 16);
@@ -58,7 +59,7 @@ Features detect() {
     f.amx_tile = d & (1u << 24);
     f.amx_int8 = d & (1u << 25);
     unsigned a1, b1, c1, d1;
-    __cpuid_count(7, 1, a1, b1, c1, d1);
+    cpuid(7, 1, a1, b1, c1, d1);
     f.avx512bf16 = a1 & (1u << 5);
   }
 #endif
@@ -86,8 +87,10 @@ bool level_supported(const std::string& name) {
 
 const KernelTable* table_for(const std::string& name) {
   if (name == "generic") return generic::table();
-#if defined(LLMASOS_X86)
+#if defined(LLMASOS_HAVE_ISA_avx2)
   if (name == "avx2") return avx2::table();
+#endif
+#if defined(LLMASOS_HAVE_ISA_avx512)
   if (name == "avx512") return avx512::table();
 #endif
   return nullptr;
@@ -99,6 +102,15 @@ bool is_compiled(const std::string& name) {
   return false;
 }
 
+// Why `name` cannot be used in this build: an unknown name, or a level this build left out.
+std::string not_compiled_reason(const std::string& name) {
+  std::string compiled;
+  for (const auto& n : compiled_isas()) compiled += (compiled.empty() ? "" : ", ") + n;
+  if (name == "generic" || name == "avx2" || name == "avx512")
+    return "ISA level '" + name + "' is not compiled into this build (compiled: " + compiled + ")";
+  return "unknown ISA level '" + name + "' (known: generic, avx2, avx512; compiled: " + compiled + ")";
+}
+
 std::atomic<const KernelTable*> g_active{nullptr};
 std::mutex g_init_mu;
 
@@ -107,8 +119,7 @@ const KernelTable* choose_initial() {
   if (forced && *forced) {
     std::string name(forced);
     if (!is_compiled(name))
-      throw InvalidArgumentError("LLMASOS_FORCE_ISA=" + name +
-                                 ": unknown ISA level (known: generic, avx2, avx512)");
+      throw InvalidArgumentError("LLMASOS_FORCE_ISA=" + name + ": " + not_compiled_reason(name));
     if (!level_supported(name))
       throw InvalidArgumentError("LLMASOS_FORCE_ISA=" + name +
                                  ": this CPU or its OS does not support that level");
@@ -122,11 +133,14 @@ const KernelTable* choose_initial() {
 }  // namespace
 
 std::vector<std::string> compiled_isas() {
-#if defined(LLMASOS_X86)
-  return {"generic", "avx2", "avx512"};
-#else
-  return {"generic"};
+  std::vector<std::string> out{"generic"};
+#if defined(LLMASOS_HAVE_ISA_avx2)
+  out.push_back("avx2");
 #endif
+#if defined(LLMASOS_HAVE_ISA_avx512)
+  out.push_back("avx512");
+#endif
+  return out;
 }
 
 std::vector<std::string> supported_isas() {
@@ -152,7 +166,7 @@ std::string active_isa() { return kernels().isa; }
 
 void select_isa(const std::string& name) {
   // Check support before building a table: building runs code compiled for that level.
-  if (!is_compiled(name)) throw InvalidArgumentError("unknown ISA level '" + name + "' (known: generic, avx2, avx512)");
+  if (!is_compiled(name)) throw InvalidArgumentError(not_compiled_reason(name));
   if (!level_supported(name))
     throw InvalidArgumentError("ISA level '" + name + "' is not supported by this CPU or its OS");
   g_active.store(table_for(name), std::memory_order_release);
