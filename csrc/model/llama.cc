@@ -198,30 +198,104 @@ void Model::forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv,
   if (pos0 < 0 || pos0 + T > kv.n_ctx)
     throw InvalidArgumentError("sequence of " + std::to_string(pos0 + T) +
                                " tokens exceeds the context size " + std::to_string(kv.n_ctx));
-  for (int64_t t = 0; t < T; ++t)
-    if (tokens[t] < 0 || tokens[t] >= hp_.n_vocab)
-      throw InvalidArgumentError("token id " + std::to_string(tokens[t]) + " is out of range [0, " +
+  if (kv.n_ctx > n_ctx_ || kv.n_layer != hp_.n_layer || kv.kv_dim != hp_.n_head_kv * hp_.head_dim)
+    throw InvalidArgumentError("the KV cache does not belong to this model");
+  // One sequence in a single page of n_ctx positions: [layer][n_ctx][kv_dim].
+  KvStore store;
+  store.k = kv.k.data();
+  store.v = kv.v.data();
+  store.n_pages = 1;
+  store.page_tokens = kv.n_ctx;
+  store.page_stride = 0;
+  store.layer_stride = kv.n_ctx * kv.kv_dim;
+  std::vector<int32_t> seq(static_cast<size_t>(T), 0);
+  std::vector<int64_t> pos(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = pos0 + t;
+  std::vector<int64_t> rows;
+  if (all_logits) {
+    rows.resize(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) rows[static_cast<size_t>(t)] = t;
+  } else {
+    rows.push_back(T - 1);
+  }
+  const int32_t page0 = 0;
+  const int32_t* pages = &page0;
+  const int64_t n_pages = 1;
+  ForwardBatch b;
+  b.tokens = tokens;
+  b.seq = seq.data();
+  b.pos = pos.data();
+  b.n_tokens = T;
+  b.seq_pages = &pages;
+  b.seq_n_pages = &n_pages;
+  b.n_seqs = 1;
+  b.logit_rows = logits ? rows.data() : nullptr;
+  b.n_logit_rows = logits ? static_cast<int64_t>(rows.size()) : 0;
+  b.logits = logits;
+  forward_batch(b, store);
+}
+
+void Model::check_batch(const ForwardBatch& b, const KvStore& kv) const {
+  auto bad = [](const std::string& what) { throw InvalidArgumentError("forward_batch: " + what); };
+  if (b.n_tokens <= 0) throw InvalidArgumentError("forward needs at least one token");
+  if (!b.tokens || !b.seq || !b.pos || b.n_seqs <= 0 || !b.seq_pages || !b.seq_n_pages) bad("missing arrays");
+  if (!kv.k || !kv.v || kv.n_pages <= 0 || kv.page_tokens <= 0) bad("empty KV store");
+  for (int64_t s = 0; s < b.n_seqs; ++s) {
+    if (b.seq_n_pages[s] < 0 || (b.seq_n_pages[s] > 0 && !b.seq_pages[s])) bad("bad page table");
+    for (int64_t p = 0; p < b.seq_n_pages[s]; ++p)
+      if (b.seq_pages[s][p] < 0 || b.seq_pages[s][p] >= kv.n_pages) bad("page id out of range");
+  }
+  for (int64_t t = 0; t < b.n_tokens; ++t) {
+    if (b.tokens[t] < 0 || b.tokens[t] >= hp_.n_vocab)
+      throw InvalidArgumentError("token id " + std::to_string(b.tokens[t]) + " is out of range [0, " +
                                  std::to_string(hp_.n_vocab) + ")");
-  for (int64_t c = 0; c < T; c += kChunk) {
-    int64_t n = std::min(kChunk, T - c);
-    bool last_chunk = c + n == T;
-    float* out = nullptr;
-    if (all_logits) out = logits + c * hp_.n_vocab;
-    else if (last_chunk) out = logits;
-    forward_chunk(tokens + c, n, pos0 + c, kv, out, all_logits);
+    const int32_t s = b.seq[t];
+    if (s < 0 || s >= b.n_seqs) bad("sequence index out of range");
+    if (b.pos[t] < 0 || b.pos[t] >= n_ctx_)
+      throw InvalidArgumentError("position " + std::to_string(b.pos[t]) + " exceeds the context size " +
+                                 std::to_string(n_ctx_));
+    if (b.pos[t] >= b.seq_n_pages[s] * kv.page_tokens) bad("a position has no page");
+  }
+  if (b.n_logit_rows < 0 || (b.n_logit_rows > 0 && (!b.logit_rows || !b.logits))) bad("bad logit rows");
+  for (int64_t j = 0; j < b.n_logit_rows; ++j)
+    if (b.logit_rows[j] < 0 || b.logit_rows[j] >= b.n_tokens || (j > 0 && b.logit_rows[j] <= b.logit_rows[j - 1]))
+      bad("logit rows must be increasing token indices");
+}
+
+void Model::forward_batch(const ForwardBatch& b, const KvStore& kv) {
+  check_batch(b, kv);
+  std::lock_guard<std::mutex> lock(forward_mu_);
+  // Chunks of at most kChunk tokens bound the scratch; a later chunk reads the keys/values the
+  // earlier ones wrote, exactly as a single-sequence prefill in chunks does.
+  int64_t l = 0;
+  for (int64_t c = 0; c < b.n_tokens; c += kChunk) {
+    const int64_t n = std::min(kChunk, b.n_tokens - c);
+    int64_t l1 = l;
+    while (l1 < b.n_logit_rows && b.logit_rows[l1] < c + n) ++l1;
+    forward_rows(b, c, n, l, l1, kv);
+    l = l1;
   }
 }
 
-void Model::forward_chunk(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv,
-                          float* logits, bool all_logits) {
+void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l0, int64_t l1,
+                         const KvStore& kv) {
   const cpu::KernelTable& kt = cpu::kernels();
   const HParams& hp = hp_;
-  const int64_t E = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = kv.kv_dim;
+  const int64_t E = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = hp.n_head_kv * hp.head_dim;
+  const int64_t rd = hp.rope.rope_dim;
   auto grow = [](std::vector<float>& v, int64_t n) { if (static_cast<int64_t>(v.size()) < n) v.resize(n); };
   grow(x_, T * E); grow(xn_, T * E); grow(q_, T * q_dim); grow(k_, T * kv_dim); grow(v_, T * kv_dim);
   grow(att_, T * q_dim); grow(gate_, T * hp.n_ff); grow(up_, T * hp.n_ff); grow(tmp_, T * E);
+  grow(rope_cs_, T * rd);
+  tok_pages_.resize(static_cast<size_t>(T));
 
-  for (int64_t t = 0; t < T; ++t) cpu::dequantize_row(tok_embd_, tokens[t], x_.data() + t * E);
+  const int32_t* tokens = b.tokens + t0;
+  const int64_t* pos = b.pos + t0;
+  for (int64_t t = 0; t < T; ++t) {
+    cpu::dequantize_row(tok_embd_, tokens[t], x_.data() + t * E);
+    cpu::rope_cos_sin(pos[t], hp.rope, rope_cs_.data() + t * rd);
+    tok_pages_[static_cast<size_t>(t)] = b.seq_pages[b.seq[t0 + t]];
+  }
 
   cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim, kv_dim};
   for (int64_t il = 0; il < hp.n_layer; ++il) {
@@ -239,12 +313,20 @@ void Model::forward_chunk(const int32_t* tokens, int64_t T, int64_t pos0, KvCach
         kt.axpy(v_.data() + t * kv_dim, 1.0f, L.bv, kv_dim);
       }
     }
-    cpu::rope_inplace(q_.data(), T, hp.n_head, hp.head_dim, pos0, hp.rope);
-    cpu::rope_inplace(k_.data(), T, hp.n_head_kv, hp.head_dim, pos0, hp.rope);
-    std::memcpy(kv.k_at(il, pos0), k_.data(), sizeof(float) * T * kv_dim);
-    std::memcpy(kv.v_at(il, pos0), v_.data(), sizeof(float) * T * kv_dim);
-    cpu::attention(q_.data(), kv.k_at(il, 0), kv.v_at(il, 0), att_.data(), T, pos0, as, *pool_,
-                   att_scores_);
+    // RoPE, then each token's key/value row into its sequence's page for this layer.
+    const int64_t layer_off = il * kv.layer_stride;
+    for (int64_t t = 0; t < T; ++t) {
+      const float* cs = rope_cs_.data() + t * rd;
+      cpu::rope_apply(q_.data() + t * q_dim, hp.n_head, hp.head_dim, cs, hp.rope);
+      cpu::rope_apply(k_.data() + t * kv_dim, hp.n_head_kv, hp.head_dim, cs, hp.rope);
+      const int64_t page = tok_pages_[static_cast<size_t>(t)][pos[t] / kv.page_tokens];
+      const int64_t off = page * kv.page_stride + layer_off + (pos[t] % kv.page_tokens) * kv_dim;
+      std::memcpy(kv.k + off, k_.data() + t * kv_dim, sizeof(float) * kv_dim);
+      std::memcpy(kv.v + off, v_.data() + t * kv_dim, sizeof(float) * kv_dim);
+    }
+    cpu::KvPagesView view{kv.k + layer_off, kv.v + layer_off, kv.page_tokens, kv.page_stride};
+    cpu::attention_paged(q_.data(), att_.data(), T, pos, tok_pages_.data(), view, as, *pool_,
+                         att_scores_);
     cpu::matmul(L.wo, att_.data(), T, tmp_.data(), *pool_, mm_scratch_);
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
 
@@ -255,12 +337,14 @@ void Model::forward_chunk(const int32_t* tokens, int64_t T, int64_t pos0, KvCach
     cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_);
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
   }
-  if (!logits) return;
-  // Output head: every row for all_logits, else only the last token's row.
-  const int64_t first = all_logits ? 0 : T - 1, rows = T - first;
-  for (int64_t t = first; t < T; ++t)
-    kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, output_norm_, E, hp.norm_eps);
-  cpu::matmul(output_, xn_.data() + first * E, rows, logits, *pool_, mm_scratch_);
+  if (l1 <= l0) return;
+  // Output head on the requested rows only, gathered into consecutive rows of xn_.
+  const int64_t rows = l1 - l0;
+  for (int64_t j = 0; j < rows; ++j) {
+    const int64_t t = b.logit_rows[l0 + j] - t0;
+    kt.rmsnorm(xn_.data() + j * E, x_.data() + t * E, output_norm_, E, hp.norm_eps);
+  }
+  cpu::matmul(output_, xn_.data(), rows, b.logits + l0 * hp.n_vocab, *pool_, mm_scratch_);
 }
 
 }  // namespace llmasos

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,36 @@ struct KvCache {
   float* v_at(int64_t layer, int64_t pos) { return v.data() + (layer * n_ctx + pos) * kv_dim; }
 };
 
+// Where a batch's keys and values live: pages (KV blocks) of page_tokens positions. The K row of
+// (page p, layer l, slot i) is k + p * page_stride + l * layer_stride + i * kv_dim; V likewise.
+// A contiguous KvCache is a single page of n_ctx positions.
+struct KvStore {
+  float* k = nullptr;
+  float* v = nullptr;
+  int64_t n_pages = 0;
+  int64_t page_tokens = 0;
+  int64_t page_stride = 0;
+  int64_t layer_stride = 0;
+};
+
+// One step over several sequences. Token i is tokens[i] at position pos[i] of sequence seq[i],
+// whose page table is seq_pages[seq[i]] (enough pages to hold positions 0..pos[i]). Tokens of one
+// sequence appear in increasing position order and its earlier positions are already in the store.
+// Logits (n_vocab floats per row) are written for the token indices logit_rows[0..n_logit_rows),
+// which must be increasing.
+struct ForwardBatch {
+  const int32_t* tokens = nullptr;
+  const int32_t* seq = nullptr;
+  const int64_t* pos = nullptr;
+  int64_t n_tokens = 0;
+  const int32_t* const* seq_pages = nullptr;
+  const int64_t* seq_n_pages = nullptr;
+  int64_t n_seqs = 0;
+  const int64_t* logit_rows = nullptr;
+  int64_t n_logit_rows = 0;
+  float* logits = nullptr;
+};
+
 class Model {
  public:
   // Opens, validates and binds a GGUF model; throws ModelFormatError / Error.
@@ -56,6 +87,11 @@ class Model {
   void forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv, float* logits,
                bool all_logits);
 
+  // Runs one batch of tokens from several sequences over a paged store (see ForwardBatch). Every
+  // token's result is bit-identical to what forward() gives for it alone: matrix products are per
+  // row and attention reads only the token's own sequence. Thread-safe (calls are serialized).
+  void forward_batch(const ForwardBatch& b, const KvStore& kv);
+
  private:
   struct Layer {
     const float* attn_norm = nullptr;
@@ -65,8 +101,10 @@ class Model {
   };
   Model() = default;
   void bind_weights();
-  void forward_chunk(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv, float* logits,
-                     bool all_logits);
+  void check_batch(const ForwardBatch& b, const KvStore& kv) const;
+  // Tokens [t0, t0 + T) of b; logit rows [l0, l1) of b fall in that range.
+  void forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l0, int64_t l1,
+                    const KvStore& kv);
 
   std::unique_ptr<GgufFile> gguf_;
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -79,8 +117,10 @@ class Model {
   std::vector<float> rope_freqs_;
 
   // Scratch reused across calls (sized for one chunk).
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, tmp_, att_scores_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, tmp_, att_scores_, rope_cs_;
+  std::vector<const int32_t*> tok_pages_;
   cpu::MatmulScratch mm_scratch_;
+  std::mutex forward_mu_;  // forward / forward_batch share the scratch above
 };
 
 }  // namespace llmasos

@@ -89,7 +89,10 @@ void register_model(py::module_& m) {
              return m.tokenizer().decode(ids, special);
            }, py::arg("ids"), py::arg("special") = false)
       .def("token_text", [](const Model& m, int32_t id) { return m.tokenizer().token_text(id); })
-      .def("is_eog", [](const Model& m, int32_t id) { return m.tokenizer().is_eog(id); });
+      .def("is_eog", [](const Model& m, int32_t id) { return m.tokenizer().is_eog(id); })
+      .def("stream_decoder", [](const Model& m, bool special) { return StreamDecoder(m.tokenizer(), special); },
+           py::arg("special") = false, py::keep_alive<0, 1>(),
+           "A StreamDecoder over this model's tokenizer (text per token, never splitting UTF-8).");
 
   py::class_<Session>(m, "Session")
       .def(py::init<std::shared_ptr<Model>>(), py::arg("model"))

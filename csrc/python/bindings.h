@@ -8,4 +8,5 @@ void register_gguf(pybind11::module_& m);       // GgufFile (metadata + tensors 
 void register_tokenizer(pybind11::module_& m);  // Tokenizer, StreamDecoder
 void register_model(pybind11::module_& m);      // Model: forward, logits, generate
 void register_device(pybind11::module_& m);     // devices (cpu, cuda) and their ops, for tests
+void register_engine(pybind11::module_& m);     // Engine: continuous batching over a paged KV cache
 }  // namespace llmasos::python

@@ -19,23 +19,35 @@ Prompt = Union[str, Sequence[int]]
 class LLM:
     """A loaded model and one sequence's state. Calls are serialized: one generation at a time."""
 
-    def __init__(self, core_model: "_core.Model", *, path: str, seed: Optional[int] = None):
+    def __init__(self, core_model: "_core.Model", *, path: str, seed: Optional[int] = None,
+                 kv_cache_bytes: Optional[int] = None, max_batch_tokens: int = 512,
+                 max_seqs: int = 64):
         self._model = core_model
         self._session = _core.Session(core_model)
+        self._engine: Optional["_core.Engine"] = None  # created by the first generate()
+        self._engine_args = dict(kv_cache_bytes=kv_cache_bytes or 0,
+                                 max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
+        self._next_request_id = 0
         self._lock = threading.Lock()
         self.path = path
         self.seed = seed
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, os.PathLike], *, n_ctx: Optional[int] = None,
-                        threads: Optional[int] = None, seed: Optional[int] = None) -> "LLM":
-        """Loads a known model name (fetched into the store on first use) or a .gguf path."""
-        for name, v in (("n_ctx", n_ctx), ("threads", threads)):
+                        threads: Optional[int] = None, seed: Optional[int] = None,
+                        kv_cache_bytes: Optional[int] = None, max_batch_tokens: int = 512,
+                        max_seqs: int = 64) -> "LLM":
+        """Loads a known model name (fetched into the store on first use) or a .gguf path.
+        kv_cache_bytes (default: room for 4 * n_ctx tokens), max_batch_tokens and max_seqs size
+        the batched engine generate() runs on."""
+        for name, v in (("n_ctx", n_ctx), ("threads", threads), ("kv_cache_bytes", kv_cache_bytes),
+                        ("max_batch_tokens", max_batch_tokens), ("max_seqs", max_seqs)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         path = store.resolve(name_or_path)
         model = _core.Model(str(path), n_ctx=n_ctx or 0, threads=threads or 0)
-        return cls(model, path=str(path), seed=seed)
+        return cls(model, path=str(path), seed=seed, kv_cache_bytes=kv_cache_bytes,
+                   max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -122,12 +134,58 @@ class LLM:
 
     def generate(self, prompts: Union[Prompt, Sequence[Prompt]],
                  params: Optional[SamplingParams] = None) -> List[GenerationOutput]:
-        """Completes each prompt (a string or a list of token ids)."""
+        """Completes each prompt (a string or a list of token ids), all of them batched together
+        on the engine (continuous batching over a paged KV cache). Each output equals what the
+        prompt gives alone (greedy, or seeded sampling)."""
         params = params or SamplingParams()
         if isinstance(prompts, str) or (isinstance(prompts, (list, tuple)) and prompts
                                         and isinstance(prompts[0], int)):
             prompts = [prompts]
-        return [self._run(self._prompt_ids(p), params) for p in prompts]
+        all_ids = [self._prompt_ids(p) for p in prompts]
+        opts = params.to_core(self.seed)
+        stops = params.stop_strings()
+        with self._lock:
+            return self._generate_batch(self._get_engine(), all_ids, opts, stops)
+
+    def _get_engine(self) -> "_core.Engine":
+        if self._engine is None:
+            self._engine = _core.Engine(self._core(), **self._engine_args)
+        return self._engine
+
+    def _generate_batch(self, engine, all_ids: List[List[int]], opts,
+                        stops: List[str]) -> List[GenerationOutput]:
+        """Runs requests to completion on `engine`; stop strings are matched per request here
+        (as _run does) and cancel the request in the engine."""
+        m = self._core()
+        reqs = {}
+        try:
+            for i, ids in enumerate(all_ids):
+                rid = self._next_request_id
+                self._next_request_id += 1
+                engine.add_request(rid, ids, opts)
+                reqs[rid] = _BatchRequest(i, ids, m.stream_decoder(), StopMatcher(stops))
+            while any(not r.done for r in reqs.values()):
+                step = engine.step()
+                if not step and not engine.has_unfinished():
+                    break  # nothing left to run (never expected while a request is open)
+                for rid, new_ids, finished, reason in step:
+                    r = reqs.get(rid)
+                    if r is None or r.done:
+                        continue
+                    if r.feed(new_ids):  # a stop string: the engine needs no more of it
+                        engine.cancel(rid)
+                    elif finished:
+                        r.finish(reason)
+        finally:
+            for rid, r in reqs.items():
+                if not r.done:
+                    engine.cancel(rid)
+        outs: List[Optional[GenerationOutput]] = [None] * len(all_ids)
+        for r in reqs.values():
+            if not r.done:
+                r.finish(None)
+            outs[r.index] = r.output()
+        return outs  # type: ignore[return-value]
 
     def generate_text(self, prompt: str, *, max_tokens: int = 128, temperature: float = 0.0,
                       top_k: Optional[int] = None, top_p: Optional[float] = None,
@@ -192,6 +250,7 @@ class LLM:
         """Frees the model and its KV cache."""
         with self._lock:
             self._session = None
+            self._engine = None
             self._model = None
 
     def __enter__(self) -> "LLM":
@@ -199,3 +258,45 @@ class LLM:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _BatchRequest:
+    """One request of a batched generate(): decodes its tokens to text and finds stop strings
+    exactly as LLM._run does for a single sequence."""
+
+    def __init__(self, index: int, prompt_ids: List[int], decoder, matcher: StopMatcher):
+        self.index = index
+        self.prompt_ids = prompt_ids
+        self.decoder = decoder
+        self.matcher = matcher
+        self.token_ids: List[int] = []
+        self.pieces: List[str] = []
+        self.finish_reason: Optional[str] = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    def feed(self, new_ids: Sequence[int]) -> bool:
+        """Adds generated tokens; True when a stop string ended the request."""
+        for t in new_ids:
+            self.token_ids.append(t)
+            out, stopped = self.matcher.feed(self.decoder.push(t))
+            if out:
+                self.pieces.append(out)
+            if stopped:
+                self.finish_reason = "stop"
+                return True
+        return False
+
+    def finish(self, reason: Optional[str]) -> None:
+        out, _ = self.matcher.feed(self.decoder.flush())
+        rest = out + self.matcher.flush()
+        if rest:
+            self.pieces.append(rest)
+        self.finish_reason = "stop" if self.matcher.stopped else (reason or "stop")
+
+    def output(self) -> GenerationOutput:
+        return GenerationOutput(text="".join(self.pieces), token_ids=list(self.token_ids),
+                                prompt_token_ids=self.prompt_ids,
+                                finish_reason=self.finish_reason or "stop")

@@ -20,4 +20,21 @@ struct AttentionShape {
 void attention(const float* q, const float* k, const float* v, float* out, int64_t T, int64_t pos0,
                const AttentionShape& s, ThreadPool& pool, std::vector<float>& scratch);
 
+// One layer's keys and values kept in pages of `page_tokens` positions: the row of (page p, slot i)
+// is at k + p * page_stride + i * kv_stride (v likewise). A contiguous cache is one page.
+struct KvPagesView {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int64_t page_tokens = 0;
+  int64_t page_stride = 0;  // floats between pages
+};
+
+// Attention for T query tokens of possibly different sequences: token t (q row t, out row t) is at
+// position pos[t] of the sequence whose page table is pages[t], and attends to that sequence's
+// positions 0..pos[t] (already written). Per (token, head) the arithmetic is exactly attention()'s,
+// so results do not depend on the page size or on which other tokens share the batch.
+void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
+                     const int32_t* const* pages, const KvPagesView& kv, const AttentionShape& s,
+                     ThreadPool& pool, std::vector<float>& scratch);
+
 }  // namespace llmasos::cpu

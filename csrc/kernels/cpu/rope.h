@@ -20,4 +20,9 @@ struct RopeParams {
 void rope_inplace(float* x, int64_t T, int64_t n_heads, int64_t head_dim, int64_t pos0,
                   const RopeParams& p);
 
+// The same in two steps, so a batch computes each token's angles once for all layers:
+// cs = rope_dim floats (cos, sin pairs) for position `pos`; then rotate n_heads heads of one token.
+void rope_cos_sin(int64_t pos, const RopeParams& p, float* cs);
+void rope_apply(float* x, int64_t n_heads, int64_t head_dim, const float* cs, const RopeParams& p);
+
 }  // namespace llmasos::cpu
