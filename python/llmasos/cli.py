@@ -50,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("type", help="Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, F16, BF16 or F32")
     q.add_argument("--threads", type=_positive_int, default=None)
 
+    sv = sub.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API")
+    sv.add_argument("model", nargs="?", default=store.DEFAULT_MODEL, help="model name or .gguf path")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sv.add_argument("--port", type=_positive_int, default=8000)
+    sv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 routes")
+    sv.add_argument("--n-ctx", type=_positive_int, default=None, help="context size per sequence")
+    sv.add_argument("--threads", type=_positive_int, default=None)
+    sv.add_argument("--max-n", type=_positive_int, default=8, help="cap on a request's n")
+    sv.add_argument("--max-batch-tokens", type=_positive_int, default=512, help="tokens per engine step")
+    sv.add_argument("--max-seqs", type=_positive_int, default=64, help="sequences running at once")
+    sv.add_argument("--kv-cache-bytes", type=_positive_int, default=None, help="KV pool size")
+
     sub.add_parser("models", help="list the available model names and what is cached")
     sub.add_parser("info", help="print runtime information (ISA level, threads) as JSON")
     return p
@@ -74,6 +86,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{args.output}: {r['quantized']} of {r['tensors']} tensors quantized to {args.type.upper()}"
                   f" ({r['fallback']} kept at a finer type whose block fits their rows); "
                   f"{r['in_bytes'] / 1e6:.1f} MB -> {r['out_bytes'] / 1e6:.1f} MB")
+            return 0
+        if args.command == "serve":
+            from .server import serve
+            serve(args.model, host=args.host, port=args.port, api_key=args.api_key, n_ctx=args.n_ctx,
+                  threads=args.threads, max_n=args.max_n, max_batch_tokens=args.max_batch_tokens,
+                  max_seqs=args.max_seqs, kv_cache_bytes=args.kv_cache_bytes or 0)
             return 0
         if args.command == "info":
             print(json.dumps(runtime_info(), indent=2))

@@ -1,0 +1,122 @@
+"""AsyncEngine: many concurrent requests over the C++ continuous-batching engine.
+
+A background thread runs engine.step() (one forward pass over the whole batch, GIL released)
+while asyncio tasks add requests, receive their text as it is decoded, and cancel them."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import threading
+import time
+from typing import AsyncIterator, Dict, List, Optional
+
+from ._core_loader import _core
+from .llm import LLM
+from .sampling import SamplingParams
+from .stop_strings import StopMatcher
+
+
+@dataclasses.dataclass
+class StreamDelta:
+    """A piece of one request's output."""
+
+    text: str
+    token_ids: List[int]
+    finished: bool = False
+    finish_reason: Optional[str] = None
+
+
+class _Request:
+    def __init__(self, rid, loop, queue, tokenizer, stops):
+        self.rid = rid
+        self.loop = loop
+        self.queue: asyncio.Queue = queue
+        self.decoder = _core.StreamDecoder(tokenizer)
+        self.matcher = StopMatcher(stops)
+        self.done = False
+
+
+class AsyncEngine:
+    def __init__(self, llm: LLM, *, max_batch_tokens: int = 512, max_seqs: int = 64,
+                 kv_cache_bytes: int = 0):
+        self.llm = llm
+        self.engine = _core.Engine(llm._core(), kv_cache_bytes=kv_cache_bytes,
+                                   max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
+        self.tokenizer = _core.Tokenizer.from_gguf(llm.path)
+        self._requests: Dict[int, _Request] = {}
+        self._ids = itertools.count(1)
+        self._mu = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = False
+        self.step_seconds = 0.0  # cumulative, for metrics
+        self._thread = threading.Thread(target=self._loop, name="llmasos-engine", daemon=True)
+        self._thread.start()
+
+    # -- the step loop (background thread) ----------------------------------------------------
+    def _loop(self):
+        while not self._stop:
+            if not self.engine.has_unfinished():
+                self._wake.wait(0.1)
+                self._wake.clear()
+                continue
+            t0 = time.perf_counter()
+            outs = self.engine.step()
+            self.step_seconds += time.perf_counter() - t0
+            for rid, new_ids, finished, reason in outs:
+                with self._mu:
+                    req = self._requests.get(rid)
+                if req is None or req.done:
+                    continue
+                text = "".join(req.decoder.push(t) for t in new_ids)
+                if finished:
+                    text += req.decoder.flush()
+                out, stopped = req.matcher.feed(text)
+                if finished and not stopped:
+                    out += req.matcher.flush()
+                if stopped and not finished:
+                    self.engine.cancel(rid)
+                    finished, reason = True, "stop"
+                delta = StreamDelta(out, list(new_ids), finished, reason if finished else None)
+                if finished:
+                    req.done = True
+                    with self._mu:
+                        self._requests.pop(rid, None)
+                req.loop.call_soon_threadsafe(req.queue.put_nowait, delta)
+
+    def close(self):
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+
+    # -- requests (asyncio side) ------------------------------------------------------------------
+    async def generate(self, prompt_ids: List[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
+        """Yields deltas until the request finishes; closing the iterator cancels the request."""
+        opts = params.to_core(self.llm.seed)
+        rid = next(self._ids)
+        req = _Request(rid, asyncio.get_running_loop(), asyncio.Queue(), self.tokenizer,
+                       params.stop_strings())
+        with self._mu:
+            self._requests[rid] = req
+        try:
+            self.engine.add_request(rid, list(prompt_ids), opts)
+        except BaseException:
+            with self._mu:
+                self._requests.pop(rid, None)
+            raise
+        self._wake.set()
+        try:
+            while True:
+                delta = await req.queue.get()
+                yield delta
+                if delta.finished:
+                    return
+        finally:
+            if not req.done:  # the consumer went away: free the request's KV blocks now
+                req.done = True
+                with self._mu:
+                    self._requests.pop(rid, None)
+                self.engine.cancel(rid)
+
+    def stats(self) -> dict:
+        return self.engine.stats()

@@ -1,0 +1,294 @@
+"""OpenAI-compatible HTTP server: /v1/models, /v1/completions, /v1/chat/completions (with SSE
+streaming), /health and /metrics, over the AsyncEngine's continuous batching."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+import uuid
+from typing import Any, AsyncIterator, Dict, List, Optional
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import chat_template
+from .engine import AsyncEngine
+from .llm import LLM
+from .server_metrics import Metrics
+from .server_requests import RequestError, sampling_params
+
+MAX_BODY_BYTES = 1 << 20
+
+
+class Server:
+    def __init__(self, llm: LLM, model_id: str, *, api_key: Optional[str] = None, max_n: int = 8,
+                 max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0):
+        self.llm, self.model_id, self.api_key, self.max_n = llm, model_id, api_key, max_n
+        self.engine = AsyncEngine(llm, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
+                                  kv_cache_bytes=kv_cache_bytes)
+        self.metrics = Metrics()
+        self.created = int(time.time())
+        routes = [
+            Route("/health", self.health, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+        ]
+        self.app = Starlette(routes=routes, lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app):
+        yield
+        self.engine.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _check_key(self, request: Request) -> None:
+        if self.api_key is None:
+            return
+        if request.headers.get("authorization", "") != f"Bearer {self.api_key}":
+            raise RequestError("invalid or missing API key", status=401, type_="authentication_error",
+                               code="invalid_api_key")
+
+    async def _body(self, request: Request) -> Dict[str, Any]:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            raise RequestError(f"request body larger than {MAX_BODY_BYTES} bytes", status=413)
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise RequestError(f"request body larger than {MAX_BODY_BYTES} bytes", status=413)
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise RequestError(f"malformed JSON body: {e}") from None
+        if not isinstance(body, dict):
+            raise RequestError("the JSON body must be an object")
+        model = body.get("model")
+        if model is not None and model != self.model_id:
+            raise RequestError(f"the model '{model}' does not exist; this server serves '{self.model_id}'",
+                               "model", status=404, code="model_not_found")
+        return body
+
+    def _error(self, route: str, e: RequestError) -> JSONResponse:
+        self.metrics.request_done(route, e.status)
+        return JSONResponse(e.body(), status_code=e.status)
+
+    def _prompt_ids(self, prompt: Any) -> List[List[int]]:
+        """A completions 'prompt': a string, a list of strings, token ids, or lists of them."""
+        if isinstance(prompt, str):
+            prompts = [prompt]
+        elif isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            prompts = [prompt]
+        elif isinstance(prompt, list) and prompt and all(isinstance(p, (str, list)) for p in prompt):
+            prompts = prompt
+        else:
+            raise RequestError("'prompt' must be a non-empty string, list of strings or token ids", "prompt")
+        out = []
+        for p in prompts:
+            if isinstance(p, str):
+                ids = self.llm.tokenize(p)
+            elif all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < self.llm.n_vocab for t in p):
+                ids = list(p)
+            else:
+                raise RequestError(f"token ids must be integers in [0, {self.llm.n_vocab})", "prompt")
+            if not ids:
+                raise RequestError("the prompt is empty", "prompt")
+            out.append(ids)
+        return out
+
+    def _fit(self, params, max_tokens, ids: List[int]) -> None:
+        room = self.llm.n_ctx - len(ids)
+        if room < 1:
+            raise RequestError(f"the prompt has {len(ids)} tokens; this model's context is {self.llm.n_ctx}",
+                               "prompt", code="context_length_exceeded")
+        if max_tokens is not None and max_tokens > room:
+            raise RequestError(f"max_tokens={max_tokens} plus the prompt's {len(ids)} tokens exceeds the "
+                               f"context of {self.llm.n_ctx} tokens", "max_tokens",
+                               code="context_length_exceeded")
+        params.max_tokens = max_tokens if max_tokens is not None else room
+
+    async def _run_choices(self, jobs) -> AsyncIterator[tuple]:
+        """Runs (choice index, prompt ids, params) jobs concurrently; yields (index, delta)."""
+        queue: asyncio.Queue = asyncio.Queue()
+        t0 = time.perf_counter()
+
+        async def one(index, ids, params):
+            try:
+                first, last = True, None
+                async for d in self.engine.generate(ids, params):
+                    now = time.perf_counter()
+                    if d.token_ids:
+                        if first:
+                            self.metrics.observe_ttft(now - t0)
+                            first = False
+                        elif last is not None:
+                            self.metrics.observe_token((now - last) / len(d.token_ids))
+                        last = now
+                    self.metrics.tokens(0, len(d.token_ids))
+                    await queue.put((index, d))
+            except Exception as e:  # handed to the consumer
+                await queue.put((index, e))
+
+        tasks = [asyncio.create_task(one(*j)) for j in jobs]
+        remaining = len(tasks)
+        try:
+            while remaining:
+                index, d = await queue.get()
+                if isinstance(d, Exception):
+                    raise d
+                if d.finished:
+                    remaining -= 1
+                yield index, d
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _respond(self, route, jobs, n_prompt_tokens, make_chunk, make_final, stream):
+        self.metrics.tokens(n_prompt_tokens, 0)
+        if stream:
+            async def sse():
+                async for index, d in self._run_choices(jobs):
+                    for chunk in make_chunk(index, d):
+                        yield f"data: {json.dumps(chunk)}\n\n"
+                yield "data: [DONE]\n\n"
+            self.metrics.request_done(route, 200)
+            return StreamingResponse(sse(), media_type="text/event-stream")
+        texts: Dict[int, List[str]] = {}
+        counts: Dict[int, int] = {}
+        reasons: Dict[int, Optional[str]] = {}
+        async for index, d in self._run_choices(jobs):
+            texts.setdefault(index, []).append(d.text)
+            counts[index] = counts.get(index, 0) + len(d.token_ids)
+            if d.finished:
+                reasons[index] = d.finish_reason
+        self.metrics.request_done(route, 200)
+        choices = [("".join(texts.get(i, [])), reasons.get(i), counts.get(i, 0)) for i in range(len(jobs))]
+        return JSONResponse(make_final(choices))
+
+    # -- routes -------------------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def prometheus(self, request: Request) -> Response:
+        return PlainTextResponse(self.metrics.render(self.engine.stats()),
+                                 media_type="text/plain; version=0.0.4")
+
+    async def models(self, request: Request) -> Response:
+        try:
+            self._check_key(request)
+        except RequestError as e:
+            return self._error("/v1/models", e)
+        return JSONResponse({"object": "list", "data": [
+            {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llmasos"}]})
+
+    async def completions(self, request: Request) -> Response:
+        route = "/v1/completions"
+        try:
+            self._check_key(request)
+            body = await self._body(request)
+            if "prompt" not in body:
+                raise RequestError("'prompt' is required", "prompt")
+            params, n, stream, max_tokens = sampling_params(body, max_tokens_default=16,
+                                                            n_ctx=self.llm.n_ctx, max_n=self.max_n)
+            echo = body.get("echo", False)
+            if not isinstance(echo, bool):
+                raise RequestError("'echo' must be a boolean", "echo")
+            prompts = self._prompt_ids(body["prompt"])
+            jobs = []
+            for p_i, ids in enumerate(prompts):
+                for c in range(n):
+                    p = params_for_choice(params, c)
+                    self._fit(p, max_tokens, ids)
+                    jobs.append((p_i * n + c, ids, p))
+        except RequestError as e:
+            return self._error(route, e)
+        rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        prefix = {j[0]: (self.llm.detokenize(j[1]) if echo else "") for j in jobs}
+        n_prompt = sum(len(ids) for ids in prompts)
+
+        def chunk(index, d):
+            text = prefix.pop(index, "") + d.text
+            return [{"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
+                     "choices": [{"index": index, "text": text, "logprobs": None,
+                                  "finish_reason": d.finish_reason}]}]
+
+        def final(choices):
+            gen = sum(c[2] for c in choices)
+            return {"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
+                    "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": None,
+                                 "finish_reason": r} for i, (t, r, _) in enumerate(choices)],
+                    "usage": {"prompt_tokens": n_prompt, "completion_tokens": gen,
+                              "total_tokens": n_prompt + gen}}
+
+        return await self._respond(route, jobs, n_prompt, chunk, final, stream)
+
+    async def chat_completions(self, request: Request) -> Response:
+        route = "/v1/chat/completions"
+        try:
+            self._check_key(request)
+            body = await self._body(request)
+            try:
+                ids = self.llm.chat_prompt_ids(body.get("messages"))
+            except chat_template.ChatTemplateError as e:
+                raise RequestError(str(e), "messages") from None
+            params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None,
+                                                            n_ctx=self.llm.n_ctx, max_n=self.max_n)
+            jobs = []
+            for c in range(n):
+                p = params_for_choice(params, c)
+                self._fit(p, max_tokens, ids)
+                jobs.append((c, ids, p))
+        except RequestError as e:
+            return self._error(route, e)
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        started = set()
+
+        def chunk(index, d):
+            out = []
+            base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
+            if index not in started:
+                started.add(index)
+                out.append({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
+                                                 "finish_reason": None}]})
+            if d.text or d.finished:
+                delta = {"content": d.text} if d.text else {}
+                out.append({**base, "choices": [{"index": index, "delta": delta,
+                                                 "finish_reason": d.finish_reason}]})
+            return out
+
+        def final(choices):
+            gen = sum(c[2] for c in choices)
+            return {"id": rid, "object": "chat.completion", "created": created, "model": self.model_id,
+                    "choices": [{"index": i, "message": {"role": "assistant", "content": t},
+                                 "finish_reason": r} for i, (t, r, _) in enumerate(choices)],
+                    "usage": {"prompt_tokens": len(ids), "completion_tokens": gen,
+                              "total_tokens": len(ids) + gen}}
+
+        return await self._respond(route, jobs, len(ids), chunk, final, stream)
+
+
+def params_for_choice(params, choice: int):
+    """A copy for choice `choice`: seeded requests give each of the n choices its own seed."""
+    p = dataclasses.replace(params)
+    if p.seed is not None and choice:
+        p.seed = p.seed + choice
+    return p
+
+
+def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,
+          n_ctx: Optional[int] = None, threads: Optional[int] = None, max_n: int = 8,
+          max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
+          log_level: str = "warning") -> None:
+    import uvicorn
+    llm = LLM.from_pretrained(model, n_ctx=n_ctx, threads=threads)
+    model_id = model if "/" not in model and not model.endswith(".gguf") else llm.path.rsplit("/", 1)[-1]
+    server = Server(llm, model_id, api_key=api_key, max_n=max_n, max_batch_tokens=max_batch_tokens,
+                    max_seqs=max_seqs, kv_cache_bytes=kv_cache_bytes)
+    uvicorn.run(server.app, host=host, port=port, log_level=log_level)

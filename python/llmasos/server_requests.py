@@ -1,0 +1,94 @@
+"""Validation of OpenAI-style request bodies: every field checked for type and range, so a bad
+request gets a clear 400 naming the field instead of disturbing the engine."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+from .sampling import SamplingParams
+
+
+class RequestError(Exception):
+    def __init__(self, message: str, param: Optional[str] = None, status: int = 400,
+                 code: Optional[str] = None, type_: str = "invalid_request_error"):
+        super().__init__(message)
+        self.message, self.param, self.status, self.code, self.type = message, param, status, code, type_
+
+    def body(self) -> Dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param,
+                          "code": self.code}}
+
+
+def _num(body, name, lo=None, hi=None, default=None, integer=False):
+    v = body.get(name, default)
+    if v is None:
+        return default
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    if isinstance(v, bool) or not ok or (isinstance(v, float) and not math.isfinite(v)):
+        raise RequestError(f"'{name}' must be {'an integer' if integer else 'a finite number'}, got {v!r}", name)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise RequestError(f"'{name}' must be between {lo} and {hi}, got {v!r}", name)
+    return v
+
+
+def _bool(body, name, default=False):
+    v = body.get(name, default)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise RequestError(f"'{name}' must be a boolean, got {v!r}", name)
+    return v
+
+
+def _stop(body) -> List[str]:
+    v = body.get("stop")
+    if v is None:
+        return []
+    stops = [v] if isinstance(v, str) else v
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops) or len(stops) > 16:
+        raise RequestError("'stop' must be a non-empty string or a list of up to 16 of them", "stop")
+    return stops
+
+
+UNSUPPORTED = ("logprobs", "top_logprobs", "logit_bias", "suffix", "tools", "functions",
+               "response_format")
+
+
+def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], n_ctx: int,
+                    max_n: int) -> tuple:
+    """(SamplingParams, n, stream, max_tokens or None) from a completions / chat body; the
+    caller sets params.max_tokens once the prompt's length is known."""
+    for name in UNSUPPORTED:
+        v = body.get(name)
+        if v not in (None, False, 0, {}, []):
+            raise RequestError(f"'{name}' is not supported by this server yet", name)
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens", max_tokens_default))
+    if max_tokens is not None:
+        max_tokens = _num({"max_tokens": max_tokens}, "max_tokens", 1, n_ctx, integer=True)
+    n = _num(body, "n", 1, max_n, 1, integer=True)
+    best_of = _num(body, "best_of", 1, max_n, None, integer=True)
+    if best_of is not None and best_of != n:
+        raise RequestError("'best_of' other than n is not supported", "best_of")
+    stop_ids = body.get("stop_token_ids")
+    if stop_ids is not None and (not isinstance(stop_ids, list) or
+                                 not all(isinstance(t, int) and not isinstance(t, bool) for t in stop_ids)):
+        raise RequestError("'stop_token_ids' must be a list of integers", "stop_token_ids")
+    params = SamplingParams(
+        max_tokens=max_tokens or 1,
+        temperature=_num(body, "temperature", 0.0, 2.0, 1.0),
+        top_p=_num(body, "top_p", 0.0, 1.0, None),
+        top_k=_num(body, "top_k", -1, 1 << 20, None, integer=True),
+        min_p=_num(body, "min_p", 0.0, 1.0, None),
+        presence_penalty=_num(body, "presence_penalty", -2.0, 2.0, None),
+        frequency_penalty=_num(body, "frequency_penalty", -2.0, 2.0, None),
+        repetition_penalty=_num(body, "repetition_penalty", 0.01, 10.0, None),
+        seed=_num(body, "seed", -(1 << 63), (1 << 64) - 1, None, integer=True),
+        stop=_stop(body) or None,
+        stop_token_ids=stop_ids,
+        ignore_eos=_bool(body, "ignore_eos"),
+    )
+    if params.top_p == 0.0:
+        raise RequestError("'top_p' must be greater than 0", "top_p")
+    if params.top_k is not None and params.top_k <= 0:
+        params.top_k = None  # vLLM convention: -1 / 0 mean off
+    return params, n, _bool(body, "stream"), max_tokens
