@@ -190,7 +190,9 @@ void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, Th
   scratch.prod.resize(static_cast<size_t>(2 * T * rows));
   float* p = scratch.prod.data();
   run_dots(W, q, act_row, 2 * T, p, pool);
-  for (int64_t i = 0; i < T * rows; ++i) Y[i] = p[i] + p[T * rows + i];
+  for_tokens(pool, T, rows, [&](int64_t t0, int64_t t1) {
+    for (int64_t i = t0 * rows; i < t1 * rows; ++i) Y[i] = p[i] + p[T * rows + i];
+  });
 }
 
 void dequantize_row(const WeightView& W, int64_t r, float* out) {
