@@ -12,22 +12,30 @@ import time
 from llmasos import LLM, SamplingParams, store
 
 
+def forget_cached_prompts(llm):
+    """generate() runs on the batched engine: drop its prefix cache (and the session's) so every
+    repetition computes its prompt again."""
+    llm._session.reset()
+    if llm._engine is not None:
+        llm._engine.reset_prefix_cache()
+
+
 def bench_llmasos(path, threads, n_prefill, n_decode, reps):
     llm = LLM.from_pretrained(path, threads=threads, n_ctx=2048)
     prompt = [(i * 7919) % 10000 + 100 for i in range(n_prefill)]
     llm.logits(prompt[:8])  # warm up
     pre, dec = [], []
     for r in range(reps):
-        llm._session.reset()
+        forget_cached_prompts(llm)
         t0 = time.perf_counter()
         llm.generate([prompt], SamplingParams(max_tokens=1, ignore_eos=True))
         pre.append(n_prefill / (time.perf_counter() - t0))
-        llm._session.reset()
+        forget_cached_prompts(llm)
         short = prompt[:8]
         t0 = time.perf_counter()
         llm.generate([short], SamplingParams(max_tokens=1, ignore_eos=True))
         t_prompt = time.perf_counter() - t0
-        llm._session.reset()
+        forget_cached_prompts(llm)
         t0 = time.perf_counter()
         out = llm.generate([short], SamplingParams(max_tokens=n_decode + 1, ignore_eos=True))[0]
         dt = time.perf_counter() - t0 - t_prompt

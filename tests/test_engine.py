@@ -285,3 +285,75 @@ def test_context_full_finishes_with_length(smollm2_gguf):
         assert (out[0].token_ids, out[0].finish_reason) == (ref.token_ids, "length")
         assert len(ids) + len(out[0].token_ids) == 64 + 1
         assert out[1].token_ids == small._run(ids[:5], p).token_ids
+
+
+# -- block accounting of the paged KV cache, without a model ------------------------------------
+
+def seq_tokens(seed, n):
+    return [(seed * 1000 + i * 7) % 5000 for i in range(n)]
+
+
+def test_kv_blocks_alloc_release_and_prefix_hits():
+    c = _core._PagedKvCache(2, 8, 10)
+    a = c.new_table()
+    toks = seq_tokens(1, 40)  # 2 full blocks + 8
+    assert c.match_prefix(a, toks) == 0
+    assert c.reserve(a, 40) and len(c.blocks(a)) == 3
+    assert c.stats()["blocks_used"] == 3
+    c.commit(a, toks)  # registers the 2 full blocks
+    b = c.new_table()
+    assert c.match_prefix(b, toks[:39]) == 32  # shared while a holds them
+    assert c.blocks(b) == c.blocks(a)[:2]
+    assert c.stats()["blocks_used"] == 3
+    c.release(a)
+    assert c.stats()["blocks_used"] == 2  # b still holds the two shared blocks
+    c.release(b)
+    st = c.stats()
+    assert st["blocks_used"] == 0 and st["blocks_cached"] == 2 and st["blocks_free"] == 10
+    assert st["prefix_queries"] == 2 + 2 and st["prefix_hits"] == 2
+    # A different first block: no hit, even when a later block's tokens are equal.
+    d = c.new_table()
+    assert c.match_prefix(d, [9] * 16 + toks[16:32]) == 0
+    # All or nothing: 11 blocks do not fit in 10; nothing changes.
+    assert not c.reserve(d, 11 * 16) and c.blocks(d) == []
+    assert c.stats()["blocks_cached"] == 2
+
+
+def test_kv_blocks_lru_eviction_tail_first():
+    c = _core._PagedKvCache(1, 4, 4)
+    a = c.new_table()
+    toks = seq_tokens(2, 64)
+    assert c.reserve(a, 64)
+    c.commit(a, toks)
+    c.release(a)  # 4 cached blocks; the tail is evicted first
+    b = c.new_table()
+    assert c.reserve(b, 16)  # evicts block 4 of a's sequence
+    assert c.stats()["evictions"] == 1
+    e = c.new_table()
+    assert c.match_prefix(e, toks) == 48  # the first three blocks are still found
+    c.release(e)
+    c.release(b)
+    c.reset_prefix_cache()
+    st = c.stats()
+    assert st["blocks_cached"] == 0 and st["blocks_free"] == 4
+    f = c.new_table()
+    assert c.match_prefix(f, toks) == 0
+
+
+def test_kv_blocks_fork_shares_full_blocks_and_copies_partial():
+    c = _core._PagedKvCache(1, 4, 5)
+    a = c.new_table()
+    assert c.reserve(a, 40)  # 3 blocks, the last partial
+    b = c.fork(a, 40)
+    assert c.blocks(b)[:2] == c.blocks(a)[:2] and c.blocks(b)[2] != c.blocks(a)[2]
+    assert c.stats()["blocks_used"] == 4
+    assert c.fork(a, 32) is not None  # whole blocks only: no copy needed
+    assert c.stats()["blocks_used"] == 4
+    c.release(a)
+    assert c.stats()["blocks_used"] == 3
+    assert c.reserve(c.new_table(), 32)  # the pool is full now
+    assert c.fork(b, 40) is None  # no free block for the partial copy
+    with pytest.raises(llmasos.InvalidArgumentError):
+        c.fork(b, 100)
+    with pytest.raises(llmasos.InvalidArgumentError):
+        _core._PagedKvCache(1, 4, 0)

@@ -283,10 +283,9 @@ std::vector<StepOutput> Scheduler::step_locked() {
     model_->forward_batch(b, kv_.store());
     ++counters_.steps;
 
-    // 3. Per sequence: commit its full blocks to the prefix cache; sample where a row is ready.
-    const Tokenizer& tok = model_->tokenizer();
-    size_t row = 0;
-    std::vector<Sequence*> finished;
+    // 3. Per sequence: commit its full blocks to the prefix cache; sample where a row is ready
+    //    (in parallel: every sequence has its own sampler and logits row).
+    std::vector<Sequence*> ready;
     for (const Item& it : batch) {
       Sequence& s = *it.s;
       const int64_t P = static_cast<int64_t>(s.prompt.size());
@@ -294,9 +293,21 @@ std::vector<StepOutput> Scheduler::step_locked() {
       s.n_computed += it.n_new;
       counters_.tokens_processed += it.n_new;
       kv_.commit(s.table, s.tokens.data(), s.n_computed);
-      if (s.n_computed < s.len()) continue;  // prefill continues next step
-      float* lg = logits_.data() + row++ * static_cast<size_t>(n_vocab_);
-      const int32_t id = s.sampler.sample(lg, n_vocab_, s.prompt, s.generated);
+      if (s.n_computed == s.len()) ready.push_back(&s);  // else its prefill continues next step
+    }
+    std::vector<int32_t> sampled(ready.size());
+    model_->pool().parallel_for(static_cast<int64_t>(ready.size()), 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        Sequence& s = *ready[static_cast<size_t>(r)];
+        float* lg = logits_.data() + static_cast<size_t>(r) * static_cast<size_t>(n_vocab_);
+        sampled[static_cast<size_t>(r)] = s.sampler.sample(lg, n_vocab_, s.prompt, s.generated);
+      }
+    });
+    const Tokenizer& tok = model_->tokenizer();
+    std::vector<Sequence*> finished;
+    for (size_t r = 0; r < ready.size(); ++r) {
+      Sequence& s = *ready[r];
+      const int32_t id = sampled[r];
       StepOutput o;
       o.request_id = s.id;
       const bool is_stop = (!s.opts.ignore_eos && tok.is_eog(id)) ||

@@ -1,6 +1,8 @@
 // Binds the continuous-batching Scheduler as _core.Engine: add_request / step / cancel / stats.
 // step() releases the GIL for the whole batch; add_request and cancel may be called from other
 // threads while a step runs.
+#include <map>
+
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -11,8 +13,65 @@
 namespace py = pybind11;
 
 namespace llmasos::python {
+namespace {
+
+// PagedKvCache with its block tables held by integer handles: lets tests drive the block
+// accounting (prefix hits, eviction order, fork) directly.
+struct KvCacheForTests {
+  KvCacheForTests(int64_t n_layer, int64_t kv_dim, int64_t n_blocks) : cache(n_layer, kv_dim, n_blocks) {}
+  KvBlockTable& table(int64_t h) {
+    auto it = tables.find(h);
+    if (it == tables.end()) throw InvalidArgumentError("no block table " + std::to_string(h));
+    return it->second;
+  }
+  int64_t add() {
+    tables[next] = KvBlockTable();
+    return next++;
+  }
+  PagedKvCache cache;
+  std::map<int64_t, KvBlockTable> tables;
+  int64_t next = 0;
+};
+
+py::dict kv_stats_dict(const KvCacheStats& s) {
+  py::dict d;
+  d["blocks_total"] = s.blocks_total;
+  d["blocks_used"] = s.blocks_used;
+  d["blocks_free"] = s.blocks_free;
+  d["blocks_cached"] = s.blocks_cached;
+  d["prefix_queries"] = s.prefix_queries;
+  d["prefix_hits"] = s.prefix_hits;
+  d["prefix_hit_rate"] = s.prefix_queries ? static_cast<double>(s.prefix_hits) / s.prefix_queries : 0.0;
+  d["evictions"] = s.evictions;
+  return d;
+}
+
+}  // namespace
 
 void register_engine(py::module_& m) {
+  py::class_<KvCacheForTests>(m, "_PagedKvCache", "The paged KV cache's block accounting (tests).")
+      .def(py::init<int64_t, int64_t, int64_t>(), py::arg("n_layer"), py::arg("kv_dim"), py::arg("n_blocks"))
+      .def("new_table", &KvCacheForTests::add)
+      .def("match_prefix", [](KvCacheForTests& c, int64_t h, const std::vector<int32_t>& toks) {
+             int64_t n = c.cache.match_prefix(toks.data(), static_cast<int64_t>(toks.size()), c.table(h));
+             c.cache.record_prefix(static_cast<int64_t>(toks.size()) / PagedKvCache::kBlockTokens,
+                                   n / PagedKvCache::kBlockTokens);
+             return n;
+           })
+      .def("reserve", [](KvCacheForTests& c, int64_t h, int64_t n) { return c.cache.reserve(c.table(h), n); })
+      .def("commit", [](KvCacheForTests& c, int64_t h, const std::vector<int32_t>& toks) {
+             c.cache.commit(c.table(h), toks.data(), static_cast<int64_t>(toks.size()));
+           })
+      .def("release", [](KvCacheForTests& c, int64_t h) { c.cache.release(c.table(h)); })
+      .def("fork", [](KvCacheForTests& c, int64_t src, int64_t n) -> py::object {
+             int64_t h = c.add();
+             if (!c.cache.fork(c.table(src), n, c.table(h))) return py::none();
+             return py::int_(h);
+           })
+      .def("blocks", [](KvCacheForTests& c, int64_t h) { return c.table(h).blocks; })
+      .def("reset_prefix_cache", [](KvCacheForTests& c) { c.cache.reset_prefix_cache(); })
+      .def("stats", [](const KvCacheForTests& c) { return kv_stats_dict(c.cache.stats()); });
+
   py::class_<Scheduler>(m, "Engine",
                         "Continuous batching over a paged KV cache. step() returns a list of "
                         "(request_id, new_token_ids, finished, finish_reason or None).")
@@ -66,16 +125,7 @@ void register_engine(py::module_& m) {
              d["preemptions"] = st.preemptions;
              d["finished"] = st.finished;
              d["cancelled"] = st.cancelled;
-             d["blocks_total"] = st.kv.blocks_total;
-             d["blocks_used"] = st.kv.blocks_used;
-             d["blocks_free"] = st.kv.blocks_free;
-             d["blocks_cached"] = st.kv.blocks_cached;
-             d["prefix_queries"] = st.kv.prefix_queries;
-             d["prefix_hits"] = st.kv.prefix_hits;
-             d["prefix_hit_rate"] = st.kv.prefix_queries
-                                        ? static_cast<double>(st.kv.prefix_hits) / st.kv.prefix_queries
-                                        : 0.0;
-             d["evictions"] = st.kv.evictions;
+             for (auto item : kv_stats_dict(st.kv)) d[item.first] = item.second;
              d["kv_cache_bytes"] = st.kv_cache_bytes;
              d["block_tokens"] = st.block_tokens;
              d["max_batch_tokens"] = st.max_batch_tokens;
