@@ -36,6 +36,30 @@ def decode_step_ms(llm, n_seqs, n_steps, prompt_len=32):
     return 1000 * statistics.median(times)
 
 
+def first_token_ms(engine, rid, ids):
+    """Time from add_request to the request's first token, stepping the engine alone."""
+    opts = SamplingParams(max_tokens=1, ignore_eos=True).to_core()
+    t0 = time.perf_counter()
+    engine.add_request(rid, ids, opts)
+    while engine.has_unfinished():
+        engine.step()
+    return 1000 * (time.perf_counter() - t0)
+
+
+def prefix_ttft_ms(llm, prefix_len=768, suffix_len=16):
+    """First-token time of a prompt whose first prefix_len tokens are cached (another request
+    had them) against the same prompt with an empty prefix cache."""
+    engine = _core.Engine(llm._model)
+    shared = [(j * 7919) % 20000 + 100 for j in range(prefix_len)]
+    a = shared + [(j * 31) % 20000 + 100 for j in range(suffix_len)]
+    b = shared + [(j * 37) % 20000 + 200 for j in range(suffix_len)]
+    cold = first_token_ms(engine, 1, b)
+    engine.reset_prefix_cache()
+    first_token_ms(engine, 2, a)
+    warm = first_token_ms(engine, 3, b)
+    return cold, warm, engine.stats()["prefix_hit_rate"]
+
+
 def session_decode_ms(llm, n_tokens):
     ids = [(j * 7919) % 20000 + 100 for j in range(32)]
     p1 = SamplingParams(max_tokens=1, ignore_eos=True)
@@ -66,7 +90,10 @@ def main():
         for n in counts:
             res[n].append(decode_step_ms(llm, n, a.steps))
     base = statistics.median(res[1])
+    cold, warm, rate = prefix_ttft_ms(llm)
     print(f"model {a.model}, threads {a.threads}, isa {_core.active_isa()}")
+    print(f"first token of a 784-token prompt: {cold:7.1f} ms cold, {warm:7.1f} ms with 768 tokens "
+          f"in the prefix cache (hit rate {rate:.2f})")
     print(f"session decode (single sequence, C++ loop): {statistics.median(sess):7.2f} ms/token")
     for n in counts:
         ms = statistics.median(res[n])
