@@ -28,11 +28,11 @@ class StreamDelta:
 
 
 class _Request:
-    def __init__(self, rid, loop, queue, tokenizer, stops):
+    def __init__(self, rid, loop, queue, decoder, stops):
         self.rid = rid
         self.loop = loop
         self.queue: asyncio.Queue = queue
-        self.decoder = _core.StreamDecoder(tokenizer)
+        self.decoder = decoder
         self.matcher = StopMatcher(stops)
         self.done = False
 
@@ -43,7 +43,6 @@ class AsyncEngine:
         self.llm = llm
         self.engine = _core.Engine(llm._core(), kv_cache_bytes=kv_cache_bytes,
                                    max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
-        self.tokenizer = _core.Tokenizer.from_gguf(llm.path)
         self._requests: Dict[int, _Request] = {}
         self._ids = itertools.count(1)
         self._mu = threading.Lock()
@@ -94,8 +93,8 @@ class AsyncEngine:
         """Yields deltas until the request finishes; closing the iterator cancels the request."""
         opts = params.to_core(self.llm.seed)
         rid = next(self._ids)
-        req = _Request(rid, asyncio.get_running_loop(), asyncio.Queue(), self.tokenizer,
-                       params.stop_strings())
+        req = _Request(rid, asyncio.get_running_loop(), asyncio.Queue(),
+                       self.llm._core().stream_decoder(), params.stop_strings())
         with self._mu:
             self._requests[rid] = req
         try:
