@@ -5,20 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BYTE_TOKENS = None
-
-
-def bytes_to_unicode():
-    """GPT-2's byte -> printable unicode character table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
+from gguf_factory import bytes_to_unicode
 
 
 def tiny_bpe_vocab(n_vocab: int):

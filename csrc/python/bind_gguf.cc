@@ -12,18 +12,16 @@
 namespace py = pybind11;
 
 namespace llmasos::python {
-namespace {
 
-// Strings in model files are meant to be UTF-8; undecodable bytes survive as surrogates.
-py::str to_str(const std::string& s) {
+py::str utf8_to_str(const std::string& s) {
   PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogateescape");
   if (!o) throw py::error_already_set();
   return py::reinterpret_steal<py::str>(o);
 }
 
-py::object value_to_py(const GgufValue& v) {
+py::object gguf_value_to_py(const GgufValue& v) {
   switch (v.type) {
-    case GgufValueType::STRING: return to_str(v.str);
+    case GgufValueType::STRING: return utf8_to_str(v.str);
     case GgufValueType::BOOL: return py::bool_(v.b);
     case GgufValueType::FLOAT32:
     case GgufValueType::FLOAT64: return py::float_(v.f);
@@ -33,12 +31,14 @@ py::object value_to_py(const GgufValue& v) {
     case GgufValueType::INT64: return py::int_(v.i);
     case GgufValueType::ARRAY: {
       py::list l(v.arr.size());
-      for (size_t k = 0; k < v.arr.size(); ++k) l[k] = value_to_py(v.arr[k]);
+      for (size_t k = 0; k < v.arr.size(); ++k) l[k] = gguf_value_to_py(v.arr[k]);
       return std::move(l);
     }
     default: return py::int_(v.u);
   }
 }
+
+namespace {
 
 const char* type_name(GgmlType t) {
   const TypeTraits* tr = type_traits(t);
@@ -94,7 +94,7 @@ void register_gguf(py::module_& m) {
             const GgufFile& f = g.get();
             if (g.metadata_cache.is_none()) {
               py::dict d;
-              for (const auto& kv : f.metadata()) d[to_str(kv.first)] = value_to_py(kv.second);
+              for (const auto& kv : f.metadata()) d[utf8_to_str(kv.first)] = gguf_value_to_py(kv.second);
               g.metadata_cache = std::move(d);
             }
             return py::dict(g.metadata_cache);  // a copy: callers may mutate theirs
@@ -108,7 +108,7 @@ void register_gguf(py::module_& m) {
               py::list shape;
               for (uint32_t d = 0; d < t.n_dims; ++d) shape.append(t.ne[d]);
               py::dict d;
-              d["name"] = to_str(t.name);
+              d["name"] = utf8_to_str(t.name);
               d["shape"] = shape;  // ggml order: shape[0] is the contiguous dimension
               d["type"] = static_cast<uint32_t>(t.type);
               d["type_name"] = type_name(t.type);

@@ -14,29 +14,6 @@
 namespace py = pybind11;
 
 namespace llmasos::python {
-namespace {
-
-py::object gguf_value_to_py(const GgufValue& v) {
-  switch (v.type) {
-    case GgufValueType::STRING: return py::str(v.str);
-    case GgufValueType::BOOL: return py::bool_(v.b);
-    case GgufValueType::FLOAT32:
-    case GgufValueType::FLOAT64: return py::float_(v.f);
-    case GgufValueType::ARRAY: {
-      py::list l;
-      for (const auto& e : v.arr) l.append(gguf_value_to_py(e));
-      return l;
-    }
-    case GgufValueType::INT8:
-    case GgufValueType::INT16:
-    case GgufValueType::INT32:
-    case GgufValueType::INT64: return py::int_(v.i);
-    default: return py::int_(v.u);
-  }
-}
-
-}  // namespace
-
 void register_model(py::module_& m) {
   py::class_<SamplingOptions>(m, "SamplingOptions")
       .def(py::init<>())

@@ -16,13 +16,6 @@ namespace py = pybind11;
 namespace llmasos::python {
 namespace {
 
-// Vocabulary strings are meant to be UTF-8; undecodable bytes survive as surrogates.
-py::str to_str(const std::string& s) {
-  PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogateescape");
-  if (!o) throw py::error_already_set();
-  return py::reinterpret_steal<py::str>(o);
-}
-
 constexpr size_t kReleaseGilAbove = 4096;  // bytes of text; short texts are not worth the switch
 
 }  // namespace
@@ -65,7 +58,7 @@ void register_tokenizer(py::module_& m) {
       .def("token_bytes", [](const Tokenizer& t, int32_t id, bool special) {
         return py::bytes(t.token_bytes(id, special));
       }, py::arg("id"), py::arg("special") = false)
-      .def("token_text", [](const Tokenizer& t, int32_t id) { return to_str(t.token_text(id)); }, py::arg("id"))
+      .def("token_text", [](const Tokenizer& t, int32_t id) { return utf8_to_str(t.token_text(id)); }, py::arg("id"))
       .def("is_eog", &Tokenizer::is_eog, py::arg("id"))
       .def("is_control", &Tokenizer::is_control, py::arg("id"))
       .def_property_readonly("n_vocab", &Tokenizer::n_vocab)

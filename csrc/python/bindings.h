@@ -1,8 +1,20 @@
 // One register_* function per bind_*.cc; module.cc calls them in order.
 #pragma once
+#include <string>
+
 #include <pybind11/pybind11.h>
 
+namespace llmasos {
+struct GgufValue;
+}
+
 namespace llmasos::python {
+// Conversions shared by the bindings (defined in bind_gguf.cc).
+// Strings in model files are meant to be UTF-8; undecodable bytes survive as surrogates.
+pybind11::str utf8_to_str(const std::string& s);
+// A GGUF metadata value as a Python value (arrays -> lists, nested as stored).
+pybind11::object gguf_value_to_py(const GgufValue& v);
+
 void register_kernels(pybind11::module_& m);    // runtime info, ISA selection, kernel test hooks
 void register_gguf(pybind11::module_& m);       // GgufFile (metadata + tensors as numpy)
 void register_tokenizer(pybind11::module_& m);  // Tokenizer, StreamDecoder
