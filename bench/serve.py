@@ -66,16 +66,27 @@ def one_request(base, i, max_tokens):
 
 
 def level(base, clients, per_client, max_tokens):
+    errors = []
+
     def client(c):
-        return [one_request(base, c * per_client + k, max_tokens) for k in range(per_client)]
+        out = []
+        for k in range(per_client):
+            try:
+                out.append(one_request(base, c * per_client + k, max_tokens))
+            except httpx.HTTPError as e:  # counted and reported, not fatal to the level
+                errors.append(repr(e))
+        return out
     t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(clients) as ex:
         results = [r for rs in ex.map(client, range(clients)) for r in rs]
     wall = time.perf_counter() - t0
+    if not results:
+        return {"tok_s": 0.0, "ttft_p50": float("nan"), "ttft_p99": float("nan"), "errors": len(errors)}
     ttfts = sorted(r[0] for r in results)
     tokens = sum(r[1] for r in results)  # streamed text chunks ~ tokens
     p99 = ttfts[min(len(ttfts) - 1, int(round(0.99 * (len(ttfts) - 1))))]
-    return {"tok_s": tokens / wall, "ttft_p50": statistics.median(ttfts), "ttft_p99": p99}
+    return {"tok_s": tokens / wall, "ttft_p50": statistics.median(ttfts), "ttft_p99": p99,
+            "errors": len(errors)}
 
 
 def main():
@@ -85,6 +96,7 @@ def main():
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--requests-per-client", type=int, default=2)
     ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--servers", nargs="+", default=["llmasos", "llama-cpp-python"])
     a = ap.parse_args()
     path = str(store.resolve(a.model))
     servers = {}
@@ -92,9 +104,12 @@ def main():
     servers["llmasos"] = (f"http://127.0.0.1:{p1}", [sys.executable, "-m", "llmasos", "serve", path, "--port", str(p1),
                           "--threads", str(a.threads), "--n-ctx", "2048"], "/health")
     servers["llama-cpp-python"] = (f"http://127.0.0.1:{p2}", [sys.executable, "-m", "llama_cpp.server", "--model", path,
-                                   "--port", str(p2), "--n_threads", str(a.threads), "--n_ctx", "2048"], "/v1/models")
+                                   "--port", str(p2), "--n_threads", str(a.threads), "--n_ctx", "2048",
+                                   "--interrupt_requests", "False"], "/v1/models")  # queue concurrent requests, do not drop them
     results = {}
     for name, (base, cmd, health) in servers.items():
+        if name not in a.servers:
+            continue
         proc = start(cmd, base, health)
         try:
             one_request(base, 0, 4)  # warm up
@@ -102,11 +117,11 @@ def main():
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    print(f"{'clients':>8} {'server':>18} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p99':>9}")
+    print(f"{'clients':>8} {'server':>18} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p99':>9} {'errors':>6}")
     for c in a.clients:
         for name in results:
             r = results[name][c]
-            print(f"{c:>8} {name:>18} {r['tok_s']:8.1f} {r['ttft_p50']:9.3f} {r['ttft_p99']:9.3f}")
+            print(f"{c:>8} {name:>18} {r['tok_s']:8.1f} {r['ttft_p50']:9.3f} {r['ttft_p99']:9.3f} {r['errors']:>6}")
         if len(results) == 2:
             ours, theirs = results["llmasos"][c], results["llama-cpp-python"][c]
             print(f"{c:>8} {'ratio':>18} {ours['tok_s'] / theirs['tok_s']:7.2f}x "
