@@ -162,3 +162,15 @@ def test_stop_token_ids_and_model_seed(smollm2_gguf, llm):
     with LLM.from_pretrained(smollm2_gguf, n_ctx=128, seed=99) as a:
         p = SamplingParams(max_tokens=12, temperature=1.0)
         assert a.generate("Hello", p)[0].token_ids == a.generate("Hello", p)[0].token_ids
+
+
+def test_logit_bias(llm):
+    forced = llm.tokenize(" banana")[0]
+    out = llm.generate("The world is", SamplingParams(max_tokens=4, ignore_eos=True, logit_bias={forced: 100.0}))[0]
+    assert out.token_ids == [forced] * 4
+    batched = llm.generate(["The world is", "Hi"], SamplingParams(max_tokens=2, logit_bias={forced: 100.0}))
+    assert all(o.token_ids == [forced] * 2 for o in batched)
+    with pytest.raises(llmasos.InvalidArgumentError):
+        llm._run(llm.tokenize("Hi"), SamplingParams(max_tokens=2, logit_bias={llm.n_vocab + 1: 1.0}))
+    with pytest.raises(ValueError):
+        llm.generate("Hi", SamplingParams(logit_bias={1: 1000.0}))

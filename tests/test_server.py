@@ -125,7 +125,8 @@ def test_stop_strings_and_n(server, model_id):
     (dict(max_tokens=0), "max_tokens"), (dict(max_tokens=10 ** 9), "max_tokens"),
     (dict(temperature=-1), "temperature"), (dict(top_p=5), "top_p"), (dict(n=100), "n"),
     (dict(prompt=""), "prompt"), (dict(prompt=[]), "prompt"), (dict(prompt=[10 ** 9]), "prompt"),
-    (dict(prompt="word " * 2000), "prompt"), (dict(logit_bias={"5": 10}), "logit_bias"),
+    (dict(prompt="word " * 2000), "prompt"), (dict(logit_bias={"5": 1000}), "logit_bias"),
+    (dict(logit_bias={"999999": 5}), "logit_bias"), (dict(logprobs=2), "logprobs"),
     (dict(extra_body={"presence_penalty": "high"}), "presence_penalty"),
 ])
 def test_bad_requests_are_clear_400s(server, model_id, kwargs, param):
@@ -135,6 +136,15 @@ def test_bad_requests_are_clear_400s(server, model_id, kwargs, param):
         server.client().completions.create(**args)
     assert e.value.status_code == 400
     assert e.value.body["param"] == param and e.value.body["message"]
+
+
+def test_logit_bias_forces_a_token(server, model_id, smollm2_gguf):
+    from llmasos import _core
+    forced = 1234
+    r = server.client().completions.create(model=model_id, prompt="The world is", max_tokens=3,
+                                           temperature=0, logit_bias={str(forced): 100})
+    assert r.choices[0].text == _core.Tokenizer.from_gguf(smollm2_gguf).decode([forced] * 3)
+    assert r.choices[0].finish_reason == "length"
 
 
 def test_raw_bad_bodies(server):

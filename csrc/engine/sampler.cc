@@ -20,6 +20,18 @@ void SamplingOptions::validate() const {
   if (!std::isfinite(repetition_penalty) || repetition_penalty <= 0.0f) bad("repetition_penalty", repetition_penalty);
   if (!std::isfinite(presence_penalty) || std::fabs(presence_penalty) > 2.0f) bad("presence_penalty (must be in [-2, 2])", presence_penalty);
   if (!std::isfinite(frequency_penalty) || std::fabs(frequency_penalty) > 2.0f) bad("frequency_penalty (must be in [-2, 2])", frequency_penalty);
+  for (const auto& [id, b] : logit_bias) {
+    if (id < 0) bad("logit_bias token id", static_cast<float>(id));
+    if (!std::isfinite(b) || std::fabs(b) > 100.0f) bad("logit_bias value (must be in [-100, 100])", b);
+  }
+}
+
+void SamplingOptions::validate_for_vocab(int64_t n_vocab) const {
+  validate();
+  for (const auto& [id, b] : logit_bias)
+    if (id >= n_vocab)
+      throw InvalidArgumentError("logit_bias token id " + std::to_string(id) + " is out of range [0, " +
+                                 std::to_string(n_vocab) + ")");
 }
 
 Sampler::Sampler(const SamplingOptions& opts) : o_(opts) {
@@ -34,6 +46,8 @@ Sampler::Sampler(const SamplingOptions& opts) : o_(opts) {
 
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                         const std::vector<int32_t>& generated) {
+  for (const auto& [id, b] : o_.logit_bias)  // ids were checked by validate_for_vocab
+    if (id >= 0 && id < n_vocab) logits[id] += b;
   // Repetition penalty (CTRL-style, as in HF and llama.cpp) over prompt and output tokens.
   if (o_.repetition_penalty != 1.0f) {
     std::vector<bool> seen(static_cast<size_t>(n_vocab), false);

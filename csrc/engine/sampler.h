@@ -18,9 +18,14 @@ struct SamplingOptions {
   float frequency_penalty = 0.0f;  // subtracted per occurrence in the generated tokens
   bool has_seed = false;
   uint64_t seed = 0;
+  // OpenAI logit_bias: (token id, bias in [-100, 100]) added to the logits before anything else.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
-  // Throws InvalidArgumentError for NaN, negative or out-of-range values.
+  // Throws InvalidArgumentError for NaN, negative or out-of-range values (token ids in logit_bias
+  // are checked against the vocabulary by the sampler).
   void validate() const;
+  // validate() plus: every logit_bias token id is a token of a vocabulary of n_vocab.
+  void validate_for_vocab(int64_t n_vocab) const;
 };
 
 class Sampler {

@@ -76,6 +76,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, const Gener
     throw InvalidArgumentError("the prompt has " + std::to_string(P) + " tokens, more than the KV pool holds (" +
                                std::to_string(kv_.n_blocks() * PagedKvCache::kBlockTokens) + ")");
   if (opts.max_tokens <= 0) throw InvalidArgumentError("max_tokens must be positive");
+  opts.sampling.validate_for_vocab(n_vocab_);
   auto seq = std::make_unique<Sequence>(id, std::move(prompt), opts);  // validates the sampling options
   std::lock_guard<std::mutex> lock(inbox_mu_);
   if (!live_.insert(id).second)

@@ -37,6 +37,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
                                  const std::function<bool(int32_t)>& on_token) {
   if (prompt.empty()) throw InvalidArgumentError("the prompt is empty");
   if (opts.max_tokens <= 0) throw InvalidArgumentError("max_tokens must be positive");
+  opts.sampling.validate_for_vocab(model_->hparams().n_vocab);
   const int64_t n_ctx = model_->n_ctx();
   if (static_cast<int64_t>(prompt.size()) >= n_ctx)
     throw InvalidArgumentError("the prompt has " + std::to_string(prompt.size()) +

@@ -26,6 +26,7 @@ void register_model(py::module_& m) {
       .def_readwrite("frequency_penalty", &SamplingOptions::frequency_penalty)
       .def_readwrite("has_seed", &SamplingOptions::has_seed)
       .def_readwrite("seed", &SamplingOptions::seed)
+      .def_readwrite("logit_bias", &SamplingOptions::logit_bias)
       .def("validate", &SamplingOptions::validate);
 
   py::class_<GenerateOptions>(m, "GenerateOptions")

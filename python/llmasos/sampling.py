@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from ._core_loader import _core
 
@@ -24,6 +24,7 @@ class SamplingParams:
     stop: Optional[Union[str, Sequence[str]]] = None
     stop_token_ids: Optional[Sequence[int]] = None
     ignore_eos: bool = False
+    logit_bias: Optional[Dict[int, float]] = None  # token id -> bias in [-100, 100], added to logits
 
     def stop_strings(self) -> List[str]:
         if self.stop is None:
@@ -75,6 +76,15 @@ class SamplingParams:
                 raise ValueError(f"seed must be an integer, got {seed!r}")
             s.has_seed = True
             s.seed = seed & 0xFFFFFFFFFFFFFFFF
+        if self.logit_bias:
+            if not isinstance(self.logit_bias, dict):
+                raise ValueError("logit_bias must be a dict of token id -> bias")
+            bias = []
+            for k, v in self.logit_bias.items():
+                if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                    raise ValueError(f"logit_bias keys must be token ids (integers >= 0), got {k!r}")
+                bias.append((k, float(num("logit_bias value", v, -100.0, 100.0))))
+            s.logit_bias = bias
         self.stop_strings()  # validate
         return o
 

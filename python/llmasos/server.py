@@ -103,6 +103,10 @@ class Server:
         return out
 
     def _fit(self, params, max_tokens, ids: List[int]) -> None:
+        bad = [t for t in (params.logit_bias or {}) if t >= self.llm.n_vocab]
+        if bad:
+            raise RequestError(f"'logit_bias' token id {bad[0]} is out of range [0, {self.llm.n_vocab})",
+                               "logit_bias")
         room = self.llm.n_ctx - len(ids)
         if room < 1:
             raise RequestError(f"the prompt has {len(ids)} tokens; this model's context is {self.llm.n_ctx}",

@@ -50,8 +50,24 @@ def _stop(body) -> List[str]:
     return stops
 
 
-UNSUPPORTED = ("logprobs", "top_logprobs", "logit_bias", "suffix", "tools", "functions",
-               "response_format")
+UNSUPPORTED = ("logprobs", "top_logprobs", "suffix", "tools", "functions", "response_format")
+
+
+def _logit_bias(body):
+    """OpenAI sends {"token id as a string": bias}; biases are in [-100, 100]."""
+    v = body.get("logit_bias")
+    if v is None:
+        return None
+    if not isinstance(v, dict) or len(v) > 1024:
+        raise RequestError("'logit_bias' must be an object of at most 1024 token ids", "logit_bias")
+    out = {}
+    for k, b in v.items():
+        if not isinstance(k, str) or not k.isdigit():
+            raise RequestError(f"'logit_bias' keys must be token ids, got {k!r}", "logit_bias")
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or abs(b) > 100:
+            raise RequestError(f"'logit_bias' values must be numbers in [-100, 100], got {b!r}", "logit_bias")
+        out[int(k)] = float(b)
+    return out
 
 
 def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], n_ctx: int,
@@ -86,6 +102,7 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         stop=_stop(body) or None,
         stop_token_ids=stop_ids,
         ignore_eos=_bool(body, "ignore_eos"),
+        logit_bias=_logit_bias(body),
     )
     if params.top_p == 0.0:
         raise RequestError("'top_p' must be greater than 0", "top_p")
