@@ -14,7 +14,7 @@ from typing import AsyncIterator, Dict, List, Optional
 from ._core_loader import _core
 from .llm import LLM
 from .sampling import SamplingParams
-from .stop_strings import StopMatcher
+from .stop_strings import TextStream
 
 
 @dataclasses.dataclass
@@ -32,8 +32,7 @@ class _Request:
         self.rid = rid
         self.loop = loop
         self.queue: asyncio.Queue = queue
-        self.decoder = decoder
-        self.matcher = StopMatcher(stops)
+        self.stream = TextStream(decoder, stops)
         self.done = False
 
 
@@ -67,16 +66,14 @@ class AsyncEngine:
                     req = self._requests.get(rid)
                 if req is None or req.done:
                     continue
-                text = "".join(req.decoder.push(t) for t in new_ids)
-                if finished:
-                    text += req.decoder.flush()
-                out, stopped = req.matcher.feed(text)
-                if finished and not stopped:
-                    out += req.matcher.flush()
-                if stopped and not finished:
-                    self.engine.cancel(rid)
+                out, used = req.stream.feed(new_ids)
+                if req.stream.stopped:
+                    if not finished:
+                        self.engine.cancel(rid)
                     finished, reason = True, "stop"
-                delta = StreamDelta(out, list(new_ids), finished, reason if finished else None)
+                elif finished:
+                    out += req.stream.finish()
+                delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None)
                 if finished:
                     req.done = True
                     with self._mu:

@@ -11,7 +11,7 @@ import numpy as np
 from . import chat_template, store
 from ._core_loader import _core
 from .sampling import GenerationOutput, SamplingParams
-from .stop_strings import StopMatcher
+from .stop_strings import StopMatcher, TextStream
 
 Prompt = Union[str, Sequence[int]]
 
@@ -163,7 +163,7 @@ class LLM:
                 rid = self._next_request_id
                 self._next_request_id += 1
                 engine.add_request(rid, ids, opts)
-                reqs[rid] = _BatchRequest(i, ids, m.stream_decoder(), StopMatcher(stops))
+                reqs[rid] = _BatchRequest(i, ids, TextStream(m.stream_decoder(), stops))
             while any(not r.done for r in reqs.values()):
                 step = engine.step()
                 if not step and not engine.has_unfinished():
@@ -261,14 +261,12 @@ class LLM:
 
 
 class _BatchRequest:
-    """One request of a batched generate(): decodes its tokens to text and finds stop strings
-    exactly as LLM._run does for a single sequence."""
+    """One request of a batched generate(): its tokens and released text (see TextStream)."""
 
-    def __init__(self, index: int, prompt_ids: List[int], decoder, matcher: StopMatcher):
+    def __init__(self, index: int, prompt_ids: List[int], stream: TextStream):
         self.index = index
         self.prompt_ids = prompt_ids
-        self.decoder = decoder
-        self.matcher = matcher
+        self.stream = stream
         self.token_ids: List[int] = []
         self.pieces: List[str] = []
         self.finish_reason: Optional[str] = None
@@ -279,22 +277,19 @@ class _BatchRequest:
 
     def feed(self, new_ids: Sequence[int]) -> bool:
         """Adds generated tokens; True when a stop string ended the request."""
-        for t in new_ids:
-            self.token_ids.append(t)
-            out, stopped = self.matcher.feed(self.decoder.push(t))
-            if out:
-                self.pieces.append(out)
-            if stopped:
-                self.finish_reason = "stop"
-                return True
-        return False
+        out, used = self.stream.feed(new_ids)
+        self.token_ids.extend(new_ids[:used])
+        if out:
+            self.pieces.append(out)
+        if self.stream.stopped:
+            self.finish_reason = "stop"
+        return self.stream.stopped
 
     def finish(self, reason: Optional[str]) -> None:
-        out, _ = self.matcher.feed(self.decoder.flush())
-        rest = out + self.matcher.flush()
+        rest = self.stream.finish()
         if rest:
             self.pieces.append(rest)
-        self.finish_reason = "stop" if self.matcher.stopped else (reason or "stop")
+        self.finish_reason = "stop" if self.stream.stopped else (reason or "stop")
 
     def output(self) -> GenerationOutput:
         return GenerationOutput(text="".join(self.pieces), token_ids=list(self.token_ids),

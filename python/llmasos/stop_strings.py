@@ -39,3 +39,32 @@ class StopMatcher:
     def flush(self) -> str:
         out, self.buffer = ("" if self.stopped else self.buffer), ""
         return out
+
+
+class TextStream:
+    """One request's generated tokens -> released text: UTF-8-safe decoding (a core
+    StreamDecoder), then stop strings. Shared by batched generate() and the AsyncEngine."""
+
+    def __init__(self, decoder, stops: List[str]):
+        self.decoder = decoder
+        self.matcher = StopMatcher(stops)
+
+    @property
+    def stopped(self) -> bool:
+        return self.matcher.stopped
+
+    def feed(self, ids) -> Tuple[str, int]:
+        """(text released, how many of `ids` were used): a stop string ends the request at the
+        token that completed it."""
+        pieces = []
+        for n, t in enumerate(ids, 1):
+            out, stopped = self.matcher.feed(self.decoder.push(t))
+            pieces.append(out)
+            if stopped:
+                return "".join(pieces), n
+        return "".join(pieces), len(ids)
+
+    def finish(self) -> str:
+        """The rest of the text once generation has ended without a stop string."""
+        out, _ = self.matcher.feed(self.decoder.flush())
+        return out + self.matcher.flush()
