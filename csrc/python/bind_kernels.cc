@@ -7,7 +7,9 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/matmul.h"
@@ -107,6 +109,35 @@ py::array_t<float> matmul(uint32_t type_id, const py::buffer& w, int64_t rows, i
   return out;
 }
 
+// Causal grouped-query attention of the active level (test and bench hook): q [T, n_head, d] at
+// positions pos0..pos0+T-1; k, v [pos0+T, n_head_kv, d] hold every position -> [T, n_head, d].
+py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, int threads) {
+  if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3)
+    throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
+  const int64_t T = q.shape(0), H = q.shape(1), D = q.shape(2), S = k.shape(0), Hkv = k.shape(1);
+  if (T <= 0 || H <= 0 || D <= 0 || Hkv <= 0 || H % Hkv != 0)
+    throw InvalidArgumentError("attention: need n_head a positive multiple of n_head_kv");
+  if (pos0 < 0 || S != pos0 + T || k.shape(2) != D || v.shape(0) != S || v.shape(1) != Hkv ||
+      v.shape(2) != D)
+    throw InvalidArgumentError("attention: k and v must be [pos0 + T, n_head_kv, head_dim]");
+  cpu::AttentionShape s;
+  s.n_head = H;
+  s.n_head_kv = Hkv;
+  s.head_dim = D;
+  s.kv_stride = Hkv * D;
+  py::array_t<float> out({static_cast<py::ssize_t>(T), static_cast<py::ssize_t>(H),
+                          static_cast<py::ssize_t>(D)});
+  const float *qp = q.data(), *kp = k.data(), *vp = v.data();
+  float* o = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    cpu::ThreadPool pool(threads);
+    std::vector<float> scratch;
+    cpu::attention(qp, kp, vp, o, T, pos0, s, pool, scratch);
+  }
+  return out;
+}
+
 // One dense op of the active level's table on copies of its inputs (test hook):
 //   dot_f32(x, y) -> [dot]       rmsnorm(x, y=w, a=eps)    silu_mul(x=g, y=u)
 //   axpy(x, y, a) -> x + a * y   scale(x, a) -> x * a      softmax(x)
@@ -172,6 +203,9 @@ void register_kernels(py::module_& m) {
   m.def("matmul", &matmul, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("cols"),
         py::arg("x"), py::arg("threads") = 1,
         "Y[T, rows] = X[T, cols] @ W.T for W given as rows x row_bytes raw blocks.");
+  m.def("attention", &attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("pos0") = 0,
+        py::arg("threads") = 1,
+        "Causal GQA attention: q [T, n_head, d] at positions pos0.., k/v [pos0+T, n_head_kv, d].");
   m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),
         py::arg("a") = 0.0f,
         "A dense float op of the active ISA level (dot_f32, rmsnorm, silu_mul, axpy, scale, "

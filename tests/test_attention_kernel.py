@@ -1,0 +1,61 @@
+"""The attention kernel (causal, grouped-query, against a KV cache) against torch's
+scaled_dot_product_attention, under every ISA level, on awkward shapes; and bit-identical across
+levels (the canonical float order)."""
+import numpy as np
+import pytest
+import torch
+
+from llmasos import _core
+from test_isa_determinism import assert_bitwise_equal, under_each_isa
+
+# (new tokens T, cached positions pos0, n_head, n_head_kv, head_dim): decode steps, prompt chunks
+# after a cached prefix, MHA and GQA, head dims that are not multiples of the vector width.
+SHAPES = [(1, 0, 9, 3, 64), (1, 130, 9, 3, 64), (7, 5, 9, 3, 64), (33, 17, 4, 2, 24),
+          (1, 100, 8, 8, 64), (70, 0, 6, 1, 20), (5, 300, 2, 2, 7), (129, 3, 4, 4, 128)]
+
+
+def make(T, pos0, H, Hkv, D, seed=0):
+    rng = np.random.default_rng(seed)
+    S = pos0 + T
+    q = rng.standard_normal((T, H, D), dtype=np.float32)
+    k = rng.standard_normal((S, Hkv, D), dtype=np.float32)
+    v = rng.standard_normal((S, Hkv, D), dtype=np.float32)
+    return q, k, v
+
+
+def reference(q, k, v, pos0):
+    T, H, _ = q.shape
+    S, Hkv, _ = k.shape
+    qt = torch.from_numpy(q).double().transpose(0, 1)
+    kt = torch.from_numpy(k).double().transpose(0, 1).repeat_interleave(H // Hkv, 0)
+    vt = torch.from_numpy(v).double().transpose(0, 1).repeat_interleave(H // Hkv, 0)
+    mask = torch.arange(S)[None, :] <= (pos0 + torch.arange(T))[:, None]
+    out = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask)
+    return out.transpose(0, 1).numpy()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d" % s)
+def test_attention_matches_torch_sdpa(each_isa, shape):
+    T, pos0 = shape[0], shape[1]
+    q, k, v = make(*shape)
+    got = _core.attention(q, k, v, pos0, 2)
+    np.testing.assert_allclose(got, reference(q, k, v, pos0), rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES[:4], ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d" % s)
+def test_attention_bit_identical_across_isas_and_threads(shape):
+    q, k, v = make(*shape, seed=1)
+    results = under_each_isa(lambda: _core.attention(q, k, v, shape[1], 2))
+    assert_bitwise_equal(results)
+    one = _core.attention(q, k, v, shape[1], 1)
+    assert one.tobytes() == results[next(iter(results))].tobytes()
+
+
+def test_attention_rejects_bad_shapes():
+    q, k, v = make(3, 2, 4, 2, 8)
+    with pytest.raises(_core.InvalidArgumentError, match="pos0"):
+        _core.attention(q, k, v, 1)
+    with pytest.raises(_core.InvalidArgumentError, match="multiple"):
+        _core.attention(q, k[:, :1].repeat(3, 1), v[:, :1].repeat(3, 1), 2)
+    with pytest.raises(_core.InvalidArgumentError, match="3-d"):
+        _core.attention(q[0], k, v, 2)
