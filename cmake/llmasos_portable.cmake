@@ -70,7 +70,9 @@ if(LLMASOS_MSVC_FLAGS)
   add_compile_options(/utf-8 /bigobj /Zc:__cplusplus)
   add_compile_definitions(NOMINMAX WIN32_LEAN_AND_MEAN _CRT_SECURE_NO_WARNINGS)
 else()
-  set(LLMASOS_KERNEL_FLAGS -O3 -fno-math-errno -ffp-contract=off)
+  # -fno-trapping-math lets GCC if-convert float selects (canonical_exp's clamps) into vector
+  # blends; it changes no rounding.
+  set(LLMASOS_KERNEL_FLAGS -O3 -fno-math-errno -fno-trapping-math -ffp-contract=off)
   set(LLMASOS_CORE_FLAGS -O2)
 endif()
 

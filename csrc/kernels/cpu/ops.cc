@@ -1,10 +1,11 @@
 // Dense float kernels (dot, RMSNorm, SiLU*up, axpy, softmax), compiled once per ISA level.
 // Plain loops that each level's flags vectorize; reductions follow the canonical order of
 // quant_dot.h and element-wise ops round identically at every level, so all levels agree bit for
-// bit (std::exp is the same libm call everywhere). No STL here (see isa.h).
+// bit (exp is canonical_exp: plain float ops every level vectorizes alike). No STL here (isa.h).
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/cpu/exp_canonical.h"
 #include "kernels/cpu/quant_dot.h"
 
 namespace llmasos::cpu::LLMASOS_ISA_NS {
@@ -28,10 +29,13 @@ void rmsnorm(float* y, const float* x, const float* w, int64_t n, float eps) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
 }
 
+// g * sigmoid(g) * u, in chunks whose exp pass is a plain loop the vectorizer takes.
 void silu_mul(float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    float v = g[i];
-    g[i] = v / (1.0f + std::exp(-v)) * u[i];
+  float e[64];
+  for (int64_t i = 0; i < n; i += 64) {
+    const int64_t m = n - i < 64 ? n - i : 64;
+    for (int64_t j = 0; j < m; ++j) e[j] = canonical_exp(-g[i + j]);
+    for (int64_t j = 0; j < m; ++j) g[i + j] = g[i + j] / (1.0f + e[j]) * u[i + j];
   }
 }
 
@@ -43,17 +47,25 @@ void scale(float* x, float a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= a;
 }
 
+// Max (exact in any order), exp(x - max) element-wise, the sum in 32 lanes + tree32 (the float
+// dot's order, so it vectorizes), then one scale.
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
-  float m = x[0];
-  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
-  float s = 0.f;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - m);
-    s += x[i];
-  }
-  float inv = 1.0f / s;
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+  float mx[32];
+  for (int j = 0; j < 32; ++j) mx[j] = x[0];
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int j = 0; j < 32; ++j) mx[j] = x[i + j] > mx[j] ? x[i + j] : mx[j];
+  for (int j = 0; i + j < n; ++j) mx[j] = x[i + j] > mx[j] ? x[i + j] : mx[j];
+  float m = mx[0];
+  for (int j = 1; j < 32; ++j) m = mx[j] > m ? mx[j] : m;
+  for (i = 0; i < n; ++i) x[i] = canonical_exp(x[i] - m);
+  float acc[32] = {0};
+  for (i = 0; i + 32 <= n; i += 32)
+    for (int j = 0; j < 32; ++j) acc[j] += x[i + j];
+  for (int j = 0; i + j < n; ++j) acc[j] += x[i + j];
+  const float inv = 1.0f / canonical_tree(acc, 32);
+  for (i = 0; i < n; ++i) x[i] *= inv;
 }
 
 }  // namespace
