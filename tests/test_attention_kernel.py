@@ -51,6 +51,25 @@ def test_attention_bit_identical_across_isas_and_threads(shape):
     assert one.tobytes() == results[next(iter(results))].tobytes()
 
 
+def round_kv(x, kv_type):
+    if kv_type == "f16":
+        return x.astype(np.float16).astype(np.float32)
+    if kv_type == "bf16":
+        return torch.from_numpy(x).to(torch.bfloat16).float().numpy()
+    return x
+
+
+@pytest.mark.parametrize("kv_type", ["f16", "bf16"])
+@pytest.mark.parametrize("shape", SHAPES[1:5], ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d" % s)
+def test_attention_half_precision_cache(each_isa, kv_type, shape):
+    """An F16 / BF16 cache stores keys and values rounded to nearest even and widens them exactly:
+    the result is the float attention over the rounded keys and values."""
+    q, k, v = make(*shape, seed=2)
+    got = _core.attention(q, k, v, shape[1], 2, kv_type)
+    ref = reference(q, round_kv(k, kv_type), round_kv(v, kv_type), shape[1])
+    np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5)
+
+
 def test_attention_rejects_bad_shapes():
     q, k, v = make(3, 2, 4, 2, 8)
     with pytest.raises(_core.InvalidArgumentError, match="pos0"):
@@ -59,3 +78,5 @@ def test_attention_rejects_bad_shapes():
         _core.attention(q, k[:, :1].repeat(3, 1), v[:, :1].repeat(3, 1), 2)
     with pytest.raises(_core.InvalidArgumentError, match="3-d"):
         _core.attention(q[0], k, v, 2)
+    with pytest.raises(_core.InvalidArgumentError, match="kv_type"):
+        _core.attention(q, k, v, 2, 1, "q8_0")

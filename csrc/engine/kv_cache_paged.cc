@@ -12,18 +12,18 @@
 
 namespace llmasos {
 
-PagedKvCache::PagedKvCache(int64_t n_layer, int64_t kv_dim, int64_t n_blocks)
-    : n_layer_(n_layer), kv_dim_(kv_dim), n_blocks_(n_blocks) {
+PagedKvCache::PagedKvCache(int64_t n_layer, int64_t kv_dim, GgmlType type, int64_t n_blocks)
+    : n_layer_(n_layer), kv_dim_(kv_dim), n_blocks_(n_blocks), type_(type) {
   if (n_layer <= 0 || kv_dim <= 0) throw InvalidArgumentError("paged KV cache: bad model shape");
+  if (!cpu::kv_type_supported(type)) throw InvalidArgumentError("paged KV cache: type must be F32, F16 or BF16");
   if (n_blocks <= 0 || n_blocks > (int64_t(1) << 30))
     throw InvalidArgumentError("paged KV cache: the pool must hold between 1 and 2^30 blocks, got " +
                                std::to_string(n_blocks));
-  const uint64_t floats = checked_mul(
-      checked_mul(static_cast<uint64_t>(n_blocks), static_cast<uint64_t>(n_layer), "kv pool"),
-      checked_mul(static_cast<uint64_t>(kBlockTokens), static_cast<uint64_t>(kv_dim), "kv pool"), "kv pool");
+  block_bytes_ = bytes_per_block(n_layer, kv_dim, type) / 2;
+  const uint64_t bytes = checked_mul(static_cast<uint64_t>(n_blocks), static_cast<uint64_t>(block_bytes_), "kv pool");
   try {
-    k_.reset(new float[floats]);
-    v_.reset(new float[floats]);
+    k_.reset(new uint8_t[bytes]);
+    v_.reset(new uint8_t[bytes]);
     meta_.resize(static_cast<size_t>(n_blocks));
   } catch (const std::bad_alloc&) {
     throw Error("not enough memory for a KV pool of " + std::to_string(n_blocks) + " blocks");
@@ -32,20 +32,20 @@ PagedKvCache::PagedKvCache(int64_t n_layer, int64_t kv_dim, int64_t n_blocks)
   for (int64_t b = n_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
 }
 
-int64_t PagedKvCache::bytes_per_block(int64_t n_layer, int64_t kv_dim) {
-  return 2 * n_layer * kBlockTokens * kv_dim * static_cast<int64_t>(sizeof(float));
+int64_t PagedKvCache::bytes_per_block(int64_t n_layer, int64_t kv_dim, GgmlType type) {
+  return 2 * n_layer * kBlockTokens * kv_dim * static_cast<int64_t>(cpu::kv_type_size(type));
 }
 
-int64_t PagedKvCache::blocks_for_bytes(int64_t bytes, int64_t n_layer, int64_t kv_dim) {
-  return bytes / bytes_per_block(n_layer, kv_dim);
+int64_t PagedKvCache::blocks_for_bytes(int64_t bytes, int64_t n_layer, int64_t kv_dim, GgmlType type) {
+  return bytes / bytes_per_block(n_layer, kv_dim, type);
 }
 
 KvStore PagedKvCache::store() const {
   KvStore s;
   s.k = k_.get();
   s.v = v_.get();
+  s.type = type_;
   s.n_pages = n_blocks_;
-  s.page_tokens = kBlockTokens;
   s.layer_stride = kBlockTokens * kv_dim_;
   s.page_stride = n_layer_ * s.layer_stride;
   return s;
@@ -164,9 +164,9 @@ bool PagedKvCache::fork(const KvBlockTable& src, int64_t n_tokens, KvBlockTable&
     const int32_t from = src.blocks[static_cast<size_t>(full)];
     const int32_t to = take_free();
     meta_[static_cast<size_t>(to)].ref = 1;
-    const int64_t block_floats = n_layer_ * kBlockTokens * kv_dim_;
-    std::memcpy(k_.get() + to * block_floats, k_.get() + from * block_floats, sizeof(float) * block_floats);
-    std::memcpy(v_.get() + to * block_floats, v_.get() + from * block_floats, sizeof(float) * block_floats);
+    const size_t n = static_cast<size_t>(block_bytes_);
+    std::memcpy(k_.get() + to * n, k_.get() + from * n, n);
+    std::memcpy(v_.get() + to * n, v_.get() + from * n, n);
     dst.blocks.push_back(to);
   }
   return true;

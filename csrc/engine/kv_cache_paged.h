@@ -32,15 +32,17 @@ struct KvCacheStats {
 
 class PagedKvCache {
  public:
-  static constexpr int64_t kBlockTokens = 16;
+  static constexpr int64_t kBlockTokens = cpu::kKvBlockTokens;
 
-  // n_blocks blocks for a model of n_layer layers and kv_dim floats per position (K and V each).
-  PagedKvCache(int64_t n_layer, int64_t kv_dim, int64_t n_blocks);
-  // Blocks that fit in `bytes` (F32 keys and values).
-  static int64_t blocks_for_bytes(int64_t bytes, int64_t n_layer, int64_t kv_dim);
-  static int64_t bytes_per_block(int64_t n_layer, int64_t kv_dim);
+  // n_blocks blocks for a model of n_layer layers and kv_dim values per position (K and V each),
+  // stored as `type` (F32, F16 or BF16).
+  PagedKvCache(int64_t n_layer, int64_t kv_dim, GgmlType type, int64_t n_blocks);
+  // Blocks that fit in `bytes`, and the bytes of one block (keys and values of every layer).
+  static int64_t blocks_for_bytes(int64_t bytes, int64_t n_layer, int64_t kv_dim, GgmlType type);
+  static int64_t bytes_per_block(int64_t n_layer, int64_t kv_dim, GgmlType type);
 
-  // The storage as forward_batch addresses it: page = block, layout [block][layer][16][kv_dim].
+  // The storage as forward_batch addresses it: page = block, [block][layer][16 * kv_dim] elements
+  // per K and V (the per-layer layout of attention.h).
   KvStore store() const;
   int64_t n_blocks() const { return n_blocks_; }
   int64_t n_free() const { return static_cast<int64_t>(free_.size() + lru_.size()); }
@@ -84,7 +86,9 @@ class PagedKvCache {
   void unregister(int32_t b);
 
   int64_t n_layer_, kv_dim_, n_blocks_;
-  std::unique_ptr<float[]> k_, v_;  // left uninitialised: pages become resident as blocks are used
+  GgmlType type_;
+  int64_t block_bytes_;                // of K (and of V) per block
+  std::unique_ptr<uint8_t[]> k_, v_;  // left uninitialised: pages become resident as blocks are used
   std::vector<Block> meta_;
   std::vector<int32_t> free_;  // ref 0, not cached (stack; lowest ids on top)
   std::list<int32_t> lru_;     // ref 0, cached: front = least recently used

@@ -98,6 +98,9 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   if (opts.n_ctx < 0) throw InvalidArgumentError("n_ctx must be positive");
   if (n_ctx > (int64_t(1) << 24)) throw InvalidArgumentError("n_ctx is too large");
   m->n_ctx_ = n_ctx;
+  if (!cpu::kv_type_supported(opts.kv_type))
+    throw InvalidArgumentError("the KV cache type must be F32, F16 or BF16");
+  m->kv_type_ = opts.kv_type;
   int threads = opts.threads > 0 ? opts.threads : threads_from_env();
   if (opts.threads < 0) throw InvalidArgumentError("threads must be positive");
   if (threads <= 0) threads = cpu::physical_cores();
@@ -179,13 +182,16 @@ void Model::bind_weights() {
 KvCache Model::new_kv_cache() const {
   KvCache kv;
   kv.n_ctx = n_ctx_;
-  kv.n_layer = hp_.n_layer;
-  kv.kv_dim = hp_.n_head_kv * hp_.head_dim;
-  uint64_t n = checked_mul(checked_mul(static_cast<uint64_t>(kv.n_layer), static_cast<uint64_t>(kv.n_ctx), "kv cache"),
-                           static_cast<uint64_t>(kv.kv_dim), "kv cache");
+  kv.type = kv_type_;
+  kv.n_pages = (n_ctx_ + cpu::kKvBlockTokens - 1) / cpu::kKvBlockTokens;
+  const cpu::AttentionShape as{hp_.n_head, hp_.n_head_kv, hp_.head_dim};
+  kv.page_elems = hp_.n_layer * cpu::kv_page_layer_elems(as);
+  const uint64_t bytes = checked_mul(
+      checked_mul(static_cast<uint64_t>(kv.n_pages), static_cast<uint64_t>(kv.page_elems), "kv cache"),
+      cpu::kv_type_size(kv.type), "kv cache");
   try {
-    kv.k.assign(n, 0.0f);
-    kv.v.assign(n, 0.0f);
+    kv.k.reset(new uint8_t[bytes]);
+    kv.v.reset(new uint8_t[bytes]);
   } catch (const std::bad_alloc&) {
     throw Error("not enough memory for a KV cache of " + std::to_string(n_ctx_) + " tokens");
   }
@@ -198,16 +204,19 @@ void Model::forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv,
   if (pos0 < 0 || pos0 + T > kv.n_ctx)
     throw InvalidArgumentError("sequence of " + std::to_string(pos0 + T) +
                                " tokens exceeds the context size " + std::to_string(kv.n_ctx));
-  if (kv.n_ctx > n_ctx_ || kv.n_layer != hp_.n_layer || kv.kv_dim != hp_.n_head_kv * hp_.head_dim)
+  const cpu::AttentionShape as{hp_.n_head, hp_.n_head_kv, hp_.head_dim};
+  if (kv.n_ctx > n_ctx_ || kv.type != kv_type_ || kv.page_elems != hp_.n_layer * cpu::kv_page_layer_elems(as))
     throw InvalidArgumentError("the KV cache does not belong to this model");
-  // One sequence in a single page of n_ctx positions: [layer][n_ctx][kv_dim].
+  // One sequence whose page table is the identity: page p holds positions [16 p, 16 p + 16).
   KvStore store;
-  store.k = kv.k.data();
-  store.v = kv.v.data();
-  store.n_pages = 1;
-  store.page_tokens = kv.n_ctx;
-  store.page_stride = 0;
-  store.layer_stride = kv.n_ctx * kv.kv_dim;
+  store.k = kv.k.get();
+  store.v = kv.v.get();
+  store.type = kv.type;
+  store.n_pages = kv.n_pages;
+  store.page_stride = kv.page_elems;
+  store.layer_stride = cpu::kv_page_layer_elems(as);
+  std::vector<int32_t> page_ids(static_cast<size_t>(kv.n_pages));
+  for (int64_t p = 0; p < kv.n_pages; ++p) page_ids[static_cast<size_t>(p)] = static_cast<int32_t>(p);
   std::vector<int32_t> seq(static_cast<size_t>(T), 0);
   std::vector<int64_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = pos0 + t;
@@ -218,9 +227,8 @@ void Model::forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv,
   } else {
     rows.push_back(T - 1);
   }
-  const int32_t page0 = 0;
-  const int32_t* pages = &page0;
-  const int64_t n_pages = 1;
+  const int32_t* pages = page_ids.data();
+  const int64_t n_pages = kv.n_pages;
   ForwardBatch b;
   b.tokens = tokens;
   b.seq = seq.data();
@@ -239,7 +247,11 @@ void Model::check_batch(const ForwardBatch& b, const KvStore& kv) const {
   auto bad = [](const std::string& what) { throw InvalidArgumentError("forward_batch: " + what); };
   if (b.n_tokens <= 0) throw InvalidArgumentError("forward needs at least one token");
   if (!b.tokens || !b.seq || !b.pos || b.n_seqs <= 0 || !b.seq_pages || !b.seq_n_pages) bad("missing arrays");
-  if (!kv.k || !kv.v || kv.n_pages <= 0 || kv.page_tokens <= 0) bad("empty KV store");
+  if (!kv.k || !kv.v || kv.n_pages <= 0) bad("empty KV store");
+  const cpu::AttentionShape as{hp_.n_head, hp_.n_head_kv, hp_.head_dim};
+  if (kv.type != kv_type_ || kv.layer_stride < cpu::kv_page_layer_elems(as) ||
+      kv.page_stride < hp_.n_layer * kv.layer_stride)
+    bad("the KV store does not fit this model");
   for (int64_t s = 0; s < b.n_seqs; ++s) {
     if (b.seq_n_pages[s] < 0 || (b.seq_n_pages[s] > 0 && !b.seq_pages[s])) bad("bad page table");
     for (int64_t p = 0; p < b.seq_n_pages[s]; ++p)
@@ -254,7 +266,7 @@ void Model::check_batch(const ForwardBatch& b, const KvStore& kv) const {
     if (b.pos[t] < 0 || b.pos[t] >= n_ctx_)
       throw InvalidArgumentError("position " + std::to_string(b.pos[t]) + " exceeds the context size " +
                                  std::to_string(n_ctx_));
-    if (b.pos[t] >= b.seq_n_pages[s] * kv.page_tokens) bad("a position has no page");
+    if (b.pos[t] >= b.seq_n_pages[s] * cpu::kKvBlockTokens) bad("a position has no page");
   }
   if (b.n_logit_rows < 0 || (b.n_logit_rows > 0 && (!b.logit_rows || !b.logits))) bad("bad logit rows");
   for (int64_t j = 0; j < b.n_logit_rows; ++j)
@@ -297,7 +309,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     tok_pages_[static_cast<size_t>(t)] = b.seq_pages[b.seq[t0 + t]];
   }
 
-  cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim, kv_dim};
+  const cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim};
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const Layer& L = layers_[static_cast<size_t>(il)];
     for (int64_t t = 0; t < T; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.attn_norm, E, hp.norm_eps);
@@ -314,17 +326,18 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
       }
     }
     // RoPE, then each token's key/value row into its sequence's page for this layer.
+    const size_t esz = cpu::kv_type_size(kv.type);
     const int64_t layer_off = il * kv.layer_stride;
+    const cpu::KvPagesView view{static_cast<uint8_t*>(kv.k) + layer_off * esz,
+                                static_cast<uint8_t*>(kv.v) + layer_off * esz, kv.type, kv.page_stride};
     for (int64_t t = 0; t < T; ++t) {
       const float* cs = rope_cs_.data() + t * rd;
       cpu::rope_apply(q_.data() + t * q_dim, hp.n_head, hp.head_dim, cs, hp.rope);
       cpu::rope_apply(k_.data() + t * kv_dim, hp.n_head_kv, hp.head_dim, cs, hp.rope);
-      const int64_t page = tok_pages_[static_cast<size_t>(t)][pos[t] / kv.page_tokens];
-      const int64_t off = page * kv.page_stride + layer_off + (pos[t] % kv.page_tokens) * kv_dim;
-      std::memcpy(kv.k + off, k_.data() + t * kv_dim, sizeof(float) * kv_dim);
-      std::memcpy(kv.v + off, v_.data() + t * kv_dim, sizeof(float) * kv_dim);
+      const int64_t page = tok_pages_[static_cast<size_t>(t)][pos[t] / cpu::kKvBlockTokens];
+      cpu::kv_store_position(view, as, page, pos[t] % cpu::kKvBlockTokens, k_.data() + t * kv_dim,
+                             v_.data() + t * kv_dim);
     }
-    cpu::KvPagesView view{kv.k + layer_off, kv.v + layer_off, kv.page_tokens, kv.page_stride};
     cpu::attention_paged(q_.data(), att_.data(), T, pos, tok_pages_.data(), view, as, *pool_,
                          att_scores_);
     cpu::matmul(L.wo, att_.data(), T, tmp_.data(), *pool_, mm_scratch_);

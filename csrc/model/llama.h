@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/gguf.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/thread_pool.h"
@@ -18,6 +19,7 @@ namespace llmasos {
 struct ModelOptions {
   int64_t n_ctx = 0;  // 0: the model's context length, capped at kDefaultMaxCtx
   int threads = 0;    // 0: LLMASOS_THREADS or the number of physical cores
+  GgmlType kv_type = GgmlType::F16;  // KV cache elements: F16 (default), F32 or BF16
 };
 constexpr int64_t kDefaultMaxCtx = 4096;
 
@@ -29,24 +31,25 @@ struct HParams {
   cpu::RopeParams rope;
 };
 
-// Keys and values of one sequence: per layer [n_ctx][n_head_kv * head_dim] floats.
+// Keys and values of one sequence: ceil(n_ctx / 16) pages in the paged layout (see KvStore),
+// page p holding positions [16 p, 16 p + 16). Memory is left uninitialised (pages become resident
+// as the sequence grows).
 struct KvCache {
-  int64_t n_ctx = 0, kv_dim = 0, n_layer = 0;
-  std::vector<float> k, v;
-  float* k_at(int64_t layer, int64_t pos) { return k.data() + (layer * n_ctx + pos) * kv_dim; }
-  float* v_at(int64_t layer, int64_t pos) { return v.data() + (layer * n_ctx + pos) * kv_dim; }
+  int64_t n_ctx = 0, n_pages = 0, page_elems = 0;  // page_elems: of K (and of V) per page
+  GgmlType type = GgmlType::F16;
+  std::unique_ptr<uint8_t[]> k, v;
 };
 
-// Where a batch's keys and values live: pages (KV blocks) of page_tokens positions. The K row of
-// (page p, layer l, slot i) is k + p * page_stride + l * layer_stride + i * kv_dim; V likewise.
-// A contiguous KvCache is a single page of n_ctx positions.
+// Where a batch's keys and values live: pages (KV blocks) of cpu::kKvBlockTokens positions, each
+// holding every layer: layer l of page p starts at element p * page_stride + l * layer_stride of
+// k (and of v), laid out as attention.h says (K transposed per head, V row-wise).
 struct KvStore {
-  float* k = nullptr;
-  float* v = nullptr;
+  void* k = nullptr;
+  void* v = nullptr;
+  GgmlType type = GgmlType::F16;
   int64_t n_pages = 0;
-  int64_t page_tokens = 0;
-  int64_t page_stride = 0;
-  int64_t layer_stride = 0;
+  int64_t page_stride = 0;   // elements
+  int64_t layer_stride = 0;  // elements
 };
 
 // One step over several sequences. Token i is tokens[i] at position pos[i] of sequence seq[i],
@@ -80,6 +83,7 @@ class Model {
   cpu::ThreadPool& pool() { return *pool_; }
 
   KvCache new_kv_cache() const;
+  GgmlType kv_type() const { return kv_type_; }
 
   // Runs tokens[0..T) at positions pos0..pos0+T-1, appending their keys/values to `kv`.
   // logits (n_vocab floats per row) are written for every position when all_logits, else only
@@ -111,6 +115,7 @@ class Model {
   std::unique_ptr<cpu::ThreadPool> pool_;
   HParams hp_;
   int64_t n_ctx_ = 0;
+  GgmlType kv_type_ = GgmlType::F16;
   cpu::WeightView tok_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<Layer> layers_;

@@ -18,7 +18,8 @@ namespace {
 // PagedKvCache with its block tables held by integer handles: lets tests drive the block
 // accounting (prefix hits, eviction order, fork) directly.
 struct KvCacheForTests {
-  KvCacheForTests(int64_t n_layer, int64_t kv_dim, int64_t n_blocks) : cache(n_layer, kv_dim, n_blocks) {}
+  KvCacheForTests(int64_t n_layer, int64_t kv_dim, int64_t n_blocks)
+      : cache(n_layer, kv_dim, GgmlType::F32, n_blocks) {}
   KvBlockTable& table(int64_t h) {
     auto it = tables.find(h);
     if (it == tables.end()) throw InvalidArgumentError("no block table " + std::to_string(h));

@@ -111,7 +111,10 @@ py::array_t<float> matmul(uint32_t type_id, const py::buffer& w, int64_t rows, i
 
 // Causal grouped-query attention of the active level (test and bench hook): q [T, n_head, d] at
 // positions pos0..pos0+T-1; k, v [pos0+T, n_head_kv, d] hold every position -> [T, n_head, d].
-py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, int threads) {
+// k and v are first stored into 16-position pages of type kv_type ("f32", "f16", "bf16"), laid
+// out as the model's cache is, in reversed page order.
+py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, int threads,
+                             const std::string& kv_type) {
   if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3)
     throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
   const int64_t T = q.shape(0), H = q.shape(1), D = q.shape(2), S = k.shape(0), Hkv = k.shape(1);
@@ -120,20 +123,32 @@ py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, i
   if (pos0 < 0 || S != pos0 + T || k.shape(2) != D || v.shape(0) != S || v.shape(1) != Hkv ||
       v.shape(2) != D)
     throw InvalidArgumentError("attention: k and v must be [pos0 + T, n_head_kv, head_dim]");
-  cpu::AttentionShape s;
-  s.n_head = H;
-  s.n_head_kv = Hkv;
-  s.head_dim = D;
-  s.kv_stride = Hkv * D;
+  if (kv_type != "f32" && kv_type != "f16" && kv_type != "bf16")
+    throw InvalidArgumentError("attention: kv_type must be f32, f16 or bf16");
+  const GgmlType type = kv_type == "f32" ? GgmlType::F32 : kv_type == "f16" ? GgmlType::F16 : GgmlType::BF16;
+  const cpu::AttentionShape s{H, Hkv, D};
+  const int64_t n_pages = (S + cpu::kKvBlockTokens - 1) / cpu::kKvBlockTokens;
+  const int64_t page_elems = cpu::kv_page_layer_elems(s);
+  const size_t bytes = static_cast<size_t>(n_pages * page_elems) * cpu::kv_type_size(type);
+  std::vector<uint8_t> kbuf(bytes), vbuf(bytes);
+  std::vector<int32_t> table(static_cast<size_t>(n_pages));
+  for (int64_t p = 0; p < n_pages; ++p) table[static_cast<size_t>(p)] = static_cast<int32_t>(n_pages - 1 - p);
+  const cpu::KvPagesView view{kbuf.data(), vbuf.data(), type, page_elems};
+  std::vector<int64_t> pos(static_cast<size_t>(T));
+  std::vector<const int32_t*> pages(static_cast<size_t>(T), table.data());
+  for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = pos0 + t;
   py::array_t<float> out({static_cast<py::ssize_t>(T), static_cast<py::ssize_t>(H),
                           static_cast<py::ssize_t>(D)});
   const float *qp = q.data(), *kp = k.data(), *vp = v.data();
   float* o = out.mutable_data();
   {
     py::gil_scoped_release nogil;
+    for (int64_t j = 0; j < S; ++j)
+      cpu::kv_store_position(view, s, table[static_cast<size_t>(j / cpu::kKvBlockTokens)],
+                             j % cpu::kKvBlockTokens, kp + j * Hkv * D, vp + j * Hkv * D);
     cpu::ThreadPool pool(threads);
     std::vector<float> scratch;
-    cpu::attention(qp, kp, vp, o, T, pos0, s, pool, scratch);
+    cpu::attention_paged(qp, o, T, pos.data(), pages.data(), view, s, pool, scratch);
   }
   return out;
 }
@@ -204,7 +219,7 @@ void register_kernels(py::module_& m) {
         py::arg("x"), py::arg("threads") = 1,
         "Y[T, rows] = X[T, cols] @ W.T for W given as rows x row_bytes raw blocks.");
   m.def("attention", &attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("pos0") = 0,
-        py::arg("threads") = 1,
+        py::arg("threads") = 1, py::arg("kv_type") = "f32",
         "Causal GQA attention: q [T, n_head, d] at positions pos0.., k/v [pos0+T, n_head_kv, d].");
   m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),
         py::arg("a") = 0.0f,

@@ -1,6 +1,8 @@
 // Binds Model (load, hyper-parameters, tokenizer access), the option structs and Session
 // (logits, generate). Compute runs with the GIL released; the per-token callback re-takes it.
+#include <cctype>
 #include <cstring>
+#include <string>
 
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
@@ -9,11 +11,29 @@
 
 #include "engine/session.h"
 #include "model/llama.h"
+#include "llmasos/errors.hpp"
 #include "python/bindings.h"
 
 namespace py = pybind11;
 
 namespace llmasos::python {
+
+namespace {
+
+// The KV cache element types by the names users write ("f16", "f32", "bf16").
+GgmlType kv_type_from_name(std::string name) {
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (name == "f16" || name == "float16") return GgmlType::F16;
+  if (name == "f32" || name == "float32") return GgmlType::F32;
+  if (name == "bf16" || name == "bfloat16") return GgmlType::BF16;
+  throw InvalidArgumentError("kv_cache_type must be 'f16', 'bf16' or 'f32', got '" + name + "'");
+}
+
+const char* kv_type_name(GgmlType t) {
+  return t == GgmlType::F32 ? "f32" : t == GgmlType::BF16 ? "bf16" : "f16";
+}
+
+}  // namespace
 void register_model(py::module_& m) {
   py::class_<SamplingOptions>(m, "SamplingOptions")
       .def(py::init<>())
@@ -37,14 +57,17 @@ void register_model(py::module_& m) {
       .def_readwrite("stop_token_ids", &GenerateOptions::stop_token_ids);
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
-      .def(py::init([](const std::string& path, int64_t n_ctx, int threads) {
+      .def(py::init([](const std::string& path, int64_t n_ctx, int threads, const std::string& kv_type) {
              ModelOptions o;
              o.n_ctx = n_ctx;
              o.threads = threads;
+             o.kv_type = kv_type_from_name(kv_type);
              py::gil_scoped_release nogil;
              return std::shared_ptr<Model>(Model::load(path, o));
            }),
-           py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0, py::arg("threads") = 0)
+           py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0, py::arg("threads") = 0,
+           py::arg("kv_cache_type") = "f16")
+      .def_property_readonly("kv_cache_type", [](const Model& m) { return kv_type_name(m.kv_type()); })
       .def_property_readonly("arch", [](const Model& m) { return m.hparams().arch; })
       .def_property_readonly("n_vocab", [](const Model& m) { return m.hparams().n_vocab; })
       .def_property_readonly("n_embd", [](const Model& m) { return m.hparams().n_embd; })

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-batch-tokens", type=_positive_int, default=512, help="tokens per engine step")
     sv.add_argument("--max-seqs", type=_positive_int, default=64, help="sequences running at once")
     sv.add_argument("--kv-cache-bytes", type=_positive_int, default=None, help="KV pool size")
+    sv.add_argument("--kv-cache-type", choices=["f16", "bf16", "f32"], default="f16",
+                    help="element type of cached keys and values (default f16)")
 
     sub.add_parser("models", help="list the available model names and what is cached")
     sub.add_parser("info", help="print runtime information (ISA level, threads) as JSON")
@@ -91,7 +93,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             from .server import serve
             serve(args.model, host=args.host, port=args.port, api_key=args.api_key, n_ctx=args.n_ctx,
                   threads=args.threads, max_n=args.max_n, max_batch_tokens=args.max_batch_tokens,
-                  max_seqs=args.max_seqs, kv_cache_bytes=args.kv_cache_bytes or 0)
+                  max_seqs=args.max_seqs, kv_cache_bytes=args.kv_cache_bytes or 0,
+                  kv_cache_type=args.kv_cache_type)
             return 0
         if args.command == "info":
             print(json.dumps(runtime_info(), indent=2))

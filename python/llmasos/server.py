@@ -289,9 +289,9 @@ def params_for_choice(params, choice: int):
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,
           n_ctx: Optional[int] = None, threads: Optional[int] = None, max_n: int = 8,
           max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
-          log_level: str = "warning") -> None:
+          kv_cache_type: str = "f16", log_level: str = "warning") -> None:
     import uvicorn
-    llm = LLM.from_pretrained(model, n_ctx=n_ctx, threads=threads)
+    llm = LLM.from_pretrained(model, n_ctx=n_ctx, threads=threads, kv_cache_type=kv_cache_type)
     model_id = model if "/" not in model and not model.endswith(".gguf") else llm.path.rsplit("/", 1)[-1]
     server = Server(llm, model_id, api_key=api_key, max_n=max_n, max_batch_tokens=max_batch_tokens,
                     max_seqs=max_seqs, kv_cache_bytes=kv_cache_bytes)

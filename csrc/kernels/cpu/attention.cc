@@ -1,7 +1,10 @@
-// Attention as softmax(q.K^T / sqrt(d)) V per (token, head), using the active kernel table for
-// the dot products and the weighted sums. Work is split over (token, head) pairs.
+// The attention driver (compiled once, generic flags): groups consecutive positions of one
+// sequence into tiles that share each loaded KV block, hands (tile, KV head) jobs to the pool
+// dynamically, and runs the active level's block kernels (attn_qk16, softmax, attn_pv16).
 #include "kernels/cpu/attention.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -9,65 +12,124 @@
 
 namespace llmasos::cpu {
 
-void attention(const float* q, const float* k, const float* v, float* out, int64_t T, int64_t pos0,
-               const AttentionShape& s, ThreadPool& pool, std::vector<float>& scratch) {
-  const KernelTable& kt = kernels();
-  const int64_t n_ctx = pos0 + T;
-  const int64_t group = s.n_head / s.n_head_kv;
-  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-  const size_t need = static_cast<size_t>(pool.size()) * static_cast<size_t>(n_ctx);
-  if (scratch.size() < need) scratch.resize(need);
-  const int64_t jobs = T * s.n_head;
-  pool.run([&](int ti, int nt) {
-    float* scores = scratch.data() + static_cast<size_t>(ti) * n_ctx;
-    for (int64_t job = ti; job < jobs; job += nt) {
-      const int64_t t = job / s.n_head, h = job % s.n_head, hk = h / group;
-      const float* qv = q + (t * s.n_head + h) * s.head_dim;
-      const int64_t n = pos0 + t + 1;  // causal: positions 0..pos0+t
-      for (int64_t j = 0; j < n; ++j)
-        scores[j] = kt.dot_f32(qv, k + j * s.kv_stride + hk * s.head_dim, s.head_dim) * inv_sqrt;
-      kt.softmax(scores, n);
-      float* o = out + (t * s.n_head + h) * s.head_dim;
-      std::memset(o, 0, sizeof(float) * s.head_dim);
-      for (int64_t j = 0; j < n; ++j)
-        kt.axpy(o, scores[j], v + j * s.kv_stride + hk * s.head_dim, s.head_dim);
-    }
-  });
+namespace {
+
+constexpr int64_t kTileTokens = 4;  // query tokens sharing each KV block load
+
+struct Tile {
+  int64_t t0, n;  // tokens t0 .. t0 + n - 1: consecutive positions of one sequence
+};
+
+// Widens n cache elements to float (exact); returns src itself for an F32 cache.
+const float* widen(const KernelTable& kt, GgmlType type, const void* src, float* buf, int64_t n) {
+  if (type == GgmlType::F32) return static_cast<const float*>(src);
+  kt.dequantize_row[static_cast<uint32_t>(type)](src, buf, n);
+  return buf;
+}
+
+}  // namespace
+
+bool kv_type_supported(GgmlType t) {
+  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
+}
+
+size_t kv_type_size(GgmlType t) { return t == GgmlType::F32 ? 4 : 2; }
+
+void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t page, int64_t slot,
+                       const float* k, const float* v) {
+  const int64_t d = s.head_dim, kv_dim = s.n_head_kv * d;
+  const int64_t base = page * kv.page_stride;
+  auto put = [&](void* dst, int64_t i, float x) {
+    if (kv.type == GgmlType::F32) static_cast<float*>(dst)[i] = x;
+    else if (kv.type == GgmlType::F16) static_cast<uint16_t*>(dst)[i] = fp32_to_fp16(x);
+    else static_cast<uint16_t*>(dst)[i] = fp32_to_bf16(x);
+  };
+  for (int64_t e = 0; e < kv_dim; ++e) {
+    const int64_t h = e / d, c = e % d;
+    put(kv.k, base + (h * d + c) * kKvBlockTokens + slot, k[e]);      // K[h][c][slot]
+    put(kv.v, base + (h * kKvBlockTokens + slot) * d + c, v[e]);      // V[h][slot][c]
+  }
 }
 
 void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
                      const int32_t* const* pages, const KvPagesView& kv, const AttentionShape& s,
                      ThreadPool& pool, std::vector<float>& scratch) {
   const KernelTable& kt = kernels();
+  const int64_t d = s.head_dim, group = s.n_head / s.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const size_t esz = kv_type_size(kv.type);
+
+  // Tiles: runs of up to kTileTokens consecutive positions of one sequence.
+  std::vector<Tile> tiles;
   int64_t max_n = 0;
-  for (int64_t t = 0; t < T; ++t) max_n = pos[t] + 1 > max_n ? pos[t] + 1 : max_n;
-  const int64_t group = s.n_head / s.n_head_kv;
-  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-  const size_t need = static_cast<size_t>(pool.size()) * static_cast<size_t>(max_n);
+  for (int64_t t = 0; t < T; ++t) {
+    max_n = std::max(max_n, pos[t] + 1);
+    if (!tiles.empty()) {
+      Tile& last = tiles.back();
+      const int64_t prev = last.t0 + last.n - 1;
+      if (last.n < kTileTokens && pages[prev] == pages[t] && pos[t] == pos[prev] + 1) {
+        ++last.n;
+        continue;
+      }
+    }
+    tiles.push_back({t, 1});
+  }
+  // Jobs: (tile, KV head) with all `group` query heads as rows; with too few of those to keep
+  // every thread busy (decode of a few sequences), one query head per job instead.
+  const int64_t n_tiles = static_cast<int64_t>(tiles.size());
+  const int64_t heads_per_job = n_tiles * s.n_head_kv >= 2 * pool.size() ? group : 1;
+  const int64_t jobs_per_tile = s.n_head / heads_per_job;
+  const int64_t n_jobs = n_tiles * jobs_per_tile;
+
+  // Per-thread scratch: q rows, out rows, scores [rows][n_pad], widened K and V blocks.
+  const int64_t max_rows = kTileTokens * heads_per_job;
+  const int64_t n_pad = (max_n + kKvBlockTokens - 1) / kKvBlockTokens * kKvBlockTokens;
+  const int64_t per_thread = 2 * max_rows * d + max_rows * n_pad + 2 * kKvBlockTokens * d;
+  const size_t need = static_cast<size_t>(pool.size()) * static_cast<size_t>(per_thread);
   if (scratch.size() < need) scratch.resize(need);
-  const int64_t jobs = T * s.n_head;
-  const int64_t pt = kv.page_tokens;
-  pool.run([&](int ti, int nt) {
-    float* scores = scratch.data() + static_cast<size_t>(ti) * max_n;
-    for (int64_t job = ti; job < jobs; job += nt) {
-      const int64_t t = job / s.n_head, h = job % s.n_head, hk = h / group;
-      const float* qv = q + (t * s.n_head + h) * s.head_dim;
-      const int32_t* table = pages[t];
-      const int64_t n = pos[t] + 1;  // causal: positions 0..pos[t]
-      for (int64_t j0 = 0, p = 0; j0 < n; j0 += pt, ++p) {
-        const float* kp = kv.k + table[p] * kv.page_stride + hk * s.head_dim;
-        const int64_t m = n - j0 < pt ? n - j0 : pt;
-        for (int64_t i = 0; i < m; ++i)
-          scores[j0 + i] = kt.dot_f32(qv, kp + i * s.kv_stride, s.head_dim) * inv_sqrt;
+
+  std::atomic<int64_t> next{0};
+  pool.run([&](int ti, int) {
+    float* qs = scratch.data() + static_cast<size_t>(ti) * static_cast<size_t>(per_thread);
+    float* os = qs + max_rows * d;
+    float* sc = os + max_rows * d;
+    float* kbuf = sc + max_rows * n_pad;
+    float* vbuf = kbuf + kKvBlockTokens * d;
+    std::vector<int64_t> n_row(static_cast<size_t>(max_rows)), m_row(static_cast<size_t>(max_rows));
+    for (int64_t job; (job = next.fetch_add(1, std::memory_order_relaxed)) < n_jobs;) {
+      const Tile& tile = tiles[static_cast<size_t>(job / jobs_per_tile)];
+      const int64_t h0 = (job % jobs_per_tile) * heads_per_job, hk = h0 / group;
+      const int64_t rows = tile.n * heads_per_job;
+      // Gather the rows: row = token-in-tile * heads_per_job + head-in-job.
+      for (int64_t i = 0; i < tile.n; ++i)
+        for (int64_t g = 0; g < heads_per_job; ++g) {
+          const int64_t r = i * heads_per_job + g;
+          std::memcpy(qs + r * d, q + ((tile.t0 + i) * s.n_head + h0 + g) * d, sizeof(float) * d);
+          n_row[static_cast<size_t>(r)] = pos[tile.t0 + i] + 1;
+        }
+      const int64_t n_max = pos[tile.t0 + tile.n - 1] + 1;
+      const int64_t n_blocks = (n_max + kKvBlockTokens - 1) / kKvBlockTokens;
+      const int32_t* table = pages[tile.t0];
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t off = table[b] * kv.page_stride + hk * d * kKvBlockTokens;
+        const float* kb = widen(kt, kv.type, static_cast<const uint8_t*>(kv.k) + off * esz, kbuf,
+                                kKvBlockTokens * d);
+        kt.attn_qk16(qs, d, rows, kb, d, scale, sc + b * kKvBlockTokens, n_pad);
       }
-      kt.softmax(scores, n);
-      float* o = out + (t * s.n_head + h) * s.head_dim;
-      std::memset(o, 0, sizeof(float) * s.head_dim);
-      for (int64_t j0 = 0, p = 0; j0 < n; j0 += pt, ++p) {
-        const float* vp = kv.v + table[p] * kv.page_stride + hk * s.head_dim;
-        const int64_t m = n - j0 < pt ? n - j0 : pt;
-        for (int64_t i = 0; i < m; ++i) kt.axpy(o, scores[j0 + i], vp + i * s.kv_stride, s.head_dim);
+      for (int64_t r = 0; r < rows; ++r) kt.softmax(sc + r * n_pad, n_row[static_cast<size_t>(r)]);
+      std::memset(os, 0, sizeof(float) * static_cast<size_t>(rows * d));
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t off = table[b] * kv.page_stride + hk * kKvBlockTokens * d;
+        const float* vb = widen(kt, kv.type, static_cast<const uint8_t*>(kv.v) + off * esz, vbuf,
+                                kKvBlockTokens * d);
+        for (int64_t r = 0; r < rows; ++r)
+          m_row[static_cast<size_t>(r)] = std::clamp<int64_t>(n_row[static_cast<size_t>(r)] - b * kKvBlockTokens, 0, kKvBlockTokens);
+        kt.attn_pv16(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, vb, d, os, d);
       }
+      for (int64_t i = 0; i < tile.n; ++i)
+        for (int64_t g = 0; g < heads_per_job; ++g)
+          std::memcpy(out + ((tile.t0 + i) * s.n_head + h0 + g) * d,
+                      os + (i * heads_per_job + g) * d, sizeof(float) * d);
     }
   });
 }

@@ -1,38 +1,52 @@
-// Causal grouped-query attention of T new query tokens against a KV cache, split by heads.
+// Causal grouped-query attention of new query tokens against a paged KV cache (F32, F16 or BF16),
+// split over the thread pool by (token tile, KV head).
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "kernels/cpu/thread_pool.h"
+#include "quant/quant_types.h"
 
 namespace llmasos::cpu {
+
+// Positions per KV page (block). Within a page, one layer's keys are stored transposed per KV
+// head, K[h][c][i] (head h, dimension c, slot i), and its values row-wise, V[h][i][c]: the score
+// kernel then runs over 16 keys per vector, the value kernel over head_dim.
+constexpr int64_t kKvBlockTokens = 16;
 
 struct AttentionShape {
   int64_t n_head = 0;     // query heads
   int64_t n_head_kv = 0;  // key/value heads (n_head % n_head_kv == 0)
   int64_t head_dim = 0;
-  int64_t kv_stride = 0;  // floats between consecutive positions in k/v (= n_head_kv * head_dim)
 };
 
-// q: [T][n_head][head_dim] for positions pos0..pos0+T-1; k, v: [pos][n_head_kv][head_dim] holding
-// positions 0..pos0+T-1 (the new tokens already written). out: [T][n_head][head_dim].
-// Each query attends to positions <= its own. `scratch` holds per-thread score rows.
-void attention(const float* q, const float* k, const float* v, float* out, int64_t T, int64_t pos0,
-               const AttentionShape& s, ThreadPool& pool, std::vector<float>& scratch);
+// Is `t` a KV cache element type (F32, F16, BF16)?
+bool kv_type_supported(GgmlType t);
+size_t kv_type_size(GgmlType t);
+// Elements of K (and of V) per page and layer: 16 * n_head_kv * head_dim.
+inline int64_t kv_page_layer_elems(const AttentionShape& s) { return kKvBlockTokens * s.n_head_kv * s.head_dim; }
 
-// One layer's keys and values kept in pages of `page_tokens` positions: the row of (page p, slot i)
-// is at k + p * page_stride + i * kv_stride (v likewise). A contiguous cache is one page.
+// One layer's keys and values: page p starts at element p * page_stride of k (and of v).
 struct KvPagesView {
-  const float* k = nullptr;
-  const float* v = nullptr;
-  int64_t page_tokens = 0;
-  int64_t page_stride = 0;  // floats between pages
+  void* k = nullptr;
+  void* v = nullptr;
+  GgmlType type = GgmlType::F32;
+  int64_t page_stride = 0;  // elements
 };
 
-// Attention for T query tokens of possibly different sequences: token t (q row t, out row t) is at
-// position pos[t] of the sequence whose page table is pages[t], and attends to that sequence's
-// positions 0..pos[t] (already written). Per (token, head) the arithmetic is exactly attention()'s,
-// so results do not depend on the page size or on which other tokens share the batch.
+// Writes one position's key and value rows ([n_head_kv * head_dim] floats each) into slot `slot`
+// of page `page`, rounding to the cache type (round to nearest even).
+void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t page, int64_t slot,
+                       const float* k, const float* v);
+
+// Attention for T query tokens of possibly different sequences: q row t ([n_head][head_dim]) is at
+// position pos[t] of the sequence whose page table is pages[t] and attends to that sequence's
+// positions 0..pos[t] (already stored). out: [T][n_head][head_dim].
+// Canonical order, per (token, head), whatever the batch, tiling, threads or ISA level:
+//   score_j = (sum over c in increasing order of q_c * k_jc) * (1 / sqrt(head_dim)), keys widened
+//   exactly from the cache type; p = softmax(score_0..n-1) (the ops.cc softmax);
+//   out_c = sum over j in increasing order of p_j * v_jc, starting from +0.
+// So a token's result never depends on which other tokens share its batch.
 void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
                      const int32_t* const* pages, const KvPagesView& kv, const AttentionShape& s,
                      ThreadPool& pool, std::vector<float>& scratch);

@@ -13,6 +13,8 @@ namespace llmasos::cpu::LLMASOS_ISA_NS {
 void fill_quant_kernels(KernelTable& t);
 // ops.cc: dense float ops (norms, activations, softmax, dot, axpy).
 void fill_ops(KernelTable& t);
+// attention_block.cc: the inner products of attention over one 16-position KV block.
+void fill_attention_kernels(KernelTable& t);
 // kernel_table.cc: the complete table of this level.
 const KernelTable* table();
 

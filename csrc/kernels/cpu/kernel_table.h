@@ -39,6 +39,16 @@ struct KernelTable {
   void (*scale)(float* x, float a, int64_t n) = nullptr;
   // in-place softmax over n values; returns nothing
   void (*softmax)(float* x, int64_t n) = nullptr;
+
+  // Attention over one 16-position KV block (attention.h):
+  // s[r * s_stride + j] = scale * sum_c q[r * q_stride + c] * kt[c * 16 + j], j < 16, r < nq, the
+  // sum taken in increasing c; kt is the block's keys transposed, [d][16].
+  void (*attn_qk16)(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
+                    float scale, float* s, int64_t s_stride) = nullptr;
+  // o[r * o_stride + c] += p[r * p_stride + j] * v[j * d + c] for j < min(m[r], 16) in increasing
+  // order (one add per term); v is the block's values, [16][d].
+  void (*attn_pv16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const float* v,
+                    int64_t d, float* o, int64_t o_stride) = nullptr;
 };
 
 // The active table (chosen once; see dispatch.h).
