@@ -1,5 +1,6 @@
 """The Python API on the real default model: generation, streaming, stop strings, seeds, chat,
 tokens, logits, lifetime and the errors bad arguments get."""
+import dataclasses
 import math
 
 import numpy as np
@@ -174,3 +175,58 @@ def test_logit_bias(llm):
         llm._run(llm.tokenize("Hi"), SamplingParams(max_tokens=2, logit_bias={llm.n_vocab + 1: 1.0}))
     with pytest.raises(ValueError):
         llm.generate("Hi", SamplingParams(logit_bias={1: 1000.0}))
+
+
+def log_softmax(rows):
+    rows = rows.astype(np.float64)
+    m = rows.max(axis=-1, keepdims=True)
+    return rows - m - np.log(np.exp(rows - m).sum(axis=-1, keepdims=True))
+
+
+def test_logprobs_match_logits_and_are_sorted(llm):
+    prompt = llm.tokenize("The capital of France is")
+    for k in (0, 1, 5, 20):
+        out = llm.generate(prompt, SamplingParams(max_tokens=8, ignore_eos=True, logprobs=k))[0]
+        assert len(out.logprobs) == len(out.token_ids) == 8
+        ref = log_softmax(llm.logits(prompt + out.token_ids[:-1]))[len(prompt) - 1:]
+        for i, (t, d) in enumerate(zip(out.token_ids, out.logprobs)):
+            assert next(iter(d)) == t  # the sampled token first, as vLLM
+            assert len(d) == max(k, 1)  # greedy: the sampled token is the top-1 alternative
+            assert d[t].rank == 1 and d[t].decoded_token == llm._pieces().text(t)
+            top = list(d.values())[:k]
+            assert [lp.rank for lp in top] == list(range(1, k + 1))
+            assert [lp.logprob for lp in top] == sorted((lp.logprob for lp in top), reverse=True)
+            for tok, lp in d.items():
+                assert abs(lp.logprob - ref[i, tok]) < 1e-4, (i, tok)
+            if k:
+                assert set(d) == set(np.argsort(-ref[i], kind="stable")[:k].tolist())
+        assert abs(out.cumulative_logprob - sum(d[t].logprob for t, d in zip(out.token_ids, out.logprobs))) < 1e-6
+
+
+def test_logprobs_are_of_the_raw_model_distribution(llm):
+    """Sampled with a forcing logit_bias and a penalty, yet reported before them (vLLM, OpenAI)."""
+    prompt = llm.tokenize("The world is")
+    forced = llm.tokenize(" banana")[0]
+    p = SamplingParams(max_tokens=2, ignore_eos=True, logprobs=2, logit_bias={forced: 100.0},
+                       repetition_penalty=1.3)
+    for out in (llm.generate(prompt, p)[0], llm.chat([{"role": "user", "content": "Hi"}], p)):
+        assert out.token_ids == [forced] * 2
+        ref = log_softmax(llm.logits(out.prompt_token_ids + out.token_ids[:1]))[len(out.prompt_token_ids) - 1:]
+        for i, d in enumerate(out.logprobs):
+            assert len(d) == 3 and d[forced].rank > 2
+            assert abs(d[forced].logprob - ref[i, forced]) < 1e-4
+
+
+def test_logprobs_with_stop_strings_cover_the_token_ids(llm):
+    p = SamplingParams(max_tokens=30, ignore_eos=True, logprobs=1)
+    full = llm.generate("The capital of France is", p)[0]
+    stop = full.text.split()[2]
+    out = llm.generate("The capital of France is", dataclasses.replace(p, stop=[stop]))[0]
+    assert out.finish_reason == "stop" and len(out.logprobs) == len(out.token_ids)
+    assert out.logprobs == full.logprobs[:len(out.token_ids)]
+
+
+@pytest.mark.parametrize("k", [-1, 21, 2.5, True, "3"])
+def test_bad_logprobs_raise(llm, k):
+    with pytest.raises(ValueError, match="logprobs"):
+        llm.generate("Hi", SamplingParams(logprobs=k))

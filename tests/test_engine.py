@@ -1,6 +1,7 @@
 """The batched engine (continuous batching over a paged KV cache) on the real default model: every
 request gives the same tokens batched as alone (greedy and seeded), through chunked prefill,
 prefix-cache hits, preemption and cancellation, and bad requests fail alone."""
+import dataclasses
 import threading
 
 import pytest
@@ -48,7 +49,7 @@ def run_engine(engine, requests):
     out = {rid: [] for rid in requests}
     reasons = {}
     while engine.has_unfinished():
-        for rid, toks, finished, reason in engine.step():
+        for rid, toks, finished, reason, _ in engine.step():
             assert rid not in reasons, "output after finish"
             out[rid] += toks
             if finished:
@@ -103,6 +104,50 @@ def test_seeded_sampling_same_alone_or_batched(llm, prompts):
     assert [o.token_ids for o in batched] == ref
 
 
+def test_seeded_logprobs_same_alone_or_batched(llm, prompts):
+    """Logprobs come from each sequence's own logits row: a seeded sampled request gives the
+    same tokens and the same logprobs (bit for bit) alone on the engine and batched with others,
+    and the single-sequence path agrees."""
+    params = SamplingParams(max_tokens=12, temperature=0.8, top_p=0.9, seed=77, logprobs=5,
+                            ignore_eos=True)
+    solo = llm.generate([prompts[2]], params)[0]
+    batched = llm.generate(prompts[:6], dataclasses.replace(params, logprobs=None))
+    batched_lp = llm.generate(prompts[:6], params)
+    engine = _core.Engine(llm._model, max_batch_tokens=48)  # chunked prefill, other batches
+    raw = {}
+    for rid, p in enumerate(prompts[:6]):
+        engine.add_request(rid, p, params.to_core())
+    while engine.has_unfinished():
+        for rid, toks, _, _, lps in engine.step():
+            assert lps is not None and len(lps) == len(toks)
+            raw.setdefault(rid, []).extend(lps)
+    assert solo.token_ids == batched_lp[2].token_ids == batched[2].token_ids
+    assert solo.logprobs == batched_lp[2].logprobs  # exact
+    assert solo.cumulative_logprob == batched_lp[2].cumulative_logprob
+    assert [(lp.logprob, lp.rank) for lp in (d[t] for d, t in zip(solo.logprobs, solo.token_ids))] == \
+        [(lp, rank) for lp, rank, _ in raw[2]]
+    assert all(o.logprobs is None and o.cumulative_logprob is None for o in batched)
+    ref = llm._run(list(prompts[2]), params)
+    assert ref.token_ids == solo.token_ids
+    for a, b in zip(ref.logprobs, solo.logprobs):
+        assert a.keys() == b.keys()
+        assert all(abs(a[t].logprob - b[t].logprob) < 1e-4 for t in a)
+
+
+def test_logprobs_off_and_bounds(llm, prompts):
+    engine = _core.Engine(llm._model)
+    engine.add_request(1, prompts[0], GREEDY.to_core())
+    while engine.has_unfinished():
+        for _, _, _, _, lps in engine.step():
+            assert lps is None  # not asked for: nothing computed or returned
+    for k in (-2, 21):
+        o = GREEDY.to_core()
+        o.sampling.logprobs = k
+        with pytest.raises(llmasos.InvalidArgumentError, match="logprobs"):
+            engine.add_request(2, prompts[0], o)
+    assert not engine.has_unfinished()
+
+
 def test_prefix_cache_hit_for_shared_prefix(llm):
     engine = _core.Engine(llm._model)
     base = long_prompt(llm, 200)
@@ -147,7 +192,7 @@ def test_max_seqs_limits_running(llm, prompts, reference):
         engine.add_request(rid, ids, opts)
     out = {rid: [] for rid in reqs}
     while engine.has_unfinished():
-        for rid, toks, _, _ in engine.step():
+        for rid, toks, _, _, _ in engine.step():
             out[rid] += toks
         assert engine.stats()["running"] <= 2
     assert [out[i] for i in range(5)] == reference[:5]
@@ -162,14 +207,14 @@ def test_cancel_mid_run_frees_blocks(llm, prompts, reference):
     engine.add_request(9, prompts[4], GREEDY.to_core())
     got = []
     for _ in range(4):
-        for rid, toks, _, _ in engine.step():
+        for rid, toks, _, _, _ in engine.step():
             if rid == 9:
                 got += toks
     assert engine.stats()["blocks_used"] > idle
     assert engine.cancel(0) and engine.cancel(1)
     assert not engine.cancel(0) and not engine.cancel(12345)
     while engine.has_unfinished():
-        for rid, toks, fin, _ in engine.step():
+        for rid, toks, fin, _, _ in engine.step():
             assert rid not in (0, 1)
             if rid == 9:
                 got += toks
@@ -187,7 +232,7 @@ def test_cancel_mid_run_frees_blocks(llm, prompts, reference):
     assert engine.has_unfinished()
     toks = []
     while engine.has_unfinished():
-        for rid, t, _, _ in engine.step():
+        for rid, t, _, _, _ in engine.step():
             toks += t
     assert toks == reference[0]
 
@@ -225,7 +270,7 @@ def test_bad_requests_raise_without_disturbing_others(llm, prompts, reference):
     engine = _core.Engine(llm._model)
     engine.add_request(1, prompts[0], GREEDY.to_core())
     res = {1: []}
-    for rid, toks, _, _ in engine.step():
+    for rid, toks, _, _, _ in engine.step():
         res[rid] += toks
     V = llm.n_vocab
     bad = [
@@ -258,7 +303,7 @@ def test_bad_requests_raise_without_disturbing_others(llm, prompts, reference):
     with pytest.raises(llmasos.InvalidArgumentError):
         _core.Engine(llm._model, max_batch_tokens=0)
     while engine.has_unfinished():
-        for rid, toks, _, _ in engine.step():
+        for rid, toks, _, _, _ in engine.step():
             res[rid] += toks
     assert res == {1: reference[0]}
     assert engine.stats()["blocks_used"] == 0

@@ -126,7 +126,9 @@ def test_stop_strings_and_n(server, model_id):
     (dict(temperature=-1), "temperature"), (dict(top_p=5), "top_p"), (dict(n=100), "n"),
     (dict(prompt=""), "prompt"), (dict(prompt=[]), "prompt"), (dict(prompt=[10 ** 9]), "prompt"),
     (dict(prompt="word " * 2000), "prompt"), (dict(logit_bias={"5": 1000}), "logit_bias"),
-    (dict(logit_bias={"999999": 5}), "logit_bias"), (dict(logprobs=2), "logprobs"),
+    (dict(logit_bias={"999999": 5}), "logit_bias"), (dict(logprobs=-1), "logprobs"),
+    (dict(logprobs=21), "logprobs"), (dict(extra_body={"logprobs": True}), "logprobs"),
+    (dict(logprobs=2, echo=True), "echo"), (dict(extra_body={"top_logprobs": 2}), "top_logprobs"),
     (dict(extra_body={"presence_penalty": "high"}), "presence_penalty"),
 ])
 def test_bad_requests_are_clear_400s(server, model_id, kwargs, param):
@@ -212,3 +214,139 @@ def test_api_key_guards_v1(smollm2_gguf):
             assert r.status == 200
     finally:
         s.stop()
+
+
+# -- logprobs ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def local_llm(smollm2_gguf):
+    """The same model in this process: the reference for the server's logprobs."""
+    from llmasos import LLM
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=N_CTX, threads=2) as m:
+        yield m
+
+
+def reference_logprobs(llm, prompt_ids, n):
+    """Greedy ids after prompt_ids and the log-softmax of LLM.logits() at each of their positions."""
+    import numpy as np
+    from llmasos import SamplingParams
+    ids = llm.generate(prompt_ids, SamplingParams(max_tokens=n))[0].token_ids
+    rows = llm.logits(prompt_ids + ids[:-1])[len(prompt_ids) - 1:].astype(np.float64)
+    m = rows.max(axis=1, keepdims=True)
+    return ids, rows - m - np.log(np.exp(rows - m).sum(axis=1, keepdims=True))
+
+
+def check_top(pairs, ref_row, k):
+    """pairs: (text, logprob) most likely first, as many as asked, equal to the reference's top k."""
+    values = [lp for _, lp in pairs]
+    assert len(pairs) == k and values == sorted(values, reverse=True)
+    assert max(abs(a - b) for a, b in zip(values, sorted(ref_row, reverse=True)[:k])) < 1e-4
+
+
+def test_completion_logprobs_match_logits(server, model_id, local_llm):
+    prompt = "The capital of France is"
+    ids, ref = reference_logprobs(local_llm, local_llm.tokenize(prompt), 10)
+    c = server.client()
+    r = c.completions.create(model=model_id, prompt=prompt, max_tokens=10, temperature=0, logprobs=5)
+    ch = r.choices[0]
+    lp = ch.logprobs
+    assert ch.finish_reason == "length" and len(lp.tokens) == len(ids) == 10
+    assert lp.tokens == [local_llm._pieces().text(t) for t in ids] and "".join(lp.tokens) == ch.text
+    assert lp.text_offset == [len("".join(lp.tokens[:i])) for i in range(len(ids))]
+    for i, t in enumerate(ids):
+        assert abs(lp.token_logprobs[i] - ref[i, t]) < 1e-4
+        top = sorted(lp.top_logprobs[i].items(), key=lambda kv: -kv[1])
+        check_top(top, ref[i], 5)
+        assert top[0] == (lp.tokens[i], lp.token_logprobs[i])  # greedy: the sampled token is the top-1
+    # Streaming: each chunk carries its tokens' logprobs; together they are the same.
+    got = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for chunk in c.completions.create(model=model_id, prompt=prompt, max_tokens=10, temperature=0,
+                                      logprobs=5, stream=True):
+        piece = chunk.choices[0].logprobs
+        for key in got:
+            got[key] += getattr(piece, key)
+    assert got == {key: getattr(lp, key) for key in got}
+    # logprobs=0: the sampled token's only; no logprobs asked: none given.
+    r0 = c.completions.create(model=model_id, prompt=prompt, max_tokens=10, temperature=0, logprobs=0)
+    assert r0.choices[0].logprobs.token_logprobs == lp.token_logprobs
+    assert all(len(d) == 1 for d in r0.choices[0].logprobs.top_logprobs)
+    assert c.completions.create(model=model_id, prompt=prompt, max_tokens=2).choices[0].logprobs is None
+
+
+def test_chat_logprobs_match_logits(server, model_id, local_llm):
+    msgs = [{"role": "user", "content": "Name a color."}]
+    ids, ref = reference_logprobs(local_llm, local_llm.chat_prompt_ids(msgs), 8)
+    c = server.client()
+    r = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=8, temperature=0,
+                                  logprobs=True, top_logprobs=3)
+    content = r.choices[0].logprobs.content
+    assert "".join(e.token for e in content) == r.choices[0].message.content
+    for i, (e, t) in enumerate(zip(content, ids)):
+        assert bytes(e.bytes) == local_llm._model.token_bytes(t, True)
+        assert e.token == bytes(e.bytes).decode("utf-8", errors="replace")
+        assert abs(e.logprob - ref[i, t]) < 1e-4
+        check_top([(a.token, a.logprob) for a in e.top_logprobs], ref[i], 3)
+        assert (e.top_logprobs[0].token, e.top_logprobs[0].logprob) == (e.token, e.logprob)
+        assert all(bytes(a.bytes).decode("utf-8", errors="replace") == a.token for a in e.top_logprobs)
+    streamed = []
+    for chunk in c.chat.completions.create(model=model_id, messages=msgs, max_tokens=8, temperature=0,
+                                           logprobs=True, top_logprobs=3, stream=True):
+        if chunk.choices[0].logprobs is not None:
+            streamed += chunk.choices[0].logprobs.content
+    assert [e.model_dump() for e in streamed] == [e.model_dump() for e in content]
+    plain = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=8, temperature=0, logprobs=True)
+    assert [(e.token, e.logprob, e.top_logprobs) for e in plain.choices[0].logprobs.content] == \
+        [(e.token, e.logprob, []) for e in content]
+    assert c.chat.completions.create(model=model_id, messages=msgs, max_tokens=2).choices[0].logprobs is None
+
+
+def test_logprobs_stop_at_the_returned_text(server, model_id):
+    """Tokens lying wholly inside a stop string that cut the text are not reported."""
+    c = server.client()
+    prompt, args = "One, two, three,", dict(max_tokens=20, temperature=0, logprobs=2)
+    full = c.completions.create(model=model_id, prompt=prompt, **args).choices[0]
+    stop = full.logprobs.tokens[4]  # a whole token of the text: its logprob must go too
+    assert stop.strip() and full.text.index(stop) == full.logprobs.text_offset[4]
+    for stream in (False, True):
+        if stream:
+            chunks = list(c.completions.create(model=model_id, prompt=prompt, stop=[stop], stream=True, **args))
+            text = "".join(ch.choices[0].text for ch in chunks)
+            tokens = [t for ch in chunks for t in ch.choices[0].logprobs.tokens]
+        else:
+            ch = c.completions.create(model=model_id, prompt=prompt, stop=[stop], **args).choices[0]
+            assert ch.finish_reason == "stop"
+            text, tokens = ch.text, ch.logprobs.tokens
+        assert text == full.text[:full.logprobs.text_offset[4]]
+        assert tokens == full.logprobs.tokens[:4]
+
+
+@pytest.mark.parametrize("kwargs,param", [
+    (dict(top_logprobs=2), "top_logprobs"), (dict(logprobs=False, top_logprobs=2), "top_logprobs"),
+    (dict(logprobs=True, top_logprobs=21), "top_logprobs"), (dict(logprobs=True, top_logprobs=-1), "top_logprobs"),
+    (dict(logprobs="yes"), "logprobs"), (dict(logprobs=3), "logprobs"),
+])
+def test_bad_chat_logprobs_are_clear_400s(server, model_id, kwargs, param):
+    with pytest.raises(openai.BadRequestError) as e:
+        server.client().chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Hi"}],
+                                                max_tokens=2, **kwargs)
+    assert e.value.status_code == 400
+    assert e.value.body["param"] == param and param in e.value.body["message"]
+
+
+def test_logprobs_of_tokens_that_split_characters(server, model_id):
+    """Byte-level tokens holding part of a UTF-8 character: raw bytes, U+FFFD in the text."""
+    c = server.client()
+    msgs = [{"role": "user", "content": "Write three emoji"}]
+    r = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=8, temperature=0,
+                                  logprobs=True, top_logprobs=2)
+    content = r.choices[0].logprobs.content
+    raw = b"".join(bytes(e.bytes) for e in content)  # the text, with a character cut at the end
+    assert raw.decode("utf-8", errors="replace") == r.choices[0].message.content
+    partial = [e for e in content if "\ufffd" in e.token]
+    assert partial, "the model's answer is expected to hold multi-byte characters split over tokens"
+    ch = c.completions.create(model=model_id, prompt="Japanese: 日本語の", max_tokens=6, temperature=0,
+                              logprobs=2).choices[0]
+    lp = ch.logprobs
+    for tok, value, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+        assert top[tok] == value  # greedy: the sampled token is the most likely of its text
+    assert lp.text_offset == sorted(lp.text_offset) and lp.text_offset[-1] < len(ch.text)

@@ -1,4 +1,5 @@
-"""StopMatcher: stop strings found across piece boundaries, with minimal hold-back."""
+"""StopMatcher: stop strings found across piece boundaries, with minimal hold-back; TextStream:
+which tokens the released text covers (the tokens whose logprobs the server reports)."""
 from llmasos.stop_strings import StopMatcher
 
 
@@ -34,3 +35,26 @@ def test_earliest_stop_wins():
 
 def test_flush_returns_held_text():
     assert run(["ab", "S"], ["STOP"]) == ("abS", False)
+
+
+def test_text_stream_releases_tokens_with_their_text(smollm2_gguf):
+    """TextStream.released_tokens: a token counts once released text reaches past its start;
+    one held back as a possible stop string waits, one wholly inside the stop string never goes."""
+    from llmasos import _core
+    from llmasos.stop_strings import TextStream
+    tok = _core.Tokenizer.from_gguf(smollm2_gguf)
+    ids = tok.encode("Hello world. Bye now")
+    pieces = [tok.decode([t]) for t in ids]
+    assert pieces[:4] == ["Hello", " world", ".", " By"]
+    s = TextStream(_core.StreamDecoder(tok), [". B"])
+    assert s.feed(ids[:2]) == ("Hello world", 2) and s.released_tokens() == 2
+    assert s.feed(ids[2:3]) == ("", 1) and s.released_tokens() == 2  # "." held back
+    assert s.feed(ids[3:]) == ("", 1) and s.stopped  # ". B" found: " By" used, "." never released
+    assert s.starts == [0, 5, 11, 12] and s.released_tokens() == 2
+    # Without a stop: a token that is part of a character starts where the character does, and
+    # finish() releases everything.
+    ids = tok.encode("日本")
+    s = TextStream(_core.StreamDecoder(tok), ["zzz"])
+    text, _ = s.feed(ids)
+    assert text + s.finish() == "日本" and s.released_tokens() == len(ids) > 2
+    assert s.starts[0] == 0 and s.starts[-1] <= 1

@@ -1,4 +1,5 @@
-// Sampler: penalties -> (greedy | temperature -> top-k -> softmax -> top-p -> min-p -> draw).
+// Sampler: penalties -> (greedy | temperature -> top-k -> softmax -> top-p -> min-p -> draw);
+// logprobs, when asked for, from a log-softmax of the raw logits taken before any of that.
 #include "engine/sampler.h"
 
 #include <algorithm>
@@ -24,6 +25,9 @@ void SamplingOptions::validate() const {
     if (id < 0) bad("logit_bias token id", static_cast<float>(id));
     if (!std::isfinite(b) || std::fabs(b) > 100.0f) bad("logit_bias value (must be in [-100, 100])", b);
   }
+  if (logprobs < -1 || logprobs > kMaxLogprobs)
+    throw InvalidArgumentError("logprobs must be -1 (off) or in [0, " + std::to_string(kMaxLogprobs) +
+                               "], got " + std::to_string(logprobs));
 }
 
 void SamplingOptions::validate_for_vocab(int64_t n_vocab) const {
@@ -44,8 +48,60 @@ Sampler::Sampler(const SamplingOptions& opts) : o_(opts) {
   }
 }
 
+namespace {
+
+// log(sum(exp(x))) over a row: max subtracted, exp summed in double in index order, so a row gives
+// the same value whatever batch it was computed in.
+double log_sum_exp(const float* x, int64_t n) {
+  float mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - mx);
+  return mx + std::log(sum);
+}
+
+// The k largest (logit, id) of a row, largest first, ties to the lower id: one pass with
+// insertion into a sorted array of k (k <= kMaxLogprobs, so no heap is worth it).
+void top_k_logits(const float* x, int64_t n, int32_t k, std::vector<std::pair<int32_t, float>>& out) {
+  out.clear();
+  const size_t K = static_cast<size_t>(std::min<int64_t>(k, n));
+  if (K == 0) return;
+  for (int64_t i = 0; i < n; ++i) {
+    if (out.size() == K && !(x[i] > out.back().second)) continue;  // equal: the lower id stays
+    if (out.size() < K) out.emplace_back();
+    size_t j = out.size() - 1;
+    while (j > 0 && x[i] > out[j - 1].second) {
+      out[j] = out[j - 1];
+      --j;
+    }
+    out[j] = {static_cast<int32_t>(i), x[i]};
+  }
+}
+
+}  // namespace
+
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
-                        const std::vector<int32_t>& generated) {
+                        const std::vector<int32_t>& generated, TokenLogprobs* lp) {
+  if (!lp || o_.logprobs < 0) return pick(logits, n_vocab, prompt, generated);  // costs nothing
+  // The raw row is read again after pick(), which edits it in place only for bias / penalties.
+  const bool edits = !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
+                     o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f;
+  if (edits) raw_.assign(logits, logits + n_vocab);
+  const float* raw = edits ? raw_.data() : logits;
+  const double lse = log_sum_exp(logits, n_vocab);
+  top_k_logits(logits, n_vocab, o_.logprobs, lp->top);
+  for (auto& [id, v] : lp->top) v = static_cast<float>(v - lse);
+  const int32_t id = pick(logits, n_vocab, prompt, generated);
+  const float x = raw[id];
+  int32_t above = 0;
+  for (int64_t i = 0; i < n_vocab; ++i) above += raw[i] > x;
+  lp->logprob = static_cast<float>(x - lse);
+  lp->rank = above + 1;
+  return id;
+}
+
+int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
+                      const std::vector<int32_t>& generated) {
   for (const auto& [id, b] : o_.logit_bias)  // ids were checked by validate_for_vocab
     if (id >= 0 && id < n_vocab) logits[id] += b;
   // Repetition penalty (CTRL-style, as in HF and llama.cpp) over prompt and output tokens.

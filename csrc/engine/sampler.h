@@ -1,5 +1,6 @@
 // Token sampling from logits: penalties, then greedy (temperature 0) or temperature + top-k +
-// top-p + min-p filtering and a draw from a seeded generator (same seed, same tokens).
+// top-p + min-p filtering and a draw from a seeded generator (same seed, same tokens). On request,
+// also the sampled token's log-probability and the top-k alternatives (OpenAI / vLLM logprobs).
 #pragma once
 #include <cstdint>
 #include <random>
@@ -20,6 +21,11 @@ struct SamplingOptions {
   uint64_t seed = 0;
   // OpenAI logit_bias: (token id, bias in [-100, 100]) added to the logits before anything else.
   std::vector<std::pair<int32_t, float>> logit_bias;
+  // Logprobs: -1 off (nothing computed); 0 only the sampled token's; k in (0, kMaxLogprobs] also
+  // the k most likely tokens. As vLLM and OpenAI: log-softmax of the model's raw logits, before
+  // logit_bias, penalties and temperature, so they describe the model, not the sampling settings.
+  static constexpr int32_t kMaxLogprobs = 20;
+  int32_t logprobs = -1;
 
   // Throws InvalidArgumentError for NaN, negative or out-of-range values (token ids in logit_bias
   // are checked against the vocabulary by the sampler).
@@ -28,19 +34,32 @@ struct SamplingOptions {
   void validate_for_vocab(int64_t n_vocab) const;
 };
 
+// The log-probabilities of one sampled token: its own, its rank (1 = most likely) and the top
+// alternatives, most likely first (ties: lower id first). Natural log, float from a double sum.
+struct TokenLogprobs {
+  float logprob = 0.0f;
+  int32_t rank = 0;
+  std::vector<std::pair<int32_t, float>> top;  // (token id, logprob), size min(k, n_vocab)
+};
+
 class Sampler {
  public:
   explicit Sampler(const SamplingOptions& opts);
 
   // Picks the next token. `logits` (n_vocab, modified in place); `prompt` and `generated` feed
-  // the penalties.
+  // the penalties. When the options ask for logprobs and `lp` is given, fills it for the token.
   int32_t sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
-                 const std::vector<int32_t>& generated);
+                 const std::vector<int32_t>& generated, TokenLogprobs* lp = nullptr);
+  bool wants_logprobs() const { return o_.logprobs >= 0; }
 
  private:
+  int32_t pick(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
+               const std::vector<int32_t>& generated);
+
   SamplingOptions o_;
   std::mt19937_64 rng_;
   std::vector<std::pair<float, int32_t>> cand_;  // reused candidate buffer
+  std::vector<float> raw_;                        // raw logits, kept when logprobs need them
 };
 
 }  // namespace llmasos

@@ -298,11 +298,13 @@ std::vector<StepOutput> Scheduler::step_locked() {
       if (s.n_computed == s.len()) ready.push_back(&s);  // else its prefill continues next step
     }
     std::vector<int32_t> sampled(ready.size());
+    std::vector<TokenLogprobs> lps(ready.size());
     model_->pool().parallel_for(static_cast<int64_t>(ready.size()), 1, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         Sequence& s = *ready[static_cast<size_t>(r)];
         float* lg = logits_.data() + static_cast<size_t>(r) * static_cast<size_t>(n_vocab_);
-        sampled[static_cast<size_t>(r)] = s.sampler.sample(lg, n_vocab_, s.prompt, s.generated);
+        sampled[static_cast<size_t>(r)] =
+            s.sampler.sample(lg, n_vocab_, s.prompt, s.generated, &lps[static_cast<size_t>(r)]);
       }
     });
     const Tokenizer& tok = model_->tokenizer();
@@ -322,6 +324,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
         s.generated.push_back(id);
         s.tokens.push_back(id);
         o.new_tokens.push_back(id);
+        if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lps[r]));
         ++counters_.generated_tokens;
         const int64_t G = static_cast<int64_t>(s.generated.size());
         // As Session::generate: max_tokens reached, or no position left for the new token.

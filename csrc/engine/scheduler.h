@@ -26,9 +26,11 @@ struct SchedulerOptions {
 
 // What one step produced for one request. finish_reason: "stop" (EOS / stop token) or "length"
 // (max_tokens, context full, or a sequence larger than the whole KV pool); empty while running.
+// logprobs: one per new token when the request asked for them (SamplingOptions::logprobs >= 0).
 struct StepOutput {
   int64_t request_id = 0;
   std::vector<int32_t> new_tokens;
+  std::vector<TokenLogprobs> logprobs;
   bool finished = false;
   std::string finish_reason;
 };

@@ -51,7 +51,8 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   res.finish_reason = "length";
   prefill(prompt, logits.data());
   for (int64_t i = 0; i < opts.max_tokens; ++i) {
-    int32_t id = sampler.sample(logits.data(), V, prompt, res.tokens);
+    TokenLogprobs lp;
+    int32_t id = sampler.sample(logits.data(), V, prompt, res.tokens, &lp);
     bool is_stop = (!opts.ignore_eos && tok.is_eog(id)) ||
                    std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) !=
                        opts.stop_token_ids.end();
@@ -60,6 +61,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
       break;
     }
     res.tokens.push_back(id);
+    if (sampler.wants_logprobs()) res.logprobs.push_back(std::move(lp));
     if (on_token && !on_token(id)) {
       res.finish_reason = "stop";
       break;

@@ -22,6 +22,7 @@ struct GenerateOptions {
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated tokens (without the prompt)
+  std::vector<TokenLogprobs> logprobs;  // one per token when sampling.logprobs >= 0, else empty
   std::string finish_reason;    // "stop" (EOS, stop token or callback) or "length"
 };
 

@@ -10,8 +10,8 @@
 #include <pybind11/stl.h>
 
 #include "engine/session.h"
-#include "model/llama.h"
 #include "llmasos/errors.hpp"
+#include "model/llama.h"
 #include "python/bindings.h"
 
 namespace py = pybind11;
@@ -34,6 +34,14 @@ const char* kv_type_name(GgmlType t) {
 }
 
 }  // namespace
+
+py::object logprobs_to_py(const std::vector<TokenLogprobs>& lps) {
+  if (lps.empty()) return py::none();
+  py::list out;
+  for (const TokenLogprobs& lp : lps) out.append(py::make_tuple(lp.logprob, lp.rank, py::cast(lp.top)));
+  return out;
+}
+
 void register_model(py::module_& m) {
   py::class_<SamplingOptions>(m, "SamplingOptions")
       .def(py::init<>())
@@ -47,6 +55,8 @@ void register_model(py::module_& m) {
       .def_readwrite("has_seed", &SamplingOptions::has_seed)
       .def_readwrite("seed", &SamplingOptions::seed)
       .def_readwrite("logit_bias", &SamplingOptions::logit_bias)
+      .def_readwrite("logprobs", &SamplingOptions::logprobs)
+      .def_readonly_static("max_logprobs", &SamplingOptions::kMaxLogprobs)
       .def("validate", &SamplingOptions::validate);
 
   py::class_<GenerateOptions>(m, "GenerateOptions")
@@ -91,6 +101,12 @@ void register_model(py::module_& m) {
            }, py::arg("ids"), py::arg("special") = false)
       .def("token_text", [](const Model& m, int32_t id) { return m.tokenizer().token_text(id); })
       .def("is_eog", [](const Model& m, int32_t id) { return m.tokenizer().is_eog(id); })
+      .def("token_bytes", [](const Model& m, int32_t id, bool special) {
+             if (id < 0 || id >= m.hparams().n_vocab)
+               throw InvalidArgumentError("token id " + std::to_string(id) + " is out of range");
+             return py::bytes(m.tokenizer().token_bytes(id, special));
+           }, py::arg("id"), py::arg("special") = false,
+           "The raw bytes a token stands for (may be part of a UTF-8 character).")
       .def("stream_decoder", [](const Model& m, bool special) { return StreamDecoder(m.tokenizer(), special); },
            py::arg("special") = false, py::keep_alive<0, 1>(),
            "A StreamDecoder over this model's tokenizer (text per token, never splitting UTF-8).");
@@ -130,9 +146,9 @@ void register_model(py::module_& m) {
                res = s.generate(prompt, o, cb);
                tail = dec.flush();
              }
-             return py::make_tuple(res.tokens, res.finish_reason, tail);
+             return py::make_tuple(res.tokens, res.finish_reason, tail, logprobs_to_py(res.logprobs));
            }, py::arg("prompt"), py::arg("options"), py::arg("on_piece") = py::none(),
-           "Returns (generated ids, finish_reason, undecoded tail text).");
+           "Returns (generated ids, finish_reason, undecoded tail text, logprobs or None).");
 }
 
 }  // namespace llmasos::python

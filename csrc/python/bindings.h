@@ -1,11 +1,13 @@
 // One register_* function per bind_*.cc; module.cc calls them in order.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <pybind11/pybind11.h>
 
 namespace llmasos {
 struct GgufValue;
+struct TokenLogprobs;
 }
 
 namespace llmasos::python {
@@ -14,6 +16,9 @@ namespace llmasos::python {
 pybind11::str utf8_to_str(const std::string& s);
 // A GGUF metadata value as a Python value (arrays -> lists, nested as stored).
 pybind11::object gguf_value_to_py(const GgufValue& v);
+// Per-token logprobs (defined in bind_model.cc): None when `lps` is empty (not requested), else a
+// list, one per token, of (logprob, rank, [(token id, logprob), ...] most likely first).
+pybind11::object logprobs_to_py(const std::vector<TokenLogprobs>& lps);
 
 void register_kernels(pybind11::module_& m);    // runtime info, ISA selection, kernel test hooks
 void register_gguf(pybind11::module_& m);       // GgufFile (metadata + tensors as numpy)

@@ -9,6 +9,7 @@ import os
 from ._core_loader import _core
 from .chat_template import ChatTemplateError
 from .llm import LLM
+from .logprobs import Logprob
 from .sampling import GenerationOutput, SamplingParams
 from .store import ModelNotFoundError
 
@@ -38,5 +39,5 @@ def runtime_info() -> dict:
     }
 
 
-__all__ = ["LLM", "SamplingParams", "GenerationOutput", "LLMasOSError", "ModelFormatError",
+__all__ = ["LLM", "SamplingParams", "GenerationOutput", "Logprob", "LLMasOSError", "ModelFormatError",
            "ModelNotFoundError", "InvalidArgumentError", "ChatTemplateError", "runtime_info"]

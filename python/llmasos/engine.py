@@ -13,27 +13,45 @@ from typing import AsyncIterator, Dict, List, Optional
 
 from ._core_loader import _core
 from .llm import LLM
+from .logprobs import TokenLogprobs, from_core
 from .sampling import SamplingParams
 from .stop_strings import TextStream
 
 
 @dataclasses.dataclass
 class StreamDelta:
-    """A piece of one request's output."""
+    """A piece of one request's output. logprobs (requests that asked for them): the tokens whose
+    text begins in `text`, with their offsets into the whole generated text; tokens wholly inside
+    a stop string that ended the request are left out, so they can be fewer than token_ids."""
 
     text: str
     token_ids: List[int]
     finished: bool = False
     finish_reason: Optional[str] = None
+    logprobs: Optional[List[TokenLogprobs]] = None
 
 
 class _Request:
-    def __init__(self, rid, loop, queue, decoder, stops):
+    def __init__(self, rid, loop, queue, decoder, stops, logprobs: bool):
         self.rid = rid
         self.loop = loop
         self.queue: asyncio.Queue = queue
         self.stream = TextStream(decoder, stops)
         self.done = False
+        self.logprobs: Optional[List[TokenLogprobs]] = [] if logprobs else None  # per used token
+        self.n_sent = 0  # of self.logprobs already handed out
+
+    def released_logprobs(self, raw, ids) -> Optional[List[TokenLogprobs]]:
+        """Records the logprobs of the used `ids`; returns those whose text is now released."""
+        if self.logprobs is None:
+            return None
+        if raw is not None:
+            self.logprobs.extend(from_core(ids, raw[:len(ids)]))
+        n = self.stream.released_tokens()
+        for i in range(self.n_sent, n):
+            self.logprobs[i].text_offset = self.stream.starts[i]
+        out, self.n_sent = self.logprobs[self.n_sent:n], max(self.n_sent, n)
+        return out
 
 
 class AsyncEngine:
@@ -61,7 +79,7 @@ class AsyncEngine:
             t0 = time.perf_counter()
             outs = self.engine.step()
             self.step_seconds += time.perf_counter() - t0
-            for rid, new_ids, finished, reason in outs:
+            for rid, new_ids, finished, reason, raw_lps in outs:
                 with self._mu:
                     req = self._requests.get(rid)
                 if req is None or req.done:
@@ -73,7 +91,8 @@ class AsyncEngine:
                     finished, reason = True, "stop"
                 elif finished:
                     out += req.stream.finish()
-                delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None)
+                lps = req.released_logprobs(raw_lps, new_ids[:used])
+                delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps)
                 if finished:
                     req.done = True
                     with self._mu:
@@ -91,7 +110,8 @@ class AsyncEngine:
         opts = params.to_core(self.llm.seed)
         rid = next(self._ids)
         req = _Request(rid, asyncio.get_running_loop(), asyncio.Queue(),
-                       self.llm._core().stream_decoder(), params.stop_strings())
+                       self.llm._core().stream_decoder(), params.stop_strings(),
+                       opts.sampling.logprobs >= 0)
         with self._mu:
             self._requests[rid] = req
         try:

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import chat_template, store
 from ._core_loader import _core
+from .logprobs import TokenLogprobs, TokenPieces, as_dicts, from_core
 from .sampling import GenerationOutput, SamplingParams
 from .stop_strings import StopMatcher, TextStream
 
@@ -31,6 +32,7 @@ class LLM:
         self._lock = threading.Lock()
         self.path = path
         self.seed = seed
+        self._token_pieces: Optional[TokenPieces] = None  # token texts for logprobs, made on use
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, os.PathLike], *, n_ctx: Optional[int] = None,
@@ -127,7 +129,7 @@ class LLM:
 
         with self._lock:
             self._core()
-            gen_ids, finish, tail = self._session.generate(ids, opts, on_piece)
+            gen_ids, finish, tail, raw_lps = self._session.generate(ids, opts, on_piece)
         if not matcher.stopped:
             out, _ = matcher.feed(tail)
             rest = out + matcher.flush()
@@ -137,8 +139,20 @@ class LLM:
                     on_text(rest)
         if matcher.stopped:
             finish = "stop"
-        return GenerationOutput(text="".join(pieces), token_ids=list(gen_ids),
-                                prompt_token_ids=ids, finish_reason=finish)
+        out = GenerationOutput(text="".join(pieces), token_ids=list(gen_ids),
+                               prompt_token_ids=ids, finish_reason=finish)
+        if raw_lps is not None:
+            self._attach_logprobs(out, from_core(gen_ids, raw_lps))
+        return out
+
+    def _attach_logprobs(self, out: GenerationOutput, entries: List[TokenLogprobs]) -> None:
+        out.logprobs = as_dicts(entries, self._pieces())
+        out.cumulative_logprob = float(sum(e.logprob for e in entries))
+
+    def _pieces(self) -> TokenPieces:
+        if self._token_pieces is None:
+            self._token_pieces = TokenPieces(self._core())
+        return self._token_pieces
 
     def generate(self, prompts: Union[Prompt, Sequence[Prompt]],
                  params: Optional[SamplingParams] = None) -> List[GenerationOutput]:
@@ -171,16 +185,17 @@ class LLM:
                 rid = self._next_request_id
                 self._next_request_id += 1
                 engine.add_request(rid, ids, opts)
-                reqs[rid] = _BatchRequest(i, ids, TextStream(m.stream_decoder(), stops))
+                reqs[rid] = _BatchRequest(i, ids, TextStream(m.stream_decoder(), stops),
+                                          opts.sampling.logprobs >= 0)
             while any(not r.done for r in reqs.values()):
                 step = engine.step()
                 if not step and not engine.has_unfinished():
                     break  # nothing left to run (never expected while a request is open)
-                for rid, new_ids, finished, reason in step:
+                for rid, new_ids, finished, reason, raw_lps in step:
                     r = reqs.get(rid)
                     if r is None or r.done:
                         continue
-                    if r.feed(new_ids):  # a stop string: the engine needs no more of it
+                    if r.feed(new_ids, raw_lps):  # a stop string: the engine needs no more of it
                         engine.cancel(rid)
                     elif finished:
                         r.finish(reason)
@@ -193,6 +208,8 @@ class LLM:
             if not r.done:
                 r.finish(None)
             outs[r.index] = r.output()
+            if r.logprobs is not None:
+                self._attach_logprobs(outs[r.index], r.logprobs)
         return outs  # type: ignore[return-value]
 
     def generate_text(self, prompt: str, *, max_tokens: int = 128, temperature: float = 0.0,
@@ -259,6 +276,7 @@ class LLM:
         with self._lock:
             self._session = None
             self._engine = None
+            self._token_pieces = None
             self._model = None
 
     def __enter__(self) -> "LLM":
@@ -271,11 +289,13 @@ class LLM:
 class _BatchRequest:
     """One request of a batched generate(): its tokens and released text (see TextStream)."""
 
-    def __init__(self, index: int, prompt_ids: List[int], stream: TextStream):
+    def __init__(self, index: int, prompt_ids: List[int], stream: TextStream, logprobs: bool):
         self.index = index
         self.prompt_ids = prompt_ids
         self.stream = stream
         self.token_ids: List[int] = []
+        # One per token of token_ids (up to the token that completed a stop string), as vLLM.
+        self.logprobs: Optional[List[TokenLogprobs]] = [] if logprobs else None
         self.pieces: List[str] = []
         self.finish_reason: Optional[str] = None
 
@@ -283,10 +303,13 @@ class _BatchRequest:
     def done(self) -> bool:
         return self.finish_reason is not None
 
-    def feed(self, new_ids: Sequence[int]) -> bool:
-        """Adds generated tokens; True when a stop string ended the request."""
+    def feed(self, new_ids: Sequence[int], raw_lps=None) -> bool:
+        """Adds generated tokens (and their core logprobs); True when a stop string ended the
+        request."""
         out, used = self.stream.feed(new_ids)
         self.token_ids.extend(new_ids[:used])
+        if self.logprobs is not None and raw_lps is not None:
+            self.logprobs.extend(from_core(new_ids[:used], raw_lps[:used]))
         if out:
             self.pieces.append(out)
         if self.stream.stopped:

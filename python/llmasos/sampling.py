@@ -6,6 +6,7 @@ import math
 from typing import Dict, List, Optional, Sequence, Union
 
 from ._core_loader import _core
+from .logprobs import MAX_LOGPROBS, Logprob
 
 
 @dataclasses.dataclass
@@ -25,6 +26,9 @@ class SamplingParams:
     stop_token_ids: Optional[Sequence[int]] = None
     ignore_eos: bool = False
     logit_bias: Optional[Dict[int, float]] = None  # token id -> bias in [-100, 100], added to logits
+    # As vLLM: None computes no logprobs; k in [0, MAX_LOGPROBS] reports each generated token's
+    # logprob plus the k most likely alternatives (raw model distribution, see logprobs.py).
+    logprobs: Optional[int] = None
 
     def stop_strings(self) -> List[str]:
         if self.stop is None:
@@ -85,15 +89,24 @@ class SamplingParams:
                     raise ValueError(f"logit_bias keys must be token ids (integers >= 0), got {k!r}")
                 bias.append((k, float(num("logit_bias value", v, -100.0, 100.0))))
             s.logit_bias = bias
+        if self.logprobs is not None:
+            k = self.logprobs
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_LOGPROBS:
+                raise ValueError(f"logprobs must be an integer in [0, {MAX_LOGPROBS}] or None, got {k!r}")
+            s.logprobs = k
         self.stop_strings()  # validate
         return o
 
 
 @dataclasses.dataclass
 class GenerationOutput:
-    """One completion: its text and tokens, the prompt's tokens, and why it ended."""
+    """One completion: its text and tokens, the prompt's tokens, and why it ended. With
+    SamplingParams.logprobs set, `logprobs` has one {token id: Logprob} per token of token_ids
+    (the sampled token first, then the alternatives) and cumulative_logprob their sum."""
 
     text: str
     token_ids: List[int]
     prompt_token_ids: List[int]
     finish_reason: str  # "stop" or "length"
+    logprobs: Optional[List[Dict[int, Logprob]]] = None
+    cumulative_logprob: Optional[float] = None

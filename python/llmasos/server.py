@@ -18,6 +18,8 @@ from starlette.routing import Route
 from . import chat_template
 from .engine import AsyncEngine
 from .llm import LLM
+from .logprobs import TokenPieces
+from .server_logprobs import chat_logprobs, completion_logprobs
 from .server_metrics import Metrics
 from .server_requests import RequestError, sampling_params
 
@@ -31,6 +33,7 @@ class Server:
         self.engine = AsyncEngine(llm, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
                                   kv_cache_bytes=kv_cache_bytes)
         self.metrics = Metrics()
+        self.pieces = TokenPieces(llm._core())  # token texts for logprobs
         self.created = int(time.time())
         routes = [
             Route("/health", self.health, methods=["GET"]),
@@ -167,13 +170,16 @@ class Server:
         texts: Dict[int, List[str]] = {}
         counts: Dict[int, int] = {}
         reasons: Dict[int, Optional[str]] = {}
+        lps: Dict[int, list] = {}
         async for index, d in self._run_choices(jobs):
             texts.setdefault(index, []).append(d.text)
             counts[index] = counts.get(index, 0) + len(d.token_ids)
+            lps.setdefault(index, []).extend(d.logprobs or [])
             if d.finished:
                 reasons[index] = d.finish_reason
         self.metrics.request_done(route, 200)
-        choices = [("".join(texts.get(i, [])), reasons.get(i), counts.get(i, 0)) for i in range(len(jobs))]
+        choices = [("".join(texts.get(i, [])), reasons.get(i), counts.get(i, 0), lps.get(i, []))
+                   for i in range(len(jobs))]
         return JSONResponse(make_final(choices))
 
     # -- routes -------------------------------------------------------------------------------
@@ -204,6 +210,8 @@ class Server:
             echo = body.get("echo", False)
             if not isinstance(echo, bool):
                 raise RequestError("'echo' must be a boolean", "echo")
+            if echo and params.logprobs is not None:  # would need the prompt's logprobs too
+                raise RequestError("'echo' together with 'logprobs' is not supported", "echo")
             prompts = self._prompt_ids(body["prompt"])
             jobs = []
             for p_i, ids in enumerate(prompts):
@@ -217,17 +225,20 @@ class Server:
         prefix = {j[0]: (self.llm.detokenize(j[1]) if echo else "") for j in jobs}
         n_prompt = sum(len(ids) for ids in prompts)
 
+        def logprobs(entries):
+            return None if params.logprobs is None else completion_logprobs(entries, self.pieces)
+
         def chunk(index, d):
             text = prefix.pop(index, "") + d.text
             return [{"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
-                     "choices": [{"index": index, "text": text, "logprobs": None,
+                     "choices": [{"index": index, "text": text, "logprobs": logprobs(d.logprobs or []),
                                   "finish_reason": d.finish_reason}]}]
 
         def final(choices):
             gen = sum(c[2] for c in choices)
             return {"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
-                    "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": None,
-                                 "finish_reason": r} for i, (t, r, _) in enumerate(choices)],
+                    "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": logprobs(lp),
+                                 "finish_reason": r} for i, (t, r, _, lp) in enumerate(choices)],
                     "usage": {"prompt_tokens": n_prompt, "completion_tokens": gen,
                               "total_tokens": n_prompt + gen}}
 
@@ -243,7 +254,8 @@ class Server:
             except chat_template.ChatTemplateError as e:
                 raise RequestError(str(e), "messages") from None
             params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None,
-                                                            n_ctx=self.llm.n_ctx, max_n=self.max_n)
+                                                            n_ctx=self.llm.n_ctx, max_n=self.max_n,
+                                                            chat=True)
             jobs = []
             for c in range(n):
                 p = params_for_choice(params, c)
@@ -254,16 +266,20 @@ class Server:
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         started = set()
 
+        def logprobs(entries):
+            return None if params.logprobs is None else chat_logprobs(entries, self.pieces)
+
         def chunk(index, d):
             out = []
             base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
             if index not in started:
                 started.add(index)
                 out.append({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
-                                                 "finish_reason": None}]})
+                                                 "logprobs": None, "finish_reason": None}]})
             if d.text or d.finished:
                 delta = {"content": d.text} if d.text else {}
                 out.append({**base, "choices": [{"index": index, "delta": delta,
+                                                 "logprobs": logprobs(d.logprobs or []),
                                                  "finish_reason": d.finish_reason}]})
             return out
 
@@ -271,7 +287,8 @@ class Server:
             gen = sum(c[2] for c in choices)
             return {"id": rid, "object": "chat.completion", "created": created, "model": self.model_id,
                     "choices": [{"index": i, "message": {"role": "assistant", "content": t},
-                                 "finish_reason": r} for i, (t, r, _) in enumerate(choices)],
+                                 "logprobs": logprobs(lp), "finish_reason": r}
+                                for i, (t, r, _, lp) in enumerate(choices)],
                     "usage": {"prompt_tokens": len(ids), "completion_tokens": gen,
                               "total_tokens": len(ids) + gen}}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List, Optional
 
+from .logprobs import MAX_LOGPROBS
 from .sampling import SamplingParams
 
 
@@ -50,7 +51,28 @@ def _stop(body) -> List[str]:
     return stops
 
 
-UNSUPPORTED = ("logprobs", "top_logprobs", "suffix", "tools", "functions", "response_format")
+UNSUPPORTED = ("suffix", "tools", "functions", "response_format")
+
+
+def _logprobs(body, chat: bool) -> Optional[int]:
+    """How many alternatives per token to report, or None for no logprobs. Completions (legacy
+    API): 'logprobs' is that integer (OpenAI allows 0..5; up to MAX_LOGPROBS here, as vLLM).
+    Chat: 'logprobs' is a boolean and 'top_logprobs' (0..20) the count, only with logprobs."""
+    if not chat:
+        if body.get("top_logprobs") is not None:
+            raise RequestError("'top_logprobs' belongs to /v1/chat/completions; on /v1/completions "
+                               "'logprobs' is the number of alternatives", "top_logprobs")
+        v = body.get("logprobs")
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise RequestError(f"'logprobs' must be an integer between 0 and {MAX_LOGPROBS}, got {v!r}", "logprobs")
+        return _num(body, "logprobs", 0, MAX_LOGPROBS, integer=True)
+    on = _bool(body, "logprobs")
+    k = _num(body, "top_logprobs", 0, MAX_LOGPROBS, None, integer=True)
+    if k is not None and not on:
+        raise RequestError("'top_logprobs' requires 'logprobs' to be true", "top_logprobs")
+    return (k or 0) if on else None
 
 
 def _logit_bias(body):
@@ -71,9 +93,9 @@ def _logit_bias(body):
 
 
 def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], n_ctx: int,
-                    max_n: int) -> tuple:
-    """(SamplingParams, n, stream, max_tokens or None) from a completions / chat body; the
-    caller sets params.max_tokens once the prompt's length is known."""
+                    max_n: int, chat: bool = False) -> tuple:
+    """(SamplingParams, n, stream, max_tokens or None) from a completions (chat=False) or chat
+    body; the caller sets params.max_tokens once the prompt's length is known."""
     for name in UNSUPPORTED:
         v = body.get(name)
         if v not in (None, False, 0, {}, []):
@@ -103,6 +125,7 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         stop_token_ids=stop_ids,
         ignore_eos=_bool(body, "ignore_eos"),
         logit_bias=_logit_bias(body),
+        logprobs=_logprobs(body, chat),
     )
     if params.top_p == 0.0:
         raise RequestError("'top_p' must be greater than 0", "top_p")

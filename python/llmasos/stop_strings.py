@@ -2,6 +2,7 @@
 could still turn out to be the start of a stop string."""
 from __future__ import annotations
 
+import bisect
 from typing import List, Tuple
 
 
@@ -43,11 +44,20 @@ class StopMatcher:
 
 class TextStream:
     """One request's generated tokens -> released text: UTF-8-safe decoding (a core
-    StreamDecoder), then stop strings. Shared by batched generate() and the AsyncEngine."""
+    StreamDecoder), then stop strings. Shared by batched generate() and the AsyncEngine.
+
+    It also knows where each used token's text begins (`starts`, characters into the generated
+    text) and so which tokens the released text covers: a token counts as released once the text
+    released reaches past its start. A token whose bytes only complete a character later starts
+    where that character does; a token lying wholly inside a stop string is never released."""
 
     def __init__(self, decoder, stops: List[str]):
         self.decoder = decoder
         self.matcher = StopMatcher(stops)
+        self.starts: List[int] = []  # per used token
+        self._decoded = 0            # characters decoded (released or held back)
+        self._released = 0           # characters released
+        self._finished = False
 
     @property
     def stopped(self) -> bool:
@@ -58,8 +68,12 @@ class TextStream:
         token that completed it."""
         pieces = []
         for n, t in enumerate(ids, 1):
-            out, stopped = self.matcher.feed(self.decoder.push(t))
+            piece = self.decoder.push(t)
+            self.starts.append(self._decoded)
+            self._decoded += len(piece)
+            out, stopped = self.matcher.feed(piece)
             pieces.append(out)
+            self._released += len(out)
             if stopped:
                 return "".join(pieces), n
         return "".join(pieces), len(ids)
@@ -67,4 +81,14 @@ class TextStream:
     def finish(self) -> str:
         """The rest of the text once generation has ended without a stop string."""
         out, _ = self.matcher.feed(self.decoder.flush())
-        return out + self.matcher.flush()
+        out += self.matcher.flush()
+        self._released += len(out)
+        self._finished = not self.stopped
+        return out
+
+    def released_tokens(self) -> int:
+        """How many of the used tokens the released text covers (all, once finished without a
+        stop string)."""
+        if self._finished:
+            return len(self.starts)
+        return bisect.bisect_left(self.starts, self._released)
