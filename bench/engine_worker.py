@@ -69,10 +69,12 @@ def bench_llmasos(path, threads, n_ctx, prefills, n_decode, reps, fill):
     t0 = time.perf_counter()
     llm = LLM.from_pretrained(path, threads=threads, n_ctx=n_ctx)  # what `llmasos serve --n-ctx` does
     load_s = time.perf_counter() - t0
+    rss1 = vm_kib("VmRSS")
     gen(llm, prompt_ids(8), 2)  # warm up (and create the engine)
     st = llm._engine.stats()
     kv_per_token = st["kv_cache_bytes"] / (st["blocks_total"] * st["block_tokens"])
-    res = {"load_s": load_s, "rss_before_load_kib": rss0, "prefill": {}, "kv_bytes_per_token": kv_per_token,
+    res = {"load_s": load_s, "rss_before_load_kib": rss0, "rss_after_load_kib": rss1, "prefill": {},
+           "kv_bytes_per_token": kv_per_token,
            "kv_bytes_ctx": kv_per_token * n_ctx, "kv_source": "Engine.stats(): kv_cache_bytes / pool positions"}
     for n in prefills:
         res["prefill"][str(n)] = statistics.median(n / gen(llm, prompt_ids(n, 1), 1) for _ in range(reps))
@@ -108,8 +110,8 @@ def bench_llama_cpp(path, threads, n_ctx, prefills, n_decode, reps, fill):
     llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                 n_batch=512, verbose=False)
     load_s = time.perf_counter() - t0
+    res = {"load_s": load_s, "rss_before_load_kib": rss0, "rss_after_load_kib": vm_kib("VmRSS"), "prefill": {}}
     llm.eval(prompt_ids(8))  # warm up
-    res = {"load_s": load_s, "rss_before_load_kib": rss0, "prefill": {}}
     for n in prefills:
         rates = []
         for _ in range(reps):

@@ -181,6 +181,10 @@ def main():
     print("\n" + OVERHEAD_METHOD + "\n" + MEMORY_METHOD)
     if skipped:
         print("Kernel cases skipped: " + "; ".join(skipped))
+    busy = max(info["load_avg_at_start"][0], os.getloadavg()[0])
+    if busy > (os.cpu_count() or 1):
+        print(f"WARNING: load average {busy:.1f} on {os.cpu_count()} CPUs: other work shared the "
+              "cores, so these numbers (llama.cpp's spinning threads above all) are unreliable")
 
     day = datetime.date.today().isoformat()
     stem = Path(args.out) / f"{day}-{info['host']}{'-quick' if args.quick else ''}"
@@ -188,7 +192,7 @@ def main():
     doc = {"date": day, "args": vars(args), "sizes": sizes, "machine": info, "llama_cpp_python": peer_version,
            "models": engines, "memory": memory, "kernels": kernels, "kernels_skipped": skipped,
            "rows": report.as_dicts(rows), "methods": {"python_overhead": OVERHEAD_METHOD, "memory": MEMORY_METHOD},
-           "elapsed_s": time.time() - t_start}
+           "elapsed_s": time.time() - t_start, "load_avg_at_end": os.getloadavg()}
     Path(f"{stem}.json").write_text(json.dumps(doc, indent=1))
     title = (f"llmasos vs llama-cpp-python / numpy / torch, {args.threads} threads, {info['host']}, {day}"
              + (" (quick)" if args.quick else ""))
