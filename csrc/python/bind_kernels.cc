@@ -109,48 +109,79 @@ py::array_t<float> matmul(uint32_t type_id, const py::buffer& w, int64_t rows, i
   return out;
 }
 
-// Causal grouped-query attention of the active level (test and bench hook): q [T, n_head, d] at
-// positions pos0..pos0+T-1; k, v [pos0+T, n_head_kv, d] hold every position -> [T, n_head, d].
-// k and v are first stored into 16-position pages of type kv_type ("f32", "f16", "bf16"), laid
-// out as the model's cache is, in reversed page order.
+// One sequence's keys and values stored as the model's cache stores them (16-position pages of
+// f32 / f16 / bf16, in reversed page order), with its own thread pool: the attention kernel's test
+// and bench hook. k, v: [S, n_head_kv, head_dim].
+class KvPagesForTests {
+ public:
+  KvPagesForTests(F32Array k, F32Array v, const std::string& kv_type, int threads) : pool_(threads) {
+    if (k.ndim() != 3 || v.ndim() != 3)
+      throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
+    S_ = k.shape(0);
+    Hkv_ = k.shape(1);
+    D_ = k.shape(2);
+    if (S_ <= 0 || Hkv_ <= 0 || D_ <= 0 || v.shape(0) != S_ || v.shape(1) != Hkv_ || v.shape(2) != D_)
+      throw InvalidArgumentError("attention: k and v must both be [positions, n_head_kv, head_dim]");
+    if (kv_type != "f32" && kv_type != "f16" && kv_type != "bf16")
+      throw InvalidArgumentError("attention: kv_type must be f32, f16 or bf16");
+    type_ = kv_type == "f32" ? GgmlType::F32 : kv_type == "f16" ? GgmlType::F16 : GgmlType::BF16;
+    const cpu::AttentionShape s{Hkv_, Hkv_, D_};
+    const int64_t n_pages = (S_ + cpu::kKvBlockTokens - 1) / cpu::kKvBlockTokens;
+    page_elems_ = cpu::kv_page_layer_elems(s);
+    const size_t bytes = static_cast<size_t>(n_pages * page_elems_) * cpu::kv_type_size(type_);
+    k_.resize(bytes);
+    v_.resize(bytes);
+    table_.resize(static_cast<size_t>(n_pages));
+    for (int64_t p = 0; p < n_pages; ++p) table_[static_cast<size_t>(p)] = static_cast<int32_t>(n_pages - 1 - p);
+    const float *kp = k.data(), *vp = v.data();
+    for (int64_t j = 0; j < S_; ++j)
+      cpu::kv_store_position(view(), s, table_[static_cast<size_t>(j / cpu::kKvBlockTokens)],
+                             j % cpu::kKvBlockTokens, kp + j * Hkv_ * D_, vp + j * Hkv_ * D_);
+  }
+
+  // q [T, n_head, head_dim] at positions S - T .. S - 1 -> [T, n_head, head_dim].
+  py::array_t<float> attention(F32Array q) {
+    if (q.ndim() != 3) throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
+    const int64_t T = q.shape(0), H = q.shape(1);
+    if (T <= 0 || H <= 0 || H % Hkv_ != 0)
+      throw InvalidArgumentError("attention: need n_head a positive multiple of n_head_kv");
+    if (q.shape(2) != D_) throw InvalidArgumentError("attention: q's head_dim differs from k's");
+    if (T > S_) throw InvalidArgumentError("attention: more queries than stored positions (k and v must be [pos0 + T, ...])");
+    const cpu::AttentionShape s{H, Hkv_, D_};
+    std::vector<int64_t> pos(static_cast<size_t>(T));
+    std::vector<const int32_t*> pages(static_cast<size_t>(T), table_.data());
+    for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = S_ - T + t;
+    py::array_t<float> out({static_cast<py::ssize_t>(T), static_cast<py::ssize_t>(H),
+                            static_cast<py::ssize_t>(D_)});
+    const float* qp = q.data();
+    float* o = out.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      cpu::attention_paged(qp, o, T, pos.data(), pages.data(), view(), s, pool_, scratch_);
+    }
+    return out;
+  }
+
+ private:
+  cpu::KvPagesView view() { return {k_.data(), v_.data(), type_, page_elems_}; }
+  cpu::ThreadPool pool_;
+  int64_t S_ = 0, Hkv_ = 0, D_ = 0, page_elems_ = 0;
+  GgmlType type_ = GgmlType::F32;
+  std::vector<uint8_t> k_, v_;
+  std::vector<int32_t> table_;
+  std::vector<float> scratch_;
+};
+
+// Causal grouped-query attention (test hook): q [T, n_head, d] at positions pos0..pos0+T-1 over
+// k, v [pos0+T, n_head_kv, d] -> [T, n_head, d].
 py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, int threads,
                              const std::string& kv_type) {
   if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3)
     throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
-  const int64_t T = q.shape(0), H = q.shape(1), D = q.shape(2), S = k.shape(0), Hkv = k.shape(1);
-  if (T <= 0 || H <= 0 || D <= 0 || Hkv <= 0 || H % Hkv != 0)
-    throw InvalidArgumentError("attention: need n_head a positive multiple of n_head_kv");
-  if (pos0 < 0 || S != pos0 + T || k.shape(2) != D || v.shape(0) != S || v.shape(1) != Hkv ||
-      v.shape(2) != D)
+  if (pos0 < 0 || k.shape(0) != pos0 + q.shape(0))
     throw InvalidArgumentError("attention: k and v must be [pos0 + T, n_head_kv, head_dim]");
-  if (kv_type != "f32" && kv_type != "f16" && kv_type != "bf16")
-    throw InvalidArgumentError("attention: kv_type must be f32, f16 or bf16");
-  const GgmlType type = kv_type == "f32" ? GgmlType::F32 : kv_type == "f16" ? GgmlType::F16 : GgmlType::BF16;
-  const cpu::AttentionShape s{H, Hkv, D};
-  const int64_t n_pages = (S + cpu::kKvBlockTokens - 1) / cpu::kKvBlockTokens;
-  const int64_t page_elems = cpu::kv_page_layer_elems(s);
-  const size_t bytes = static_cast<size_t>(n_pages * page_elems) * cpu::kv_type_size(type);
-  std::vector<uint8_t> kbuf(bytes), vbuf(bytes);
-  std::vector<int32_t> table(static_cast<size_t>(n_pages));
-  for (int64_t p = 0; p < n_pages; ++p) table[static_cast<size_t>(p)] = static_cast<int32_t>(n_pages - 1 - p);
-  const cpu::KvPagesView view{kbuf.data(), vbuf.data(), type, page_elems};
-  std::vector<int64_t> pos(static_cast<size_t>(T));
-  std::vector<const int32_t*> pages(static_cast<size_t>(T), table.data());
-  for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = pos0 + t;
-  py::array_t<float> out({static_cast<py::ssize_t>(T), static_cast<py::ssize_t>(H),
-                          static_cast<py::ssize_t>(D)});
-  const float *qp = q.data(), *kp = k.data(), *vp = v.data();
-  float* o = out.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    for (int64_t j = 0; j < S; ++j)
-      cpu::kv_store_position(view, s, table[static_cast<size_t>(j / cpu::kKvBlockTokens)],
-                             j % cpu::kKvBlockTokens, kp + j * Hkv * D, vp + j * Hkv * D);
-    cpu::ThreadPool pool(threads);
-    std::vector<float> scratch;
-    cpu::attention_paged(qp, o, T, pos.data(), pages.data(), view, s, pool, scratch);
-  }
-  return out;
+  KvPagesForTests pages(k, v, kv_type, threads);
+  return pages.attention(q);
 }
 
 // One dense op of the active level's table on copies of its inputs (test hook):
@@ -221,6 +252,12 @@ void register_kernels(py::module_& m) {
   m.def("attention", &attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("pos0") = 0,
         py::arg("threads") = 1, py::arg("kv_type") = "f32",
         "Causal GQA attention: q [T, n_head, d] at positions pos0.., k/v [pos0+T, n_head_kv, d].");
+  py::class_<KvPagesForTests>(m, "KvPages",
+                              "Keys/values [S, n_head_kv, d] stored once as the model's KV cache "
+                              "stores them; .attention(q [T, n_head, d]) attends from positions S-T..S-1.")
+      .def(py::init<F32Array, F32Array, const std::string&, int>(), py::arg("k"), py::arg("v"),
+           py::arg("kv_type") = "f32", py::arg("threads") = 1)
+      .def("attention", &KvPagesForTests::attention, py::arg("q"));
   m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),
         py::arg("a") = 0.0f,
         "A dense float op of the active ISA level (dot_f32, rmsnorm, silu_mul, axpy, scale, "

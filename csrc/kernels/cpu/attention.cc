@@ -14,7 +14,7 @@ namespace llmasos::cpu {
 
 namespace {
 
-constexpr int64_t kTileTokens = 4;  // query tokens sharing each KV block load
+constexpr int64_t kTileTokens = 8;  // query tokens sharing each KV block load
 
 struct Tile {
   int64_t t0, n;  // tokens t0 .. t0 + n - 1: consecutive positions of one sequence

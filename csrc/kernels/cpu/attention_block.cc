@@ -1,8 +1,11 @@
 // The two inner products of attention over one 16-position KV block, compiled once per ISA level
-// (see attention.h for the block layout and the canonical order). Plain loops over fixed-size
-// register tiles that each level's flags vectorize: every output element is a sequential sum in
-// increasing index order, so all levels give the same bits. No STL here (see isa.h).
+// (see attention.h for the block layout and the canonical order). Every output element is a
+// sequential sum in increasing index order (one mul and one add per term, no FMA), so the scalar
+// loops and the AVX2 / AVX-512 register tiles give the same bits. No STL here (see isa.h).
 #include <cstdint>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/cpu/isa.h"
 
@@ -10,58 +13,124 @@ namespace llmasos::cpu::LLMASOS_ISA_NS {
 namespace {
 
 constexpr int kBlock = 16;  // positions per KV block (attention.h: kKvBlockTokens)
-#if defined(__AVX512F__)
-constexpr int kQkRows = 8;  // 8 rows x 16 keys = 8 zmm accumulators
-#else
-constexpr int kQkRows = 4;  // 4 rows x 16 keys = 8 ymm accumulators
-#endif
 
-// NR query rows (q_stride apart) against the transposed key block kt [d][16]:
-// s[r][j] = scale * (((q[r][0] * kt[0][j]) + q[r][1] * kt[1][j]) + ...).
-template <int NR>
-void qk_rows(const float* q, int64_t q_stride, const float* kt, int64_t d, float scale, float* s,
-             int64_t s_stride) {
-  float acc[NR][kBlock] = {};
-  for (int64_t c = 0; c < d; ++c) {
-    const float* kc = kt + c * kBlock;
-    for (int r = 0; r < NR; ++r) {
-      const float qv = q[r * q_stride + c];
-      for (int j = 0; j < kBlock; ++j) acc[r][j] += qv * kc[j];
-    }
-  }
-  for (int r = 0; r < NR; ++r)
-    for (int j = 0; j < kBlock; ++j) s[r * s_stride + j] = acc[r][j] * scale;
+// Scalar forms, the definition of the order; the SIMD paths below compute the same sums.
+void qk_row_scalar(const float* q, const float* kt, int64_t d, float scale, float* s) {
+  float acc[kBlock] = {};
+  for (int64_t c = 0; c < d; ++c)
+    for (int j = 0; j < kBlock; ++j) acc[j] += q[c] * kt[c * kBlock + j];
+  for (int j = 0; j < kBlock; ++j) s[j] = acc[j] * scale;
 }
 
-void attn_qk16(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
-               float scale, float* s, int64_t s_stride) {
-  int64_t r = 0;
-  for (; r + kQkRows <= nq; r += kQkRows)
-    qk_rows<kQkRows>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride);
-  for (; r < nq; ++r) qk_rows<1>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride);
-}
-
-// o[c] += p[j] * v[j][c] for j < m in increasing order, d split into 64-wide register chunks.
-void pv_row(const float* p, int64_t m, const float* v, int64_t d, float* o) {
-  int64_t c0 = 0;
-  for (; c0 + 64 <= d; c0 += 64) {
-    float acc[64];
-    for (int c = 0; c < 64; ++c) acc[c] = o[c0 + c];
-    for (int64_t j = 0; j < m; ++j) {
-      const float pj = p[j];
-      const float* vj = v + j * d + c0;
-      for (int c = 0; c < 64; ++c) acc[c] += pj * vj[c];
-    }
-    for (int c = 0; c < 64; ++c) o[c0 + c] = acc[c];
-  }
+void pv_cols_scalar(const float* p, int64_t m, const float* v, int64_t d, int64_t c0, float* o) {
   for (int64_t j = 0; j < m; ++j)
     for (int64_t c = c0; c < d; ++c) o[c] += p[j] * v[j * d + c];
 }
 
+#if defined(__AVX512F__)
+// 8 query rows x 16 keys: one zmm accumulator per row.
+int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
+                float scale, float* s, int64_t s_stride) {
+  int64_t r = 0;
+  for (; r + 8 <= nq; r += 8) {
+    __m512 acc[8];
+    for (int i = 0; i < 8; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; ++c) {
+      const __m512 k = _mm512_loadu_ps(kt + c * kBlock);
+      for (int i = 0; i < 8; ++i)
+        acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(_mm512_set1_ps(q[(r + i) * q_stride + c]), k));
+    }
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int i = 0; i < 8; ++i) _mm512_storeu_ps(s + (r + i) * s_stride, _mm512_mul_ps(acc[i], sc));
+  }
+  return r;
+}
+// One row, 64 columns per pass (4 zmm accumulators); returns the columns done.
+int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) {
+  int64_t c0 = 0;
+  for (; c0 + 64 <= d; c0 += 64) {
+    __m512 acc[4];
+    for (int i = 0; i < 4; ++i) acc[i] = _mm512_loadu_ps(o + c0 + 16 * i);
+    for (int64_t j = 0; j < m; ++j) {
+      const __m512 pj = _mm512_set1_ps(p[j]);
+      for (int i = 0; i < 4; ++i)
+        acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(pj, _mm512_loadu_ps(v + j * d + c0 + 16 * i)));
+    }
+    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(o + c0 + 16 * i, acc[i]);
+  }
+  for (; c0 + 16 <= d; c0 += 16) {
+    __m512 acc = _mm512_loadu_ps(o + c0);
+    for (int64_t j = 0; j < m; ++j)
+      acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(p[j]), _mm512_loadu_ps(v + j * d + c0)));
+    _mm512_storeu_ps(o + c0, acc);
+  }
+  return c0;
+}
+#elif defined(__AVX2__)
+// 4 query rows x 16 keys: two ymm accumulators per row.
+int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
+                float scale, float* s, int64_t s_stride) {
+  int64_t r = 0;
+  for (; r + 4 <= nq; r += 4) {
+    __m256 a0[4], a1[4];
+    for (int i = 0; i < 4; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < d; ++c) {
+      const __m256 k0 = _mm256_loadu_ps(kt + c * kBlock), k1 = _mm256_loadu_ps(kt + c * kBlock + 8);
+      for (int i = 0; i < 4; ++i) {
+        const __m256 qb = _mm256_broadcast_ss(q + (r + i) * q_stride + c);
+        a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(qb, k0));
+        a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(qb, k1));
+      }
+    }
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int i = 0; i < 4; ++i) {
+      _mm256_storeu_ps(s + (r + i) * s_stride, _mm256_mul_ps(a0[i], sc));
+      _mm256_storeu_ps(s + (r + i) * s_stride + 8, _mm256_mul_ps(a1[i], sc));
+    }
+  }
+  return r;
+}
+// One row, 32 columns per pass (4 ymm accumulators); returns the columns done.
+int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) {
+  int64_t c0 = 0;
+  for (; c0 + 32 <= d; c0 += 32) {
+    __m256 acc[4];
+    for (int i = 0; i < 4; ++i) acc[i] = _mm256_loadu_ps(o + c0 + 8 * i);
+    for (int64_t j = 0; j < m; ++j) {
+      const __m256 pj = _mm256_broadcast_ss(p + j);
+      for (int i = 0; i < 4; ++i)
+        acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(pj, _mm256_loadu_ps(v + j * d + c0 + 8 * i)));
+    }
+    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(o + c0 + 8 * i, acc[i]);
+  }
+  for (; c0 + 8 <= d; c0 += 8) {
+    __m256 acc = _mm256_loadu_ps(o + c0);
+    for (int64_t j = 0; j < m; ++j)
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(v + j * d + c0)));
+    _mm256_storeu_ps(o + c0, acc);
+  }
+  return c0;
+}
+#else
+int64_t qk_simd(const float*, int64_t, int64_t, const float*, int64_t, float, float*, int64_t) { return 0; }
+int64_t pv_simd(const float*, int64_t, const float*, int64_t, float*) { return 0; }
+#endif
+
+void attn_qk16(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
+               float scale, float* s, int64_t s_stride) {
+  for (int64_t r = qk_simd(q, q_stride, nq, kt, d, scale, s, s_stride); r < nq; ++r)
+    qk_row_scalar(q + r * q_stride, kt, d, scale, s + r * s_stride);
+}
+
 void attn_pv16(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const float* v,
                int64_t d, float* o, int64_t o_stride) {
-  for (int64_t r = 0; r < nq; ++r)
-    if (m[r] > 0) pv_row(p + r * p_stride, m[r] < kBlock ? m[r] : kBlock, v, d, o + r * o_stride);
+  for (int64_t r = 0; r < nq; ++r) {
+    const int64_t mr = m[r] < kBlock ? m[r] : kBlock;
+    if (mr <= 0) continue;
+    const float* pr = p + r * p_stride;
+    float* orow = o + r * o_stride;
+    pv_cols_scalar(pr, mr, v, d, pv_simd(pr, mr, v, d, orow), orow);
+  }
 }
 
 }  // namespace

@@ -170,6 +170,21 @@ void vec_dot_bf16(int64_t n, float* s, const void* vw, const void* vx) {
 }
 #undef LLMASOS_FLOAT_DOT
 
+// Exact widening of f16 / bf16 rows (weights lookups, the half-precision KV cache).
+void dequantize_row_f16(const void* src, float* dst, int64_t n) {
+  const uint16_t* h = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8_f16(h + i));
+  for (; i < n; ++i) dst[i] = fp16_to_fp32(h[i]);
+}
+
+void dequantize_row_bf16(const void* src, float* dst, int64_t n) {
+  const uint16_t* h = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8_bf16(h + i));
+  for (; i < n; ++i) dst[i] = bf16_to_fp32(h[i]);
+}
+
 // ---- legacy 32-element formats ------------------------------------------------------------------
 // Canonical order (quant_dot.h): lane l of a block's int32 dot product holds elements 4l .. 4l+3;
 // even blocks scale into acc0 (lanes 0..7 of the canonical 16), odd blocks into acc1 (8..15);
@@ -702,6 +717,8 @@ void fill_quant_kernels_avx2(KernelTable& t) {
   auto set = [&](GgmlType type, void (*fn)(int64_t, float*, const void*, const void*)) {
     t.vec_dot[static_cast<uint32_t>(type)] = fn;
   };
+  t.dequantize_row[static_cast<uint32_t>(GgmlType::F16)] = dequantize_row_f16;
+  t.dequantize_row[static_cast<uint32_t>(GgmlType::BF16)] = dequantize_row_bf16;
   set(GgmlType::F32, vec_dot_f32);
   set(GgmlType::F16, vec_dot_f16);
   set(GgmlType::BF16, vec_dot_bf16);
