@@ -43,6 +43,12 @@ int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, i
     const __m512 sc = _mm512_set1_ps(scale);
     for (int i = 0; i < 8; ++i) _mm512_storeu_ps(s + (r + i) * s_stride, _mm512_mul_ps(acc[i], sc));
   }
+  for (; r < nq; ++r) {  // leftover rows one at a time (decode: a single row per job)
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; ++c)
+      acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(q[r * q_stride + c]), _mm512_loadu_ps(kt + c * kBlock)));
+    _mm512_storeu_ps(s + r * s_stride, _mm512_mul_ps(acc, _mm512_set1_ps(scale)));
+  }
   return r;
 }
 // One row, 64 columns per pass (4 zmm accumulators); returns the columns done.
@@ -87,6 +93,17 @@ int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, i
       _mm256_storeu_ps(s + (r + i) * s_stride, _mm256_mul_ps(a0[i], sc));
       _mm256_storeu_ps(s + (r + i) * s_stride + 8, _mm256_mul_ps(a1[i], sc));
     }
+  }
+  for (; r < nq; ++r) {  // leftover rows one at a time (decode: a single row per job)
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int64_t c = 0; c < d; ++c) {
+      const __m256 qb = _mm256_broadcast_ss(q + r * q_stride + c);
+      a0 = _mm256_add_ps(a0, _mm256_mul_ps(qb, _mm256_loadu_ps(kt + c * kBlock)));
+      a1 = _mm256_add_ps(a1, _mm256_mul_ps(qb, _mm256_loadu_ps(kt + c * kBlock + 8)));
+    }
+    const __m256 sc = _mm256_set1_ps(scale);
+    _mm256_storeu_ps(s + r * s_stride, _mm256_mul_ps(a0, sc));
+    _mm256_storeu_ps(s + r * s_stride + 8, _mm256_mul_ps(a1, sc));
   }
   return r;
 }
