@@ -37,9 +37,19 @@ uint32_t file_type_of(GgmlType t) {
   }
 }
 
+// The 32-element format standing in for a K-quant on rows that 256-element super-blocks do not
+// tile (as llama.cpp's quantizer does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0).
+GgmlType legacy_fallback(GgmlType target) {
+  switch (target) {
+    case GgmlType::Q4_K: return GgmlType::Q5_0;
+    case GgmlType::Q5_K: return GgmlType::Q5_1;
+    default: return GgmlType::Q8_0;
+  }
+}
+
 // The type a row of `cols` elements gets: the target if its block fits, else a finer fallback.
 GgmlType fit_type(GgmlType target, int64_t cols) {
-  for (GgmlType t : {target, GgmlType::Q8_0, GgmlType::F16}) {
+  for (GgmlType t : {target, legacy_fallback(target), GgmlType::Q8_0, GgmlType::F16}) {
     const TypeTraits* tr = type_traits(t);
     if (tr && cols % tr->block_size == 0) return t;
   }
