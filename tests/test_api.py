@@ -156,6 +156,33 @@ def test_degenerate_filters_equal_greedy(llm):
         assert out.token_ids == greedy, p
 
 
+@pytest.mark.parametrize("filt", [dict(top_p=0.6), dict(min_p=0.2), dict(top_k=3, top_p=0.9),
+                                  dict(top_p=0.95, min_p=0.05), dict()])
+def test_truncation_filters_keep_the_right_tokens(llm, filt):
+    """Every sampled first token lies in the set the filter defines over the model's own next-token
+    distribution (numpy, from LLM.logits), and more than one token of that set shows up."""
+    prompt = "My favourite colour is"
+    ids = llm.tokenize(prompt)
+    x = llm.logits(ids)[-1].astype(np.float64)
+    order = sorted(range(len(x)), key=lambda i: (-x[i], i))
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    keep = order[:filt.get("top_k", len(order))]
+    if "top_p" in filt:
+        q = p[keep] / p[keep].sum()
+        keep = keep[:int(np.searchsorted(np.cumsum(q), filt["top_p"] - 1e-9)) + 1]
+    if "min_p" in filt:
+        keep = [i for i in keep if p[i] >= filt["min_p"] * p[order[0]]]
+    allowed = set(keep if filt else order)
+    seen = set()
+    for seed in range(40):
+        out = llm.generate(prompt, SamplingParams(max_tokens=1, ignore_eos=True, temperature=1.0,
+                                                  seed=seed, **filt))[0]
+        assert out.token_ids[0] in allowed, (filt, out.token_ids[0])
+        seen.add(out.token_ids[0])
+    assert len(seen) > 1 or len(allowed) == 1
+
+
 def test_stop_token_ids_and_model_seed(smollm2_gguf, llm):
     greedy = llm.generate("The sun rises in the", SamplingParams(max_tokens=10, ignore_eos=True))[0].token_ids
     out = llm.generate("The sun rises in the", SamplingParams(max_tokens=10, stop_token_ids=[greedy[3]]))[0]

@@ -130,51 +130,64 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
       if (logits[i] > logits[best]) best = i;
     return static_cast<int32_t>(best);
   }
-  cand_.resize(static_cast<size_t>(n_vocab));
-  for (int64_t i = 0; i < n_vocab; ++i)
-    cand_[static_cast<size_t>(i)] = {logits[i] / o_.temperature, static_cast<int32_t>(i)};
-  auto by_logit = [](const auto& a, const auto& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  };
-  size_t n = cand_.size();
-  if (o_.top_k > 0 && static_cast<size_t>(o_.top_k) < n) {
+  // Candidates ordered by (scaled logit desc, id asc), each with its weight exp(x - max); a
+  // token's probability is its weight over the sum of the kept candidates' weights.
+  auto by_logit = [](const Cand& a, const Cand& b) { return a.x > b.x || (a.x == b.x && a.id < b.id); };
+  float mx = logits[0] / o_.temperature;
+  for (int64_t i = 1; i < n_vocab; ++i) mx = std::max(mx, logits[i] / o_.temperature);
+  cand_.clear();
+  size_t n = 0;
+  if (o_.top_k > 0 && o_.top_k < n_vocab) {
+    for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i] / o_.temperature, 0.0f, static_cast<int32_t>(i)});
     std::partial_sort(cand_.begin(), cand_.begin() + o_.top_k, cand_.end(), by_logit);
     n = static_cast<size_t>(o_.top_k);
   } else {
-    std::sort(cand_.begin(), cand_.end(), by_logit);
-  }
-  // Softmax over the kept candidates (sorted, so cand_[0] holds the max).
-  const float mx = cand_[0].first;
-  double sum = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    cand_[i].first = std::exp(cand_[i].first - mx);
-    sum += cand_[i].first;
-  }
-  for (size_t i = 0; i < n; ++i) cand_[i].first = static_cast<float>(cand_[i].first / sum);
-  if (o_.top_p < 1.0f) {
-    double cum = 0.0;
-    size_t keep = n;
-    for (size_t i = 0; i < n; ++i) {
-      cum += cand_[i].first;
-      if (cum >= o_.top_p) { keep = i + 1; break; }
+    // min_p keeps the tokens whose probability is at least min_p times the top one's, i.e. whose
+    // weight is at least min_p (the top weight is 1): filter before any sorting.
+    for (int64_t i = 0; i < n_vocab; ++i) {
+      const float x = logits[i] / o_.temperature;
+      if (o_.min_p <= 0.0f || std::exp(x - mx) >= o_.min_p) cand_.push_back({x, 0.0f, static_cast<int32_t>(i)});
     }
-    n = keep;
+    n = cand_.size();
   }
-  if (o_.min_p > 0.0f) {
-    const float floor = o_.min_p * cand_[0].first;
+  double sum = 0.0;  // over the candidates, in their current order (sorted for top-k, else by id)
+  for (size_t i = 0; i < n; ++i) {
+    cand_[i].w = std::exp(cand_[i].x - mx);
+    sum += cand_[i].w;
+  }
+  bool sorted = o_.top_k > 0 && o_.top_k < n_vocab;
+  if (o_.top_p < 1.0f) {
+    // The smallest prefix of the sorted order whose probability reaches top_p. Sort only as far as
+    // needed: a growing prefix (64, 256, ... tokens) until its mass reaches top_p.
+    size_t m = sorted ? n : std::min<size_t>(n, 64);
+    for (;;) {
+      if (!sorted) std::partial_sort(cand_.begin(), cand_.begin() + m, cand_.begin() + n, by_logit);
+      double cum = 0.0;
+      size_t keep = 0;
+      while (keep < m && cum < o_.top_p * sum) cum += cand_[keep++].w;
+      if (cum >= o_.top_p * sum || m == n) {
+        n = keep;
+        sorted = true;
+        break;
+      }
+      m = std::min(n, m * 4);
+    }
+  }
+  if (o_.min_p > 0.0f && sorted) {  // after top-k / top-p: the same floor, on a sorted prefix
     size_t keep = 1;
-    while (keep < n && cand_[keep].first >= floor) ++keep;
+    while (keep < n && cand_[keep].w >= o_.min_p) ++keep;
     n = keep;
   }
+  // Draw over the kept candidates (sorted order, or id order when nothing truncated them).
   double total = 0.0;
-  for (size_t i = 0; i < n; ++i) total += cand_[i].first;
+  for (size_t i = 0; i < n; ++i) total += cand_[i].w;
   std::uniform_real_distribution<double> dist(0.0, total);
   double r = dist(rng_), acc = 0.0;
   for (size_t i = 0; i < n; ++i) {
-    acc += cand_[i].first;
-    if (r < acc) return cand_[i].second;
+    acc += cand_[i].w;
+    if (r < acc) return cand_[i].id;
   }
-  return cand_[n - 1].second;
+  return cand_[n - 1].id;
 }
 
 }  // namespace llmasos

@@ -58,7 +58,12 @@ class Sampler {
 
   SamplingOptions o_;
   std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> cand_;  // reused candidate buffer
+  struct Cand {
+    float x;   // logit / temperature
+    float w;   // exp(x - max)
+    int32_t id;
+  };
+  std::vector<Cand> cand_;  // reused candidate buffer
   std::vector<float> raw_;                        // raw logits, kept when logprobs need them
 };
 
