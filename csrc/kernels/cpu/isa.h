@@ -13,6 +13,8 @@ namespace llmasos::cpu::LLMASOS_ISA_NS {
 void fill_quant_kernels(KernelTable& t);
 // ops.cc: dense float ops (norms, activations, softmax, dot, axpy).
 void fill_ops(KernelTable& t);
+// gemm_f32_kernels.cc: F32 GEMM packing and register tile (canonical order in gemm_f32.h).
+void fill_gemm_f32(KernelTable& t);
 // kernel_table.cc: the complete table of this level.
 const KernelTable* table();
 

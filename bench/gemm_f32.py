@@ -1,0 +1,60 @@
+"""F32 matrix product GFLOP/s of llmasos (_core.gemm_f32) against numpy's `a @ b` (OpenBLAS) with the
+same thread count, at square sizes. Runs alternate between the two so machine noise hits both;
+prints the median of each and the ratio llmasos / numpy (on a shared machine the ratio matters).
+
+    python bench/gemm_f32.py [--threads 2] [--sizes 1024 2048] [--reps 7] [--isa avx2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
+    p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--isa", default=None, help="force an ISA level (default: the best supported)")
+    return p.parse_args()
+
+
+def main():
+    args = parse_args()
+    # OpenBLAS reads its thread count when numpy is first imported.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    if "numpy" in sys.modules:
+        sys.exit("bench/gemm_f32.py: numpy was imported before the thread count was set")
+    import numpy as np
+
+    from llmasos import _core
+
+    if args.isa:
+        _core.select_isa(args.isa)
+    print(f"isa {_core.active_isa()}, threads {args.threads}, reps {args.reps}")
+    print(f"{'size':>6} {'llmasos GFLOP/s':>16} {'numpy GFLOP/s':>14} {'ratio':>6}")
+    rng = np.random.default_rng(0)
+    for n in args.sizes:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        flops = 2.0 * n * n * n
+        _core.gemm_f32(a, b, args.threads)  # warm up: page in, start threads
+        a @ b
+        ours, theirs = [], []
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            _core.gemm_f32(a, b, args.threads)
+            ours.append(flops / (time.perf_counter() - t0) / 1e9)
+            t0 = time.perf_counter()
+            a @ b
+            theirs.append(flops / (time.perf_counter() - t0) / 1e9)
+        g_ours, g_np = statistics.median(ours), statistics.median(theirs)
+        print(f"{n:>6} {g_ours:>16.1f} {g_np:>14.1f} {g_ours / g_np:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
