@@ -129,7 +129,9 @@ py::array_t<float> gemm_f32(F32Array a, F32Array b, int threads) {
   {
     py::gil_scoped_release nogil;
     cpu::ThreadPool pool(threads);
-    cpu::gemm_f32(M, N, K, ap, K, bp, N, cp, N, pool);
+    // Kept per calling thread, as a BLAS keeps its buffers: repeated calls (benches) reuse pages.
+    thread_local cpu::GemmScratch scratch;
+    cpu::gemm_f32(M, N, K, ap, K, bp, N, cp, N, pool, scratch);
   }
   return out;
 }

@@ -11,14 +11,22 @@
 // Zero-padded rows of A and columns of B (edge tiles) only produce values that are discarded.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "kernels/cpu/thread_pool.h"
 
 namespace llmasos::cpu {
 
+// The packed panels of A and B, kept between calls (grown as needed, never shrunk): fresh pages
+// cost a fault and a clear each, several percent of a 1024^3 product. One per concurrent caller.
+struct GemmScratch {
+  std::unique_ptr<float[]> a, b;
+  int64_t a_floats = 0, b_floats = 0;
+};
+
 // C[i * ldc + j] = sum_k A[i * lda + k] * B[k * ldb + j] for i < M, j < N, in the canonical order.
 // M, N, K > 0; lda >= K, ldb >= N, ldc >= N. C must not overlap A or B.
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-              int64_t ldb, float* C, int64_t ldc, ThreadPool& pool);
+              int64_t ldb, float* C, int64_t ldc, ThreadPool& pool, GemmScratch& scratch);
 
 }  // namespace llmasos::cpu
