@@ -161,8 +161,6 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
             for (int64_t i = i0, t = 0; i < i1; i += mr, ++t) {
               if (t * slice < b_next_len)
                 prefetch(b_next + t * slice, min64(slice, b_next_len - t * slice));
-              // The first pass over a kc step also brings in the next A panel.
-              if (q == q0 && i + mr < i1) prefetch(a_step + (i + mr) * kc, mr * kc);
               run_tile(k, kc, a_step + i * kc, b_step + q * kc * nr,
                        C + (ic + i) * ldc + jc + j, ldc, min64(mr, i1 - i), n, pc == 0);
             }
