@@ -1,16 +1,18 @@
 // Runtime information and ISA selection for Python (runtime_info, select_isa, supported levels),
 // plus thin test hooks over the quantized formats and kernels (dequantize, quantize, matmul,
-// kernel_op for the dense float ops).
+// gemm_f32, kernel_op for the dense float ops).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/dispatch.h"
+#include "kernels/cpu/gemm_f32.h"
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/thread_pool.h"
@@ -172,6 +174,38 @@ class KvPagesForTests {
   std::vector<float> scratch_;
 };
 
+// C[M, N] = a[M, K] @ b[K, N] in float32, the canonical order of gemm_f32.h (test and bench hook).
+py::array_t<float> gemm_f32(F32Array a, F32Array b, int threads) {
+  if (a.ndim() != 2 || b.ndim() != 2)
+    throw InvalidArgumentError("gemm_f32: a and b must be 2-d (got " + std::to_string(a.ndim()) +
+                               "-d and " + std::to_string(b.ndim()) + "-d)");
+  const int64_t M = a.shape(0), K = a.shape(1), N = b.shape(1);
+  if (b.shape(0) != K)
+    throw InvalidArgumentError("gemm_f32: a is [" + std::to_string(M) + ", " + std::to_string(K) +
+                               "] but b has " + std::to_string(b.shape(0)) + " rows");
+  if (M == 0 || N == 0 || K == 0)
+    throw InvalidArgumentError("gemm_f32: empty operand (M, N, K = " + std::to_string(M) + ", " +
+                               std::to_string(N) + ", " + std::to_string(K) + ")");
+  if (threads < 1) throw InvalidArgumentError("gemm_f32: threads must be at least 1");
+  py::array_t<float> out({static_cast<py::ssize_t>(M), static_cast<py::ssize_t>(N)});
+  const float *ap = a.data(), *bp = b.data();
+  float* cp = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    // Kept per calling thread, as a BLAS keeps its threads and buffers: repeated calls (benches)
+    // reuse the pages and wake parked workers instead of starting threads (a new pool per call
+    // cost about 8% at 1024^3 on 2 threads). Idle workers spin briefly, then sleep.
+    thread_local cpu::GemmScratch scratch;
+    thread_local std::unique_ptr<cpu::ThreadPool> pool;
+    if (!pool || pool->size() != threads) {
+      pool.reset();
+      pool = std::make_unique<cpu::ThreadPool>(threads);
+    }
+    cpu::gemm_f32(M, N, K, ap, K, bp, N, cp, N, *pool, scratch);
+  }
+  return out;
+}
+
 // Causal grouped-query attention (test hook): q [T, n_head, d] at positions pos0..pos0+T-1 over
 // k, v [pos0+T, n_head_kv, d] -> [T, n_head, d].
 py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, int threads,
@@ -249,6 +283,9 @@ void register_kernels(py::module_& m) {
   m.def("matmul", &matmul, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("cols"),
         py::arg("x"), py::arg("threads") = 1,
         "Y[T, rows] = X[T, cols] @ W.T for W given as rows x row_bytes raw blocks.");
+  m.def("gemm_f32", &gemm_f32, py::arg("a"), py::arg("b"), py::arg("threads") = 1,
+        "C[M, N] = a[M, K] @ b[K, N] in float32 with the active ISA level's GEMM kernel "
+        "(bit-identical across levels and thread counts).");
   m.def("attention", &attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("pos0") = 0,
         py::arg("threads") = 1, py::arg("kv_type") = "f32",
         "Causal GQA attention: q [T, n_head, d] at positions pos0.., k/v [pos0+T, n_head_kv, d].");

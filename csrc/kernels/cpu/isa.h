@@ -15,6 +15,8 @@ void fill_quant_kernels(KernelTable& t);
 void fill_ops(KernelTable& t);
 // attention_block.cc: the inner products of attention over one 16-position KV block.
 void fill_attention_kernels(KernelTable& t);
+// gemm_f32_kernels.cc: F32 GEMM packing and register tile (canonical order in gemm_f32.h).
+void fill_gemm_f32(KernelTable& t);
 // kernel_table.cc: the complete table of this level.
 const KernelTable* table();
 

@@ -12,6 +12,7 @@ static KernelTable build_table() {
   fill_quant_kernels(t);
   fill_ops(t);
   fill_attention_kernels(t);
+  fill_gemm_f32(t);
   return t;
 }
 

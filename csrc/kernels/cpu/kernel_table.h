@@ -49,6 +49,20 @@ struct KernelTable {
   // order (one add per term); v is the block's values, [16][d].
   void (*attn_pv16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const float* v,
                     int64_t d, float* o, int64_t o_stride) = nullptr;
+  // F32 GEMM building blocks; gemm_f32.h has the canonical order and the driver (blocking, edges,
+  // threads). The register tile is gemm_mr x gemm_nr; gemm_mc rows of A x gemm_kc depth is the
+  // packed A block kept in L2, and a gemm_kc x gemm_nr panel of B stays in L1.
+  int gemm_mr = 0, gemm_nr = 0, gemm_mc = 0, gemm_kc = 0;
+  // Packs A rows [0, m) x columns [0, kc) (row stride lda) into ceil(m / mr) panels of kc x mr,
+  // k-major (panel[k * mr + r]); rows past m are zero.
+  void (*gemm_pack_a)(const float* a, int64_t lda, int64_t m, int64_t kc, float* out) = nullptr;
+  // Packs B rows [0, kc) x columns [0, n) (row stride ldb) into ceil(n / nr) panels of kc x nr
+  // (panel[k * nr + j]); columns past n are zero.
+  void (*gemm_pack_b)(const float* b, int64_t ldb, int64_t kc, int64_t n, float* out) = nullptr;
+  // One full mr x nr tile over packed panels a (kc x mr) and b (kc x nr):
+  //   c[r * ldc + j] = (first ? +0 : c[r * ldc + j]) then += a[k * mr + r] * b[k * nr + j], k < kc.
+  void (*gemm_tile)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                    bool first) = nullptr;
 };
 
 // The active table (chosen once; see dispatch.h).
