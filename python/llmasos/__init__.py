@@ -4,6 +4,7 @@
     llm = LLM.from_pretrained("smollm2-135m-instruct")
     print(llm.generate_text(prompt="The world is"))
 """
+import logging
 import os
 
 from ._core_loader import _core
@@ -17,6 +18,10 @@ __version__ = _core.__version__
 LLMasOSError = _core.LLMasOSError
 ModelFormatError = _core.ModelFormatError
 InvalidArgumentError = _core.InvalidArgumentError
+
+# The kernel level chosen at import (cpuid + XGETBV, or LLMASOS_FORCE_ISA), said once.
+logging.getLogger("llmasos").debug("kernels: %s (this CPU supports %s; compiled %s)", _core.active_isa(),
+                                   ", ".join(_core.supported_isas()), ", ".join(_core.compiled_isas()))
 
 
 def default_threads() -> int:
