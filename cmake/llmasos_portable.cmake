@@ -108,7 +108,7 @@ option(LLMASOS_GLIBC_COMPAT "Bind glibc symbols newer than 2.28 to their old ver
 # (pthread_cond_clockwait and pthread_mutex_clocklock, GLIBC_2.30, have no old version: a
 # std::condition_variable wait_for, or wait_until on steady_clock, uses them; wait_until on a
 # std::chrono::system_clock deadline does not.)
-set(LLMASOS_GLIBC_WRAPPED __libc_single_threaded pow stat lstat fstat fstat64 arc4random
+set(LLMASOS_GLIBC_WRAPPED __libc_single_threaded pow exp log stat lstat fstat fstat64 arc4random
     pthread_create pthread_join pthread_detach pthread_once pthread_key_create __pthread_key_create
     pthread_key_delete pthread_getspecific pthread_setspecific pthread_mutex_trylock
     pthread_rwlock_rdlock pthread_rwlock_wrlock pthread_rwlock_unlock pthread_rwlock_tryrdlock

@@ -34,6 +34,12 @@ __attribute__((visibility("hidden"))) char __wrap___libc_single_threaded = 0;
 double old_pow(double, double);  // GLIBC_2.29: the new pow without the SVID error wrapper
 LLMASOS_OLD(pow);
 __attribute__((visibility("hidden"))) double __wrap_pow(double x, double y) { return old_pow(x, y); }
+double old_exp(double);  // GLIBC_2.29 likewise (the sampler's log-softmax in double)
+LLMASOS_OLD(exp);
+__attribute__((visibility("hidden"))) double __wrap_exp(double x) { return old_exp(x); }
+double old_log(double);
+LLMASOS_OLD(log);
+__attribute__((visibility("hidden"))) double __wrap_log(double x) { return old_log(x); }
 
 // fstat became a real symbol in 2.33; before, it was an inline call of __fxstat(_STAT_VER, ...).
 int old___fxstat(int, int, struct stat*);
