@@ -257,3 +257,20 @@ def test_logprobs_with_stop_strings_cover_the_token_ids(llm):
 def test_bad_logprobs_raise(llm, k):
     with pytest.raises(ValueError, match="logprobs"):
         llm.generate("Hi", SamplingParams(logprobs=k))
+
+
+def test_kv_cache_types(smollm2_gguf):
+    """F16 (default), BF16 and F32 caches: the same greedy opening, the pool's bytes per position
+    halve from F32 to F16, a cache type outside the three is a clear error."""
+    texts, per_token = {}, {}
+    for kv in ("f16", "bf16", "f32"):
+        with LLM.from_pretrained(smollm2_gguf, n_ctx=256, threads=2, kv_cache_type=kv) as m:
+            assert m.kv_cache_type == kv
+            out = m.generate(["The capital of France is"], SamplingParams(max_tokens=8, ignore_eos=True))[0]
+            texts[kv] = out.token_ids
+            st = m._engine.stats()
+            per_token[kv] = st["kv_cache_bytes"] / (st["blocks_total"] * st["block_tokens"])
+    assert texts["f16"][:4] == texts["f32"][:4] == texts["bf16"][:4]
+    assert per_token["f32"] == 2 * per_token["f16"] == 2 * per_token["bf16"]
+    with pytest.raises(ValueError, match="kv_cache_type"):
+        LLM.from_pretrained(smollm2_gguf, kv_cache_type="q8_0")
