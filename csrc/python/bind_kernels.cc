@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -218,6 +219,30 @@ py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, i
   return pages.attention(q);
 }
 
+// Thread pool check (test hook): `rounds` jobs of varying item counts (1 .. 4 * threads, and
+// parallel_for over varying ranges) back to back; returns how many items ran other than exactly
+// once (0 when every job ran each of its items once).
+int64_t pool_stress(int threads, int64_t rounds) {
+  py::gil_scoped_release nogil;
+  cpu::ThreadPool pool(threads);
+  int64_t bad = 0;
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(64 * threads + 64));
+  for (int64_t r = 0; r < rounds; ++r) {
+    const int64_t n = 1 + (r * 7919) % (16 * threads + 7);
+    for (auto& h : hits) h.store(0);
+    if (r % 2 == 0) {
+      pool.parallel_for(n, 1 + r % 3, [&](int64_t a, int64_t b) {
+        for (int64_t i = a; i < b; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+      });
+    } else {
+      pool.run([&](int i, int) { hits[static_cast<size_t>(i)].fetch_add(1); });
+    }
+    const int64_t m = r % 2 == 0 ? n : pool.size();
+    for (int64_t i = 0; i < m; ++i) bad += hits[static_cast<size_t>(i)].load() != 1;
+  }
+  return bad;
+}
+
 // One dense op of the active level's table on copies of its inputs (test hook):
 //   dot_f32(x, y) -> [dot]       rmsnorm(x, y=w, a=eps)    silu_mul(x=g, y=u)
 //   axpy(x, y, a) -> x + a * y   scale(x, a) -> x * a      softmax(x)
@@ -295,6 +320,8 @@ void register_kernels(py::module_& m) {
       .def(py::init<F32Array, F32Array, const std::string&, int>(), py::arg("k"), py::arg("v"),
            py::arg("kv_type") = "f32", py::arg("threads") = 1)
       .def("attention", &KvPagesForTests::attention, py::arg("q"));
+  m.def("pool_stress", &pool_stress, py::arg("threads"), py::arg("rounds"),
+        "Runs many thread-pool jobs of varying sizes; returns the items not run exactly once.");
   m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),
         py::arg("a") = 0.0f,
         "A dense float op of the active ISA level (dot_f32, rmsnorm, silu_mul, axpy, scale, "

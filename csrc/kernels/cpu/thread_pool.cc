@@ -35,12 +35,12 @@ ThreadPool::~ThreadPool() {
 }
 
 int ThreadPool::claim(uint32_t gen) {
-  uint64_t t = ticket_.load(std::memory_order_acquire);
+  uint64_t t = ticket_.load();
   for (;;) {
     if (static_cast<uint32_t>(t >> 32) != gen) return -1;
-    const int idx = static_cast<int>(t & 0xffffffffu);
-    if (idx >= n_items_) return -1;
-    if (ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) return idx;
+    const uint32_t idx = static_cast<uint32_t>(t & 0xffffffffu);
+    if (idx >= static_cast<uint32_t>(n_items_.load())) return -1;
+    if (ticket_.compare_exchange_weak(t, t + 1)) return static_cast<int>(idx);
   }
 }
 
@@ -78,9 +78,14 @@ void ThreadPool::run_items(int n_items, const std::function<void(int)>& item) {
     return;
   }
   std::lock_guard<std::mutex> run_lock(run_mu_);
+  // Close the finished generation first (every claim of it now fails, even one that already read
+  // the old ticket), then describe the new job, then publish it with a new generation. Without
+  // the close, a late worker could pair the old ticket with the new n_items_, run a bogus item and
+  // count it in done_, leaving this thread waiting for a count it has passed.
+  ticket_.store(ticket_.load() | 0xffffffffu);
   item_ = &item;
-  n_items_ = n_items;
-  done_.store(0, std::memory_order_relaxed);
+  n_items_.store(n_items);
+  done_.store(0);
   uint32_t gen;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -38,10 +38,12 @@ class ThreadPool {
   int n_;
   std::vector<std::thread> threads_;
   // The current job: ticket_ = (generation << 32) | next unclaimed item. A claim is a CAS that
-  // only succeeds within the same generation, so a late worker never runs a finished job.
+  // only succeeds within the same generation, so a late worker never runs a finished job; before
+  // item_ and n_items_ change, the finished generation is closed (its item index set to all ones),
+  // so a worker between its ticket load and its CAS cannot claim an item of the next job's size.
   std::atomic<uint64_t> ticket_{0};
   const std::function<void(int)>* item_ = nullptr;
-  int n_items_ = 0;
+  std::atomic<int> n_items_{0};
   std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   std::mutex mu_;
