@@ -24,6 +24,11 @@ struct KernelTable {
   void (*vec_dot_4x[kGgmlTypeCount])(int64_t n, int64_t nr, float* s, int64_t s_stride,
                                      const void* w, uint64_t w_stride, const void* qx,
                                      uint64_t qx_stride) = {};
+  // vec_dot of nr weight rows (w_stride bytes apart) with one activation row, for decode:
+  // s[r] = dot(w + r * w_stride, qx), each vec_dot's bits; one call per tile of rows instead of
+  // one per row. nullptr where a level has none (matmul then calls vec_dot per row).
+  void (*vec_dot_rows[kGgmlTypeCount])(int64_t n, int64_t nr, float* s, const void* w,
+                                       uint64_t w_stride, const void* qx) = {};
   // Dequantize one row of type t to float (used for embeddings lookups).
   void (*dequantize_row[kGgmlTypeCount])(const void* src, float* dst, int64_t n) = {};
 

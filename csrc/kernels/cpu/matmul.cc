@@ -108,6 +108,16 @@ void run_dots(const WeightView& W, const uint8_t* act, uint64_t act_row, int64_t
     return;
   }
 
+  auto vec_dot_rows = k.vec_dot_rows[type_id];
+  if (vec_dot_rows) {  // decode: an item's rows in one kernel call per token (L1/L2-sized items)
+    const int64_t grain = rows * cols * T < (1 << 15) ? rows : kTileRows * 4;
+    pool.parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t t = 0; t < T; ++t)
+        vec_dot_rows(cols, r1 - r0, Y + t * rows + r0, w + static_cast<uint64_t>(r0) * w_stride,
+                     w_stride, act + static_cast<uint64_t>(t) * act_row);
+    });
+    return;
+  }
   auto rows_job = [&](int64_t r0, int64_t r1) {
     for (int64_t rb = r0; rb < r1; rb += kTileRows) {
       const int64_t re = rb + kTileRows < r1 ? rb + kTileRows : r1;

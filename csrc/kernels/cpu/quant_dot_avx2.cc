@@ -428,6 +428,13 @@ inline void rows_4x_q8_1(int64_t n, int64_t nr, float* s, int64_t ss, const void
     row_4x_q8_1(nb, row(r), X, s + r, ss, unpack, [&](int64_t b) { return _mm256_load_ps(ds + 8 * b); });
 }
 
+// nr weight rows (w_stride bytes apart) against one activation row, decode's loop: the per-row
+// kernel inlined into it (no indirect call per row; its constants stay in registers).
+template <void (*Dot)(int64_t, float*, const void*, const void*)>
+void rows_1x(int64_t n, int64_t nr, float* s, const void* w, uint64_t ws, const void* qx) {
+  for (int64_t r = 0; r < nr; ++r) Dot(n, s + r, static_cast<const uint8_t*>(w) + r * ws, qx);
+}
+
 void vec_dot_4x_q4_0_q8_0(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint64_t ws,
                           const void* qx, uint64_t xs) {
   auto unpack = [](const BlockQ4_0* wr, int64_t b) {
@@ -734,6 +741,17 @@ void fill_quant_kernels_avx2(KernelTable& t) {
                                             const void*, uint64_t)) {
     t.vec_dot_4x[static_cast<uint32_t>(type)] = fn;
   };
+  auto setr = [&](GgmlType type, void (*fn)(int64_t, int64_t, float*, const void*, uint64_t, const void*)) {
+    t.vec_dot_rows[static_cast<uint32_t>(type)] = fn;
+  };
+  setr(GgmlType::Q4_0, rows_1x<vec_dot_q4_0_q8_0>);
+  setr(GgmlType::Q4_1, rows_1x<vec_dot_q4_1_q8_1>);
+  setr(GgmlType::Q5_0, rows_1x<vec_dot_q5_0_q8_0>);
+  setr(GgmlType::Q5_1, rows_1x<vec_dot_q5_1_q8_1>);
+  setr(GgmlType::Q8_0, rows_1x<vec_dot_q8_0_q8_0>);
+  setr(GgmlType::Q4_K, rows_1x<vec_dot_q4_k_q8_k>);
+  setr(GgmlType::Q5_K, rows_1x<vec_dot_q5_k_q8_k>);
+  setr(GgmlType::Q6_K, rows_1x<vec_dot_q6_k_q8_k>);
   set4(GgmlType::Q4_0, vec_dot_4x_q4_0_q8_0);
   set4(GgmlType::Q4_1, vec_dot_4x_q4_1_q8_1);
   set4(GgmlType::Q5_0, vec_dot_4x_q5_0_q8_0);
