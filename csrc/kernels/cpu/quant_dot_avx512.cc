@@ -180,12 +180,21 @@ void vec_dot_q8_0_q8_0(int64_t n, float* s, const void* vw, const void* vx) {
   *s = tree16_ps(acc);
 }
 
+// Decode's row loop over this file's kernel (the AVX2 file's vec_dot_rows wraps the 256-bit one).
+template <void (*Dot)(int64_t, float*, const void*, const void*)>
+void rows_1x(int64_t n, int64_t nr, float* s, const void* w, uint64_t ws, const void* qx) {
+  for (int64_t r = 0; r < nr; ++r) Dot(n, s + r, static_cast<const uint8_t*>(w) + r * ws, qx);
+}
+
 }  // namespace
 
 void fill_quant_kernels_avx512(KernelTable& t) {
   auto set = [&](GgmlType type, void (*fn)(int64_t, float*, const void*, const void*)) {
     t.vec_dot[static_cast<uint32_t>(type)] = fn;
   };
+  t.vec_dot_rows[static_cast<uint32_t>(GgmlType::Q4_0)] = rows_1x<vec_dot_q4_0_q8_0>;
+  t.vec_dot_rows[static_cast<uint32_t>(GgmlType::Q4_1)] = rows_1x<vec_dot_q4_1_q8_1>;
+  t.vec_dot_rows[static_cast<uint32_t>(GgmlType::Q8_0)] = rows_1x<vec_dot_q8_0_q8_0>;
   set(GgmlType::F32, vec_dot_f32);
   set(GgmlType::F16, vec_dot_f16);
   set(GgmlType::BF16, vec_dot_bf16);
