@@ -435,6 +435,46 @@ void rows_1x(int64_t n, int64_t nr, float* s, const void* w, uint64_t ws, const 
   for (int64_t r = 0; r < nr; ++r) Dot(n, s + r, static_cast<const uint8_t*>(w) + r * ws, qx);
 }
 
+// Two rows at a time against Q8_0 activations (signed weights): the activation block and its
+// scale are loaded once for both rows (Q5_0: ~7% faster decode; Q8_0 measured slower, not used). Per row the float operations are vec_dot's (d = dw * dx,
+// even / odd accumulators, mul then add, tree8 of their sum), so each result is its bits.
+template <class W, void (*Dot)(int64_t, float*, const void*, const void*), class Unpack>
+void rows_2x_q8_0(int64_t n, int64_t nr, float* s, const void* vw, uint64_t ws, const void* vx,
+                  Unpack unpack) {
+  const int64_t nb = n / kQK;
+  const BlockQ8_0* x = static_cast<const BlockQ8_0*>(vx);
+  int64_t r = 0;
+  for (; r + 2 <= nr; r += 2) {
+    const W* w0 = reinterpret_cast<const W*>(static_cast<const uint8_t*>(vw) + r * ws);
+    const W* w1 = reinterpret_cast<const W*>(static_cast<const uint8_t*>(vw) + (r + 1) * ws);
+    __m256 e0 = _mm256_setzero_ps(), o0 = e0, e1 = e0, o1 = e0;
+    auto block = [&](int64_t b, __m256& c0, __m256& c1) {
+      const __m256i y = load_q8(x[b].qs);
+      const float dx = h2f(x[b].d);
+      const __m256i p0 = dot_i8i8(unpack(w0, b), y);
+      const __m256i p1 = dot_i8i8(unpack(w1, b), y);
+      c0 = _mm256_add_ps(c0, _mm256_mul_ps(_mm256_set1_ps(h2f(w0[b].d) * dx), _mm256_cvtepi32_ps(p0)));
+      c1 = _mm256_add_ps(c1, _mm256_mul_ps(_mm256_set1_ps(h2f(w1[b].d) * dx), _mm256_cvtepi32_ps(p1)));
+    };
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+      block(b, e0, e1);
+      block(b + 1, o0, o1);
+    }
+    if (b < nb) block(b, e0, e1);
+    s[r] = canonical_tree8_ps(_mm256_add_ps(e0, o0));
+    s[r + 1] = canonical_tree8_ps(_mm256_add_ps(e1, o1));
+  }
+  if (r < nr) Dot(n, s + r, static_cast<const uint8_t*>(vw) + r * ws, vx);
+}
+
+void rows_q5_0(int64_t n, int64_t nr, float* s, const void* w, uint64_t ws, const void* x) {
+  rows_2x_q8_0<BlockQ5_0, vec_dot_q5_0_q8_0>(n, nr, s, w, ws, x, [](const BlockQ5_0* wr, int64_t b) {
+    const __m256i hi = _mm256_andnot_si256(bits32(wr[b].qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    return _mm256_or_si256(nibbles32(wr[b].qs), hi);
+  });
+}
+
 void vec_dot_4x_q4_0_q8_0(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint64_t ws,
                           const void* qx, uint64_t xs) {
   auto unpack = [](const BlockQ4_0* wr, int64_t b) {
@@ -746,9 +786,9 @@ void fill_quant_kernels_avx2(KernelTable& t) {
   };
   setr(GgmlType::Q4_0, rows_1x<vec_dot_q4_0_q8_0>);
   setr(GgmlType::Q4_1, rows_1x<vec_dot_q4_1_q8_1>);
-  setr(GgmlType::Q5_0, rows_1x<vec_dot_q5_0_q8_0>);
+  setr(GgmlType::Q5_0, rows_q5_0);
   setr(GgmlType::Q5_1, rows_1x<vec_dot_q5_1_q8_1>);
-  setr(GgmlType::Q8_0, rows_1x<vec_dot_q8_0_q8_0>);
+  setr(GgmlType::Q8_0, rows_1x<vec_dot_q8_0_q8_0>);  // two rows at a time measured slower here
   setr(GgmlType::Q4_K, rows_1x<vec_dot_q4_k_q8_k>);
   setr(GgmlType::Q5_K, rows_1x<vec_dot_q5_k_q8_k>);
   setr(GgmlType::Q6_K, rows_1x<vec_dot_q6_k_q8_k>);
