@@ -537,25 +537,51 @@ inline int mins_dot_bsums(const int* m, const int16_t* bsums) {
   return summ;
 }
 
-void vec_dot_q4_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
-  const BlockQ4_K* w = static_cast<const BlockQ4_K*>(vw);
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// The unsigned values of sub-blocks 2k (lo) and 2k + 1 (hi) of one Q4_K / Q5_K super-block: the
+// low and high nibbles of qs[32k .. 32k + 32); Q5_K adds bit 2k (lo) / 2k + 1 (hi) of qh as 16.
+struct SubblocksQ4K {
+  const BlockQ4_K& b;
+  explicit SubblocksQ4K(const BlockQ4_K& blk) : b(blk) {}
+  void get(int k, __m256i& lo, __m256i& hi) const {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), bits = load256(b.qs + 32 * k);
+    lo = _mm256_and_si256(bits, m4);
+    hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+  }
+};
+
+struct SubblocksQ5K {
+  const BlockQ5_K& b;
+  const __m256i qh;
+  explicit SubblocksQ5K(const BlockQ5_K& blk) : b(blk), qh(load256(blk.qh)) {}
+  void get(int k, __m256i& lo, __m256i& hi) const {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(1), bits = load256(b.qs + 32 * k);
+    const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m1), 4);
+    const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k + 1), m1), 4);
+    lo = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
+    hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
+  }
+};
+
+// Q4_K / Q5_K against Q8_K: per super-block the exact sumi (sub-block scales on the pair sums) and
+// summ (mins x bsums), then canonical_kterm_min into acc[i % 8], then tree8.
+template <class W, class Sub>
+void vec_dot_k4(int64_t n, float* s, const void* vw, const void* vx) {
+  const W* w = static_cast<const W*>(vw);
   const BlockQ8_K* x = static_cast<const BlockQ8_K*>(vx);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   float acc[8] = {0};
   for (int64_t i = 0; i < n / kQKK; ++i) {
     int sc[8], m[8];
     scales_mins_k4(w[i].scales, sc, m);
-    const uint8_t* q4 = w[i].qs;
-    const int8_t* q8 = x[i].qs;
+    const Sub sub(w[i]);
     __m256i sumi = _mm256_setzero_si256();
-    for (int k = 0; k < 4; ++k, q4 += 32, q8 += 64) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4));
-      const __m256i lo = _mm256_and_si256(bits, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8));
-      const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32));
-      sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(lo, y0, sc[2 * k]));
-      sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(hi, y1, sc[2 * k + 1]));
+    for (int k = 0; k < 4; ++k) {
+      __m256i lo, hi;
+      sub.get(k, lo, hi);
+      const int8_t* q8 = x[i].qs + 64 * k;
+      sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(lo, load256(q8), sc[2 * k]));
+      sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(hi, load256(q8 + 32), sc[2 * k + 1]));
     }
     acc[i % 8] += canonical_kterm_min(x[i].d, h2f(w[i].d), h2f(w[i].dmin), hsum_epi32(sumi),
                                       mins_dot_bsums(m, x[i].bsums));
@@ -563,35 +589,12 @@ void vec_dot_q4_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
   *s = canonical_tree(acc, 8);
 }
 
-void vec_dot_q5_k_q8_k(int64_t n, float* s, const void* vw, const void* vx) {
-  const BlockQ5_K* w = static_cast<const BlockQ5_K*>(vw);
-  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(vx);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  const __m256i m1 = _mm256_set1_epi8(1);
-  float acc[8] = {0};
-  for (int64_t i = 0; i < n / kQKK; ++i) {
-    int sc[8], m[8];
-    scales_mins_k4(w[i].scales, sc, m);
-    const uint8_t* ql = w[i].qs;
-    const int8_t* q8 = x[i].qs;
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh));
-    __m256i sumi = _mm256_setzero_si256();
-    for (int k = 0; k < 4; ++k, ql += 32, q8 += 64) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-      // bit 2k of qh -> 16 for the low nibbles, bit 2k+1 for the high nibbles
-      const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m1), 4);
-      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k + 1), m1), 4);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
-      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
-      const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8));
-      const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32));
-      sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(lo, y0, sc[2 * k]));
-      sumi = _mm256_add_epi32(sumi, dot_u8i8_scaled(hi, y1, sc[2 * k + 1]));
-    }
-    acc[i % 8] += canonical_kterm_min(x[i].d, h2f(w[i].d), h2f(w[i].dmin), hsum_epi32(sumi),
-                                      mins_dot_bsums(m, x[i].bsums));
-  }
-  *s = canonical_tree(acc, 8);
+void vec_dot_q4_k_q8_k(int64_t n, float* s, const void* w, const void* x) {
+  vec_dot_k4<BlockQ4_K, SubblocksQ4K>(n, s, w, x);
+}
+
+void vec_dot_q5_k_q8_k(int64_t n, float* s, const void* w, const void* x) {
+  vec_dot_k4<BlockQ5_K, SubblocksQ5K>(n, s, w, x);
 }
 
 // Q6_K: q in 0..63, (q - 32) * y = q * y - 32 * y, both as maddubs pair sums (no saturation:
@@ -648,55 +651,22 @@ struct Tokens4K {
   }
 };
 
-inline __m256i load256(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-
-void row_4x_q4_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
-  const BlockQ4_K* w = static_cast<const BlockQ4_K*>(vw);
+// Q4_K / Q5_K rows x 4 tokens: each sub-block pair unpacked once for the 4 tokens.
+template <class W, class Sub>
+void row_4x_k4(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
+  const W* w = static_cast<const W*>(vw);
   const Tokens4K X(qx, xs);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
   float acc[4][8] = {};
   for (int64_t i = 0; i < n / kQKK; ++i) {
     int sc[8], m[8];
     scales_mins_k4(w[i].scales, sc, m);
     const float dw = h2f(w[i].d), dmin = h2f(w[i].dmin);
+    const Sub sub(w[i]);
     __m256i sumi[4];
     for (int t = 0; t < 4; ++t) sumi[t] = _mm256_setzero_si256();
     for (int k = 0; k < 4; ++k) {
-      const __m256i bits = load256(w[i].qs + 32 * k);
-      const __m256i lo = _mm256_and_si256(bits, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      for (int t = 0; t < 4; ++t) {
-        const int8_t* q8 = X.x[t][i].qs + 64 * k;
-        sumi[t] = _mm256_add_epi32(sumi[t], dot_u8i8_scaled(lo, load256(q8), sc[2 * k]));
-        sumi[t] = _mm256_add_epi32(sumi[t], dot_u8i8_scaled(hi, load256(q8 + 32), sc[2 * k + 1]));
-      }
-    }
-    for (int t = 0; t < 4; ++t)
-      acc[t][i % 8] += canonical_kterm_min(X.x[t][i].d, dw, dmin, hsum_epi32(sumi[t]),
-                                           mins_dot_bsums(m, X.x[t][i].bsums));
-  }
-  for (int t = 0; t < 4; ++t) s[t * ss] = canonical_tree(acc[t], 8);
-}
-
-void row_4x_q5_k_q8_k(int64_t n, float* s, int64_t ss, const void* vw, const void* qx, uint64_t xs) {
-  const BlockQ5_K* w = static_cast<const BlockQ5_K*>(vw);
-  const Tokens4K X(qx, xs);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  const __m256i m1 = _mm256_set1_epi8(1);
-  float acc[4][8] = {};
-  for (int64_t i = 0; i < n / kQKK; ++i) {
-    int sc[8], m[8];
-    scales_mins_k4(w[i].scales, sc, m);
-    const float dw = h2f(w[i].d), dmin = h2f(w[i].dmin);
-    const __m256i qh = load256(w[i].qh);
-    __m256i sumi[4];
-    for (int t = 0; t < 4; ++t) sumi[t] = _mm256_setzero_si256();
-    for (int k = 0; k < 4; ++k) {
-      const __m256i bits = load256(w[i].qs + 32 * k);
-      const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m1), 4);
-      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k + 1), m1), 4);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), h0);
-      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4), h1);
+      __m256i lo, hi;
+      sub.get(k, lo, hi);
       for (int t = 0; t < 4; ++t) {
         const int8_t* q8 = X.x[t][i].qs + 64 * k;
         sumi[t] = _mm256_add_epi32(sumi[t], dot_u8i8_scaled(lo, load256(q8), sc[2 * k]));
@@ -797,8 +767,8 @@ void fill_quant_kernels_avx2(KernelTable& t) {
   set4(GgmlType::Q5_0, vec_dot_4x_q5_0_q8_0);
   set4(GgmlType::Q5_1, vec_dot_4x_q5_1_q8_1);
   set4(GgmlType::Q8_0, vec_dot_4x_q8_0_q8_0);
-  set4(GgmlType::Q4_K, rows_4x_k<row_4x_q4_k_q8_k>);
-  set4(GgmlType::Q5_K, rows_4x_k<row_4x_q5_k_q8_k>);
+  set4(GgmlType::Q4_K, rows_4x_k<row_4x_k4<BlockQ4_K, SubblocksQ4K>>);
+  set4(GgmlType::Q5_K, rows_4x_k<row_4x_k4<BlockQ5_K, SubblocksQ5K>>);
   set4(GgmlType::Q6_K, rows_4x_k<row_4x_q6_k_q8_k>);
 }
 
