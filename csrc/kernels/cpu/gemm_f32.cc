@@ -6,7 +6,6 @@
 // is the canonical sum of gemm_f32.h whatever the blocking, thread count or level.
 #include "kernels/cpu/gemm_f32.h"
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -167,16 +166,7 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
           }
         }
       };
-      if (nt == 1 || n_items == 1) {
-        for (int64_t it = 0; it < n_items; ++it) do_item(it);
-        continue;
-      }
-      std::atomic<int64_t> next{0};
-      pool.run([&](int, int) {
-        for (int64_t it = next.fetch_add(1, std::memory_order_relaxed); it < n_items;
-             it = next.fetch_add(1, std::memory_order_relaxed))
-          do_item(it);
-      });
+      pool.run_items(static_cast<int>(n_items), [&](int it) { do_item(it); });
     }
   }
 }

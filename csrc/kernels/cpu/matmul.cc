@@ -8,7 +8,6 @@
 // arithmetic goes through the active KernelTable.
 #include "kernels/cpu/matmul.h"
 
-#include <atomic>
 #include <string>
 
 #include "kernels/cpu/kernel_table.h"
@@ -95,16 +94,7 @@ void run_dots(const WeightView& W, const uint8_t* act, uint64_t act_row, int64_t
           vec_dot(cols, Y + t * rows + r, w + static_cast<uint64_t>(r) * w_stride,
                   act + static_cast<uint64_t>(t) * act_row);
     };
-    if (nt == 1 || n_chunks == 1) {
-      for (int64_t c = 0; c < n_chunks; ++c) do_chunk(c);
-      return;
-    }
-    std::atomic<int64_t> next{0};
-    pool.run([&](int, int) {
-      for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
-           c = next.fetch_add(1, std::memory_order_relaxed))
-        do_chunk(c);
-    });
+    pool.run_items(static_cast<int>(n_chunks), [&](int c) { do_chunk(c); });
     return;
   }
 

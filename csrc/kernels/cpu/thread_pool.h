@@ -30,8 +30,11 @@ class ThreadPool {
   // Splits [0, n) into contiguous chunks of about `grain` (at most a few per thread).
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
- private:
+  // item(i) once for every i in [0, n_items), each claimed by whichever thread is free (the
+  // caller included); serial when the pool or the job has one. Returns when all have finished.
   void run_items(int n_items, const std::function<void(int)>& item);
+
+ private:
   int claim(uint32_t gen);
   void worker();
 
