@@ -141,20 +141,18 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
     for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i] / o_.temperature, 0.0f, static_cast<int32_t>(i)});
     std::partial_sort(cand_.begin(), cand_.begin() + o_.top_k, cand_.end(), by_logit);
     n = static_cast<size_t>(o_.top_k);
+    for (size_t i = 0; i < n; ++i) cand_[i].w = std::exp(cand_[i].x - mx);
   } else {
     // min_p keeps the tokens whose probability is at least min_p times the top one's, i.e. whose
     // weight is at least min_p (the top weight is 1): filter before any sorting.
     for (int64_t i = 0; i < n_vocab; ++i) {
-      const float x = logits[i] / o_.temperature;
-      if (o_.min_p <= 0.0f || std::exp(x - mx) >= o_.min_p) cand_.push_back({x, 0.0f, static_cast<int32_t>(i)});
+      const float x = logits[i] / o_.temperature, w = std::exp(x - mx);
+      if (o_.min_p <= 0.0f || w >= o_.min_p) cand_.push_back({x, w, static_cast<int32_t>(i)});
     }
     n = cand_.size();
   }
   double sum = 0.0;  // over the candidates, in their current order (sorted for top-k, else by id)
-  for (size_t i = 0; i < n; ++i) {
-    cand_[i].w = std::exp(cand_[i].x - mx);
-    sum += cand_[i].w;
-  }
+  for (size_t i = 0; i < n; ++i) sum += cand_[i].w;
   bool sorted = o_.top_k > 0 && o_.top_k < n_vocab;
   if (o_.top_p < 1.0f) {
     // The smallest prefix of the sorted order whose probability reaches top_p. Sort only as far as
