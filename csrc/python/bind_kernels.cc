@@ -112,6 +112,56 @@ py::array_t<float> matmul(uint32_t type_id, const py::buffer& w, int64_t rows, i
   return out;
 }
 
+// A weight matrix held as the model holds it (ggml rows, or packed x8), with its own thread pool:
+// the test and bench hook of the matmul paths. w: [rows, row_bytes] raw blocks of type_id.
+class WeightMatrixForTests {
+ public:
+  WeightMatrixForTests(uint32_t type_id, const py::buffer& w, int64_t rows, int64_t cols, bool packed,
+                       int threads)
+      : pool_(threads) {
+    const TypeTraits& tr = traits_or_throw(type_id);
+    check_multiple(tr, cols);
+    if (rows <= 0 || cols <= 0) throw InvalidArgumentError("WeightMatrix: rows and cols must be positive");
+    const uint64_t stride = row_bytes(tr, cols);
+    const uint8_t* src = static_cast<const uint8_t*>(raw_bytes(w, stride * static_cast<uint64_t>(rows), "weights"));
+    raw_.assign(src, src + stride * static_cast<uint64_t>(rows));
+    W_.type = static_cast<GgmlType>(type_id);
+    W_.data = raw_.data();
+    W_.rows = rows;
+    W_.cols = cols;
+    W_.row_stride = stride;
+    if (packed) {
+      W_ = cpu::pack_x8(W_, packed_);
+      raw_.clear();
+    }
+  }
+  py::array_t<float> matmul(F32Array x, bool precise) {
+    if (x.ndim() != 2 || x.shape(1) != W_.cols)
+      throw InvalidArgumentError("matmul: x must have shape [T, " + std::to_string(W_.cols) + "]");
+    const int64_t T = x.shape(0);
+    py::array_t<float> out({static_cast<py::ssize_t>(T), static_cast<py::ssize_t>(W_.rows)});
+    const float* X = x.data();
+    float* Y = out.mutable_data();
+    py::gil_scoped_release nogil;
+    if (precise)
+      cpu::matmul_precise(W_, X, T, Y, pool_, scratch_);
+    else
+      cpu::matmul(W_, X, T, Y, pool_, scratch_);
+    return out;
+  }
+  py::array_t<float> rows() const {  // every row as float (the embedding lookup path)
+    py::array_t<float> out({static_cast<py::ssize_t>(W_.rows), static_cast<py::ssize_t>(W_.cols)});
+    for (int64_t r = 0; r < W_.rows; ++r) cpu::dequantize_row(W_, r, out.mutable_data() + r * W_.cols);
+    return out;
+  }
+
+ private:
+  cpu::ThreadPool pool_;
+  cpu::MatmulScratch scratch_;
+  std::vector<uint8_t> raw_, packed_;
+  cpu::WeightView W_;
+};
+
 // One sequence's keys and values stored as the model's cache stores them (16-position pages of
 // f32 / f16 / bf16, in reversed page order), with its own thread pool: the attention kernel's test
 // and bench hook. k, v: [S, n_head_kv, head_dim].
@@ -308,6 +358,14 @@ void register_kernels(py::module_& m) {
   m.def("matmul", &matmul, py::arg("type_id"), py::arg("w"), py::arg("rows"), py::arg("cols"),
         py::arg("x"), py::arg("threads") = 1,
         "Y[T, rows] = X[T, cols] @ W.T for W given as rows x row_bytes raw blocks.");
+  py::class_<WeightMatrixForTests>(m, "WeightMatrix",
+                                   "A weight matrix [rows, row_bytes] held as the model holds it (packed: "
+                                   "8-row interleaved x8 blocks) with its own pool of `threads`.")
+      .def(py::init<uint32_t, const py::buffer&, int64_t, int64_t, bool, int>(), py::arg("type_id"),
+           py::arg("w"), py::arg("rows"), py::arg("cols"), py::arg("packed") = true, py::arg("threads") = 1)
+      .def("matmul", &WeightMatrixForTests::matmul, py::arg("x"), py::arg("precise") = false,
+           "Y[T, rows] = X[T, cols] @ W.T (precise: ~16-bit activations, as the model's Q/K/V).")
+      .def("rows", &WeightMatrixForTests::rows, "Every row as float.");
   m.def("gemm_f32", &gemm_f32, py::arg("a"), py::arg("b"), py::arg("threads") = 1,
         "C[M, N] = a[M, K] @ b[K, N] in float32 with the active ISA level's GEMM kernel "
         "(bit-identical across levels and thread counts).");

@@ -11,6 +11,8 @@ namespace llmasos::cpu::LLMASOS_ISA_NS {
 
 // quant_dot.cc: activation quantizers, quantized dot products and row dequantizers.
 void fill_quant_kernels(KernelTable& t);
+// quant_gemm_x8.cc: products with row-interleaved (x8) packed weights.
+void fill_gemm_x8(KernelTable& t);
 // ops.cc: dense float ops (norms, activations, softmax, dot, axpy).
 void fill_ops(KernelTable& t);
 // attention_block.cc: the inner products of attention over one 16-position KV block.

@@ -8,6 +8,18 @@
 
 namespace llmasos::cpu {
 
+// The activations of a product with a row-interleaved (x8, quant/packed_x8.h) weight matrix: token
+// rows of Q8_0 / Q8_1 blocks, and per token t and block b (index t * nb + b) the block's scale as
+// float, its Q8_1 sum field as float (nullptr for Q8_0) and the exact sum of its 32 quants.
+struct X8Act {
+  const uint8_t* q = nullptr;  // token t's block b at q + t * q_stride + b * block_bytes
+  uint64_t q_stride = 0, block_bytes = 0, qs_offset = 0;  // qs_offset: the 32 int8 quants
+  int64_t nb = 0;              // blocks per row
+  const float* d = nullptr;
+  const float* s = nullptr;
+  const int32_t* sum = nullptr;
+};
+
 struct KernelTable {
   const char* isa = nullptr;
 
@@ -29,6 +41,12 @@ struct KernelTable {
   // one per row. nullptr where a level has none (matmul then calls vec_dot per row).
   void (*vec_dot_rows[kGgmlTypeCount])(int64_t n, int64_t nr, float* s, const void* w,
                                        uint64_t w_stride, const void* qx) = {};
+  // Product with a packed x8 weight matrix of type t (Q4_0 ... Q8_0; canonical order in
+  // quant_dot.h): groups [0, ng) of w (8 rows each, contiguous, nb blocks per group), tokens
+  // [t0, t0 + nt) with nt <= 4:  y[t * y_stride + 8 g + r] = dot(row 8 g + r, token t) for the rows
+  // 8 g + r < rows (rows counted from w's first group; the zero rows past it are not stored).
+  void (*gemm_x8[kGgmlTypeCount])(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
+                                  int64_t t0, int64_t nt, float* y, int64_t y_stride) = {};
   // Dequantize one row of type t to float (used for embeddings lookups).
   void (*dequantize_row[kGgmlTypeCount])(const void* src, float* dst, int64_t n) = {};
 

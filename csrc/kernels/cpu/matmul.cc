@@ -8,10 +8,12 @@
 // arithmetic goes through the active KernelTable.
 #include "kernels/cpu/matmul.h"
 
+#include <cstring>
 #include <string>
 
 #include "kernels/cpu/kernel_table.h"
 #include "llmasos/errors.hpp"
+#include "quant/packed_x8.h"
 
 namespace llmasos::cpu {
 
@@ -32,6 +34,12 @@ const TypeTraits& checked_traits(const WeightView& W) {
     throw InvalidArgumentError(std::string("matmul: ") + tr->name + " weight with " +
                                std::to_string(W.cols) + " columns (must be a positive multiple of " +
                                std::to_string(tr->block_size) + ")");
+  if (W.x8) {
+    if (quant::x8_block_bytes(W.type) == 0)
+      throw InvalidArgumentError(std::string("matmul: no x8 packing for ") + tr->name);
+    if (W.rows > 0 && !W.data) throw InvalidArgumentError("matmul: x8 weight without data");
+    return *tr;
+  }
   if (W.rows > 0 && (!W.data || W.row_stride < row_bytes(*tr, W.cols)))
     throw InvalidArgumentError(std::string("matmul: ") + tr->name + " weight row stride " +
                                std::to_string(W.row_stride) + " is shorter than a row");
@@ -126,14 +134,106 @@ void run_dots(const WeightView& W, const uint8_t* act, uint64_t act_row, int64_t
   pool.parallel_for(rows, grain, rows_job);
 }
 
+// x8 side arrays of token rows [t0, t1) of q (Q8_0 / Q8_1 blocks, act_row bytes apart): per token
+// and block the scale and (Q8_1) sum field as float, and (formats with an offset) the quant sum.
+void x8_side(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t nb, int64_t t0,
+             int64_t t1, bool want_sum, MatmulScratch& sc) {
+  const bool q8_1 = &at == type_traits(GgmlType::Q8_1);
+  const uint64_t bb = static_cast<uint64_t>(at.type_size), qs = q8_1 ? 4 : 2;
+  for (int64_t t = t0; t < t1; ++t) {
+    const uint8_t* row = q + static_cast<uint64_t>(t) * act_row;
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = row + static_cast<uint64_t>(b) * bb;
+      uint16_t h;
+      std::memcpy(&h, blk, 2);
+      sc.xd[static_cast<size_t>(t * nb + b)] = fp16_to_fp32(h);
+      if (q8_1) {
+        std::memcpy(&h, blk + 2, 2);
+        sc.xs[static_cast<size_t>(t * nb + b)] = fp16_to_fp32(h);
+      }
+      if (want_sum) {
+        int32_t sum = 0;
+        for (int e = 0; e < 32; ++e) sum += static_cast<int8_t>(blk[qs + e]);
+        sc.xsum[static_cast<size_t>(t * nb + b)] = sum;
+      }
+    }
+  }
+}
+
+// Sizes the side arrays for T token rows and returns the activation view of q.
+X8Act x8_act(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t nb, int64_t T,
+             MatmulScratch& sc) {
+  const size_t n = static_cast<size_t>(T * nb);
+  if (sc.xd.size() < n) { sc.xd.resize(n); sc.xs.resize(n); sc.xsum.resize(n); }
+  X8Act a;
+  a.q = q;
+  a.q_stride = act_row;
+  a.block_bytes = static_cast<uint64_t>(at.type_size);
+  a.qs_offset = &at == type_traits(GgmlType::Q8_1) ? 4 : 2;
+  a.nb = nb;
+  a.d = sc.xd.data();
+  a.s = sc.xs.data();
+  a.sum = sc.xsum.data();
+  return a;
+}
+
+bool has_kernel(const KernelTable& k, const WeightView& W) {
+  const uint32_t id = static_cast<uint32_t>(W.type);
+  return W.x8 ? k.gemm_x8[id] != nullptr : k.vec_dot[id] != nullptr;
+}
+
+bool x8_wants_sum(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q5_0; }
+
+// Y[t * rows + r] for an x8 matrix: chunks of 8-row groups handed out dynamically, each chunk's
+// weights (about kChunkBytes, L1/L2-sized) passed over by every tile of 4 tokens in turn.
+void run_x8(const WeightView& W, const X8Act& a, int64_t T, float* Y, ThreadPool& pool) {
+  auto kern = kernels().gemm_x8[static_cast<uint32_t>(W.type)];
+  const int64_t nb = W.cols / 32, ng = (W.rows + 7) / 8;
+  const uint64_t gs = static_cast<uint64_t>(nb) * quant::x8_block_bytes(W.type);
+  const int64_t nt = pool.size();
+  const int64_t fair = (ng + nt * kChunksPerThread - 1) / (nt * kChunksPerThread);
+  int64_t chunk = fair;
+  if (T > kTileTokens) {  // weights are reused across token tiles: keep a chunk in cache
+    const int64_t fit = static_cast<int64_t>(kChunkBytes / gs);
+    if (fit < chunk) chunk = fit;
+  }
+  if (chunk < 1) chunk = 1;
+  const int64_t n_chunks = (ng + chunk - 1) / chunk;
+  const uint8_t* w = static_cast<const uint8_t*>(W.data);
+  pool.run_items(static_cast<int>(n_chunks), [&](int c) {
+    const int64_t g0 = c * chunk, g1 = g0 + chunk < ng ? g0 + chunk : ng;
+    for (int64_t tb = 0; tb < T; tb += kTileTokens) {
+      const int64_t n = T - tb < kTileTokens ? T - tb : kTileTokens;
+      kern(g1 - g0, W.rows - 8 * g0, w + static_cast<uint64_t>(g0) * gs, a, tb, n, Y + 8 * g0, W.rows);
+    }
+  });
+}
+
 }  // namespace
+
+bool can_pack_x8(const WeightView& W) {
+  return !W.x8 && quant::x8_block_bytes(W.type) != 0 && W.cols > 0 && W.cols % 32 == 0 &&
+         kernels().gemm_x8[static_cast<uint32_t>(W.type)] != nullptr;
+}
+
+WeightView pack_x8(const WeightView& W, std::vector<uint8_t>& out) {
+  checked_traits(W);
+  if (!can_pack_x8(W)) throw InvalidArgumentError("pack_x8: this weight has no x8 packing");
+  out.resize(quant::x8_matrix_bytes(W.type, W.rows, W.cols));
+  quant::repack_x8(W.type, static_cast<const uint8_t*>(W.data), W.row_stride, W.rows, W.cols, out.data());
+  WeightView p = W;
+  p.data = out.data();
+  p.row_stride = 0;
+  p.x8 = true;
+  return p;
+}
 
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
             MatmulScratch& scratch) {
   const TypeTraits& tr = checked_traits(W);
   if (T <= 0 || W.rows == 0) return;
   const KernelTable& k = kernels();
-  if (!k.vec_dot[static_cast<uint32_t>(W.type)])
+  if (!has_kernel(k, W))
     throw InvalidArgumentError(std::string("matmul: no dot product kernel for ") + tr.name);
   const int64_t cols = W.cols;
   const TypeTraits* at = act_traits(tr, k, cols, "matmul");
@@ -148,6 +248,16 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
   const uint64_t need = act_row * static_cast<uint64_t>(T);
   if (scratch.qact.size() < need) scratch.qact.resize(need);
   uint8_t* q = scratch.qact.data();
+  if (W.x8) {
+    const int64_t nb = cols / 32;
+    const X8Act a = x8_act(*at, q, act_row, nb, T, scratch);
+    for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) quantize(X + t * cols, q + t * act_row, cols);
+      x8_side(*at, q, act_row, nb, t0, t1, x8_wants_sum(W.type), scratch);
+    });
+    run_x8(W, a, T, Y, pool);
+    return;
+  }
   for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) quantize(X + t * cols, q + t * act_row, cols);
   });
@@ -164,7 +274,7 @@ void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, Th
     matmul(W, X, T, Y, pool, scratch);
     return;
   }
-  if (!k.vec_dot[static_cast<uint32_t>(W.type)])
+  if (!has_kernel(k, W))
     throw InvalidArgumentError(std::string("matmul_precise: no dot product kernel for ") + tr.name);
   auto quantize = k.quantize_act[static_cast<uint32_t>(tr.vec_dot_type)];
   const int64_t cols = W.cols, rows = W.rows;
@@ -189,7 +299,16 @@ void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, Th
   });
   scratch.prod.resize(static_cast<size_t>(2 * T * rows));
   float* p = scratch.prod.data();
-  run_dots(W, q, act_row, 2 * T, p, pool);
+  if (W.x8) {
+    const int64_t nb = cols / 32;
+    const X8Act a = x8_act(*at, q, act_row, nb, 2 * T, scratch);
+    for_tokens(pool, 2 * T, cols, [&](int64_t t0, int64_t t1) {
+      x8_side(*at, q, act_row, nb, t0, t1, x8_wants_sum(W.type), scratch);
+    });
+    run_x8(W, a, 2 * T, p, pool);
+  } else {
+    run_dots(W, q, act_row, 2 * T, p, pool);
+  }
   for_tokens(pool, T, rows, [&](int64_t t0, int64_t t1) {
     for (int64_t i = t0 * rows; i < t1 * rows; ++i) Y[i] = p[i] + p[T * rows + i];
   });
@@ -200,6 +319,10 @@ void dequantize_row(const WeightView& W, int64_t r, float* out) {
   if (r < 0 || r >= W.rows)
     throw InvalidArgumentError("dequantize_row: row " + std::to_string(r) + " out of range [0, " +
                                std::to_string(W.rows) + ")");
+  if (W.x8) {
+    quant::dequantize_row_x8(W.type, static_cast<const uint8_t*>(W.data), W.cols, r, out);
+    return;
+  }
   auto deq = kernels().dequantize_row[static_cast<uint32_t>(W.type)];
   if (!deq) throw InvalidArgumentError(std::string("dequantize_row: no kernel for ") + tr.name);
   deq(static_cast<const uint8_t*>(W.data) + static_cast<uint64_t>(r) * W.row_stride, out, W.cols);

@@ -14,12 +14,15 @@ namespace llmasos::cpu {
 
 // A weight matrix of `rows` output rows, each `cols` elements of `type`, rows `row_stride` bytes
 // apart (ggml layout: a GGUF tensor with ne[0] = cols, ne[1] = rows).
+// With x8 set, data is the row-interleaved packing of quant/packed_x8.h (ceil(rows / 8) groups of
+// 8 rows; row_stride unused), which matmul runs through the KernelTable's gemm_x8.
 struct WeightView {
   GgmlType type = GgmlType::F32;
   const void* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
   uint64_t row_stride = 0;
+  bool x8 = false;
 };
 
 // Reusable scratch for the quantized activations (grows as needed, never shrinks).
@@ -28,6 +31,9 @@ struct MatmulScratch {
   std::vector<float> split;  // matmul_precise: [T][cols] activation residuals
   // matmul_precise: [2T][rows] products (the 8-bit parts, then the residuals')
   std::vector<float> prod;
+  // x8 products: per token and block, the activation scale and sum field as float, the quant sum
+  std::vector<float> xd, xs;
+  std::vector<int32_t> xsum;
 };
 
 // Y[t * rows + r] = dot(W row r, X[t * cols ...]) for t < T, r < W.rows.
@@ -43,5 +49,10 @@ void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, Th
 
 // Copies row `r` of W into `out` as float (embedding lookup).
 void dequantize_row(const WeightView& W, int64_t r, float* out);
+
+// True when W's type has an x8 packing the active kernels can run (see pack_x8).
+bool can_pack_x8(const WeightView& W);
+// Packs W (ggml layout) into `out` (resized to quant::x8_matrix_bytes) and returns the x8 view.
+WeightView pack_x8(const WeightView& W, std::vector<uint8_t>& out);
 
 }  // namespace llmasos::cpu

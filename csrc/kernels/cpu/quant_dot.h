@@ -9,6 +9,12 @@
 //      acc[(b % 2) * 8 + l] += d_b * float(p_b[l])        (acc: 16 lanes starting at +0)
 //    result = tree16(acc); Q4_1 / Q5_1 add the min terms summed in block order:
 //      ms += mw * sx;  result = tree16(acc) + ms.
+//  * x8 products (row-interleaved packed Q4_0 ... Q8_0, quant/packed_x8.h; matmul on a packed
+//    matrix): per output (row, token), per block b in increasing order, the exact int32 sum
+//    S_b = sum of q_e * x_e (q - 8 / q - 16 for Q4_0 / Q5_0, as an integer: sum q x - off * sum x),
+//    d_b = dw * dx, then
+//      acc = acc + d_b * float(S_b);   Q4_1 / Q5_1 also  accm = accm + mw * sx   (both start at +0)
+//    result = acc (+ accm). One accumulator per output: a SIMD lane is a row, never a partial sum.
 //  * K-quant dots, per super-block b: exact integer sums, then
 //      Q4_K, Q5_K:  t = (dx * dw) * float(sumi) - (dx * dminw) * float(summ)
 //      Q6_K:        t = (dx * dw) * float(sumi)

@@ -1,0 +1,244 @@
+// Products with row-interleaved (x8) packed weights (quant/packed_x8.h), compiled once per ISA
+// level: a portable scalar version of the canonical order (quant_dot.h, "x8 products") and an AVX2
+// one. A group of 8 rows is one register wide, so the int32 lanes of maddubs + madd (or VNNI
+// dpbusd at the avx512 level) are the 8 rows' block sums and the float scaling runs once per 8
+// outputs. Each call covers at most 4 tokens, every packed block being unpacked once for all of them.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/quant_dot.h"
+#include "quant/packed_x8.h"
+#include "quant/quant_blocks.h"
+
+#if defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+namespace llmasos::cpu::LLMASOS_ISA_NS {
+namespace {
+
+using namespace llmasos::quant;
+
+// What distinguishes the packed formats: fields present, and the quant offset (x = d (q - off)).
+template <GgmlType T> struct X8Format {
+  static constexpr bool kMin = T == GgmlType::Q4_1 || T == GgmlType::Q5_1;
+  static constexpr bool kQh = T == GgmlType::Q5_0 || T == GgmlType::Q5_1;
+  static constexpr bool kQ8 = T == GgmlType::Q8_0;
+  static constexpr int kOff = T == GgmlType::Q4_0 ? 8 : T == GgmlType::Q5_0 ? 16 : 0;
+  static constexpr uint64_t kM = 16;                           // m[8] (when kMin)
+  static constexpr uint64_t kQhAt = kMin ? 32 : 16;            // qh[32] (when kQh)
+  static constexpr uint64_t kQs = 16 + (kMin ? 16 : 0) + (kQh ? 32 : 0);
+  static constexpr uint64_t kBytes = kQs + (kQ8 ? 256 : 128);
+};
+
+float half_to_float(uint16_t h) {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
+  return fp16_to_fp32(h);  // exact either way
+#endif
+}
+
+// ---- portable: the canonical order written out -------------------------------------------------
+
+template <GgmlType T>
+int scalar_quant(const uint8_t* blk, int r, int e) {  // element e of row r, unsigned (or Q8 signed)
+  using F = X8Format<T>;
+  const int k = e / 4, pos = 4 * r + e % 4;
+  if (F::kQ8) return static_cast<int8_t>(blk[F::kQs + 32 * k + pos]);
+  int q = (blk[F::kQs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
+  if (F::kQh) q |= ((blk[F::kQhAt + pos] >> k) & 1) << 4;
+  return q;
+}
+
+template <GgmlType T>
+void gemm_x8_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                    int64_t nt, float* y, int64_t y_stride) {
+  using F = X8Format<T>;
+  const int64_t nb = a.nb;
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* grp = w + static_cast<uint64_t>(g * nb) * F::kBytes;
+    for (int64_t t = t0; t < t0 + nt; ++t) {
+      for (int r = 0; r < kX8Rows && 8 * g + r < rows; ++r) {
+        float acc = 0.0f, accm = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
+          const int8_t* xq = reinterpret_cast<const int8_t*>(
+              a.q + static_cast<uint64_t>(t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+          int s = 0;
+          for (int e = 0; e < kQK; ++e) s += scalar_quant<T>(blk, r, e) * xq[e];
+          const int64_t ti = t * nb + b;
+          if (F::kOff) s -= F::kOff * a.sum[ti];
+          uint16_t dh;
+          std::memcpy(&dh, blk + 2 * r, 2);
+          const float d = half_to_float(dh) * a.d[ti];
+          acc = acc + d * static_cast<float>(s);
+          if (F::kMin) {
+            uint16_t mh;
+            std::memcpy(&mh, blk + F::kM + 2 * r, 2);
+            accm = accm + half_to_float(mh) * a.s[ti];
+          }
+        }
+        y[t * y_stride + 8 * g + r] = F::kMin ? acc + accm : acc;
+      }
+    }
+  }
+}
+
+#if defined(__AVX2__) && defined(__F16C__)
+
+// ---- AVX2: one group of 8 rows x NT tokens per pass over its blocks ---------------------------
+
+// The block's 8 registers: unsigned quants (4/5-bit) or the raw signed bytes (Q8_0).
+template <GgmlType T>
+inline void unpack_x8(const uint8_t* blk, __m256i w[8]) {
+  using F = X8Format<T>;
+  const uint8_t* qs = blk + F::kQs;
+  if constexpr (F::kQ8) {
+    for (int k = 0; k < 8; ++k) w[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
+  } else {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int j = 0; j < 4; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j));
+      w[j] = _mm256_and_si256(v, m4);
+      w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+    if constexpr (F::kQh) {
+      // Bit k of each qh byte becomes bit 4 of register k's byte. The 16-bit shifts move bits
+      // across bytes only into positions the 0x10 mask drops.
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + F::kQhAt));
+      const __m256i b4 = _mm256_set1_epi8(0x10);
+      w[0] = _mm256_or_si256(w[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), b4));
+      w[1] = _mm256_or_si256(w[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), b4));
+      w[2] = _mm256_or_si256(w[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), b4));
+      w[3] = _mm256_or_si256(w[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), b4));
+      w[4] = _mm256_or_si256(w[4], _mm256_and_si256(h, b4));
+      w[5] = _mm256_or_si256(w[5], _mm256_and_si256(_mm256_srli_epi16(h, 1), b4));
+      w[6] = _mm256_or_si256(w[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), b4));
+      w[7] = _mm256_or_si256(w[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
+    }
+  }
+}
+
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// The 8 rows' exact sums of q * x over the block (before the _0 formats' offset), x = xq[0..31].
+// maddubs pairs cannot saturate: 4/5-bit q <= 31, |x| <= 127 (and 2 * 128 * 127 for Q8's |q|);
+// 16-bit partial sums of up to 8 (4-bit) or 4 (5-bit) maddubs stay below 32768.
+template <GgmlType T>
+inline __m256i block_sums_x8(const __m256i w[8], const int8_t* xq) {
+  using F = X8Format<T>;
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+  for (int k = 0; k < 8; k += 2) {
+    if constexpr (F::kQ8) {
+      s0 = _mm256_dpbusd_epi32(s0, _mm256_abs_epi8(w[k]), _mm256_sign_epi8(bcast4(xq + 4 * k), w[k]));
+      s1 = _mm256_dpbusd_epi32(s1, _mm256_abs_epi8(w[k + 1]),
+                               _mm256_sign_epi8(bcast4(xq + 4 * k + 4), w[k + 1]));
+    } else {
+      s0 = _mm256_dpbusd_epi32(s0, w[k], bcast4(xq + 4 * k));
+      s1 = _mm256_dpbusd_epi32(s1, w[k + 1], bcast4(xq + 4 * k + 4));
+    }
+  }
+  return _mm256_add_epi32(s0, s1);
+#else
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (F::kQ8) {
+    __m256i s = _mm256_setzero_si256();
+    for (int k = 0; k < 8; ++k) {
+      const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w[k]), _mm256_sign_epi8(bcast4(xq + 4 * k), w[k]));
+      s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+    }
+    return s;
+  } else {
+    __m256i lo = _mm256_maddubs_epi16(w[0], bcast4(xq));
+    for (int k = 1; k < 4; ++k) lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(w[k], bcast4(xq + 4 * k)));
+    __m256i hi = _mm256_maddubs_epi16(w[4], bcast4(xq + 16));
+    for (int k = 5; k < 8; ++k) hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[k], bcast4(xq + 4 * k)));
+    if constexpr (F::kQh)
+      return _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+    else
+      return _mm256_madd_epi16(_mm256_add_epi16(lo, hi), ones);
+  }
+#endif
+}
+
+template <GgmlType T, int NT>
+inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[NT]) {
+  using F = X8Format<T>;
+  const int64_t nb = a.nb;
+  __m256 acc[NT], accm[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm256_setzero_ps();
+  const uint8_t* xrow[NT];
+  for (int t = 0; t < NT; ++t) xrow[t] = a.q + static_cast<uint64_t>(t0 + t) * a.q_stride + a.qs_offset;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
+    __m256i w[8];
+    unpack_x8<T>(blk, w);
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+    __m256 mw = _mm256_setzero_ps();
+    if constexpr (F::kMin) mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + F::kM)));
+    for (int t = 0; t < NT; ++t) {
+      const int64_t ti = (t0 + t) * nb + b;
+      const int8_t* xq = reinterpret_cast<const int8_t*>(xrow[t] + static_cast<uint64_t>(b) * a.block_bytes);
+      __m256i s = block_sums_x8<T>(w, xq);
+      if constexpr (F::kOff != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(F::kOff * a.sum[ti]));
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[ti]));
+      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(s)));
+      if constexpr (F::kMin) accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[ti])));
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = F::kMin ? _mm256_add_ps(acc[t], accm[t]) : acc[t];
+}
+
+template <GgmlType T>
+void gemm_x8_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                  int64_t nt, float* y, int64_t y_stride) {
+  using F = X8Format<T>;
+  const uint64_t gs = static_cast<uint64_t>(a.nb) * F::kBytes;
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* grp = w + static_cast<uint64_t>(g) * gs;
+    __m256 out[4];
+    switch (nt) {
+      case 1: group_x8<T, 1>(grp, a, t0, out); break;
+      case 2: group_x8<T, 2>(grp, a, t0, out); break;
+      case 3: group_x8<T, 3>(grp, a, t0, out); break;
+      default: group_x8<T, 4>(grp, a, t0, out); break;
+    }
+    const int64_t valid = rows - 8 * g < 8 ? rows - 8 * g : 8;
+    for (int64_t t = 0; t < nt; ++t) {
+      float* dst = y + (t0 + t) * y_stride + 8 * g;
+      if (valid == 8) {
+        _mm256_storeu_ps(dst, out[t]);
+      } else {
+        float tmp[8];
+        _mm256_storeu_ps(tmp, out[t]);
+        for (int64_t r = 0; r < valid; ++r) dst[r] = tmp[r];
+      }
+    }
+  }
+}
+
+#endif  // AVX2
+
+}  // namespace
+
+void fill_gemm_x8(KernelTable& t) {
+#if defined(__AVX2__) && defined(__F16C__)
+#define LLMASOS_X8(type) t.gemm_x8[static_cast<uint32_t>(GgmlType::type)] = gemm_x8_avx2<GgmlType::type>
+#else
+#define LLMASOS_X8(type) t.gemm_x8[static_cast<uint32_t>(GgmlType::type)] = gemm_x8_scalar<GgmlType::type>
+#endif
+  LLMASOS_X8(Q4_0);
+  LLMASOS_X8(Q4_1);
+  LLMASOS_X8(Q5_0);
+  LLMASOS_X8(Q5_1);
+  LLMASOS_X8(Q8_0);
+#undef LLMASOS_X8
+}
+
+}  // namespace llmasos::cpu::LLMASOS_ISA_NS

@@ -1,0 +1,141 @@
+// Repacking of Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 matrices into the 8-row interleaved blocks of
+// packed_x8.h, and the reverse (one row as float) for embedding lookups of a packed matrix.
+#include "quant/packed_x8.h"
+
+#include <cstring>
+
+#include "quant/quant_blocks.h"
+
+namespace llmasos::quant {
+
+namespace {
+
+// Element e (< 32) of a source block as its unsigned quant (4/5-bit formats) or signed (Q8_0).
+struct SourceBlock {
+  const uint8_t* p;
+  GgmlType t;
+  uint16_t d() const { uint16_t v; std::memcpy(&v, p, 2); return v; }
+  uint16_t m() const { uint16_t v; std::memcpy(&v, p + 2, 2); return v; }  // _1 formats only
+  int q(int e) const {
+    switch (t) {
+      case GgmlType::Q4_0: case GgmlType::Q4_1: {
+        const uint8_t* qs = p + (t == GgmlType::Q4_0 ? 2 : 4);
+        return e < 16 ? qs[e] & 0x0f : qs[e - 16] >> 4;
+      }
+      case GgmlType::Q5_0: case GgmlType::Q5_1: {
+        const uint8_t* qh = p + (t == GgmlType::Q5_0 ? 2 : 4);
+        uint32_t h;
+        std::memcpy(&h, qh, 4);
+        const uint8_t* qs = qh + 4;
+        const int lo = e < 16 ? qs[e] & 0x0f : qs[e - 16] >> 4;
+        return lo | static_cast<int>(((h >> e) & 1u) << 4);
+      }
+      default:
+        return static_cast<int8_t>(p[2 + e]);  // Q8_0
+    }
+  }
+};
+
+bool has_min(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
+bool has_qh(GgmlType t) { return t == GgmlType::Q5_0 || t == GgmlType::Q5_1; }
+
+// Offsets of the fields inside a packed block: d[8], then m[8] (_1), qh[32] (5-bit), qs.
+struct PackedFields {
+  uint64_t m = 0, qh = 0, qs = 0;
+  explicit PackedFields(GgmlType t) {
+    uint64_t o = 16;
+    if (has_min(t)) { m = o; o += 16; }
+    if (has_qh(t)) { qh = o; o += 32; }
+    qs = o;
+  }
+};
+
+}  // namespace
+
+uint64_t x8_block_bytes(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0: return sizeof(BlockQ4_0x8);
+    case GgmlType::Q4_1: return sizeof(BlockQ4_1x8);
+    case GgmlType::Q5_0: return sizeof(BlockQ5_0x8);
+    case GgmlType::Q5_1: return sizeof(BlockQ5_1x8);
+    case GgmlType::Q8_0: return sizeof(BlockQ8_0x8);
+    default: return 0;
+  }
+}
+
+uint64_t x8_matrix_bytes(GgmlType t, int64_t rows, int64_t cols) {
+  const uint64_t groups = static_cast<uint64_t>((rows + kX8Rows - 1) / kX8Rows);
+  return groups * static_cast<uint64_t>(cols / kQK) * x8_block_bytes(t);
+}
+
+void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols,
+               uint8_t* dst) {
+  const uint64_t bb = x8_block_bytes(t);
+  const uint64_t sb = static_cast<uint64_t>(type_traits(t)->type_size);
+  const int64_t nb = cols / kQK, groups = (rows + kX8Rows - 1) / kX8Rows;
+  const PackedFields f(t);
+  const bool q8 = t == GgmlType::Q8_0, min = has_min(t), qh = has_qh(t);
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* out = dst + (static_cast<uint64_t>(g * nb + b)) * bb;
+      std::memset(out, 0, bb);
+      for (int r = 0; r < kX8Rows; ++r) {
+        const int64_t row = g * kX8Rows + r;
+        if (row >= rows) break;
+        const SourceBlock s{src + static_cast<uint64_t>(row) * row_stride + static_cast<uint64_t>(b) * sb, t};
+        const uint16_t d = s.d();
+        std::memcpy(out + 2 * r, &d, 2);
+        if (min) {
+          const uint16_t m = s.m();
+          std::memcpy(out + f.m + 2 * r, &m, 2);
+        }
+        for (int k = 0; k < 8; ++k) {
+          for (int i = 0; i < 4; ++i) {
+            const int q = s.q(4 * k + i);
+            const int pos = 4 * r + i;
+            if (q8) {
+              out[f.qs + 32 * k + pos] = static_cast<uint8_t>(static_cast<int8_t>(q));
+              continue;
+            }
+            out[f.qs + 32 * (k % 4) + pos] |= static_cast<uint8_t>((q & 0x0f) << (k < 4 ? 0 : 4));
+            if (qh) out[f.qh + pos] |= static_cast<uint8_t>(((q >> 4) & 1) << k);
+          }
+        }
+      }
+    }
+  }
+}
+
+void dequantize_row_x8(GgmlType t, const uint8_t* packed, int64_t cols, int64_t r, float* out) {
+  const uint64_t bb = x8_block_bytes(t);
+  const int64_t nb = cols / kQK;
+  const int lane = static_cast<int>(r % kX8Rows);
+  const PackedFields f(t);
+  const uint8_t* grp = packed + static_cast<uint64_t>(r / kX8Rows) * static_cast<uint64_t>(nb) * bb;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + static_cast<uint64_t>(b) * bb;
+    uint16_t dh, mh = 0;
+    std::memcpy(&dh, blk + 2 * lane, 2);
+    if (has_min(t)) std::memcpy(&mh, blk + f.m + 2 * lane, 2);
+    const float d = fp16_to_fp32(dh), m = fp16_to_fp32(mh);
+    for (int k = 0; k < 8; ++k) {
+      for (int i = 0; i < 4; ++i) {
+        const int pos = 4 * lane + i;
+        float v;
+        if (t == GgmlType::Q8_0) {
+          v = d * static_cast<float>(static_cast<int8_t>(blk[f.qs + 32 * k + pos]));
+        } else {
+          int q = (blk[f.qs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
+          if (has_qh(t)) q |= ((blk[f.qh + pos] >> k) & 1) << 4;
+          // The reference dequantizers' expressions: d * (q - off) or d * q + m.
+          if (t == GgmlType::Q4_0) v = d * static_cast<float>(q - 8);
+          else if (t == GgmlType::Q5_0) v = d * static_cast<float>(q - 16);
+          else v = d * static_cast<float>(q) + m;
+        }
+        out[b * kQK + 4 * k + i] = v;
+      }
+    }
+  }
+}
+
+}  // namespace llmasos::quant

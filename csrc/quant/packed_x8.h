@@ -1,0 +1,49 @@
+// Row-interleaved ("x8") layouts of the legacy 32-element formats, made once at load by repack_x8.
+// Eight weight rows share each packed block, so one 256-bit register holds four consecutive
+// elements of each of the 8 rows and a 4-byte broadcast of an activation block multiplies all 8
+// rows at once: the 8 lanes of an integer sum are 8 distinct outputs (no horizontal reduction,
+// and one float scale multiply per 8 outputs instead of one per output).
+//
+// Common element map: unpacked register k (k < 8), lane r (the row within the group), byte i holds
+// element 4k + i of row r. fp16 scales stay fp16 (the same bytes as the source blocks: a packed
+// matrix is exactly as large as the file's, plus zero rows up to a multiple of 8).
+#pragma once
+#include <cstdint>
+
+#include "quant/quant_types.h"
+
+namespace llmasos::quant {
+
+constexpr int kX8Rows = 8;
+
+// 4-bit: chunk j < 4 of qs (32 bytes), byte 4r + i: low nibble = element 4j + i of row r (register
+// j), high nibble = element 16 + 4j + i (register j + 4).
+struct BlockQ4_0x8 { uint16_t d[8]; uint8_t qs[128]; };              // x = d * (q - 8)
+struct BlockQ4_1x8 { uint16_t d[8], m[8]; uint8_t qs[128]; };        // x = d * q + m
+// 5-bit: qs as the 4-bit layouts (low 4 bits); qh byte 4r + i, bit k = bit 4 of element 4k + i of
+// row r, i.e. of the byte that register k holds at that position.
+struct BlockQ5_0x8 { uint16_t d[8]; uint8_t qh[32]; uint8_t qs[128]; };        // x = d * (q - 16)
+struct BlockQ5_1x8 { uint16_t d[8], m[8]; uint8_t qh[32]; uint8_t qs[128]; };  // x = d * q + m
+// 8-bit: register k is qs[32k .. 32k + 31], byte 4r + i = element 4k + i of row r.
+struct BlockQ8_0x8 { uint16_t d[8]; int8_t qs[256]; };               // x = d * q
+
+static_assert(sizeof(BlockQ4_0x8) == 8 * 18 && sizeof(BlockQ4_1x8) == 8 * 20, "x8 layout");
+static_assert(sizeof(BlockQ5_0x8) == 8 * 22 && sizeof(BlockQ5_1x8) == 8 * 24, "x8 layout");
+static_assert(sizeof(BlockQ8_0x8) == 8 * 34, "x8 layout");
+
+// Bytes of one packed block of 8 rows x 32 elements of `t`, or 0 when t has no x8 layout.
+uint64_t x8_block_bytes(GgmlType t);
+
+// Bytes of a packed [rows, cols] matrix: ceil(rows / 8) groups of cols / 32 blocks each.
+uint64_t x8_matrix_bytes(GgmlType t, int64_t rows, int64_t cols);
+
+// Packs rows [0, rows) of a ggml-layout matrix (rows `row_stride` bytes apart, cols a multiple of
+// 32) into dst (x8_matrix_bytes). Group g (rows 8g .. 8g + 7) is contiguous: its blocks in column
+// order. Rows past `rows` in the last group are zero (scales 0: they add +0 and are never stored).
+void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols,
+               uint8_t* dst);
+
+// Row r of a packed matrix as float, equal to the source format's reference dequantize.
+void dequantize_row_x8(GgmlType t, const uint8_t* packed, int64_t cols, int64_t r, float* out);
+
+}  // namespace llmasos::quant

@@ -1,0 +1,138 @@
+"""Row-interleaved (x8) packed weights: the repacking reads back exactly, and matmul over a packed
+matrix follows the x8 canonical order of quant_dot.h bit for bit (replayed here in numpy float32)
+under every ISA level, whatever the token count, tiling or thread count."""
+import numpy as np
+import pytest
+from gguf import GGMLQuantizationType as Q
+
+import llmasos
+from llmasos import _core
+from test_quant_kernels import act_roundtrip, dequant, q8_1_correction, random_weights
+
+LEGACY = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
+# (rows, T, blocks): rows not multiples of the 8-row group, T not of the 4-token tile.
+SHAPES = [(1, 1, 1), (7, 3, 3), (13, 5, 7), (33, 9, 2), (8, 4, 1), (66, 1, 5), (17, 2, 18)]
+
+
+def legacy_ints(t, raw, rows):
+    """Per row and block: d (float32), m (float32, or None), and the signed quants [rows, nb, 32]
+    (q - 8 / q - 16 for Q4_0 / Q5_0) of ggml-layout blocks."""
+    ts = _core.type_info(int(t))["type_size"]
+    b = np.ascontiguousarray(raw).reshape(rows, -1, ts)
+    f16 = lambda o: b[:, :, o:o + 2].copy().view(np.float16)[..., 0].astype(np.float32)
+    d = f16(0)
+    m = f16(2) if t in (Q.Q4_1, Q.Q5_1) else None
+    if t == Q.Q8_0:
+        return d, m, b[:, :, 2:34].view(np.int8).astype(np.int64)
+    o = 4 if m is not None else 2
+    hi = 0
+    if t in (Q.Q5_0, Q.Q5_1):
+        qh = b[:, :, o:o + 4].copy().view(np.uint32)[..., 0].astype(np.int64)
+        hi = ((qh[..., None] >> np.arange(32)) & 1) << 4
+        o += 4
+    qs = b[:, :, o:o + 16].astype(np.int64)
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=2) | hi
+    off = {Q.Q4_0: 8, Q.Q5_0: 16}.get(t, 0)
+    return d, m, q - off
+
+
+def act_ints(t, x):
+    """The kernel's activation blocks of x [T, cols]: d, s (float32) and quants [T, nb, 32]."""
+    vdt = _core.type_info(int(t))["vec_dot_type"]
+    bs = 36 if vdt == int(Q.Q8_1) else 34
+    b = np.stack([_core.quantize_act(vdt, r).reshape(-1, bs) for r in x])
+    f16 = lambda o: b[:, :, o:o + 2].copy().view(np.float16)[..., 0].astype(np.float32)
+    qs = b[:, :, bs - 32:].view(np.int8).astype(np.int64)
+    return f16(0), (f16(2) if bs == 36 else None), qs
+
+
+def x8_canonical(t, raw, rows, x):
+    """quant_dot.h's x8 order in float32, one float op at a time: per block, exact int sum S,
+    acc = acc + (dw * dx) * S; Q4_1 / Q5_1: accm = accm + mw * sx; result acc (+ accm)."""
+    dw, mw, qw = legacy_ints(t, raw, rows)
+    dx, sx, qx = act_ints(t, x)
+    S = np.einsum("rbe,tbe->trb", qw, qx)  # exact int64
+    acc = np.zeros((x.shape[0], rows), np.float32)
+    accm = np.zeros_like(acc)
+    for b in range(qw.shape[1]):
+        d = dw[None, :, b] * dx[:, b, None]
+        acc = acc + d * S[:, :, b].astype(np.float32)
+        if mw is not None:
+            accm = accm + mw[None, :, b] * sx[:, b, None]
+    return acc + accm if mw is not None else acc
+
+
+@pytest.mark.parametrize("t", LEGACY, ids=lambda t: t.name)
+@pytest.mark.parametrize("rows", [1, 7, 8, 13, 66])
+def test_packed_rows_read_back_exactly(t, rows):
+    rng = np.random.default_rng(rows + int(t))
+    cols = 3 * 32
+    raw = random_weights(t, rows, cols, rng)
+    back = _core.WeightMatrix(int(t), raw, rows, cols).rows()
+    np.testing.assert_array_equal(back, _core.dequantize(int(t), raw, rows * cols).reshape(rows, cols))
+
+
+@pytest.mark.parametrize("t", LEGACY, ids=lambda t: t.name)
+@pytest.mark.parametrize("rows,T,blocks", SHAPES)
+def test_packed_matmul_canonical_order(each_isa, t, rows, T, blocks):
+    cols = 32 * blocks
+    rng = np.random.default_rng(rows * 1000 + T * 10 + blocks)
+    raw = random_weights(t, rows, cols, rng)
+    x = (rng.standard_normal((T, cols)) + 0.1).astype(np.float32)
+    y = _core.WeightMatrix(int(t), raw, rows, cols).matmul(x)
+    assert y.shape == (T, rows) and y.dtype == np.float32
+    assert y.tobytes() == x8_canonical(t, raw, rows, x).tobytes()
+    # And the value is the product: against the same quantized activations, and against floats.
+    W = dequant(t, raw, rows).astype(np.float64)
+    mag = np.abs(x).astype(np.float64) @ np.abs(W).T
+    tight = act_roundtrip(t, x) @ W.T + q8_1_correction(t, raw, rows, x)
+    np.testing.assert_array_less(np.abs(y - tight), 2e-5 * mag + 1e-30)
+    np.testing.assert_array_less(np.abs(y - x.astype(np.float64) @ W.T), 0.03 * mag + 1e-30)
+
+
+@pytest.mark.parametrize("t", LEGACY, ids=lambda t: t.name)
+def test_packed_matmul_same_bits_alone_batched_threads_and_isas(t):
+    rows, T, cols = 75, 11, 6 * 32
+    rng = np.random.default_rng(int(t) + 7)
+    raw = random_weights(t, rows, cols, rng)
+    x = rng.standard_normal((T, cols)).astype(np.float32)
+    before = _core.active_isa()
+    results = {}
+    try:
+        for isa in _core.supported_isas():
+            _core.select_isa(isa)
+            y = _core.WeightMatrix(int(t), raw, rows, cols).matmul(x)
+            for threads in (2, 3):
+                np.testing.assert_array_equal(_core.WeightMatrix(int(t), raw, rows, cols, threads=threads).matmul(x), y)
+            m = _core.WeightMatrix(int(t), raw, rows, cols, threads=2)
+            for i in (0, 5, T - 1):  # a token alone (decode) equals itself inside the batch
+                np.testing.assert_array_equal(m.matmul(x[i:i + 1])[0], y[i])
+            results[isa] = y
+    finally:
+        _core.select_isa(before)
+    for isa, y in results.items():
+        assert y.tobytes() == results["generic"].tobytes(), isa
+
+
+@pytest.mark.parametrize("t", [Q.Q4_1, Q.Q5_0, Q.Q8_0], ids=lambda t: t.name)
+def test_packed_precise_matmul_is_closer(t):
+    """matmul_precise over a packed matrix: ~16-bit activations, much closer to the float product."""
+    rows, T, cols = 24, 5, 8 * 32
+    rng = np.random.default_rng(int(t))
+    raw = random_weights(t, rows, cols, rng)
+    x = rng.standard_normal((T, cols)).astype(np.float32)
+    W = dequant(t, raw, rows).astype(np.float64)
+    exact = x.astype(np.float64) @ W.T
+    y8 = _core.WeightMatrix(int(t), raw, rows, cols).matmul(x)
+    y16 = _core.WeightMatrix(int(t), raw, rows, cols).matmul(x, precise=True)
+    unpacked16 = _core.WeightMatrix(int(t), raw, rows, cols, packed=False).matmul(x, precise=True)
+    mag = np.abs(x).astype(np.float64) @ np.abs(W).T
+    assert np.abs(y16 - exact).max() < 0.2 * np.abs(y8 - exact).max()
+    np.testing.assert_array_less(np.abs(y16 - unpacked16), 1e-4 * mag)
+
+
+def test_packed_matmul_rejects_formats_without_packing():
+    rng = np.random.default_rng(0)
+    raw = random_weights(Q.Q4_K, 8, 256, rng)
+    with pytest.raises(llmasos.LLMasOSError, match="x8"):
+        _core.WeightMatrix(int(Q.Q4_K), raw, 8, 256)
