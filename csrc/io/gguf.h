@@ -53,6 +53,7 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   const std::string& path() const { return file_->path(); }
   uint64_t file_size() const { return file_->size(); }
+  void drop_pages(const void* p, uint64_t n) const { file_->drop_pages(p, n); }  // see MappedFile
   uint64_t data_offset() const { return data_offset_; }  // file offset of the data section
 
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return kv_; }

@@ -86,6 +86,8 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   CloseHandle(file);
 }
 
+void MappedFile::drop_pages(const void*, uint64_t) const {}  // the pages stay (no cheap hint)
+
 MappedFile::~MappedFile() {
   if (data_) UnmapViewOfFile(data_);
 }
@@ -116,6 +118,14 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     data_ = static_cast<const uint8_t*>(p);
   }
   ::close(fd);
+}
+
+void MappedFile::drop_pages(const void* p, uint64_t n) const {
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t off = static_cast<uint64_t>(static_cast<const uint8_t*>(p) - data_);
+  if (!data_ || off > size_ || n > size_ - off || page == 0) return;
+  const uint64_t a = (off + page - 1) / page * page, b = (off + n) / page * page;
+  if (b > a) ::madvise(const_cast<uint8_t*>(data_) + a, b - a, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

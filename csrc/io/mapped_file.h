@@ -16,6 +16,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Hints that bytes [p, p + n) of the mapping will not be read again (their weights were copied
+  // into another layout): the whole pages inside it leave this process's resident set. Reading
+  // them later is still valid (they fault back in from the file).
+  void drop_pages(const void* p, uint64_t n) const;
 
  private:
   std::string path_;

@@ -177,6 +177,41 @@ void Model::bind_weights() {
     rope_freqs_.assign(p, p + rf->ne[0]);
     hp_.rope.freq_factors = rope_freqs_.data();
   }
+  pack_weights();
+}
+
+cpu::WeightView Model::pack_one(const cpu::WeightView& w) {
+  if (!w.data || !cpu::can_pack_x8(w)) return w;
+  packed_.emplace_back();
+  const cpu::WeightView p = cpu::pack_x8(w, packed_.back());
+  gguf_->drop_pages(w.data, w.row_stride * static_cast<uint64_t>(w.rows));
+  return p;
+}
+
+void Model::pack_weights() {
+  for (Layer& L : layers_) {
+    auto stacked = [&](std::initializer_list<cpu::WeightView*> parts, cpu::WeightView& out) {
+      std::vector<cpu::WeightView> v;
+      for (cpu::WeightView* p : parts) v.push_back(*p);
+      packed_.emplace_back();
+      if (!cpu::pack_x8_stacked(v.data(), static_cast<int>(v.size()), packed_.back(), out)) {
+        packed_.pop_back();
+        for (cpu::WeightView* p : parts) *p = pack_one(*p);  // each alone, where it can be
+        return;
+      }
+      for (cpu::WeightView* p : parts) {
+        gguf_->drop_pages(p->data, p->row_stride * static_cast<uint64_t>(p->rows));
+        *p = cpu::WeightView{};  // only the stacked view is used from now on
+      }
+    };
+    stacked({&L.wq, &L.wk, &L.wv}, L.wqkv);
+    stacked({&L.w_gate, &L.w_up}, L.w_gate_up);
+    L.wo = pack_one(L.wo);
+    L.w_down = pack_one(L.w_down);
+  }
+  const bool tied = output_.data == tok_embd_.data;
+  output_ = pack_one(output_);
+  if (tied) tok_embd_ = output_;  // the embedding lookup reads rows back from the packing
 }
 
 KvCache Model::new_kv_cache() const {
@@ -315,9 +350,21 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     for (int64_t t = 0; t < T; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.attn_norm, E, hp.norm_eps);
     // Q/K/V with ~16-bit activations: errors here are amplified by the attention softmax (8-bit
     // activations cost ~1.5% teacher-forced top-1 agreement on SmolLM2; see matmul_precise).
-    cpu::matmul_precise(L.wq, xn_.data(), T, q_.data(), *pool_, mm_scratch_);
-    cpu::matmul_precise(L.wk, xn_.data(), T, k_.data(), *pool_, mm_scratch_);
-    cpu::matmul_precise(L.wv, xn_.data(), T, v_.data(), *pool_, mm_scratch_);
+    if (L.wqkv.data) {  // one product over the stacked rows, then each token's q | k | v split out
+      const int64_t D = q_dim + 2 * kv_dim;
+      grow(qkv_, T * D);
+      cpu::matmul_precise(L.wqkv, xn_.data(), T, qkv_.data(), *pool_, mm_scratch_);
+      for (int64_t t = 0; t < T; ++t) {
+        const float* r = qkv_.data() + t * D;
+        std::memcpy(q_.data() + t * q_dim, r, sizeof(float) * q_dim);
+        std::memcpy(k_.data() + t * kv_dim, r + q_dim, sizeof(float) * kv_dim);
+        std::memcpy(v_.data() + t * kv_dim, r + q_dim + kv_dim, sizeof(float) * kv_dim);
+      }
+    } else {
+      cpu::matmul_precise(L.wq, xn_.data(), T, q_.data(), *pool_, mm_scratch_);
+      cpu::matmul_precise(L.wk, xn_.data(), T, k_.data(), *pool_, mm_scratch_);
+      cpu::matmul_precise(L.wv, xn_.data(), T, v_.data(), *pool_, mm_scratch_);
+    }
     if (L.bq) {
       for (int64_t t = 0; t < T; ++t) {
         kt.axpy(q_.data() + t * q_dim, 1.0f, L.bq, q_dim);
@@ -344,9 +391,20 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
 
     for (int64_t t = 0; t < T; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.ffn_norm, E, hp.norm_eps);
-    cpu::matmul(L.w_gate, xn_.data(), T, gate_.data(), *pool_, mm_scratch_);
-    cpu::matmul(L.w_up, xn_.data(), T, up_.data(), *pool_, mm_scratch_);
-    kt.silu_mul(gate_.data(), up_.data(), T * hp.n_ff);
+    if (L.w_gate_up.data) {  // [T][gate | up] in one product; silu(gate) * up per token
+      const int64_t F = hp.n_ff;
+      grow(qkv_, T * 2 * F);
+      cpu::matmul(L.w_gate_up, xn_.data(), T, qkv_.data(), *pool_, mm_scratch_);
+      for (int64_t t = 0; t < T; ++t) {
+        float* r = qkv_.data() + t * 2 * F;
+        kt.silu_mul(r, r + F, F);
+        std::memcpy(gate_.data() + t * F, r, sizeof(float) * F);
+      }
+    } else {
+      cpu::matmul(L.w_gate, xn_.data(), T, gate_.data(), *pool_, mm_scratch_);
+      cpu::matmul(L.w_up, xn_.data(), T, up_.data(), *pool_, mm_scratch_);
+      kt.silu_mul(gate_.data(), up_.data(), T * hp.n_ff);
+    }
     cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_);
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
   }

@@ -101,10 +101,17 @@ class Model {
     const float* attn_norm = nullptr;
     const float* ffn_norm = nullptr;
     cpu::WeightView wq, wk, wv, wo, w_gate, w_up, w_down;
+    // Q|K|V and gate|up stacked into one x8-packed matrix each (data == nullptr when the types or
+    // row counts do not allow it; the separate views are then used).
+    cpu::WeightView wqkv, w_gate_up;
     const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // qwen2 biases
   };
   Model() = default;
   void bind_weights();
+  // Repacks every weight with an x8 layout once (see quant/packed_x8.h) and drops the file pages
+  // it came from, so resident memory holds one copy.
+  void pack_weights();
+  cpu::WeightView pack_one(const cpu::WeightView& w);
   void check_batch(const ForwardBatch& b, const KvStore& kv) const;
   // Tokens [t0, t0 + T) of b; logit rows [l0, l1) of b fall in that range.
   void forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l0, int64_t l1,
@@ -120,9 +127,10 @@ class Model {
   const float* output_norm_ = nullptr;
   std::vector<Layer> layers_;
   std::vector<float> rope_freqs_;
+  std::vector<std::vector<uint8_t>> packed_;  // storage of the x8 weights
 
   // Scratch reused across calls (sized for one chunk).
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, tmp_, att_scores_, rope_cs_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, tmp_, att_scores_, rope_cs_, qkv_;
   std::vector<const int32_t*> tok_pages_;
   cpu::MatmulScratch mm_scratch_;
   std::mutex forward_mu_;  // forward / forward_batch share the scratch above

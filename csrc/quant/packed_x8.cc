@@ -10,32 +10,6 @@ namespace llmasos::quant {
 
 namespace {
 
-// Element e (< 32) of a source block as its unsigned quant (4/5-bit formats) or signed (Q8_0).
-struct SourceBlock {
-  const uint8_t* p;
-  GgmlType t;
-  uint16_t d() const { uint16_t v; std::memcpy(&v, p, 2); return v; }
-  uint16_t m() const { uint16_t v; std::memcpy(&v, p + 2, 2); return v; }  // _1 formats only
-  int q(int e) const {
-    switch (t) {
-      case GgmlType::Q4_0: case GgmlType::Q4_1: {
-        const uint8_t* qs = p + (t == GgmlType::Q4_0 ? 2 : 4);
-        return e < 16 ? qs[e] & 0x0f : qs[e - 16] >> 4;
-      }
-      case GgmlType::Q5_0: case GgmlType::Q5_1: {
-        const uint8_t* qh = p + (t == GgmlType::Q5_0 ? 2 : 4);
-        uint32_t h;
-        std::memcpy(&h, qh, 4);
-        const uint8_t* qs = qh + 4;
-        const int lo = e < 16 ? qs[e] & 0x0f : qs[e - 16] >> 4;
-        return lo | static_cast<int>(((h >> e) & 1u) << 4);
-      }
-      default:
-        return static_cast<int8_t>(p[2 + e]);  // Q8_0
-    }
-  }
-};
-
 bool has_min(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
 bool has_qh(GgmlType t) { return t == GgmlType::Q5_0 || t == GgmlType::Q5_1; }
 
@@ -68,6 +42,11 @@ uint64_t x8_matrix_bytes(GgmlType t, int64_t rows, int64_t cols) {
   return groups * static_cast<uint64_t>(cols / kQK) * x8_block_bytes(t);
 }
 
+// The element map of packed_x8.h makes every 4-byte run of a source block's quants a 4-byte run
+// of the packed block: chunk j of a 4-bit qs holds at 4r + i the byte whose low nibble is element
+// 4j + i and high nibble element 16 + 4j + i, i.e. source qs[4j + i] itself; Q8_0's register k
+// holds source qs[4k .. 4k + 3]. Only the 5th bits are regrouped (bit 4k + i of the source qh
+// becomes bit k of byte 4r + i).
 void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols,
                uint8_t* dst) {
   const uint64_t bb = x8_block_bytes(t);
@@ -75,6 +54,7 @@ void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows
   const int64_t nb = cols / kQK, groups = (rows + kX8Rows - 1) / kX8Rows;
   const PackedFields f(t);
   const bool q8 = t == GgmlType::Q8_0, min = has_min(t), qh = has_qh(t);
+  const uint64_t src_qs = 2 + (min ? 2 : 0) + (qh ? 4 : 0), src_qh = min ? 4 : 2;
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* out = dst + (static_cast<uint64_t>(g * nb + b)) * bb;
@@ -82,23 +62,18 @@ void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows
       for (int r = 0; r < kX8Rows; ++r) {
         const int64_t row = g * kX8Rows + r;
         if (row >= rows) break;
-        const SourceBlock s{src + static_cast<uint64_t>(row) * row_stride + static_cast<uint64_t>(b) * sb, t};
-        const uint16_t d = s.d();
-        std::memcpy(out + 2 * r, &d, 2);
-        if (min) {
-          const uint16_t m = s.m();
-          std::memcpy(out + f.m + 2 * r, &m, 2);
-        }
-        for (int k = 0; k < 8; ++k) {
+        const uint8_t* s = src + static_cast<uint64_t>(row) * row_stride + static_cast<uint64_t>(b) * sb;
+        std::memcpy(out + 2 * r, s, 2);                       // d
+        if (min) std::memcpy(out + f.m + 2 * r, s + 2, 2);    // m
+        const int runs = q8 ? 8 : 4;
+        for (int k = 0; k < runs; ++k) std::memcpy(out + f.qs + 32 * k + 4 * r, s + src_qs + 4 * k, 4);
+        if (qh) {
+          uint32_t h;
+          std::memcpy(&h, s + src_qh, 4);
           for (int i = 0; i < 4; ++i) {
-            const int q = s.q(4 * k + i);
-            const int pos = 4 * r + i;
-            if (q8) {
-              out[f.qs + 32 * k + pos] = static_cast<uint8_t>(static_cast<int8_t>(q));
-              continue;
-            }
-            out[f.qs + 32 * (k % 4) + pos] |= static_cast<uint8_t>((q & 0x0f) << (k < 4 ? 0 : 4));
-            if (qh) out[f.qh + pos] |= static_cast<uint8_t>(((q >> 4) & 1) << k);
+            uint8_t v = 0;
+            for (int k = 0; k < 8; ++k) v = static_cast<uint8_t>(v | (((h >> (4 * k + i)) & 1u) << k));
+            out[f.qh + 4 * r + i] = v;
           }
         }
       }

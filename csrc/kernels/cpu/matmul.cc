@@ -228,6 +228,33 @@ WeightView pack_x8(const WeightView& W, std::vector<uint8_t>& out) {
   return p;
 }
 
+bool pack_x8_stacked(const WeightView* parts, int n, std::vector<uint8_t>& out, WeightView& packed) {
+  if (n <= 0) return false;
+  int64_t rows = 0;
+  uint64_t bytes = 0;
+  for (int i = 0; i < n; ++i) {
+    const WeightView& p = parts[i];
+    if (!p.data || !can_pack_x8(p) || p.type != parts[0].type || p.cols != parts[0].cols) return false;
+    if (i + 1 < n && p.rows % 8 != 0) return false;
+    checked_traits(p);
+    rows += p.rows;
+    bytes += quant::x8_matrix_bytes(p.type, p.rows, p.cols);
+  }
+  out.resize(bytes);
+  uint64_t at = 0;
+  for (int i = 0; i < n; ++i) {
+    const WeightView& p = parts[i];
+    quant::repack_x8(p.type, static_cast<const uint8_t*>(p.data), p.row_stride, p.rows, p.cols, out.data() + at);
+    at += quant::x8_matrix_bytes(p.type, p.rows, p.cols);
+  }
+  packed = parts[0];
+  packed.data = out.data();
+  packed.rows = rows;
+  packed.row_stride = 0;
+  packed.x8 = true;
+  return true;
+}
+
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
             MatmulScratch& scratch) {
   const TypeTraits& tr = checked_traits(W);

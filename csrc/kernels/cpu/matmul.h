@@ -54,5 +54,9 @@ void dequantize_row(const WeightView& W, int64_t r, float* out);
 bool can_pack_x8(const WeightView& W);
 // Packs W (ggml layout) into `out` (resized to quant::x8_matrix_bytes) and returns the x8 view.
 WeightView pack_x8(const WeightView& W, std::vector<uint8_t>& out);
+// Packs n matrices of one type and width as one (their rows stacked in order: a fused Q|K|V or
+// gate|up product, one activation quantization and one pool job for all). Every part but the last
+// must have a multiple of 8 rows, so each part starts on a group; false (nothing packed) otherwise.
+bool pack_x8_stacked(const WeightView* parts, int n, std::vector<uint8_t>& out, WeightView& packed);
 
 }  // namespace llmasos::cpu
