@@ -89,34 +89,30 @@ void gemm_x8_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
 
 // ---- AVX2: one group of 8 rows x NT tokens per pass over its blocks ---------------------------
 
-// The block's 8 registers: unsigned quants (4/5-bit) or the raw signed bytes (Q8_0).
+// The block's 8 registers of unsigned quants (4/5-bit formats).
 template <GgmlType T>
 inline void unpack_x8(const uint8_t* blk, __m256i w[8]) {
   using F = X8Format<T>;
   const uint8_t* qs = blk + F::kQs;
-  if constexpr (F::kQ8) {
-    for (int k = 0; k < 8; ++k) w[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
-  } else {
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (int j = 0; j < 4; ++j) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j));
-      w[j] = _mm256_and_si256(v, m4);
-      w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-    }
-    if constexpr (F::kQh) {
-      // Bit k of each qh byte becomes bit 4 of register k's byte. The 16-bit shifts move bits
-      // across bytes only into positions the 0x10 mask drops.
-      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + F::kQhAt));
-      const __m256i b4 = _mm256_set1_epi8(0x10);
-      w[0] = _mm256_or_si256(w[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), b4));
-      w[1] = _mm256_or_si256(w[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), b4));
-      w[2] = _mm256_or_si256(w[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), b4));
-      w[3] = _mm256_or_si256(w[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), b4));
-      w[4] = _mm256_or_si256(w[4], _mm256_and_si256(h, b4));
-      w[5] = _mm256_or_si256(w[5], _mm256_and_si256(_mm256_srli_epi16(h, 1), b4));
-      w[6] = _mm256_or_si256(w[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), b4));
-      w[7] = _mm256_or_si256(w[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
-    }
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int j = 0; j < 4; ++j) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j));
+    w[j] = _mm256_and_si256(v, m4);
+    w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+  }
+  if constexpr (F::kQh) {
+    // Bit k of each qh byte becomes bit 4 of register k's byte. The 16-bit shifts move bits
+    // across bytes only into positions the 0x10 mask drops.
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + F::kQhAt));
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    w[0] = _mm256_or_si256(w[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), b4));
+    w[1] = _mm256_or_si256(w[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), b4));
+    w[2] = _mm256_or_si256(w[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), b4));
+    w[3] = _mm256_or_si256(w[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), b4));
+    w[4] = _mm256_or_si256(w[4], _mm256_and_si256(h, b4));
+    w[5] = _mm256_or_si256(w[5], _mm256_and_si256(_mm256_srli_epi16(h, 1), b4));
+    w[6] = _mm256_or_si256(w[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), b4));
+    w[7] = _mm256_or_si256(w[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
   }
 }
 
@@ -126,73 +122,98 @@ inline __m256i bcast4(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// The 8 rows' exact sums of q * x over the block (before the _0 formats' offset), x = xq[0..31].
-// maddubs pairs cannot saturate: 4/5-bit q <= 31, |x| <= 127 (and 2 * 128 * 127 for Q8's |q|);
-// 16-bit partial sums of up to 8 (4-bit) or 4 (5-bit) maddubs stay below 32768.
+// The 8 rows' exact sums of q * x over a 4/5-bit block (before the _0 formats' offset), x =
+// xq[0..31]. maddubs pairs cannot saturate (q <= 31, |x| <= 127); 16-bit partial sums of up to
+// 8 (4-bit) or 4 (5-bit) maddubs stay below 32768.
 template <GgmlType T>
 inline __m256i block_sums_x8(const __m256i w[8], const int8_t* xq) {
   using F = X8Format<T>;
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
   __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
   for (int k = 0; k < 8; k += 2) {
-    if constexpr (F::kQ8) {
-      s0 = _mm256_dpbusd_epi32(s0, _mm256_abs_epi8(w[k]), _mm256_sign_epi8(bcast4(xq + 4 * k), w[k]));
-      s1 = _mm256_dpbusd_epi32(s1, _mm256_abs_epi8(w[k + 1]),
-                               _mm256_sign_epi8(bcast4(xq + 4 * k + 4), w[k + 1]));
-    } else {
-      s0 = _mm256_dpbusd_epi32(s0, w[k], bcast4(xq + 4 * k));
-      s1 = _mm256_dpbusd_epi32(s1, w[k + 1], bcast4(xq + 4 * k + 4));
-    }
+    s0 = _mm256_dpbusd_epi32(s0, w[k], bcast4(xq + 4 * k));
+    s1 = _mm256_dpbusd_epi32(s1, w[k + 1], bcast4(xq + 4 * k + 4));
   }
   return _mm256_add_epi32(s0, s1);
 #else
   const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (F::kQ8) {
-    __m256i s = _mm256_setzero_si256();
-    for (int k = 0; k < 8; ++k) {
-      const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w[k]), _mm256_sign_epi8(bcast4(xq + 4 * k), w[k]));
-      s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
-    }
-    return s;
-  } else {
-    __m256i lo = _mm256_maddubs_epi16(w[0], bcast4(xq));
-    for (int k = 1; k < 4; ++k) lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(w[k], bcast4(xq + 4 * k)));
-    __m256i hi = _mm256_maddubs_epi16(w[4], bcast4(xq + 16));
-    for (int k = 5; k < 8; ++k) hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[k], bcast4(xq + 4 * k)));
-    if constexpr (F::kQh)
-      return _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
-    else
-      return _mm256_madd_epi16(_mm256_add_epi16(lo, hi), ones);
-  }
+  __m256i lo = _mm256_maddubs_epi16(w[0], bcast4(xq));
+  for (int k = 1; k < 4; ++k) lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(w[k], bcast4(xq + 4 * k)));
+  __m256i hi = _mm256_maddubs_epi16(w[4], bcast4(xq + 16));
+  for (int k = 5; k < 8; ++k) hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[k], bcast4(xq + 4 * k)));
+  if constexpr (F::kQh)
+    return _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+  else
+    return _mm256_madd_epi16(_mm256_add_epi16(lo, hi), ones);
 #endif
+}
+
+// The exact sums S[t] of one block for NT tokens (xq[t]: token t's 32 quants), before the _0
+// formats' offset. 4/5-bit: the 8 registers unpacked once, then token by token (measured faster
+// than register-outer here). Q8: register-outer, so |w| is made once per register, not per token.
+template <GgmlType T, int NT>
+inline void block_sums_nt(const uint8_t* blk, const int8_t* const xq[NT], __m256i S[NT]) {
+  using F = X8Format<T>;
+  if constexpr (!F::kQ8) {
+    __m256i w[8];
+    unpack_x8<T>(blk, w);
+    for (int t = 0; t < NT; ++t) S[t] = block_sums_x8<T>(w, xq[t]);
+  } else {
+    const uint8_t* qs = blk + F::kQs;
+    for (int t = 0; t < NT; ++t) S[t] = _mm256_setzero_si256();
+    for (int k = 0; k < 8; ++k) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
+      const __m256i a = _mm256_abs_epi8(w);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i x = _mm256_sign_epi8(bcast4(xq[t] + 4 * k), w);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+        S[t] = _mm256_dpbusd_epi32(S[t], a, x);
+#else
+        S[t] = _mm256_add_epi32(S[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a, x), _mm256_set1_epi16(1)));
+#endif
+      }
+    }
+  }
 }
 
 template <GgmlType T, int NT>
 inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[NT]) {
   using F = X8Format<T>;
   const int64_t nb = a.nb;
-  __m256 acc[NT], accm[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = accm[t] = _mm256_setzero_ps();
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   const uint8_t* xrow[NT];
   for (int t = 0; t < NT; ++t) xrow[t] = a.q + static_cast<uint64_t>(t0 + t) * a.q_stride + a.qs_offset;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
-    __m256i w[8];
-    unpack_x8<T>(blk, w);
+    const int8_t* xq[NT];
+    for (int t = 0; t < NT; ++t)
+      xq[t] = reinterpret_cast<const int8_t*>(xrow[t] + static_cast<uint64_t>(b) * a.block_bytes);
+    __m256i S[NT];
+    block_sums_nt<T, NT>(blk, xq, S);
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
-    __m256 mw = _mm256_setzero_ps();
-    if constexpr (F::kMin) mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + F::kM)));
     for (int t = 0; t < NT; ++t) {
       const int64_t ti = (t0 + t) * nb + b;
-      const int8_t* xq = reinterpret_cast<const int8_t*>(xrow[t] + static_cast<uint64_t>(b) * a.block_bytes);
-      __m256i s = block_sums_x8<T>(w, xq);
-      if constexpr (F::kOff != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(F::kOff * a.sum[ti]));
+      if constexpr (F::kOff != 0) S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(F::kOff * a.sum[ti]));
       const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[ti]));
-      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(s)));
-      if constexpr (F::kMin) accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[ti])));
+      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
     }
   }
-  for (int t = 0; t < NT; ++t) out[t] = F::kMin ? _mm256_add_ps(acc[t], accm[t]) : acc[t];
+  if constexpr (F::kMin) {
+    // The min terms' own accumulator (canonical order: separate from acc, blocks in order), in a
+    // second pass over the group's m fields so the main loop keeps its registers.
+    __m256 accm[NT];
+    for (int t = 0; t < NT; ++t) accm[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
+      const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + F::kM)));
+      for (int t = 0; t < NT; ++t)
+        accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[(t0 + t) * nb + b])));
+    }
+    for (int t = 0; t < NT; ++t) out[t] = _mm256_add_ps(acc[t], accm[t]);
+  } else {
+    for (int t = 0; t < NT; ++t) out[t] = acc[t];
+  }
 }
 
 template <GgmlType T>
