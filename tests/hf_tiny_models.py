@@ -59,7 +59,14 @@ def make_hf_model(arch: str, seed: int = 0, tie: bool = False):
     return model
 
 
-def write_gguf(model, arch: str, path: str, dtype=np.float32):
+def unpermute_from_gguf(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Inverse of permute_for_gguf."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
+    """Writes the model as GGUF; 2-D weights in `dtype`, or quantized where quant(name) names a
+    ggml type ("Q4_0", ...). Returns {gguf name: dequantized array} of the quantized tensors."""
     import gguf
     cfg = model.config
     n_head, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
@@ -83,9 +90,17 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32):
     w.add_eos_token_id(2)
     sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
 
+    deq = {}
+
     def put(name, arr, force_f32=False):
         a = np.ascontiguousarray(arr)
-        if a.ndim == 1 or force_f32:
+        qt = quant(name) if quant and a.ndim == 2 else None
+        if qt:
+            t = gguf.GGMLQuantizationType[qt]
+            raw = gguf.quants.quantize(a.astype(np.float32), t)
+            w.add_tensor(name, raw, raw_dtype=t)
+            deq[name] = gguf.quants.dequantize(raw, t).reshape(a.shape)
+        elif a.ndim == 1 or force_f32:
             w.add_tensor(name, a.astype(np.float32))
         else:
             w.add_tensor(name, a.astype(dtype))
@@ -116,3 +131,4 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+    return deq

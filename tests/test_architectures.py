@@ -1,5 +1,7 @@
 """Architecture parity: random tiny llama and qwen2 models in transformers vs the same weights
-converted to GGUF and run by llmasos (F32 and F16 weights; logits at every position)."""
+converted to GGUF and run by llmasos (F32 and F16 weights; quantized weights, which llmasos
+repacks into x8 blocks, against transformers holding their dequantized values; logits at every
+position)."""
 import numpy as np
 import pytest
 
@@ -7,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("gguf")
 
-from hf_tiny_models import make_hf_model, write_gguf  # noqa: E402
+from hf_tiny_models import make_hf_model, unpermute_from_gguf, write_gguf  # noqa: E402
 from llmasos import LLM, SamplingParams  # noqa: E402
 
 
@@ -37,3 +39,45 @@ def test_logits_match_transformers(tmp_path, arch, tie, dtype, tol, each_isa):
                             do_sample=False, pad_token_id=2)[0, 10:].tolist()
     if dtype == np.float32:
         assert out == hf
+
+
+HF_NAMES = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+            "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+            "ffn_down": "mlp.down_proj"}
+
+
+@pytest.mark.parametrize("main,k_type,tie", [
+    ("Q4_0", "Q4_0", True),    # Q|K|V and gate|up stacked; tied head looked up from its packing
+    ("Q5_1", "Q8_0", False),   # K in another type: Q, K, V packed one by one
+    ("Q8_0", "Q5_0", False),
+    ("Q4_1", "Q4_1", False),
+])
+def test_quantized_weights_match_transformers(tmp_path, main, k_type, tie, each_isa):
+    model = make_hf_model("llama", seed=2, tie=tie)
+    path = str(tmp_path / "q.gguf")
+    deq = write_gguf(model, "llama", path, quant=lambda n: k_type if "attn_k" in n else main)
+    cfg = model.config
+    with torch.no_grad():  # transformers gets the very values the quantized blocks hold
+        sd = model.state_dict()
+        sd["model.embed_tokens.weight"].copy_(torch.from_numpy(deq["token_embd.weight"]))
+        if not tie:
+            sd["lm_head.weight"].copy_(torch.from_numpy(deq["output.weight"]))
+        for i in range(cfg.num_hidden_layers):
+            for g, h in HF_NAMES.items():
+                w = deq[f"blk.{i}.{g}.weight"]
+                if g in ("attn_q", "attn_k"):
+                    w = unpermute_from_gguf(w, cfg.num_attention_heads if g == "attn_q" else cfg.num_key_value_heads)
+                sd[f"model.layers.{i}.{h}.weight"].copy_(torch.from_numpy(np.ascontiguousarray(w)))
+    ids = np.random.default_rng(1).integers(3, cfg.vocab_size, size=40).tolist()
+    with torch.no_grad():
+        ref = model(torch.tensor([ids])).logits[0].numpy()
+    with LLM.from_pretrained(path, n_ctx=128, threads=2) as llm:
+        ours = llm.logits(ids)
+        # Only the 8-bit activations differ from the reference (~16-bit for Q/K/V).
+        scale = np.abs(ref).max()
+        np.testing.assert_allclose(ours, ref, atol=0.03 * scale, rtol=0)
+        assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= 0.9
+        # Decoding one token at a time gives the bits of the whole-prompt pass.
+        out = llm.generate(ids[:10], SamplingParams(max_tokens=8, ignore_eos=True))[0].token_ids
+        again = llm.logits(ids[:10] + out[:-1])
+        assert again[9:].argmax(-1).tolist() == out

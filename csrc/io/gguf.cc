@@ -72,6 +72,7 @@ class Reader {
       : data_(data), size_(size), path_(path) {}
 
   uint64_t pos() const { return pos_; }
+  void seek(uint64_t pos) { pos_ = pos; }
   uint64_t left() const { return size_ - pos_; }
 
   [[noreturn]] void fail(const std::string& msg) const {
@@ -249,6 +250,7 @@ void GgufFile::parse() {
     uint32_t t = r.read<uint32_t>("type of key '" + key + "'");
     if (!valid_value_type(t)) r.fail("key '" + key + "': unknown value type " + std::to_string(t));
     GgufValue v;
+    kv_value_offset_.push_back(r.pos());
     p.read_value(static_cast<GgufValueType>(t), v, "key '" + key + "'", 0);
     kv_index_.emplace(key, kv_.size());
     kv_.emplace_back(std::move(key), std::move(v));
@@ -337,7 +339,29 @@ void GgufFile::parse() {
 
 const GgufValue* GgufFile::find(const std::string& key) const {
   auto it = kv_index_.find(key);
-  return it == kv_index_.end() ? nullptr : &kv_[it->second].second;
+  if (it == kv_index_.end()) return nullptr;
+  const size_t i = it->second;
+  if (i >= kv_released_.size() || !kv_released_[i]) return &kv_[i].second;
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  std::unique_ptr<GgufValue>& v = reloaded_[i];
+  if (!v) {  // parsed once already, so it parses again
+    Reader r(file_->data(), file_->size(), file_->path());
+    r.seek(kv_value_offset_[i]);
+    Parser p(r);
+    v = std::make_unique<GgufValue>();
+    p.read_value(kv_[i].second.type, *v, "key '" + key + "'", 0);
+  }
+  return v.get();
+}
+
+void GgufFile::release_arrays(uint64_t min_elems) {
+  kv_released_.resize(kv_.size(), false);
+  for (size_t i = 0; i < kv_.size(); ++i) {
+    GgufValue& v = kv_[i].second;
+    if (v.type != GgufValueType::ARRAY || v.arr.size() < min_elems || i >= kv_value_offset_.size()) continue;
+    std::vector<GgufValue>().swap(v.arr);
+    kv_released_[i] = true;
+  }
 }
 
 const GgufTensorInfo* GgufFile::tensor(const std::string& name) const {

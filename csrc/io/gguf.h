@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,8 +57,16 @@ class GgufFile {
   void drop_pages(const void* p, uint64_t n) const { file_->drop_pages(p, n); }  // see MappedFile
   uint64_t data_offset() const { return data_offset_; }  // file offset of the data section
 
+  // Every key and value (arrays released by release_arrays() appear empty here; find() has them).
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return kv_; }
   const GgufValue* find(const std::string& key) const;  // nullptr if absent
+
+  // Frees the parsed form of arrays of at least min_elems elements (a 49k-token vocabulary is
+  // ~15 MB of GgufValues once its tokenizer has been built); find() parses one again from the
+  // mapping when it is asked for.
+  void release_arrays(uint64_t min_elems);
+  // drop_pages over the header and metadata (everything before the data section).
+  void drop_metadata_pages() const { file_->drop_pages(file_->data(), data_offset_); }
 
   // Typed getters. get_* return `def` when absent; require_* throw when absent. Both throw
   // ModelFormatError when the value has the wrong type or does not fit.
@@ -83,6 +92,10 @@ class GgufFile {
   uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::unordered_map<std::string, size_t> kv_index_;
+  std::vector<uint64_t> kv_value_offset_;  // file offset of each value (re-parsing released arrays)
+  std::vector<bool> kv_released_;
+  mutable std::mutex reload_mu_;
+  mutable std::unordered_map<size_t, std::unique_ptr<GgufValue>> reloaded_;
   std::vector<GgufTensorInfo> tensors_;
   std::unordered_map<std::string, size_t> tensor_index_;
 };

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <string>
 
 #include "io/checked.h"
@@ -16,7 +18,7 @@
 namespace llmasos {
 namespace {
 
-constexpr int64_t kChunk = 256;  // tokens per forward chunk (bounds scratch memory)
+constexpr int64_t kChunk = 128;  // tokens per forward chunk (bounds scratch memory)
 
 int64_t positive_key(const GgufFile& f, const std::string& key) {
   int64_t v = f.require_int(key);
@@ -93,6 +95,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
     throw ModelFormatError(a + "vocab_size does not match token_embd.weight");
 
   m->bind_weights();
+  m->gguf_->release_arrays(4096);  // the tokenizer holds its own copy of the vocabulary
+  m->gguf_->drop_metadata_pages();
 
   int64_t n_ctx = opts.n_ctx > 0 ? opts.n_ctx : std::min(hp.n_ctx_train, kDefaultMaxCtx);
   if (opts.n_ctx < 0) throw InvalidArgumentError("n_ctx must be positive");
@@ -105,6 +109,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   if (opts.threads < 0) throw InvalidArgumentError("threads must be positive");
   if (threads <= 0) threads = cpu::physical_cores();
   m->pool_ = std::make_unique<cpu::ThreadPool>(threads);
+  m->pack_weights();
   return m;
 }
 
@@ -177,40 +182,56 @@ void Model::bind_weights() {
     rope_freqs_.assign(p, p + rf->ne[0]);
     hp_.rope.freq_factors = rope_freqs_.data();
   }
-  pack_weights();
 }
 
-cpu::WeightView Model::pack_one(const cpu::WeightView& w) {
+cpu::WeightView Model::pack_one(const cpu::WeightView& w, Packed& store) {
   if (!w.data || !cpu::can_pack_x8(w)) return w;
-  packed_.emplace_back();
-  const cpu::WeightView p = cpu::pack_x8(w, packed_.back());
+  store.emplace_back();
+  const cpu::WeightView p = cpu::pack_x8(w, store.back());
   gguf_->drop_pages(w.data, w.row_stride * static_cast<uint64_t>(w.rows));
   return p;
 }
 
+void Model::pack_layer(Layer& L, Packed& store) {
+  auto stacked = [&](std::initializer_list<cpu::WeightView*> parts, cpu::WeightView& out) {
+    std::vector<cpu::WeightView> v;
+    for (cpu::WeightView* p : parts) v.push_back(*p);
+    store.emplace_back();
+    if (!cpu::pack_x8_stacked(v.data(), static_cast<int>(v.size()), store.back(), out)) {
+      store.pop_back();
+      for (cpu::WeightView* p : parts) *p = pack_one(*p, store);  // each alone, where it can be
+      return;
+    }
+    for (cpu::WeightView* p : parts) {
+      gguf_->drop_pages(p->data, p->row_stride * static_cast<uint64_t>(p->rows));
+      *p = cpu::WeightView{};  // only the stacked view is used from now on
+    }
+  };
+  stacked({&L.wq, &L.wk, &L.wv}, L.wqkv);
+  stacked({&L.w_gate, &L.w_up}, L.w_gate_up);
+  L.wo = pack_one(L.wo, store);
+  L.w_down = pack_one(L.w_down, store);
+}
+
 void Model::pack_weights() {
-  for (Layer& L : layers_) {
-    auto stacked = [&](std::initializer_list<cpu::WeightView*> parts, cpu::WeightView& out) {
-      std::vector<cpu::WeightView> v;
-      for (cpu::WeightView* p : parts) v.push_back(*p);
-      packed_.emplace_back();
-      if (!cpu::pack_x8_stacked(v.data(), static_cast<int>(v.size()), packed_.back(), out)) {
-        packed_.pop_back();
-        for (cpu::WeightView* p : parts) *p = pack_one(*p);  // each alone, where it can be
-        return;
-      }
-      for (cpu::WeightView* p : parts) {
-        gguf_->drop_pages(p->data, p->row_stride * static_cast<uint64_t>(p->rows));
-        *p = cpu::WeightView{};  // only the stacked view is used from now on
-      }
-    };
-    stacked({&L.wq, &L.wk, &L.wv}, L.wqkv);
-    stacked({&L.w_gate, &L.w_up}, L.w_gate_up);
-    L.wo = pack_one(L.wo);
-    L.w_down = pack_one(L.w_down);
-  }
+  // One pool item per layer and one for the output head, each with its own storage slot.
+  const int n = static_cast<int>(layers_.size());
+  packed_.assign(static_cast<size_t>(n) + 1, Packed{});
   const bool tied = output_.data == tok_embd_.data;
-  output_ = pack_one(output_);
+  std::mutex err_mu;
+  std::exception_ptr err;
+  pool_->run_items(n + 1, [&](int i) {
+    try {
+      if (i < n)
+        pack_layer(layers_[static_cast<size_t>(i)], packed_[static_cast<size_t>(i)]);
+      else
+        output_ = pack_one(output_, packed_[static_cast<size_t>(n)]);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(err_mu);
+      if (!err) err = std::current_exception();
+    }
+  });
+  if (err) std::rethrow_exception(err);
   if (tied) tok_embd_ = output_;  // the embedding lookup reads rows back from the packing
 }
 

@@ -111,7 +111,9 @@ class Model {
   // Repacks every weight with an x8 layout once (see quant/packed_x8.h) and drops the file pages
   // it came from, so resident memory holds one copy.
   void pack_weights();
-  cpu::WeightView pack_one(const cpu::WeightView& w);
+  using Packed = std::vector<std::vector<uint8_t>>;  // storage of x8 matrices
+  cpu::WeightView pack_one(const cpu::WeightView& w, Packed& store);
+  void pack_layer(Layer& L, Packed& store);
   void check_batch(const ForwardBatch& b, const KvStore& kv) const;
   // Tokens [t0, t0 + T) of b; logit rows [l0, l1) of b fall in that range.
   void forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l0, int64_t l1,
@@ -127,7 +129,7 @@ class Model {
   const float* output_norm_ = nullptr;
   std::vector<Layer> layers_;
   std::vector<float> rope_freqs_;
-  std::vector<std::vector<uint8_t>> packed_;  // storage of the x8 weights
+  std::vector<Packed> packed_;  // x8 weights: one slot per layer, then the output head
 
   // Scratch reused across calls (sized for one chunk).
   std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, tmp_, att_scores_, rope_cs_, qkv_;

@@ -201,6 +201,11 @@ Tokenizer::Tokenizer(TokenizerSpec spec) : impl_(std::make_unique<Impl>()) {
     if (it != all_ids.end() && m.types[it->second] == TokenType::CONTROL) m.eog[it->second] = true;
   }
   m.spec = std::move(spec);
+  // The encoders hold the merges and scores in their own form now; keep only what decoding and
+  // the accessors read (tokens, ids, flags), not a second copy of a 49k-entry merge list.
+  std::vector<std::string>().swap(m.spec.merges);
+  std::vector<float>().swap(m.spec.scores);
+  std::vector<int32_t>().swap(m.spec.token_types);
 }
 
 Tokenizer::~Tokenizer() = default;

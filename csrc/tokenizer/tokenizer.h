@@ -54,6 +54,7 @@ class Tokenizer {
   // True for tokens that end generation (EOS, EOT and other end-of-generation control tokens).
   bool is_eog(int32_t id) const;
   const std::string& token_text(int32_t id) const;  // the vocabulary string as stored
+  // The spec it was built from, less merges, scores and token_types (the encoders keep those).
   const TokenizerSpec& spec() const;
   // True for tokens rendered only when `special` (CONTROL, UNKNOWN).
   bool is_control(int32_t id) const;

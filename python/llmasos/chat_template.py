@@ -4,9 +4,6 @@ from __future__ import annotations
 import datetime
 from typing import Any, Dict, List, Optional
 
-from jinja2 import TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from ._core_loader import _core
 
 # ChatML, used when a model carries no template of its own.
@@ -24,7 +21,9 @@ def _raise(message: str):
     raise ChatTemplateError(message)
 
 
-def _env() -> ImmutableSandboxedEnvironment:
+def _env():
+    # jinja2 is imported on first use: a process that never renders a chat keeps its memory.
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
     # trim_blocks / lstrip_blocks as Hugging Face transformers renders chat templates.
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = _raise
@@ -45,6 +44,8 @@ def validate_messages(messages: Any) -> List[Dict[str, Any]]:
 
 def render(template: Optional[str], messages, *, bos_token: str = "", eos_token: str = "",
            add_generation_prompt: bool = True) -> str:
+    from jinja2 import TemplateError
+
     msgs = validate_messages(messages)
     try:
         t = _env().from_string(template or DEFAULT_TEMPLATE)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Union
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported by whoever hands arrays in; llmasos itself does not need it
+    import numpy as np
 
 from . import chat_template, store
 from ._core_loader import _core
@@ -93,7 +94,7 @@ class LLM:
     def _prompt_ids(self, prompt: Prompt) -> List[int]:
         if isinstance(prompt, str):
             ids = self.tokenize(prompt)
-        elif isinstance(prompt, (list, tuple, np.ndarray)):
+        elif isinstance(prompt, (list, tuple)) or type(prompt).__name__ == "ndarray":
             ids = [int(t) for t in prompt]
             n = self.n_vocab
             bad = [t for t in ids if t < 0 or t >= n]

