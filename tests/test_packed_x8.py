@@ -46,6 +46,36 @@ def act_ints(t, x):
     return f16(0), (f16(2) if bs == 36 else None), qs
 
 
+def q4_k_ints(raw, rows):
+    """Q4_K blocks: d, dmin (float32 [rows, nb]), sc, m ([rows, nb, 8] ints), q [rows, nb, 256]."""
+    b = np.ascontiguousarray(raw).reshape(rows, -1, 144)
+    f16 = lambda o: b[:, :, o:o + 2].copy().view(np.float16)[..., 0].astype(np.float32)
+    s = b[:, :, 4:16].astype(np.int64)
+    sc = np.concatenate([s[..., 0:4] & 63, (s[..., 8:12] & 0xF) | ((s[..., 0:4] >> 6) << 4)], axis=2)
+    m = np.concatenate([s[..., 4:8] & 63, (s[..., 8:12] >> 4) | ((s[..., 4:8] >> 6) << 4)], axis=2)
+    qs = b[:, :, 16:144].astype(np.int64).reshape(rows, -1, 4, 32)
+    q = np.stack([qs & 0x0F, qs >> 4], axis=3).reshape(rows, -1, 256)  # sub-blocks 2k, 2k + 1
+    return f16(0), f16(2), sc, m, q
+
+
+def q4_k_canonical(raw, rows, x):
+    """quant_dot.h's Q4_K x8 order: exact sumi = sum_j sc_j S_j, summ = sum_j m_j bsum_j, then
+    acc = acc + ((dw * dx) * sumi - (dminw * dx) * summ) per super-block, in float32."""
+    dw, dmw, sc, m, qw = q4_k_ints(raw, rows)
+    blocks = np.stack([_core.quantize_act(int(Q.Q8_K), r).reshape(-1, 292) for r in x])
+    dx = blocks[:, :, 0:4].copy().view(np.float32)[..., 0]
+    qx = blocks[:, :, 4:260].view(np.int8).astype(np.int64)
+    S = np.einsum("rbje,tbje->trbj", qw.reshape(rows, -1, 8, 32), qx.reshape(x.shape[0], -1, 8, 32))
+    sumi = np.einsum("trbj,rbj->trb", S, sc)
+    summ = np.einsum("rbj,tbj->trb", m, qx.reshape(x.shape[0], -1, 8, 32).sum(axis=3))
+    acc = np.zeros((x.shape[0], rows), np.float32)
+    for b in range(qw.shape[1]):
+        ta = (dw[None, :, b] * dx[:, b, None]) * sumi[:, :, b].astype(np.float32)
+        tm = (dmw[None, :, b] * dx[:, b, None]) * summ[:, :, b].astype(np.float32)
+        acc = acc + (ta - tm)
+    return acc
+
+
 def x8_canonical(t, raw, rows, x):
     """quant_dot.h's x8 order in float32, one float op at a time: per block, exact int sum S,
     acc = acc + (dw * dx) * S; Q4_1 / Q5_1: accm = accm + mw * sx; result acc (+ accm)."""
@@ -131,8 +161,25 @@ def test_packed_precise_matmul_is_closer(t):
     np.testing.assert_array_less(np.abs(y16 - unpacked16), 1e-4 * mag)
 
 
+@pytest.mark.parametrize("rows,T,blocks", [(1, 1, 1), (13, 5, 2), (8, 4, 3), (30, 9, 1)])
+def test_packed_q4_k(each_isa, rows, T, blocks):
+    cols = 256 * blocks
+    rng = np.random.default_rng(rows * 100 + T)
+    raw = random_weights(Q.Q4_K, rows, cols, rng)
+    m = _core.WeightMatrix(int(Q.Q4_K), raw, rows, cols, threads=2)
+    np.testing.assert_array_equal(m.rows(), _core.dequantize(int(Q.Q4_K), raw, rows * cols).reshape(rows, cols))
+    x = (rng.standard_normal((T, cols)) + 0.1).astype(np.float32)
+    y = m.matmul(x)
+    assert y.tobytes() == q4_k_canonical(raw, rows, x).tobytes()
+    W = dequant(Q.Q4_K, raw, rows).astype(np.float64)
+    mag = np.abs(x).astype(np.float64) @ np.abs(W).T
+    np.testing.assert_array_less(np.abs(y - act_roundtrip(Q.Q4_K, x) @ W.T), 2e-5 * mag + 1e-30)
+    for i in range(T):  # alone == batched
+        np.testing.assert_array_equal(m.matmul(x[i:i + 1])[0], y[i])
+
+
 def test_packed_matmul_rejects_formats_without_packing():
     rng = np.random.default_rng(0)
-    raw = random_weights(Q.Q4_K, 8, 256, rng)
+    raw = random_weights(Q.Q6_K, 8, 256, rng)
     with pytest.raises(llmasos.LLMasOSError, match="x8"):
-        _core.WeightMatrix(int(Q.Q4_K), raw, 8, 256)
+        _core.WeightMatrix(int(Q.Q6_K), raw, 8, 256)

@@ -27,18 +27,28 @@ struct BlockQ5_1x8 { uint16_t d[8], m[8]; uint8_t qh[32]; uint8_t qs[128]; };  /
 // 8-bit: register k is qs[32k .. 32k + 31], byte 4r + i = element 4k + i of row r.
 struct BlockQ8_0x8 { uint16_t d[8]; int8_t qs[256]; };               // x = d * q
 
+// Q4_K (256-element super-blocks of 8 sub-blocks j of 32): x = d * sc[j] * q - dmin * m[j].
+// sc[8 j + r], the 6-bit scale of sub-block j of row r; m[16 p + 2 r + e], the 6-bit min of
+// sub-block 2p + e of row r (pairs of sub-blocks side by side, as one madd takes them). qs: for
+// each source qs run k < 4 (sub-blocks 2k, 2k + 1), 8 chunks c of 32 bytes, byte 4r + i of chunk
+// c = source qs[32 k + 4 c + i] of row r: its low nibble is element 4c + i of sub-block 2k, its
+// high nibble the same element of sub-block 2k + 1.
+struct BlockQ4_Kx8 { uint16_t d[8], dmin[8]; uint8_t sc[64]; uint8_t m[64]; uint8_t qs[1024]; };
+
+static_assert(sizeof(BlockQ4_Kx8) == 32 + 128 + 1024, "x8 layout");
 static_assert(sizeof(BlockQ4_0x8) == 8 * 18 && sizeof(BlockQ4_1x8) == 8 * 20, "x8 layout");
 static_assert(sizeof(BlockQ5_0x8) == 8 * 22 && sizeof(BlockQ5_1x8) == 8 * 24, "x8 layout");
 static_assert(sizeof(BlockQ8_0x8) == 8 * 34, "x8 layout");
 
-// Bytes of one packed block of 8 rows x 32 elements of `t`, or 0 when t has no x8 layout.
+// Bytes of one packed block of 8 rows x one block of `t` (32 elements; 256 for Q4_K), or 0 when
+// t has no x8 layout.
 uint64_t x8_block_bytes(GgmlType t);
 
-// Bytes of a packed [rows, cols] matrix: ceil(rows / 8) groups of cols / 32 blocks each.
+// Bytes of a packed [rows, cols] matrix: ceil(rows / 8) groups of cols / block_size blocks each.
 uint64_t x8_matrix_bytes(GgmlType t, int64_t rows, int64_t cols);
 
 // Packs rows [0, rows) of a ggml-layout matrix (rows `row_stride` bytes apart, cols a multiple of
-// 32) into dst (x8_matrix_bytes). Group g (rows 8g .. 8g + 7) is contiguous: its blocks in column
+// the block size) into dst (x8_matrix_bytes). Group g (rows 8g .. 8g + 7) is contiguous: its blocks in column
 // order. Rows past `rows` in the last group are zero (scales 0: they add +0 and are never stored).
 void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols,
                uint8_t* dst);

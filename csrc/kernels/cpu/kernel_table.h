@@ -9,8 +9,9 @@
 namespace llmasos::cpu {
 
 // The activations of a product with a row-interleaved (x8, quant/packed_x8.h) weight matrix: token
-// rows of Q8_0 / Q8_1 blocks, and per token t and block b (index t * nb + b) the block's scale as
-// float, its Q8_1 sum field as float (nullptr for Q8_0) and the exact sum of its 32 quants.
+// rows of Q8_0 / Q8_1 / Q8_K blocks, and per token t and block b (index t * nb + b) the block's
+// scale as float, its Q8_1 sum field as float, and the exact sum of its 32 quants (Q4_0, Q5_0);
+// for Q8_K, sum[4 (t * nb + b) + p] packs the sums of sub-blocks 2p (low 16 bits) and 2p + 1.
 struct X8Act {
   const uint8_t* q = nullptr;  // token t's block b at q + t * q_stride + b * block_bytes
   uint64_t q_stride = 0, block_bytes = 0, qs_offset = 0;  // qs_offset: the 32 int8 quants

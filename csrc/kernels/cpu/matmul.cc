@@ -138,6 +138,22 @@ void run_dots(const WeightView& W, const uint8_t* act, uint64_t act_row, int64_t
 // and block the scale and (Q8_1) sum field as float, and (formats with an offset) the quant sum.
 void x8_side(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t nb, int64_t t0,
              int64_t t1, bool want_sum, MatmulScratch& sc) {
+  if (&at == type_traits(GgmlType::Q8_K)) {  // float d; the 8 sub-block sums as 4 int16 pairs
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = q + static_cast<uint64_t>(t) * act_row + static_cast<uint64_t>(b) * at.type_size;
+        std::memcpy(&sc.xd[static_cast<size_t>(t * nb + b)], blk, 4);
+        int16_t bs[16];
+        std::memcpy(bs, blk + 4 + 256, sizeof(bs));
+        for (int p = 0; p < 4; ++p) {
+          const int32_t lo = bs[4 * p] + bs[4 * p + 1], hi = bs[4 * p + 2] + bs[4 * p + 3];
+          sc.xsum[static_cast<size_t>((t * nb + b) * 4 + p)] =
+              static_cast<int32_t>((static_cast<uint32_t>(hi) << 16) | (static_cast<uint32_t>(lo) & 0xffffu));
+        }
+      }
+    }
+    return;
+  }
   const bool q8_1 = &at == type_traits(GgmlType::Q8_1);
   const uint64_t bb = static_cast<uint64_t>(at.type_size), qs = q8_1 ? 4 : 2;
   for (int64_t t = t0; t < t1; ++t) {
@@ -164,12 +180,13 @@ void x8_side(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t n
 X8Act x8_act(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t nb, int64_t T,
              MatmulScratch& sc) {
   const size_t n = static_cast<size_t>(T * nb);
-  if (sc.xd.size() < n) { sc.xd.resize(n); sc.xs.resize(n); sc.xsum.resize(n); }
+  if (sc.xd.size() < n) { sc.xd.resize(n); sc.xs.resize(n); }
+  if (sc.xsum.size() < 4 * n) sc.xsum.resize(4 * n);  // Q8_K: 4 per block
   X8Act a;
   a.q = q;
   a.q_stride = act_row;
   a.block_bytes = static_cast<uint64_t>(at.type_size);
-  a.qs_offset = &at == type_traits(GgmlType::Q8_1) ? 4 : 2;
+  a.qs_offset = &at == type_traits(GgmlType::Q8_0) ? 2 : 4;  // Q8_1: d, s; Q8_K: float d
   a.nb = nb;
   a.d = sc.xd.data();
   a.s = sc.xs.data();
@@ -188,7 +205,7 @@ bool x8_wants_sum(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q5_
 // weights (about kChunkBytes, L1/L2-sized) passed over by every tile of 4 tokens in turn.
 void run_x8(const WeightView& W, const X8Act& a, int64_t T, float* Y, ThreadPool& pool) {
   auto kern = kernels().gemm_x8[static_cast<uint32_t>(W.type)];
-  const int64_t nb = W.cols / 32, ng = (W.rows + 7) / 8;
+  const int64_t nb = W.cols / type_traits(W.type)->block_size, ng = (W.rows + 7) / 8;
   const uint64_t gs = static_cast<uint64_t>(nb) * quant::x8_block_bytes(W.type);
   const int64_t nt = pool.size();
   const int64_t fair = (ng + nt * kChunksPerThread - 1) / (nt * kChunksPerThread);
@@ -212,7 +229,8 @@ void run_x8(const WeightView& W, const X8Act& a, int64_t T, float* Y, ThreadPool
 }  // namespace
 
 bool can_pack_x8(const WeightView& W) {
-  return !W.x8 && quant::x8_block_bytes(W.type) != 0 && W.cols > 0 && W.cols % 32 == 0 &&
+  return !W.x8 && quant::x8_block_bytes(W.type) != 0 && W.cols > 0 &&
+         W.cols % type_traits(W.type)->block_size == 0 &&
          kernels().gemm_x8[static_cast<uint32_t>(W.type)] != nullptr;
 }
 
@@ -276,7 +294,7 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
   if (scratch.qact.size() < need) scratch.qact.resize(need);
   uint8_t* q = scratch.qact.data();
   if (W.x8) {
-    const int64_t nb = cols / 32;
+    const int64_t nb = cols / tr.block_size;
     const X8Act a = x8_act(*at, q, act_row, nb, T, scratch);
     for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) quantize(X + t * cols, q + t * act_row, cols);
@@ -327,7 +345,7 @@ void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, Th
   scratch.prod.resize(static_cast<size_t>(2 * T * rows));
   float* p = scratch.prod.data();
   if (W.x8) {
-    const int64_t nb = cols / 32;
+    const int64_t nb = cols / tr.block_size;
     const X8Act a = x8_act(*at, q, act_row, nb, 2 * T, scratch);
     for_tokens(pool, 2 * T, cols, [&](int64_t t0, int64_t t1) {
       x8_side(*at, q, act_row, nb, t0, t1, x8_wants_sum(W.type), scratch);

@@ -15,6 +15,8 @@
 //    d_b = dw * dx, then
 //      acc = acc + d_b * float(S_b);   Q4_1 / Q5_1 also  accm = accm + mw * sx   (both start at +0)
 //    result = acc (+ accm). One accumulator per output: a SIMD lane is a row, never a partial sum.
+//    Q4_K x8: per super-block b, exact sumi = sum_j sc_j S_j and summ = sum_j m_j bsum_j, then
+//      acc = acc + ((dw * dx) * float(sumi) - (dminw * dx) * float(summ)).
 //  * K-quant dots, per super-block b: exact integer sums, then
 //      Q4_K, Q5_K:  t = (dx * dw) * float(sumi) - (dx * dminw) * float(summ)
 //      Q6_K:        t = (dx * dw) * float(sumi)

@@ -85,6 +85,44 @@ void gemm_x8_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
   }
 }
 
+// Q4_K x8 (canonical order, quant_dot.h): per super-block, exact sumi = sum_j sc_j * S_j and
+// summ = sum_j m_j * bsum_j, then acc = acc + ((dw * dx) * sumi - (dminw * dx) * summ).
+[[maybe_unused]] void gemm_x8_q4_k_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                         int64_t nt, float* y, int64_t y_stride) {
+  const int64_t nb = a.nb;
+  for (int64_t g = 0; g < ng; ++g) {
+    const BlockQ4_Kx8* grp = reinterpret_cast<const BlockQ4_Kx8*>(w) + g * nb;
+    for (int64_t t = t0; t < t0 + nt; ++t) {
+      for (int r = 0; r < kX8Rows && 8 * g + r < rows; ++r) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const BlockQ4_Kx8& x = grp[b];
+          const int8_t* xq = reinterpret_cast<const int8_t*>(
+              a.q + static_cast<uint64_t>(t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+          const int32_t* ks = a.sum + 4 * (t * nb + b);
+          int sumi = 0, summ = 0;
+          for (int j = 0; j < 8; ++j) {
+            int sj = 0;
+            for (int e = 0; e < 32; ++e) {
+              const uint8_t byte = x.qs[256 * (j / 2) + 32 * (e / 4) + 4 * r + e % 4];
+              sj += (j % 2 ? byte >> 4 : byte & 0x0f) * xq[32 * j + e];
+            }
+            sumi += x.sc[8 * j + r] * sj;
+            const int32_t pair = ks[j / 2];
+            const int bsum = j % 2 ? pair >> 16 : static_cast<int16_t>(pair & 0xffff);
+            summ += x.m[16 * (j / 2) + 2 * r + j % 2] * bsum;
+          }
+          const float dx = a.d[t * nb + b];
+          const float d = half_to_float(x.d[r]) * dx, dm = half_to_float(x.dmin[r]) * dx;
+          const float ta = d * static_cast<float>(sumi), tm = dm * static_cast<float>(summ);
+          acc = acc + (ta - tm);
+        }
+        y[t * y_stride + 8 * g + r] = acc;
+      }
+    }
+  }
+}
+
 #if defined(__AVX2__) && defined(__F16C__)
 
 // ---- AVX2: one group of 8 rows x NT tokens per pass over its blocks ---------------------------
@@ -216,6 +254,83 @@ inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[
   }
 }
 
+// Q4_K: per sub-block j, 8 maddubs summed in 16 bits (8 * 2 * 15 * 127 < 32768), then one madd
+// by the rows' scales (each i16 pair of a row times its scale) gives sc_j * S_j in the row's lane.
+template <int NT>
+inline void group_q4_k_x8(const BlockQ4_Kx8* grp, const X8Act& a, int64_t t0, __m256 out[NT]) {
+  const int64_t nb = a.nb;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ4_Kx8& x = grp[b];
+    const int8_t* xq[NT];
+    for (int t = 0; t < NT; ++t)
+      xq[t] = reinterpret_cast<const int8_t*>(a.q + static_cast<uint64_t>(t0 + t) * a.q_stride +
+                                              static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+    __m256i sumi[NT], summ[NT];
+    for (int t = 0; t < NT; ++t) sumi[t] = summ[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x.sc + 8 * j));
+      const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8));  // row r: i16 2r, 2r+1
+      __m256i s16[NT];
+      for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
+      const uint8_t* qs = x.qs + 256 * (j / 2);
+      for (int c = 0; c < 8; ++c) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+        const __m256i wq = (j % 2) ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
+        for (int t = 0; t < NT; ++t)
+          s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(wq, bcast4(xq[t] + 32 * j + 4 * c)));
+      }
+      for (int t = 0; t < NT; ++t) sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(s16[t], sc16));
+    }
+    for (int p = 0; p < 4; ++p) {  // mins of sub-blocks 2p, 2p + 1 against their activation sums
+      const __m256i m16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.m + 16 * p)));
+      for (int t = 0; t < NT; ++t)
+        summ[t] = _mm256_add_epi32(summ[t], _mm256_madd_epi16(m16, _mm256_set1_epi32(a.sum[4 * ((t0 + t) * nb + b) + p])));
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.d)));
+    const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.dmin)));
+    for (int t = 0; t < NT; ++t) {
+      const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nb + b]);
+      const __m256 ta = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(sumi[t]));
+      const __m256 tm = _mm256_mul_ps(_mm256_mul_ps(dmw, dx), _mm256_cvtepi32_ps(summ[t]));
+      acc[t] = _mm256_add_ps(acc[t], _mm256_sub_ps(ta, tm));
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = acc[t];
+}
+
+// Stores a group's NT rows of 8 outputs (only the `valid` first rows when the group is the last).
+inline void store_group(const __m256* out, int64_t nt, int64_t valid, float* y, int64_t t0, int64_t y_stride,
+                        int64_t col) {
+  for (int64_t t = 0; t < nt; ++t) {
+    float* dst = y + (t0 + t) * y_stride + col;
+    if (valid == 8) {
+      _mm256_storeu_ps(dst, out[t]);
+    } else {
+      float tmp[8];
+      _mm256_storeu_ps(tmp, out[t]);
+      for (int64_t r = 0; r < valid; ++r) dst[r] = tmp[r];
+    }
+  }
+}
+
+void gemm_x8_q4_k_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                       int64_t nt, float* y, int64_t y_stride) {
+  for (int64_t g = 0; g < ng; ++g) {
+    const BlockQ4_Kx8* grp = reinterpret_cast<const BlockQ4_Kx8*>(w) + g * a.nb;
+    __m256 out[4];
+    switch (nt) {
+      case 1: group_q4_k_x8<1>(grp, a, t0, out); break;
+      case 2: group_q4_k_x8<2>(grp, a, t0, out); break;
+      case 3: group_q4_k_x8<3>(grp, a, t0, out); break;
+      default: group_q4_k_x8<4>(grp, a, t0, out); break;
+    }
+    store_group(out, nt, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0, y_stride, 8 * g);
+  }
+}
+
 template <GgmlType T>
 void gemm_x8_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                   int64_t nt, float* y, int64_t y_stride) {
@@ -230,17 +345,7 @@ void gemm_x8_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
       case 3: group_x8<T, 3>(grp, a, t0, out); break;
       default: group_x8<T, 4>(grp, a, t0, out); break;
     }
-    const int64_t valid = rows - 8 * g < 8 ? rows - 8 * g : 8;
-    for (int64_t t = 0; t < nt; ++t) {
-      float* dst = y + (t0 + t) * y_stride + 8 * g;
-      if (valid == 8) {
-        _mm256_storeu_ps(dst, out[t]);
-      } else {
-        float tmp[8];
-        _mm256_storeu_ps(tmp, out[t]);
-        for (int64_t r = 0; r < valid; ++r) dst[r] = tmp[r];
-      }
-    }
+    store_group(out, nt, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0, y_stride, 8 * g);
   }
 }
 
@@ -260,6 +365,11 @@ void fill_gemm_x8(KernelTable& t) {
   LLMASOS_X8(Q5_1);
   LLMASOS_X8(Q8_0);
 #undef LLMASOS_X8
+#if defined(__AVX2__) && defined(__F16C__)
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q4_K)] = gemm_x8_q4_k_avx2;
+#else
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q4_K)] = gemm_x8_q4_k_scalar;
+#endif
 }
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS
