@@ -109,7 +109,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   if (opts.threads < 0) throw InvalidArgumentError("threads must be positive");
   if (threads <= 0) threads = cpu::physical_cores();
   m->pool_ = std::make_unique<cpu::ThreadPool>(threads);
-  m->pack_weights();
+  if (opts.repack) m->pack_weights();
   return m;
 }
 

@@ -67,16 +67,18 @@ void register_model(py::module_& m) {
       .def_readwrite("stop_token_ids", &GenerateOptions::stop_token_ids);
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
-      .def(py::init([](const std::string& path, int64_t n_ctx, int threads, const std::string& kv_type) {
+      .def(py::init([](const std::string& path, int64_t n_ctx, int threads, const std::string& kv_type,
+                       bool repack) {
              ModelOptions o;
              o.n_ctx = n_ctx;
              o.threads = threads;
              o.kv_type = kv_type_from_name(kv_type);
+             o.repack = repack;
              py::gil_scoped_release nogil;
              return std::shared_ptr<Model>(Model::load(path, o));
            }),
            py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0, py::arg("threads") = 0,
-           py::arg("kv_cache_type") = "f16")
+           py::arg("kv_cache_type") = "f16", py::arg("repack") = true)
       .def_property_readonly("kv_cache_type", [](const Model& m) { return kv_type_name(m.kv_type()); })
       .def_property_readonly("arch", [](const Model& m) { return m.hparams().arch; })
       .def_property_readonly("n_vocab", [](const Model& m) { return m.hparams().n_vocab; })

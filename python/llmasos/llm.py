@@ -39,11 +39,14 @@ class LLM:
     def from_pretrained(cls, name_or_path: Union[str, os.PathLike], *, n_ctx: Optional[int] = None,
                         threads: Optional[int] = None, seed: Optional[int] = None,
                         kv_cache_bytes: Optional[int] = None, max_batch_tokens: int = 512,
-                        max_seqs: int = 64, kv_cache_type: str = "f16") -> "LLM":
+                        max_seqs: int = 64, kv_cache_type: str = "f16",
+                        repack_weights: bool = True) -> "LLM":
         """Loads a known model name (fetched into the store on first use) or a .gguf path.
         kv_cache_bytes (default: room for 4 * n_ctx tokens), max_batch_tokens and max_seqs size
         the batched engine generate() runs on. kv_cache_type: "f16" (default), "bf16" or "f32",
-        the element type keys and values are kept in."""
+        the element type keys and values are kept in. repack_weights: quantized weights are
+        copied once into a faster 8-row interleaved layout (the default); False uses them in
+        place from the memory-mapped file (shared between processes that load it, slower)."""
         for name, v in (("n_ctx", n_ctx), ("threads", threads), ("kv_cache_bytes", kv_cache_bytes),
                         ("max_batch_tokens", max_batch_tokens), ("max_seqs", max_seqs)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
@@ -52,7 +55,7 @@ class LLM:
             raise ValueError(f"kv_cache_type must be 'f16', 'bf16' or 'f32', got {kv_cache_type!r}")
         path = store.resolve(name_or_path)
         model = _core.Model(str(path), n_ctx=n_ctx or 0, threads=threads or 0,
-                            kv_cache_type=kv_cache_type)
+                            kv_cache_type=kv_cache_type, repack=bool(repack_weights))
         return cls(model, path=str(path), seed=seed, kv_cache_bytes=kv_cache_bytes,
                    max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
 
