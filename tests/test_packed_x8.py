@@ -76,6 +76,31 @@ def q4_k_canonical(raw, rows, x):
     return acc
 
 
+def q6_k_canonical(raw, rows, x):
+    """quant_dot.h's Q6_K x8 order: exact sumi = sum_j sc_j sum_e (q - 32) x per super-block,
+    acc = acc + (dw * dx) * sumi, in float32. Weights: the reference dequantizer's / (d * sc)."""
+    nb = raw.reshape(rows, -1).shape[1] // 210
+    b = np.ascontiguousarray(raw).reshape(rows, nb, 210)
+    d = b[:, :, 208:210].copy().view(np.float16)[..., 0].astype(np.float32)
+    sc = b[:, :, 192:208].view(np.int8).astype(np.int64)  # [rows, nb, 16]
+    ql, qh = b[:, :, 0:128].astype(np.int64), b[:, :, 128:192].astype(np.int64)
+    q = np.zeros((rows, nb, 256), np.int64)
+    for e in range(256):  # dequant_q6_k's index arithmetic
+        h, quarter, l = e // 128, (e % 128) // 32, e % 32
+        lo = ql[:, :, 64 * h + l + (32 if quarter & 1 else 0)]
+        nib = lo & 0x0F if quarter < 2 else lo >> 4
+        q[:, :, e] = nib | (((qh[:, :, 32 * h + l] >> (2 * quarter)) & 3) << 4)
+    blocks = np.stack([_core.quantize_act(int(Q.Q8_K), r).reshape(-1, 292) for r in x])
+    dx = blocks[:, :, 0:4].copy().view(np.float32)[..., 0]
+    qx = blocks[:, :, 4:260].view(np.int8).astype(np.int64)
+    S = np.einsum("rbje,tbje->trbj", (q - 32).reshape(rows, nb, 16, 16), qx.reshape(x.shape[0], nb, 16, 16))
+    sumi = np.einsum("trbj,rbj->trb", S, sc)
+    acc = np.zeros((x.shape[0], rows), np.float32)
+    for bb in range(nb):
+        acc = acc + (d[None, :, bb] * dx[:, bb, None]) * sumi[:, :, bb].astype(np.float32)
+    return acc
+
+
 def x8_canonical(t, raw, rows, x):
     """quant_dot.h's x8 order in float32, one float op at a time: per block, exact int sum S,
     acc = acc + (dw * dx) * S; Q4_1 / Q5_1: accm = accm + mw * sx; result acc (+ accm)."""
@@ -161,25 +186,27 @@ def test_packed_precise_matmul_is_closer(t):
     np.testing.assert_array_less(np.abs(y16 - unpacked16), 1e-4 * mag)
 
 
+@pytest.mark.parametrize("t", [Q.Q4_K, Q.Q6_K], ids=lambda t: t.name)
 @pytest.mark.parametrize("rows,T,blocks", [(1, 1, 1), (13, 5, 2), (8, 4, 3), (30, 9, 1)])
-def test_packed_q4_k(each_isa, rows, T, blocks):
+def test_packed_k_quants(each_isa, t, rows, T, blocks):
     cols = 256 * blocks
     rng = np.random.default_rng(rows * 100 + T)
-    raw = random_weights(Q.Q4_K, rows, cols, rng)
-    m = _core.WeightMatrix(int(Q.Q4_K), raw, rows, cols, threads=2)
-    np.testing.assert_array_equal(m.rows(), _core.dequantize(int(Q.Q4_K), raw, rows * cols).reshape(rows, cols))
+    raw = random_weights(t, rows, cols, rng)
+    m = _core.WeightMatrix(int(t), raw, rows, cols, threads=2)
+    np.testing.assert_array_equal(m.rows(), _core.dequantize(int(t), raw, rows * cols).reshape(rows, cols))
     x = (rng.standard_normal((T, cols)) + 0.1).astype(np.float32)
     y = m.matmul(x)
-    assert y.tobytes() == q4_k_canonical(raw, rows, x).tobytes()
-    W = dequant(Q.Q4_K, raw, rows).astype(np.float64)
+    canonical = q4_k_canonical if t == Q.Q4_K else q6_k_canonical
+    assert y.tobytes() == canonical(raw, rows, x).tobytes()
+    W = dequant(t, raw, rows).astype(np.float64)
     mag = np.abs(x).astype(np.float64) @ np.abs(W).T
-    np.testing.assert_array_less(np.abs(y - act_roundtrip(Q.Q4_K, x) @ W.T), 2e-5 * mag + 1e-30)
+    np.testing.assert_array_less(np.abs(y - act_roundtrip(t, x) @ W.T), 2e-5 * mag + 1e-30)
     for i in range(T):  # alone == batched
         np.testing.assert_array_equal(m.matmul(x[i:i + 1])[0], y[i])
 
 
 def test_packed_matmul_rejects_formats_without_packing():
     rng = np.random.default_rng(0)
-    raw = random_weights(Q.Q6_K, 8, 256, rng)
+    raw = random_weights(Q.Q5_K, 8, 256, rng)
     with pytest.raises(llmasos.LLMasOSError, match="x8"):
-        _core.WeightMatrix(int(Q.Q6_K), raw, 8, 256)
+        _core.WeightMatrix(int(Q.Q5_K), raw, 8, 256)

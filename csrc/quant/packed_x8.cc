@@ -35,6 +35,7 @@ uint64_t x8_block_bytes(GgmlType t) {
     case GgmlType::Q5_1: return sizeof(BlockQ5_1x8);
     case GgmlType::Q8_0: return sizeof(BlockQ8_0x8);
     case GgmlType::Q4_K: return sizeof(BlockQ4_Kx8);
+    case GgmlType::Q6_K: return sizeof(BlockQ6_Kx8);
     default: return 0;
   }
 }
@@ -94,11 +95,58 @@ void dequantize_row_q4_k_x8(const uint8_t* packed, int64_t cols, int64_t r, floa
   }
 }
 
+// Element e of a Q6_K block: its 6-bit unsigned quant (see dequant_q6_k's index arithmetic).
+int q6_k_quant(const BlockQ6_K& s, int e) {
+  const int h = e / 128, quarter = (e % 128) / 32, l = e % 32;
+  const uint8_t lo = s.ql[64 * h + l + (quarter & 1 ? 32 : 0)];
+  const int nib = quarter < 2 ? lo & 0x0f : lo >> 4;
+  return nib | (((s.qh[32 * h + l] >> (2 * quarter)) & 3) << 4);
+}
+
+void repack_q6_k_x8(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst) {
+  const int64_t nb = cols / kQKK, groups = (rows + kX8Rows - 1) / kX8Rows;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockQ6_Kx8& out = reinterpret_cast<BlockQ6_Kx8*>(dst)[g * nb + b];
+      std::memset(&out, 0, sizeof(out));
+      for (int r = 0; r < kX8Rows; ++r) {
+        const int64_t row = g * kX8Rows + r;
+        if (row >= rows) break;
+        const BlockQ6_K& s = reinterpret_cast<const BlockQ6_K*>(src + static_cast<uint64_t>(row) * row_stride)[b];
+        out.d[r] = s.d;
+        for (int j = 0; j < 16; ++j) out.sc[8 * j + r] = s.scales[j];
+        for (int e = 0; e < kQKK; ++e) {
+          const int q = q6_k_quant(s, e), k = e / 4, pos = 4 * r + e % 4;
+          out.ql[32 * (k % 32) + pos] |= static_cast<uint8_t>((q & 0x0f) << (k < 32 ? 0 : 4));
+          out.qh[32 * (k % 16) + pos] |= static_cast<uint8_t>((q >> 4) << (2 * (k / 16)));
+        }
+      }
+    }
+  }
+}
+
+void dequantize_row_q6_k_x8(const uint8_t* packed, int64_t cols, int64_t r, float* out) {
+  const int64_t nb = cols / kQKK;
+  const int lane = static_cast<int>(r % kX8Rows);
+  const BlockQ6_Kx8* grp = reinterpret_cast<const BlockQ6_Kx8*>(packed) + (r / kX8Rows) * nb;
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ6_Kx8& x = grp[b];
+    const float d = fp16_to_fp32(x.d[lane]);
+    for (int e = 0; e < kQKK; ++e) {
+      const int k = e / 4, pos = 4 * lane + e % 4;
+      const int lo = (x.ql[32 * (k % 32) + pos] >> (k < 32 ? 0 : 4)) & 0x0f;
+      const int hi = (x.qh[32 * (k % 16) + pos] >> (2 * (k / 16))) & 3;
+      out[b * kQKK + e] = d * x.sc[8 * (e / 16) + lane] * ((lo | (hi << 4)) - 32);  // the reference's
+    }
+  }
+}
+
 }  // namespace
 
 void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols,
                uint8_t* dst) {
   if (t == GgmlType::Q4_K) return repack_q4_k_x8(src, row_stride, rows, cols, dst);
+  if (t == GgmlType::Q6_K) return repack_q6_k_x8(src, row_stride, rows, cols, dst);
   const uint64_t bb = x8_block_bytes(t);
   const uint64_t sb = static_cast<uint64_t>(type_traits(t)->type_size);
   const int64_t nb = cols / kQK, groups = (rows + kX8Rows - 1) / kX8Rows;
@@ -133,6 +181,7 @@ void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows
 
 void dequantize_row_x8(GgmlType t, const uint8_t* packed, int64_t cols, int64_t r, float* out) {
   if (t == GgmlType::Q4_K) return dequantize_row_q4_k_x8(packed, cols, r, out);
+  if (t == GgmlType::Q6_K) return dequantize_row_q6_k_x8(packed, cols, r, out);
   const uint64_t bb = x8_block_bytes(t);
   const int64_t nb = cols / kQK;
   const int lane = static_cast<int>(r % kX8Rows);

@@ -123,6 +123,40 @@ void gemm_x8_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
   }
 }
 
+// Q6_K x8: per super-block, exact sumi = sum_j sc_j * sum_e (q_e - 32) x_e, then
+// acc = acc + (dw * dx) * float(sumi).
+[[maybe_unused]] void gemm_x8_q6_k_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
+                                          int64_t t0, int64_t nt, float* y, int64_t y_stride) {
+  const int64_t nb = a.nb;
+  for (int64_t g = 0; g < ng; ++g) {
+    const BlockQ6_Kx8* grp = reinterpret_cast<const BlockQ6_Kx8*>(w) + g * nb;
+    for (int64_t t = t0; t < t0 + nt; ++t) {
+      for (int r = 0; r < kX8Rows && 8 * g + r < rows; ++r) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const BlockQ6_Kx8& x = grp[b];
+          const int8_t* xq = reinterpret_cast<const int8_t*>(
+              a.q + static_cast<uint64_t>(t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+          int sumi = 0;
+          for (int j = 0; j < 16; ++j) {
+            int sj = 0;
+            for (int e = 16 * j; e < 16 * j + 16; ++e) {
+              const int k = e / 4, pos = 4 * r + e % 4;
+              const int lo = (x.ql[32 * (k % 32) + pos] >> (k < 32 ? 0 : 4)) & 0x0f;
+              const int hi = (x.qh[32 * (k % 16) + pos] >> (2 * (k / 16))) & 3;
+              sj += ((lo | (hi << 4)) - 32) * xq[e];
+            }
+            sumi += x.sc[8 * j + r] * sj;
+          }
+          const float d = half_to_float(x.d[r]) * a.d[t * nb + b];
+          acc = acc + d * static_cast<float>(sumi);
+        }
+        y[t * y_stride + 8 * g + r] = acc;
+      }
+    }
+  }
+}
+
 #if defined(__AVX2__) && defined(__F16C__)
 
 // ---- AVX2: one group of 8 rows x NT tokens per pass over its blocks ---------------------------
@@ -316,6 +350,84 @@ inline void store_group(const __m256* out, int64_t nt, int64_t valid, float* y, 
   }
 }
 
+// Q6_K: a sub-block j of 16 is registers 4j .. 4j + 3; the unsigned 6-bit quants are summed in
+// two 16-bit pairs of maddubs (2 * 2 * 63 * 127 < 32768), each madd'ed by the rows' signed scales;
+// the -32 offset is sum_j sc_j * bsum_j (Q8_K's 16-element sums), taken in a second pass.
+template <int NT>
+inline void group_q6_k_x8(const BlockQ6_Kx8* grp, const X8Act& a, int64_t t0, __m256 out[NT]) {
+  const int64_t nb = a.nb;
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ6_Kx8& x = grp[b];
+    const int8_t* xq[NT];
+    for (int t = 0; t < NT; ++t)
+      xq[t] = reinterpret_cast<const int8_t*>(a.q + static_cast<uint64_t>(t0 + t) * a.q_stride +
+                                              static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+    __m256i sumi[NT];
+    for (int t = 0; t < NT; ++t) sumi[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 16; ++j) {
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x.sc + 8 * j));
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));  // row r: i16 2r, 2r+1
+      __m256i w[4];
+      for (int u = 0; u < 4; ++u) {
+        const int k = 4 * j + u;
+        const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.ql + 32 * (k % 32)));
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qh + 32 * (k % 16)));
+        const __m256i lo = k < 32 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+        __m256i hi;  // bits 2m, 2m + 1 of the qh byte to bits 4, 5 (crossing bits are masked off)
+        switch (k / 16) {
+          case 0: hi = _mm256_slli_epi16(h, 4); break;
+          case 1: hi = _mm256_slli_epi16(h, 2); break;
+          case 2: hi = h; break;
+          default: hi = _mm256_srli_epi16(h, 2); break;
+        }
+        w[u] = _mm256_or_si256(lo, _mm256_and_si256(hi, m2));
+      }
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* xj = xq[t] + 16 * j;
+        const __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], bcast4(xj)), _mm256_maddubs_epi16(w[1], bcast4(xj + 4)));
+        const __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2], bcast4(xj + 8)), _mm256_maddubs_epi16(w[3], bcast4(xj + 12)));
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(_mm256_madd_epi16(p0, sc16), _mm256_madd_epi16(p1, sc16)));
+      }
+    }
+    __m256i summ[NT];
+    for (int t = 0; t < NT; ++t) summ[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 16; ++j) {
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x.sc + 8 * j));
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
+      for (int t = 0; t < NT; ++t) {
+        int16_t bs;  // Q8_K bsums follow the 256 quants
+        std::memcpy(&bs, xq[t] + 256 + 2 * j, 2);
+        summ[t] = _mm256_add_epi32(summ[t], _mm256_madd_epi16(sc16, _mm256_set1_epi32(static_cast<uint16_t>(bs))));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.d)));
+    for (int t = 0; t < NT; ++t) {
+      const __m256i S = _mm256_sub_epi32(sumi[t], _mm256_slli_epi32(summ[t], 5));
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[(t0 + t) * nb + b]));
+      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S)));
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = acc[t];
+}
+
+void gemm_x8_q6_k_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                       int64_t nt, float* y, int64_t y_stride) {
+  for (int64_t g = 0; g < ng; ++g) {
+    const BlockQ6_Kx8* grp = reinterpret_cast<const BlockQ6_Kx8*>(w) + g * a.nb;
+    __m256 out[4];
+    switch (nt) {
+      case 1: group_q6_k_x8<1>(grp, a, t0, out); break;
+      case 2: group_q6_k_x8<2>(grp, a, t0, out); break;
+      case 3: group_q6_k_x8<3>(grp, a, t0, out); break;
+      default: group_q6_k_x8<4>(grp, a, t0, out); break;
+    }
+    store_group(out, nt, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0, y_stride, 8 * g);
+  }
+}
+
 void gemm_x8_q4_k_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                        int64_t nt, float* y, int64_t y_stride) {
   for (int64_t g = 0; g < ng; ++g) {
@@ -367,8 +479,10 @@ void fill_gemm_x8(KernelTable& t) {
 #undef LLMASOS_X8
 #if defined(__AVX2__) && defined(__F16C__)
   t.gemm_x8[static_cast<uint32_t>(GgmlType::Q4_K)] = gemm_x8_q4_k_avx2;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q6_K)] = gemm_x8_q6_k_avx2;
 #else
   t.gemm_x8[static_cast<uint32_t>(GgmlType::Q4_K)] = gemm_x8_q4_k_scalar;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q6_K)] = gemm_x8_q6_k_scalar;
 #endif
 }
 
