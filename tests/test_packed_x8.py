@@ -46,22 +46,26 @@ def act_ints(t, x):
     return f16(0), (f16(2) if bs == 36 else None), qs
 
 
-def q4_k_ints(raw, rows):
-    """Q4_K blocks: d, dmin (float32 [rows, nb]), sc, m ([rows, nb, 8] ints), q [rows, nb, 256]."""
-    b = np.ascontiguousarray(raw).reshape(rows, -1, 144)
+def k4_ints(t, raw, rows):
+    """Q4_K / Q5_K blocks: d, dmin (float32 [rows, nb]), sc, m ([rows, nb, 8]), q [rows, nb, 256]."""
+    bs = 144 if t == Q.Q4_K else 176
+    b = np.ascontiguousarray(raw).reshape(rows, -1, bs)
     f16 = lambda o: b[:, :, o:o + 2].copy().view(np.float16)[..., 0].astype(np.float32)
     s = b[:, :, 4:16].astype(np.int64)
     sc = np.concatenate([s[..., 0:4] & 63, (s[..., 8:12] & 0xF) | ((s[..., 0:4] >> 6) << 4)], axis=2)
     m = np.concatenate([s[..., 4:8] & 63, (s[..., 8:12] >> 4) | ((s[..., 4:8] >> 6) << 4)], axis=2)
-    qs = b[:, :, 16:144].astype(np.int64).reshape(rows, -1, 4, 32)
-    q = np.stack([qs & 0x0F, qs >> 4], axis=3).reshape(rows, -1, 256)  # sub-blocks 2k, 2k + 1
-    return f16(0), f16(2), sc, m, q
+    qs = b[:, :, bs - 128:bs].astype(np.int64).reshape(rows, -1, 4, 32)
+    q = np.stack([qs & 0x0F, qs >> 4], axis=3).reshape(rows, -1, 8, 32)  # sub-blocks 2k, 2k + 1
+    if t == Q.Q5_K:  # bit j of qh[l]: the 5th bit of element l of sub-block j
+        qh = b[:, :, 16:48].astype(np.int64)
+        q = q | (((qh[:, :, None, :] >> np.arange(8)[None, None, :, None]) & 1) << 4)
+    return f16(0), f16(2), sc, m, q.reshape(rows, -1, 256)
 
 
-def q4_k_canonical(raw, rows, x):
-    """quant_dot.h's Q4_K x8 order: exact sumi = sum_j sc_j S_j, summ = sum_j m_j bsum_j, then
-    acc = acc + ((dw * dx) * sumi - (dminw * dx) * summ) per super-block, in float32."""
-    dw, dmw, sc, m, qw = q4_k_ints(raw, rows)
+def k4_canonical(t, raw, rows, x):
+    """quant_dot.h's Q4_K / Q5_K x8 order: exact sumi = sum_j sc_j S_j, summ = sum_j m_j bsum_j,
+    then acc = acc + ((dw * dx) * sumi - (dminw * dx) * summ) per super-block, in float32."""
+    dw, dmw, sc, m, qw = k4_ints(t, raw, rows)
     blocks = np.stack([_core.quantize_act(int(Q.Q8_K), r).reshape(-1, 292) for r in x])
     dx = blocks[:, :, 0:4].copy().view(np.float32)[..., 0]
     qx = blocks[:, :, 4:260].view(np.int8).astype(np.int64)
@@ -186,7 +190,7 @@ def test_packed_precise_matmul_is_closer(t):
     np.testing.assert_array_less(np.abs(y16 - unpacked16), 1e-4 * mag)
 
 
-@pytest.mark.parametrize("t", [Q.Q4_K, Q.Q6_K], ids=lambda t: t.name)
+@pytest.mark.parametrize("t", [Q.Q4_K, Q.Q5_K, Q.Q6_K], ids=lambda t: t.name)
 @pytest.mark.parametrize("rows,T,blocks", [(1, 1, 1), (13, 5, 2), (8, 4, 3), (30, 9, 1)])
 def test_packed_k_quants(each_isa, t, rows, T, blocks):
     cols = 256 * blocks
@@ -196,8 +200,8 @@ def test_packed_k_quants(each_isa, t, rows, T, blocks):
     np.testing.assert_array_equal(m.rows(), _core.dequantize(int(t), raw, rows * cols).reshape(rows, cols))
     x = (rng.standard_normal((T, cols)) + 0.1).astype(np.float32)
     y = m.matmul(x)
-    canonical = q4_k_canonical if t == Q.Q4_K else q6_k_canonical
-    assert y.tobytes() == canonical(raw, rows, x).tobytes()
+    canonical = q6_k_canonical(raw, rows, x) if t == Q.Q6_K else k4_canonical(t, raw, rows, x)
+    assert y.tobytes() == canonical.tobytes()
     W = dequant(t, raw, rows).astype(np.float64)
     mag = np.abs(x).astype(np.float64) @ np.abs(W).T
     np.testing.assert_array_less(np.abs(y - act_roundtrip(t, x) @ W.T), 2e-5 * mag + 1e-30)
@@ -207,6 +211,6 @@ def test_packed_k_quants(each_isa, t, rows, T, blocks):
 
 def test_packed_matmul_rejects_formats_without_packing():
     rng = np.random.default_rng(0)
-    raw = random_weights(Q.Q5_K, 8, 256, rng)
+    raw = random_weights(Q.F16, 8, 64, rng)
     with pytest.raises(llmasos.LLMasOSError, match="x8"):
-        _core.WeightMatrix(int(Q.Q5_K), raw, 8, 256)
+        _core.WeightMatrix(int(Q.F16), raw, 8, 64)

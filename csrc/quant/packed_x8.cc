@@ -35,6 +35,7 @@ uint64_t x8_block_bytes(GgmlType t) {
     case GgmlType::Q5_1: return sizeof(BlockQ5_1x8);
     case GgmlType::Q8_0: return sizeof(BlockQ8_0x8);
     case GgmlType::Q4_K: return sizeof(BlockQ4_Kx8);
+    case GgmlType::Q5_K: return sizeof(BlockQ5_Kx8);
     case GgmlType::Q6_K: return sizeof(BlockQ6_Kx8);
     default: return 0;
   }
@@ -52,16 +53,18 @@ uint64_t x8_matrix_bytes(GgmlType t, int64_t rows, int64_t cols) {
 // becomes bit k of byte 4r + i).
 namespace {
 
-void repack_q4_k_x8(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst) {
+// Q4_K and Q5_K (B: the packed block; S: the source block, with qh for Q5_K).
+template <class B, class S>
+void repack_k4_x8(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst) {
   const int64_t nb = cols / kQKK, groups = (rows + kX8Rows - 1) / kX8Rows;
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t b = 0; b < nb; ++b) {
-      BlockQ4_Kx8& out = reinterpret_cast<BlockQ4_Kx8*>(dst)[g * nb + b];
+      B& out = reinterpret_cast<B*>(dst)[g * nb + b];
       std::memset(&out, 0, sizeof(out));
       for (int r = 0; r < kX8Rows; ++r) {
         const int64_t row = g * kX8Rows + r;
         if (row >= rows) break;
-        const BlockQ4_K& s = reinterpret_cast<const BlockQ4_K*>(src + static_cast<uint64_t>(row) * row_stride)[b];
+        const S& s = reinterpret_cast<const S*>(src + static_cast<uint64_t>(row) * row_stride)[b];
         out.d[r] = s.d;
         out.dmin[r] = s.dmin;
         for (int j = 0; j < 8; ++j) {
@@ -72,23 +75,28 @@ void repack_q4_k_x8(const uint8_t* src, uint64_t row_stride, int64_t rows, int64
         }
         for (int k = 0; k < 4; ++k)
           for (int c = 0; c < 8; ++c) std::memcpy(out.qs + 256 * k + 32 * c + 4 * r, s.qs + 32 * k + 4 * c, 4);
+        if constexpr (sizeof(S) == sizeof(BlockQ5_K))
+          for (int c = 0; c < 8; ++c) std::memcpy(out.qh + 32 * c + 4 * r, s.qh + 4 * c, 4);
       }
     }
   }
 }
 
-void dequantize_row_q4_k_x8(const uint8_t* packed, int64_t cols, int64_t r, float* out) {
+template <class B>
+void dequantize_row_k4_x8(const uint8_t* packed, int64_t cols, int64_t r, float* out) {
   const int64_t nb = cols / kQKK;
   const int lane = static_cast<int>(r % kX8Rows);
-  const BlockQ4_Kx8* grp = reinterpret_cast<const BlockQ4_Kx8*>(packed) + (r / kX8Rows) * nb;
+  const B* grp = reinterpret_cast<const B*>(packed) + (r / kX8Rows) * nb;
   for (int64_t b = 0; b < nb; ++b) {
-    const BlockQ4_Kx8& x = grp[b];
+    const B& x = grp[b];
     const float d = fp16_to_fp32(x.d[lane]), dmin = fp16_to_fp32(x.dmin[lane]);
     for (int j = 0; j < 8; ++j) {  // the reference's expression: (d * sc) * q - (dmin * m)
       const float d1 = d * x.sc[8 * j + lane], m1 = dmin * x.m[16 * (j / 2) + 2 * lane + j % 2];
       for (int e = 0; e < 32; ++e) {
         const uint8_t byte = x.qs[256 * (j / 2) + 32 * (e / 4) + 4 * lane + e % 4];
-        const int q = j % 2 ? byte >> 4 : byte & 0x0f;
+        int q = j % 2 ? byte >> 4 : byte & 0x0f;
+        if constexpr (sizeof(B) == sizeof(BlockQ5_Kx8))
+          q += (x.qh[32 * (e / 4) + 4 * lane + e % 4] >> j) & 1 ? 16 : 0;
         out[b * kQKK + 32 * j + e] = d1 * q - m1;
       }
     }
@@ -145,7 +153,8 @@ void dequantize_row_q6_k_x8(const uint8_t* packed, int64_t cols, int64_t r, floa
 
 void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols,
                uint8_t* dst) {
-  if (t == GgmlType::Q4_K) return repack_q4_k_x8(src, row_stride, rows, cols, dst);
+  if (t == GgmlType::Q4_K) return repack_k4_x8<BlockQ4_Kx8, BlockQ4_K>(src, row_stride, rows, cols, dst);
+  if (t == GgmlType::Q5_K) return repack_k4_x8<BlockQ5_Kx8, BlockQ5_K>(src, row_stride, rows, cols, dst);
   if (t == GgmlType::Q6_K) return repack_q6_k_x8(src, row_stride, rows, cols, dst);
   const uint64_t bb = x8_block_bytes(t);
   const uint64_t sb = static_cast<uint64_t>(type_traits(t)->type_size);
@@ -180,7 +189,8 @@ void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows
 }
 
 void dequantize_row_x8(GgmlType t, const uint8_t* packed, int64_t cols, int64_t r, float* out) {
-  if (t == GgmlType::Q4_K) return dequantize_row_q4_k_x8(packed, cols, r, out);
+  if (t == GgmlType::Q4_K) return dequantize_row_k4_x8<BlockQ4_Kx8>(packed, cols, r, out);
+  if (t == GgmlType::Q5_K) return dequantize_row_k4_x8<BlockQ5_Kx8>(packed, cols, r, out);
   if (t == GgmlType::Q6_K) return dequantize_row_q6_k_x8(packed, cols, r, out);
   const uint64_t bb = x8_block_bytes(t);
   const int64_t nb = cols / kQK;

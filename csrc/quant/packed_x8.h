@@ -35,6 +35,9 @@ struct BlockQ8_0x8 { uint16_t d[8]; int8_t qs[256]; };               // x = d * 
 // high nibble the same element of sub-block 2k + 1.
 struct BlockQ4_Kx8 { uint16_t d[8], dmin[8]; uint8_t sc[64]; uint8_t m[64]; uint8_t qs[1024]; };
 
+// Q5_K: as Q4_K, plus qh: chunk c < 8, byte 4r + i, bit j = the 5th bit of element 4c + i of
+// sub-block j of row r (exactly the source's qh[4c + i]).
+struct BlockQ5_Kx8 { uint16_t d[8], dmin[8]; uint8_t sc[64]; uint8_t m[64]; uint8_t qh[256]; uint8_t qs[1024]; };
 // Q6_K (16 sub-blocks j of 16, signed 8-bit scales): x = d * sc[j] * (q - 32), q 6 bits.
 // sc[8 j + r]; ql chunk c < 32, byte 4r + i: low nibble = low 4 bits of element 4c + i of row r,
 // high nibble those of element 128 + 4c + i; qh chunk c < 16, byte 4r + i, bits 2m, 2m + 1 = the
@@ -44,11 +47,12 @@ struct BlockQ6_Kx8 { uint16_t d[8]; int8_t sc[128]; uint8_t ql[1024]; uint8_t qh
 
 static_assert(sizeof(BlockQ4_Kx8) == 32 + 128 + 1024, "x8 layout");
 static_assert(sizeof(BlockQ6_Kx8) == 8 * 210, "x8 layout");
+static_assert(sizeof(BlockQ5_Kx8) == 32 + 128 + 256 + 1024, "x8 layout");
 static_assert(sizeof(BlockQ4_0x8) == 8 * 18 && sizeof(BlockQ4_1x8) == 8 * 20, "x8 layout");
 static_assert(sizeof(BlockQ5_0x8) == 8 * 22 && sizeof(BlockQ5_1x8) == 8 * 24, "x8 layout");
 static_assert(sizeof(BlockQ8_0x8) == 8 * 34, "x8 layout");
 
-// Bytes of one packed block of 8 rows x one block of `t` (32 elements; 256 for Q4_K, Q6_K), or 0 when
+// Bytes of one packed block of 8 rows x one block of `t` (32 elements; 256 for the K-quants), or 0 when
 // t has no x8 layout.
 uint64_t x8_block_bytes(GgmlType t);
 

@@ -15,7 +15,7 @@
 //    d_b = dw * dx, then
 //      acc = acc + d_b * float(S_b);   Q4_1 / Q5_1 also  accm = accm + mw * sx   (both start at +0)
 //    result = acc (+ accm). One accumulator per output: a SIMD lane is a row, never a partial sum.
-//    Q4_K x8: per super-block b, exact sumi = sum_j sc_j S_j and summ = sum_j m_j bsum_j, then
+//    Q4_K / Q5_K x8: per super-block b, exact sumi = sum_j sc_j S_j and summ = sum_j m_j bsum_j, then
 //      acc = acc + ((dw * dx) * float(sumi) - (dminw * dx) * float(summ)).
 //    Q6_K x8: per super-block, exact sumi = sum_j sc_j sum_e (q_e - 32) x_e, then
 //      acc = acc + (dw * dx) * float(sumi).
