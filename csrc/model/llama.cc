@@ -216,7 +216,8 @@ void Model::pack_layer(Layer& L, Packed& store) {
 void Model::pack_weights() {
   // One pool item per layer and one for the output head, each with its own storage slot.
   const int n = static_cast<int>(layers_.size());
-  packed_.assign(static_cast<size_t>(n) + 1, Packed{});
+  packed_.clear();
+  packed_.resize(static_cast<size_t>(n) + 1);
   const bool tied = output_.data == tok_embd_.data;
   std::mutex err_mu;
   std::exception_ptr err;

@@ -115,7 +115,7 @@ class Model {
   // Repacks every weight with an x8 layout once (see quant/packed_x8.h) and drops the file pages
   // it came from, so resident memory holds one copy.
   void pack_weights();
-  using Packed = std::vector<std::vector<uint8_t>>;  // storage of x8 matrices
+  using Packed = std::vector<cpu::PackedBytes>;  // storage of x8 matrices
   cpu::WeightView pack_one(const cpu::WeightView& w, Packed& store);
   void pack_layer(Layer& L, Packed& store);
   void check_batch(const ForwardBatch& b, const KvStore& kv) const;

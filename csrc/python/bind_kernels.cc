@@ -158,7 +158,8 @@ class WeightMatrixForTests {
  private:
   cpu::ThreadPool pool_;
   cpu::MatmulScratch scratch_;
-  std::vector<uint8_t> raw_, packed_;
+  std::vector<uint8_t> raw_;
+  cpu::PackedBytes packed_;
   cpu::WeightView W_;
 };
 

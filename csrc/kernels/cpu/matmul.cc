@@ -234,19 +234,19 @@ bool can_pack_x8(const WeightView& W) {
          kernels().gemm_x8[static_cast<uint32_t>(W.type)] != nullptr;
 }
 
-WeightView pack_x8(const WeightView& W, std::vector<uint8_t>& out) {
+WeightView pack_x8(const WeightView& W, PackedBytes& out) {
   checked_traits(W);
   if (!can_pack_x8(W)) throw InvalidArgumentError("pack_x8: this weight has no x8 packing");
-  out.resize(quant::x8_matrix_bytes(W.type, W.rows, W.cols));
-  quant::repack_x8(W.type, static_cast<const uint8_t*>(W.data), W.row_stride, W.rows, W.cols, out.data());
+  out.reset(new uint8_t[quant::x8_matrix_bytes(W.type, W.rows, W.cols)]);
+  quant::repack_x8(W.type, static_cast<const uint8_t*>(W.data), W.row_stride, W.rows, W.cols, out.get());
   WeightView p = W;
-  p.data = out.data();
+  p.data = out.get();
   p.row_stride = 0;
   p.x8 = true;
   return p;
 }
 
-bool pack_x8_stacked(const WeightView* parts, int n, std::vector<uint8_t>& out, WeightView& packed) {
+bool pack_x8_stacked(const WeightView* parts, int n, PackedBytes& out, WeightView& packed) {
   if (n <= 0) return false;
   int64_t rows = 0;
   uint64_t bytes = 0;
@@ -258,15 +258,15 @@ bool pack_x8_stacked(const WeightView* parts, int n, std::vector<uint8_t>& out, 
     rows += p.rows;
     bytes += quant::x8_matrix_bytes(p.type, p.rows, p.cols);
   }
-  out.resize(bytes);
+  out.reset(new uint8_t[bytes]);
   uint64_t at = 0;
   for (int i = 0; i < n; ++i) {
     const WeightView& p = parts[i];
-    quant::repack_x8(p.type, static_cast<const uint8_t*>(p.data), p.row_stride, p.rows, p.cols, out.data() + at);
+    quant::repack_x8(p.type, static_cast<const uint8_t*>(p.data), p.row_stride, p.rows, p.cols, out.get() + at);
     at += quant::x8_matrix_bytes(p.type, p.rows, p.cols);
   }
   packed = parts[0];
-  packed.data = out.data();
+  packed.data = out.get();
   packed.rows = rows;
   packed.row_stride = 0;
   packed.x8 = true;
