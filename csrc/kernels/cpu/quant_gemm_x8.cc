@@ -2,7 +2,8 @@
 // level: a portable scalar version of the canonical order (quant_dot.h, "x8 products") and an AVX2
 // one. A group of 8 rows is one register wide, so the int32 lanes of maddubs + madd (or VNNI
 // dpbusd at the avx512 level) are the 8 rows' block sums and the float scaling runs once per 8
-// outputs. Each call covers at most 4 tokens, every packed block being unpacked once for all of them.
+// outputs. Each call covers at most 8 tokens, every packed block being unpacked once for all of
+// them (the K-quant kernels keep 4 tokens in registers at a time).
 #include <cstdint>
 #include <cstring>
 
@@ -462,14 +463,17 @@ void gemm_x8_q6_k_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& 
                        int64_t nt, float* y, int64_t y_stride) {
   for (int64_t g = 0; g < ng; ++g) {
     const BlockQ6_Kx8* grp = reinterpret_cast<const BlockQ6_Kx8*>(w) + g * a.nb;
-    __m256 out[4];
-    switch (nt) {
-      case 1: group_q6_k_x8<1>(grp, a, t0, out); break;
-      case 2: group_q6_k_x8<2>(grp, a, t0, out); break;
-      case 3: group_q6_k_x8<3>(grp, a, t0, out); break;
-      default: group_q6_k_x8<4>(grp, a, t0, out); break;
+    for (int64_t s = 0; s < nt; s += 4) {  // at most 4 tokens at a time (registers)
+      const int64_t n = nt - s < 4 ? nt - s : 4;
+      __m256 out[4];
+      switch (n) {
+        case 1: group_q6_k_x8<1>(grp, a, t0 + s, out); break;
+        case 2: group_q6_k_x8<2>(grp, a, t0 + s, out); break;
+        case 3: group_q6_k_x8<3>(grp, a, t0 + s, out); break;
+        default: group_q6_k_x8<4>(grp, a, t0 + s, out); break;
+      }
+      store_group(out, n, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0 + s, y_stride, 8 * g);
     }
-    store_group(out, nt, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0, y_stride, 8 * g);
   }
 }
 
@@ -478,14 +482,17 @@ void gemm_x8_k4_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
                      int64_t nt, float* y, int64_t y_stride) {
   for (int64_t g = 0; g < ng; ++g) {
     const B* grp = reinterpret_cast<const B*>(w) + g * a.nb;
-    __m256 out[4];
-    switch (nt) {
-      case 1: group_k4_x8<B, 1>(grp, a, t0, out); break;
-      case 2: group_k4_x8<B, 2>(grp, a, t0, out); break;
-      case 3: group_k4_x8<B, 3>(grp, a, t0, out); break;
-      default: group_k4_x8<B, 4>(grp, a, t0, out); break;
+    for (int64_t s = 0; s < nt; s += 4) {  // at most 4 tokens at a time (registers)
+      const int64_t n = nt - s < 4 ? nt - s : 4;
+      __m256 out[4];
+      switch (n) {
+        case 1: group_k4_x8<B, 1>(grp, a, t0 + s, out); break;
+        case 2: group_k4_x8<B, 2>(grp, a, t0 + s, out); break;
+        case 3: group_k4_x8<B, 3>(grp, a, t0 + s, out); break;
+        default: group_k4_x8<B, 4>(grp, a, t0 + s, out); break;
+      }
+      store_group(out, n, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0 + s, y_stride, 8 * g);
     }
-    store_group(out, nt, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0, y_stride, 8 * g);
   }
 }
 
@@ -496,12 +503,16 @@ void gemm_x8_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
   const uint64_t gs = static_cast<uint64_t>(a.nb) * F::kBytes;
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* grp = w + static_cast<uint64_t>(g) * gs;
-    __m256 out[4];
+    __m256 out[8];
     switch (nt) {
       case 1: group_x8<T, 1>(grp, a, t0, out); break;
       case 2: group_x8<T, 2>(grp, a, t0, out); break;
       case 3: group_x8<T, 3>(grp, a, t0, out); break;
-      default: group_x8<T, 4>(grp, a, t0, out); break;
+      case 4: group_x8<T, 4>(grp, a, t0, out); break;
+      case 5: group_x8<T, 5>(grp, a, t0, out); break;
+      case 6: group_x8<T, 6>(grp, a, t0, out); break;
+      case 7: group_x8<T, 7>(grp, a, t0, out); break;
+      default: group_x8<T, 8>(grp, a, t0, out); break;
     }
     store_group(out, nt, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0, y_stride, 8 * g);
   }
