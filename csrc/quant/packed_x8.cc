@@ -1,4 +1,4 @@
-// Repacking of Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 matrices into the 8-row interleaved blocks of
+// Repacking of Q4_0 ... Q8_0 and Q4_K / Q5_K / Q6_K matrices into the 8-row interleaved blocks of
 // packed_x8.h, and the reverse (one row as float) for embedding lookups of a packed matrix.
 #include "quant/packed_x8.h"
 
@@ -8,24 +8,6 @@
 #include "quant/quant_kquants.h"
 
 namespace llmasos::quant {
-
-namespace {
-
-bool has_min(GgmlType t) { return t == GgmlType::Q4_1 || t == GgmlType::Q5_1; }
-bool has_qh(GgmlType t) { return t == GgmlType::Q5_0 || t == GgmlType::Q5_1; }
-
-// Offsets of the fields inside a packed block: d[8], then m[8] (_1), qh[32] (5-bit), qs.
-struct PackedFields {
-  uint64_t m = 0, qh = 0, qs = 0;
-  explicit PackedFields(GgmlType t) {
-    uint64_t o = 16;
-    if (has_min(t)) { m = o; o += 16; }
-    if (has_qh(t)) { qh = o; o += 32; }
-    qs = o;
-  }
-};
-
-}  // namespace
 
 uint64_t x8_block_bytes(GgmlType t) {
   switch (t) {
@@ -46,57 +28,131 @@ uint64_t x8_matrix_bytes(GgmlType t, int64_t rows, int64_t cols) {
   return groups * static_cast<uint64_t>(cols / type_traits(t)->block_size) * x8_block_bytes(t);
 }
 
+namespace {
+
+// Packed block and source block of each format, and what sets the legacy ones apart.
+template <GgmlType T> struct X8Types;
+template <> struct X8Types<GgmlType::Q4_0> { using Packed = BlockQ4_0x8; using Source = BlockQ4_0; };
+template <> struct X8Types<GgmlType::Q4_1> { using Packed = BlockQ4_1x8; using Source = BlockQ4_1; };
+template <> struct X8Types<GgmlType::Q5_0> { using Packed = BlockQ5_0x8; using Source = BlockQ5_0; };
+template <> struct X8Types<GgmlType::Q5_1> { using Packed = BlockQ5_1x8; using Source = BlockQ5_1; };
+template <> struct X8Types<GgmlType::Q8_0> { using Packed = BlockQ8_0x8; using Source = BlockQ8_0; };
+template <> struct X8Types<GgmlType::Q4_K> { using Packed = BlockQ4_Kx8; using Source = BlockQ4_K; };
+template <> struct X8Types<GgmlType::Q5_K> { using Packed = BlockQ5_Kx8; using Source = BlockQ5_K; };
+template <> struct X8Types<GgmlType::Q6_K> { using Packed = BlockQ6_Kx8; using Source = BlockQ6_K; };
+template <GgmlType T> constexpr bool kHasMin = T == GgmlType::Q4_1 || T == GgmlType::Q5_1;
+template <GgmlType T> constexpr bool kHasQh = T == GgmlType::Q5_0 || T == GgmlType::Q5_1 || T == GgmlType::Q5_K;
+
+// The walk every format shares: each packed block (zeroed first, so rows past `rows` stay zero)
+// and each of its rows r that exists: pack(packed block, row r's source block, r).
+template <GgmlType T, class Fn>
+void pack_rows(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst,
+               const Fn& pack) {
+  using B = typename X8Types<T>::Packed;
+  using S = typename X8Types<T>::Source;
+  const int64_t nb = cols / type_traits(T)->block_size, groups = (rows + kX8Rows - 1) / kX8Rows;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t b = 0; b < nb; ++b) {
+      B& out = reinterpret_cast<B*>(dst)[g * nb + b];
+      std::memset(&out, 0, sizeof(out));
+      for (int r = 0; r < kX8Rows && g * kX8Rows + r < rows; ++r)
+        pack(out, reinterpret_cast<const S*>(src + static_cast<uint64_t>(g * kX8Rows + r) * row_stride)[b], r);
+    }
+  }
+}
+
+// The packed blocks of row r, in column order, and its lane in them.
+template <GgmlType T>
+const typename X8Types<T>::Packed* row_blocks(const uint8_t* packed, int64_t cols, int64_t r) {
+  const int64_t nb = cols / type_traits(T)->block_size;
+  return reinterpret_cast<const typename X8Types<T>::Packed*>(packed) + (r / kX8Rows) * nb;
+}
+
 // The element map of packed_x8.h makes every 4-byte run of a source block's quants a 4-byte run
 // of the packed block: chunk j of a 4-bit qs holds at 4r + i the byte whose low nibble is element
 // 4j + i and high nibble element 16 + 4j + i, i.e. source qs[4j + i] itself; Q8_0's register k
 // holds source qs[4k .. 4k + 3]. Only the 5th bits are regrouped (bit 4k + i of the source qh
 // becomes bit k of byte 4r + i).
-namespace {
+template <GgmlType T>
+void repack_legacy(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst) {
+  pack_rows<T>(src, row_stride, rows, cols, dst, [](auto& out, const auto& s, int r) {
+    out.d[r] = s.d;
+    if constexpr (kHasMin<T>) out.m[r] = s.m;
+    constexpr int kRuns = T == GgmlType::Q8_0 ? 8 : 4;
+    for (int k = 0; k < kRuns; ++k) std::memcpy(out.qs + 32 * k + 4 * r, s.qs + 4 * k, 4);
+    if constexpr (kHasQh<T>) {
+      uint32_t h;
+      std::memcpy(&h, s.qh, 4);
+      for (int i = 0; i < 4; ++i) {
+        uint8_t v = 0;
+        for (int k = 0; k < 8; ++k) v = static_cast<uint8_t>(v | (((h >> (4 * k + i)) & 1u) << k));
+        out.qh[4 * r + i] = v;
+      }
+    }
+  });
+}
 
-// Q4_K and Q5_K (B: the packed block; S: the source block, with qh for Q5_K).
-template <class B, class S>
-void repack_k4_x8(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst) {
-  const int64_t nb = cols / kQKK, groups = (rows + kX8Rows - 1) / kX8Rows;
-  for (int64_t g = 0; g < groups; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      B& out = reinterpret_cast<B*>(dst)[g * nb + b];
-      std::memset(&out, 0, sizeof(out));
-      for (int r = 0; r < kX8Rows; ++r) {
-        const int64_t row = g * kX8Rows + r;
-        if (row >= rows) break;
-        const S& s = reinterpret_cast<const S*>(src + static_cast<uint64_t>(row) * row_stride)[b];
-        out.d[r] = s.d;
-        out.dmin[r] = s.dmin;
-        for (int j = 0; j < 8; ++j) {
-          uint8_t sc, m;
-          get_scale_min_k4(j, s.scales, &sc, &m);
-          out.sc[8 * j + r] = sc;
-          out.m[16 * (j / 2) + 2 * r + j % 2] = m;
+template <GgmlType T>
+void dequantize_row_legacy(const uint8_t* packed, int64_t cols, int64_t r, float* out) {
+  const auto* blocks = row_blocks<T>(packed, cols, r);
+  const int lane = static_cast<int>(r % kX8Rows);
+  for (int64_t b = 0; b < cols / kQK; ++b) {
+    const auto& x = blocks[b];
+    const float d = fp16_to_fp32(x.d[lane]);
+    float m = 0.0f;
+    if constexpr (kHasMin<T>) m = fp16_to_fp32(x.m[lane]);
+    for (int k = 0; k < 8; ++k) {
+      for (int i = 0; i < 4; ++i) {
+        const int pos = 4 * lane + i;
+        float v;
+        if constexpr (T == GgmlType::Q8_0) {
+          v = d * static_cast<float>(x.qs[32 * k + pos]);
+        } else {
+          int q = (x.qs[32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
+          if constexpr (kHasQh<T>) q |= ((x.qh[pos] >> k) & 1) << 4;
+          // The reference dequantizers' expressions: d * (q - off) or d * q + m.
+          if constexpr (T == GgmlType::Q4_0) v = d * static_cast<float>(q - 8);
+          else if constexpr (T == GgmlType::Q5_0) v = d * static_cast<float>(q - 16);
+          else v = d * static_cast<float>(q) + m;
         }
-        for (int k = 0; k < 4; ++k)
-          for (int c = 0; c < 8; ++c) std::memcpy(out.qs + 256 * k + 32 * c + 4 * r, s.qs + 32 * k + 4 * c, 4);
-        if constexpr (sizeof(S) == sizeof(BlockQ5_K))
-          for (int c = 0; c < 8; ++c) std::memcpy(out.qh + 32 * c + 4 * r, s.qh + 4 * c, 4);
+        out[b * kQK + 4 * k + i] = v;
       }
     }
   }
 }
 
-template <class B>
-void dequantize_row_k4_x8(const uint8_t* packed, int64_t cols, int64_t r, float* out) {
-  const int64_t nb = cols / kQKK;
+// Q4_K and Q5_K: scales and mins unpacked to bytes, quants (and Q5_K's qh) as 4-byte runs.
+template <GgmlType T>
+void repack_k4(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst) {
+  pack_rows<T>(src, row_stride, rows, cols, dst, [](auto& out, const auto& s, int r) {
+    out.d[r] = s.d;
+    out.dmin[r] = s.dmin;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      get_scale_min_k4(j, s.scales, &sc, &m);
+      out.sc[8 * j + r] = sc;
+      out.m[16 * (j / 2) + 2 * r + j % 2] = m;
+    }
+    for (int k = 0; k < 4; ++k)
+      for (int c = 0; c < 8; ++c) std::memcpy(out.qs + 256 * k + 32 * c + 4 * r, s.qs + 32 * k + 4 * c, 4);
+    if constexpr (kHasQh<T>)
+      for (int c = 0; c < 8; ++c) std::memcpy(out.qh + 32 * c + 4 * r, s.qh + 4 * c, 4);
+  });
+}
+
+template <GgmlType T>
+void dequantize_row_k4(const uint8_t* packed, int64_t cols, int64_t r, float* out) {
+  const auto* blocks = row_blocks<T>(packed, cols, r);
   const int lane = static_cast<int>(r % kX8Rows);
-  const B* grp = reinterpret_cast<const B*>(packed) + (r / kX8Rows) * nb;
-  for (int64_t b = 0; b < nb; ++b) {
-    const B& x = grp[b];
+  for (int64_t b = 0; b < cols / kQKK; ++b) {
+    const auto& x = blocks[b];
     const float d = fp16_to_fp32(x.d[lane]), dmin = fp16_to_fp32(x.dmin[lane]);
     for (int j = 0; j < 8; ++j) {  // the reference's expression: (d * sc) * q - (dmin * m)
       const float d1 = d * x.sc[8 * j + lane], m1 = dmin * x.m[16 * (j / 2) + 2 * lane + j % 2];
       for (int e = 0; e < 32; ++e) {
         const uint8_t byte = x.qs[256 * (j / 2) + 32 * (e / 4) + 4 * lane + e % 4];
         int q = j % 2 ? byte >> 4 : byte & 0x0f;
-        if constexpr (sizeof(B) == sizeof(BlockQ5_Kx8))
-          q += (x.qh[32 * (e / 4) + 4 * lane + e % 4] >> j) & 1 ? 16 : 0;
+        if constexpr (kHasQh<T>) q += (x.qh[32 * (e / 4) + 4 * lane + e % 4] >> j) & 1 ? 16 : 0;
         out[b * kQKK + 32 * j + e] = d1 * q - m1;
       }
     }
@@ -111,34 +167,23 @@ int q6_k_quant(const BlockQ6_K& s, int e) {
   return nib | (((s.qh[32 * h + l] >> (2 * quarter)) & 3) << 4);
 }
 
-void repack_q6_k_x8(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst) {
-  const int64_t nb = cols / kQKK, groups = (rows + kX8Rows - 1) / kX8Rows;
-  for (int64_t g = 0; g < groups; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      BlockQ6_Kx8& out = reinterpret_cast<BlockQ6_Kx8*>(dst)[g * nb + b];
-      std::memset(&out, 0, sizeof(out));
-      for (int r = 0; r < kX8Rows; ++r) {
-        const int64_t row = g * kX8Rows + r;
-        if (row >= rows) break;
-        const BlockQ6_K& s = reinterpret_cast<const BlockQ6_K*>(src + static_cast<uint64_t>(row) * row_stride)[b];
-        out.d[r] = s.d;
-        for (int j = 0; j < 16; ++j) out.sc[8 * j + r] = s.scales[j];
-        for (int e = 0; e < kQKK; ++e) {
-          const int q = q6_k_quant(s, e), k = e / 4, pos = 4 * r + e % 4;
-          out.ql[32 * (k % 32) + pos] |= static_cast<uint8_t>((q & 0x0f) << (k < 32 ? 0 : 4));
-          out.qh[32 * (k % 16) + pos] |= static_cast<uint8_t>((q >> 4) << (2 * (k / 16)));
-        }
-      }
+void repack_q6_k(const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols, uint8_t* dst) {
+  pack_rows<GgmlType::Q6_K>(src, row_stride, rows, cols, dst, [](BlockQ6_Kx8& out, const BlockQ6_K& s, int r) {
+    out.d[r] = s.d;
+    for (int j = 0; j < 16; ++j) out.sc[8 * j + r] = s.scales[j];
+    for (int e = 0; e < kQKK; ++e) {
+      const int q = q6_k_quant(s, e), k = e / 4, pos = 4 * r + e % 4;
+      out.ql[32 * (k % 32) + pos] |= static_cast<uint8_t>((q & 0x0f) << (k < 32 ? 0 : 4));
+      out.qh[32 * (k % 16) + pos] |= static_cast<uint8_t>((q >> 4) << (2 * (k / 16)));
     }
-  }
+  });
 }
 
-void dequantize_row_q6_k_x8(const uint8_t* packed, int64_t cols, int64_t r, float* out) {
-  const int64_t nb = cols / kQKK;
+void dequantize_row_q6_k(const uint8_t* packed, int64_t cols, int64_t r, float* out) {
+  const BlockQ6_Kx8* blocks = row_blocks<GgmlType::Q6_K>(packed, cols, r);
   const int lane = static_cast<int>(r % kX8Rows);
-  const BlockQ6_Kx8* grp = reinterpret_cast<const BlockQ6_Kx8*>(packed) + (r / kX8Rows) * nb;
-  for (int64_t b = 0; b < nb; ++b) {
-    const BlockQ6_Kx8& x = grp[b];
+  for (int64_t b = 0; b < cols / kQKK; ++b) {
+    const BlockQ6_Kx8& x = blocks[b];
     const float d = fp16_to_fp32(x.d[lane]);
     for (int e = 0; e < kQKK; ++e) {
       const int k = e / 4, pos = 4 * lane + e % 4;
@@ -153,73 +198,30 @@ void dequantize_row_q6_k_x8(const uint8_t* packed, int64_t cols, int64_t r, floa
 
 void repack_x8(GgmlType t, const uint8_t* src, uint64_t row_stride, int64_t rows, int64_t cols,
                uint8_t* dst) {
-  if (t == GgmlType::Q4_K) return repack_k4_x8<BlockQ4_Kx8, BlockQ4_K>(src, row_stride, rows, cols, dst);
-  if (t == GgmlType::Q5_K) return repack_k4_x8<BlockQ5_Kx8, BlockQ5_K>(src, row_stride, rows, cols, dst);
-  if (t == GgmlType::Q6_K) return repack_q6_k_x8(src, row_stride, rows, cols, dst);
-  const uint64_t bb = x8_block_bytes(t);
-  const uint64_t sb = static_cast<uint64_t>(type_traits(t)->type_size);
-  const int64_t nb = cols / kQK, groups = (rows + kX8Rows - 1) / kX8Rows;
-  const PackedFields f(t);
-  const bool q8 = t == GgmlType::Q8_0, min = has_min(t), qh = has_qh(t);
-  const uint64_t src_qs = 2 + (min ? 2 : 0) + (qh ? 4 : 0), src_qh = min ? 4 : 2;
-  for (int64_t g = 0; g < groups; ++g) {
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* out = dst + (static_cast<uint64_t>(g * nb + b)) * bb;
-      std::memset(out, 0, bb);
-      for (int r = 0; r < kX8Rows; ++r) {
-        const int64_t row = g * kX8Rows + r;
-        if (row >= rows) break;
-        const uint8_t* s = src + static_cast<uint64_t>(row) * row_stride + static_cast<uint64_t>(b) * sb;
-        std::memcpy(out + 2 * r, s, 2);                       // d
-        if (min) std::memcpy(out + f.m + 2 * r, s + 2, 2);    // m
-        const int runs = q8 ? 8 : 4;
-        for (int k = 0; k < runs; ++k) std::memcpy(out + f.qs + 32 * k + 4 * r, s + src_qs + 4 * k, 4);
-        if (qh) {
-          uint32_t h;
-          std::memcpy(&h, s + src_qh, 4);
-          for (int i = 0; i < 4; ++i) {
-            uint8_t v = 0;
-            for (int k = 0; k < 8; ++k) v = static_cast<uint8_t>(v | (((h >> (4 * k + i)) & 1u) << k));
-            out[f.qh + 4 * r + i] = v;
-          }
-        }
-      }
-    }
+  switch (t) {
+    case GgmlType::Q4_0: return repack_legacy<GgmlType::Q4_0>(src, row_stride, rows, cols, dst);
+    case GgmlType::Q4_1: return repack_legacy<GgmlType::Q4_1>(src, row_stride, rows, cols, dst);
+    case GgmlType::Q5_0: return repack_legacy<GgmlType::Q5_0>(src, row_stride, rows, cols, dst);
+    case GgmlType::Q5_1: return repack_legacy<GgmlType::Q5_1>(src, row_stride, rows, cols, dst);
+    case GgmlType::Q8_0: return repack_legacy<GgmlType::Q8_0>(src, row_stride, rows, cols, dst);
+    case GgmlType::Q4_K: return repack_k4<GgmlType::Q4_K>(src, row_stride, rows, cols, dst);
+    case GgmlType::Q5_K: return repack_k4<GgmlType::Q5_K>(src, row_stride, rows, cols, dst);
+    case GgmlType::Q6_K: return repack_q6_k(src, row_stride, rows, cols, dst);
+    default: return;  // callers check x8_block_bytes first
   }
 }
 
 void dequantize_row_x8(GgmlType t, const uint8_t* packed, int64_t cols, int64_t r, float* out) {
-  if (t == GgmlType::Q4_K) return dequantize_row_k4_x8<BlockQ4_Kx8>(packed, cols, r, out);
-  if (t == GgmlType::Q5_K) return dequantize_row_k4_x8<BlockQ5_Kx8>(packed, cols, r, out);
-  if (t == GgmlType::Q6_K) return dequantize_row_q6_k_x8(packed, cols, r, out);
-  const uint64_t bb = x8_block_bytes(t);
-  const int64_t nb = cols / kQK;
-  const int lane = static_cast<int>(r % kX8Rows);
-  const PackedFields f(t);
-  const uint8_t* grp = packed + static_cast<uint64_t>(r / kX8Rows) * static_cast<uint64_t>(nb) * bb;
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = grp + static_cast<uint64_t>(b) * bb;
-    uint16_t dh, mh = 0;
-    std::memcpy(&dh, blk + 2 * lane, 2);
-    if (has_min(t)) std::memcpy(&mh, blk + f.m + 2 * lane, 2);
-    const float d = fp16_to_fp32(dh), m = fp16_to_fp32(mh);
-    for (int k = 0; k < 8; ++k) {
-      for (int i = 0; i < 4; ++i) {
-        const int pos = 4 * lane + i;
-        float v;
-        if (t == GgmlType::Q8_0) {
-          v = d * static_cast<float>(static_cast<int8_t>(blk[f.qs + 32 * k + pos]));
-        } else {
-          int q = (blk[f.qs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
-          if (has_qh(t)) q |= ((blk[f.qh + pos] >> k) & 1) << 4;
-          // The reference dequantizers' expressions: d * (q - off) or d * q + m.
-          if (t == GgmlType::Q4_0) v = d * static_cast<float>(q - 8);
-          else if (t == GgmlType::Q5_0) v = d * static_cast<float>(q - 16);
-          else v = d * static_cast<float>(q) + m;
-        }
-        out[b * kQK + 4 * k + i] = v;
-      }
-    }
+  switch (t) {
+    case GgmlType::Q4_0: return dequantize_row_legacy<GgmlType::Q4_0>(packed, cols, r, out);
+    case GgmlType::Q4_1: return dequantize_row_legacy<GgmlType::Q4_1>(packed, cols, r, out);
+    case GgmlType::Q5_0: return dequantize_row_legacy<GgmlType::Q5_0>(packed, cols, r, out);
+    case GgmlType::Q5_1: return dequantize_row_legacy<GgmlType::Q5_1>(packed, cols, r, out);
+    case GgmlType::Q8_0: return dequantize_row_legacy<GgmlType::Q8_0>(packed, cols, r, out);
+    case GgmlType::Q4_K: return dequantize_row_k4<GgmlType::Q4_K>(packed, cols, r, out);
+    case GgmlType::Q5_K: return dequantize_row_k4<GgmlType::Q5_K>(packed, cols, r, out);
+    case GgmlType::Q6_K: return dequantize_row_q6_k(packed, cols, r, out);
+    default: return;  // callers check x8_block_bytes first
   }
 }
 
