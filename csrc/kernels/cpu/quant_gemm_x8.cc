@@ -6,6 +6,7 @@
 // them (the K-quant kernels keep 4 tokens in registers at a time).
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/quant_dot.h"
 #include "quant/packed_x8.h"
@@ -40,6 +41,12 @@ float half_to_float(uint16_t h) {
 #endif
 }
 
+// Token t's int8 quants of activation block b (32 for Q8_0 / Q8_1, 256 for Q8_K).
+inline const int8_t* act_quants(const X8Act& a, int64_t t, int64_t b) {
+  return reinterpret_cast<const int8_t*>(a.q + static_cast<uint64_t>(t) * a.q_stride +
+                                         static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+}
+
 // ---- portable: the canonical order written out -------------------------------------------------
 
 template <GgmlType T>
@@ -64,8 +71,7 @@ void gemm_x8_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
         float acc = 0.0f, accm = 0.0f;
         for (int64_t b = 0; b < nb; ++b) {
           const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
-          const int8_t* xq = reinterpret_cast<const int8_t*>(
-              a.q + static_cast<uint64_t>(t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+          const int8_t* xq = act_quants(a, t, b);
           int s = 0;
           for (int e = 0; e < kQK; ++e) s += scalar_quant<T>(blk, r, e) * xq[e];
           const int64_t ti = t * nb + b;
@@ -102,8 +108,7 @@ template <class B>
         float acc = 0.0f;
         for (int64_t b = 0; b < nb; ++b) {
           const B& x = grp[b];
-          const int8_t* xq = reinterpret_cast<const int8_t*>(
-              a.q + static_cast<uint64_t>(t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+          const int8_t* xq = act_quants(a, t, b);
           const int32_t* ks = a.sum + 4 * (t * nb + b);
           int sumi = 0, summ = 0;
           for (int j = 0; j < 8; ++j) {
@@ -142,8 +147,7 @@ template <class B>
         float acc = 0.0f;
         for (int64_t b = 0; b < nb; ++b) {
           const BlockQ6_Kx8& x = grp[b];
-          const int8_t* xq = reinterpret_cast<const int8_t*>(
-              a.q + static_cast<uint64_t>(t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+          const int8_t* xq = act_quants(a, t, b);
           int sumi = 0;
           for (int j = 0; j < 16; ++j) {
             int sj = 0;
@@ -311,8 +315,7 @@ inline void group_k4_x8(const B* grp, const X8Act& a, int64_t t0, __m256 out[NT]
     const B& x = grp[b];
     const int8_t* xq[NT];
     for (int t = 0; t < NT; ++t)
-      xq[t] = reinterpret_cast<const int8_t*>(a.q + static_cast<uint64_t>(t0 + t) * a.q_stride +
-                                              static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+      xq[t] = act_quants(a, t0 + t, b);
     __m256i sumi[NT], summ[NT];
     for (int t = 0; t < NT; ++t) sumi[t] = summ[t] = _mm256_setzero_si256();
     if constexpr (kIsQ5K<B>) {
@@ -409,8 +412,7 @@ inline void group_q6_k_x8(const BlockQ6_Kx8* grp, const X8Act& a, int64_t t0, __
     const BlockQ6_Kx8& x = grp[b];
     const int8_t* xq[NT];
     for (int t = 0; t < NT; ++t)
-      xq[t] = reinterpret_cast<const int8_t*>(a.q + static_cast<uint64_t>(t0 + t) * a.q_stride +
-                                              static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+      xq[t] = act_quants(a, t0 + t, b);
     __m256i sumi[NT];
     for (int t = 0; t < NT; ++t) sumi[t] = _mm256_setzero_si256();
     for (int j = 0; j < 16; ++j) {
@@ -459,61 +461,65 @@ inline void group_q6_k_x8(const BlockQ6_Kx8* grp, const X8Act& a, int64_t t0, __
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-void gemm_x8_q6_k_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
-                       int64_t nt, float* y, int64_t y_stride) {
+// Calls f(std::integral_constant<int, n>) for a runtime tile size n in [1, kMax <= 8]: one flat
+// switch (a recursive dispatch measured 7-10% slower: the kernels stopped being inlined).
+template <int kMax, class F>
+inline void with_tile(int64_t n, const F& f) {
+  static_assert(kMax >= 1 && kMax <= 8, "tile sizes 1 .. 8");
+  auto at = [&](auto tile) { if constexpr (decltype(tile)::value <= kMax) f(tile); };
+  switch (n) {
+    case 1: at(std::integral_constant<int, 1>()); break;
+    case 2: at(std::integral_constant<int, 2>()); break;
+    case 3: at(std::integral_constant<int, 3>()); break;
+    case 4: at(std::integral_constant<int, 4>()); break;
+    case 5: at(std::integral_constant<int, 5>()); break;
+    case 6: at(std::integral_constant<int, 6>()); break;
+    case 7: at(std::integral_constant<int, 7>()); break;
+    default: at(std::integral_constant<int, 8>()); break;
+  }
+}
+
+// The driver of the K-quant kernels: for each group, tokens [t0, t0 + nt) in register tiles of at
+// most kMax, group(g, first token, tile size as a constant, out[tile]) then the group's store.
+template <int kMax, class Group>
+void run_groups(int64_t ng, int64_t rows, int64_t t0, int64_t nt, float* y, int64_t y_stride,
+                const Group& group) {
   for (int64_t g = 0; g < ng; ++g) {
-    const BlockQ6_Kx8* grp = reinterpret_cast<const BlockQ6_Kx8*>(w) + g * a.nb;
-    for (int64_t s = 0; s < nt; s += 4) {  // at most 4 tokens at a time (registers)
-      const int64_t n = nt - s < 4 ? nt - s : 4;
-      __m256 out[4];
-      switch (n) {
-        case 1: group_q6_k_x8<1>(grp, a, t0 + s, out); break;
-        case 2: group_q6_k_x8<2>(grp, a, t0 + s, out); break;
-        case 3: group_q6_k_x8<3>(grp, a, t0 + s, out); break;
-        default: group_q6_k_x8<4>(grp, a, t0 + s, out); break;
-      }
+    for (int64_t s = 0; s < nt; s += kMax) {
+      const int64_t n = nt - s < kMax ? nt - s : kMax;
+      __m256 out[kMax];
+      with_tile<kMax>(n, [&](auto tile) { group(g, t0 + s, tile, out); });
       store_group(out, n, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0 + s, y_stride, 8 * g);
     }
   }
+}
+
+// The K-quant kernels keep 4 tokens in registers.
+void gemm_x8_q6_k_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                       int64_t nt, float* y, int64_t y_stride) {
+  run_groups<4>(ng, rows, t0, nt, y, y_stride, [&](int64_t g, int64_t t, auto tile, __m256* out) {
+    group_q6_k_x8<decltype(tile)::value>(reinterpret_cast<const BlockQ6_Kx8*>(w) + g * a.nb, a, t, out);
+  });
 }
 
 template <class B>
 void gemm_x8_k4_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                      int64_t nt, float* y, int64_t y_stride) {
-  for (int64_t g = 0; g < ng; ++g) {
-    const B* grp = reinterpret_cast<const B*>(w) + g * a.nb;
-    for (int64_t s = 0; s < nt; s += 4) {  // at most 4 tokens at a time (registers)
-      const int64_t n = nt - s < 4 ? nt - s : 4;
-      __m256 out[4];
-      switch (n) {
-        case 1: group_k4_x8<B, 1>(grp, a, t0 + s, out); break;
-        case 2: group_k4_x8<B, 2>(grp, a, t0 + s, out); break;
-        case 3: group_k4_x8<B, 3>(grp, a, t0 + s, out); break;
-        default: group_k4_x8<B, 4>(grp, a, t0 + s, out); break;
-      }
-      store_group(out, n, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0 + s, y_stride, 8 * g);
-    }
-  }
+  run_groups<4>(ng, rows, t0, nt, y, y_stride, [&](int64_t g, int64_t t, auto tile, __m256* out) {
+    group_k4_x8<B, decltype(tile)::value>(reinterpret_cast<const B*>(w) + g * a.nb, a, t, out);
+  });
 }
 
+// The legacy formats keep their own driver: the same walk through run_groups<8> measured 2-5%
+// slower on 3072x576 products (T = 16, 256), so each group takes its (<= 8) tokens directly.
 template <GgmlType T>
 void gemm_x8_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                   int64_t nt, float* y, int64_t y_stride) {
-  using F = X8Format<T>;
-  const uint64_t gs = static_cast<uint64_t>(a.nb) * F::kBytes;
+  const uint64_t gs = static_cast<uint64_t>(a.nb) * X8Format<T>::kBytes;
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* grp = w + static_cast<uint64_t>(g) * gs;
     __m256 out[8];
-    switch (nt) {
-      case 1: group_x8<T, 1>(grp, a, t0, out); break;
-      case 2: group_x8<T, 2>(grp, a, t0, out); break;
-      case 3: group_x8<T, 3>(grp, a, t0, out); break;
-      case 4: group_x8<T, 4>(grp, a, t0, out); break;
-      case 5: group_x8<T, 5>(grp, a, t0, out); break;
-      case 6: group_x8<T, 6>(grp, a, t0, out); break;
-      case 7: group_x8<T, 7>(grp, a, t0, out); break;
-      default: group_x8<T, 8>(grp, a, t0, out); break;
-    }
+    with_tile<8>(nt, [&](auto tile) { group_x8<T, decltype(tile)::value>(grp, a, t0, out); });
     store_group(out, nt, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0, y_stride, 8 * g);
   }
 }
