@@ -11,12 +11,23 @@ def smollm2_gguf():
     return str(store.resolve(store.DEFAULT_MODEL))
 
 
+def _under_isa(name):
+    before = _core.active_isa()
+    _core.select_isa(name)
+    try:
+        yield name
+    finally:
+        _core.select_isa(before)
+
+
 @pytest.fixture(params=_core.supported_isas())
 def each_isa(request):
     """Runs the test once under every ISA level this machine supports, restoring the default."""
-    before = _core.active_isa()
-    _core.select_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        _core.select_isa(before)
+    yield from _under_isa(request.param)
+
+
+@pytest.fixture(params=_core.supported_isas() + _core.emulated_isas())
+def each_x8_isa(request):
+    """each_isa plus the levels that run the tile kernels on the scalar tile model (amx_emu): the
+    x8 products' layouts and order checked on machines without AMX."""
+    yield from _under_isa(request.param)

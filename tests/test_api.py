@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import llmasos
-from llmasos import LLM, SamplingParams
+from llmasos import LLM, SamplingParams, _core
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +146,17 @@ def test_runtime_info():
         assert k in info
     assert info["isa"] in info["isas_supported"]
     assert "generic" in info["isas_supported"]
+    # The amx level runs exactly where its status says so (CPU, OS tile state, permission).
+    assert isinstance(info["amx"], str)
+    assert ("amx" in info["isas_supported"]) == (info["amx"] == "available")
+
+
+def test_amx_level_unavailable_is_a_clear_error():
+    if "amx" in _core.supported_isas():
+        pytest.skip("this machine runs the amx level")
+    with pytest.raises(llmasos.InvalidArgumentError, match="amx"):
+        _core.select_isa("amx")
+    assert _core.active_isa() in _core.supported_isas()
 
 
 def test_degenerate_filters_equal_greedy(llm):

@@ -8,7 +8,8 @@ from gguf import GGMLQuantizationType as Q
 from llmasos import _core
 from test_quant_kernels import FLOATS, WEIGHT_TYPES, block_size, info, random_weights
 
-ISAS = _core.supported_isas()
+# The hardware levels, then the emulated ones (amx_emu: the tile kernels on a scalar model).
+ISAS = _core.supported_isas() + _core.emulated_isas()
 # Blocks per row around the SIMD group sizes (pairs, 8-block groups) and their tails.
 BLOCKS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 18, 33]
 FLOAT_LENGTHS = [1, 5, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 576, 1000]

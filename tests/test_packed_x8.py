@@ -10,8 +10,11 @@ from llmasos import _core
 from test_quant_kernels import act_roundtrip, dequant, q8_1_correction, random_weights
 
 LEGACY = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
-# (rows, T, blocks): rows not multiples of the 8-row group, T not of the 4-token tile.
-SHAPES = [(1, 1, 1), (7, 3, 3), (13, 5, 7), (33, 9, 2), (8, 4, 1), (66, 1, 5), (17, 2, 18)]
+# (rows, T, blocks): rows not multiples of the 8-row group, T not of the 4-token tile; T >= 16 fills
+# the amx level's 16-row tiles (37: two full tiles and a partial one), odd blocks leave a lone block.
+SHAPES = [(1, 1, 1), (7, 3, 3), (13, 5, 7), (33, 9, 2), (8, 4, 1), (66, 1, 5), (17, 2, 18),
+          (40, 37, 3), (17, 16, 4), (9, 20, 1)]
+LEVELS = _core.supported_isas() + _core.emulated_isas()
 
 
 def legacy_ints(t, raw, rows):
@@ -133,7 +136,7 @@ def test_packed_rows_read_back_exactly(t, rows):
 
 @pytest.mark.parametrize("t", LEGACY, ids=lambda t: t.name)
 @pytest.mark.parametrize("rows,T,blocks", SHAPES)
-def test_packed_matmul_canonical_order(each_isa, t, rows, T, blocks):
+def test_packed_matmul_canonical_order(each_x8_isa, t, rows, T, blocks):
     cols = 32 * blocks
     rng = np.random.default_rng(rows * 1000 + T * 10 + blocks)
     raw = random_weights(t, rows, cols, rng)
@@ -151,14 +154,14 @@ def test_packed_matmul_canonical_order(each_isa, t, rows, T, blocks):
 
 @pytest.mark.parametrize("t", LEGACY, ids=lambda t: t.name)
 def test_packed_matmul_same_bits_alone_batched_threads_and_isas(t):
-    rows, T, cols = 75, 11, 6 * 32
+    rows, T, cols = 75, 21, 7 * 32
     rng = np.random.default_rng(int(t) + 7)
     raw = random_weights(t, rows, cols, rng)
     x = rng.standard_normal((T, cols)).astype(np.float32)
     before = _core.active_isa()
     results = {}
     try:
-        for isa in _core.supported_isas():
+        for isa in LEVELS:
             _core.select_isa(isa)
             y = _core.WeightMatrix(int(t), raw, rows, cols).matmul(x)
             for threads in (2, 3):
@@ -191,8 +194,8 @@ def test_packed_precise_matmul_is_closer(t):
 
 
 @pytest.mark.parametrize("t", [Q.Q4_K, Q.Q5_K, Q.Q6_K], ids=lambda t: t.name)
-@pytest.mark.parametrize("rows,T,blocks", [(1, 1, 1), (13, 5, 2), (8, 4, 3), (30, 9, 1)])
-def test_packed_k_quants(each_isa, t, rows, T, blocks):
+@pytest.mark.parametrize("rows,T,blocks", [(1, 1, 1), (13, 5, 2), (8, 4, 3), (30, 9, 1), (40, 37, 2), (9, 20, 1)])
+def test_packed_k_quants(each_x8_isa, t, rows, T, blocks):
     cols = 256 * blocks
     rng = np.random.default_rng(rows * 100 + T)
     raw = random_weights(t, rows, cols, rng)

@@ -109,13 +109,26 @@ def test_greedy_generation_follows_reference(llm, reference):
 
 
 def test_greedy_text_identical_across_isa_levels(smollm2_gguf):
-    texts = {}
+    """One prompt alone, then six batched (a 40-token prompt fills whole 16-token tiles at the amx
+    levels, the batch's decode steps run 6 tokens per product): the same text under every level.
+    The batch skips the scalar generic level (15 s here); its kernels are compared bit for bit with
+    the others' in test_isa_determinism.py."""
+    batch = ["The world is", "Water boils at a temperature of",
+             "List three colours of the rainbow, then explain in a sentence or two why the sky looks "
+             "blue on a clear day and red at sunset, and what the ocean has to do with it:",
+             "def fibonacci(n):", "Paris is the capital of", "1, 2, 3, 4,"]
+    params = SamplingParams(max_tokens=12, ignore_eos=True)
+    texts, batched = {}, {}
     with LLM.from_pretrained(smollm2_gguf, n_ctx=256) as llm:
         before = _core.active_isa()
         try:
-            for isa in _core.supported_isas():
+            for isa in _core.supported_isas() + _core.emulated_isas():
                 _core.select_isa(isa)
-                texts[isa] = llm.generate_text("The world is", max_tokens=24)
+                alone = llm.generate_text("The world is", max_tokens=24)
+                texts[isa] = alone
+                if isa != "generic":
+                    batched[isa] = tuple(o.text for o in llm.generate(batch, params))
         finally:
             _core.select_isa(before)
     assert len(set(texts.values())) == 1, texts
+    assert len(set(batched.values())) == 1, batched

@@ -125,7 +125,7 @@ def test_wheel_holds_every_isa_level(wheel_python, tmp_path):
     assert r.returncode == 0, r.stderr
     compiled, supported, active, where = json.loads(r.stdout)
     assert Path(where).resolve().is_relative_to(wheel_python.parent.parent.resolve()), where
-    assert compiled == (["generic", "avx2", "avx512"] if ARCH == "x86_64" else ["generic"])
+    assert compiled == (["generic", "avx2", "avx512", "amx"] if ARCH == "x86_64" else ["generic"])
     assert supported == _core.supported_isas() and active == supported[-1]
 
 

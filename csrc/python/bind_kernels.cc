@@ -344,6 +344,9 @@ void register_kernels(py::module_& m) {
   m.def("compiled_isas", &cpu::compiled_isas, "ISA levels compiled into this build.");
   m.def("supported_isas", &cpu::supported_isas, "ISA levels this CPU and OS can run.");
   m.def("select_isa", &cpu::select_isa, py::arg("name"), "Switch the active ISA level.");
+  m.def("emulated_isas", &cpu::emulated_isas,
+        "Levels running the tile kernels on a scalar model of the tile unit (tests; never the default).");
+  m.def("amx_status", &cpu::amx_status, "Whether the amx level can run here, or why not.");
   m.def("cpu_features", &cpu::cpu_features, "CPU features seen by cpuid/XGETBV.");
   m.def("physical_cores", &cpu::physical_cores, "Number of physical CPU cores.");
 

@@ -40,6 +40,7 @@ def runtime_info() -> dict:
         "isas_supported": _core.supported_isas(),
         "isas_compiled": _core.compiled_isas(),
         "cpu_features": _core.cpu_features(),
+        "amx": _core.amx_status(),
         "threads": default_threads(),
     }
 

@@ -44,8 +44,10 @@ struct KernelTable {
                                        uint64_t w_stride, const void* qx) = {};
   // Product with a packed x8 weight matrix of type t (Q4_0 ... Q8_0; canonical order in
   // quant_dot.h): groups [0, ng) of w (8 rows each, contiguous, nb blocks per group), tokens
-  // [t0, t0 + nt) with nt <= 8:  y[t * y_stride + 8 g + r] = dot(row 8 g + r, token t) for the rows
+  // [t0, t0 + nt) with nt <= x8_tokens:  y[t * y_stride + 8 g + r] = dot(row 8 g + r, token t) for the rows
   // 8 g + r < rows (rows counted from w's first group; the zero rows past it are not stored).
+  // Most tokens one gemm_x8 call takes: 8 (registers), 16 at the amx level (tile rows).
+  int x8_tokens = 8;
   void (*gemm_x8[kGgmlTypeCount])(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
                                   int64_t t0, int64_t nt, float* y, int64_t y_stride) = {};
   // Dequantize one row of type t to float (used for embeddings lookups).

@@ -1,0 +1,416 @@
+// Products with x8 packed weights (quant/packed_x8.h) on AMX tiles, up to 16 tokens per call
+// (prefill and batched decode), for every packed format: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K,
+// Q6_K. Compiled twice (CMakeLists.txt): as the `amx` level over the avx512 level's table, with the
+// tile instructions, and as `amx_emu` over the avx2 level's table, on amx_tiles.h's scalar model of
+// the tile unit, so that machines without AMX test every layout and shape here bit for bit.
+//
+// One block b (a K-quant sub-block) of a pair of 8-row groups is one tile product (16 x 16 x 32):
+//   A (tmm2 / tmm3): nt token rows x the block's 32 int8 activation quants, loaded in place
+//                    (token rows are X8Act::q_stride apart);
+//   B (tmm4 / tmm5): 8 rows k (elements 4k .. 4k + 3) x 64 bytes, group 0's unpacked register k
+//                    (byte 4r + i: element 4k + i of row r) then group 1's: the x8 element map is
+//                    already the tile's 4-byte (k, n) interleave;
+//   C (tmm0 / tmm1): nt x 16 int32, the exact block sums S of 16 rows for each token.
+// Q6_K's sub-blocks of 16 are products of K = 16 (A: nt x 16 bytes, B: 4 rows).
+// The rest is the canonical order (quant_dot.h, x8 products), exact integer sums per block or
+// super-block, then the same float ops in the same order, so every output has the bits of the
+// other levels. Two blocks per step use separate tiles, so the second product overlaps the first
+// one's scaling. Calls of fewer than kMinTokens tokens (decode) run the base level's kernels.
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+
+#include "kernels/cpu/amx_tiles.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/x8_format.h"
+
+#ifndef LLMASOS_AMX_BASE
+#error "define LLMASOS_AMX_BASE, the level whose table the AMX level extends"
+#endif
+
+namespace llmasos::cpu::LLMASOS_AMX_BASE { const KernelTable* table(); }
+
+namespace llmasos::cpu::LLMASOS_ISA_NS {
+namespace {
+
+constexpr int kTokens = 16;    // rows of the A and C tiles: tokens per call
+constexpr int kMinTokens = 4;  // below, a tile row per token wastes most of each tile product
+
+const KernelTable& base() { return *LLMASOS_AMX_BASE::table(); }
+
+// kb: elements per tile product (32; Q6_K's sub-blocks: 16).
+TileConfig config_for(int nt, int kb) {
+  TileConfig c;
+  for (int i : {0, 1}) c.rows[i] = static_cast<uint8_t>(nt), c.colsb[i] = 64;   // nt x 16 int32
+  for (int i : {2, 3}) c.rows[i] = static_cast<uint8_t>(nt), c.colsb[i] = static_cast<uint16_t>(kb);  // nt x kb int8
+  for (int i : {4, 5}) c.rows[i] = static_cast<uint8_t>(kb / 4), c.colsb[i] = 64;  // kb / 4 x (16 rows x 4)
+  return c;
+}
+
+// The B operand of one block for a pair of groups (b1 == nullptr: no second group, zero weights).
+template <GgmlType T>
+inline void stage_weights(const uint8_t* b0, const uint8_t* b1, uint8_t* dst) {
+  using F = X8Format<T>;
+  __m256i w0[8], w1[8];
+  if constexpr (F::kQ8) {
+    for (int k = 0; k < 8; ++k) {
+      w0[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + F::kQs + 32 * k));
+      w1[k] = b1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + F::kQs + 32 * k)) : _mm256_setzero_si256();
+    }
+  } else {
+    unpack_x8<T>(b0, w0);
+    if (b1) {
+      unpack_x8<T>(b1, w1);
+    } else {
+      for (int k = 0; k < 8; ++k) w1[k] = _mm256_setzero_si256();
+    }
+  }
+  for (int k = 0; k < 8; ++k) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 64 * k), w0[k]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 64 * k + 32), w1[k]);
+  }
+}
+
+// The 16 rows' fp16 field at byte `at` of each group's block, as two vectors of 8 floats.
+inline void load_halves(const uint8_t* b0, const uint8_t* b1, uint64_t at, __m256 out[2]) {
+  out[0] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + at)));
+  out[1] = b1 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + at))) : _mm256_setzero_ps();
+}
+
+// acc[16 t + n] = acc + (dw * dx) * float(S - off * sum) for block b's sums S[16 t + n].
+template <GgmlType T>
+inline void scale_block(const uint8_t* b0, const uint8_t* b1, const int32_t* S, const X8Act& a,
+                        int64_t t0, int nt, int64_t b, float* acc) {
+  using F = X8Format<T>;
+  __m256 dw[2];
+  load_halves(b0, b1, 0, dw);
+  for (int t = 0; t < nt; ++t) {
+    const int64_t ti = (t0 + t) * a.nb + b;
+    const __m256 dx = _mm256_set1_ps(a.d[ti]);
+    for (int h = 0; h < 2; ++h) {
+      __m256i s = _mm256_load_si256(reinterpret_cast<const __m256i*>(S + 16 * t + 8 * h));
+      if constexpr (F::kOff != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(F::kOff * a.sum[ti]));
+      float* at = acc + 16 * t + 8 * h;
+      const __m256 d = _mm256_mul_ps(dw[h], dx);
+      _mm256_store_ps(at, _mm256_add_ps(_mm256_load_ps(at), _mm256_mul_ps(d, _mm256_cvtepi32_ps(s))));
+    }
+  }
+}
+
+// The walk every tile kernel shares: tiles configured for nt tokens and products of kKb elements,
+// groups taken in pairs (the
+// last one alone when ng is odd), pair(g0, g1, n, acc) filling acc[16 t + i] for output rows
+// 8 g + i of token t0 + t, then the rows that exist stored.
+template <int kKb = 32, class Pair>
+void run_pairs(int64_t ng, int64_t rows, const uint8_t* w, uint64_t gs, int64_t nt, float* y,
+               int64_t t0, int64_t y_stride, const Pair& pair) {
+  const int n = static_cast<int>(nt);  // <= kTokens: the table's x8_tokens
+  const TileConfig cfg = config_for(n, kKb);
+  LLMASOS_TILE_CONFIG(&cfg);
+  alignas(64) float acc[kTokens * 16];
+  for (int64_t g = 0; g < ng; g += 2) {
+    const uint8_t* g0 = w + static_cast<uint64_t>(g) * gs;
+    const uint8_t* g1 = g + 1 < ng ? g0 + gs : nullptr;
+    pair(g0, g1, n, acc);
+    // Rows past `rows` (zero padding of the last group) and a missing second group are not stored:
+    // the rows after this call's groups belong to other calls, maybe on other threads.
+    const int64_t pair_rows = g1 ? 16 : 8;
+    const int64_t valid = rows - 8 * g < pair_rows ? rows - 8 * g : pair_rows;
+    for (int t = 0; t < n; ++t)
+      std::memcpy(y + (t0 + t) * y_stride + 8 * g, acc + 16 * t, sizeof(float) * static_cast<size_t>(valid));
+  }
+  LLMASOS_TILE_RELEASE();
+}
+
+template <GgmlType T>
+void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0, int64_t nt,
+                 float* y, int64_t y_stride) {
+  if (nt < kMinTokens) {
+    base().gemm_x8[static_cast<uint32_t>(T)](ng, rows, w, a, t0, nt, y, y_stride);
+    return;
+  }
+  using F = X8Format<T>;
+  const int64_t nb = a.nb;
+  run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * F::kBytes, nt, y, t0, y_stride,
+            [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
+    alignas(64) uint8_t wb[2][512];
+    alignas(64) int32_t S[2][kTokens * 16];
+    std::memset(acc, 0, sizeof(float) * 16 * n);
+    for (int64_t b = 0; b < nb; b += 2) {
+      const bool two = b + 1 < nb;
+      const uint8_t* k0 = g0 + static_cast<uint64_t>(b) * F::kBytes;
+      const uint8_t* k1 = g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr;
+      stage_weights<T>(k0, k1, wb[0]);
+      LLMASOS_TILE_ZERO(0);
+      LLMASOS_TILE_LOAD(2, act_quants(a, t0, b), a.q_stride);
+      LLMASOS_TILE_LOAD(4, wb[0], 64);
+      if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(0, 2, 4); else LLMASOS_TILE_DPBSUD(0, 2, 4);
+      if (two) {
+        stage_weights<T>(k0 + F::kBytes, k1 ? k1 + F::kBytes : nullptr, wb[1]);
+        LLMASOS_TILE_ZERO(1);
+        LLMASOS_TILE_LOAD(3, act_quants(a, t0, b + 1), a.q_stride);
+        LLMASOS_TILE_LOAD(5, wb[1], 64);
+        if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(1, 3, 5); else LLMASOS_TILE_DPBSUD(1, 3, 5);
+      }
+      LLMASOS_TILE_STORE(0, S[0], 64);
+      scale_block<T>(k0, k1, S[0], a, t0, n, b, acc);
+      if (two) {
+        LLMASOS_TILE_STORE(1, S[1], 64);
+        scale_block<T>(k0 + F::kBytes, k1 ? k1 + F::kBytes : nullptr, S[1], a, t0, n, b + 1, acc);
+      }
+    }
+    if constexpr (F::kMin) {  // the min terms' own accumulator, blocks in order, then acc + accm
+      alignas(64) float accm[kTokens * 16];
+      std::memset(accm, 0, sizeof(float) * 16 * n);
+      for (int64_t b = 0; b < nb; ++b) {
+        __m256 mw[2];
+        load_halves(g0 + static_cast<uint64_t>(b) * F::kBytes, g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr,
+                    F::kM, mw);
+        for (int t = 0; t < n; ++t) {
+          const __m256 s = _mm256_set1_ps(a.s[(t0 + t) * nb + b]);
+          for (int h = 0; h < 2; ++h) {
+            float* at = accm + 16 * t + 8 * h;
+            _mm256_store_ps(at, _mm256_add_ps(_mm256_load_ps(at), _mm256_mul_ps(mw[h], s)));
+          }
+        }
+      }
+      for (int i = 0; i < 16 * n; i += 8)
+        _mm256_store_ps(acc + i, _mm256_add_ps(_mm256_load_ps(acc + i), _mm256_load_ps(accm + i)));
+    }
+  });
+}
+
+// ---- Q4_K / Q5_K: sub-block j (32 elements) of a super-block is one tile product ---------------
+
+template <class B>
+constexpr bool kIsQ5K = sizeof(B) == sizeof(BlockQ5_Kx8);
+
+// B operand of sub-block j for a pair of groups: row c = elements 4c .. 4c + 3 of the 8 rows of
+// group 0 (its qs run j / 2, chunk c, nibble j % 2, plus qh bit j for Q5_K), then group 1's.
+template <class B>
+inline void stage_k4(const B* x0, const B* x1, int j, uint8_t* dst) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+  for (int c = 0; c < 8; ++c) {
+    for (int h = 0; h < 2; ++h) {
+      const B* x = h ? x1 : x0;
+      __m256i q = _mm256_setzero_si256();
+      if (x) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qs + 256 * (j / 2) + 32 * c));
+        q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+        if constexpr (kIsQ5K<B>) {  // qh bit j to bit 4 (bits crossing bytes land outside 0x10)
+          const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qh + 32 * c));
+          const __m256i s = j <= 4 ? _mm256_sll_epi16(hb, _mm_cvtsi32_si128(4 - j))
+                                   : _mm256_srl_epi16(hb, _mm_cvtsi32_si128(j - 4));
+          q = _mm256_or_si256(q, _mm256_and_si256(s, b4));
+        }
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 64 * c + 32 * h), q);
+    }
+  }
+}
+
+// The 16 rows' 6-bit scales of sub-block j as int32 (zero for a missing group).
+template <class B>
+inline __m256i k4_scales(const B* x, int j) {
+  if (!x) return _mm256_setzero_si256();
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x->sc + 8 * j)));
+}
+
+// Canonical order (quant_dot.h): per super-block exact sumi = sum_j sc_j * S_j and summ =
+// sum_j m_j * bsum_j, then acc = acc + ((dw * dx) * sumi - (dminw * dx) * summ).
+template <class B>
+void gemm_x8_k4_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0, int64_t nt,
+                    float* y, int64_t y_stride) {
+  constexpr GgmlType kType = kIsQ5K<B> ? GgmlType::Q5_K : GgmlType::Q4_K;
+  if (nt < kMinTokens) {
+    base().gemm_x8[static_cast<uint32_t>(kType)](ng, rows, w, a, t0, nt, y, y_stride);
+    return;
+  }
+  const int64_t nb = a.nb;
+  run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * sizeof(B), nt, y, t0, y_stride,
+            [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
+    alignas(64) uint8_t wb[2][512];
+    alignas(64) int32_t S[2][kTokens * 16];
+    alignas(32) int32_t sumi[kTokens * 16], summ[kTokens * 16];
+    std::memset(acc, 0, sizeof(float) * 16 * n);
+    for (int64_t b = 0; b < nb; ++b) {
+      const B* x0 = reinterpret_cast<const B*>(g0) + b;
+      const B* x1 = g1 ? reinterpret_cast<const B*>(g1) + b : nullptr;
+      std::memset(sumi, 0, sizeof(int32_t) * 16 * n);
+      std::memset(summ, 0, sizeof(int32_t) * 16 * n);
+      for (int j = 0; j < 8; j += 2) {
+        stage_k4(x0, x1, j, wb[0]);
+        LLMASOS_TILE_ZERO(0);
+        LLMASOS_TILE_LOAD(2, act_quants(a, t0, b) + 32 * j, a.q_stride);
+        LLMASOS_TILE_LOAD(4, wb[0], 64);
+        LLMASOS_TILE_DPBSUD(0, 2, 4);
+        stage_k4(x0, x1, j + 1, wb[1]);
+        LLMASOS_TILE_ZERO(1);
+        LLMASOS_TILE_LOAD(3, act_quants(a, t0, b) + 32 * (j + 1), a.q_stride);
+        LLMASOS_TILE_LOAD(5, wb[1], 64);
+        LLMASOS_TILE_DPBSUD(1, 3, 5);
+        LLMASOS_TILE_STORE(0, S[0], 64);
+        LLMASOS_TILE_STORE(1, S[1], 64);
+        for (int e = 0; e < 2; ++e) {
+          const __m256i sc[2] = {k4_scales(x0, j + e), k4_scales(x1, j + e)};
+          for (int t = 0; t < n; ++t) {
+            for (int h = 0; h < 2; ++h) {
+              __m256i* at = reinterpret_cast<__m256i*>(sumi + 16 * t + 8 * h);
+              const __m256i s = _mm256_load_si256(reinterpret_cast<const __m256i*>(S[e] + 16 * t + 8 * h));
+              _mm256_store_si256(at, _mm256_add_epi32(_mm256_load_si256(at), _mm256_mullo_epi32(sc[h], s)));
+            }
+          }
+        }
+      }
+      for (int p = 0; p < 4; ++p) {  // mins of sub-blocks 2p, 2p + 1 against their activation sums
+        __m256i m16[2];
+        for (int h = 0; h < 2; ++h) {
+          const B* x = h ? x1 : x0;
+          m16[h] = x ? _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x->m + 16 * p)))
+                     : _mm256_setzero_si256();
+        }
+        for (int t = 0; t < n; ++t) {
+          const __m256i bs = _mm256_set1_epi32(a.sum[4 * ((t0 + t) * nb + b) + p]);
+          for (int h = 0; h < 2; ++h) {
+            __m256i* at = reinterpret_cast<__m256i*>(summ + 16 * t + 8 * h);
+            _mm256_store_si256(at, _mm256_add_epi32(_mm256_load_si256(at), _mm256_madd_epi16(m16[h], bs)));
+          }
+        }
+      }
+      __m256 dw[2], dmw[2];
+      load_halves(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 0, dw);
+      load_halves(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 16, dmw);
+      for (int t = 0; t < n; ++t) {
+        const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nb + b]);
+        for (int h = 0; h < 2; ++h) {
+          const __m256i si = _mm256_load_si256(reinterpret_cast<const __m256i*>(sumi + 16 * t + 8 * h));
+          const __m256i sm = _mm256_load_si256(reinterpret_cast<const __m256i*>(summ + 16 * t + 8 * h));
+          const __m256 ta = _mm256_mul_ps(_mm256_mul_ps(dw[h], dx), _mm256_cvtepi32_ps(si));
+          const __m256 tm = _mm256_mul_ps(_mm256_mul_ps(dmw[h], dx), _mm256_cvtepi32_ps(sm));
+          float* at = acc + 16 * t + 8 * h;
+          _mm256_store_ps(at, _mm256_add_ps(_mm256_load_ps(at), _mm256_sub_ps(ta, tm)));
+        }
+      }
+    }
+  });
+}
+
+// ---- Q6_K: sub-block j (16 elements, registers 4j .. 4j + 3) is one tile product of K = 16 ------
+
+// B operand of sub-block j for a pair of groups: row u < 4 = register k = 4j + u of group 0 (the
+// nibble of ql chunk k % 32, bits 2 (k / 16) of qh chunk k % 16 as bits 4, 5), then group 1's.
+inline void stage_q6_k(const BlockQ6_Kx8* x0, const BlockQ6_Kx8* x1, int j, uint8_t* dst) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
+  for (int u = 0; u < 4; ++u) {
+    const int k = 4 * j + u;
+    for (int h = 0; h < 2; ++h) {
+      const BlockQ6_Kx8* x = h ? x1 : x0;
+      __m256i q = _mm256_setzero_si256();
+      if (x) {
+        const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->ql + 32 * (k % 32)));
+        const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qh + 32 * (k % 16)));
+        const __m256i lo = _mm256_and_si256(k < 32 ? l : _mm256_srli_epi16(l, 4), m4);
+        const int sh = 2 * (k / 16);  // bits sh, sh + 1 to bits 4, 5 (crossing bits masked off)
+        const __m256i hi = sh <= 4 ? _mm256_sll_epi16(hb, _mm_cvtsi32_si128(4 - sh))
+                                   : _mm256_srl_epi16(hb, _mm_cvtsi32_si128(sh - 4));
+        q = _mm256_or_si256(lo, _mm256_and_si256(hi, m2));
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 64 * u + 32 * h), q);
+    }
+  }
+}
+
+// The 16 rows' signed scales of sub-block j as int32 (zero for a missing group).
+inline __m256i q6_scales(const BlockQ6_Kx8* x, int j) {
+  if (!x) return _mm256_setzero_si256();
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x->sc + 8 * j)));
+}
+
+// Canonical order (quant_dot.h): per super-block exact sumi = sum_j sc_j * sum_e (q_e - 32) x_e,
+// taken as sum_j sc_j * S_j - 32 * sum_j sc_j * bsum_j, then acc = acc + (dw * dx) * float(sumi).
+void gemm_x8_q6_k_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0, int64_t nt,
+                      float* y, int64_t y_stride) {
+  if (nt < kMinTokens) {
+    base().gemm_x8[static_cast<uint32_t>(GgmlType::Q6_K)](ng, rows, w, a, t0, nt, y, y_stride);
+    return;
+  }
+  const int64_t nb = a.nb;
+  run_pairs<16>(ng, rows, w, static_cast<uint64_t>(nb) * sizeof(BlockQ6_Kx8), nt, y, t0, y_stride,
+                [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
+    alignas(64) uint8_t wb[2][256];
+    alignas(64) int32_t S[2][kTokens * 16];
+    alignas(32) int32_t sumi[kTokens * 16];
+    std::memset(acc, 0, sizeof(float) * 16 * n);
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ6_Kx8* x0 = reinterpret_cast<const BlockQ6_Kx8*>(g0) + b;
+      const BlockQ6_Kx8* x1 = g1 ? reinterpret_cast<const BlockQ6_Kx8*>(g1) + b : nullptr;
+      std::memset(sumi, 0, sizeof(int32_t) * 16 * n);
+      for (int j = 0; j < 16; j += 2) {
+        stage_q6_k(x0, x1, j, wb[0]);
+        LLMASOS_TILE_ZERO(0);
+        LLMASOS_TILE_LOAD(2, act_quants(a, t0, b) + 16 * j, a.q_stride);
+        LLMASOS_TILE_LOAD(4, wb[0], 64);
+        LLMASOS_TILE_DPBSUD(0, 2, 4);
+        stage_q6_k(x0, x1, j + 1, wb[1]);
+        LLMASOS_TILE_ZERO(1);
+        LLMASOS_TILE_LOAD(3, act_quants(a, t0, b) + 16 * (j + 1), a.q_stride);
+        LLMASOS_TILE_LOAD(5, wb[1], 64);
+        LLMASOS_TILE_DPBSUD(1, 3, 5);
+        LLMASOS_TILE_STORE(0, S[0], 64);
+        LLMASOS_TILE_STORE(1, S[1], 64);
+        for (int e = 0; e < 2; ++e) {
+          const __m256i sc[2] = {q6_scales(x0, j + e), q6_scales(x1, j + e)};
+          for (int t = 0; t < n; ++t) {
+            int16_t bs;  // Q8_K's 16-element sums follow its 256 quants
+            std::memcpy(&bs, act_quants(a, t0 + t, b) + 256 + 2 * (j + e), 2);
+            const __m256i off = _mm256_set1_epi32(32 * bs);
+            for (int h = 0; h < 2; ++h) {
+              __m256i* at = reinterpret_cast<__m256i*>(sumi + 16 * t + 8 * h);
+              const __m256i s = _mm256_load_si256(reinterpret_cast<const __m256i*>(S[e] + 16 * t + 8 * h));
+              _mm256_store_si256(at, _mm256_add_epi32(_mm256_load_si256(at),
+                                                      _mm256_mullo_epi32(sc[h], _mm256_sub_epi32(s, off))));
+            }
+          }
+        }
+      }
+      __m256 dw[2];
+      load_halves(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 0, dw);
+      for (int t = 0; t < n; ++t) {
+        const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nb + b]);
+        for (int h = 0; h < 2; ++h) {
+          const __m256i si = _mm256_load_si256(reinterpret_cast<const __m256i*>(sumi + 16 * t + 8 * h));
+          float* at = acc + 16 * t + 8 * h;
+          _mm256_store_ps(at, _mm256_add_ps(_mm256_load_ps(at), _mm256_mul_ps(_mm256_mul_ps(dw[h], dx), _mm256_cvtepi32_ps(si))));
+        }
+      }
+    }
+  });
+}
+
+KernelTable build_table() {
+  KernelTable t = base();
+#define LLMASOS_STR2(x) #x
+#define LLMASOS_STR(x) LLMASOS_STR2(x)
+  t.isa = LLMASOS_STR(LLMASOS_ISA_NS);
+#undef LLMASOS_STR
+#undef LLMASOS_STR2
+  t.x8_tokens = kTokens;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q4_0)] = gemm_x8_amx<GgmlType::Q4_0>;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q4_1)] = gemm_x8_amx<GgmlType::Q4_1>;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q5_0)] = gemm_x8_amx<GgmlType::Q5_0>;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q5_1)] = gemm_x8_amx<GgmlType::Q5_1>;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q8_0)] = gemm_x8_amx<GgmlType::Q8_0>;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q4_K)] = gemm_x8_k4_amx<BlockQ4_Kx8>;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q5_K)] = gemm_x8_k4_amx<BlockQ5_Kx8>;
+  t.gemm_x8[static_cast<uint32_t>(GgmlType::Q6_K)] = gemm_x8_q6_k_amx;
+  return t;
+}
+
+}  // namespace
+
+const KernelTable* table() {
+  static const KernelTable t = build_table();
+  return &t;
+}
+
+}  // namespace llmasos::cpu::LLMASOS_ISA_NS

@@ -1,0 +1,78 @@
+// What the x8 product kernels of one ISA level share (quant_gemm_x8.cc, and quant_gemm_amx.cc which
+// feeds the same unpacked registers to the AMX tiles): each packed format's field offsets and quant
+// offset, the activation-quant address, and the AVX2 unpacking of a 4/5-bit block into its 8
+// registers. Included only by kernel sources; everything lands in the including level's namespace.
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/quant_dot.h"
+#include "quant/packed_x8.h"
+
+#if defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+namespace llmasos::cpu::LLMASOS_ISA_NS {
+namespace {
+
+using namespace llmasos::quant;
+
+// What distinguishes the packed formats: fields present, and the quant offset (x = d (q - off)).
+template <GgmlType T> struct X8Format {
+  static constexpr bool kMin = T == GgmlType::Q4_1 || T == GgmlType::Q5_1;
+  static constexpr bool kQh = T == GgmlType::Q5_0 || T == GgmlType::Q5_1;
+  static constexpr bool kQ8 = T == GgmlType::Q8_0;
+  static constexpr int kOff = T == GgmlType::Q4_0 ? 8 : T == GgmlType::Q5_0 ? 16 : 0;
+  static constexpr uint64_t kM = 16;                           // m[8] (when kMin)
+  static constexpr uint64_t kQhAt = kMin ? 32 : 16;            // qh[32] (when kQh)
+  static constexpr uint64_t kQs = 16 + (kMin ? 16 : 0) + (kQh ? 32 : 0);
+  static constexpr uint64_t kBytes = kQs + (kQ8 ? 256 : 128);
+};
+
+inline float half_to_float(uint16_t h) {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
+  return fp16_to_fp32(h);  // exact either way
+#endif
+}
+
+// Token t's int8 quants of activation block b (32 for Q8_0 / Q8_1, 256 for Q8_K).
+inline const int8_t* act_quants(const X8Act& a, int64_t t, int64_t b) {
+  return reinterpret_cast<const int8_t*>(a.q + static_cast<uint64_t>(t) * a.q_stride +
+                                         static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+}
+
+#if defined(__AVX2__) && defined(__F16C__)
+// The block's 8 registers of unsigned quants (4/5-bit formats).
+template <GgmlType T>
+inline void unpack_x8(const uint8_t* blk, __m256i w[8]) {
+  using F = X8Format<T>;
+  const uint8_t* qs = blk + F::kQs;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int j = 0; j < 4; ++j) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j));
+    w[j] = _mm256_and_si256(v, m4);
+    w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+  }
+  if constexpr (F::kQh) {
+    // Bit k of each qh byte becomes bit 4 of register k's byte. The 16-bit shifts move bits
+    // across bytes only into positions the 0x10 mask drops.
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + F::kQhAt));
+    const __m256i b4 = _mm256_set1_epi8(0x10);
+    w[0] = _mm256_or_si256(w[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), b4));
+    w[1] = _mm256_or_si256(w[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), b4));
+    w[2] = _mm256_or_si256(w[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), b4));
+    w[3] = _mm256_or_si256(w[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), b4));
+    w[4] = _mm256_or_si256(w[4], _mm256_and_si256(h, b4));
+    w[5] = _mm256_or_si256(w[5], _mm256_and_si256(_mm256_srli_epi16(h, 1), b4));
+    w[6] = _mm256_or_si256(w[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), b4));
+    w[7] = _mm256_or_si256(w[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
+  }
+}
+
+#endif  // AVX2
+
+}  // namespace
+}  // namespace llmasos::cpu::LLMASOS_ISA_NS
