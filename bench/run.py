@@ -159,7 +159,8 @@ def main():
 
     peer_version = bench_setup.ensure_llama_cpp()
     info = machine_info(env)
-    print(f"llmasos {info['llmasos'].get('version')} isa {info['llmasos'].get('isa')}, llama-cpp-python "
+    print(f"llmasos {info['llmasos'].get('version')} isa {info['llmasos'].get('isa')} "
+          f"(AMX: {info['llmasos'].get('amx', '?')}), llama-cpp-python "
           f"{peer_version}, {args.threads} threads, {info['cpu']}, load {info['load_avg_at_start'][0]:.1f}", flush=True)
     models = bench_setup.ensure_models(types, env)
     engines = bench_engines(env, models, args, sizes)
@@ -196,7 +197,8 @@ def main():
     Path(f"{stem}.json").write_text(json.dumps(doc, indent=1))
     title = (f"llmasos vs llama-cpp-python / numpy / torch, {args.threads} threads, {info['host']}, {day}"
              + (" (quick)" if args.quick else ""))
-    header = f"# {title}\n\n{info['cpu']}; ISA {info['llmasos'].get('isa')}; reps {args.reps}.\n\n" \
+    header = f"# {title}\n\n{info['cpu']}; ISA {info['llmasos'].get('isa')} (AMX: " \
+             f"{info['llmasos'].get('amx', '?')}); reps {args.reps}.\n\n" \
              f"{OVERHEAD_METHOD}\n\n{MEMORY_METHOD}"
     Path(f"{stem}.md").write_text(report.markdown(rows, header))
     report.chart(rows, Path(f"{stem}.png"), title)
