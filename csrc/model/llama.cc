@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -346,6 +347,19 @@ void Model::forward_batch(const ForwardBatch& b, const KvStore& kv) {
   }
 }
 
+namespace {
+
+// fn(t0, t1) over token rows [0, T): across the pool when there are enough rows to pay for a job
+// (a wake-up costs about as much as a few rows' RoPE and KV stores).
+void per_tokens(cpu::ThreadPool& pool, int64_t T, const std::function<void(int64_t, int64_t)>& fn) {
+  if (pool.size() > 1 && T >= 4)
+    pool.parallel_for(T, 1, fn);
+  else
+    fn(0, T);
+}
+
+}  // namespace
+
 void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l0, int64_t l1,
                          const KvStore& kv) {
   const cpu::KernelTable& kt = cpu::kernels();
@@ -369,65 +383,79 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
   const cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim};
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const Layer& L = layers_[static_cast<size_t>(il)];
-    for (int64_t t = 0; t < T; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.attn_norm, E, hp.norm_eps);
+    // Per-token work runs inside the products' activation passes (RowsPrep): split across the
+    // pool with the quantization, each row normed (or gated) just before it is quantized.
+    const cpu::RowsPrep attn_norm = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.attn_norm, E, hp.norm_eps);
+    };
     // Q/K/V with ~16-bit activations: errors here are amplified by the attention softmax (8-bit
     // activations cost ~1.5% teacher-forced top-1 agreement on SmolLM2; see matmul_precise).
-    if (L.wqkv.data) {  // one product over the stacked rows, then each token's q | k | v split out
-      const int64_t D = q_dim + 2 * kv_dim;
+    const int64_t D = q_dim + 2 * kv_dim;
+    if (L.wqkv.data) {  // one product over the stacked rows, each token's q | k | v split out below
       grow(qkv_, T * D);
-      cpu::matmul_precise(L.wqkv, xn_.data(), T, qkv_.data(), *pool_, mm_scratch_);
-      for (int64_t t = 0; t < T; ++t) {
-        const float* r = qkv_.data() + t * D;
-        std::memcpy(q_.data() + t * q_dim, r, sizeof(float) * q_dim);
-        std::memcpy(k_.data() + t * kv_dim, r + q_dim, sizeof(float) * kv_dim);
-        std::memcpy(v_.data() + t * kv_dim, r + q_dim + kv_dim, sizeof(float) * kv_dim);
-      }
+      cpu::matmul_precise(L.wqkv, xn_.data(), T, qkv_.data(), *pool_, mm_scratch_, &attn_norm);
     } else {
-      cpu::matmul_precise(L.wq, xn_.data(), T, q_.data(), *pool_, mm_scratch_);
+      cpu::matmul_precise(L.wq, xn_.data(), T, q_.data(), *pool_, mm_scratch_, &attn_norm);
       cpu::matmul_precise(L.wk, xn_.data(), T, k_.data(), *pool_, mm_scratch_);
       cpu::matmul_precise(L.wv, xn_.data(), T, v_.data(), *pool_, mm_scratch_);
     }
-    if (L.bq) {
-      for (int64_t t = 0; t < T; ++t) {
-        kt.axpy(q_.data() + t * q_dim, 1.0f, L.bq, q_dim);
-        kt.axpy(k_.data() + t * kv_dim, 1.0f, L.bk, kv_dim);
-        kt.axpy(v_.data() + t * kv_dim, 1.0f, L.bv, kv_dim);
-      }
-    }
-    // RoPE, then each token's key/value row into its sequence's page for this layer.
+    // Per token: q | k | v split out, biases, RoPE, then its key/value row into its sequence's
+    // page for this layer (tokens write distinct KV slots, so they can run in parallel).
     const size_t esz = cpu::kv_type_size(kv.type);
     const int64_t layer_off = il * kv.layer_stride;
     const cpu::KvPagesView view{static_cast<uint8_t*>(kv.k) + layer_off * esz,
                                 static_cast<uint8_t*>(kv.v) + layer_off * esz, kv.type, kv.page_stride};
-    for (int64_t t = 0; t < T; ++t) {
-      const float* cs = rope_cs_.data() + t * rd;
-      cpu::rope_apply(q_.data() + t * q_dim, hp.n_head, hp.head_dim, cs, hp.rope);
-      cpu::rope_apply(k_.data() + t * kv_dim, hp.n_head_kv, hp.head_dim, cs, hp.rope);
-      const int64_t page = tok_pages_[static_cast<size_t>(t)][pos[t] / cpu::kKvBlockTokens];
-      cpu::kv_store_position(view, as, page, pos[t] % cpu::kKvBlockTokens, k_.data() + t * kv_dim,
-                             v_.data() + t * kv_dim);
-    }
+    per_tokens(*pool_, T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        float* q = q_.data() + t * q_dim;
+        float* k = k_.data() + t * kv_dim;
+        float* v = v_.data() + t * kv_dim;
+        if (L.wqkv.data) {
+          const float* r = qkv_.data() + t * D;
+          std::memcpy(q, r, sizeof(float) * q_dim);
+          std::memcpy(k, r + q_dim, sizeof(float) * kv_dim);
+          std::memcpy(v, r + q_dim + kv_dim, sizeof(float) * kv_dim);
+        }
+        if (L.bq) {
+          kt.axpy(q, 1.0f, L.bq, q_dim);
+          kt.axpy(k, 1.0f, L.bk, kv_dim);
+          kt.axpy(v, 1.0f, L.bv, kv_dim);
+        }
+        const float* cs = rope_cs_.data() + t * rd;
+        cpu::rope_apply(q, hp.n_head, hp.head_dim, cs, hp.rope);
+        cpu::rope_apply(k, hp.n_head_kv, hp.head_dim, cs, hp.rope);
+        const int64_t page = tok_pages_[static_cast<size_t>(t)][pos[t] / cpu::kKvBlockTokens];
+        cpu::kv_store_position(view, as, page, pos[t] % cpu::kKvBlockTokens, k, v);
+      }
+    });
     cpu::attention_paged(q_.data(), att_.data(), T, pos, tok_pages_.data(), view, as, *pool_,
                          att_scores_);
     cpu::matmul(L.wo, att_.data(), T, tmp_.data(), *pool_, mm_scratch_);
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
 
-    for (int64_t t = 0; t < T; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.ffn_norm, E, hp.norm_eps);
-    if (L.w_gate_up.data) {  // [T][gate | up] in one product; silu(gate) * up per token
-      const int64_t F = hp.n_ff;
+    const cpu::RowsPrep ffn_norm = [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.ffn_norm, E, hp.norm_eps);
+    };
+    const int64_t F = hp.n_ff;
+    if (L.w_gate_up.data) {  // [T][gate | up] in one product; silu(gate) * up per token below
       grow(qkv_, T * 2 * F);
-      cpu::matmul(L.w_gate_up, xn_.data(), T, qkv_.data(), *pool_, mm_scratch_);
-      for (int64_t t = 0; t < T; ++t) {
-        float* r = qkv_.data() + t * 2 * F;
-        kt.silu_mul(r, r + F, F);
-        std::memcpy(gate_.data() + t * F, r, sizeof(float) * F);
-      }
+      cpu::matmul(L.w_gate_up, xn_.data(), T, qkv_.data(), *pool_, mm_scratch_, &ffn_norm);
+      const cpu::RowsPrep swiglu = [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          float* r = qkv_.data() + t * 2 * F;
+          kt.silu_mul(r, r + F, F);
+          std::memcpy(gate_.data() + t * F, r, sizeof(float) * F);
+        }
+      };
+      cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_, &swiglu);
     } else {
-      cpu::matmul(L.w_gate, xn_.data(), T, gate_.data(), *pool_, mm_scratch_);
+      cpu::matmul(L.w_gate, xn_.data(), T, gate_.data(), *pool_, mm_scratch_, &ffn_norm);
       cpu::matmul(L.w_up, xn_.data(), T, up_.data(), *pool_, mm_scratch_);
-      kt.silu_mul(gate_.data(), up_.data(), T * hp.n_ff);
+      const cpu::RowsPrep swiglu = [&](int64_t t0, int64_t t1) {
+        kt.silu_mul(gate_.data() + t0 * F, up_.data() + t0 * F, (t1 - t0) * F);
+      };
+      cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_, &swiglu);
     }
-    cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_);
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
   }
   if (l1 <= l0) return;

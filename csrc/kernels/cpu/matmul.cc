@@ -60,7 +60,7 @@ const TypeTraits* act_traits(const TypeTraits& tr, const KernelTable& k, int64_t
 // Runs fn(t0, t1) over [0, T) tokens, split across the pool when it is worth a wake-up.
 template <class Fn>
 void for_tokens(ThreadPool& pool, int64_t T, int64_t cols, const Fn& fn) {
-  if (pool.size() > 1 && T >= 2 && T * cols >= (1 << 14))
+  if (pool.size() > 1 && T >= 2 && T * cols >= (1 << 12))
     pool.parallel_for(T, 1, [&](int64_t t0, int64_t t1) { fn(t0, t1); });
   else
     fn(0, T);
@@ -279,7 +279,7 @@ bool pack_x8_stacked(const WeightView* parts, int n, PackedBytes& out, WeightVie
 }
 
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
-            MatmulScratch& scratch) {
+            MatmulScratch& scratch, const RowsPrep* prep) {
   const TypeTraits& tr = checked_traits(W);
   if (T <= 0 || W.rows == 0) return;
   const KernelTable& k = kernels();
@@ -288,6 +288,7 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
   const int64_t cols = W.cols;
   const TypeTraits* at = act_traits(tr, k, cols, "matmul");
   if (!at) {
+    if (prep) for_tokens(pool, T, cols, *prep);
     run_dots(W, reinterpret_cast<const uint8_t*>(X), static_cast<uint64_t>(cols) * sizeof(float),
              T, Y, pool);
     return;
@@ -302,6 +303,7 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
     const int64_t nb = cols / tr.block_size;
     const X8Act a = x8_act(*at, q, act_row, nb, T, scratch);
     for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
+      if (prep) (*prep)(t0, t1);
       for (int64_t t = t0; t < t1; ++t) quantize(X + t * cols, q + t * act_row, cols);
       x8_side(*at, q, act_row, nb, t0, t1, x8_wants_sum(W.type), scratch);
     });
@@ -309,19 +311,20 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
     return;
   }
   for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
+    if (prep) (*prep)(t0, t1);
     for (int64_t t = t0; t < t1; ++t) quantize(X + t * cols, q + t * act_row, cols);
   });
   run_dots(W, q, act_row, T, Y, pool);
 }
 
 void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
-                    MatmulScratch& scratch) {
+                    MatmulScratch& scratch, const RowsPrep* prep) {
   const TypeTraits& tr = checked_traits(W);
   if (T <= 0 || W.rows == 0) return;
   const KernelTable& k = kernels();
   const TypeTraits* at = act_traits(tr, k, W.cols, "matmul_precise");
   if (!at) {  // float activations: already exact
-    matmul(W, X, T, Y, pool, scratch);
+    matmul(W, X, T, Y, pool, scratch, prep);
     return;
   }
   if (!has_kernel(k, W))
@@ -337,6 +340,7 @@ void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, Th
   scratch.split.resize(static_cast<size_t>(T * cols));  // per token: the residual
   float* res = scratch.split.data();
   for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
+    if (prep) (*prep)(t0, t1);
     for (int64_t t = t0; t < t1; ++t) {
       const float* x = X + t * cols;
       float* lo = res + t * cols;

@@ -5,6 +5,7 @@
 // bit-identical whatever T, the thread count or the ISA level.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -37,16 +38,22 @@ struct MatmulScratch {
   std::vector<int32_t> xsum;
 };
 
+// Optional per-token work fused into a product's activation pass: prep(t0, t1) makes token rows
+// [t0, t1) of X (e.g. RMSNorm into X's buffer, SwiGLU), on the thread that quantizes those rows
+// right after (the rows are still in L1), split across the pool like the quantization. Rows must
+// not depend on each other.
+using RowsPrep = std::function<void(int64_t t0, int64_t t1)>;
+
 // Y[t * rows + r] = dot(W row r, X[t * cols ...]) for t < T, r < W.rows.
 void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
-            MatmulScratch& scratch);
+            MatmulScratch& scratch, const RowsPrep* prep = nullptr);
 
 // Like matmul, with about 16-bit activation precision for the same integer kernels: each row x
 // is split into its 8-bit quantization's value x1 and the residual x - x1, both are quantized and
 // dotted with the weights (as 2T token rows, so each weight row is read once for both), and the
 // two products are added. Used where activation rounding is amplified (attention's Q/K/V).
 void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
-                    MatmulScratch& scratch);
+                    MatmulScratch& scratch, const RowsPrep* prep = nullptr);
 
 // Copies row `r` of W into `out` as float (embedding lookup).
 void dequantize_row(const WeightView& W, int64_t r, float* out);
