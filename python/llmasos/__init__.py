@@ -20,8 +20,9 @@ ModelFormatError = _core.ModelFormatError
 InvalidArgumentError = _core.InvalidArgumentError
 
 # The kernel level chosen at import (cpuid + XGETBV, or LLMASOS_FORCE_ISA), said once.
-logging.getLogger("llmasos").debug("kernels: %s (this CPU supports %s; compiled %s)", _core.active_isa(),
-                                   ", ".join(_core.supported_isas()), ", ".join(_core.compiled_isas()))
+logging.getLogger("llmasos").debug("kernels: %s (this CPU supports %s; compiled %s; AMX: %s)", _core.active_isa(),
+                                   ", ".join(_core.supported_isas()), ", ".join(_core.compiled_isas()),
+                                   _core.amx_status())
 
 
 def default_threads() -> int:
