@@ -19,6 +19,8 @@
 //      acc = acc + ((dw * dx) * float(sumi) - (dminw * dx) * float(summ)).
 //    Q6_K x8: per super-block, exact sumi = sum_j sc_j sum_e (q_e - 32) x_e, then
 //      acc = acc + (dw * dx) * float(sumi).
+//    The integer sums may come from anywhere exact: maddubs/madd (avx2), dpbusd (avx512), or one
+//    AMX tile product per block / sub-block (amx, quant_gemm_amx.cc); the float ops never change.
 //  * K-quant dots, per super-block b: exact integer sums, then
 //      Q4_K, Q5_K:  t = (dx * dw) * float(sumi) - (dx * dminw) * float(summ)
 //      Q6_K:        t = (dx * dw) * float(sumi)
