@@ -84,9 +84,17 @@ def test_dequantize_bitwise_identical(t):
 @pytest.mark.parametrize("act", [Q.Q8_0, Q.Q8_1, Q.Q8_K], ids=lambda t: t.name)
 def test_activation_quantizers_bitwise_identical(act):
     rng = np.random.default_rng(int(act))
-    x = (rng.standard_normal(256 * 6) * 5).astype(np.float32)
+    x = (rng.standard_normal(256 * 8) * 5).astype(np.float32)
     x[256:512] = 0.0
     x[600:632] = np.abs(x[600:632])
+    # Q8_K's scale comes from the first element of largest magnitude: ties of opposite sign.
+    x[700], x[720] = 40.0, -40.0
+    if act == Q.Q8_K:
+        x[1000] = np.nan  # never Q8_K's maximum (Q8_0 / Q8_1 make no promise for NaN input)
+    # Exact halves after scaling (max -127: scale 1): rounding ties go to even.
+    x[1280:1536] = np.arange(256, dtype=np.float32) % 100 - 49.5
+    x[1290] = -127.0
+    x[1536:1792] = np.abs(x[1536:1792])  # one sign: the opposite end may reach +127
     assert_bitwise_equal(under_each_isa(lambda: _core.quantize_act(int(act), x)))
 
 

@@ -119,6 +119,55 @@ void quantize_q8_1(const float* x, void* dst, int64_t n) {
   }
 }
 
+// Q8_K (the K-quants' activations), the reference's bits (quant_types.cc: ggml's
+// quantize_row_q8_K_ref): max = the first element of largest magnitude (NaNs never win), scale
+// -127 / max, round to nearest even by the 1.5 * 2^23 trick, clamp at 127, 16-element sums.
+void quantize_q8_k(const float* x, void* dst, int64_t n) {
+  BlockQ8_K* y = static_cast<BlockQ8_K*>(dst);
+  const __m256 sign = _mm256_set1_ps(-0.0f), magic = _mm256_set1_ps(12582912.f);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    __m256 amax8 = _mm256_setzero_ps();
+    for (int j = 0; j < kQKK; j += 8)  // max_ps(v, acc) keeps acc where v is NaN
+      amax8 = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), amax8);
+    const float amax = hmax_ps(amax8);
+    if (amax == 0.f) {
+      std::memset(&y[i], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    int first = 0;  // the first element whose magnitude is amax
+    const __m256 target = _mm256_set1_ps(amax);
+    for (int j = 0; j < kQKK; j += 8) {
+      const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), target, _CMP_EQ_OQ));
+      if (hit) {
+        first = j + __builtin_ctz(static_cast<unsigned>(hit));
+        break;
+      }
+    }
+    const float iscale = -127.f / x[first];
+    const __m256 is = _mm256_set1_ps(iscale);
+    const __m256i lim = _mm256_set1_epi32(127), mant = _mm256_set1_epi32(0x007fffff), half = _mm256_set1_epi32(0x00400000);
+    for (int j = 0; j < kQKK; j += 32) {
+      __m256i q[4];
+      for (int u = 0; u < 4; ++u) {
+        const __m256 v = _mm256_add_ps(_mm256_mul_ps(is, _mm256_loadu_ps(x + j + 8 * u)), magic);
+        q[u] = _mm256_min_epi32(_mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), mant), half), lim);
+      }
+      // packs interleave the 128-bit lanes; the permute restores element order.
+      __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+      p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + j), p);
+      // 16-element sums: bytes to int16 pairs (maddubs with ones), then pairs of pairs.
+      const __m256i s16 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), p), _mm256_set1_epi16(1));
+      // s16: 8 int32 sums of 4 consecutive quants; two 16-element sums = lanes 0..3 and 4..7.
+      const __m128i lo = _mm256_castsi256_si128(s16), hi = _mm256_extracti128_si256(s16, 1);
+      const __m128i s = _mm_hadd_epi32(_mm_hadd_epi32(lo, hi), _mm_setzero_si128());
+      y[i].bsums[j / 16] = static_cast<int16_t>(_mm_cvtsi128_si32(s));
+      y[i].bsums[j / 16 + 1] = static_cast<int16_t>(_mm_extract_epi32(s, 1));
+    }
+    y[i].d = 1 / iscale;
+  }
+}
+
 // ---- float weights --------------------------------------------------------------------------------
 // Canonical order (quant_dot.h): element i into lane i % 32 of four 8-lane accumulators, mul then
 // add; a tail of fewer than 32 elements is zero-padded (0 * 0 adds +0: no change), then the tree.
@@ -731,6 +780,7 @@ void rows_4x_k(int64_t n, int64_t nr, float* s, int64_t ss, const void* w, uint6
 void fill_quant_kernels_avx2(KernelTable& t) {
   t.quantize_act[static_cast<uint32_t>(GgmlType::Q8_0)] = quantize_q8_0;
   t.quantize_act[static_cast<uint32_t>(GgmlType::Q8_1)] = quantize_q8_1;
+  t.quantize_act[static_cast<uint32_t>(GgmlType::Q8_K)] = quantize_q8_k;
   auto set = [&](GgmlType type, void (*fn)(int64_t, float*, const void*, const void*)) {
     t.vec_dot[static_cast<uint32_t>(type)] = fn;
   };
