@@ -77,7 +77,7 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
   // Jobs: (tile, KV head) with all `group` query heads as rows; with too few of those to keep
   // every thread busy (decode of a few sequences), one query head per job instead.
   const int64_t n_tiles = static_cast<int64_t>(tiles.size());
-  const int64_t heads_per_job = n_tiles * s.n_head_kv >= 2 * pool.size() ? group : 1;
+  const int64_t heads_per_job = n_tiles * s.n_head_kv >= pool.size() ? group : 1;
   const int64_t jobs_per_tile = s.n_head / heads_per_job;
   const int64_t n_jobs = n_tiles * jobs_per_tile;
 

@@ -28,28 +28,38 @@ void pv_cols_scalar(const float* p, int64_t m, const float* v, int64_t d, int64_
 }
 
 #if defined(__AVX512F__)
-// 8 query rows x 16 keys: one zmm accumulator per row.
+// R query rows x 16 keys: one zmm accumulator per row, each key vector loaded once for the R.
+template <int R>
+inline void qk_rows(const float* q, int64_t q_stride, const float* kt, int64_t d, float scale, float* s,
+                    int64_t s_stride) {
+  __m512 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < d; ++c) {
+    const __m512 k = _mm512_loadu_ps(kt + c * kBlock);
+    for (int i = 0; i < R; ++i) acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(_mm512_set1_ps(q[i * q_stride + c]), k));
+  }
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int i = 0; i < R; ++i) _mm512_storeu_ps(s + i * s_stride, _mm512_mul_ps(acc[i], sc));
+}
+
+// Tiles of 8 rows, then the 1 .. 7 left over together (decode: a KV head's group of query heads).
 int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
                 float scale, float* s, int64_t s_stride) {
   int64_t r = 0;
-  for (; r + 8 <= nq; r += 8) {
-    __m512 acc[8];
-    for (int i = 0; i < 8; ++i) acc[i] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < d; ++c) {
-      const __m512 k = _mm512_loadu_ps(kt + c * kBlock);
-      for (int i = 0; i < 8; ++i)
-        acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(_mm512_set1_ps(q[(r + i) * q_stride + c]), k));
-    }
-    const __m512 sc = _mm512_set1_ps(scale);
-    for (int i = 0; i < 8; ++i) _mm512_storeu_ps(s + (r + i) * s_stride, _mm512_mul_ps(acc[i], sc));
+  for (; r + 8 <= nq; r += 8) qk_rows<8>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride);
+  const float* qr = q + r * q_stride;
+  float* sr = s + r * s_stride;
+  switch (nq - r) {
+    case 7: qk_rows<7>(qr, q_stride, kt, d, scale, sr, s_stride); break;
+    case 6: qk_rows<6>(qr, q_stride, kt, d, scale, sr, s_stride); break;
+    case 5: qk_rows<5>(qr, q_stride, kt, d, scale, sr, s_stride); break;
+    case 4: qk_rows<4>(qr, q_stride, kt, d, scale, sr, s_stride); break;
+    case 3: qk_rows<3>(qr, q_stride, kt, d, scale, sr, s_stride); break;
+    case 2: qk_rows<2>(qr, q_stride, kt, d, scale, sr, s_stride); break;
+    case 1: qk_rows<1>(qr, q_stride, kt, d, scale, sr, s_stride); break;
+    default: break;
   }
-  for (; r < nq; ++r) {  // leftover rows one at a time (decode: a single row per job)
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t c = 0; c < d; ++c)
-      acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(q[r * q_stride + c]), _mm512_loadu_ps(kt + c * kBlock)));
-    _mm512_storeu_ps(s + r * s_stride, _mm512_mul_ps(acc, _mm512_set1_ps(scale)));
-  }
-  return r;
+  return nq;
 }
 // One row, 64 columns per pass (4 zmm accumulators); returns the columns done.
 int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) {
@@ -73,39 +83,39 @@ int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) 
   return c0;
 }
 #elif defined(__AVX2__)
-// 4 query rows x 16 keys: two ymm accumulators per row.
+// R query rows x 16 keys: two ymm accumulators per row, each key vector loaded once for the R.
+template <int R>
+inline void qk_rows(const float* q, int64_t q_stride, const float* kt, int64_t d, float scale, float* s,
+                    int64_t s_stride) {
+  __m256 a0[R], a1[R];
+  for (int i = 0; i < R; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < d; ++c) {
+    const __m256 k0 = _mm256_loadu_ps(kt + c * kBlock), k1 = _mm256_loadu_ps(kt + c * kBlock + 8);
+    for (int i = 0; i < R; ++i) {
+      const __m256 qb = _mm256_broadcast_ss(q + i * q_stride + c);
+      a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(qb, k0));
+      a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(qb, k1));
+    }
+  }
+  const __m256 sc = _mm256_set1_ps(scale);
+  for (int i = 0; i < R; ++i) {
+    _mm256_storeu_ps(s + i * s_stride, _mm256_mul_ps(a0[i], sc));
+    _mm256_storeu_ps(s + i * s_stride + 8, _mm256_mul_ps(a1[i], sc));
+  }
+}
+
+// Tiles of 4 rows, then the 1 .. 3 left over together (decode: a KV head's group of query heads).
 int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
                 float scale, float* s, int64_t s_stride) {
   int64_t r = 0;
-  for (; r + 4 <= nq; r += 4) {
-    __m256 a0[4], a1[4];
-    for (int i = 0; i < 4; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
-    for (int64_t c = 0; c < d; ++c) {
-      const __m256 k0 = _mm256_loadu_ps(kt + c * kBlock), k1 = _mm256_loadu_ps(kt + c * kBlock + 8);
-      for (int i = 0; i < 4; ++i) {
-        const __m256 qb = _mm256_broadcast_ss(q + (r + i) * q_stride + c);
-        a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(qb, k0));
-        a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(qb, k1));
-      }
-    }
-    const __m256 sc = _mm256_set1_ps(scale);
-    for (int i = 0; i < 4; ++i) {
-      _mm256_storeu_ps(s + (r + i) * s_stride, _mm256_mul_ps(a0[i], sc));
-      _mm256_storeu_ps(s + (r + i) * s_stride + 8, _mm256_mul_ps(a1[i], sc));
-    }
+  for (; r + 4 <= nq; r += 4) qk_rows<4>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride);
+  switch (nq - r) {
+    case 3: qk_rows<3>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride); break;
+    case 2: qk_rows<2>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride); break;
+    case 1: qk_rows<1>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride); break;
+    default: break;
   }
-  for (; r < nq; ++r) {  // leftover rows one at a time (decode: a single row per job)
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    for (int64_t c = 0; c < d; ++c) {
-      const __m256 qb = _mm256_broadcast_ss(q + r * q_stride + c);
-      a0 = _mm256_add_ps(a0, _mm256_mul_ps(qb, _mm256_loadu_ps(kt + c * kBlock)));
-      a1 = _mm256_add_ps(a1, _mm256_mul_ps(qb, _mm256_loadu_ps(kt + c * kBlock + 8)));
-    }
-    const __m256 sc = _mm256_set1_ps(scale);
-    _mm256_storeu_ps(s + r * s_stride, _mm256_mul_ps(a0, sc));
-    _mm256_storeu_ps(s + r * s_stride + 8, _mm256_mul_ps(a1, sc));
-  }
-  return r;
+  return nq;
 }
 // One row, 32 columns per pass (4 ymm accumulators); returns the columns done.
 int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) {
