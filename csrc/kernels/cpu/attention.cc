@@ -20,7 +20,8 @@ struct Tile {
   int64_t t0, n;  // tokens t0 .. t0 + n - 1: consecutive positions of one sequence
 };
 
-// Widens n cache elements to float (exact); returns src itself for an F32 cache.
+// Widens n cache elements to float (exact); returns src itself for an F32 cache. (F16 blocks go
+// to the kernels as stored: attn_qk16_f16 / attn_pv16_f16 widen in registers.)
 const float* widen(const KernelTable& kt, GgmlType type, const void* src, float* buf, int64_t n) {
   if (type == GgmlType::F32) return static_cast<const float*>(src);
   kt.dequantize_row[static_cast<uint32_t>(type)](src, buf, n);
@@ -58,6 +59,7 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
   const int64_t d = s.head_dim, group = s.n_head / s.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const size_t esz = kv_type_size(kv.type);
+  const bool f16 = kv.type == GgmlType::F16;  // read as stored; F32 as is; BF16 widened per block
 
   // Tiles: runs of up to kTileTokens consecutive positions of one sequence.
   std::vector<Tile> tiles;
@@ -112,19 +114,27 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       const int32_t* table = pages[tile.t0];
       for (int64_t b = 0; b < n_blocks; ++b) {
         const int64_t off = table[b] * kv.page_stride + hk * d * kKvBlockTokens;
-        const float* kb = widen(kt, kv.type, static_cast<const uint8_t*>(kv.k) + off * esz, kbuf,
-                                kKvBlockTokens * d);
-        kt.attn_qk16(qs, d, rows, kb, d, scale, sc + b * kKvBlockTokens, n_pad);
+        const uint8_t* kraw = static_cast<const uint8_t*>(kv.k) + off * esz;
+        if (f16) {
+          kt.attn_qk16_f16(qs, d, rows, reinterpret_cast<const uint16_t*>(kraw), d, scale, sc + b * kKvBlockTokens, n_pad);
+        } else {
+          const float* kb = widen(kt, kv.type, kraw, kbuf, kKvBlockTokens * d);
+          kt.attn_qk16(qs, d, rows, kb, d, scale, sc + b * kKvBlockTokens, n_pad);
+        }
       }
       for (int64_t r = 0; r < rows; ++r) kt.softmax(sc + r * n_pad, n_row[static_cast<size_t>(r)]);
       std::memset(os, 0, sizeof(float) * static_cast<size_t>(rows * d));
       for (int64_t b = 0; b < n_blocks; ++b) {
         const int64_t off = table[b] * kv.page_stride + hk * kKvBlockTokens * d;
-        const float* vb = widen(kt, kv.type, static_cast<const uint8_t*>(kv.v) + off * esz, vbuf,
-                                kKvBlockTokens * d);
+        const uint8_t* vraw = static_cast<const uint8_t*>(kv.v) + off * esz;
         for (int64_t r = 0; r < rows; ++r)
           m_row[static_cast<size_t>(r)] = std::clamp<int64_t>(n_row[static_cast<size_t>(r)] - b * kKvBlockTokens, 0, kKvBlockTokens);
-        kt.attn_pv16(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, vb, d, os, d);
+        if (f16) {
+          kt.attn_pv16_f16(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, reinterpret_cast<const uint16_t*>(vraw), d, os, d);
+        } else {
+          kt.attn_pv16(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, widen(kt, kv.type, vraw, vbuf, kKvBlockTokens * d),
+                       d, os, d);
+        }
       }
       for (int64_t i = 0; i < tile.n; ++i)
         for (int64_t g = 0; g < heads_per_job; ++g)

@@ -2,40 +2,53 @@
 // (see attention.h for the block layout and the canonical order). Every output element is a
 // sequential sum in increasing index order (one mul and one add per term, no FMA), so the scalar
 // loops and the AVX2 / AVX-512 register tiles give the same bits. No STL here (see isa.h).
+// Keys and values are read as floats or straight from an F16 cache (E = uint16_t): the widening is
+// exact, so both give the same bits, and F16 blocks need no float copy first.
 #include <cstdint>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
 #include "kernels/cpu/isa.h"
+#include "quant/quant_types.h"
 
 namespace llmasos::cpu::LLMASOS_ISA_NS {
 namespace {
 
 constexpr int kBlock = 16;  // positions per KV block (attention.h: kKvBlockTokens)
 
+inline float to_float(float x) { return x; }
+inline float to_float(uint16_t h) { return fp16_to_fp32(h); }  // exact
+
 // Scalar forms, the definition of the order; the SIMD paths below compute the same sums.
-void qk_row_scalar(const float* q, const float* kt, int64_t d, float scale, float* s) {
+template <class E>
+void qk_row_scalar(const float* q, const E* kt, int64_t d, float scale, float* s) {
   float acc[kBlock] = {};
   for (int64_t c = 0; c < d; ++c)
-    for (int j = 0; j < kBlock; ++j) acc[j] += q[c] * kt[c * kBlock + j];
+    for (int j = 0; j < kBlock; ++j) acc[j] += q[c] * to_float(kt[c * kBlock + j]);
   for (int j = 0; j < kBlock; ++j) s[j] = acc[j] * scale;
 }
 
-void pv_cols_scalar(const float* p, int64_t m, const float* v, int64_t d, int64_t c0, float* o) {
+template <class E>
+void pv_cols_scalar(const float* p, int64_t m, const E* v, int64_t d, int64_t c0, float* o) {
   for (int64_t j = 0; j < m; ++j)
-    for (int64_t c = c0; c < d; ++c) o[c] += p[j] * v[j * d + c];
+    for (int64_t c = c0; c < d; ++c) o[c] += p[j] * to_float(v[j * d + c]);
 }
 
 #if defined(__AVX512F__)
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
 // R query rows x 16 keys: one zmm accumulator per row, each key vector loaded once for the R.
-template <int R>
-inline void qk_rows(const float* q, int64_t q_stride, const float* kt, int64_t d, float scale, float* s,
+template <int R, class E>
+inline void qk_rows(const float* q, int64_t q_stride, const E* kt, int64_t d, float scale, float* s,
                     int64_t s_stride) {
   __m512 acc[R];
   for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t c = 0; c < d; ++c) {
-    const __m512 k = _mm512_loadu_ps(kt + c * kBlock);
+    const __m512 k = load16(kt + c * kBlock);
     for (int i = 0; i < R; ++i) acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(_mm512_set1_ps(q[i * q_stride + c]), k));
   }
   const __m512 sc = _mm512_set1_ps(scale);
@@ -43,7 +56,8 @@ inline void qk_rows(const float* q, int64_t q_stride, const float* kt, int64_t d
 }
 
 // Tiles of 8 rows, then the 1 .. 7 left over together (decode: a KV head's group of query heads).
-int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
+template <class E>
+int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64_t d,
                 float scale, float* s, int64_t s_stride) {
   int64_t r = 0;
   for (; r + 8 <= nq; r += 8) qk_rows<8>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride);
@@ -62,7 +76,8 @@ int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, i
   return nq;
 }
 // One row, 64 columns per pass (4 zmm accumulators); returns the columns done.
-int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) {
+template <class E>
+int64_t pv_simd(const float* p, int64_t m, const E* v, int64_t d, float* o) {
   int64_t c0 = 0;
   for (; c0 + 64 <= d; c0 += 64) {
     __m512 acc[4];
@@ -70,27 +85,30 @@ int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) 
     for (int64_t j = 0; j < m; ++j) {
       const __m512 pj = _mm512_set1_ps(p[j]);
       for (int i = 0; i < 4; ++i)
-        acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(pj, _mm512_loadu_ps(v + j * d + c0 + 16 * i)));
+        acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(pj, load16(v + j * d + c0 + 16 * i)));
     }
     for (int i = 0; i < 4; ++i) _mm512_storeu_ps(o + c0 + 16 * i, acc[i]);
   }
   for (; c0 + 16 <= d; c0 += 16) {
     __m512 acc = _mm512_loadu_ps(o + c0);
     for (int64_t j = 0; j < m; ++j)
-      acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(p[j]), _mm512_loadu_ps(v + j * d + c0)));
+      acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(p[j]), load16(v + j * d + c0)));
     _mm512_storeu_ps(o + c0, acc);
   }
   return c0;
 }
 #elif defined(__AVX2__)
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
 // R query rows x 16 keys: two ymm accumulators per row, each key vector loaded once for the R.
-template <int R>
-inline void qk_rows(const float* q, int64_t q_stride, const float* kt, int64_t d, float scale, float* s,
+template <int R, class E>
+inline void qk_rows(const float* q, int64_t q_stride, const E* kt, int64_t d, float scale, float* s,
                     int64_t s_stride) {
   __m256 a0[R], a1[R];
   for (int i = 0; i < R; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
   for (int64_t c = 0; c < d; ++c) {
-    const __m256 k0 = _mm256_loadu_ps(kt + c * kBlock), k1 = _mm256_loadu_ps(kt + c * kBlock + 8);
+    const __m256 k0 = load8(kt + c * kBlock), k1 = load8(kt + c * kBlock + 8);
     for (int i = 0; i < R; ++i) {
       const __m256 qb = _mm256_broadcast_ss(q + i * q_stride + c);
       a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(qb, k0));
@@ -105,7 +123,8 @@ inline void qk_rows(const float* q, int64_t q_stride, const float* kt, int64_t d
 }
 
 // Tiles of 4 rows, then the 1 .. 3 left over together (decode: a KV head's group of query heads).
-int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
+template <class E>
+int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64_t d,
                 float scale, float* s, int64_t s_stride) {
   int64_t r = 0;
   for (; r + 4 <= nq; r += 4) qk_rows<4>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride);
@@ -118,7 +137,8 @@ int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const float* kt, i
   return nq;
 }
 // One row, 32 columns per pass (4 ymm accumulators); returns the columns done.
-int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) {
+template <class E>
+int64_t pv_simd(const float* p, int64_t m, const E* v, int64_t d, float* o) {
   int64_t c0 = 0;
   for (; c0 + 32 <= d; c0 += 32) {
     __m256 acc[4];
@@ -126,31 +146,35 @@ int64_t pv_simd(const float* p, int64_t m, const float* v, int64_t d, float* o) 
     for (int64_t j = 0; j < m; ++j) {
       const __m256 pj = _mm256_broadcast_ss(p + j);
       for (int i = 0; i < 4; ++i)
-        acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(pj, _mm256_loadu_ps(v + j * d + c0 + 8 * i)));
+        acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(pj, load8(v + j * d + c0 + 8 * i)));
     }
     for (int i = 0; i < 4; ++i) _mm256_storeu_ps(o + c0 + 8 * i, acc[i]);
   }
   for (; c0 + 8 <= d; c0 += 8) {
     __m256 acc = _mm256_loadu_ps(o + c0);
     for (int64_t j = 0; j < m; ++j)
-      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(p + j), _mm256_loadu_ps(v + j * d + c0)));
+      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(p + j), load8(v + j * d + c0)));
     _mm256_storeu_ps(o + c0, acc);
   }
   return c0;
 }
 #else
-int64_t qk_simd(const float*, int64_t, int64_t, const float*, int64_t, float, float*, int64_t) { return 0; }
-int64_t pv_simd(const float*, int64_t, const float*, int64_t, float*) { return 0; }
+template <class E>
+int64_t qk_simd(const float*, int64_t, int64_t, const E*, int64_t, float, float*, int64_t) { return 0; }
+template <class E>
+int64_t pv_simd(const float*, int64_t, const E*, int64_t, float*) { return 0; }
 #endif
 
-void attn_qk16(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
-               float scale, float* s, int64_t s_stride) {
+template <class E>
+void attn_qk16(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64_t d, float scale,
+               float* s, int64_t s_stride) {
   for (int64_t r = qk_simd(q, q_stride, nq, kt, d, scale, s, s_stride); r < nq; ++r)
     qk_row_scalar(q + r * q_stride, kt, d, scale, s + r * s_stride);
 }
 
-void attn_pv16(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const float* v,
-               int64_t d, float* o, int64_t o_stride) {
+template <class E>
+void attn_pv16(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const E* v, int64_t d,
+               float* o, int64_t o_stride) {
   for (int64_t r = 0; r < nq; ++r) {
     const int64_t mr = m[r] < kBlock ? m[r] : kBlock;
     if (mr <= 0) continue;
@@ -163,8 +187,10 @@ void attn_pv16(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, c
 }  // namespace
 
 void fill_attention_kernels(KernelTable& t) {
-  t.attn_qk16 = attn_qk16;
-  t.attn_pv16 = attn_pv16;
+  t.attn_qk16 = attn_qk16<float>;
+  t.attn_pv16 = attn_pv16<float>;
+  t.attn_qk16_f16 = attn_qk16<uint16_t>;
+  t.attn_pv16_f16 = attn_pv16<uint16_t>;
 }
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS
