@@ -70,17 +70,18 @@ def test_attention_half_precision_cache(each_isa, kv_type, shape):
     np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5)
 
 
+@pytest.mark.parametrize("kv_type", ["f16", "bf16"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d" % s)
-def test_f16_cache_read_as_stored_equals_float_cache_bitwise(shape):
-    """An F16 cache's blocks go to the kernels as stored (widened in registers): the bits equal
+def test_half_cache_read_as_stored_equals_float_cache_bitwise(kv_type, shape):
+    """F16 / BF16 cache blocks go to the kernels as stored (widened in registers): the bits equal
     an F32 cache holding the same rounded keys and values, under every level and thread count."""
     q, k, v = make(*shape, seed=3)
-    k16, v16 = round_kv(k, "f16"), round_kv(v, "f16")
-    results = under_each_isa(lambda: _core.attention(q, k, v, shape[1], 2, "f16"))
+    kr, vr = round_kv(k, kv_type), round_kv(v, kv_type)
+    results = under_each_isa(lambda: _core.attention(q, k, v, shape[1], 2, kv_type))
     assert_bitwise_equal(results)
     base = results[next(iter(results))]
-    assert base.tobytes() == _core.attention(q, k16, v16, shape[1], 2, "f32").tobytes()
-    assert _core.attention(q, k, v, shape[1], 3, "f16").tobytes() == base.tobytes()
+    assert base.tobytes() == _core.attention(q, kr, vr, shape[1], 2, "f32").tobytes()
+    assert _core.attention(q, k, v, shape[1], 3, kv_type).tobytes() == base.tobytes()
 
 
 def test_attention_rejects_bad_shapes():

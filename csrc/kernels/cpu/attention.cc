@@ -20,14 +20,6 @@ struct Tile {
   int64_t t0, n;  // tokens t0 .. t0 + n - 1: consecutive positions of one sequence
 };
 
-// Widens n cache elements to float (exact); returns src itself for an F32 cache. (F16 blocks go
-// to the kernels as stored: attn_qk16_f16 / attn_pv16_f16 widen in registers.)
-const float* widen(const KernelTable& kt, GgmlType type, const void* src, float* buf, int64_t n) {
-  if (type == GgmlType::F32) return static_cast<const float*>(src);
-  kt.dequantize_row[static_cast<uint32_t>(type)](src, buf, n);
-  return buf;
-}
-
 }  // namespace
 
 bool kv_type_supported(GgmlType t) {
@@ -59,7 +51,10 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
   const int64_t d = s.head_dim, group = s.n_head / s.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const size_t esz = kv_type_size(kv.type);
-  const bool f16 = kv.type == GgmlType::F16;  // read as stored; F32 as is; BF16 widened per block
+  // The block kernels read the cache as stored (F16 / BF16 widened exactly in registers).
+  const bool half = kv.type != GgmlType::F32;
+  const auto qk_half = kv.type == GgmlType::BF16 ? kt.attn_qk16_bf16 : kt.attn_qk16_f16;
+  const auto pv_half = kv.type == GgmlType::BF16 ? kt.attn_pv16_bf16 : kt.attn_pv16_f16;
 
   // Tiles: runs of up to kTileTokens consecutive positions of one sequence.
   std::vector<Tile> tiles;
@@ -83,10 +78,10 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
   const int64_t jobs_per_tile = s.n_head / heads_per_job;
   const int64_t n_jobs = n_tiles * jobs_per_tile;
 
-  // Per-thread scratch: q rows, out rows, scores [rows][n_pad], widened K and V blocks.
+  // Per-thread scratch: q rows, out rows, scores [rows][n_pad].
   const int64_t max_rows = kTileTokens * heads_per_job;
   const int64_t n_pad = (max_n + kKvBlockTokens - 1) / kKvBlockTokens * kKvBlockTokens;
-  const int64_t per_thread = 2 * max_rows * d + max_rows * n_pad + 2 * kKvBlockTokens * d;
+  const int64_t per_thread = 2 * max_rows * d + max_rows * n_pad;
   const size_t need = static_cast<size_t>(pool.size()) * static_cast<size_t>(per_thread);
   if (scratch.size() < need) scratch.resize(need);
 
@@ -95,8 +90,6 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
     float* qs = scratch.data() + static_cast<size_t>(ti) * static_cast<size_t>(per_thread);
     float* os = qs + max_rows * d;
     float* sc = os + max_rows * d;
-    float* kbuf = sc + max_rows * n_pad;
-    float* vbuf = kbuf + kKvBlockTokens * d;
     std::vector<int64_t> n_row(static_cast<size_t>(max_rows)), m_row(static_cast<size_t>(max_rows));
     for (int64_t job; (job = next.fetch_add(1, std::memory_order_relaxed)) < n_jobs;) {
       const Tile& tile = tiles[static_cast<size_t>(job / jobs_per_tile)];
@@ -115,12 +108,10 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       for (int64_t b = 0; b < n_blocks; ++b) {
         const int64_t off = table[b] * kv.page_stride + hk * d * kKvBlockTokens;
         const uint8_t* kraw = static_cast<const uint8_t*>(kv.k) + off * esz;
-        if (f16) {
-          kt.attn_qk16_f16(qs, d, rows, reinterpret_cast<const uint16_t*>(kraw), d, scale, sc + b * kKvBlockTokens, n_pad);
-        } else {
-          const float* kb = widen(kt, kv.type, kraw, kbuf, kKvBlockTokens * d);
-          kt.attn_qk16(qs, d, rows, kb, d, scale, sc + b * kKvBlockTokens, n_pad);
-        }
+        if (half)
+          qk_half(qs, d, rows, reinterpret_cast<const uint16_t*>(kraw), d, scale, sc + b * kKvBlockTokens, n_pad);
+        else
+          kt.attn_qk16(qs, d, rows, reinterpret_cast<const float*>(kraw), d, scale, sc + b * kKvBlockTokens, n_pad);
       }
       for (int64_t r = 0; r < rows; ++r) kt.softmax(sc + r * n_pad, n_row[static_cast<size_t>(r)]);
       std::memset(os, 0, sizeof(float) * static_cast<size_t>(rows * d));
@@ -129,12 +120,10 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
         const uint8_t* vraw = static_cast<const uint8_t*>(kv.v) + off * esz;
         for (int64_t r = 0; r < rows; ++r)
           m_row[static_cast<size_t>(r)] = std::clamp<int64_t>(n_row[static_cast<size_t>(r)] - b * kKvBlockTokens, 0, kKvBlockTokens);
-        if (f16) {
-          kt.attn_pv16_f16(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, reinterpret_cast<const uint16_t*>(vraw), d, os, d);
-        } else {
-          kt.attn_pv16(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, widen(kt, kv.type, vraw, vbuf, kKvBlockTokens * d),
-                       d, os, d);
-        }
+        if (half)
+          pv_half(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, reinterpret_cast<const uint16_t*>(vraw), d, os, d);
+        else
+          kt.attn_pv16(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, reinterpret_cast<const float*>(vraw), d, os, d);
       }
       for (int64_t i = 0; i < tile.n; ++i)
         for (int64_t g = 0; g < heads_per_job; ++g)

@@ -2,8 +2,8 @@
 // (see attention.h for the block layout and the canonical order). Every output element is a
 // sequential sum in increasing index order (one mul and one add per term, no FMA), so the scalar
 // loops and the AVX2 / AVX-512 register tiles give the same bits. No STL here (see isa.h).
-// Keys and values are read as floats or straight from an F16 cache (E = uint16_t): the widening is
-// exact, so both give the same bits, and F16 blocks need no float copy first.
+// Keys and values are read as floats or straight from an F16 (E = uint16_t) or BF16 (E = Bf16)
+// cache: the widening is exact, so all give the same bits, and half blocks need no float copy.
 #include <cstdint>
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -17,8 +17,11 @@ namespace {
 
 constexpr int kBlock = 16;  // positions per KV block (attention.h: kKvBlockTokens)
 
+struct Bf16 { uint16_t bits; };  // a BF16 cache element
+
 inline float to_float(float x) { return x; }
 inline float to_float(uint16_t h) { return fp16_to_fp32(h); }  // exact
+inline float to_float(Bf16 h) { return bf16_to_fp32(h.bits); }  // exact
 
 // Scalar forms, the definition of the order; the SIMD paths below compute the same sums.
 template <class E>
@@ -39,6 +42,10 @@ void pv_cols_scalar(const float* p, int64_t m, const E* v, int64_t d, int64_t c0
 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 load16(const Bf16* p) {
+  const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
 
 // R query rows x 16 keys: one zmm accumulator per row, each key vector loaded once for the R.
@@ -100,6 +107,10 @@ int64_t pv_simd(const float* p, int64_t m, const E* v, int64_t d, float* o) {
 #elif defined(__AVX2__)
 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 load8(const Bf16* p) {
+  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
 
 // R query rows x 16 keys: two ymm accumulators per row, each key vector loaded once for the R.
 template <int R, class E>
@@ -191,6 +202,14 @@ void fill_attention_kernels(KernelTable& t) {
   t.attn_pv16 = attn_pv16<float>;
   t.attn_qk16_f16 = attn_qk16<uint16_t>;
   t.attn_pv16_f16 = attn_pv16<uint16_t>;
+  t.attn_qk16_bf16 = [](const float* q, int64_t q_stride, int64_t nq, const uint16_t* kt, int64_t d,
+                        float scale, float* s, int64_t s_stride) {
+    attn_qk16(q, q_stride, nq, reinterpret_cast<const Bf16*>(kt), d, scale, s, s_stride);
+  };
+  t.attn_pv16_bf16 = [](const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const uint16_t* v,
+                        int64_t d, float* o, int64_t o_stride) {
+    attn_pv16(p, p_stride, m, nq, reinterpret_cast<const Bf16*>(v), d, o, o_stride);
+  };
 }
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS

@@ -75,11 +75,16 @@ struct KernelTable {
   // order (one add per term); v is the block's values, [16][d].
   void (*attn_pv16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const float* v,
                     int64_t d, float* o, int64_t o_stride) = nullptr;
-  // The same two over an F16 cache's block as stored (keys and values widened exactly on the fly).
+  // The same two over an F16 / BF16 cache's block as stored (keys and values widened exactly on
+  // the fly, so the bits are those of the float kernels over the widened block).
   void (*attn_qk16_f16)(const float* q, int64_t q_stride, int64_t nq, const uint16_t* kt, int64_t d,
                         float scale, float* s, int64_t s_stride) = nullptr;
   void (*attn_pv16_f16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
                         const uint16_t* v, int64_t d, float* o, int64_t o_stride) = nullptr;
+  void (*attn_qk16_bf16)(const float* q, int64_t q_stride, int64_t nq, const uint16_t* kt, int64_t d,
+                         float scale, float* s, int64_t s_stride) = nullptr;
+  void (*attn_pv16_bf16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
+                         const uint16_t* v, int64_t d, float* o, int64_t o_stride) = nullptr;
   // F32 GEMM building blocks; gemm_f32.h has the canonical order and the driver (blocking, edges,
   // threads). The register tile is gemm_mr x gemm_nr; gemm_mc rows of A x gemm_kc depth is the
   // packed A block kept in L2, and a gemm_kc x gemm_nr panel of B stays in L1.
