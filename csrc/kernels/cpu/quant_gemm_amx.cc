@@ -14,8 +14,8 @@
 // Q6_K's sub-blocks of 16 are products of K = 16 (A: nt x 16 bytes, B: 4 rows).
 // The rest is the canonical order (quant_dot.h, x8 products), exact integer sums per block or
 // super-block, then the same float ops in the same order, so every output has the bits of the
-// other levels. Two blocks per step use separate tiles, so the second product overlaps the first
-// one's scaling. Calls of fewer than kMinTokens tokens (decode) run the base level's kernels.
+// other levels. Two blocks per step use separate tiles (tile_products), so the second product
+// overlaps the first. Calls of fewer than kMinTokens tokens (decode) run the base level's kernels.
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -122,6 +122,30 @@ void run_pairs(int64_t ng, int64_t rows, const uint8_t* w, uint64_t gs, int64_t 
   LLMASOS_TILE_RELEASE();
 }
 
+// One or two tile products (x1 == nullptr: one): block i's activation quants x_i (token rows
+// q_stride apart) times the weights stage(i, buffer) writes, into S[i] (nt x 16 int32). The second
+// product runs on its own tiles, so it overlaps the first; every kernel here steps through its
+// blocks (or sub-blocks) with this.
+template <bool kSignedB, class Stage>
+inline void tile_products(const int8_t* x0, const int8_t* x1, uint64_t q_stride, const Stage& stage,
+                          int32_t (*S)[kTokens * 16]) {
+  alignas(64) uint8_t wb[2][512];
+  stage(0, wb[0]);
+  LLMASOS_TILE_ZERO(0);
+  LLMASOS_TILE_LOAD(2, x0, q_stride);
+  LLMASOS_TILE_LOAD(4, wb[0], 64);
+  if constexpr (kSignedB) LLMASOS_TILE_DPBSSD(0, 2, 4); else LLMASOS_TILE_DPBSUD(0, 2, 4);
+  if (x1) {
+    stage(1, wb[1]);
+    LLMASOS_TILE_ZERO(1);
+    LLMASOS_TILE_LOAD(3, x1, q_stride);
+    LLMASOS_TILE_LOAD(5, wb[1], 64);
+    if constexpr (kSignedB) LLMASOS_TILE_DPBSSD(1, 3, 5); else LLMASOS_TILE_DPBSUD(1, 3, 5);
+  }
+  LLMASOS_TILE_STORE(0, S[0], 64);
+  if (x1) LLMASOS_TILE_STORE(1, S[1], 64);
+}
+
 template <GgmlType T>
 void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0, int64_t nt,
                  float* y, int64_t y_stride) {
@@ -133,31 +157,15 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
   const int64_t nb = a.nb;
   run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * F::kBytes, nt, y, t0, y_stride,
             [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
-    alignas(64) uint8_t wb[2][512];
     alignas(64) int32_t S[2][kTokens * 16];
     std::memset(acc, 0, sizeof(float) * 16 * n);
     for (int64_t b = 0; b < nb; b += 2) {
-      const bool two = b + 1 < nb;
-      const uint8_t* k0 = g0 + static_cast<uint64_t>(b) * F::kBytes;
-      const uint8_t* k1 = g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr;
-      stage_weights<T>(k0, k1, wb[0]);
-      LLMASOS_TILE_ZERO(0);
-      LLMASOS_TILE_LOAD(2, act_quants(a, t0, b), a.q_stride);
-      LLMASOS_TILE_LOAD(4, wb[0], 64);
-      if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(0, 2, 4); else LLMASOS_TILE_DPBSUD(0, 2, 4);
-      if (two) {
-        stage_weights<T>(k0 + F::kBytes, k1 ? k1 + F::kBytes : nullptr, wb[1]);
-        LLMASOS_TILE_ZERO(1);
-        LLMASOS_TILE_LOAD(3, act_quants(a, t0, b + 1), a.q_stride);
-        LLMASOS_TILE_LOAD(5, wb[1], 64);
-        if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(1, 3, 5); else LLMASOS_TILE_DPBSUD(1, 3, 5);
-      }
-      LLMASOS_TILE_STORE(0, S[0], 64);
-      scale_block<T>(k0, k1, S[0], a, t0, n, b, acc);
-      if (two) {
-        LLMASOS_TILE_STORE(1, S[1], 64);
-        scale_block<T>(k0 + F::kBytes, k1 ? k1 + F::kBytes : nullptr, S[1], a, t0, n, b + 1, acc);
-      }
+      const int blocks = b + 1 < nb ? 2 : 1;
+      // Block b + i of each group (group 1 may be missing).
+      auto at = [&](const uint8_t* g, int i) { return g ? g + static_cast<uint64_t>(b + i) * F::kBytes : nullptr; };
+      tile_products<F::kQ8>(act_quants(a, t0, b), blocks == 2 ? act_quants(a, t0, b + 1) : nullptr, a.q_stride,
+                            [&](int i, uint8_t* dst) { stage_weights<T>(at(g0, i), at(g1, i), dst); }, S);
+      for (int i = 0; i < blocks; ++i) scale_block<T>(at(g0, i), at(g1, i), S[i], a, t0, n, b + i, acc);
     }
     if constexpr (F::kMin) {  // the min terms' own accumulator, blocks in order, then acc + accm
       alignas(64) float accm[kTokens * 16];
@@ -229,7 +237,6 @@ void gemm_x8_k4_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
   const int64_t nb = a.nb;
   run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * sizeof(B), nt, y, t0, y_stride,
             [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
-    alignas(64) uint8_t wb[2][512];
     alignas(64) int32_t S[2][kTokens * 16];
     alignas(32) int32_t sumi[kTokens * 16], summ[kTokens * 16];
     std::memset(acc, 0, sizeof(float) * 16 * n);
@@ -239,18 +246,8 @@ void gemm_x8_k4_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
       std::memset(sumi, 0, sizeof(int32_t) * 16 * n);
       std::memset(summ, 0, sizeof(int32_t) * 16 * n);
       for (int j = 0; j < 8; j += 2) {
-        stage_k4(x0, x1, j, wb[0]);
-        LLMASOS_TILE_ZERO(0);
-        LLMASOS_TILE_LOAD(2, act_quants(a, t0, b) + 32 * j, a.q_stride);
-        LLMASOS_TILE_LOAD(4, wb[0], 64);
-        LLMASOS_TILE_DPBSUD(0, 2, 4);
-        stage_k4(x0, x1, j + 1, wb[1]);
-        LLMASOS_TILE_ZERO(1);
-        LLMASOS_TILE_LOAD(3, act_quants(a, t0, b) + 32 * (j + 1), a.q_stride);
-        LLMASOS_TILE_LOAD(5, wb[1], 64);
-        LLMASOS_TILE_DPBSUD(1, 3, 5);
-        LLMASOS_TILE_STORE(0, S[0], 64);
-        LLMASOS_TILE_STORE(1, S[1], 64);
+        const int8_t* xj = act_quants(a, t0, b) + 32 * j;
+        tile_products<false>(xj, xj + 32, a.q_stride, [&](int i, uint8_t* dst) { stage_k4(x0, x1, j + i, dst); }, S);
         for (int e = 0; e < 2; ++e) {
           const __m256i sc[2] = {k4_scales(x0, j + e), k4_scales(x1, j + e)};
           for (int t = 0; t < n; ++t) {
@@ -337,7 +334,6 @@ void gemm_x8_q6_k_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a
   const int64_t nb = a.nb;
   run_pairs<16>(ng, rows, w, static_cast<uint64_t>(nb) * sizeof(BlockQ6_Kx8), nt, y, t0, y_stride,
                 [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
-    alignas(64) uint8_t wb[2][256];
     alignas(64) int32_t S[2][kTokens * 16];
     alignas(32) int32_t sumi[kTokens * 16];
     std::memset(acc, 0, sizeof(float) * 16 * n);
@@ -346,18 +342,8 @@ void gemm_x8_q6_k_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a
       const BlockQ6_Kx8* x1 = g1 ? reinterpret_cast<const BlockQ6_Kx8*>(g1) + b : nullptr;
       std::memset(sumi, 0, sizeof(int32_t) * 16 * n);
       for (int j = 0; j < 16; j += 2) {
-        stage_q6_k(x0, x1, j, wb[0]);
-        LLMASOS_TILE_ZERO(0);
-        LLMASOS_TILE_LOAD(2, act_quants(a, t0, b) + 16 * j, a.q_stride);
-        LLMASOS_TILE_LOAD(4, wb[0], 64);
-        LLMASOS_TILE_DPBSUD(0, 2, 4);
-        stage_q6_k(x0, x1, j + 1, wb[1]);
-        LLMASOS_TILE_ZERO(1);
-        LLMASOS_TILE_LOAD(3, act_quants(a, t0, b) + 16 * (j + 1), a.q_stride);
-        LLMASOS_TILE_LOAD(5, wb[1], 64);
-        LLMASOS_TILE_DPBSUD(1, 3, 5);
-        LLMASOS_TILE_STORE(0, S[0], 64);
-        LLMASOS_TILE_STORE(1, S[1], 64);
+        const int8_t* xj = act_quants(a, t0, b) + 16 * j;
+        tile_products<false>(xj, xj + 16, a.q_stride, [&](int i, uint8_t* dst) { stage_q6_k(x0, x1, j + i, dst); }, S);
         for (int e = 0; e < 2; ++e) {
           const __m256i sc[2] = {q6_scales(x0, j + e), q6_scales(x1, j + e)};
           for (int t = 0; t < n; ++t) {
