@@ -10,6 +10,7 @@
 #endif
 
 #include "kernels/cpu/isa.h"
+#include "kernels/cpu/widen_simd.h"
 #include "quant/quant_types.h"
 
 namespace llmasos::cpu::LLMASOS_ISA_NS {
@@ -40,13 +41,8 @@ void pv_cols_scalar(const float* p, int64_t m, const E* v, int64_t d, int64_t c0
 
 #if defined(__AVX512F__)
 inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
-inline __m512 load16(const uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-inline __m512 load16(const Bf16* p) {
-  const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-}
+inline __m512 load16(const uint16_t* p) { return load16_f16(p); }
+inline __m512 load16(const Bf16* p) { return load16_bf16(&p->bits); }
 
 // R query rows x 16 keys: one zmm accumulator per row, each key vector loaded once for the R.
 template <int R, class E>
@@ -106,11 +102,8 @@ int64_t pv_simd(const float* p, int64_t m, const E* v, int64_t d, float* o) {
 }
 #elif defined(__AVX2__)
 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-inline __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-inline __m256 load8(const Bf16* p) {
-  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-}
+inline __m256 load8(const uint16_t* p) { return load8_f16(p); }
+inline __m256 load8(const Bf16* p) { return load8_bf16(&p->bits); }
 
 // R query rows x 16 keys: two ymm accumulators per row, each key vector loaded once for the R.
 template <int R, class E>

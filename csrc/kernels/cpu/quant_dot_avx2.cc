@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/widen_simd.h"
 #include "quant/quant_blocks.h"
 
 namespace llmasos::cpu::LLMASOS_ISA_NS {
@@ -192,13 +193,6 @@ void quantize_q8_k(const float* x, void* dst, int64_t n) {
   *s = canonical_tree32_ps(a0, a1, a2, a3);
 
 inline __m256 load8_f32(const float* p) { return _mm256_loadu_ps(p); }
-inline __m256 load8_f16(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-inline __m256 load8_bf16(const uint16_t* p) {
-  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-}
 
 void vec_dot_f32(int64_t n, float* s, const void* vw, const void* vx) {
   const float* w = static_cast<const float*>(vw);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/widen_simd.h"
 #include "quant/quant_blocks.h"
 
 namespace llmasos::cpu::LLMASOS_ISA_NS {
@@ -24,17 +25,8 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 inline __m512 load16_f32(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load16_f32(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-inline __m512 load16_f16(const uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-inline __m512 load16_f16(__mmask16 m, const uint16_t* p) {
+inline __m512 load16_f16(__mmask16 m, const uint16_t* p) {  // (unmasked loads: widen_simd.h)
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
-}
-inline __m512 bf16x16(__m256i h) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-inline __m512 load16_bf16(const uint16_t* p) {
-  return bf16x16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 inline __m512 load16_bf16(__mmask16 m, const uint16_t* p) {
   return bf16x16(_mm256_maskz_loadu_epi16(m, p));
