@@ -106,9 +106,11 @@ AmxPermission amx_permission() {
   return p;
 }
 
+bool avx2_ok(const Features& f) { return f.os_avx && f.avx2 && f.fma && f.f16c && f.bmi2; }
+
 bool avx512_ok(const Features& f) {
-  return f.os_avx && f.avx2 && f.fma && f.f16c && f.bmi2 && f.os_avx512 && f.avx512f &&
-         f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni;
+  return avx2_ok(f) && f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq &&
+         f.avx512vnni;
 }
 
 bool amx_hardware(const Features& f) { return avx512_ok(f) && f.amx_tile && f.amx_int8 && f.os_amx; }
@@ -117,8 +119,7 @@ bool level_supported(const std::string& name) {
   const Features& f = features();
   if (name == "generic") return true;
 #if defined(LLMASOS_X86)
-  bool avx2_ok = f.os_avx && f.avx2 && f.fma && f.f16c && f.bmi2;
-  if (name == "avx2" || name == "amx_emu") return avx2_ok;
+  if (name == "avx2" || name == "amx_emu") return avx2_ok(f);
   if (name == "avx512") return avx512_ok(f);
   if (name == "amx") return amx_hardware(f) && amx_permission() == AmxPermission::kGranted;
 #endif
