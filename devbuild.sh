@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Development build of the C++ core into build/dev-$1 (default "main"), without pip. Extra arguments
-# go to CMake (e.g. -DLLMASOS_CUDA=ON; CUDA is off here unless asked, to keep the loop fast).
+# go to CMake (e.g. -DLLMASOS_CUDA=ON; CUDA is off here unless asked, to keep the loop fast); JOBS
+# sets the parallel compile jobs (default 2).
 # Use it with: LLMASOS_DEV_CORE=build/dev-NAME PYTHONPATH=python python -m pytest tests/...
 set -euo pipefail
 name=${1:-main}
@@ -8,4 +9,4 @@ shift || true
 cd "$(dirname "$0")"
 cmake -S . -B build/dev-$name -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLMASOS_CUDA=OFF \
   -Dpybind11_DIR="$(python -c 'import pybind11; print(pybind11.get_cmake_dir())')" "$@" >/dev/null
-cmake --build build/dev-$name -j2
+cmake --build build/dev-$name -j"${JOBS:-2}"

@@ -1,6 +1,6 @@
 """The device abstraction (csrc/device, cuda/): RMSNorm and RoPE on the CPU device against numpy, on
 CUDA devices against the CPU device (skipped without a CUDA build and a GPU), and the CUDA build
-itself compiled with nvcc (skipped without nvcc). bench/gpu_check.sh runs this file on a GPU."""
+itself compiled with nvcc (skipped without nvcc). bench/hw_check.sh runs this file on a GPU."""
 import os
 import shutil
 import subprocess
