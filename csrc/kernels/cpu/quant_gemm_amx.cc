@@ -71,29 +71,81 @@ inline void stage_weights(const uint8_t* b0, const uint8_t* b1, uint8_t* dst) {
   }
 }
 
-// The 16 rows' fp16 field at byte `at` of each group's block, as two vectors of 8 floats.
-inline void load_halves(const uint8_t* b0, const uint8_t* b1, uint64_t at, __m256 out[2]) {
-  out[0] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + at)));
-  out[1] = b1 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + at))) : _mm256_setzero_ps();
+// The 16 output rows of a pair of groups as one vector (lane i: row i; group 1 in lanes 8..15): one
+// zmm at the amx level (AVX-512 base), two ymm at amx_emu (AVX2 base). The float and integer steps
+// per lane are the same either way, so both give the canonical order's bits; the 512-bit form
+// halves the vector work that follows each tile product (load S, scale, accumulate).
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+struct F16r { __m512 v; };
+struct I16r { __m512i v; };
+inline F16r loadf(const float* p) { return {_mm512_load_ps(p)}; }
+inline void storef(float* p, F16r x) { _mm512_store_ps(p, x.v); }
+inline I16r loadi(const int32_t* p) { return {_mm512_load_si512(p)}; }
+inline void storei(int32_t* p, I16r x) { _mm512_store_si512(p, x.v); }
+inline F16r splat(float x) { return {_mm512_set1_ps(x)}; }
+inline I16r splati(int32_t x) { return {_mm512_set1_epi32(x)}; }
+inline F16r operator+(F16r a, F16r b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline F16r operator-(F16r a, F16r b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline F16r operator*(F16r a, F16r b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline I16r operator+(I16r a, I16r b) { return {_mm512_add_epi32(a.v, b.v)}; }
+inline I16r operator-(I16r a, I16r b) { return {_mm512_sub_epi32(a.v, b.v)}; }
+inline I16r mullo(I16r a, I16r b) { return {_mm512_mullo_epi32(a.v, b.v)}; }
+inline F16r to_float(I16r a) { return {_mm512_cvtepi32_ps(a.v)}; }
+// lo: 8 values of group 0, hi: group 1's.
+inline I16r join(__m256i lo, __m256i hi) { return {_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)}; }
+// Row r of group h: the int16 pair (2 r, 2 r + 1) of p[h] dotted with the int16 pair of `pair`.
+inline I16r madd_pairs(const __m256i p[2], int32_t pair) {
+  return {_mm512_madd_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(p[0]), p[1], 1), _mm512_set1_epi32(pair))};
 }
+inline F16r halves16(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
+  const __m128i h0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + at));
+  const __m128i h1 = b1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + at)) : _mm_setzero_si128();
+  return {_mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(h0), h1, 1))};
+}
+#else
+struct F16r { __m256 lo, hi; };
+struct I16r { __m256i lo, hi; };
+inline F16r loadf(const float* p) { return {_mm256_load_ps(p), _mm256_load_ps(p + 8)}; }
+inline void storef(float* p, F16r x) { _mm256_store_ps(p, x.lo); _mm256_store_ps(p + 8, x.hi); }
+inline I16r loadi(const int32_t* p) {
+  return {_mm256_load_si256(reinterpret_cast<const __m256i*>(p)), _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 8))};
+}
+inline void storei(int32_t* p, I16r x) {
+  _mm256_store_si256(reinterpret_cast<__m256i*>(p), x.lo);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(p + 8), x.hi);
+}
+inline F16r splat(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+inline I16r splati(int32_t x) { return {_mm256_set1_epi32(x), _mm256_set1_epi32(x)}; }
+inline F16r operator+(F16r a, F16r b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+inline F16r operator-(F16r a, F16r b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
+inline F16r operator*(F16r a, F16r b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+inline I16r operator+(I16r a, I16r b) { return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)}; }
+inline I16r operator-(I16r a, I16r b) { return {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)}; }
+inline I16r mullo(I16r a, I16r b) { return {_mm256_mullo_epi32(a.lo, b.lo), _mm256_mullo_epi32(a.hi, b.hi)}; }
+inline F16r to_float(I16r a) { return {_mm256_cvtepi32_ps(a.lo), _mm256_cvtepi32_ps(a.hi)}; }
+inline I16r join(__m256i lo, __m256i hi) { return {lo, hi}; }
+inline I16r madd_pairs(const __m256i p[2], int32_t pair) {
+  const __m256i b = _mm256_set1_epi32(pair);
+  return {_mm256_madd_epi16(p[0], b), _mm256_madd_epi16(p[1], b)};
+}
+inline F16r halves16(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
+  return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + at))),
+          b1 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + at))) : _mm256_setzero_ps()};
+}
+#endif
 
 // acc[16 t + n] = acc + (dw * dx) * float(S - off * sum) for block b's sums S[16 t + n].
 template <GgmlType T>
 inline void scale_block(const uint8_t* b0, const uint8_t* b1, const int32_t* S, const X8Act& a,
                         int64_t t0, int nt, int64_t b, float* acc) {
   using F = X8Format<T>;
-  __m256 dw[2];
-  load_halves(b0, b1, 0, dw);
+  const F16r dw = halves16(b0, b1, 0);
   for (int t = 0; t < nt; ++t) {
     const int64_t ti = (t0 + t) * a.nb + b;
-    const __m256 dx = _mm256_set1_ps(a.d[ti]);
-    for (int h = 0; h < 2; ++h) {
-      __m256i s = _mm256_load_si256(reinterpret_cast<const __m256i*>(S + 16 * t + 8 * h));
-      if constexpr (F::kOff != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(F::kOff * a.sum[ti]));
-      float* at = acc + 16 * t + 8 * h;
-      const __m256 d = _mm256_mul_ps(dw[h], dx);
-      _mm256_store_ps(at, _mm256_add_ps(_mm256_load_ps(at), _mm256_mul_ps(d, _mm256_cvtepi32_ps(s))));
-    }
+    I16r s = loadi(S + 16 * t);
+    if constexpr (F::kOff != 0) s = s - splati(F::kOff * a.sum[ti]);
+    const F16r d = dw * splat(a.d[ti]);
+    storef(acc + 16 * t, loadf(acc + 16 * t) + d * to_float(s));
   }
 }
 
@@ -171,19 +223,12 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
       alignas(64) float accm[kTokens * 16];
       std::memset(accm, 0, sizeof(float) * 16 * n);
       for (int64_t b = 0; b < nb; ++b) {
-        __m256 mw[2];
-        load_halves(g0 + static_cast<uint64_t>(b) * F::kBytes, g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr,
-                    F::kM, mw);
-        for (int t = 0; t < n; ++t) {
-          const __m256 s = _mm256_set1_ps(a.s[(t0 + t) * nb + b]);
-          for (int h = 0; h < 2; ++h) {
-            float* at = accm + 16 * t + 8 * h;
-            _mm256_store_ps(at, _mm256_add_ps(_mm256_load_ps(at), _mm256_mul_ps(mw[h], s)));
-          }
-        }
+        const F16r mw = halves16(g0 + static_cast<uint64_t>(b) * F::kBytes,
+                                 g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr, F::kM);
+        for (int t = 0; t < n; ++t)
+          storef(accm + 16 * t, loadf(accm + 16 * t) + mw * splat(a.s[(t0 + t) * nb + b]));
       }
-      for (int i = 0; i < 16 * n; i += 8)
-        _mm256_store_ps(acc + i, _mm256_add_ps(_mm256_load_ps(acc + i), _mm256_load_ps(accm + i)));
+      for (int t = 0; t < n; ++t) storef(acc + 16 * t, loadf(acc + 16 * t) + loadf(accm + 16 * t));
     }
   });
 }
@@ -219,9 +264,11 @@ inline void stage_k4(const B* x0, const B* x1, int j, uint8_t* dst) {
 
 // The 16 rows' 6-bit scales of sub-block j as int32 (zero for a missing group).
 template <class B>
-inline __m256i k4_scales(const B* x, int j) {
-  if (!x) return _mm256_setzero_si256();
-  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x->sc + 8 * j)));
+inline I16r k4_scales(const B* x0, const B* x1, int j) {
+  auto one = [j](const B* x) {
+    return x ? _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x->sc + 8 * j))) : _mm256_setzero_si256();
+  };
+  return join(one(x0), one(x1));
 }
 
 // Canonical order (quant_dot.h): per super-block exact sumi = sum_j sc_j * S_j and summ =
@@ -238,7 +285,7 @@ void gemm_x8_k4_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
   run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * sizeof(B), nt, y, t0, y_stride,
             [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
     alignas(64) int32_t S[2][kTokens * 16];
-    alignas(32) int32_t sumi[kTokens * 16], summ[kTokens * 16];
+    alignas(64) int32_t sumi[kTokens * 16], summ[kTokens * 16];
     std::memset(acc, 0, sizeof(float) * 16 * n);
     for (int64_t b = 0; b < nb; ++b) {
       const B* x0 = reinterpret_cast<const B*>(g0) + b;
@@ -249,14 +296,8 @@ void gemm_x8_k4_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
         const int8_t* xj = act_quants(a, t0, b) + 32 * j;
         tile_products<false>(xj, xj + 32, a.q_stride, [&](int i, uint8_t* dst) { stage_k4(x0, x1, j + i, dst); }, S);
         for (int e = 0; e < 2; ++e) {
-          const __m256i sc[2] = {k4_scales(x0, j + e), k4_scales(x1, j + e)};
-          for (int t = 0; t < n; ++t) {
-            for (int h = 0; h < 2; ++h) {
-              __m256i* at = reinterpret_cast<__m256i*>(sumi + 16 * t + 8 * h);
-              const __m256i s = _mm256_load_si256(reinterpret_cast<const __m256i*>(S[e] + 16 * t + 8 * h));
-              _mm256_store_si256(at, _mm256_add_epi32(_mm256_load_si256(at), _mm256_mullo_epi32(sc[h], s)));
-            }
-          }
+          const I16r sc = k4_scales(x0, x1, j + e);
+          for (int t = 0; t < n; ++t) storei(sumi + 16 * t, loadi(sumi + 16 * t) + mullo(sc, loadi(S[e] + 16 * t)));
         }
       }
       for (int p = 0; p < 4; ++p) {  // mins of sub-blocks 2p, 2p + 1 against their activation sums
@@ -266,27 +307,16 @@ void gemm_x8_k4_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
           m16[h] = x ? _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x->m + 16 * p)))
                      : _mm256_setzero_si256();
         }
-        for (int t = 0; t < n; ++t) {
-          const __m256i bs = _mm256_set1_epi32(a.sum[4 * ((t0 + t) * nb + b) + p]);
-          for (int h = 0; h < 2; ++h) {
-            __m256i* at = reinterpret_cast<__m256i*>(summ + 16 * t + 8 * h);
-            _mm256_store_si256(at, _mm256_add_epi32(_mm256_load_si256(at), _mm256_madd_epi16(m16[h], bs)));
-          }
-        }
+        for (int t = 0; t < n; ++t)
+          storei(summ + 16 * t, loadi(summ + 16 * t) + madd_pairs(m16, a.sum[4 * ((t0 + t) * nb + b) + p]));
       }
-      __m256 dw[2], dmw[2];
-      load_halves(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 0, dw);
-      load_halves(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 16, dmw);
+      const F16r dw = halves16(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 0);
+      const F16r dmw = halves16(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 16);
       for (int t = 0; t < n; ++t) {
-        const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nb + b]);
-        for (int h = 0; h < 2; ++h) {
-          const __m256i si = _mm256_load_si256(reinterpret_cast<const __m256i*>(sumi + 16 * t + 8 * h));
-          const __m256i sm = _mm256_load_si256(reinterpret_cast<const __m256i*>(summ + 16 * t + 8 * h));
-          const __m256 ta = _mm256_mul_ps(_mm256_mul_ps(dw[h], dx), _mm256_cvtepi32_ps(si));
-          const __m256 tm = _mm256_mul_ps(_mm256_mul_ps(dmw[h], dx), _mm256_cvtepi32_ps(sm));
-          float* at = acc + 16 * t + 8 * h;
-          _mm256_store_ps(at, _mm256_add_ps(_mm256_load_ps(at), _mm256_sub_ps(ta, tm)));
-        }
+        const F16r dx = splat(a.d[(t0 + t) * nb + b]);
+        const F16r ta = (dw * dx) * to_float(loadi(sumi + 16 * t));
+        const F16r tm = (dmw * dx) * to_float(loadi(summ + 16 * t));
+        storef(acc + 16 * t, loadf(acc + 16 * t) + (ta - tm));
       }
     }
   });
@@ -318,9 +348,11 @@ inline void stage_q6_k(const BlockQ6_Kx8* x0, const BlockQ6_Kx8* x1, int j, uint
 }
 
 // The 16 rows' signed scales of sub-block j as int32 (zero for a missing group).
-inline __m256i q6_scales(const BlockQ6_Kx8* x, int j) {
-  if (!x) return _mm256_setzero_si256();
-  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x->sc + 8 * j)));
+inline I16r q6_scales(const BlockQ6_Kx8* x0, const BlockQ6_Kx8* x1, int j) {
+  auto one = [j](const BlockQ6_Kx8* x) {
+    return x ? _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x->sc + 8 * j))) : _mm256_setzero_si256();
+  };
+  return join(one(x0), one(x1));
 }
 
 // Canonical order (quant_dot.h): per super-block exact sumi = sum_j sc_j * sum_e (q_e - 32) x_e,
@@ -335,7 +367,7 @@ void gemm_x8_q6_k_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a
   run_pairs<16>(ng, rows, w, static_cast<uint64_t>(nb) * sizeof(BlockQ6_Kx8), nt, y, t0, y_stride,
                 [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
     alignas(64) int32_t S[2][kTokens * 16];
-    alignas(32) int32_t sumi[kTokens * 16];
+    alignas(64) int32_t sumi[kTokens * 16];
     std::memset(acc, 0, sizeof(float) * 16 * n);
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_Kx8* x0 = reinterpret_cast<const BlockQ6_Kx8*>(g0) + b;
@@ -345,30 +377,17 @@ void gemm_x8_q6_k_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a
         const int8_t* xj = act_quants(a, t0, b) + 16 * j;
         tile_products<false>(xj, xj + 16, a.q_stride, [&](int i, uint8_t* dst) { stage_q6_k(x0, x1, j + i, dst); }, S);
         for (int e = 0; e < 2; ++e) {
-          const __m256i sc[2] = {q6_scales(x0, j + e), q6_scales(x1, j + e)};
+          const I16r sc = q6_scales(x0, x1, j + e);
           for (int t = 0; t < n; ++t) {
             int16_t bs;  // Q8_K's 16-element sums follow its 256 quants
             std::memcpy(&bs, act_quants(a, t0 + t, b) + 256 + 2 * (j + e), 2);
-            const __m256i off = _mm256_set1_epi32(32 * bs);
-            for (int h = 0; h < 2; ++h) {
-              __m256i* at = reinterpret_cast<__m256i*>(sumi + 16 * t + 8 * h);
-              const __m256i s = _mm256_load_si256(reinterpret_cast<const __m256i*>(S[e] + 16 * t + 8 * h));
-              _mm256_store_si256(at, _mm256_add_epi32(_mm256_load_si256(at),
-                                                      _mm256_mullo_epi32(sc[h], _mm256_sub_epi32(s, off))));
-            }
+            storei(sumi + 16 * t, loadi(sumi + 16 * t) + mullo(sc, loadi(S[e] + 16 * t) - splati(32 * bs)));
           }
         }
       }
-      __m256 dw[2];
-      load_halves(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 0, dw);
-      for (int t = 0; t < n; ++t) {
-        const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nb + b]);
-        for (int h = 0; h < 2; ++h) {
-          const __m256i si = _mm256_load_si256(reinterpret_cast<const __m256i*>(sumi + 16 * t + 8 * h));
-          float* at = acc + 16 * t + 8 * h;
-          _mm256_store_ps(at, _mm256_add_ps(_mm256_load_ps(at), _mm256_mul_ps(_mm256_mul_ps(dw[h], dx), _mm256_cvtepi32_ps(si))));
-        }
-      }
+      const F16r dw = halves16(reinterpret_cast<const uint8_t*>(x0), reinterpret_cast<const uint8_t*>(x1), 0);
+      for (int t = 0; t < n; ++t)
+        storef(acc + 16 * t, loadf(acc + 16 * t) + (dw * splat(a.d[(t0 + t) * nb + b])) * to_float(loadi(sumi + 16 * t)));
     }
   });
 }
