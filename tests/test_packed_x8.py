@@ -193,6 +193,72 @@ def test_packed_precise_matmul_is_closer(t):
     np.testing.assert_array_less(np.abs(y16 - unpacked16), 1e-4 * mag)
 
 
+def q16_act(x):
+    """quant_dot.h's 16-bit activation blocks of x [T, cols]: d (float32 [T, nb]), quants [T, nb, 32]."""
+    b = x.reshape(x.shape[0], -1, 32).astype(np.float32)
+    d = (np.abs(b).max(axis=2) / np.float32(32767)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+    v = (b * inv[..., None]).astype(np.float32)
+    return d, np.rint(np.clip(v, -32767, 32767)).astype(np.int64)
+
+
+def q8_0_precise_canonical(raw, rows, x):
+    """Q8_0 x8 with 16-bit activations (matmul_precise): exact S per block, acc = acc + (dw * dx) * S."""
+    dw, _, qw = legacy_ints(Q.Q8_0, raw, rows)
+    dx, qx = q16_act(x)
+    S = np.einsum("rbe,tbe->trb", qw, qx)
+    acc = np.zeros((x.shape[0], rows), np.float32)
+    for b in range(qw.shape[1]):
+        acc = acc + (dw[None, :, b] * dx[:, b, None]) * S[:, :, b].astype(np.float32)
+    return acc
+
+
+@pytest.mark.parametrize("rows,T,blocks", SHAPES)
+def test_packed_q8_0_precise_canonical_order(each_x8_isa, rows, T, blocks):
+    """Packed Q8_0's precise product: one product with 16-bit activations, the canonical order bit
+    for bit (a zero block, and one whose largest element sits at the clamp, included)."""
+    cols = 32 * blocks
+    rng = np.random.default_rng(rows * 7 + T * 3 + blocks)
+    raw = random_weights(Q.Q8_0, rows, cols, rng)
+    x = (rng.standard_normal((T, cols)) * 3).astype(np.float32)
+    x[0, :32] = 0.0
+    if T > 1:
+        x[1, 5] = 1e4
+    want = q8_0_precise_canonical(raw, rows, x)
+    for threads in (1, 3):
+        y = _core.WeightMatrix(int(Q.Q8_0), raw, rows, cols, threads=threads).matmul(x, precise=True)
+        assert y.tobytes() == want.tobytes()
+
+
+def test_packed_q8_0_precise_quantizer_edges():
+    """The 16-bit quantizer on NaN, infinities and ties, through the product (every level the same):
+    a NaN element quantizes to 0 and never sets the scale; ties round to even."""
+    rows, cols = 8, 64
+    rng = np.random.default_rng(3)
+    raw = random_weights(Q.Q8_0, rows, cols, rng)
+    x = rng.standard_normal((3, cols)).astype(np.float32)
+    x[0, 3] = np.nan
+    x[1, :32] = np.arange(32, dtype=np.float32) - np.float32(15.5)  # d = 1: every quant a tie
+    x[1, 0] = 32767
+    x[2, 40] = np.inf
+    before = _core.active_isa()
+    outs = {}
+    try:
+        for isa in LEVELS:
+            _core.select_isa(isa)
+            outs[isa] = _core.WeightMatrix(int(Q.Q8_0), raw, rows, cols).matmul(x, precise=True)
+    finally:
+        _core.select_isa(before)
+    for isa, y in outs.items():
+        assert y.tobytes() == outs["generic"].tobytes(), isa
+    clean = x.copy()
+    clean[0, 3] = 0.0
+    want = q8_0_precise_canonical(raw, rows, clean[:2])
+    assert outs["generic"][:2].tobytes() == want.tobytes()
+    assert np.isnan(outs["generic"][2]).all()  # an infinite element: d = inf, every output NaN
+
+
 @pytest.mark.parametrize("t", [Q.Q4_K, Q.Q5_K, Q.Q6_K], ids=lambda t: t.name)
 @pytest.mark.parametrize("rows,T,blocks", [(1, 1, 1), (13, 5, 2), (8, 4, 3), (30, 9, 1), (40, 37, 2), (9, 20, 1)])
 def test_packed_k_quants(each_x8_isa, t, rows, T, blocks):

@@ -11,6 +11,7 @@ static KernelTable build_table() {
   t.isa = LLMASOS_STR(LLMASOS_ISA_NS);
   fill_quant_kernels(t);
   fill_gemm_x8(t);
+  fill_gemm_q16(t);
   fill_ops(t);
   fill_attention_kernels(t);
   fill_gemm_f32(t);

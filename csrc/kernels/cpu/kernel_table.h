@@ -21,6 +21,9 @@ struct X8Act {
   const int32_t* sum = nullptr;
 };
 
+// matmul_precise's activations for packed Q8_0 weights: blocks of 32, float d then 32 int16 quants.
+constexpr uint64_t kQ16BlockBytes = 4 + 2 * 32;
+
 struct KernelTable {
   const char* isa = nullptr;
 
@@ -50,6 +53,12 @@ struct KernelTable {
   int x8_tokens = 8;
   void (*gemm_x8[kGgmlTypeCount])(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
                                   int64_t t0, int64_t nt, float* y, int64_t y_stride) = {};
+  // matmul_precise on packed Q8_0 weights (quant_gemm_q16.cc, canonical order in quant_dot.h):
+  // n floats to n / 32 blocks of kQ16BlockBytes, and the product as gemm_x8 with such activations
+  // (X8Act: block_bytes kQ16BlockBytes, qs_offset 4, d the blocks' scales; any nt).
+  void (*quantize_q16)(const float* x, void* q, int64_t n) = nullptr;
+  void (*gemm_x8_q8_0_q16)(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                           int64_t nt, float* y, int64_t y_stride) = nullptr;
   // Dequantize one row of type t to float (used for embeddings lookups).
   void (*dequantize_row[kGgmlTypeCount])(const void* src, float* dst, int64_t n) = {};
 

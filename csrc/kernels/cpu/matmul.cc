@@ -203,9 +203,12 @@ bool x8_wants_sum(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q5_
 
 // Y[t * rows + r] for an x8 matrix: chunks of 8-row groups handed out dynamically, each chunk's
 // weights (about kChunkBytes, L1/L2-sized) passed over by every token tile in turn.
-void run_x8(const WeightView& W, const X8Act& a, int64_t T, float* Y, ThreadPool& pool) {
+// kern: the product kernel (default: the table's gemm_x8 for W's type).
+using X8Kernel = void (*)(int64_t, int64_t, const uint8_t*, const X8Act&, int64_t, int64_t, float*, int64_t);
+void run_x8(const WeightView& W, const X8Act& a, int64_t T, float* Y, ThreadPool& pool,
+            X8Kernel kern = nullptr) {
   const KernelTable& k = kernels();
-  auto kern = k.gemm_x8[static_cast<uint32_t>(W.type)];
+  if (!kern) kern = k.gemm_x8[static_cast<uint32_t>(W.type)];
   // Tokens per kernel call: each packed block is unpacked once for all of them (8 in registers
   // measured 3-7% faster than 4; 16 tile rows at the amx level).
   const int64_t tile = k.x8_tokens;
@@ -317,11 +320,48 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
   run_dots(W, q, act_row, T, Y, pool);
 }
 
+namespace {
+
+// matmul_precise for packed Q8_0: one product with 16-bit activations (quant_dot.h, "Q16").
+void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
+                MatmulScratch& scratch, const RowsPrep* prep) {
+  const KernelTable& k = kernels();
+  const int64_t cols = W.cols, nb = cols / 32;
+  const uint64_t act_row = static_cast<uint64_t>(nb) * kQ16BlockBytes;
+  const uint64_t need = act_row * static_cast<uint64_t>(T);
+  if (scratch.qact.size() < need) scratch.qact.resize(need);
+  if (scratch.xd.size() < static_cast<size_t>(T * nb)) scratch.xd.resize(static_cast<size_t>(T * nb));
+  uint8_t* q = scratch.qact.data();
+  float* xd = scratch.xd.data();
+  for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
+    if (prep) (*prep)(t0, t1);
+    for (int64_t t = t0; t < t1; ++t) {
+      uint8_t* row = q + static_cast<uint64_t>(t) * act_row;
+      k.quantize_q16(X + t * cols, row, cols);
+      for (int64_t b = 0; b < nb; ++b) std::memcpy(xd + t * nb + b, row + static_cast<uint64_t>(b) * kQ16BlockBytes, 4);
+    }
+  });
+  X8Act a;
+  a.q = q;
+  a.q_stride = act_row;
+  a.block_bytes = kQ16BlockBytes;
+  a.qs_offset = 4;
+  a.nb = nb;
+  a.d = xd;
+  run_x8(W, a, T, Y, pool, k.gemm_x8_q8_0_q16);
+}
+
+}  // namespace
+
 void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
                     MatmulScratch& scratch, const RowsPrep* prep) {
   const TypeTraits& tr = checked_traits(W);
   if (T <= 0 || W.rows == 0) return;
   const KernelTable& k = kernels();
+  if (W.x8 && W.type == GgmlType::Q8_0 && k.gemm_x8_q8_0_q16 && k.quantize_q16) {
+    matmul_q16(W, X, T, Y, pool, scratch, prep);
+    return;
+  }
   const TypeTraits* at = act_traits(tr, k, W.cols, "matmul_precise");
   if (!at) {  // float activations: already exact
     matmul(W, X, T, Y, pool, scratch, prep);

@@ -1,0 +1,215 @@
+// Q8_0 x8 products with 16-bit activations: matmul_precise's path for packed Q8_0 weights (the
+// model's Q/K/V, where 8-bit activation errors get amplified by the attention softmax). One product
+// with int16 activations replaces the two 8-bit products (quantized value + quantized residual)
+// that the other formats take, at about the cost of one. Compiled once per ISA level: the scalar
+// canonical order (quant_dot.h, "Q16") and, with AVX2, vpmaddwd on sign-extended weights (VNNI
+// vpdpwssd at the avx512 level). Activation block: float d, then 32 int16 quants (kQ16BlockBytes).
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/quant_dot.h"
+#include "kernels/cpu/x8_format.h"
+#include "quant/quant_blocks.h"
+
+#if defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+namespace llmasos::cpu::LLMASOS_ISA_NS {
+namespace {
+
+using F8 = X8Format<GgmlType::Q8_0>;
+constexpr float kQ16Max = 32767.0f;
+
+inline const int16_t* q16_quants(const X8Act& a, int64_t t, int64_t b) {
+  return reinterpret_cast<const int16_t*>(a.q + static_cast<uint64_t>(t) * a.q_stride +
+                                          static_cast<uint64_t>(b) * kQ16BlockBytes + 4);
+}
+
+// ---- portable: the canonical order written out -------------------------------------------------
+
+// Round to nearest even of |v| <= 32767 by the 1.5 * 2^23 trick (what cvtps2dq does), NaN -> 0.
+[[maybe_unused]] inline int16_t q16_round(float v) {
+  if (!(v == v)) return 0;
+  v = v < -kQ16Max ? -kQ16Max : (v > kQ16Max ? kQ16Max : v);
+  const float r = (v + 12582912.0f) - 12582912.0f;
+  return static_cast<int16_t>(r);
+}
+
+[[maybe_unused]] void quantize_q16_scalar(const float* x, void* dst, int64_t n) {
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK, out += kQ16BlockBytes) {
+    float amax = 0.0f;  // NaN never wins (as max_ps(v, acc) keeps acc)
+    for (int i = 0; i < kQK; ++i) {
+      const float m = x[i] < 0 ? -x[i] : x[i];
+      if (m > amax) amax = m;
+    }
+    const float d = amax / kQ16Max;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    std::memcpy(out, &d, 4);
+    int16_t q[kQK];
+    for (int i = 0; i < kQK; ++i) q[i] = q16_round(x[i] * id);
+    std::memcpy(out + 4, q, sizeof(q));
+  }
+}
+
+[[maybe_unused]] void gemm_q16_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                     int64_t nt, float* y, int64_t y_stride) {
+  const int64_t nb = a.nb;
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* grp = w + static_cast<uint64_t>(g * nb) * F8::kBytes;
+    for (int64_t t = t0; t < t0 + nt; ++t) {
+      for (int r = 0; r < kX8Rows && 8 * g + r < rows; ++r) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* blk = grp + static_cast<uint64_t>(b) * F8::kBytes;
+          const int16_t* xq = q16_quants(a, t, b);
+          int32_t s = 0;
+          for (int e = 0; e < kQK; ++e)
+            s += static_cast<int8_t>(blk[F8::kQs + 32 * (e / 4) + 4 * r + e % 4]) * xq[e];
+          uint16_t dh;
+          std::memcpy(&dh, blk + 2 * r, 2);
+          const float d = half_to_float(dh) * a.d[t * nb + b];
+          acc = acc + d * static_cast<float>(s);
+        }
+        y[t * y_stride + 8 * g + r] = acc;
+      }
+    }
+  }
+}
+
+#if defined(__AVX2__) && defined(__F16C__)
+
+// ---- AVX2 ---------------------------------------------------------------------------------------
+
+void quantize_q16_avx2(const float* x, void* dst, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), hi = _mm256_set1_ps(kQ16Max), lo = _mm256_set1_ps(-kQ16Max);
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < n / kQK; ++b, x += kQK, out += kQ16BlockBytes) {
+    __m256 v[4], amax8 = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(x + 8 * j);
+      amax8 = _mm256_max_ps(_mm256_andnot_ps(sign, v[j]), amax8);  // keeps amax8 where v is NaN
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float d = _mm_cvtss_f32(m) / kQ16Max;
+    const __m256 id = _mm256_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    std::memcpy(out, &d, 4);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) {
+      __m256 s = _mm256_mul_ps(v[j], id);
+      s = _mm256_and_ps(s, _mm256_cmp_ps(s, s, _CMP_ORD_Q));  // NaN -> 0
+      q[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(s, lo), hi));
+    }
+    // packs interleave the 128-bit lanes; the permute restores element order.
+    for (int h = 0; h < 2; ++h)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 4 + 32 * h),
+                          _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2 * h], q[2 * h + 1]), 0xD8));
+  }
+}
+
+// One block's exact sums for M <= 4 tokens. An x8 register (8 rows x 4 elements) widens to two:
+// rows 0-3 and rows 4-7, each row's 4 elements in two int32 lanes of pair sums (vpmaddwd against
+// the token's 4 quants broadcast); hadd of the two gives the rows' sums in the order r0 r1 r4 r5 |
+// r2 r3 r6 r7 (qwords 0 2 1 3), which the caller's scales and results follow.
+template <int M>
+inline void q16_block_sums(const uint8_t* qs, const int16_t* const x[M], __m256i S[M]) {
+  __m256i lo[M], hi[M];
+  for (int t = 0; t < M; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+    const __m256i wl = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * k)));
+    const __m256i wh = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * k + 16)));
+#pragma GCC unroll 4
+    for (int t = 0; t < M; ++t) {
+      int64_t v;
+      std::memcpy(&v, x[t] + 4 * k, 8);
+      const __m256i xb = _mm256_set1_epi64x(v);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+      lo[t] = _mm256_dpwssd_epi32(lo[t], wl, xb);
+      hi[t] = _mm256_dpwssd_epi32(hi[t], wh, xb);
+#else
+      lo[t] = _mm256_add_epi32(lo[t], _mm256_madd_epi16(wl, xb));
+      hi[t] = _mm256_add_epi32(hi[t], _mm256_madd_epi16(wh, xb));
+#endif
+    }
+    // Step by step: left free, GCC reassociates the block's integer adds into a tree and spills
+    // the products (a third slower).
+#pragma GCC unroll 4
+    for (int t = 0; t < M; ++t) asm("" : "+x"(lo[t]), "+x"(hi[t]));
+  }
+  for (int t = 0; t < M; ++t) S[t] = _mm256_hadd_epi32(lo[t], hi[t]);
+}
+
+inline __m256 perm_rows(__m256 v) {  // qwords 0 2 1 3: its own inverse
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
+}
+
+// One group of 8 rows x M <= 4 tokens (t0 ..), stored to the `valid` first rows of y.
+template <int M>
+inline void group_q16(const uint8_t* grp, const X8Act& a, int64_t t0, int64_t valid, float* y,
+                      int64_t y_stride, int64_t col) {
+  const int64_t nb = a.nb;
+  __m256 acc[M];
+  for (int t = 0; t < M; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = grp + static_cast<uint64_t>(b) * F8::kBytes;
+    const int16_t* x[M];
+    for (int t = 0; t < M; ++t) x[t] = q16_quants(a, t0 + t, b);
+    __m256i S[M];
+    q16_block_sums<M>(blk + F8::kQs, x, S);
+    const __m256 dw = perm_rows(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
+    for (int t = 0; t < M; ++t) {
+      const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[(t0 + t) * nb + b]));
+      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
+    }
+  }
+  for (int t = 0; t < M; ++t) {
+    float* dst = y + (t0 + t) * y_stride + col;
+    const __m256 out = perm_rows(acc[t]);
+    if (valid == 8) {
+      _mm256_storeu_ps(dst, out);
+    } else {
+      float tmp[8];
+      _mm256_storeu_ps(tmp, out);
+      for (int64_t r = 0; r < valid; ++r) dst[r] = tmp[r];
+    }
+  }
+}
+
+// Any number of tokens (the amx level, whose table this one seeds, passes up to 16), 4 at a time.
+void gemm_q16_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                   int64_t nt, float* y, int64_t y_stride) {
+  const uint64_t gs = static_cast<uint64_t>(a.nb) * F8::kBytes;
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* grp = w + static_cast<uint64_t>(g) * gs;
+    const int64_t valid = rows - 8 * g < 8 ? rows - 8 * g : 8;
+    for (int64_t s = t0; s < t0 + nt; s += 4) {
+      switch (t0 + nt - s) {
+        case 1: group_q16<1>(grp, a, s, valid, y, y_stride, 8 * g); break;
+        case 2: group_q16<2>(grp, a, s, valid, y, y_stride, 8 * g); break;
+        case 3: group_q16<3>(grp, a, s, valid, y, y_stride, 8 * g); break;
+        default: group_q16<4>(grp, a, s, valid, y, y_stride, 8 * g); break;
+      }
+    }
+  }
+}
+
+#endif  // AVX2
+
+}  // namespace
+
+void fill_gemm_q16(KernelTable& t) {
+#if defined(__AVX2__) && defined(__F16C__)
+  t.quantize_q16 = quantize_q16_avx2;
+  t.gemm_x8_q8_0_q16 = gemm_q16_avx2;
+#else
+  t.quantize_q16 = quantize_q16_scalar;
+  t.gemm_x8_q8_0_q16 = gemm_q16_scalar;
+#endif
+}
+
+}  // namespace llmasos::cpu::LLMASOS_ISA_NS
