@@ -4,9 +4,11 @@
 # sets the parallel compile jobs (default 2).
 # Use it with: LLMASOS_DEV_CORE=build/dev-NAME PYTHONPATH=python python -m pytest tests/...
 set -euo pipefail
+# The interpreter whose pybind11 builds the module: $PYTHON, else python, else python3.
+py=${PYTHON:-$(command -v python || command -v python3)}
 name=${1:-main}
 shift || true
 cd "$(dirname "$0")"
 cmake -S . -B build/dev-$name -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLMASOS_CUDA=OFF \
-  -Dpybind11_DIR="$(python -c 'import pybind11; print(pybind11.get_cmake_dir())')" "$@" >/dev/null
+  -Dpybind11_DIR="$("$py" -c 'import pybind11; print(pybind11.get_cmake_dir())')" "$@" >/dev/null
 cmake --build build/dev-$name -j"${JOBS:-2}"

@@ -15,6 +15,9 @@ log=${1:-build/hw-check}
 mkdir -p "$log"
 threads=$(( $(nproc) < 8 ? $(nproc) : 8 ))
 step() { echo; echo "=== $*"; }
+# $PYTHON, else python, else python3 (some machines have only python3); devbuild.sh takes the same.
+export PYTHON=${PYTHON:-$(command -v python || command -v python3)}
+python() { "$PYTHON" "$@"; }
 
 step "CPU"
 grep -m1 "model name" /proc/cpuinfo
