@@ -5,7 +5,8 @@
 # Use it with: LLMASOS_DEV_CORE=build/dev-NAME PYTHONPATH=python python -m pytest tests/...
 set -euo pipefail
 # The interpreter whose pybind11 builds the module: $PYTHON, else python, else python3.
-py=${PYTHON:-$(command -v python || command -v python3)}
+py=${PYTHON:-$(command -v python || command -v python3 || true)}
+[[ -n "$py" ]] || { echo "devbuild.sh: no python or python3 on PATH (set PYTHON)" >&2; exit 1; }
 name=${1:-main}
 shift || true
 cd "$(dirname "$0")"

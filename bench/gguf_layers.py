@@ -20,8 +20,10 @@ def truncate(src: str, dst: str, n_layers: int) -> None:
     if not 1 <= n_layers <= have:
         raise SystemExit(f"{src} has {have} layers; N must be in 1..{have}")
     w = GGUFWriter(dst, arch)
+    if "general.alignment" in r.fields:  # the writer lays the data out by it, not just records it
+        w.add_custom_alignment(int(r.fields["general.alignment"].contents()))
     for name, f in r.fields.items():
-        if name.startswith("GGUF.") or name == "general.architecture":
+        if name.startswith("GGUF.") or name in ("general.architecture", "general.alignment"):
             continue
         value = n_layers if name == f"{arch}.block_count" else f.contents()
         vtype = f.types[0]

@@ -4,7 +4,7 @@ buys on one machine. Weights are random, quantized with the core's reference qua
 the model packs them; x is [T, cols] float32 (the product quantizes it per call, as the model does).
 Levels alternate within each repetition so machine noise hits them alike; the median is printed.
 
-    python bench/isa_kernels.py [--threads 2] [--tokens 1 16 512] [--types Q8_0 Q4_1 Q4_K] [--reps 5]
+    python bench/isa_kernels.py [--threads 2] [--tokens 1 16 512] [--types Q8_0 Q4_1 Q4_K] [--reps 3]
 """
 from __future__ import annotations
 

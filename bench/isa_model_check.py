@@ -31,7 +31,7 @@ def outputs(llm, prompt_ids):
 def check(path, levels, threads):
     ok = True
     with LLM.from_pretrained(path, n_ctx=512, threads=threads) as llm:
-        prompt_ids = [(i * 7919) % 20000 + 100 for i in range(300)]
+        prompt_ids = [(i * 7919 + 100) % llm.n_vocab for i in range(300)]
         before = _core.active_isa()
         got = {}
         try:

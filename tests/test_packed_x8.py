@@ -197,7 +197,7 @@ def q16_act(x):
     """quant_dot.h's 16-bit activation blocks of x [T, cols]: d (float32 [T, nb]), quants [T, nb, 32]."""
     b = x.reshape(x.shape[0], -1, 32).astype(np.float32)
     d = (np.abs(b).max(axis=2) / np.float32(32767)).astype(np.float32)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # 1 / d may be inf, as in the kernels
         inv = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
     v = (b * inv[..., None]).astype(np.float32)
     return d, np.rint(np.clip(v, -32767, 32767)).astype(np.int64)
@@ -232,15 +232,20 @@ def test_packed_q8_0_precise_canonical_order(each_x8_isa, rows, T, blocks):
 
 
 def test_packed_q8_0_precise_quantizer_edges():
-    """The 16-bit quantizer on NaN, infinities and ties, through the product (every level the same):
-    a NaN element quantizes to 0 and never sets the scale; ties round to even."""
+    """The 16-bit quantizer on NaN, infinities, ties, -0.0, denormals and scales whose inverse
+    overflows, through the product (every level the same): a NaN element quantizes to 0 and never
+    sets the scale; ties round to even; quants clamp at +-32767."""
     rows, cols = 8, 64
     rng = np.random.default_rng(3)
     raw = random_weights(Q.Q8_0, rows, cols, rng)
-    x = rng.standard_normal((3, cols)).astype(np.float32)
+    x = rng.standard_normal((5, cols)).astype(np.float32)
     x[0, 3] = np.nan
     x[1, :32] = np.arange(32, dtype=np.float32) - np.float32(15.5)  # d = 1: every quant a tie
     x[1, 0] = 32767
+    x[3, :32] = rng.standard_normal(32).astype(np.float32) * np.float32(1e-36)  # 1 / d overflows:
+    x[3, 32:] = np.float32(1e-45) * np.arange(32, dtype=np.float32)  # quants clamp at +-32767
+    x[3, 33] = -0.0
+    x[4, 7] = -np.inf
     x[2, 40] = np.inf
     before = _core.active_isa()
     outs = {}
@@ -254,9 +259,11 @@ def test_packed_q8_0_precise_quantizer_edges():
         assert y.tobytes() == outs["generic"].tobytes(), isa
     clean = x.copy()
     clean[0, 3] = 0.0
-    want = q8_0_precise_canonical(raw, rows, clean[:2])
-    assert outs["generic"][:2].tobytes() == want.tobytes()
-    assert np.isnan(outs["generic"][2]).all()  # an infinite element: d = inf, every output NaN
+    for t in (0, 1, 3):
+        want = q8_0_precise_canonical(raw, rows, clean[t:t + 1])
+        assert outs["generic"][t:t + 1].tobytes() == want.tobytes(), t
+    for t in (2, 4):  # an infinite element: d = inf, every output NaN
+        assert np.isnan(outs["generic"][t]).all()
 
 
 @pytest.mark.parametrize("t", [Q.Q4_K, Q.Q5_K, Q.Q6_K], ids=lambda t: t.name)

@@ -180,7 +180,10 @@ void x8_side(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t n
 X8Act x8_act(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t nb, int64_t T,
              MatmulScratch& sc) {
   const size_t n = static_cast<size_t>(T * nb);
-  if (sc.xd.size() < n) { sc.xd.resize(n); sc.xs.resize(n); }
+  // Each sized on its own: products of other activation formats share the scratch and grow some
+  // of them only (the 16-bit path of matmul_precise, xd alone).
+  if (sc.xd.size() < n) sc.xd.resize(n);
+  if (sc.xs.size() < n) sc.xs.resize(n);
   if (sc.xsum.size() < 4 * n) sc.xsum.resize(4 * n);  // Q8_K: 4 per block
   X8Act a;
   a.q = q;

@@ -22,14 +22,16 @@ namespace {
 using F8 = X8Format<GgmlType::Q8_0>;
 constexpr float kQ16Max = 32767.0f;
 
+// Token t's 32 int16 quants of block b (a.block_bytes = kQ16BlockBytes, a.qs_offset = 4).
 inline const int16_t* q16_quants(const X8Act& a, int64_t t, int64_t b) {
   return reinterpret_cast<const int16_t*>(a.q + static_cast<uint64_t>(t) * a.q_stride +
-                                          static_cast<uint64_t>(b) * kQ16BlockBytes + 4);
+                                          static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
 }
 
 // ---- portable: the canonical order written out -------------------------------------------------
 
-// Round to nearest even of |v| <= 32767 by the 1.5 * 2^23 trick (what cvtps2dq does), NaN -> 0.
+// v clamped to +-32767 (NaN -> 0), then rounded to nearest even by the 1.5 * 2^23 trick: the
+// result of cvtps2dq under the default rounding mode (kernels build without fast-math).
 [[maybe_unused]] inline int16_t q16_round(float v) {
   if (!(v == v)) return 0;
   v = v < -kQ16Max ? -kQ16Max : (v > kQ16Max ? kQ16Max : v);
