@@ -5,6 +5,7 @@ the model packs them; x is [T, cols] float32 (the product quantizes it per call,
 Levels alternate within each repetition so machine noise hits them alike; the median is printed.
 
     python bench/isa_kernels.py [--threads 2] [--tokens 1 16 512] [--types Q8_0 Q4_1 Q4_K] [--reps 3]
+                                [--precise]
 """
 from __future__ import annotations
 
@@ -48,11 +49,13 @@ def main():
     p.add_argument("--levels", nargs="+", default=None,
                    help="default: every supported level but generic (the scalar reference)")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--precise", action="store_true",
+                   help="time matmul_precise (the model's Q/K/V: 16-bit activations for Q8_0)")
     args = p.parse_args()
     levels = args.levels or [lv for lv in _core.supported_isas() if lv != "generic"]
     before = _core.active_isa()
     rng = np.random.default_rng(0)
-    print(f"levels {levels} (default {before}), threads {args.threads}")
+    print(f"levels {levels} (default {before}), threads {args.threads}{', precise' if args.precise else ''}")
     print(f"{'type':6} {'matrix':8} {'T':>5} " + " ".join(f"{lv:>9}" for lv in levels) + "   GMAC/s")
     try:
         for tname in args.types:
@@ -67,7 +70,7 @@ def main():
                     for _ in range(args.reps):
                         for lv in levels:
                             _core.select_isa(lv)
-                            runs[lv].append(time_call(lambda: W.matmul(x)))
+                            runs[lv].append(time_call(lambda: W.matmul(x, precise=args.precise)))
                     macs = rows * cols * T
                     cells = [f"{macs / statistics.median(runs[lv]) / 1e9:9.1f}" for lv in levels]
                     print(f"{tname:6} {sname:8} {T:5d} " + " ".join(cells) + f"   [{rows}x{cols}]", flush=True)
