@@ -325,7 +325,7 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
 
 namespace {
 
-// matmul_precise for packed Q8_0: one product with 16-bit activations (quant_dot.h, "Q16").
+// matmul_precise for packed Q8_0 / Q4_1: one product with 16-bit activations (quant_dot.h).
 void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
                 MatmulScratch& scratch, const RowsPrep* prep) {
   const KernelTable& k = kernels();
@@ -333,15 +333,26 @@ void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, Thread
   const uint64_t act_row = static_cast<uint64_t>(nb) * kQ16BlockBytes;
   const uint64_t need = act_row * static_cast<uint64_t>(T);
   if (scratch.qact.size() < need) scratch.qact.resize(need);
-  if (scratch.xd.size() < static_cast<size_t>(T * nb)) scratch.xd.resize(static_cast<size_t>(T * nb));
+  const size_t n = static_cast<size_t>(T * nb);
+  if (scratch.xd.size() < n) scratch.xd.resize(n);
+  if (scratch.xs.size() < n) scratch.xs.resize(n);
   uint8_t* q = scratch.qact.data();
   float* xd = scratch.xd.data();
+  float* xs = scratch.xs.data();
   for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
     if (prep) (*prep)(t0, t1);
     for (int64_t t = t0; t < t1; ++t) {
       uint8_t* row = q + static_cast<uint64_t>(t) * act_row;
       k.quantize_q16(X + t * cols, row, cols);
-      for (int64_t b = 0; b < nb; ++b) std::memcpy(xd + t * nb + b, row + static_cast<uint64_t>(b) * kQ16BlockBytes, 4);
+      for (int64_t b = 0; b < nb; ++b) {  // d, and sx = d * float(sum of the quants)
+        const uint8_t* blk = row + static_cast<uint64_t>(b) * kQ16BlockBytes;
+        std::memcpy(xd + t * nb + b, blk, 4);
+        int16_t qs[32];
+        std::memcpy(qs, blk + 4, sizeof(qs));
+        int32_t sum = 0;
+        for (int e = 0; e < 32; ++e) sum += qs[e];
+        xs[t * nb + b] = xd[t * nb + b] * static_cast<float>(sum);
+      }
     }
   });
   X8Act a;
@@ -351,7 +362,8 @@ void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, Thread
   a.qs_offset = 4;
   a.nb = nb;
   a.d = xd;
-  run_x8(W, a, T, Y, pool, k.gemm_x8_q8_0_q16);
+  a.s = xs;
+  run_x8(W, a, T, Y, pool, k.gemm_x8_q16[static_cast<uint32_t>(W.type)]);
 }
 
 }  // namespace
@@ -361,7 +373,7 @@ void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, Th
   const TypeTraits& tr = checked_traits(W);
   if (T <= 0 || W.rows == 0) return;
   const KernelTable& k = kernels();
-  if (W.x8 && W.type == GgmlType::Q8_0 && k.gemm_x8_q8_0_q16 && k.quantize_q16) {
+  if (W.x8 && k.gemm_x8_q16[static_cast<uint32_t>(W.type)] && k.quantize_q16) {
     matmul_q16(W, X, T, Y, pool, scratch, prep);
     return;
   }

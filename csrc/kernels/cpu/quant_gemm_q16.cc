@@ -1,9 +1,10 @@
-// Q8_0 x8 products with 16-bit activations: matmul_precise's path for packed Q8_0 weights (the
+// x8 products with 16-bit activations: matmul_precise's path for packed Q8_0 and Q4_1 weights (the
 // model's Q/K/V, where 8-bit activation errors get amplified by the attention softmax). One product
 // with int16 activations replaces the two 8-bit products (quantized value + quantized residual)
 // that the other formats take, at about the cost of one. Compiled once per ISA level: the scalar
-// canonical order (quant_dot.h, "Q16") and, with AVX2, vpmaddwd on sign-extended weights (VNNI
-// vpdpwssd at the avx512 level). Activation block: float d, then 32 int16 quants (kQ16BlockBytes).
+// canonical order (quant_dot.h, "16-bit activations") and, with AVX2, vpmaddwd on weights widened
+// to 16 bits (VNNI vpdpwssd at the avx512 level). Activation block: float d, then 32 int16 quants
+// (kQ16BlockBytes); Q4_1 also takes each block's sx = d * sum of its quants (X8Act::s).
 #include <cstdint>
 #include <cstring>
 
@@ -19,8 +20,16 @@
 namespace llmasos::cpu::LLMASOS_ISA_NS {
 namespace {
 
-using F8 = X8Format<GgmlType::Q8_0>;
 constexpr float kQ16Max = 32767.0f;
+
+// Element e (0 .. 31) of row r of an x8 block: Q8_0 signed, Q4_1 its unsigned nibble.
+template <GgmlType T>
+inline int weight_quant(const uint8_t* blk, int r, int e) {
+  using F = X8Format<T>;
+  const int k = e / 4, pos = 4 * r + e % 4;
+  if constexpr (F::kQ8) return static_cast<int8_t>(blk[F::kQs + 32 * k + pos]);
+  else return (blk[F::kQs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
+}
 
 // Token t's 32 int16 quants of block b (a.block_bytes = kQ16BlockBytes, a.qs_offset = 4).
 inline const int16_t* q16_quants(const X8Act& a, int64_t t, int64_t b) {
@@ -56,26 +65,32 @@ inline const int16_t* q16_quants(const X8Act& a, int64_t t, int64_t b) {
   }
 }
 
+template <GgmlType T>
 [[maybe_unused]] void gemm_q16_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
-                     int64_t nt, float* y, int64_t y_stride) {
+                                      int64_t nt, float* y, int64_t y_stride) {
+  using F = X8Format<T>;
   const int64_t nb = a.nb;
   for (int64_t g = 0; g < ng; ++g) {
-    const uint8_t* grp = w + static_cast<uint64_t>(g * nb) * F8::kBytes;
+    const uint8_t* grp = w + static_cast<uint64_t>(g * nb) * F::kBytes;
     for (int64_t t = t0; t < t0 + nt; ++t) {
       for (int r = 0; r < kX8Rows && 8 * g + r < rows; ++r) {
-        float acc = 0.0f;
+        float acc = 0.0f, accm = 0.0f;
         for (int64_t b = 0; b < nb; ++b) {
-          const uint8_t* blk = grp + static_cast<uint64_t>(b) * F8::kBytes;
+          const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
           const int16_t* xq = q16_quants(a, t, b);
           int32_t s = 0;
-          for (int e = 0; e < kQK; ++e)
-            s += static_cast<int8_t>(blk[F8::kQs + 32 * (e / 4) + 4 * r + e % 4]) * xq[e];
+          for (int e = 0; e < kQK; ++e) s += weight_quant<T>(blk, r, e) * xq[e];
           uint16_t dh;
           std::memcpy(&dh, blk + 2 * r, 2);
           const float d = half_to_float(dh) * a.d[t * nb + b];
           acc = acc + d * static_cast<float>(s);
+          if constexpr (F::kMin) {
+            uint16_t mh;
+            std::memcpy(&mh, blk + F::kM + 2 * r, 2);
+            accm = accm + half_to_float(mh) * a.s[t * nb + b];
+          }
         }
-        y[t * y_stride + 8 * g + r] = acc;
+        y[t * y_stride + 8 * g + r] = F::kMin ? acc + accm : acc;
       }
     }
   }
@@ -113,18 +128,27 @@ void quantize_q16_avx2(const float* x, void* dst, int64_t n) {
   }
 }
 
-// One block's exact sums for M <= 4 tokens. An x8 register (8 rows x 4 elements) widens to two:
-// rows 0-3 and rows 4-7, each row's 4 elements in two int32 lanes of pair sums (vpmaddwd against
-// the token's 4 quants broadcast); hadd of the two gives the rows' sums in the order r0 r1 r4 r5 |
-// r2 r3 r6 r7 (qwords 0 2 1 3), which the caller's scales and results follow.
-template <int M>
+// One block's exact sums for M <= 4 tokens. An x8 register (8 rows x 4 elements) widens to two,
+// each row's 4 elements in two int32 lanes of pair sums (vpmaddwd against the token's 4 quants
+// broadcast), and hadd of the two gives one lane per row: Q8_0's sign-extension of the register's
+// halves (rows 0-3, 4-7) leaves them in the order r0 r1 r4 r5 | r2 r3 r6 r7 (perm_rows).
+template <GgmlType T, int M>
 inline void q16_block_sums(const uint8_t* qs, const int16_t* const x[M], __m256i S[M]) {
   __m256i lo[M], hi[M];
   for (int t = 0; t < M; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
   for (int k = 0; k < 8; ++k) {
-    const __m256i wl = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * k)));
-    const __m256i wh = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * k + 16)));
+    __m256i wl, wh;
+    if constexpr (X8Format<T>::kQ8) {
+      wl = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * k)));
+      wh = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 32 * k + 16)));
+    } else {  // register k: the low nibbles of 32-byte run k % 4 (k < 4), else the high ones;
+      // in-lane unpacks widen rows 0 1 | 4 5 and 2 3 | 6 7, so hadd gives rows in order.
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (k % 4)));
+      const __m256i q = _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
+      wl = _mm256_unpacklo_epi8(q, _mm256_setzero_si256());
+      wh = _mm256_unpackhi_epi8(q, _mm256_setzero_si256());
+    }
 #pragma GCC unroll 4
     for (int t = 0; t < M; ++t) {
       int64_t v;
@@ -146,32 +170,49 @@ inline void q16_block_sums(const uint8_t* qs, const int16_t* const x[M], __m256i
   for (int t = 0; t < M; ++t) S[t] = _mm256_hadd_epi32(lo[t], hi[t]);
 }
 
-inline __m256 perm_rows(__m256 v) {  // qwords 0 2 1 3: its own inverse
+// Rows of the hadd sums in the order r0 r1 r4 r5 | r2 r3 r6 r7 (Q8_0's widening) back in order and
+// the reverse (qwords 0 2 1 3: its own inverse); the identity where the widening keeps the order.
+template <GgmlType T>
+inline __m256 perm_rows(__m256 v) {
+  if constexpr (!X8Format<T>::kQ8) return v;
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
 }
 
 // One group of 8 rows x M <= 4 tokens (t0 ..), stored to the `valid` first rows of y.
-template <int M>
+template <GgmlType T, int M>
 inline void group_q16(const uint8_t* grp, const X8Act& a, int64_t t0, int64_t valid, float* y,
                       int64_t y_stride, int64_t col) {
+  using F = X8Format<T>;
   const int64_t nb = a.nb;
   __m256 acc[M];
   for (int t = 0; t < M; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = grp + static_cast<uint64_t>(b) * F8::kBytes;
+    const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
     const int16_t* x[M];
     for (int t = 0; t < M; ++t) x[t] = q16_quants(a, t0 + t, b);
     __m256i S[M];
-    q16_block_sums<M>(blk + F8::kQs, x, S);
-    const __m256 dw = perm_rows(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
+    q16_block_sums<T, M>(blk + F::kQs, x, S);
+    const __m256 dw = perm_rows<T>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
     for (int t = 0; t < M; ++t) {
       const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[(t0 + t) * nb + b]));
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
     }
   }
+  if constexpr (F::kMin) {  // the min terms' own accumulator, blocks in order (natural row order)
+    for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(acc[t]);
+    __m256 accm[M];
+    for (int t = 0; t < M; ++t) accm[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
+      const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + F::kM)));
+      for (int t = 0; t < M; ++t)
+        accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[(t0 + t) * nb + b])));
+    }
+    for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(_mm256_add_ps(acc[t], accm[t]));
+  }
   for (int t = 0; t < M; ++t) {
     float* dst = y + (t0 + t) * y_stride + col;
-    const __m256 out = perm_rows(acc[t]);
+    const __m256 out = perm_rows<T>(acc[t]);
     if (valid == 8) {
       _mm256_storeu_ps(dst, out);
     } else {
@@ -183,18 +224,19 @@ inline void group_q16(const uint8_t* grp, const X8Act& a, int64_t t0, int64_t va
 }
 
 // Any number of tokens (the amx level, whose table this one seeds, passes up to 16), 4 at a time.
+template <GgmlType T>
 void gemm_q16_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                    int64_t nt, float* y, int64_t y_stride) {
-  const uint64_t gs = static_cast<uint64_t>(a.nb) * F8::kBytes;
+  const uint64_t gs = static_cast<uint64_t>(a.nb) * X8Format<T>::kBytes;
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* grp = w + static_cast<uint64_t>(g) * gs;
     const int64_t valid = rows - 8 * g < 8 ? rows - 8 * g : 8;
     for (int64_t s = t0; s < t0 + nt; s += 4) {
       switch (t0 + nt - s) {
-        case 1: group_q16<1>(grp, a, s, valid, y, y_stride, 8 * g); break;
-        case 2: group_q16<2>(grp, a, s, valid, y, y_stride, 8 * g); break;
-        case 3: group_q16<3>(grp, a, s, valid, y, y_stride, 8 * g); break;
-        default: group_q16<4>(grp, a, s, valid, y, y_stride, 8 * g); break;
+        case 1: group_q16<T, 1>(grp, a, s, valid, y, y_stride, 8 * g); break;
+        case 2: group_q16<T, 2>(grp, a, s, valid, y, y_stride, 8 * g); break;
+        case 3: group_q16<T, 3>(grp, a, s, valid, y, y_stride, 8 * g); break;
+        default: group_q16<T, 4>(grp, a, s, valid, y, y_stride, 8 * g); break;
       }
     }
   }
@@ -207,10 +249,12 @@ void gemm_q16_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, i
 void fill_gemm_q16(KernelTable& t) {
 #if defined(__AVX2__) && defined(__F16C__)
   t.quantize_q16 = quantize_q16_avx2;
-  t.gemm_x8_q8_0_q16 = gemm_q16_avx2;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q8_0)] = gemm_q16_avx2<GgmlType::Q8_0>;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q4_1)] = gemm_q16_avx2<GgmlType::Q4_1>;
 #else
   t.quantize_q16 = quantize_q16_scalar;
-  t.gemm_x8_q8_0_q16 = gemm_q16_scalar;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q8_0)] = gemm_q16_scalar<GgmlType::Q8_0>;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q4_1)] = gemm_q16_scalar<GgmlType::Q4_1>;
 #endif
 }
 
