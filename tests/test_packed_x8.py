@@ -205,12 +205,13 @@ def q16_act(x):
     return d, np.rint(np.clip(v, -32767, 32767)).astype(np.int64)
 
 
-PRECISE16 = [Q.Q8_0, Q.Q4_1]  # the formats whose precise product takes 16-bit activations
+PRECISE16 = LEGACY  # the formats whose precise product takes 16-bit activations
 
 
 def precise16_canonical(t, raw, rows, x):
-    """x8 with 16-bit activations (matmul_precise, Q8_0 / Q4_1): exact S per block,
-    acc = acc + (dw * dx) * S; Q4_1 also accm = accm + mw * sx, sx = dx * sum(q); acc (+ accm)."""
+    """x8 with 16-bit activations (matmul_precise, Q4_0 ... Q8_0): exact S per block (offset
+    formats: q - off), acc = acc + (dw * dx) * S; Q4_1 / Q5_1 also accm = accm + mw * sx,
+    sx = dx * sum(q); result acc (+ accm)."""
     dw, mw, qw = legacy_ints(t, raw, rows)
     dx, qx = q16_act(x)
     S = np.einsum("rbe,tbe->trb", qw, qx)
@@ -227,7 +228,7 @@ def precise16_canonical(t, raw, rows, x):
 @pytest.mark.parametrize("t", PRECISE16, ids=lambda t: t.name)
 @pytest.mark.parametrize("rows,T,blocks", SHAPES)
 def test_packed_precise16_canonical_order(each_x8_isa, t, rows, T, blocks):
-    """Packed Q8_0 / Q4_1 precise products: one product with 16-bit activations, the canonical
+    """Packed Q4_0 ... Q8_0 precise products: one product with 16-bit activations, the canonical
     order bit for bit (a zero block included)."""
     cols = 32 * blocks
     rng = np.random.default_rng(rows * 7 + T * 3 + blocks)

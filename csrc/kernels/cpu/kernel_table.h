@@ -53,10 +53,11 @@ struct KernelTable {
   int x8_tokens = 8;
   void (*gemm_x8[kGgmlTypeCount])(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
                                   int64_t t0, int64_t nt, float* y, int64_t y_stride) = {};
-  // matmul_precise on packed Q8_0 / Q4_1 weights (quant_gemm_q16.cc, canonical order in
+  // matmul_precise on packed Q4_0 ... Q8_0 weights (quant_gemm_q16.cc, canonical order in
   // quant_dot.h): n floats to n / 32 blocks of kQ16BlockBytes, and the product as gemm_x8 with such
-  // activations (X8Act: block_bytes kQ16BlockBytes, qs_offset 4, d the blocks' scales, s = d * the
-  // sum of a block's quants; any nt), by weight type (nullptr: the two 8-bit products instead).
+  // activations (X8Act: block_bytes kQ16BlockBytes, qs_offset 4, d the blocks' scales, sum the exact
+  // sums of their quants, s = d * float(sum); any nt), by weight type (nullptr, the K-quants: the
+  // two 8-bit products instead).
   void (*quantize_q16)(const float* x, void* q, int64_t n) = nullptr;
   void (*gemm_x8_q16[kGgmlTypeCount])(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
                                       int64_t t0, int64_t nt, float* y, int64_t y_stride) = {};

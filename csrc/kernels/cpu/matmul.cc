@@ -325,7 +325,7 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
 
 namespace {
 
-// matmul_precise for packed Q8_0 / Q4_1: one product with 16-bit activations (quant_dot.h).
+// matmul_precise for packed Q4_0 ... Q8_0: one product with 16-bit activations (quant_dot.h).
 void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
                 MatmulScratch& scratch, const RowsPrep* prep) {
   const KernelTable& k = kernels();
@@ -336,21 +336,24 @@ void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, Thread
   const size_t n = static_cast<size_t>(T * nb);
   if (scratch.xd.size() < n) scratch.xd.resize(n);
   if (scratch.xs.size() < n) scratch.xs.resize(n);
+  if (scratch.xsum.size() < n) scratch.xsum.resize(n);
   uint8_t* q = scratch.qact.data();
   float* xd = scratch.xd.data();
   float* xs = scratch.xs.data();
+  int32_t* xsum = scratch.xsum.data();
   for_tokens(pool, T, cols, [&](int64_t t0, int64_t t1) {
     if (prep) (*prep)(t0, t1);
     for (int64_t t = t0; t < t1; ++t) {
       uint8_t* row = q + static_cast<uint64_t>(t) * act_row;
       k.quantize_q16(X + t * cols, row, cols);
-      for (int64_t b = 0; b < nb; ++b) {  // d, and sx = d * float(sum of the quants)
+      for (int64_t b = 0; b < nb; ++b) {  // d, the sum of the quants, and sx = d * float(sum)
         const uint8_t* blk = row + static_cast<uint64_t>(b) * kQ16BlockBytes;
         std::memcpy(xd + t * nb + b, blk, 4);
         int16_t qs[32];
         std::memcpy(qs, blk + 4, sizeof(qs));
         int32_t sum = 0;
         for (int e = 0; e < 32; ++e) sum += qs[e];
+        xsum[t * nb + b] = sum;
         xs[t * nb + b] = xd[t * nb + b] * static_cast<float>(sum);
       }
     }
@@ -363,6 +366,7 @@ void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, Thread
   a.nb = nb;
   a.d = xd;
   a.s = xs;
+  a.sum = xsum;
   run_x8(W, a, T, Y, pool, k.gemm_x8_q16[static_cast<uint32_t>(W.type)]);
 }
 

@@ -19,12 +19,13 @@
 //      acc = acc + ((dw * dx) * float(sumi) - (dminw * dx) * float(summ)).
 //    Q6_K x8: per super-block, exact sumi = sum_j sc_j sum_e (q_e - 32) x_e, then
 //      acc = acc + (dw * dx) * float(sumi).
-//    Q8_0 / Q4_1 x8 with 16-bit activations (matmul_precise, quant_gemm_q16.cc): per block of 32
+//    Q4_0 ... Q8_0 x8 with 16-bit activations (matmul_precise, quant_gemm_q16.cc): per block of 32
 //    floats, amax = max |x| (NaN never wins), d = amax / 32767, id = d != 0 ? 1 / d : 0, q = x * id
 //    rounded to nearest even after clamping to +-32767 (NaN -> 0), sx = d * float(sum q); then per
-//    output and block, exact int32 S_b = sum of w_e * q_e (Q4_1: the nibbles) and
+//    output and block, exact int32 S_b = sum of w_e * q_e (q - 8 / q - 16 for Q4_0 / Q5_0, as an
+//    integer: sum w q - off * sum q) and
 //      acc = acc + (dw * dx) * float(S_b)   (float() rounds to nearest even);
-//    Q4_1 also accm = accm + mw * sx; result acc (+ accm).
+//    Q4_1 / Q5_1 also accm = accm + mw * sx; result acc (+ accm).
 //    The integer sums may come from anywhere exact: maddubs/madd (avx2), dpbusd (avx512), or one
 //    AMX tile product per block / sub-block (amx, quant_gemm_amx.cc); the float ops never change.
 //  * K-quant dots, per super-block b: exact integer sums, then

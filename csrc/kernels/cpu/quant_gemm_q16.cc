@@ -1,10 +1,11 @@
-// x8 products with 16-bit activations: matmul_precise's path for packed Q8_0 and Q4_1 weights (the
+// x8 products with 16-bit activations: matmul_precise's path for packed Q4_0 ... Q8_0 weights (the
 // model's Q/K/V, where 8-bit activation errors get amplified by the attention softmax). One product
 // with int16 activations replaces the two 8-bit products (quantized value + quantized residual)
 // that the other formats take, at about the cost of one. Compiled once per ISA level: the scalar
 // canonical order (quant_dot.h, "16-bit activations") and, with AVX2, vpmaddwd on weights widened
 // to 16 bits (VNNI vpdpwssd at the avx512 level). Activation block: float d, then 32 int16 quants
-// (kQ16BlockBytes); Q4_1 also takes each block's sx = d * sum of its quants (X8Act::s).
+// (kQ16BlockBytes); per block also the exact sum of its quants (X8Act::sum, for the _0 formats'
+// offset) and sx = d * that sum (X8Act::s, for the _1 formats' min terms).
 #include <cstdint>
 #include <cstring>
 
@@ -22,13 +23,16 @@ namespace {
 
 constexpr float kQ16Max = 32767.0f;
 
-// Element e (0 .. 31) of row r of an x8 block: Q8_0 signed, Q4_1 its unsigned nibble.
+// Element e (0 .. 31) of row r of an x8 block: Q8_0 signed, the others unsigned (before the _0
+// formats' offset).
 template <GgmlType T>
 inline int weight_quant(const uint8_t* blk, int r, int e) {
   using F = X8Format<T>;
   const int k = e / 4, pos = 4 * r + e % 4;
   if constexpr (F::kQ8) return static_cast<int8_t>(blk[F::kQs + 32 * k + pos]);
-  else return (blk[F::kQs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
+  int q = (blk[F::kQs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
+  if constexpr (F::kQh) q |= ((blk[F::kQhAt + pos] >> k) & 1) << 4;
+  return q;
 }
 
 // Token t's 32 int16 quants of block b (a.block_bytes = kQ16BlockBytes, a.qs_offset = 4).
@@ -80,6 +84,7 @@ template <GgmlType T>
           const int16_t* xq = q16_quants(a, t, b);
           int32_t s = 0;
           for (int e = 0; e < kQK; ++e) s += weight_quant<T>(blk, r, e) * xq[e];
+          if (F::kOff) s -= F::kOff * a.sum[t * nb + b];
           uint16_t dh;
           std::memcpy(&dh, blk + 2 * r, 2);
           const float d = half_to_float(dh) * a.d[t * nb + b];
@@ -133,7 +138,9 @@ void quantize_q16_avx2(const float* x, void* dst, int64_t n) {
 // broadcast), and hadd of the two gives one lane per row: Q8_0's sign-extension of the register's
 // halves (rows 0-3, 4-7) leaves them in the order r0 r1 r4 r5 | r2 r3 r6 r7 (perm_rows).
 template <GgmlType T, int M>
-inline void q16_block_sums(const uint8_t* qs, const int16_t* const x[M], __m256i S[M]) {
+inline void q16_block_sums(const uint8_t* blk, const int16_t* const x[M], __m256i S[M]) {
+  using F = X8Format<T>;
+  const uint8_t* qs = blk + F::kQs;
   __m256i lo[M], hi[M];
   for (int t = 0; t < M; ++t) lo[t] = hi[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -145,7 +152,12 @@ inline void q16_block_sums(const uint8_t* qs, const int16_t* const x[M], __m256i
     } else {  // register k: the low nibbles of 32-byte run k % 4 (k < 4), else the high ones;
       // in-lane unpacks widen rows 0 1 | 4 5 and 2 3 | 6 7, so hadd gives rows in order.
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (k % 4)));
-      const __m256i q = _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
+      __m256i q = _mm256_and_si256(k < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0f));
+      if constexpr (F::kQh) {  // bit k of each qh byte to bit 4 (bits crossing bytes are masked off)
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + F::kQhAt));
+        const __m256i hk = k <= 4 ? _mm256_slli_epi16(h, 4 - k) : _mm256_srli_epi16(h, k - 4);
+        q = _mm256_or_si256(q, _mm256_and_si256(hk, _mm256_set1_epi8(0x10)));
+      }
       wl = _mm256_unpacklo_epi8(q, _mm256_setzero_si256());
       wh = _mm256_unpackhi_epi8(q, _mm256_setzero_si256());
     }
@@ -191,9 +203,10 @@ inline void group_q16(const uint8_t* grp, const X8Act& a, int64_t t0, int64_t va
     const int16_t* x[M];
     for (int t = 0; t < M; ++t) x[t] = q16_quants(a, t0 + t, b);
     __m256i S[M];
-    q16_block_sums<T, M>(blk + F::kQs, x, S);
+    q16_block_sums<T, M>(blk, x, S);
     const __m256 dw = perm_rows<T>(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk))));
     for (int t = 0; t < M; ++t) {
+      if constexpr (F::kOff != 0) S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(F::kOff * a.sum[(t0 + t) * nb + b]));
       const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[(t0 + t) * nb + b]));
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
     }
@@ -249,13 +262,17 @@ void gemm_q16_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, i
 void fill_gemm_q16(KernelTable& t) {
 #if defined(__AVX2__) && defined(__F16C__)
   t.quantize_q16 = quantize_q16_avx2;
-  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q8_0)] = gemm_q16_avx2<GgmlType::Q8_0>;
-  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q4_1)] = gemm_q16_avx2<GgmlType::Q4_1>;
+#define LLMASOS_Q16(type) t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::type)] = gemm_q16_avx2<GgmlType::type>
 #else
   t.quantize_q16 = quantize_q16_scalar;
-  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q8_0)] = gemm_q16_scalar<GgmlType::Q8_0>;
-  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q4_1)] = gemm_q16_scalar<GgmlType::Q4_1>;
+#define LLMASOS_Q16(type) t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::type)] = gemm_q16_scalar<GgmlType::type>
 #endif
+  LLMASOS_Q16(Q4_0);
+  LLMASOS_Q16(Q4_1);
+  LLMASOS_Q16(Q5_0);
+  LLMASOS_Q16(Q5_1);
+  LLMASOS_Q16(Q8_0);
+#undef LLMASOS_Q16
 }
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS
