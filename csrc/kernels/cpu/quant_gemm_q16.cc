@@ -23,18 +23,6 @@ namespace {
 
 constexpr float kQ16Max = 32767.0f;
 
-// Element e (0 .. 31) of row r of an x8 block: Q8_0 signed, the others unsigned (before the _0
-// formats' offset).
-template <GgmlType T>
-inline int weight_quant(const uint8_t* blk, int r, int e) {
-  using F = X8Format<T>;
-  const int k = e / 4, pos = 4 * r + e % 4;
-  if constexpr (F::kQ8) return static_cast<int8_t>(blk[F::kQs + 32 * k + pos]);
-  int q = (blk[F::kQs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
-  if constexpr (F::kQh) q |= ((blk[F::kQhAt + pos] >> k) & 1) << 4;
-  return q;
-}
-
 // Token t's 32 int16 quants of block b (a.block_bytes = kQ16BlockBytes, a.qs_offset = 4).
 inline const int16_t* q16_quants(const X8Act& a, int64_t t, int64_t b) {
   return reinterpret_cast<const int16_t*>(a.q + static_cast<uint64_t>(t) * a.q_stride +
@@ -72,33 +60,7 @@ inline const int16_t* q16_quants(const X8Act& a, int64_t t, int64_t b) {
 template <GgmlType T>
 [[maybe_unused]] void gemm_q16_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                                       int64_t nt, float* y, int64_t y_stride) {
-  using F = X8Format<T>;
-  const int64_t nb = a.nb;
-  for (int64_t g = 0; g < ng; ++g) {
-    const uint8_t* grp = w + static_cast<uint64_t>(g * nb) * F::kBytes;
-    for (int64_t t = t0; t < t0 + nt; ++t) {
-      for (int r = 0; r < kX8Rows && 8 * g + r < rows; ++r) {
-        float acc = 0.0f, accm = 0.0f;
-        for (int64_t b = 0; b < nb; ++b) {
-          const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
-          const int16_t* xq = q16_quants(a, t, b);
-          int32_t s = 0;
-          for (int e = 0; e < kQK; ++e) s += weight_quant<T>(blk, r, e) * xq[e];
-          if (F::kOff) s -= F::kOff * a.sum[t * nb + b];
-          uint16_t dh;
-          std::memcpy(&dh, blk + 2 * r, 2);
-          const float d = half_to_float(dh) * a.d[t * nb + b];
-          acc = acc + d * static_cast<float>(s);
-          if constexpr (F::kMin) {
-            uint16_t mh;
-            std::memcpy(&mh, blk + F::kM + 2 * r, 2);
-            accm = accm + half_to_float(mh) * a.s[t * nb + b];
-          }
-        }
-        y[t * y_stride + 8 * g + r] = F::kMin ? acc + accm : acc;
-      }
-    }
-  }
+  gemm_x8_canonical<T>(ng, rows, w, a, t0, nt, y, y_stride, q16_quants);
 }
 
 #if defined(__AVX2__) && defined(__F16C__)
@@ -211,17 +173,10 @@ inline void group_q16(const uint8_t* grp, const X8Act& a, int64_t t0, int64_t va
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
     }
   }
-  if constexpr (F::kMin) {  // the min terms' own accumulator, blocks in order (natural row order)
+  if constexpr (F::kMin) {  // the min terms, in the natural row order
     for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(acc[t]);
-    __m256 accm[M];
-    for (int t = 0; t < M; ++t) accm[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
-      const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + F::kM)));
-      for (int t = 0; t < M; ++t)
-        accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[(t0 + t) * nb + b])));
-    }
-    for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(_mm256_add_ps(acc[t], accm[t]));
+    add_min_terms<T, M>(grp, a, t0, acc);
+    for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(acc[t]);
   }
   for (int t = 0; t < M; ++t) {
     float* dst = y + (t0 + t) * y_stride + col;

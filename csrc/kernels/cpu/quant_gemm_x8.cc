@@ -25,46 +25,9 @@ using namespace llmasos::quant;
 // ---- portable: the canonical order written out -------------------------------------------------
 
 template <GgmlType T>
-int scalar_quant(const uint8_t* blk, int r, int e) {  // element e of row r, unsigned (or Q8 signed)
-  using F = X8Format<T>;
-  const int k = e / 4, pos = 4 * r + e % 4;
-  if (F::kQ8) return static_cast<int8_t>(blk[F::kQs + 32 * k + pos]);
-  int q = (blk[F::kQs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
-  if (F::kQh) q |= ((blk[F::kQhAt + pos] >> k) & 1) << 4;
-  return q;
-}
-
-template <GgmlType T>
 void gemm_x8_scalar(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                     int64_t nt, float* y, int64_t y_stride) {
-  using F = X8Format<T>;
-  const int64_t nb = a.nb;
-  for (int64_t g = 0; g < ng; ++g) {
-    const uint8_t* grp = w + static_cast<uint64_t>(g * nb) * F::kBytes;
-    for (int64_t t = t0; t < t0 + nt; ++t) {
-      for (int r = 0; r < kX8Rows && 8 * g + r < rows; ++r) {
-        float acc = 0.0f, accm = 0.0f;
-        for (int64_t b = 0; b < nb; ++b) {
-          const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
-          const int8_t* xq = act_quants(a, t, b);
-          int s = 0;
-          for (int e = 0; e < kQK; ++e) s += scalar_quant<T>(blk, r, e) * xq[e];
-          const int64_t ti = t * nb + b;
-          if (F::kOff) s -= F::kOff * a.sum[ti];
-          uint16_t dh;
-          std::memcpy(&dh, blk + 2 * r, 2);
-          const float d = half_to_float(dh) * a.d[ti];
-          acc = acc + d * static_cast<float>(s);
-          if (F::kMin) {
-            uint16_t mh;
-            std::memcpy(&mh, blk + F::kM + 2 * r, 2);
-            accm = accm + half_to_float(mh) * a.s[ti];
-          }
-        }
-        y[t * y_stride + 8 * g + r] = F::kMin ? acc + accm : acc;
-      }
-    }
-  }
+  gemm_x8_canonical<T>(ng, rows, w, a, t0, nt, y, y_stride, act_quants);
 }
 
 // Q4_K / Q5_K x8 (canonical order, quant_dot.h): per super-block, exact sumi = sum_j sc_j * S_j
@@ -230,21 +193,8 @@ inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
     }
   }
-  if constexpr (F::kMin) {
-    // The min terms' own accumulator (canonical order: separate from acc, blocks in order), in a
-    // second pass over the group's m fields so the main loop keeps its registers.
-    __m256 accm[NT];
-    for (int t = 0; t < NT; ++t) accm[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
-      const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + F::kM)));
-      for (int t = 0; t < NT; ++t)
-        accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[(t0 + t) * nb + b])));
-    }
-    for (int t = 0; t < NT; ++t) out[t] = _mm256_add_ps(acc[t], accm[t]);
-  } else {
-    for (int t = 0; t < NT; ++t) out[t] = acc[t];
-  }
+  if constexpr (F::kMin) add_min_terms<T, NT>(grp, a, t0, acc);
+  for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
 // Q4_K: per sub-block j, 8 maddubs summed in 16 bits (8 * 2 * 15 * 127 < 32768), then one madd

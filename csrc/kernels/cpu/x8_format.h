@@ -4,6 +4,7 @@
 // registers. Included only by kernel sources; everything lands in the including level's namespace.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/quant_dot.h"
@@ -44,6 +45,53 @@ inline const int8_t* act_quants(const X8Act& a, int64_t t, int64_t b) {
                                          static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
 }
 
+// Element e (0 .. 31) of row r of an x8 block: unsigned (before the _0 formats' offset), Q8_0 signed.
+template <GgmlType T>
+inline int x8_quant(const uint8_t* blk, int r, int e) {
+  using F = X8Format<T>;
+  const int k = e / 4, pos = 4 * r + e % 4;
+  if constexpr (F::kQ8) return static_cast<int8_t>(blk[F::kQs + 32 * k + pos]);
+  int q = (blk[F::kQs + 32 * (k % 4) + pos] >> (k < 4 ? 0 : 4)) & 0x0f;
+  if constexpr (F::kQh) q |= ((blk[F::kQhAt + pos] >> k) & 1) << 4;
+  return q;
+}
+
+// The x8 canonical order (quant_dot.h) written out for the legacy formats, with the activation
+// quants of token t, block b at quants(a, t, b) (int8 blocks, or the 16-bit blocks of
+// matmul_precise): the scalar kernels of every level, and the definition the others follow.
+template <GgmlType T, class Quants>
+void gemm_x8_canonical(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
+                       int64_t nt, float* y, int64_t y_stride, const Quants& quants) {
+  using F = X8Format<T>;
+  const int64_t nb = a.nb;
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* grp = w + static_cast<uint64_t>(g * nb) * F::kBytes;
+    for (int64_t t = t0; t < t0 + nt; ++t) {
+      for (int r = 0; r < kX8Rows && 8 * g + r < rows; ++r) {
+        float acc = 0.0f, accm = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
+          const auto* xq = quants(a, t, b);
+          int32_t s = 0;
+          for (int e = 0; e < 32; ++e) s += x8_quant<T>(blk, r, e) * xq[e];
+          const int64_t ti = t * nb + b;
+          if (F::kOff) s -= F::kOff * a.sum[ti];
+          uint16_t dh;
+          std::memcpy(&dh, blk + 2 * r, 2);
+          const float d = half_to_float(dh) * a.d[ti];
+          acc = acc + d * static_cast<float>(s);
+          if constexpr (F::kMin) {
+            uint16_t mh;
+            std::memcpy(&mh, blk + F::kM + 2 * r, 2);
+            accm = accm + half_to_float(mh) * a.s[ti];
+          }
+        }
+        y[t * y_stride + 8 * g + r] = F::kMin ? acc + accm : acc;
+      }
+    }
+  }
+}
+
 #if defined(__AVX2__) && defined(__F16C__)
 // The block's 8 registers of unsigned quants (4/5-bit formats).
 template <GgmlType T>
@@ -70,6 +118,23 @@ inline void unpack_x8(const uint8_t* blk, __m256i w[8]) {
     w[6] = _mm256_or_si256(w[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), b4));
     w[7] = _mm256_or_si256(w[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
   }
+}
+
+// The _1 formats' min terms in the canonical order (their own accumulator, blocks in order, added
+// once at the end), in a second pass over the group's m fields so the main loop keeps its
+// registers: acc[t] = acc[t] + accm[t] for the group at grp and tokens t0 .. t0 + NT - 1.
+template <GgmlType T, int NT>
+inline void add_min_terms(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 acc[NT]) {
+  using F = X8Format<T>;
+  __m256 accm[NT];
+  for (int t = 0; t < NT; ++t) accm[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < a.nb; ++b) {
+    const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
+    const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + F::kM)));
+    for (int t = 0; t < NT; ++t)
+      accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[(t0 + t) * a.nb + b])));
+  }
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_add_ps(acc[t], accm[t]);
 }
 
 #endif  // AVX2
