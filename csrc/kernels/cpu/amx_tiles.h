@@ -7,8 +7,8 @@
 // configuration or mismatched tile shapes. The model lets a machine without AMX test the kernels'
 // layouts, tile shapes and order bit for bit; only the tile instructions themselves differ.
 //
-// TDPBSUD / TDPBSSD c, a, b: for m < rows(c), n < colsb(c) / 4, k < rows(b):
-//   c[m].i32[n] += sum_i<4 int8(a[m].byte[4k + i]) * (uint8 | int8)(b[k].byte[4n + i]),
+// TDPB[SU][SU]D c, a, b: for m < rows(c), n < colsb(c) / 4, k < rows(b):
+//   c[m].i32[n] += sum_i<4 (int8 | uint8)(a[m].byte[4k + i]) * (int8 | uint8)(b[k].byte[4n + i]),
 // with colsb(a) == 4 rows(b), colsb(c) == colsb(b), rows(c) == rows(a).
 #pragma once
 #include <cstdint>
@@ -92,7 +92,7 @@ inline void emu_zero(int t) {
   std::memset(emu_tiles().data[t], 0, sizeof(emu_tiles().data[t]));
 }
 
-inline void emu_dp(bool signed_b, int c, int a, int b) {
+inline void emu_dp(bool signed_a, bool signed_b, int c, int a, int b) {
   emu_need(c), emu_need(a), emu_need(b);
   EmuTiles& s = emu_tiles();
   const TileConfig& k = s.cfg;
@@ -112,7 +112,8 @@ inline void emu_dp(bool signed_b, int c, int a, int b) {
         y[n] = signed_b ? static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(v))) : v;
       }
       for (int m = 0; m < rows; ++m) {
-        const uint32_t x = static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(s.data[a][m][4 * kk + i])));
+        const uint8_t u = s.data[a][m][4 * kk + i];
+        const uint32_t x = signed_a ? static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(u))) : u;
         for (int n = 0; n < cols; ++n) acc[m][n] += x * y[n];
       }
     }
@@ -124,8 +125,10 @@ inline void emu_dp(bool signed_b, int c, int a, int b) {
 #define LLMASOS_TILE_LOAD(t, base, stride) emu_load(t, base, static_cast<int64_t>(stride))
 #define LLMASOS_TILE_STORE(t, base, stride) emu_store(t, base, static_cast<int64_t>(stride))
 #define LLMASOS_TILE_ZERO(t) emu_zero(t)
-#define LLMASOS_TILE_DPBSUD(c, a, b) emu_dp(false, c, a, b)
-#define LLMASOS_TILE_DPBSSD(c, a, b) emu_dp(true, c, a, b)
+#define LLMASOS_TILE_DPBSUD(c, a, b) emu_dp(true, false, c, a, b)
+#define LLMASOS_TILE_DPBSSD(c, a, b) emu_dp(true, true, c, a, b)
+#define LLMASOS_TILE_DPBUSD(c, a, b) emu_dp(false, true, c, a, b)
+#define LLMASOS_TILE_DPBUUD(c, a, b) emu_dp(false, false, c, a, b)
 #define LLMASOS_TILE_RELEASE() (emu_tiles().configured = false)
 
 #else  // the tile instructions (AT&T operand order: sources first)
@@ -142,6 +145,8 @@ inline void emu_dp(bool signed_b, int c, int a, int b) {
 #define LLMASOS_TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::: "memory")
 #define LLMASOS_TILE_DPBSUD(c, a, b) __asm__ volatile("tdpbsud %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::: "memory")
 #define LLMASOS_TILE_DPBSSD(c, a, b) __asm__ volatile("tdpbssd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::: "memory")
+#define LLMASOS_TILE_DPBUSD(c, a, b) __asm__ volatile("tdpbusd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::: "memory")
+#define LLMASOS_TILE_DPBUUD(c, a, b) __asm__ volatile("tdpbuud %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::: "memory")
 #define LLMASOS_TILE_RELEASE() __asm__ volatile("tilerelease" ::: "memory")
 
 #endif

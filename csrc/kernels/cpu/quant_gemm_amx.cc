@@ -16,6 +16,8 @@
 // super-block, then the same float ops in the same order, so every output has the bits of the
 // other levels. Two blocks per step use separate tiles (tile_products), so the second product
 // overlaps the first. Calls of fewer than kMinTokens tokens (decode) run the base level's kernels.
+// matmul_precise's 16-bit activations (quant_gemm_q16.cc) take two tile products per block, one
+// per byte of the quants (gemm_q16_amx).
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -91,6 +93,7 @@ inline I16r operator+(I16r a, I16r b) { return {_mm512_add_epi32(a.v, b.v)}; }
 inline I16r operator-(I16r a, I16r b) { return {_mm512_sub_epi32(a.v, b.v)}; }
 inline I16r mullo(I16r a, I16r b) { return {_mm512_mullo_epi32(a.v, b.v)}; }
 inline F16r to_float(I16r a) { return {_mm512_cvtepi32_ps(a.v)}; }
+inline I16r shl8(I16r a) { return {_mm512_slli_epi32(a.v, 8)}; }
 // lo: 8 values of group 0, hi: group 1's.
 inline I16r join(__m256i lo, __m256i hi) { return {_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1)}; }
 // Row r of group h: the int16 pair (2 r, 2 r + 1) of p[h] dotted with the int16 pair of `pair`.
@@ -123,6 +126,7 @@ inline I16r operator+(I16r a, I16r b) { return {_mm256_add_epi32(a.lo, b.lo), _m
 inline I16r operator-(I16r a, I16r b) { return {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)}; }
 inline I16r mullo(I16r a, I16r b) { return {_mm256_mullo_epi32(a.lo, b.lo), _mm256_mullo_epi32(a.hi, b.hi)}; }
 inline F16r to_float(I16r a) { return {_mm256_cvtepi32_ps(a.lo), _mm256_cvtepi32_ps(a.hi)}; }
+inline I16r shl8(I16r a) { return {_mm256_slli_epi32(a.lo, 8), _mm256_slli_epi32(a.hi, 8)}; }
 inline I16r join(__m256i lo, __m256i hi) { return {lo, hi}; }
 inline I16r madd_pairs(const __m256i p[2], int32_t pair) {
   const __m256i b = _mm256_set1_epi32(pair);
@@ -147,6 +151,22 @@ inline void scale_block(const uint8_t* b0, const uint8_t* b1, const int32_t* S, 
     const F16r d = dw * splat(a.d[ti]);
     storef(acc + 16 * t, loadf(acc + 16 * t) + d * to_float(s));
   }
+}
+
+// The _1 formats' min terms for a pair of groups: their own accumulator, blocks in order, then
+// acc + accm (canonical order).
+template <GgmlType T>
+inline void add_min_pairs(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int64_t t0, int n, float* acc) {
+  using F = X8Format<T>;
+  alignas(64) float accm[kTokens * 16];
+  std::memset(accm, 0, sizeof(float) * 16 * n);
+  for (int64_t b = 0; b < a.nb; ++b) {
+    const F16r mw = halves16(g0 + static_cast<uint64_t>(b) * F::kBytes,
+                             g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr, F::kM);
+    for (int t = 0; t < n; ++t)
+      storef(accm + 16 * t, loadf(accm + 16 * t) + mw * splat(a.s[(t0 + t) * a.nb + b]));
+  }
+  for (int t = 0; t < n; ++t) storef(acc + 16 * t, loadf(acc + 16 * t) + loadf(accm + 16 * t));
 }
 
 // The walk every tile kernel shares: tiles configured for nt tokens and products of kKb elements,
@@ -219,17 +239,63 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
                             [&](int i, uint8_t* dst) { stage_weights<T>(at(g0, i), at(g1, i), dst); }, S);
       for (int i = 0; i < blocks; ++i) scale_block<T>(at(g0, i), at(g1, i), S[i], a, t0, n, b + i, acc);
     }
-    if constexpr (F::kMin) {  // the min terms' own accumulator, blocks in order, then acc + accm
-      alignas(64) float accm[kTokens * 16];
-      std::memset(accm, 0, sizeof(float) * 16 * n);
-      for (int64_t b = 0; b < nb; ++b) {
-        const F16r mw = halves16(g0 + static_cast<uint64_t>(b) * F::kBytes,
-                                 g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr, F::kM);
-        for (int t = 0; t < n; ++t)
-          storef(accm + 16 * t, loadf(accm + 16 * t) + mw * splat(a.s[(t0 + t) * nb + b]));
-      }
-      for (int t = 0; t < n; ++t) storef(acc + 16 * t, loadf(acc + 16 * t) + loadf(accm + 16 * t));
+    if constexpr (F::kMin) add_min_pairs<T>(g0, g1, a, t0, n, acc);
+  });
+}
+
+// ---- 16-bit activations (matmul_precise, quant_gemm_q16.cc): two tile products per block ------
+// A token's 16-bit quant is x = 256 xh + xl (xl its low byte, unsigned; xh the high byte, signed),
+// so the block's exact sums are S = 256 Sh + Sl: Sl from the low bytes as unsigned A rows
+// (TDPBUSD / TDPBUUD), Sh from the high bytes (TDPBSSD / TDPBSUD), one staged B for both.
+// |Sh| <= 32 * 128 * 128, so 256 Sh stays within int32. Then the 8-bit kernels' float steps.
+
+// Token rows [t0, t0 + n) of block b as two planes of n x 32 bytes: low bytes, then high bytes.
+inline void stage_q16_planes(const X8Act& a, int64_t t0, int n, int64_t b, uint8_t* lo, uint8_t* hi) {
+  const __m256i m8 = _mm256_set1_epi16(0xff);
+  for (int t = 0; t < n; ++t) {
+    const uint8_t* x = a.q + static_cast<uint64_t>(t0 + t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset;
+    const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+    const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
+    // packs interleave the 128-bit lanes; the permute restores element order.
+    const __m256i l = _mm256_packus_epi16(_mm256_and_si256(v0, m8), _mm256_and_si256(v1, m8));
+    const __m256i h = _mm256_packs_epi16(_mm256_srai_epi16(v0, 8), _mm256_srai_epi16(v1, 8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + 32 * t), _mm256_permute4x64_epi64(l, 0xD8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + 32 * t), _mm256_permute4x64_epi64(h, 0xD8));
+  }
+}
+
+template <GgmlType T>
+void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0, int64_t nt,
+                  float* y, int64_t y_stride) {
+  if (nt < kMinTokens) {
+    base().gemm_x8_q16[static_cast<uint32_t>(T)](ng, rows, w, a, t0, nt, y, y_stride);
+    return;
+  }
+  using F = X8Format<T>;
+  const int64_t nb = a.nb;
+  run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * F::kBytes, nt, y, t0, y_stride,
+            [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
+    alignas(64) int32_t Sl[kTokens * 16], Sh[kTokens * 16];
+    alignas(64) uint8_t wb[512], lo[kTokens * 32], hi[kTokens * 32];
+    std::memset(acc, 0, sizeof(float) * 16 * n);
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* b0 = g0 + static_cast<uint64_t>(b) * F::kBytes;
+      const uint8_t* b1 = g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr;
+      stage_weights<T>(b0, b1, wb);
+      stage_q16_planes(a, t0, n, b, lo, hi);
+      LLMASOS_TILE_LOAD(4, wb, 64);
+      LLMASOS_TILE_ZERO(0);
+      LLMASOS_TILE_LOAD(2, lo, 32);
+      if constexpr (F::kQ8) LLMASOS_TILE_DPBUSD(0, 2, 4); else LLMASOS_TILE_DPBUUD(0, 2, 4);
+      LLMASOS_TILE_ZERO(1);
+      LLMASOS_TILE_LOAD(3, hi, 32);
+      if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(1, 3, 4); else LLMASOS_TILE_DPBSUD(1, 3, 4);
+      LLMASOS_TILE_STORE(0, Sl, 64);
+      LLMASOS_TILE_STORE(1, Sh, 64);
+      for (int t = 0; t < n; ++t) storei(Sl + 16 * t, loadi(Sl + 16 * t) + shl8(loadi(Sh + 16 * t)));
+      scale_block<T>(b0, b1, Sl, a, t0, n, b, acc);
     }
+    if constexpr (F::kMin) add_min_pairs<T>(g0, g1, a, t0, n, acc);
   });
 }
 
@@ -408,6 +474,11 @@ KernelTable build_table() {
   t.gemm_x8[static_cast<uint32_t>(GgmlType::Q4_K)] = gemm_x8_k4_amx<BlockQ4_Kx8>;
   t.gemm_x8[static_cast<uint32_t>(GgmlType::Q5_K)] = gemm_x8_k4_amx<BlockQ5_Kx8>;
   t.gemm_x8[static_cast<uint32_t>(GgmlType::Q6_K)] = gemm_x8_q6_k_amx;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q4_0)] = gemm_q16_amx<GgmlType::Q4_0>;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q4_1)] = gemm_q16_amx<GgmlType::Q4_1>;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q5_0)] = gemm_q16_amx<GgmlType::Q5_0>;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q5_1)] = gemm_q16_amx<GgmlType::Q5_1>;
+  t.gemm_x8_q16[static_cast<uint32_t>(GgmlType::Q8_0)] = gemm_q16_amx<GgmlType::Q8_0>;
   return t;
 }
 
