@@ -173,25 +173,13 @@ inline void group_q16(const uint8_t* grp, const X8Act& a, int64_t t0, int64_t va
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
     }
   }
-  if constexpr (F::kMin) {  // the min terms, in the natural row order
-    for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(acc[t]);
-    add_min_terms<T, M>(grp, a, t0, acc);
-    for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(acc[t]);
-  }
-  for (int t = 0; t < M; ++t) {
-    float* dst = y + (t0 + t) * y_stride + col;
-    const __m256 out = perm_rows<T>(acc[t]);
-    if (valid == 8) {
-      _mm256_storeu_ps(dst, out);
-    } else {
-      float tmp[8];
-      _mm256_storeu_ps(tmp, out);
-      for (int64_t r = 0; r < valid; ++r) dst[r] = tmp[r];
-    }
-  }
+  for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(acc[t]);  // rows back in order
+  if constexpr (F::kMin) add_min_terms<T, M>(grp, a, t0, acc);
+  store_group(acc, M, valid, y, t0, y_stride, col);
 }
 
 // Any number of tokens (the amx level, whose table this one seeds, passes up to 16), 4 at a time.
+// Its own walk, each group storing its tiles: run_groups' out[] tiles measured 10-13% slower here.
 template <GgmlType T>
 void gemm_q16_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                    int64_t nt, float* y, int64_t y_stride) {

@@ -282,21 +282,6 @@ inline void group_k4_x8(const B* grp, const X8Act& a, int64_t t0, __m256 out[NT]
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-// Stores a group's NT rows of 8 outputs (only the `valid` first rows when the group is the last).
-inline void store_group(const __m256* out, int64_t nt, int64_t valid, float* y, int64_t t0, int64_t y_stride,
-                        int64_t col) {
-  for (int64_t t = 0; t < nt; ++t) {
-    float* dst = y + (t0 + t) * y_stride + col;
-    if (valid == 8) {
-      _mm256_storeu_ps(dst, out[t]);
-    } else {
-      float tmp[8];
-      _mm256_storeu_ps(tmp, out[t]);
-      for (int64_t r = 0; r < valid; ++r) dst[r] = tmp[r];
-    }
-  }
-}
-
 // Q6_K: a sub-block j of 16 is registers 4j .. 4j + 3; the unsigned 6-bit quants are summed in
 // two 16-bit pairs of maddubs (2 * 2 * 63 * 127 < 32768), each madd'ed by the rows' signed scales;
 // the -32 offset is sum_j sc_j * bsum_j (Q8_K's 16-element sums), taken in a second pass.
@@ -357,39 +342,6 @@ inline void group_q6_k_x8(const BlockQ6_Kx8* grp, const X8Act& a, int64_t t0, __
     }
   }
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
-}
-
-// Calls f(std::integral_constant<int, n>) for a runtime tile size n in [1, kMax <= 8]: one flat
-// switch (a recursive dispatch measured 7-10% slower: the kernels stopped being inlined).
-template <int kMax, class F>
-inline void with_tile(int64_t n, const F& f) {
-  static_assert(kMax >= 1 && kMax <= 8, "tile sizes 1 .. 8");
-  auto at = [&](auto tile) { if constexpr (decltype(tile)::value <= kMax) f(tile); };
-  switch (n) {
-    case 1: at(std::integral_constant<int, 1>()); break;
-    case 2: at(std::integral_constant<int, 2>()); break;
-    case 3: at(std::integral_constant<int, 3>()); break;
-    case 4: at(std::integral_constant<int, 4>()); break;
-    case 5: at(std::integral_constant<int, 5>()); break;
-    case 6: at(std::integral_constant<int, 6>()); break;
-    case 7: at(std::integral_constant<int, 7>()); break;
-    default: at(std::integral_constant<int, 8>()); break;
-  }
-}
-
-// The driver of the K-quant kernels: for each group, tokens [t0, t0 + nt) in register tiles of at
-// most kMax, group(g, first token, tile size as a constant, out[tile]) then the group's store.
-template <int kMax, class Group>
-void run_groups(int64_t ng, int64_t rows, int64_t t0, int64_t nt, float* y, int64_t y_stride,
-                const Group& group) {
-  for (int64_t g = 0; g < ng; ++g) {
-    for (int64_t s = 0; s < nt; s += kMax) {
-      const int64_t n = nt - s < kMax ? nt - s : kMax;
-      __m256 out[kMax];
-      with_tile<kMax>(n, [&](auto tile) { group(g, t0 + s, tile, out); });
-      store_group(out, n, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0 + s, y_stride, 8 * g);
-    }
-  }
 }
 
 // The K-quant kernels keep 4 tokens in registers.

@@ -1,10 +1,13 @@
-// What the x8 product kernels of one ISA level share (quant_gemm_x8.cc, and quant_gemm_amx.cc which
-// feeds the same unpacked registers to the AMX tiles): each packed format's field offsets and quant
-// offset, the activation-quant address, and the AVX2 unpacking of a 4/5-bit block into its 8
-// registers. Included only by kernel sources; everything lands in the including level's namespace.
+// What the x8 product kernels of one ISA level share (quant_gemm_x8.cc, quant_gemm_q16.cc, and
+// quant_gemm_amx.cc which feeds the same unpacked registers to the AMX tiles): each packed format's
+// field offsets and quant offset, the activation-quant address, the scalar canonical order, and
+// with AVX2 the unpacking of a 4/5-bit block into its 8 registers, the min-term pass, the group
+// store and the K-quants' group/token-tile driver. Included only by kernel sources; everything
+// lands in the including level's namespace.
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/quant_dot.h"
@@ -135,6 +138,54 @@ inline void add_min_terms(const uint8_t* grp, const X8Act& a, int64_t t0, __m256
       accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[(t0 + t) * a.nb + b])));
   }
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_add_ps(acc[t], accm[t]);
+}
+
+// Stores a group's NT rows of 8 outputs (only the `valid` first rows when the group is the last).
+inline void store_group(const __m256* out, int64_t nt, int64_t valid, float* y, int64_t t0, int64_t y_stride,
+                        int64_t col) {
+  for (int64_t t = 0; t < nt; ++t) {
+    float* dst = y + (t0 + t) * y_stride + col;
+    if (valid == 8) {
+      _mm256_storeu_ps(dst, out[t]);
+    } else {
+      float tmp[8];
+      _mm256_storeu_ps(tmp, out[t]);
+      for (int64_t r = 0; r < valid; ++r) dst[r] = tmp[r];
+    }
+  }
+}
+
+// Calls f(std::integral_constant<int, n>) for a runtime tile size n in [1, kMax <= 8]: one flat
+// switch (a recursive dispatch measured 7-10% slower: the kernels stopped being inlined).
+template <int kMax, class F>
+inline void with_tile(int64_t n, const F& f) {
+  static_assert(kMax >= 1 && kMax <= 8, "tile sizes 1 .. 8");
+  auto at = [&](auto tile) { if constexpr (decltype(tile)::value <= kMax) f(tile); };
+  switch (n) {
+    case 1: at(std::integral_constant<int, 1>()); break;
+    case 2: at(std::integral_constant<int, 2>()); break;
+    case 3: at(std::integral_constant<int, 3>()); break;
+    case 4: at(std::integral_constant<int, 4>()); break;
+    case 5: at(std::integral_constant<int, 5>()); break;
+    case 6: at(std::integral_constant<int, 6>()); break;
+    case 7: at(std::integral_constant<int, 7>()); break;
+    default: at(std::integral_constant<int, 8>()); break;
+  }
+}
+
+// The driver of the K-quant kernels: for each group, tokens [t0, t0 + nt) in register tiles of at
+// most kMax, group(g, first token, tile size as a constant, out[tile]) then the group's store.
+template <int kMax, class Group>
+void run_groups(int64_t ng, int64_t rows, int64_t t0, int64_t nt, float* y, int64_t y_stride,
+                const Group& group) {
+  for (int64_t g = 0; g < ng; ++g) {
+    for (int64_t s = 0; s < nt; s += kMax) {
+      const int64_t n = nt - s < kMax ? nt - s : kMax;
+      __m256 out[kMax];
+      with_tile<kMax>(n, [&](auto tile) { group(g, t0 + s, tile, out); });
+      store_group(out, n, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0 + s, y_stride, 8 * g);
+    }
+  }
 }
 
 #endif  // AVX2
