@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import sys
 
-from gguf import GGUFReader, GGUFValueType, GGUFWriter
+from gguf import GGUFReader, GGUFValueType, GGUFWriter, quants
 
 
-def truncate(src: str, dst: str, n_layers: int) -> None:
+def truncate(src: str, dst: str, n_layers: int, retype=None) -> None:
+    """retype(tensor name) -> a GGMLQuantizationType to re-quantize that tensor to, or None to copy
+    it as it is (tests build mixed-type models with it)."""
     r = GGUFReader(src)
     arch = r.fields["general.architecture"].contents()
     have = r.fields[f"{arch}.block_count"].contents()
@@ -34,7 +36,11 @@ def truncate(src: str, dst: str, n_layers: int) -> None:
         m = block.match(t.name)
         if m and int(m.group(1)) >= n_layers:
             continue
-        w.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
+        to = retype(t.name) if retype else None
+        if to is None or to == t.tensor_type:
+            w.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
+        else:
+            w.add_tensor(t.name, quants.quantize(quants.dequantize(t.data, t.tensor_type), to), raw_dtype=to)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -34,7 +34,8 @@ def test_gguf_layers_keeps_the_first_layers_byte_for_byte(smollm2_gguf, two_laye
         if name.startswith("GGUF.") or name == "llama.block_count":
             continue
         assert dst.fields[name].contents() == f.contents(), name
-    kept = {t.name: t for t in src.tensors if not t.name.startswith("blk.") or t.name.split(".")[1] in ("0", "1")}
+    kept = {t.name: t for t in src.tensors
+            if not t.name.startswith("blk.") or t.name.split(".")[1] in ("0", "1")}
     assert [t.name for t in dst.tensors] == list(kept)
     for t in dst.tensors:
         s = kept[t.name]
@@ -75,32 +76,17 @@ def test_mixed_weight_types_share_the_products_scratch(smollm2_gguf, tmp_path):
     itself (a Q8_1 product after the 16-bit one once wrote past a side array). The packed model
     agrees with the same file used in place (other kernels, same maths)."""
     import re
-    from gguf import GGUFValueType, GGUFWriter, quants
     from gguf import GGMLQuantizationType as Q
-    src = GGUFReader(smollm2_gguf)
+    sys.path.insert(0, str(BENCH))
+    from gguf_layers import truncate
     for other in (Q.Q4_1, Q.Q5_1):
+        def retype(name):
+            if re.search(r"attn_[qkv]\.weight", name):
+                return Q.Q8_0
+            return other if re.search(r"(ffn_(gate|up|down)|attn_output)\.weight", name) else None
+
         path = tmp_path / f"mix-{other.name}.gguf"
-        w = GGUFWriter(str(path), "llama")
-        for name, f in src.fields.items():
-            if name.startswith("GGUF.") or name == "general.architecture":
-                continue
-            vtype = f.types[0]
-            w.add_key_value(name, 2 if name == "llama.block_count" else f.contents(), vtype,
-                            sub_type=f.types[-1] if vtype == GGUFValueType.ARRAY else None)
-        for t in src.tensors:
-            m = re.match(r"blk\.(\d+)\.", t.name)
-            if m and int(m.group(1)) >= 2:
-                continue
-            to = Q.Q8_0 if re.search(r"attn_[qkv]\.weight", t.name) else (
-                other if re.search(r"(ffn_(gate|up|down)|attn_output)\.weight", t.name) else None)
-            if to is None or to == t.tensor_type:
-                w.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
-            else:
-                w.add_tensor(t.name, quants.quantize(quants.dequantize(t.data, t.tensor_type), to), raw_dtype=to)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        truncate(smollm2_gguf, str(path), 2, retype=retype)
         ids = list(range(1000, 1040))
         with LLM.from_pretrained(str(path), n_ctx=64, threads=2) as llm:
             packed = llm.logits(ids)
