@@ -44,8 +44,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tokens", type=int, nargs="+", default=[1, 16, 512])
-    p.add_argument("--types", nargs="+", default=["Q8_0", "Q4_1", "Q4_K"])
-    p.add_argument("--shapes", nargs="+", default=[s[0] for s in SHAPES if s[0] != "head"])
+    p.add_argument("--types", nargs="+", default=["Q8_0", "Q4_1", "Q4_K"], choices=sorted(TYPE_IDS))
+    p.add_argument("--shapes", nargs="+", default=[s[0] for s in SHAPES if s[0] != "head"],
+                   choices=[s[0] for s in SHAPES])
     p.add_argument("--levels", nargs="+", default=None,
                    help="default: every supported level but generic (the scalar reference)")
     p.add_argument("--reps", type=int, default=3)
