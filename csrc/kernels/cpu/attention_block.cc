@@ -162,11 +162,81 @@ int64_t pv_simd(const float* p, int64_t m, const E* v, int64_t d, float* o) {
   }
   return c0;
 }
+
+// R rows x 16 columns (c0 .. c0 + 15) over positions 0 .. m - 1: each value vector is widened
+// once for the R rows (an F16 widening costs as much as a mul + add here), and the 2R
+// accumulators hide the add latency that bounds one row's 4-accumulator pass.
+template <int R, class E>
+inline void pv_rows16(const float* p, int64_t p_stride, int64_t m, const E* v, int64_t d, int64_t c0,
+                      float* o, int64_t o_stride) {
+  __m256 a0[R], a1[R];
+  for (int i = 0; i < R; ++i) {
+    a0[i] = _mm256_loadu_ps(o + i * o_stride + c0);
+    a1[i] = _mm256_loadu_ps(o + i * o_stride + c0 + 8);
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    const __m256 v0 = load8(v + j * d + c0), v1 = load8(v + j * d + c0 + 8);
+    for (int i = 0; i < R; ++i) {
+      const __m256 pj = _mm256_broadcast_ss(p + i * p_stride + j);
+      a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(pj, v0));
+      a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(pj, v1));
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    _mm256_storeu_ps(o + i * o_stride + c0, a0[i]);
+    _mm256_storeu_ps(o + i * o_stride + c0 + 8, a1[i]);
+  }
+}
+
+// R rows together: positions below the rows' smallest count m jointly, then each row's own
+// remaining positions; columns past the last multiple of 16 by the scalar loop. Every output
+// element still sums its terms in increasing j. Returns R.
+template <int R, class E>
+int64_t pv_group(const float* p, int64_t p_stride, const int64_t* m, const E* v, int64_t d, float* o,
+                 int64_t o_stride) {
+  int64_t mmin = kBlock, mr[R];
+  for (int i = 0; i < R; ++i) {
+    mr[i] = m[i] < 0 ? 0 : (m[i] < kBlock ? m[i] : kBlock);
+    mmin = mr[i] < mmin ? mr[i] : mmin;
+  }
+  const int64_t cs = d / 16 * 16;
+  if (mmin > 0)
+    for (int64_t c0 = 0; c0 < cs; c0 += 16) pv_rows16<R>(p, p_stride, mmin, v, d, c0, o, o_stride);
+  for (int i = 0; i < R; ++i) {
+    const float* pi = p + i * p_stride;
+    float* oi = o + i * o_stride;
+    if (mr[i] > mmin)
+      for (int64_t c0 = 0; c0 < cs; c0 += 16) pv_rows16<1>(pi + mmin, 0, mr[i] - mmin, v + mmin * d, d, c0, oi, 0);
+    if (mr[i] > 0) pv_cols_scalar(pi, mr[i], v, d, cs, oi);
+  }
+  return R;
+}
+
+// Rows in groups of 4, the 1 .. 3 left over as one group (decode: a KV head's query heads).
+template <class E>
+int64_t pv_multi(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const E* v, int64_t d,
+                 float* o, int64_t o_stride) {
+  int64_t r = 0;
+  for (; r + 4 <= nq; r += 4) pv_group<4>(p + r * p_stride, p_stride, m + r, v, d, o + r * o_stride, o_stride);
+  const float* pr = p + r * p_stride;
+  float* orow = o + r * o_stride;
+  switch (nq - r) {
+    case 3: return r + pv_group<3>(pr, p_stride, m + r, v, d, orow, o_stride);
+    case 2: return r + pv_group<2>(pr, p_stride, m + r, v, d, orow, o_stride);
+    case 1: return r + pv_group<1>(pr, p_stride, m + r, v, d, orow, o_stride);
+    default: return r;
+  }
+}
 #else
 template <class E>
 int64_t qk_simd(const float*, int64_t, int64_t, const E*, int64_t, float, float*, int64_t) { return 0; }
 template <class E>
 int64_t pv_simd(const float*, int64_t, const E*, int64_t, float*) { return 0; }
+#endif
+#if !defined(__AVX2__) || defined(__AVX512F__)
+// (the AVX-512 level keeps its one-row, 64-column value pass)
+template <class E>
+int64_t pv_multi(const float*, int64_t, const int64_t*, int64_t, const E*, int64_t, float*, int64_t) { return 0; }
 #endif
 
 template <class E>
@@ -179,7 +249,7 @@ void attn_qk16(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64_
 template <class E>
 void attn_pv16(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const E* v, int64_t d,
                float* o, int64_t o_stride) {
-  for (int64_t r = 0; r < nq; ++r) {
+  for (int64_t r = pv_multi(p, p_stride, m, nq, v, d, o, o_stride); r < nq; ++r) {
     const int64_t mr = m[r] < kBlock ? m[r] : kBlock;
     if (mr <= 0) continue;
     const float* pr = p + r * p_stride;
