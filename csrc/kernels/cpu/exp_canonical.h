@@ -9,6 +9,10 @@
 
 #include "kernels/cpu/isa.h"
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace llmasos::cpu::LLMASOS_ISA_NS {
 
 inline float canonical_exp(float x) {
@@ -32,5 +36,36 @@ inline float canonical_exp(float x) {
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
 }
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// canonical_exp on N vectors of 8 lanes: the same operations in the same order, so the same bits.
+// Written out for two reasons. Each step is applied to all N vectors before the next, so N
+// independent chains are interleaved in the instruction stream: one vector at a time is bound by
+// the polynomial's ~25-op dependency chain (the scheduler window holds about two iterations);
+// N = 4 measured ~2.4x the plain loop here. And the plain loop's clamps become compare + blend
+// pairs, where min_ps(c, x) is exactly "c < x ? c : x" (NaN x passes through), likewise max_ps.
+template <int N>
+inline void canonical_exp8(__m256 x[N]) {
+  const __m256 big = _mm256_set1_ps(12582912.0f);
+  __m256 k[N], r[N], p[N];
+  for (int i = 0; i < N; ++i) {
+    x[i] = _mm256_max_ps(_mm256_set1_ps(-87.3f), _mm256_min_ps(_mm256_set1_ps(88.3f), x[i]));
+    k[i] = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x[i], _mm256_set1_ps(1.44269504088896341f)), big), big);
+  }
+  for (int i = 0; i < N; ++i) r[i] = _mm256_sub_ps(x[i], _mm256_mul_ps(k[i], _mm256_set1_ps(0.693359375f)));
+  for (int i = 0; i < N; ++i) r[i] = _mm256_sub_ps(r[i], _mm256_mul_ps(k[i], _mm256_set1_ps(-2.12194440e-4f)));
+  for (int i = 0; i < N; ++i) p[i] = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(1.9875691500e-4f), r[i]), _mm256_set1_ps(1.3981999507e-3f));
+  for (int i = 0; i < N; ++i) p[i] = _mm256_add_ps(_mm256_mul_ps(p[i], r[i]), _mm256_set1_ps(8.3334519073e-3f));
+  for (int i = 0; i < N; ++i) p[i] = _mm256_add_ps(_mm256_mul_ps(p[i], r[i]), _mm256_set1_ps(4.1665795894e-2f));
+  for (int i = 0; i < N; ++i) p[i] = _mm256_add_ps(_mm256_mul_ps(p[i], r[i]), _mm256_set1_ps(1.6666665459e-1f));
+  for (int i = 0; i < N; ++i) p[i] = _mm256_add_ps(_mm256_mul_ps(p[i], r[i]), _mm256_set1_ps(5.0000001201e-1f));
+  for (int i = 0; i < N; ++i)
+    p[i] = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p[i], _mm256_mul_ps(r[i], r[i])), r[i]), _mm256_set1_ps(1.0f));
+  for (int i = 0; i < N; ++i) {
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(k[i]), _mm256_set1_epi32(127)), 23);
+    x[i] = _mm256_mul_ps(p[i], _mm256_castsi256_ps(bits));
+  }
+}
+#endif
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS

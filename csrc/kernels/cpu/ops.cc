@@ -32,6 +32,22 @@ void rmsnorm(float* y, const float* x, const float* w, int64_t n, float eps) {
 // g * sigmoid(g) * u, in chunks whose exp pass is a plain loop the vectorizer takes.
 void silu_mul(float* g, const float* u, int64_t n) {
   float e[64];
+  int64_t i0 = 0;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  for (; i0 + 32 <= n; i0 += 32) {
+    __m256 e4[4];
+    for (int j = 0; j < 4; ++j) e4[j] = _mm256_xor_ps(_mm256_loadu_ps(g + i0 + 8 * j), sign);  // -g
+    canonical_exp8<4>(e4);
+    for (int j = 0; j < 4; ++j) {
+      const __m256 gv = _mm256_loadu_ps(g + i0 + 8 * j);
+      _mm256_storeu_ps(g + i0 + 8 * j, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e4[j])), _mm256_loadu_ps(u + i0 + 8 * j)));
+    }
+  }
+  g += i0;
+  u += i0;
+  n -= i0;
+#endif
   for (int64_t i = 0; i < n; i += 64) {
     const int64_t m = n - i < 64 ? n - i : 64;
     for (int64_t j = 0; j < m; ++j) e[j] = canonical_exp(-g[i + j]);
@@ -59,7 +75,17 @@ void softmax(float* x, int64_t n) {
   for (int j = 0; i + j < n; ++j) mx[j] = x[i + j] > mx[j] ? x[i + j] : mx[j];
   float m = mx[0];
   for (int j = 1; j < 32; ++j) m = mx[j] > m ? mx[j] : m;
-  for (i = 0; i < n; ++i) x[i] = canonical_exp(x[i] - m);
+  i = 0;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  const __m256 mv = _mm256_set1_ps(m);
+  for (; i + 32 <= n; i += 32) {
+    __m256 e4[4];
+    for (int j = 0; j < 4; ++j) e4[j] = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * j), mv);
+    canonical_exp8<4>(e4);
+    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(x + i + 8 * j, e4[j]);
+  }
+#endif
+  for (; i < n; ++i) x[i] = canonical_exp(x[i] - m);
   float acc[32] = {0};
   for (i = 0; i + 32 <= n; i += 32)
     for (int j = 0; j < 32; ++j) acc[j] += x[i + j];
