@@ -143,6 +143,27 @@ def test_exp_ops_bitwise_identical_at_the_edges(op):
             np.testing.assert_allclose(next(iter(got.values())), e / e.sum(), rtol=1e-5, atol=1e-30)
 
 
+def test_f16_conversion_matches_numpy_at_every_level():
+    """The KV cache's float -> F16 conversion (vectorized per level) against numpy's float16:
+    round to nearest even, ties, overflow to inf, subnormals, signed zeros; NaN stays NaN."""
+    rng = np.random.default_rng(5)
+    half_ulp = np.float32(2.0 ** -11)  # 1 + half an F16 ulp: a tie
+    x = np.concatenate([
+        rng.standard_normal(300).astype(np.float32) * 1000,
+        np.array([0.0, -0.0, 1.0 + half_ulp, 1.0 + 3 * half_ulp, 65504.0, 65519.0, 65520.0, -65520.0,
+                  1e-5, 6e-8, 2.9e-8, 3e-8, -6e-8, 1e-45, np.inf, -np.inf, np.nan, 1e30],
+                 dtype=np.float32),
+        (rng.standard_normal(100) * 1e-6).astype(np.float32)])
+    got = under_each_isa(lambda: _core.kernel_op("f32_to_f16", x))
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).view(np.uint16)
+    for isa, bits in got.items():
+        bits = bits.astype(np.uint16)
+        nan = np.isnan(x)
+        np.testing.assert_array_equal(bits[~nan], want[~nan], err_msg=isa)
+        assert np.all(bits[nan] & 0x7fff == 0x7e00), isa
+
+
 def test_dense_ops_against_numpy():
     """kernel_op computes what it says (the hook itself is right)."""
     rng = np.random.default_rng(3)

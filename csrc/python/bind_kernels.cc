@@ -297,11 +297,12 @@ int64_t pool_stress(int threads, int64_t rounds) {
 // One dense op of the active level's table on copies of its inputs (test hook):
 //   dot_f32(x, y) -> [dot]       rmsnorm(x, y=w, a=eps)    silu_mul(x=g, y=u)
 //   axpy(x, y, a) -> x + a * y   scale(x, a) -> x * a      softmax(x)
+//   f32_to_f16(x) -> the F16 bit patterns, as floats (exact)
 py::array_t<float> kernel_op(const std::string& name, F32Array x, std::optional<F32Array> y, float a) {
   const cpu::KernelTable& k = cpu::kernels();
   const int64_t n = static_cast<int64_t>(x.size());
   const bool needs_y = name == "dot_f32" || name == "rmsnorm" || name == "silu_mul" || name == "axpy";
-  if (!needs_y && name != "scale" && name != "softmax")
+  if (!needs_y && name != "scale" && name != "softmax" && name != "f32_to_f16")
     throw InvalidArgumentError("kernel_op: unknown op '" + name + "'");
   if (needs_y && (!y || static_cast<int64_t>(y->size()) != n))
     throw InvalidArgumentError("kernel_op " + name + ": y must have as many elements as x");
@@ -315,6 +316,10 @@ py::array_t<float> kernel_op(const std::string& name, F32Array x, std::optional<
       o[0] = k.dot_f32(xp, yp, n);
     } else if (name == "rmsnorm") {
       k.rmsnorm(o, xp, yp, n, a);
+    } else if (name == "f32_to_f16") {
+      std::vector<uint16_t> h(static_cast<size_t>(n));
+      k.f32_to_f16(xp, h.data(), n);
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<float>(h[static_cast<size_t>(i)]);
     } else {
       for (int64_t i = 0; i < n; ++i) o[i] = xp[i];
       if (name == "silu_mul") k.silu_mul(o, yp, n);
@@ -387,7 +392,7 @@ void register_kernels(py::module_& m) {
   m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),
         py::arg("a") = 0.0f,
         "A dense float op of the active ISA level (dot_f32, rmsnorm, silu_mul, axpy, scale, "
-        "softmax) on copies of float32 arrays.");
+        "softmax, f32_to_f16) on copies of float32 arrays.");
   m.def("type_info", &type_info, py::arg("type_id"),
         "Traits of a tensor type: name, block_size, type_size, vec_dot_type, has_quantize.");
 }

@@ -32,15 +32,30 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
                        const float* k, const float* v) {
   const int64_t d = s.head_dim, kv_dim = s.n_head_kv * d;
   const int64_t base = page * kv.page_stride;
-  auto put = [&](void* dst, int64_t i, float x) {
-    if (kv.type == GgmlType::F32) static_cast<float*>(dst)[i] = x;
-    else if (kv.type == GgmlType::F16) static_cast<uint16_t*>(dst)[i] = fp32_to_fp16(x);
-    else static_cast<uint16_t*>(dst)[i] = fp32_to_bf16(x);
-  };
-  for (int64_t e = 0; e < kv_dim; ++e) {
-    const int64_t h = e / d, c = e % d;
-    put(kv.k, base + (h * d + c) * kKvBlockTokens + slot, k[e]);      // K[h][c][slot]
-    put(kv.v, base + (h * kKvBlockTokens + slot) * d + c, v[e]);      // V[h][slot][c]
+  // K[h][c][slot] (a 16-element stride per dimension), V[h][slot][c] (a head's row contiguous).
+  auto k_at = [&](int64_t e) { return base + e * kKvBlockTokens + slot; };  // e = h * d + c
+  auto v_at = [&](int64_t h) { return base + (h * kKvBlockTokens + slot) * d; };
+  if (kv.type == GgmlType::F32) {
+    float* kd = static_cast<float*>(kv.k);
+    for (int64_t e = 0; e < kv_dim; ++e) kd[k_at(e)] = k[e];
+    for (int64_t h = 0; h < s.n_head_kv; ++h) std::memcpy(static_cast<float*>(kv.v) + v_at(h), v + h * d, sizeof(float) * d);
+  } else if (kv.type == GgmlType::F16) {
+    // The level's vectorized conversion: values straight into place, keys through a buffer.
+    const auto to_f16 = kernels().f32_to_f16;
+    uint16_t* kd = static_cast<uint16_t*>(kv.k);
+    uint16_t buf[256];
+    for (int64_t e0 = 0; e0 < kv_dim; e0 += 256) {
+      const int64_t n = std::min<int64_t>(256, kv_dim - e0);
+      to_f16(k + e0, buf, n);
+      for (int64_t i = 0; i < n; ++i) kd[k_at(e0 + i)] = buf[i];
+    }
+    for (int64_t h = 0; h < s.n_head_kv; ++h) to_f16(v + h * d, static_cast<uint16_t*>(kv.v) + v_at(h), d);
+  } else {
+    uint16_t* kd = static_cast<uint16_t*>(kv.k);
+    uint16_t* vd = static_cast<uint16_t*>(kv.v);
+    for (int64_t e = 0; e < kv_dim; ++e) kd[k_at(e)] = fp32_to_bf16(k[e]);
+    for (int64_t h = 0; h < s.n_head_kv; ++h)
+      for (int64_t c = 0; c < d; ++c) vd[v_at(h) + c] = fp32_to_bf16(v[h * d + c]);
   }
 }
 

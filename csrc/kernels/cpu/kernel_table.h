@@ -76,6 +76,8 @@ struct KernelTable {
   void (*scale)(float* x, float a, int64_t n) = nullptr;
   // in-place softmax over n values; returns nothing
   void (*softmax)(float* x, int64_t n) = nullptr;
+  // y[i] = fp32_to_fp16(x[i]) (round to nearest even; the same bits at every level): the KV cache.
+  void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
 
   // Attention over one 16-position KV block (attention.h):
   // s[r * s_stride + j] = scale * sum_c q[r * q_stride + c] * kt[c * 16 + j], j < 16, r < nq, the

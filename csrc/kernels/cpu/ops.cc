@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/exp_canonical.h"
 #include "kernels/cpu/quant_dot.h"
+#include "quant/quant_types.h"
 
 namespace llmasos::cpu::LLMASOS_ISA_NS {
 namespace {
@@ -94,6 +95,11 @@ void softmax(float* x, int64_t n) {
   for (i = 0; i < n; ++i) x[i] *= inv;
 }
 
+// The scalar conversion is branch-free, so each level's flags vectorize this loop.
+void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
 }  // namespace
 
 void fill_ops(KernelTable& t) {
@@ -103,6 +109,7 @@ void fill_ops(KernelTable& t) {
   t.axpy = axpy;
   t.scale = scale;
   t.softmax = softmax;
+  t.f32_to_f16 = f32_to_f16;
 }
 
 }  // namespace llmasos::cpu::LLMASOS_ISA_NS
