@@ -405,17 +405,15 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     const int64_t layer_off = il * kv.layer_stride;
     const cpu::KvPagesView view{static_cast<uint8_t*>(kv.k) + layer_off * esz,
                                 static_cast<uint8_t*>(kv.v) + layer_off * esz, kv.type, kv.page_stride};
+    // With the stacked product, q | k | v stay in its rows (RoPE in place; attention reads q at
+    // that row stride), so nothing is copied out.
+    float* const q_base = L.wqkv.data ? qkv_.data() : q_.data();
+    const int64_t q_stride = L.wqkv.data ? D : q_dim;
     per_tokens(*pool_, T, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
-        float* q = q_.data() + t * q_dim;
-        float* k = k_.data() + t * kv_dim;
-        float* v = v_.data() + t * kv_dim;
-        if (L.wqkv.data) {
-          const float* r = qkv_.data() + t * D;
-          std::memcpy(q, r, sizeof(float) * q_dim);
-          std::memcpy(k, r + q_dim, sizeof(float) * kv_dim);
-          std::memcpy(v, r + q_dim + kv_dim, sizeof(float) * kv_dim);
-        }
+        float* q = q_base + t * q_stride;
+        float* k = L.wqkv.data ? q + q_dim : k_.data() + t * kv_dim;
+        float* v = L.wqkv.data ? q + q_dim + kv_dim : v_.data() + t * kv_dim;
         if (L.bq) {
           kt.axpy(q, 1.0f, L.bq, q_dim);
           kt.axpy(k, 1.0f, L.bk, kv_dim);
@@ -428,8 +426,8 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
         cpu::kv_store_position(view, as, page, pos[t] % cpu::kKvBlockTokens, k, v);
       }
     });
-    cpu::attention_paged(q_.data(), att_.data(), T, pos, tok_pages_.data(), view, as, *pool_,
-                         att_scores_);
+    cpu::attention_paged(q_base, att_.data(), T, pos, tok_pages_.data(), view, as, *pool_,
+                         att_scores_, q_stride);
     cpu::matmul(L.wo, att_.data(), T, tmp_.data(), *pool_, mm_scratch_);
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
 
@@ -442,9 +440,8 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
       cpu::matmul(L.w_gate_up, xn_.data(), T, qkv_.data(), *pool_, mm_scratch_, &ffn_norm);
       const cpu::RowsPrep swiglu = [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
-          float* r = qkv_.data() + t * 2 * F;
-          kt.silu_mul(r, r + F, F);
-          std::memcpy(gate_.data() + t * F, r, sizeof(float) * F);
+          const float* r = qkv_.data() + t * 2 * F;
+          kt.silu_mul(gate_.data() + t * F, r, r + F, F);
         }
       };
       cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_, &swiglu);
@@ -452,7 +449,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
       cpu::matmul(L.w_gate, xn_.data(), T, gate_.data(), *pool_, mm_scratch_, &ffn_norm);
       cpu::matmul(L.w_up, xn_.data(), T, up_.data(), *pool_, mm_scratch_);
       const cpu::RowsPrep swiglu = [&](int64_t t0, int64_t t1) {
-        kt.silu_mul(gate_.data() + t0 * F, up_.data() + t0 * F, (t1 - t0) * F);
+        kt.silu_mul(gate_.data() + t0 * F, gate_.data() + t0 * F, up_.data() + t0 * F, (t1 - t0) * F);
       };
       cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_, &swiglu);
     }

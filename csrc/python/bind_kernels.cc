@@ -322,7 +322,7 @@ py::array_t<float> kernel_op(const std::string& name, F32Array x, std::optional<
       for (int64_t i = 0; i < n; ++i) o[i] = static_cast<float>(h[static_cast<size_t>(i)]);
     } else {
       for (int64_t i = 0; i < n; ++i) o[i] = xp[i];
-      if (name == "silu_mul") k.silu_mul(o, yp, n);
+      if (name == "silu_mul") k.silu_mul(o, o, yp, n);
       else if (name == "axpy") k.axpy(o, a, yp, n);
       else if (name == "scale") k.scale(o, a, n);
       else k.softmax(o, n);

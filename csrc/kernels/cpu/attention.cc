@@ -61,9 +61,10 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
 
 void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
                      const int32_t* const* pages, const KvPagesView& kv, const AttentionShape& s,
-                     ThreadPool& pool, std::vector<float>& scratch) {
+                     ThreadPool& pool, std::vector<float>& scratch, int64_t q_stride) {
   const KernelTable& kt = kernels();
   const int64_t d = s.head_dim, group = s.n_head / s.n_head_kv;
+  if (q_stride == 0) q_stride = s.n_head * d;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const size_t esz = kv_type_size(kv.type);
   // The block kernels read the cache as stored (F16 / BF16 widened exactly in registers).
@@ -114,7 +115,7 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       for (int64_t i = 0; i < tile.n; ++i)
         for (int64_t g = 0; g < heads_per_job; ++g) {
           const int64_t r = i * heads_per_job + g;
-          std::memcpy(qs + r * d, q + ((tile.t0 + i) * s.n_head + h0 + g) * d, sizeof(float) * d);
+          std::memcpy(qs + r * d, q + (tile.t0 + i) * q_stride + (h0 + g) * d, sizeof(float) * d);
           n_row[static_cast<size_t>(r)] = pos[tile.t0 + i] + 1;
         }
       const int64_t n_max = pos[tile.t0 + tile.n - 1] + 1;

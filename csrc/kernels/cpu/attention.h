@@ -47,8 +47,10 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
 //   exactly from the cache type; p = softmax(score_0..n-1) (the ops.cc softmax);
 //   out_c = sum over j in increasing order of p_j * v_jc, starting from +0.
 // So a token's result never depends on which other tokens share its batch.
+// q_stride: floats from one token's q row to the next (0: n_head * head_dim, rows back to back;
+// the model passes its stacked q | k | v product rows as they are).
 void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
                      const int32_t* const* pages, const KvPagesView& kv, const AttentionShape& s,
-                     ThreadPool& pool, std::vector<float>& scratch);
+                     ThreadPool& pool, std::vector<float>& scratch, int64_t q_stride = 0);
 
 }  // namespace llmasos::cpu

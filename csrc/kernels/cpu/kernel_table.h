@@ -68,8 +68,8 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
   // y = x / rms(x) * w  (y may alias x)
   void (*rmsnorm)(float* y, const float* x, const float* w, int64_t n, float eps) = nullptr;
-  // g = silu(g) * u
-  void (*silu_mul)(float* g, const float* u, int64_t n) = nullptr;
+  // y = silu(g) * u  (y may alias g)
+  void (*silu_mul)(float* y, const float* g, const float* u, int64_t n) = nullptr;
   // y += a * x
   void (*axpy)(float* y, float a, const float* x, int64_t n) = nullptr;
   // x *= a

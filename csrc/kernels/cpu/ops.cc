@@ -30,21 +30,23 @@ void rmsnorm(float* y, const float* x, const float* w, int64_t n, float eps) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
 }
 
-// g * sigmoid(g) * u, in chunks whose exp pass is a plain loop the vectorizer takes.
-void silu_mul(float* g, const float* u, int64_t n) {
+// y = g * sigmoid(g) * u (y may be g), in chunks whose exp pass is a plain loop the vectorizer takes.
+void silu_mul(float* y, const float* g, const float* u, int64_t n) {
   float e[64];
   int64_t i0 = 0;
 #if defined(__AVX2__) && !defined(__AVX512F__)
   const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
   for (; i0 + 32 <= n; i0 += 32) {
-    __m256 e4[4];
-    for (int j = 0; j < 4; ++j) e4[j] = _mm256_xor_ps(_mm256_loadu_ps(g + i0 + 8 * j), sign);  // -g
-    canonical_exp8<4>(e4);
+    __m256 gv[4], e4[4];
     for (int j = 0; j < 4; ++j) {
-      const __m256 gv = _mm256_loadu_ps(g + i0 + 8 * j);
-      _mm256_storeu_ps(g + i0 + 8 * j, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e4[j])), _mm256_loadu_ps(u + i0 + 8 * j)));
+      gv[j] = _mm256_loadu_ps(g + i0 + 8 * j);
+      e4[j] = _mm256_xor_ps(gv[j], sign);  // -g
     }
+    canonical_exp8<4>(e4);
+    for (int j = 0; j < 4; ++j)
+      _mm256_storeu_ps(y + i0 + 8 * j, _mm256_mul_ps(_mm256_div_ps(gv[j], _mm256_add_ps(one, e4[j])), _mm256_loadu_ps(u + i0 + 8 * j)));
   }
+  y += i0;
   g += i0;
   u += i0;
   n -= i0;
@@ -52,7 +54,7 @@ void silu_mul(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; i += 64) {
     const int64_t m = n - i < 64 ? n - i : 64;
     for (int64_t j = 0; j < m; ++j) e[j] = canonical_exp(-g[i + j]);
-    for (int64_t j = 0; j < m; ++j) g[i + j] = g[i + j] / (1.0f + e[j]) * u[i + j];
+    for (int64_t j = 0; j < m; ++j) y[i + j] = g[i + j] / (1.0f + e[j]) * u[i + j];
   }
 }
 
