@@ -2,7 +2,7 @@
 // registers (no memory traffic but the 4-byte activation broadcasts from L1, no loop tails): the
 // ceiling the quantized products are measured against. Build and run:
 //
-//   g++ -O2 -mavx2 -o /tmp/avx2_ceiling bench/avx2_ceiling.cc && /tmp/avx2_ceiling
+//   mkdir -p build && g++ -O2 -mavx2 -o build/avx2_ceiling bench/avx2_ceiling.cc && build/avx2_ceiling
 //
 // Each mix runs as 8 independent chains in inline asm (the compiler cannot reorder or spill them).
 // One "step" covers 32 multiply-adds (8 rows x 4 columns of an x8 block, one token):
