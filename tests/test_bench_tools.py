@@ -94,3 +94,22 @@ def test_mixed_weight_types_share_the_products_scratch(smollm2_gguf, tmp_path):
             in_place = llm.logits(ids)
         assert np.isfinite(packed).all()
         np.testing.assert_allclose(packed, in_place, atol=0.05 * np.abs(in_place).max())
+
+
+def test_avx2_ceiling_probe_builds_and_reports(tmp_path):
+    """bench/avx2_ceiling.cc compiles with the machine's C++ compiler and prints a positive ceiling
+    for each step (the figures themselves are not asserted)."""
+    import re
+    import shutil
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None or "avx2" not in _core.supported_isas():
+        pytest.skip("needs g++ or clang++ and an AVX2 CPU")
+    exe = tmp_path / "avx2_ceiling"
+    b = subprocess.run([cxx, "-O2", "-mavx2", "-o", str(exe), str(BENCH / "avx2_ceiling.cc")],
+                       capture_output=True, text=True, timeout=120)
+    assert b.returncode == 0, b.stderr
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    found = re.findall(r"^(q8|q4|pair) .*ceiling (\d+) GMAC/s per core$", r.stdout, re.M)
+    assert [name for name, _ in found] == ["q8", "q4", "pair"], r.stdout
+    assert all(int(v) > 0 for _, v in found), r.stdout
