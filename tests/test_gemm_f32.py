@@ -24,7 +24,7 @@ def operands(M, N, K, seed):
 
 
 def check_close(c, a, b):
-    """Float32 sums of K rounded products: each step's rounding error is at most 2^-24 of the
+    """Float32 sums of K fused products: each step's rounding error is at most 2^-24 of the
     running magnitude, so |error| <= K * 2^-23 * sum_k |a_ik * b_kj| with a margin (a stated
     bound, not a tuned one)."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
@@ -74,18 +74,61 @@ def test_gemm_long_k_packs_several_blocks():
     check_close(results["generic"], a, b)
 
 
+def fma32(a, b, c):
+    """float32 fma(a, b, c), correctly rounded, elementwise in numpy: the float64 product of two
+    floats is exact; their sum with c is rounded to odd (the float64 sum, moved to the neighbour
+    with an odd last bit when TwoSum says it was inexact), and a float64 rounded to odd rounds to
+    float32 as the exact value would (53 >= 2 * 24 + 2 bits: Boldo and Melquiond)."""
+    p = np.asarray(a, np.float64) * np.asarray(b, np.float64)
+    c = np.broadcast_to(np.asarray(c, np.float64), p.shape)
+    s = p + c
+    bb = s - p
+    with np.errstate(invalid="ignore"):
+        e = (p - (s - bb)) + (c - bb)  # p + c == s + e exactly (finite s)
+    even = (s.view(np.uint64) & 1) == 0
+    fix = np.isfinite(s) & (e != 0) & even
+    s = np.where(fix, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
+    return s.astype(np.float32)
+
+
+def test_fma32_replay_is_correctly_rounded():
+    """The replay's fma against exact rational arithmetic, on products and addends of mixed
+    magnitudes and signs (with exact ties and cancellations among them)."""
+    from fractions import Fraction
+    rng = np.random.default_rng(17)
+    n = 3000
+    a = (rng.standard_normal(n) * 2.0 ** rng.integers(-20, 20, n)).astype(np.float32)
+    b = (rng.standard_normal(n) * 2.0 ** rng.integers(-20, 20, n)).astype(np.float32)
+    c = (-(a.astype(np.float64) * b) * (1 + rng.integers(-3, 4, n) * 2.0 ** -24)).astype(np.float32)
+    c[::3] = (rng.standard_normal(n // 3) * 2.0 ** rng.integers(-40, 40, n // 3)).astype(np.float32)
+    got = fma32(a, b, c)
+    for i in range(n):
+        exact = Fraction(float(a[i])) * Fraction(float(b[i])) + Fraction(float(c[i]))
+        g = np.float32(got[i])
+        lo, hi = np.nextafter(g, np.float32(-np.inf)), np.nextafter(g, np.float32(np.inf))
+        err = abs(Fraction(float(g)) - exact)
+        for nb in (lo, hi):  # no neighbour is closer; on a tie, g has the even last bit
+            d = abs(Fraction(float(nb)) - exact)
+            assert err < d or (err == d and (g.view(np.uint32) & 1) == 0), (a[i], b[i], c[i])
+
+
 def test_gemm_follows_the_canonical_order():
-    """Each output is c = 0; c = c + float(a_ik * b_kj) for k in increasing order, in float32
-    arithmetic (no FMA, no reassociation): replayed in numpy, bit for bit, at every level."""
+    """Each output is c = 0; c = fma(a_ik, b_kj, c) for k in increasing order, in float32 (one
+    rounding per term, no reassociation): replayed in numpy, bit for bit, at every level."""
     a, b = operands(9, 21, 67, seed=3)
     a[1] *= 1e6  # wide magnitudes make any other order visible
     a[2, ::2] = -a[2, ::2]
     want = np.zeros((9, 21), dtype=np.float32)
     for k in range(67):
-        want = want + (a[:, k:k + 1] * b[k:k + 1, :])  # float32 product, then float32 add
+        want = fma32(a[:, k:k + 1], b[k:k + 1, :], want)
     got = under_each_isa(lambda: _core.gemm_f32(a, b, threads=2))
     for isa, c in got.items():
         assert c.tobytes() == want.tobytes(), isa
+    # And not the unfused order (product rounded, then added): the test tells them apart.
+    unfused = np.zeros((9, 21), dtype=np.float32)
+    for k in range(67):
+        unfused = unfused + (a[:, k:k + 1] * b[k:k + 1, :])
+    assert unfused.tobytes() != want.tobytes()
 
 
 def test_gemm_negative_zero_products_sum_to_positive_zero():

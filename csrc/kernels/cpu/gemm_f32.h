@@ -2,12 +2,14 @@
 // the caches, packed into panels and split over the thread pool; compiled once, the arithmetic is
 // the active level's KernelTable::gemm_* entries (gemm_f32_kernels.cc).
 //
-// Canonical order (every ISA level, every thread count, every blocking; no FMA: kernels are
-// compiled with -ffp-contract=off and use explicit mul then add):
-//     c = +0;  for k = 0, 1, ..., K-1:  c = c + float(a[i,k] * b[k,j])
-// i.e. each product is rounded to float, then added, one term at a time in increasing k. Blocking
-// over k stores the partial sum c in C and continues from it, which is the same value sequence.
-// The +0 start matters: 0 + (-0) = +0, so a first product of -0 gives +0, as a plain loop would.
+// Canonical order (every ISA level, every thread count, every blocking):
+//     c = +0;  for k = 0, 1, ..., K-1:  c = fma(a[i,k], b[k,j], c)
+// i.e. one fused multiply-add per term, rounded once, one term at a time in increasing k (FMA
+// instructions at avx2 / avx512, std::fma in the generic loops). Blocking over k stores the partial
+// sum c in C and continues from it, which is the same value sequence. The +0 start matters:
+// fma(a, b, +0) with a * b = -0 gives +0, as a plain loop would.
+// (Unlike the model's kernels, which use no FMA so that the scalar generic level stays fast on any
+// x86-64: this product is not on the model's path, and FMA is 20% faster on Zen 3's split pipes.)
 // Zero-padded rows of A and columns of B (edge tiles) only produce values that are discarded.
 #pragma once
 #include <cstdint>

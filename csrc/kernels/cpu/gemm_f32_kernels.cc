@@ -1,7 +1,8 @@
 // F32 GEMM packing and register tiles, compiled once per ISA level: generic 4x8 plain loops, avx2
 // 6x16 (12 ymm accumulators), avx512 12x32 (24 zmm accumulators). Every tile follows the canonical
-// order of gemm_f32.h (per k: product rounded, then added; mul and add are separate instructions,
-// which Zen's split FMUL / FADD pipes issue at FMA throughput), so all levels agree bit for bit.
+// order of gemm_f32.h (per k: one fused multiply-add, rounded once), so all levels agree bit for
+// bit: FMA instructions at avx2 / avx512, std::fma (correctly rounded) in the generic loops.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -47,7 +48,9 @@ void pack_b(const float* b, int64_t ldb, int64_t kc, int64_t n, float* out) {
   }
 }
 
-// The reference tile: plain loops in the canonical order (this level's flags vectorize over j).
+// The reference tile: plain loops in the canonical order. std::fma is exact (one rounding) on
+// every target; without FMA instructions in the level's flags it is a library call (the hardware
+// instruction where the CPU has one, a software path where not), so this level is slow, not wrong.
 template <int MR, int NR>
 void tile_loops(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first) {
   float acc[MR][NR];
@@ -55,24 +58,23 @@ void tile_loops(int64_t kc, const float* a, const float* b, float* c, int64_t ld
     for (int j = 0; j < NR; ++j) acc[r][j] = first ? 0.0f : c[r * ldc + j];
   for (int64_t k = 0; k < kc; ++k, a += MR, b += NR)
     for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < NR; ++j) acc[r][j] = acc[r][j] + a[r] * b[j];
+      for (int j = 0; j < NR; ++j) acc[r][j] = std::fma(a[r], b[j], acc[r][j]);
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) c[r * ldc + j] = acc[r][j];
 }
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
 // The k loop of the 6 x 16 tile, in asm so that all 16 ymm registers hold what they should: 12
-// accumulators (operands c00 .. c51: row r, columns 8h .. 8h+7), B's two vectors (ymm12, ymm13),
-// the broadcast of A (ymm14) and a product (ymm15). Per k: 2 loads of B, 6 broadcasts, 12 mul +
-// 12 add (product rounded, then added: the canonical order), four k per trip. GCC's own code for
-// the same intrinsics spills when unrolled, and a multiply that reads B from memory overloads the
-// load ports (12 loads per k instead of 2); this runs at the machine's FMA peak from L1.
+// accumulators (operands c00 .. c51: row r, columns 8h .. 8h+7), B's two vectors (ymm12, ymm13)
+// and the broadcast of A (ymm14). Per k: 2 loads of B, 6 broadcasts, 12 FMA (the canonical
+// order), four k per trip. GCC's own code for the same intrinsics spills when unrolled, and an FMA
+// that reads B from memory overloads the load ports (12 loads per k instead of 2). From L1 this
+// runs at 97% of the FMA peak on Zen 3; the former mul + add pair (product rounded, then added)
+// reached 81%: 24 ops per k where the FMA form has 12.
 #define LLMASOS_ROW(ao, r)                                  \
   "vbroadcastss " #ao "(%[a]), %%ymm14\n\t"                 \
-  "vmulps %%ymm12, %%ymm14, %%ymm15\n\t"                    \
-  "vmulps %%ymm13, %%ymm14, %%ymm14\n\t"                    \
-  "vaddps %%ymm15, %[c" #r "0], %[c" #r "0]\n\t"            \
-  "vaddps %%ymm14, %[c" #r "1], %[c" #r "1]\n\t"
+  "vfmadd231ps %%ymm12, %%ymm14, %[c" #r "0]\n\t"           \
+  "vfmadd231ps %%ymm13, %%ymm14, %[c" #r "1]\n\t"
 // One k step: A's 6 values at byte offsets a0 .. a5, B's 16 at bo0 (columns 0-7) and bo1 (8-15).
 #define LLMASOS_STEP(a0, a1, a2, a3, a4, a5, bo0, bo1)                   \
   "vmovups " #bo0 "(%[b]), %%ymm12\n\t"                                 \
@@ -84,7 +86,7 @@ void tile_loops(int64_t kc, const float* a, const float* b, float* c, int64_t ld
     [c10] "+x"(c10), [c11] "+x"(c11), [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30),    \
     [c31] "+x"(c31), [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)    \
   :                                                                                         \
-  : "xmm12", "xmm13", "xmm14", "xmm15", "cc", "memory"
+  : "xmm12", "xmm13", "xmm14", "cc", "memory"
 
 void tile_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first) {
   __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
@@ -134,8 +136,8 @@ void tile_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
 #endif
 
 #if defined(__AVX512F__)
-// 12 rows x 32 columns: per k, 2 loads of B, 12 broadcasts of A, 24 mul + 24 add into 24 zmm
-// accumulators (of 32 registers). Untested on the development machine (no AVX-512 there); it is
+// 12 rows x 32 columns: per k, 2 loads of B, 12 broadcasts of A, 24 FMA into 24 zmm accumulators
+// (of 32 registers). Untested on the development machine (no AVX-512 there); it is
 // the 6x16 tile widened, checked against the generic level by the determinism tests where it runs.
 void tile_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first) {
   __m512 acc[12][2];
@@ -148,8 +150,8 @@ void tile_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t ld
 #pragma GCC unroll 12
     for (int r = 0; r < 12; ++r) {
       const __m512 ar = _mm512_set1_ps(a[r]);
-      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_mul_ps(ar, b0));
-      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_mul_ps(ar, b1));
+      acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
     }
   }
   for (int r = 0; r < 12; ++r) {

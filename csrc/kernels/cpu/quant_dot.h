@@ -34,8 +34,8 @@
 //    accumulated as acc[b % 8] += t, then tree8(acc).
 //  * Float dots (F32/F16/BF16 weights, dot_f32, sum of squares): acc[i % 32] += w_i * x_i, then
 //    tree32(acc). Widened weights (f16, bf16 -> float) are exact.
-//  * F32 GEMM (gemm_f32.h): each C[i,j] is c = +0; c = c + float(a[i,k] * b[k,j]) for k = 0, 1,
-//    ... in increasing order, one term at a time (no tree: a tile's lanes are distinct outputs).
+//  * F32 GEMM (gemm_f32.h): each C[i,j] is c = +0; c = fma(a[i,k], b[k,j], c) for k = 0, 1, ...
+//    in increasing order, one term at a time (no tree: a tile's lanes are distinct outputs).
 // A SIMD lane that holds no block or element adds +0, which leaves an accumulator unchanged (an
 // accumulator that starts at +0 can never become -0 under round-to-nearest). tree<n> is the
 // halving tree of canonical_tree below.
