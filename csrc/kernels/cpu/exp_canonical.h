@@ -42,8 +42,9 @@ inline float canonical_exp(float x) {
 // Written out for two reasons. Each step is applied to all N vectors before the next, so N
 // independent chains are interleaved in the instruction stream: one vector at a time is bound by
 // the polynomial's ~25-op dependency chain (the scheduler window holds about two iterations);
-// N = 4 measured ~2.4x the plain loop here. And the plain loop's clamps become compare + blend
-// pairs, where min_ps(c, x) is exactly "c < x ? c : x" (NaN x passes through), likewise max_ps.
+// with N = 4 softmax went from 1.03 to 0.80 ns per element here (16K elements, with the test
+// hook's copy). And the plain loop's clamps become compare + blend pairs, where min_ps(c, x) is
+// exactly "c < x ? c : x" (NaN x passes through), likewise max_ps.
 template <int N>
 inline void canonical_exp8(__m256 x[N]) {
   const __m256 big = _mm256_set1_ps(12582912.0f);
