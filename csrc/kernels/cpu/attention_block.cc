@@ -140,29 +140,6 @@ int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64
   }
   return nq;
 }
-// One row, 32 columns per pass (4 ymm accumulators); returns the columns done.
-template <class E>
-int64_t pv_simd(const float* p, int64_t m, const E* v, int64_t d, float* o) {
-  int64_t c0 = 0;
-  for (; c0 + 32 <= d; c0 += 32) {
-    __m256 acc[4];
-    for (int i = 0; i < 4; ++i) acc[i] = _mm256_loadu_ps(o + c0 + 8 * i);
-    for (int64_t j = 0; j < m; ++j) {
-      const __m256 pj = _mm256_broadcast_ss(p + j);
-      for (int i = 0; i < 4; ++i)
-        acc[i] = _mm256_add_ps(acc[i], _mm256_mul_ps(pj, load8(v + j * d + c0 + 8 * i)));
-    }
-    for (int i = 0; i < 4; ++i) _mm256_storeu_ps(o + c0 + 8 * i, acc[i]);
-  }
-  for (; c0 + 8 <= d; c0 += 8) {
-    __m256 acc = _mm256_loadu_ps(o + c0);
-    for (int64_t j = 0; j < m; ++j)
-      acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_broadcast_ss(p + j), load8(v + j * d + c0)));
-    _mm256_storeu_ps(o + c0, acc);
-  }
-  return c0;
-}
-
 // R rows x 16 columns (c0 .. c0 + 15) over positions 0 .. m - 1: each value vector is widened
 // once for the R rows (an F16 widening costs as much as a mul + add here), and the 2R
 // accumulators hide the add latency that bounds one row's 4-accumulator pass.
@@ -230,11 +207,14 @@ int64_t pv_multi(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
 #else
 template <class E>
 int64_t qk_simd(const float*, int64_t, int64_t, const E*, int64_t, float, float*, int64_t) { return 0; }
+#endif
+// Each level has one of the two value passes: rows in groups (avx2: pv_multi takes every row) or
+// one row at a time (avx512: pv_simd); the scalar loop finishes whatever a level leaves.
+#if !defined(__AVX512F__)
 template <class E>
 int64_t pv_simd(const float*, int64_t, const E*, int64_t, float*) { return 0; }
 #endif
 #if !defined(__AVX2__) || defined(__AVX512F__)
-// (the AVX-512 level keeps its one-row, 64-column value pass)
 template <class E>
 int64_t pv_multi(const float*, int64_t, const int64_t*, int64_t, const E*, int64_t, float*, int64_t) { return 0; }
 #endif
