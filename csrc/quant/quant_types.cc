@@ -13,13 +13,6 @@ namespace llmasos {
 
 using namespace quant;
 
-namespace {
-
-uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-float f32_from_bits(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-
-}  // namespace
-
 // ---- fp16 / bf16 --------------------------------------------------------------------------------
 
 float fp16_to_fp32(uint16_t h) {

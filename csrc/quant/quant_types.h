@@ -33,31 +33,28 @@ inline uint64_t row_bytes(const TypeTraits& t, int64_t n) {
   return static_cast<uint64_t>(n / t.block_size) * static_cast<uint64_t>(t.type_size);
 }
 
+// A float's bit pattern and back.
+inline uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+inline float f32_from_bits(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+
 // IEEE half / bfloat16 <-> float, portable scalar versions.
 float fp16_to_fp32(uint16_t h);
 // Round to nearest even, overflow to inf, nan stays nan (the FP16 library's method, as in ggml):
 // scaling by 2^112 then 2^-110 lets the float unit do the rounding of the dropped mantissa bits.
 // Inline and branch-free, so a loop of it vectorizes (the KV cache stores, ops.cc f32_to_f16).
 inline uint16_t fp32_to_fp16(float f) {
-  auto bits = [](float x) { uint32_t u; std::memcpy(&u, &x, 4); return u; };
-  auto from = [](uint32_t u) { float x; std::memcpy(&x, &u, 4); return x; };
-  const uint32_t w = bits(f);
-  float base = (from(w & 0x7fffffffu) * 0x1.0p+112f) * 0x1.0p-110f;
+  const uint32_t w = f32_bits(f);
+  float base = (f32_from_bits(w & 0x7fffffffu) * 0x1.0p+112f) * 0x1.0p-110f;
   const uint32_t shl1_w = w + w;
   const uint32_t sign = w & 0x80000000u;
   uint32_t bias = shl1_w & 0xff000000u;
   bias = bias < 0x71000000u ? 0x71000000u : bias;
-  base = from((bias >> 1) + 0x07800000u) + base;
-  const uint32_t b = bits(base);
+  base = f32_from_bits((bias >> 1) + 0x07800000u) + base;
+  const uint32_t b = f32_bits(base);
   const uint32_t nonsign = ((b >> 13) & 0x00007c00u) + (b & 0x00000fffu);
   return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xff000000u ? 0x7e00u : nonsign));
 }
-inline float bf16_to_fp32(uint16_t h) {
-  uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+inline float bf16_to_fp32(uint16_t h) { return f32_from_bits(static_cast<uint32_t>(h) << 16); }
 uint16_t fp32_to_bf16(float f);
 
 }  // namespace llmasos

@@ -176,25 +176,34 @@ void x8_side(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t n
   }
 }
 
-// Sizes the side arrays for T token rows and returns the activation view of q.
-X8Act x8_act(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t nb, int64_t T,
-             MatmulScratch& sc) {
+// Sizes the side arrays for T token rows of nb blocks (sums_per_block quant sums each) and returns
+// the view of activations q: blocks of block_bytes, quants at qs_offset in each.
+X8Act x8_view(const uint8_t* q, uint64_t act_row, uint64_t block_bytes, uint64_t qs_offset, int64_t nb,
+              int64_t T, int64_t sums_per_block, MatmulScratch& sc) {
   const size_t n = static_cast<size_t>(T * nb);
-  // Each sized on its own: products of other activation formats share the scratch and grow some
-  // of them only (the 16-bit path of matmul_precise, xd alone).
+  // Each sized on its own: products of other activation formats share the scratch and need
+  // different sizes (Q8_K 4 sums per block, the others 1).
   if (sc.xd.size() < n) sc.xd.resize(n);
   if (sc.xs.size() < n) sc.xs.resize(n);
-  if (sc.xsum.size() < 4 * n) sc.xsum.resize(4 * n);  // Q8_K: 4 per block
+  const size_t sums = static_cast<size_t>(sums_per_block) * n;
+  if (sc.xsum.size() < sums) sc.xsum.resize(sums);
   X8Act a;
   a.q = q;
   a.q_stride = act_row;
-  a.block_bytes = static_cast<uint64_t>(at.type_size);
-  a.qs_offset = &at == type_traits(GgmlType::Q8_0) ? 2 : 4;  // Q8_1: d, s; Q8_K: float d
+  a.block_bytes = block_bytes;
+  a.qs_offset = qs_offset;
   a.nb = nb;
   a.d = sc.xd.data();
   a.s = sc.xs.data();
   a.sum = sc.xsum.data();
   return a;
+}
+
+// The view of 8-bit activations of format `at` (Q8_0: d then quants; Q8_1: d, s; Q8_K: float d).
+X8Act x8_act(const TypeTraits& at, const uint8_t* q, uint64_t act_row, int64_t nb, int64_t T,
+             MatmulScratch& sc) {
+  return x8_view(q, act_row, static_cast<uint64_t>(at.type_size), &at == type_traits(GgmlType::Q8_0) ? 2 : 4,
+                 nb, T, 4, sc);
 }
 
 bool has_kernel(const KernelTable& k, const WeightView& W) {
@@ -333,11 +342,8 @@ void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, Thread
   const uint64_t act_row = static_cast<uint64_t>(nb) * kQ16BlockBytes;
   const uint64_t need = act_row * static_cast<uint64_t>(T);
   if (scratch.qact.size() < need) scratch.qact.resize(need);
-  const size_t n = static_cast<size_t>(T * nb);
-  if (scratch.xd.size() < n) scratch.xd.resize(n);
-  if (scratch.xs.size() < n) scratch.xs.resize(n);
-  if (scratch.xsum.size() < n) scratch.xsum.resize(n);
   uint8_t* q = scratch.qact.data();
+  const X8Act a = x8_view(q, act_row, kQ16BlockBytes, 4, nb, T, 1, scratch);
   float* xd = scratch.xd.data();
   float* xs = scratch.xs.data();
   int32_t* xsum = scratch.xsum.data();
@@ -358,15 +364,6 @@ void matmul_q16(const WeightView& W, const float* X, int64_t T, float* Y, Thread
       }
     }
   });
-  X8Act a;
-  a.q = q;
-  a.q_stride = act_row;
-  a.block_bytes = kQ16BlockBytes;
-  a.qs_offset = 4;
-  a.nb = nb;
-  a.d = xd;
-  a.s = xs;
-  a.sum = xsum;
   run_x8(W, a, T, Y, pool, k.gemm_x8_q16[static_cast<uint32_t>(W.type)]);
 }
 

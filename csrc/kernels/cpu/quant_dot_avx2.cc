@@ -20,13 +20,6 @@ using namespace llmasos::quant;
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-inline float hmax_ps(__m256 v) {
-  __m128 r = _mm_max_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-  r = _mm_max_ps(r, _mm_movehl_ps(r, r));
-  r = _mm_max_ss(r, _mm_movehdup_ps(r));
-  return _mm_cvtss_f32(r);
-}
-
 inline int hsum_epi32(__m256i v) {
   __m128i r = _mm_add_epi32(_mm256_extracti128_si256(v, 1), _mm256_castsi256_si128(v));
   r = _mm_add_epi32(r, _mm_unpackhi_epi64(r, r));

@@ -153,6 +153,12 @@ inline void scale_block(const uint8_t* b0, const uint8_t* b1, const int32_t* S, 
   }
 }
 
+// Block b of an x8 group of format T (nullptr for the missing second group of a pair).
+template <GgmlType T>
+inline const uint8_t* x8_block(const uint8_t* g, int64_t b) {
+  return g ? g + static_cast<uint64_t>(b) * X8Format<T>::kBytes : nullptr;
+}
+
 // The _1 formats' min terms for a pair of groups: their own accumulator, blocks in order, then
 // acc + accm (canonical order).
 template <GgmlType T>
@@ -161,8 +167,7 @@ inline void add_min_pairs(const uint8_t* g0, const uint8_t* g1, const X8Act& a, 
   alignas(64) float accm[kTokens * 16];
   std::memset(accm, 0, sizeof(float) * 16 * n);
   for (int64_t b = 0; b < a.nb; ++b) {
-    const F16r mw = halves16(g0 + static_cast<uint64_t>(b) * F::kBytes,
-                             g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr, F::kM);
+    const F16r mw = halves16(x8_block<T>(g0, b), x8_block<T>(g1, b), F::kM);
     for (int t = 0; t < n; ++t)
       storef(accm + 16 * t, loadf(accm + 16 * t) + mw * splat(a.s[(t0 + t) * a.nb + b]));
   }
@@ -233,8 +238,7 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
     std::memset(acc, 0, sizeof(float) * 16 * n);
     for (int64_t b = 0; b < nb; b += 2) {
       const int blocks = b + 1 < nb ? 2 : 1;
-      // Block b + i of each group (group 1 may be missing).
-      auto at = [&](const uint8_t* g, int i) { return g ? g + static_cast<uint64_t>(b + i) * F::kBytes : nullptr; };
+      auto at = [&](const uint8_t* g, int i) { return x8_block<T>(g, b + i); };  // group 1 may be missing
       tile_products<F::kQ8>(act_quants(a, t0, b), blocks == 2 ? act_quants(a, t0, b + 1) : nullptr, a.q_stride,
                             [&](int i, uint8_t* dst) { stage_weights<T>(at(g0, i), at(g1, i), dst); }, S);
       for (int i = 0; i < blocks; ++i) scale_block<T>(at(g0, i), at(g1, i), S[i], a, t0, n, b + i, acc);
@@ -253,7 +257,7 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
 inline void stage_q16_planes(const X8Act& a, int64_t t0, int n, int64_t b, uint8_t* lo, uint8_t* hi) {
   const __m256i m8 = _mm256_set1_epi16(0xff);
   for (int t = 0; t < n; ++t) {
-    const uint8_t* x = a.q + static_cast<uint64_t>(t0 + t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset;
+    const uint8_t* x = act_block_quants(a, t0 + t, b);
     const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
     const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
     // packs interleave the 128-bit lanes; the permute restores element order.
@@ -279,8 +283,8 @@ void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
     alignas(64) uint8_t wb[512], lo[kTokens * 32], hi[kTokens * 32];
     std::memset(acc, 0, sizeof(float) * 16 * n);
     for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* b0 = g0 + static_cast<uint64_t>(b) * F::kBytes;
-      const uint8_t* b1 = g1 ? g1 + static_cast<uint64_t>(b) * F::kBytes : nullptr;
+      const uint8_t* b0 = x8_block<T>(g0, b);
+      const uint8_t* b1 = x8_block<T>(g1, b);
       stage_weights<T>(b0, b1, wb);
       stage_q16_planes(a, t0, n, b, lo, hi);
       LLMASOS_TILE_LOAD(4, wb, 64);

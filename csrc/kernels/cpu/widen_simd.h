@@ -1,6 +1,6 @@
-// Exact widening of F16 / BF16 vectors to float, shared by the kernel sources of one ISA level
-// (quant_dot_avx2.cc, quant_dot_avx512.cc, attention_block.cc). Everything lands in the including
-// level's namespace.
+// Small SIMD helpers shared by the kernel sources of one ISA level (quant_dot_avx2.cc,
+// quant_dot_avx512.cc, quant_gemm_q16.cc, attention_block.cc): the exact widening of F16 / BF16
+// vectors to float, and the horizontal max. Everything lands in the including level's namespace.
 #pragma once
 #include <cstdint>
 
@@ -20,6 +20,13 @@ inline __m256 load8_f16(const uint16_t* p) {
 inline __m256 load8_bf16(const uint16_t* p) {  // bf16 is a float's top half
   const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+// The largest of the 8 lanes.
+inline float hmax_ps(__m256 v) {
+  __m128 r = _mm_max_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+  r = _mm_max_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_max_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
 }
 #endif
 

@@ -42,10 +42,14 @@ inline float half_to_float(uint16_t h) {
 #endif
 }
 
+// Where token t's quants of activation block b start (int8 blocks, or matmul_precise's int16 ones).
+inline const uint8_t* act_block_quants(const X8Act& a, int64_t t, int64_t b) {
+  return a.q + static_cast<uint64_t>(t) * a.q_stride + static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset;
+}
+
 // Token t's int8 quants of activation block b (32 for Q8_0 / Q8_1, 256 for Q8_K).
 inline const int8_t* act_quants(const X8Act& a, int64_t t, int64_t b) {
-  return reinterpret_cast<const int8_t*>(a.q + static_cast<uint64_t>(t) * a.q_stride +
-                                         static_cast<uint64_t>(b) * a.block_bytes + a.qs_offset);
+  return reinterpret_cast<const int8_t*>(act_block_quants(a, t, b));
 }
 
 // Element e (0 .. 31) of row r of an x8 block: unsigned (before the _0 formats' offset), Q8_0 signed.
