@@ -13,7 +13,7 @@ namespace llmasos::cpu::LLMASOS_ISA_NS {
 void fill_quant_kernels(KernelTable& t);
 // quant_gemm_x8.cc: products with row-interleaved (x8) packed weights.
 void fill_gemm_x8(KernelTable& t);
-// quant_gemm_q16.cc: packed Q8_0 products with 16-bit activations (matmul_precise).
+// quant_gemm_q16.cc: packed Q4_0 ... Q8_0 products with 16-bit activations (matmul_precise).
 void fill_gemm_q16(KernelTable& t);
 // ops.cc: dense float ops (norms, activations, softmax, dot, axpy).
 void fill_ops(KernelTable& t);

@@ -21,7 +21,8 @@ struct X8Act {
   const int32_t* sum = nullptr;
 };
 
-// matmul_precise's activations for packed Q8_0 weights: blocks of 32, float d then 32 int16 quants.
+// matmul_precise's activations for packed Q4_0 ... Q8_0 weights: blocks of 32, float d then 32
+// int16 quants.
 constexpr uint64_t kQ16BlockBytes = 4 + 2 * 32;
 
 struct KernelTable {

@@ -52,8 +52,8 @@ void matmul(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool
 // is split into its 8-bit quantization's value x1 and the residual x - x1, both are quantized and
 // dotted with the weights (as 2T token rows, so each weight row is read once for both), and the
 // two products are added. Used where activation rounding is amplified (attention's Q/K/V).
-// Packed Q8_0 takes one product with 16-bit activations instead (quant_gemm_q16.cc: the same
-// precision at about half the cost, where the 8-bit kernel has no cheap unpacking to share).
+// Packed Q4_0 ... Q8_0 weights take one product with 16-bit activations instead
+// (quant_gemm_q16.cc: the same precision or better, at about the cost of one 8-bit product).
 void matmul_precise(const WeightView& W, const float* X, int64_t T, float* Y, ThreadPool& pool,
                     MatmulScratch& scratch, const RowsPrep* prep = nullptr);
 
