@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from llmasos import _core
+from llmasos import _core, using_isa
 
 TYPE_IDS = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q8_0": 8, "Q4_K": 12, "Q5_K": 13, "Q6_K": 14}
 # SmolLM2-135M: q|k|v stacked (576 + 2 * 192 rows), gate|up stacked (2 * 1536), down, the head.
@@ -51,32 +51,28 @@ def main():
                    help="default: every supported level but generic (the scalar reference)")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--precise", action="store_true",
-                   help="time matmul_precise (the model's Q/K/V: 16-bit activations for Q8_0)")
+                   help="time matmul_precise (the model's Q/K/V: 16-bit activations for Q4_0 ... Q8_0)")
     args = p.parse_args()
     levels = args.levels or [lv for lv in _core.supported_isas() if lv != "generic"]
-    before = _core.active_isa()
     rng = np.random.default_rng(0)
-    print(f"levels {levels} (default {before}), threads {args.threads}{', precise' if args.precise else ''}")
+    print(f"levels {levels} (default {_core.active_isa()}), threads {args.threads}{', precise' if args.precise else ''}")
     print(f"{'type':6} {'matrix':8} {'T':>5} " + " ".join(f"{lv:>9}" for lv in levels) + "   GMAC/s")
-    try:
-        for tname in args.types:
-            tid = TYPE_IDS[tname]
-            for sname, rows, cols in [s for s in SHAPES if s[0] in args.shapes]:
-                if tname.endswith("_K"):  # 256-element super-blocks: the next multiple of 256
-                    cols = -(-cols // 256) * 256
-                W = _core.WeightMatrix(tid, weights(tid, rows, cols, rng), rows, cols, True, args.threads)
-                for T in args.tokens:
-                    x = rng.standard_normal((T, cols)).astype(np.float32)
-                    runs = {lv: [] for lv in levels}
-                    for _ in range(args.reps):
-                        for lv in levels:
-                            _core.select_isa(lv)
+    for tname in args.types:
+        tid = TYPE_IDS[tname]
+        for sname, rows, cols in [s for s in SHAPES if s[0] in args.shapes]:
+            if tname.endswith("_K"):  # 256-element super-blocks: the next multiple of 256
+                cols = -(-cols // 256) * 256
+            W = _core.WeightMatrix(tid, weights(tid, rows, cols, rng), rows, cols, True, args.threads)
+            for T in args.tokens:
+                x = rng.standard_normal((T, cols)).astype(np.float32)
+                runs = {lv: [] for lv in levels}
+                for _ in range(args.reps):
+                    for lv in levels:
+                        with using_isa(lv):
                             runs[lv].append(time_call(lambda: W.matmul(x, precise=args.precise)))
-                    macs = rows * cols * T
-                    cells = [f"{macs / statistics.median(runs[lv]) / 1e9:9.1f}" for lv in levels]
-                    print(f"{tname:6} {sname:8} {T:5d} " + " ".join(cells) + f"   [{rows}x{cols}]", flush=True)
-    finally:
-        _core.select_isa(before)
+                macs = rows * cols * T
+                cells = [f"{macs / statistics.median(runs[lv]) / 1e9:9.1f}" for lv in levels]
+                print(f"{tname:6} {sname:8} {T:5d} " + " ".join(cells) + f"   [{rows}x{cols}]", flush=True)
     return 0
 
 

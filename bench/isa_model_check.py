@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from llmasos import LLM, SamplingParams, _core
+from llmasos import LLM, SamplingParams, _core, using_isa
 
 BATCH = ["The world is", "Water boils at a temperature of",
          "List three colours of the rainbow, then explain in a sentence or two why the sky looks blue "
@@ -32,14 +32,10 @@ def check(path, levels, threads):
     ok = True
     with LLM.from_pretrained(path, n_ctx=512, threads=threads) as llm:
         prompt_ids = [(i * 7919 + 100) % llm.n_vocab for i in range(300)]
-        before = _core.active_isa()
         got = {}
-        try:
-            for lv in levels:
-                _core.select_isa(lv)
+        for lv in levels:
+            with using_isa(lv):
                 got[lv] = outputs(llm, prompt_ids)
-        finally:
-            _core.select_isa(before)
     ref_lv = levels[0]
     ref = got[ref_lv]
     for lv in levels:

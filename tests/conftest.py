@@ -12,12 +12,8 @@ def smollm2_gguf():
 
 
 def _under_isa(name):
-    before = _core.active_isa()
-    _core.select_isa(name)
-    try:
+    with llmasos.using_isa(name):
         yield name
-    finally:
-        _core.select_isa(before)
 
 
 @pytest.fixture(params=_core.supported_isas())

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
 
+import llmasos
 from llmasos import _core
 from test_quant_kernels import FLOATS, WEIGHT_TYPES, block_size, info, random_weights
 
@@ -17,14 +18,10 @@ FLOAT_LENGTHS = [1, 5, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 576, 1000]
 
 def under_each_isa(fn):
     """{isa: fn()} for every supported level, restoring the active level afterwards."""
-    before = _core.active_isa()
     out = {}
-    try:
-        for isa in ISAS:
-            _core.select_isa(isa)
+    for isa in ISAS:
+        with llmasos.using_isa(isa):
             out[isa] = fn()
-    finally:
-        _core.select_isa(before)
     return out
 
 

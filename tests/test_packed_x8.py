@@ -158,11 +158,9 @@ def test_packed_matmul_same_bits_alone_batched_threads_and_isas(t):
     rng = np.random.default_rng(int(t) + 7)
     raw = random_weights(t, rows, cols, rng)
     x = rng.standard_normal((T, cols)).astype(np.float32)
-    before = _core.active_isa()
     results = {}
-    try:
-        for isa in LEVELS:
-            _core.select_isa(isa)
+    for isa in LEVELS:
+        with llmasos.using_isa(isa):
             y = _core.WeightMatrix(int(t), raw, rows, cols).matmul(x)
             for threads in (2, 3):
                 np.testing.assert_array_equal(_core.WeightMatrix(int(t), raw, rows, cols, threads=threads).matmul(x), y)
@@ -170,8 +168,6 @@ def test_packed_matmul_same_bits_alone_batched_threads_and_isas(t):
             for i in (0, 5, T - 1):  # a token alone (decode) equals itself inside the batch
                 np.testing.assert_array_equal(m.matmul(x[i:i + 1])[0], y[i])
             results[isa] = y
-    finally:
-        _core.select_isa(before)
     for isa, y in results.items():
         assert y.tobytes() == results["generic"].tobytes(), isa
 
@@ -260,14 +256,10 @@ def test_packed_precise16_quantizer_edges(t):
     x[3, 33] = -0.0
     x[4, 7] = -np.inf
     x[2, 40] = np.inf
-    before = _core.active_isa()
     outs = {}
-    try:
-        for isa in LEVELS:
-            _core.select_isa(isa)
+    for isa in LEVELS:
+        with llmasos.using_isa(isa):
             outs[isa] = _core.WeightMatrix(int(t), raw, rows, cols).matmul(x, precise=True)
-    finally:
-        _core.select_isa(before)
     for isa, y in outs.items():
         assert y.tobytes() == outs["generic"].tobytes(), isa
     clean = x.copy()

@@ -4,6 +4,7 @@
     llm = LLM.from_pretrained("smollm2-135m-instruct")
     print(llm.generate_text(prompt="The world is"))
 """
+import contextlib
 import logging
 import os
 
@@ -46,5 +47,20 @@ def runtime_info() -> dict:
     }
 
 
+@contextlib.contextmanager
+def using_isa(level: str):
+    """Runs the enclosed code on the kernels of ISA level `level` (one of _core.supported_isas() or
+    _core.emulated_isas()), then goes back to the level that was active. The level is process-wide
+    (every model and thread), so this is for comparing levels side by side, as bench/isa_*.py and
+    the tests do, not for concurrent use. An unknown or unsupported level raises InvalidArgumentError
+    and changes nothing."""
+    before = _core.active_isa()
+    _core.select_isa(level)
+    try:
+        yield level
+    finally:
+        _core.select_isa(before)
+
+
 __all__ = ["LLM", "SamplingParams", "GenerationOutput", "Logprob", "LLMasOSError", "ModelFormatError",
-           "ModelNotFoundError", "InvalidArgumentError", "ChatTemplateError", "runtime_info"]
+           "ModelNotFoundError", "InvalidArgumentError", "ChatTemplateError", "runtime_info", "using_isa"]
