@@ -232,3 +232,19 @@ def test_prefill_large_matrix_every_level():
                 assert _core.matmul(int(t), raw, rows, cols, x, threads=threads).tobytes() == one.tobytes()
             return one
         assert_bitwise_equal(under_each_isa(run))
+
+
+def test_using_isa_restores_the_level_and_rejects_unknown_ones():
+    before = _core.active_isa()
+    with llmasos.using_isa("generic") as lv:
+        assert lv == "generic" and _core.active_isa() == "generic"
+    assert _core.active_isa() == before
+    with pytest.raises(RuntimeError):  # restored even when the block fails
+        with llmasos.using_isa("generic"):
+            raise RuntimeError("inside")
+    assert _core.active_isa() == before
+    for bad in ("bogus", ""):
+        with pytest.raises(llmasos.InvalidArgumentError, match="ISA level"):
+            with llmasos.using_isa(bad):
+                pass
+        assert _core.active_isa() == before
