@@ -197,52 +197,83 @@ inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-// Q8_0, two groups (16 rows) x NT <= 4 tokens per pass: each 4-byte activation broadcast serves
-// both groups' registers, so per 32 multiply-adds it is half an op beside vpsignb, vpmaddubsw,
-// vpmaddwd and vpaddd (all on the vector pipes). 8 int32 sums, 2 weight and 2 |w| registers stay
-// in registers. Same sums, same order as group_x8. bench/isa_kernels.py, Q8_0, T = 128, 2 threads:
-// 108-111 -> 112-115 GMAC/s.
-template <int NT>
-inline void group_pair_q8(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int64_t t0, __m256 out0[NT],
-                          __m256 out1[NT]) {
-  using F = X8Format<GgmlType::Q8_0>;
+// Two groups (16 rows) x NT <= 4 tokens per pass, for Q8_0 and the 4-bit formats: each 4-byte
+// activation broadcast serves both groups' registers. On this core's vector pipes a broadcast
+// costs as much as the vpmaddubsw it feeds, so sharing it saves half an op per 32 multiply-adds
+// (Q8_0: of ~5 with vpsignb, vpmaddwd, vpaddd; 4-bit: of 3 with vpaddw). The block walks its 8
+// registers in order (k outer), so the 8 sums, 2 weight registers and their |w| or nibble temps
+// stay in registers; the float sums stay in memory (touched once per block). Same exact block
+// sums, same float order as group_x8. bench/isa_kernels.py, gate_up, T = 128, 2 threads, A/B in
+// one host phase: Q8_0 108.2 -> 114.6 GMAC/s, Q4_0 136.5 -> 149.0.
+template <GgmlType T, int NT>
+inline void group_pair(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int64_t t0, __m256 out0[NT],
+                       __m256 out1[NT]) {
+  using F = X8Format<T>;
+  static_assert(F::kQ8 || !F::kQh, "5-bit formats: one group at a time");
   const int64_t nb = a.nb;
-  // The float sums stay in memory between blocks (touched once per block): kept in registers,
-  // GCC spilled the int32 sums of the inner loop instead.
+  // Kept in registers, GCC spilled the int sums of the inner loop instead.
   alignas(32) float acc[2 * NT * 8] = {};
   const uint8_t* xrow[NT];
   for (int t = 0; t < NT; ++t) xrow[t] = a.q + static_cast<uint64_t>(t0 + t) * a.q_stride + a.qs_offset;
+  [[maybe_unused]] const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* b0 = g0 + static_cast<uint64_t>(b) * F::kBytes;
     const uint8_t* b1 = g1 + static_cast<uint64_t>(b) * F::kBytes;
     const int8_t* xq[NT];
     for (int t = 0; t < NT; ++t)
       xq[t] = reinterpret_cast<const int8_t*>(xrow[t] + static_cast<uint64_t>(b) * a.block_bytes);
+    // Q8_0: int32 sums. 4-bit: 16-bit sums of all 8 maddubs (8 * 2 * 15 * 127 < 32768).
     __m256i S0[NT], S1[NT];
     for (int t = 0; t < NT; ++t) S0[t] = S1[t] = _mm256_setzero_si256();
-    [[maybe_unused]] const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + F::kQs + 32 * k));
-      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + F::kQs + 32 * k));
-      const __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
-      for (int t = 0; t < NT; ++t) {
-        const __m256i x = bcast4(xq[t] + 4 * k);
+      if constexpr (F::kQ8) {
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + F::kQs + 32 * k));
+        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + F::kQs + 32 * k));
+        const __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
+        for (int t = 0; t < NT; ++t) {
+          const __m256i x = bcast4(xq[t] + 4 * k);
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-        S0[t] = _mm256_dpbusd_epi32(S0[t], a0, _mm256_sign_epi8(x, w0));
-        S1[t] = _mm256_dpbusd_epi32(S1[t], a1, _mm256_sign_epi8(x, w1));
+          S0[t] = _mm256_dpbusd_epi32(S0[t], a0, _mm256_sign_epi8(x, w0));
+          S1[t] = _mm256_dpbusd_epi32(S1[t], a1, _mm256_sign_epi8(x, w1));
 #else
-        S0[t] = _mm256_add_epi32(S0[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x, w0)), ones));
-        S1[t] = _mm256_add_epi32(S1[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, w1)), ones));
+          S0[t] = _mm256_add_epi32(S0[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x, w0)), ones));
+          S1[t] = _mm256_add_epi32(S1[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, w1)), ones));
 #endif
+        }
+      } else {  // register k: the low nibbles of 32-byte run k % 4 (k < 4), else the high ones
+        __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + F::kQs + 32 * (k % 4)));
+        __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + F::kQs + 32 * (k % 4)));
+        if (k >= 4) {
+          w0 = _mm256_srli_epi16(w0, 4);
+          w1 = _mm256_srli_epi16(w1, 4);
+        }
+        w0 = _mm256_and_si256(w0, m4);
+        w1 = _mm256_and_si256(w1, m4);
+        for (int t = 0; t < NT; ++t) {
+          const __m256i x = bcast4(xq[t] + 4 * k);
+          S0[t] = _mm256_add_epi16(S0[t], _mm256_maddubs_epi16(w0, x));
+          S1[t] = _mm256_add_epi16(S1[t], _mm256_maddubs_epi16(w1, x));
+        }
       }
       // Step by step (as in quant_gemm_q16.cc): left free, GCC reassociates the adds into a tree.
       for (int t = 0; t < NT; ++t) asm("" : "+x"(S0[t]), "+x"(S1[t]));
     }
+    if constexpr (!F::kQ8)
+      for (int t = 0; t < NT; ++t) {
+        S0[t] = _mm256_madd_epi16(S0[t], ones);
+        S1[t] = _mm256_madd_epi16(S1[t], ones);
+      }
     const __m256 dw0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0)));
     const __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b1)));
     for (int t = 0; t < NT; ++t) {
-      const __m256 dx = _mm256_set1_ps(a.d[(t0 + t) * nb + b]);
+      const int64_t ti = (t0 + t) * nb + b;
+      if constexpr (F::kOff != 0) {
+        const __m256i off = _mm256_set1_epi32(F::kOff * a.sum[ti]);
+        S0[t] = _mm256_sub_epi32(S0[t], off);
+        S1[t] = _mm256_sub_epi32(S1[t], off);
+      }
+      const __m256 dx = _mm256_set1_ps(a.d[ti]);
       float* a0p = acc + 8 * t;
       float* a1p = acc + 8 * (NT + t);
       _mm256_store_ps(a0p, _mm256_add_ps(_mm256_load_ps(a0p), _mm256_mul_ps(_mm256_mul_ps(dw0, dx), _mm256_cvtepi32_ps(S0[t]))));
@@ -253,6 +284,10 @@ inline void group_pair_q8(const uint8_t* g0, const uint8_t* g1, const X8Act& a, 
   for (int t = 0; t < NT; ++t) {
     out0[t] = _mm256_load_ps(acc + 8 * t);
     out1[t] = _mm256_load_ps(acc + 8 * (NT + t));
+  }
+  if constexpr (F::kMin) {
+    add_min_terms<T, NT>(g0, a, t0, out0);
+    add_min_terms<T, NT>(g1, a, t0, out1);
   }
 }
 
@@ -426,13 +461,16 @@ void gemm_x8_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
                   int64_t nt, float* y, int64_t y_stride) {
   const uint64_t gs = static_cast<uint64_t>(a.nb) * X8Format<T>::kBytes;
   int64_t g = 0;
-  if constexpr (T == GgmlType::Q8_0) {
-    for (; g + 2 <= ng; g += 2) {
+  // Group pairs for 4+ tokens (prefill, batches) of Q8_0 and Q4_0. Decode keeps one group at a
+  // time: pairs cost Q8_0 decode 4% and Q4_1 decode 13%, and Q4_1 measured slower with them at
+  // every token count (a 16-sequence step 21.3 -> 22.5 ms).
+  if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0) {
+    for (; nt >= 4 && g + 2 <= ng; g += 2) {
       const uint8_t* g0 = w + static_cast<uint64_t>(g) * gs;
       for (int64_t s = 0; s < nt; s += 4) {
         const int64_t n = nt - s < 4 ? nt - s : 4;
         __m256 out0[4], out1[4];
-        with_tile<4>(n, [&](auto tile) { group_pair_q8<decltype(tile)::value>(g0, g0 + gs, a, t0 + s, out0, out1); });
+        with_tile<4>(n, [&](auto tile) { group_pair<T, decltype(tile)::value>(g0, g0 + gs, a, t0 + s, out0, out1); });
         store_group(out0, n, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0 + s, y_stride, 8 * g);
         store_group(out1, n, rows - 8 * g - 8 < 8 ? rows - 8 * g - 8 : 8, y, t0 + s, y_stride, 8 * g + 8);
       }
