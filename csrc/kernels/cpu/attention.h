@@ -43,9 +43,9 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
 // position pos[t] of the sequence whose page table is pages[t] and attends to that sequence's
 // positions 0..pos[t] (already stored). out: [T][n_head][head_dim].
 // Canonical order, per (token, head), whatever the batch, tiling, threads or ISA level:
-//   score_j = (sum over c in increasing order of q_c * k_jc) * (1 / sqrt(head_dim)), keys widened
-//   exactly from the cache type; p = softmax(score_0..n-1) (the ops.cc softmax);
-//   out_c = sum over j in increasing order of p_j * v_jc, starting from +0.
+//   score_j = acc * (1 / sqrt(head_dim)) where acc = +0; acc = fma(q_c, k_jc, acc) for c in
+//   increasing order (keys widened exactly from the cache type); p = softmax(score_0..n-1) (the
+//   ops.cc softmax); out_c = +0; out_c = fma(p_j, v_jc, out_c) for j in increasing order.
 // So a token's result never depends on which other tokens share its batch.
 // q_stride: floats from one token's q row to the next (0: n_head * head_dim, rows back to back;
 // the model passes its stacked q | k | v product rows as they are).

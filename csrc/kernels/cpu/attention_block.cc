@@ -1,9 +1,15 @@
 // The two inner products of attention over one 16-position KV block, compiled once per ISA level
 // (see attention.h for the block layout and the canonical order). Every output element is a
-// sequential sum in increasing index order (one mul and one add per term, no FMA), so the scalar
-// loops and the AVX2 / AVX-512 register tiles give the same bits. No STL here (see isa.h).
+// sequential sum in increasing index order, one fused multiply-add per term (rounded once), so the
+// scalar loops and the AVX2 / AVX-512 register tiles give the same bits: FMA instructions there,
+// std::fma in the scalar loops (an instruction at avx2 / avx512; at the generic level a library
+// call, the hardware instruction where the CPU has one and an exact software path where not).
+// The fused form runs the register tiles a third faster here than a multiply, then an add: each
+// term is one vector op beside the broadcasts and widenings instead of two (qk 36 -> 48 GMAC/s,
+// pv 31 -> 42 per Zen 3 core, F16 cache, 24 rows per call).
 // Keys and values are read as floats or straight from an F16 (E = uint16_t) or BF16 (E = Bf16)
 // cache: the widening is exact, so all give the same bits, and half blocks need no float copy.
+#include <cmath>
 #include <cstdint>
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -29,14 +35,14 @@ template <class E>
 void qk_row_scalar(const float* q, const E* kt, int64_t d, float scale, float* s) {
   float acc[kBlock] = {};
   for (int64_t c = 0; c < d; ++c)
-    for (int j = 0; j < kBlock; ++j) acc[j] += q[c] * to_float(kt[c * kBlock + j]);
+    for (int j = 0; j < kBlock; ++j) acc[j] = std::fma(q[c], to_float(kt[c * kBlock + j]), acc[j]);
   for (int j = 0; j < kBlock; ++j) s[j] = acc[j] * scale;
 }
 
 template <class E>
 void pv_cols_scalar(const float* p, int64_t m, const E* v, int64_t d, int64_t c0, float* o) {
   for (int64_t j = 0; j < m; ++j)
-    for (int64_t c = c0; c < d; ++c) o[c] += p[j] * to_float(v[j * d + c]);
+    for (int64_t c = c0; c < d; ++c) o[c] = std::fma(p[j], to_float(v[j * d + c]), o[c]);
 }
 
 #if defined(__AVX512F__)
@@ -52,7 +58,7 @@ inline void qk_rows(const float* q, int64_t q_stride, const E* kt, int64_t d, fl
   for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t c = 0; c < d; ++c) {
     const __m512 k = load16(kt + c * kBlock);
-    for (int i = 0; i < R; ++i) acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(_mm512_set1_ps(q[i * q_stride + c]), k));
+    for (int i = 0; i < R; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * q_stride + c]), k, acc[i]);
   }
   const __m512 sc = _mm512_set1_ps(scale);
   for (int i = 0; i < R; ++i) _mm512_storeu_ps(s + i * s_stride, _mm512_mul_ps(acc[i], sc));
@@ -88,14 +94,14 @@ int64_t pv_simd(const float* p, int64_t m, const E* v, int64_t d, float* o) {
     for (int64_t j = 0; j < m; ++j) {
       const __m512 pj = _mm512_set1_ps(p[j]);
       for (int i = 0; i < 4; ++i)
-        acc[i] = _mm512_add_ps(acc[i], _mm512_mul_ps(pj, load16(v + j * d + c0 + 16 * i)));
+        acc[i] = _mm512_fmadd_ps(pj, load16(v + j * d + c0 + 16 * i), acc[i]);
     }
     for (int i = 0; i < 4; ++i) _mm512_storeu_ps(o + c0 + 16 * i, acc[i]);
   }
   for (; c0 + 16 <= d; c0 += 16) {
     __m512 acc = _mm512_loadu_ps(o + c0);
     for (int64_t j = 0; j < m; ++j)
-      acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(p[j]), load16(v + j * d + c0)));
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), load16(v + j * d + c0), acc);
     _mm512_storeu_ps(o + c0, acc);
   }
   return c0;
@@ -115,8 +121,8 @@ inline void qk_rows(const float* q, int64_t q_stride, const E* kt, int64_t d, fl
     const __m256 k0 = load8(kt + c * kBlock), k1 = load8(kt + c * kBlock + 8);
     for (int i = 0; i < R; ++i) {
       const __m256 qb = _mm256_broadcast_ss(q + i * q_stride + c);
-      a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(qb, k0));
-      a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(qb, k1));
+      a0[i] = _mm256_fmadd_ps(qb, k0, a0[i]);
+      a1[i] = _mm256_fmadd_ps(qb, k1, a1[i]);
     }
   }
   const __m256 sc = _mm256_set1_ps(scale);
@@ -155,8 +161,8 @@ inline void pv_rows16(const float* p, int64_t p_stride, int64_t m, const E* v, i
     const __m256 v0 = load8(v + j * d + c0), v1 = load8(v + j * d + c0 + 8);
     for (int i = 0; i < R; ++i) {
       const __m256 pj = _mm256_broadcast_ss(p + i * p_stride + j);
-      a0[i] = _mm256_add_ps(a0[i], _mm256_mul_ps(pj, v0));
-      a1[i] = _mm256_add_ps(a1[i], _mm256_mul_ps(pj, v1));
+      a0[i] = _mm256_fmadd_ps(pj, v0, a0[i]);
+      a1[i] = _mm256_fmadd_ps(pj, v1, a1[i]);
     }
   }
   for (int i = 0; i < R; ++i) {
