@@ -117,12 +117,12 @@ def test_dense_ops_bitwise_identical(op):
 @pytest.mark.parametrize("op", ["silu_mul", "softmax"])
 def test_exp_ops_bitwise_identical_at_the_edges(op):
     """The exp-based ops past exp's clamps (|x| > 87), at infinities, NaN, signed zeros and
-    denormals, in runs long enough for every level's vector paths (4 x 8 lanes) and tails."""
+    denormals, in runs long enough for every level's vector paths (8 and 4 x 8 lanes) and tails."""
     edges = np.array([0.0, -0.0, 1e-40, -1e-40, 87.2, 87.4, 88.2, 88.4, -87.2, -87.4, 89.0, -89.0,
                       100.0, -100.0, 1e30, -1e30, np.inf, -np.inf, np.nan, 0.5, -0.5, 20.0, -20.0],
                      dtype=np.float32)
     rng = np.random.default_rng(11)
-    for n in (23, 64, 95):
+    for n in (23, 64, 95, 127):
         x = rng.permutation(np.resize(edges, n)).astype(np.float32)
         y = (rng.standard_normal(n) + 0.5).astype(np.float32)
         # Bit for bit but for which NaN comes out (x86 passes on the first operand's NaN, and

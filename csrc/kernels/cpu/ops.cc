@@ -78,19 +78,38 @@ void softmax(float* x, int64_t n) {
   for (int j = 0; i + j < n; ++j) mx[j] = x[i + j] > mx[j] ? x[i + j] : mx[j];
   float m = mx[0];
   for (int j = 1; j < 32; ++j) m = mx[j] > m ? mx[j] : m;
+  // acc[j] sums elements j, j + 32, j + 64, ... in increasing order (then a tree over the 32).
+  float acc[32];
   i = 0;
 #if defined(__AVX2__) && !defined(__AVX512F__)
+  // Each whole run of 32 is summed as it is exponentiated (the 4 vectors are acc's 32 lanes).
   const __m256 mv = _mm256_set1_ps(m);
+  __m256 s4[4];
+  for (int j = 0; j < 4; ++j) s4[j] = _mm256_setzero_ps();
+  for (; i + 64 <= n; i += 64) {  // 8 vectors in flight: the polynomial's chain is ~50 cycles long
+    __m256 e8[8];
+    for (int j = 0; j < 8; ++j) e8[j] = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * j), mv);
+    canonical_exp8<8>(e8);
+    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(x + i + 8 * j, e8[j]);
+    for (int j = 0; j < 8; ++j) s4[j % 4] = _mm256_add_ps(s4[j % 4], e8[j]);
+  }
   for (; i + 32 <= n; i += 32) {
     __m256 e4[4];
     for (int j = 0; j < 4; ++j) e4[j] = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * j), mv);
     canonical_exp8<4>(e4);
-    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(x + i + 8 * j, e4[j]);
+    for (int j = 0; j < 4; ++j) {
+      _mm256_storeu_ps(x + i + 8 * j, e4[j]);
+      s4[j] = _mm256_add_ps(s4[j], e4[j]);
+    }
   }
+  for (int j = 0; j < 4; ++j) _mm256_storeu_ps(acc + 8 * j, s4[j]);
+  const int64_t summed = i;
+#else
+  for (int j = 0; j < 32; ++j) acc[j] = 0.0f;
+  const int64_t summed = 0;
 #endif
   for (; i < n; ++i) x[i] = canonical_exp(x[i] - m);
-  float acc[32] = {0};
-  for (i = 0; i + 32 <= n; i += 32)
+  for (i = summed; i + 32 <= n; i += 32)
     for (int j = 0; j < 32; ++j) acc[j] += x[i + j];
   for (int j = 0; i + j < n; ++j) acc[j] += x[i + j];
   const float inv = 1.0f / canonical_tree(acc, 32);
