@@ -91,16 +91,35 @@ def fma32(a, b, c):
     return s.astype(np.float32)
 
 
-def test_fma32_replay_is_correctly_rounded():
-    """The replay's fma against exact rational arithmetic, on products and addends of mixed
-    magnitudes and signs (with exact ties and cancellations among them)."""
-    from fractions import Fraction
-    rng = np.random.default_rng(17)
-    n = 3000
+def hard_fma_cases(n, seed):
+    """a, b, c with products and addends of mixed magnitudes and signs: exact ties, cancellations
+    and results down in the float subnormals among them."""
+    rng = np.random.default_rng(seed)
     a = (rng.standard_normal(n) * 2.0 ** rng.integers(-20, 20, n)).astype(np.float32)
     b = (rng.standard_normal(n) * 2.0 ** rng.integers(-20, 20, n)).astype(np.float32)
     c = (-(a.astype(np.float64) * b) * (1 + rng.integers(-3, 4, n) * 2.0 ** -24)).astype(np.float32)
-    c[::3] = (rng.standard_normal(n // 3) * 2.0 ** rng.integers(-40, 40, n // 3)).astype(np.float32)
+    c[::3] = (rng.standard_normal(len(c[::3])) * 2.0 ** rng.integers(-40, 40, len(c[::3]))).astype(np.float32)
+    sub = slice(1, None, 7)  # products near 2^-140 against subnormal addends
+    a[sub] = (rng.standard_normal(len(a[sub])) * 2.0 ** -70).astype(np.float32)
+    b[sub] = (rng.standard_normal(len(b[sub])) * 2.0 ** -70).astype(np.float32)
+    c[sub] = (rng.standard_normal(len(c[sub])) * 2.0 ** -140).astype(np.float32)
+    # Double rounding traps: a * b + c lies just below a float tie (by 2^-70 of c), so rounding
+    # the sum to double first lands on the tie, and ties-to-even then rounds away from c.
+    trap = slice(2, None, 11)
+    m = len(a[trap])
+    e = rng.integers(-30, 30, m).astype(np.float64)
+    sign = rng.choice([-1.0, 1.0], m)
+    a[trap] = (sign * (1 + 2.0 ** -23) * 2.0 ** e).astype(np.float32)
+    b[trap] = np.float32((1 - 2.0 ** -23) * 2.0 ** -24)
+    c[trap] = (sign * (1 + 2.0 ** -23) * 2.0 ** e).astype(np.float32)
+    return a, b, c
+
+
+def test_fma32_replay_is_correctly_rounded():
+    """The replay's fma against exact rational arithmetic, on hard_fma_cases."""
+    from fractions import Fraction
+    n = 3000
+    a, b, c = hard_fma_cases(n, seed=17)
     got = fma32(a, b, c)
     for i in range(n):
         exact = Fraction(float(a[i])) * Fraction(float(b[i])) + Fraction(float(c[i]))
@@ -110,6 +129,18 @@ def test_fma32_replay_is_correctly_rounded():
         for nb in (lo, hi):  # no neighbour is closer; on a tie, g has the even last bit
             d = abs(Fraction(float(nb)) - exact)
             assert err < d or (err == d and (g.view(np.uint32) & 1) == 0), (a[i], b[i], c[i])
+
+
+def test_gemm_fused_terms_are_correctly_rounded_at_every_level():
+    """Each level's fused multiply-add (the instruction, or the generic level's exact double
+    emulation) on hard cases: C = [1 | a] x [c ; b] makes each diagonal term fma(a_i, b_i, c_i)."""
+    n = 1500
+    a, b, c = hard_fma_cases(n, seed=23)
+    A = np.stack([np.ones(n, np.float32), a], axis=1)
+    B = np.stack([c, b], axis=0)
+    want = fma32(a, b, c)
+    for isa, got in under_each_isa(lambda: _core.gemm_f32(A, B, threads=2)).items():
+        assert np.diagonal(got).tobytes() == want.tobytes(), isa
 
 
 def test_gemm_follows_the_canonical_order():

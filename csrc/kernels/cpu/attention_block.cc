@@ -2,19 +2,19 @@
 // (see attention.h for the block layout and the canonical order). Every output element is a
 // sequential sum in increasing index order, one fused multiply-add per term (rounded once), so the
 // scalar loops and the AVX2 / AVX-512 register tiles give the same bits: FMA instructions there,
-// std::fma in the scalar loops (an instruction at avx2 / avx512; at the generic level a library
-// call, the hardware instruction where the CPU has one and an exact software path where not).
+// fma_exact in the scalar loops (the instruction at avx2 / avx512, exact double arithmetic at the
+// generic level).
 // The fused form runs the register tiles a third faster here than a multiply, then an add: each
 // term is one vector op beside the broadcasts and widenings instead of two (qk 36 -> 48 GMAC/s,
 // pv 31 -> 42 per Zen 3 core, F16 cache, 24 rows per call).
 // Keys and values are read as floats or straight from an F16 (E = uint16_t) or BF16 (E = Bf16)
 // cache: the widening is exact, so all give the same bits, and half blocks need no float copy.
-#include <cmath>
 #include <cstdint>
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
+#include "kernels/cpu/fma_exact.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/widen_simd.h"
 #include "quant/quant_types.h"
@@ -35,14 +35,14 @@ template <class E>
 void qk_row_scalar(const float* q, const E* kt, int64_t d, float scale, float* s) {
   float acc[kBlock] = {};
   for (int64_t c = 0; c < d; ++c)
-    for (int j = 0; j < kBlock; ++j) acc[j] = std::fma(q[c], to_float(kt[c * kBlock + j]), acc[j]);
+    for (int j = 0; j < kBlock; ++j) acc[j] = fma_exact(q[c], to_float(kt[c * kBlock + j]), acc[j]);
   for (int j = 0; j < kBlock; ++j) s[j] = acc[j] * scale;
 }
 
 template <class E>
 void pv_cols_scalar(const float* p, int64_t m, const E* v, int64_t d, int64_t c0, float* o) {
   for (int64_t j = 0; j < m; ++j)
-    for (int64_t c = c0; c < d; ++c) o[c] = std::fma(p[j], to_float(v[j * d + c]), o[c]);
+    for (int64_t c = c0; c < d; ++c) o[c] = fma_exact(p[j], to_float(v[j * d + c]), o[c]);
 }
 
 #if defined(__AVX512F__)

@@ -1,11 +1,12 @@
 // F32 GEMM packing and register tiles, compiled once per ISA level: generic 4x8 plain loops, avx2
 // 6x16 (12 ymm accumulators), avx512 12x32 (24 zmm accumulators). Every tile follows the canonical
 // order of gemm_f32.h (per k: one fused multiply-add, rounded once), so all levels agree bit for
-// bit: FMA instructions at avx2 / avx512, std::fma (correctly rounded) in the generic loops.
+// bit: FMA instructions at avx2 / avx512, fma_exact (correctly rounded) in the generic loops.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/fma_exact.h"
 #include "kernels/cpu/isa.h"
 
 #if defined(__AVX2__) || defined(__AVX512F__)
@@ -48,9 +49,8 @@ void pack_b(const float* b, int64_t ldb, int64_t kc, int64_t n, float* out) {
   }
 }
 
-// The reference tile: plain loops in the canonical order. std::fma is exact (one rounding) on
-// every target; without FMA instructions in the level's flags it is a library call (the hardware
-// instruction where the CPU has one, a software path where not), so this level is slow, not wrong.
+// The reference tile: plain loops in the canonical order, fma_exact per term (one rounding: the
+// instruction where the level has FMA, exact double arithmetic at the generic level).
 template <int MR, int NR>
 void tile_loops(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first) {
   float acc[MR][NR];
@@ -58,7 +58,7 @@ void tile_loops(int64_t kc, const float* a, const float* b, float* c, int64_t ld
     for (int j = 0; j < NR; ++j) acc[r][j] = first ? 0.0f : c[r * ldc + j];
   for (int64_t k = 0; k < kc; ++k, a += MR, b += NR)
     for (int r = 0; r < MR; ++r)
-      for (int j = 0; j < NR; ++j) acc[r][j] = std::fma(a[r], b[j], acc[r][j]);
+      for (int j = 0; j < NR; ++j) acc[r][j] = fma_exact(a[r], b[j], acc[r][j]);
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NR; ++j) c[r * ldc + j] = acc[r][j];
 }
