@@ -29,10 +29,8 @@ inline float fma_exact(float a, float b, float c) {
   const double e = (p - (s - bb)) + (cd - bb);  // p + c = s + e exactly
   uint64_t u;
   std::memcpy(&u, &s, 8);
-  // Branch-free (whether a sum is exact is data, not a pattern): step = +1 or -1 ulp toward e.
-  const uint64_t fix = static_cast<uint64_t>(e != 0.0) & ~u & static_cast<uint64_t>(((u >> 52) & 0x7ff) != 0x7ff);
-  const uint64_t away = static_cast<uint64_t>((e > 0.0) == (s > 0.0));  // |p + c| > |s|
-  u += fix * (2 * away - 1);
+  // Inexact with an even last bit: one ulp toward p + c (up in magnitude when e has s's sign).
+  if (e != 0.0 && (u & 1) == 0 && ((u >> 52) & 0x7ff) != 0x7ff) u += (e > 0.0) == (s > 0.0) ? 1 : uint64_t(-1);
   double r;
   std::memcpy(&r, &u, 8);
   return static_cast<float>(r);
