@@ -2,7 +2,6 @@
 // 6x16 (12 ymm accumulators), avx512 12x32 (24 zmm accumulators). Every tile follows the canonical
 // order of gemm_f32.h (per k: one fused multiply-add, rounded once), so all levels agree bit for
 // bit: FMA instructions at avx2 / avx512, fma_exact (correctly rounded) in the generic loops.
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 

@@ -66,6 +66,20 @@ void scale(float* x, float a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= a;
 }
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// x[0 .. 8N) = exp(x - m) in place, vector j added to s4[j % 4] (the 32 sum lanes, in order).
+template <int N>
+inline void exp_sum_run(float* x, __m256 mv, __m256 s4[4]) {
+  __m256 e[N];
+  for (int j = 0; j < N; ++j) e[j] = _mm256_sub_ps(_mm256_loadu_ps(x + 8 * j), mv);
+  canonical_exp8<N>(e);
+  for (int j = 0; j < N; ++j) {
+    _mm256_storeu_ps(x + 8 * j, e[j]);
+    s4[j % 4] = _mm256_add_ps(s4[j % 4], e[j]);
+  }
+}
+#endif
+
 // Max (exact in any order), exp(x - max) element-wise, the sum in 32 lanes + tree32 (the float
 // dot's order, so it vectorizes), then one scale.
 void softmax(float* x, int64_t n) {
@@ -86,22 +100,9 @@ void softmax(float* x, int64_t n) {
   const __m256 mv = _mm256_set1_ps(m);
   __m256 s4[4];
   for (int j = 0; j < 4; ++j) s4[j] = _mm256_setzero_ps();
-  for (; i + 64 <= n; i += 64) {  // 8 vectors in flight: the polynomial's chain is ~50 cycles long
-    __m256 e8[8];
-    for (int j = 0; j < 8; ++j) e8[j] = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * j), mv);
-    canonical_exp8<8>(e8);
-    for (int j = 0; j < 8; ++j) _mm256_storeu_ps(x + i + 8 * j, e8[j]);
-    for (int j = 0; j < 8; ++j) s4[j % 4] = _mm256_add_ps(s4[j % 4], e8[j]);
-  }
-  for (; i + 32 <= n; i += 32) {
-    __m256 e4[4];
-    for (int j = 0; j < 4; ++j) e4[j] = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * j), mv);
-    canonical_exp8<4>(e4);
-    for (int j = 0; j < 4; ++j) {
-      _mm256_storeu_ps(x + i + 8 * j, e4[j]);
-      s4[j] = _mm256_add_ps(s4[j], e4[j]);
-    }
-  }
+  // 8 vectors in flight where 64 remain (the polynomial's chain is ~50 cycles long), then 4.
+  for (; i + 64 <= n; i += 64) exp_sum_run<8>(x + i, mv, s4);
+  for (; i + 32 <= n; i += 32) exp_sum_run<4>(x + i, mv, s4);
   for (int j = 0; j < 4; ++j) _mm256_storeu_ps(acc + 8 * j, s4[j]);
   const int64_t summed = i;
 #else

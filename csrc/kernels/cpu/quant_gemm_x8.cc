@@ -197,10 +197,10 @@ inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-// Two groups (16 rows) x NT <= 4 tokens per pass, for Q8_0 and the 4-bit formats: each 4-byte
+// Two groups (16 rows) x NT <= 4 tokens per pass, for Q8_0 and Q4_0: each 4-byte
 // activation broadcast serves both groups' registers. On this core's vector pipes a broadcast
 // costs as much as the vpmaddubsw it feeds, so sharing it saves half an op per 32 multiply-adds
-// (Q8_0: of ~5 with vpsignb, vpmaddwd, vpaddd; 4-bit: of 3 with vpaddw). The block walks its 8
+// (Q8_0: of ~5 with vpsignb, vpmaddwd, vpaddd; Q4_0: of 3 with vpaddw). The block walks its 8
 // registers in order (k outer), so the 8 sums, 2 weight registers and their |w| or nibble temps
 // stay in registers; the float sums stay in memory (touched once per block). Same exact block
 // sums, same float order as group_x8. bench/isa_kernels.py, gate_up, T = 128, 2 threads, A/B in
@@ -209,10 +209,10 @@ template <GgmlType T, int NT>
 inline void group_pair(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int64_t t0, __m256 out0[NT],
                        __m256 out1[NT]) {
   using F = X8Format<T>;
-  static_assert(F::kQ8 || !F::kQh, "5-bit formats: one group at a time");
+  static_assert(T == GgmlType::Q8_0 || T == GgmlType::Q4_0, "gemm_x8_avx2 pairs Q8_0 and Q4_0 only");
   const int64_t nb = a.nb;
-  // Kept in registers, GCC spilled the int sums of the inner loop instead. Zeroed by vector
-  // stores: "= {}" became a rep stos, 10% of the kernel's time.
+  // The float sums live in memory: kept in registers, GCC spilled the int sums of the inner loop
+  // instead. Zeroed by vector stores: "= {}" became a rep stos, 10% of the kernel's time.
   alignas(32) float acc[2 * NT * 8];
   for (int i = 0; i < 2 * NT; ++i) _mm256_store_ps(acc + 8 * i, _mm256_setzero_ps());
   const uint8_t* xrow[NT];
@@ -224,7 +224,7 @@ inline void group_pair(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int
     const int8_t* xq[NT];
     for (int t = 0; t < NT; ++t)
       xq[t] = reinterpret_cast<const int8_t*>(xrow[t] + static_cast<uint64_t>(b) * a.block_bytes);
-    // Q8_0: int32 sums. 4-bit: 16-bit sums of all 8 maddubs (8 * 2 * 15 * 127 < 32768).
+    // Q8_0: int32 sums. Q4_0: 16-bit sums of all 8 maddubs (8 * 2 * 15 * 127 < 32768).
     __m256i S0[NT], S1[NT];
     for (int t = 0; t < NT; ++t) S0[t] = S1[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
@@ -286,10 +286,6 @@ inline void group_pair(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int
   for (int t = 0; t < NT; ++t) {
     out0[t] = _mm256_load_ps(acc + 8 * t);
     out1[t] = _mm256_load_ps(acc + 8 * (NT + t));
-  }
-  if constexpr (F::kMin) {
-    add_min_terms<T, NT>(g0, a, t0, out0);
-    add_min_terms<T, NT>(g1, a, t0, out1);
   }
 }
 
