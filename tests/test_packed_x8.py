@@ -11,9 +11,10 @@ from test_quant_kernels import act_roundtrip, dequant, q8_1_correction, random_w
 
 LEGACY = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
 # (rows, T, blocks): rows not multiples of the 8-row group, T not of the 4-token tile; T >= 16 fills
-# the amx level's 16-row tiles (37: two full tiles and a partial one), odd blocks leave a lone block.
+# the amx level's 16-row tiles (37: two full tiles and a partial one), odd blocks leave a lone block;
+# 8 is the fewest tokens the amx level takes to its tiles (7 and fewer run its base level).
 SHAPES = [(1, 1, 1), (7, 3, 3), (13, 5, 7), (33, 9, 2), (8, 4, 1), (66, 1, 5), (17, 2, 18),
-          (40, 37, 3), (17, 16, 4), (9, 20, 1)]
+          (40, 37, 3), (17, 16, 4), (9, 20, 1), (11, 8, 2)]
 LEVELS = _core.supported_isas() + _core.emulated_isas()
 
 
