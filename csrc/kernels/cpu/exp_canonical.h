@@ -20,8 +20,10 @@ inline float canonical_exp(float x) {
   // true result is denormal or 0; callers only add or divide by these). NaN passes through.
   x = x > 88.3f ? 88.3f : x;
   x = x < -87.3f ? -87.3f : x;
-  // k = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to nearest in float.
-  const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  // k = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to nearest in float, and
+  // t = 1.5 * 2^23 + k exactly, so t's bits are 0x4B400000 + k.
+  const float t = x * 1.44269504088896341f + 12582912.0f;
+  const float k = t - 12582912.0f;
   float r = x - k * 0.693359375f;  // ln 2 split: this product is exact for |k| < 2^10
   r = r - k * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -31,7 +33,12 @@ inline float canonical_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+  // 2^k: k (in [-126, 127]) + 127 into the exponent field, taken from t's bits in unsigned
+  // arithmetic. A NaN x (p is NaN already) then gives some scale, where a float -> int conversion
+  // of NaN (and the left shift of the negative result) would be undefined behaviour.
+  uint32_t tb;
+  std::memcpy(&tb, &t, sizeof tb);
+  const uint32_t bits = (tb - 0x4B400000u + 127u) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
