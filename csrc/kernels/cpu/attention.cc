@@ -141,8 +141,12 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       const int64_t n_blocks = (n_max + kKvBlockTokens - 1) / kKvBlockTokens;
       const int32_t* table = pages[tile.t0];
       const int64_t head_off = hk * d * kKvBlockTokens, block_bytes = d * kKvBlockTokens * static_cast<int64_t>(esz);
-      auto k_block = [&](int64_t b) { return static_cast<const uint8_t*>(kv.k) + (table[b] * kv.page_stride + head_off) * esz; };
-      auto v_block = [&](int64_t b) { return static_cast<const uint8_t*>(kv.v) + (table[b] * kv.page_stride + head_off) * esz; };
+      // Block b of this head in the K or V cache (same page layout offset in both).
+      auto block = [&](const void* cache, int64_t b) {
+        return static_cast<const uint8_t*>(cache) + (table[b] * kv.page_stride + head_off) * esz;
+      };
+      auto k_block = [&](int64_t b) { return block(kv.k, b); };
+      auto v_block = [&](int64_t b) { return block(kv.v, b); };
       // Block i of the walk K 0 .. n_blocks - 1, then V 0 .. n_blocks - 1: each step asks for the
       // one kAhead further on.
       auto walk = [&](int64_t i) { return i < n_blocks ? k_block(i) : v_block(i - n_blocks); };

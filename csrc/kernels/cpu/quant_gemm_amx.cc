@@ -283,8 +283,8 @@ void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
   }
   using F = X8Format<T>;
   const int64_t nb = a.nb;
-  // Every block's two planes for these tokens, staged once per call: staged per pair of groups
-  // (as before), the same split ran again for each of a call's 4-8 pairs.
+  // Every block's two planes for these tokens, staged once per call and read by every pair of
+  // groups (staged inside the pair loop, the same split ran again for each of a call's 4-8 pairs).
   constexpr uint64_t kPlane = kTokens * 32, kPlanes = 2 * kPlane;  // per block: lo, then hi
   thread_local std::vector<uint8_t> planes;
   if (planes.size() < static_cast<uint64_t>(nb) * kPlanes) planes.resize(static_cast<uint64_t>(nb) * kPlanes);
@@ -301,13 +301,14 @@ void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
       const uint8_t* b0 = x8_block<T>(g0, b);
       const uint8_t* b1 = x8_block<T>(g1, b);
       const uint8_t* lo = planes.data() + static_cast<uint64_t>(b) * kPlanes;
+      const uint8_t* hi = lo + kPlane;
       stage_weights<T>(b0, b1, wb);
       LLMASOS_TILE_LOAD(4, wb, 64);
       LLMASOS_TILE_ZERO(0);
       LLMASOS_TILE_LOAD(2, lo, 32);
       if constexpr (F::kQ8) LLMASOS_TILE_DPBUSD(0, 2, 4); else LLMASOS_TILE_DPBUUD(0, 2, 4);
       LLMASOS_TILE_ZERO(1);
-      LLMASOS_TILE_LOAD(3, lo + kPlane, 32);
+      LLMASOS_TILE_LOAD(3, hi, 32);
       if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(1, 3, 4); else LLMASOS_TILE_DPBSUD(1, 3, 4);
       LLMASOS_TILE_STORE(0, Sl, 64);
       LLMASOS_TILE_STORE(1, Sh, 64);
