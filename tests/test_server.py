@@ -111,6 +111,18 @@ def test_chat_and_stream(server, model_id):
     assert streamed == text
 
 
+def test_chat_content_parts(server, model_id):
+    """OpenAI's list-of-parts content: text parts are joined by newlines (as vLLM joins them)."""
+    c = server.client()
+    parts = [{"type": "text", "text": "Name a color."}, {"type": "text", "text": "One word."}]
+    a = c.chat.completions.create(model=model_id, messages=[{"role": "user", "content": parts}],
+                                  max_tokens=8, temperature=0)
+    b = c.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Name a color.\nOne word."}],
+                                  max_tokens=8, temperature=0)
+    assert a.choices[0].message.content == b.choices[0].message.content
+    assert a.usage.prompt_tokens == b.usage.prompt_tokens
+
+
 def test_stop_strings_and_n(server, model_id):
     c = server.client()
     full = c.completions.create(model=model_id, prompt="One, two, three,", max_tokens=20, temperature=0).choices[0].text
@@ -130,6 +142,11 @@ def test_stop_strings_and_n(server, model_id):
     (dict(logprobs=21), "logprobs"), (dict(extra_body={"logprobs": True}), "logprobs"),
     (dict(logprobs=2, echo=True), "echo"), (dict(extra_body={"top_logprobs": 2}), "top_logprobs"),
     (dict(extra_body={"presence_penalty": "high"}), "presence_penalty"),
+    # "²".isdigit() is True in Python: such keys once reached int() and gave a 500.
+    (dict(logit_bias={"\u00b2": 1}), "logit_bias"),
+    # Ids the core's int32 cannot hold once gave a 500; negative ones were silently ignored.
+    (dict(extra_body={"stop_token_ids": [2 ** 70]}), "stop_token_ids"),
+    (dict(extra_body={"stop_token_ids": [-5]}), "stop_token_ids"),
 ])
 def test_bad_requests_are_clear_400s(server, model_id, kwargs, param):
     args = dict(model=model_id, prompt="Hi", max_tokens=4)
@@ -157,6 +174,16 @@ def test_raw_bad_bodies(server):
         assert r.json()["error"]["message"]
     r = httpx.post(server.base + "/v1/chat/completions", json={"messages": "hi"}, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
+    # JSON lets a lone UTF-16 surrogate through; it is not text (each of these once gave a 500).
+    for route, body in [("completions", b'{"prompt": "\\ud800 hi"}'),
+                        ("completions", b'{"prompt": "hi", "model": "\\udfff"}'),
+                        ("chat/completions", b'{"messages": [{"role": "user", "content": "\\ud800"}]}'),
+                        ("chat/completions", b'{"messages": [{"role": "\\ud800", "content": "hi"}]}')]:
+        r = httpx.post(f"{server.base}/v1/{route}", content=body, timeout=30)
+        assert r.status_code == 400 and "surrogate" in r.json()["error"]["message"], (body, r.text)
+    r = httpx.post(server.base + "/v1/chat/completions", timeout=30,
+                   json={"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]})
+    assert r.status_code == 400 and "text parts" in r.json()["error"]["message"]
     # The server still answers normally afterwards.
     assert server.client().completions.create(model=server.client().models.list().data[0].id,
                                               prompt="Hi", max_tokens=2).choices

@@ -31,15 +31,34 @@ def _env():
     return env
 
 
+def _text_content(i: int, content: Any) -> str:
+    """A message's content as text: a string, or OpenAI's list of content parts, of which only
+    {"type": "text", "text": ...} parts are supported (joined by newlines, as vLLM joins them)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        texts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                kind = part.get("type") if isinstance(part, dict) else None
+                raise ChatTemplateError(f"message {i} content part {j}: only text parts "
+                                        f"({{'type': 'text', 'text': ...}}) are supported, got type {kind!r}")
+            texts.append(part["text"])
+        return "\n".join(texts)
+    raise ChatTemplateError(f"message {i} must have a string 'content' or a list of text parts")
+
+
 def validate_messages(messages: Any) -> List[Dict[str, Any]]:
+    """The messages with every content as a string (ChatTemplateError naming what is wrong)."""
     if not isinstance(messages, (list, tuple)) or not messages:
         raise ChatTemplateError("messages must be a non-empty list of {'role', 'content'} dicts")
+    out = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
             raise ChatTemplateError(f"message {i} must be a dict with a string 'role'")
-        if not isinstance(m.get("content"), str):
-            raise ChatTemplateError(f"message {i} must have a string 'content'")
-    return list(messages)
+        content = _text_content(i, m.get("content"))
+        out.append(m if content is m.get("content") else {**m, "content": content})
+    return out
 
 
 def render(template: Optional[str], messages, *, bos_token: str = "", eos_token: str = "",

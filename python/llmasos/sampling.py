@@ -57,7 +57,11 @@ class SamplingParams:
         o = _core.GenerateOptions()
         o.max_tokens = self.max_tokens
         o.ignore_eos = bool(self.ignore_eos)
-        o.stop_token_ids = [int(t) for t in (self.stop_token_ids or [])]
+        stop_ids = list(self.stop_token_ids or [])
+        for t in stop_ids:
+            if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 2**31:
+                raise ValueError(f"stop_token_ids must be token ids (integers in [0, 2^31)), got {t!r}")
+        o.stop_token_ids = stop_ids
         s = o.sampling
         s.temperature = float(num("temperature", self.temperature, 0.0, 100.0) or 0.0)
         if self.top_k is not None:
@@ -85,8 +89,8 @@ class SamplingParams:
                 raise ValueError("logit_bias must be a dict of token id -> bias")
             bias = []
             for k, v in self.logit_bias.items():
-                if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-                    raise ValueError(f"logit_bias keys must be token ids (integers >= 0), got {k!r}")
+                if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < 2**31:
+                    raise ValueError(f"logit_bias keys must be token ids (integers in [0, 2^31)), got {k!r}")
                 bias.append((k, float(num("logit_bias value", v, -100.0, 100.0))))
             s.logit_bias = bias
         if self.logprobs is not None:

@@ -72,6 +72,10 @@ class Server:
             raise RequestError(f"malformed JSON body: {e}") from None
         if not isinstance(body, dict):
             raise RequestError("the JSON body must be an object")
+        bad = _lone_surrogate(body)
+        if bad is not None:
+            raise RequestError(f"the JSON body holds a string with a lone UTF-16 surrogate ({bad!r}), "
+                               "which is not Unicode text")
         model = body.get("model")
         if model is not None and model != self.model_id:
             raise RequestError(f"the model '{model}' does not exist; this server serves '{self.model_id}'",
@@ -293,6 +297,25 @@ class Server:
                               "total_tokens": len(ids) + gen}}
 
         return await self._respond(route, jobs, len(ids), chunk, final, stream)
+
+
+def _lone_surrogate(value: Any) -> Optional[str]:
+    """The first string in a parsed JSON value (keys included) that UTF-8 cannot encode: JSON lets
+    "\\ud800" through, and the tokenizer, the template and the response encoder would each fail."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return v[:40]
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
 
 
 def params_for_choice(params, choice: int):

@@ -84,7 +84,7 @@ def _logit_bias(body):
         raise RequestError("'logit_bias' must be an object of at most 1024 token ids", "logit_bias")
     out = {}
     for k, b in v.items():
-        if not isinstance(k, str) or not k.isdigit():
+        if not isinstance(k, str) or not (k.isascii() and k.isdigit()):  # "²".isdigit() is True
             raise RequestError(f"'logit_bias' keys must be token ids, got {k!r}", "logit_bias")
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b) or abs(b) > 100:
             raise RequestError(f"'logit_bias' values must be numbers in [-100, 100], got {b!r}", "logit_bias")
@@ -108,9 +108,10 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
     if best_of is not None and best_of != n:
         raise RequestError("'best_of' other than n is not supported", "best_of")
     stop_ids = body.get("stop_token_ids")
-    if stop_ids is not None and (not isinstance(stop_ids, list) or
-                                 not all(isinstance(t, int) and not isinstance(t, bool) for t in stop_ids)):
-        raise RequestError("'stop_token_ids' must be a list of integers", "stop_token_ids")
+    if stop_ids is not None and (not isinstance(stop_ids, list) or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in stop_ids)):
+        raise RequestError("'stop_token_ids' must be a list of token ids (integers in [0, 2^31))",
+                           "stop_token_ids")
     params = SamplingParams(
         max_tokens=max_tokens or 1,
         temperature=_num(body, "temperature", 0.0, 2.0, 1.0),
@@ -131,4 +132,8 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         raise RequestError("'top_p' must be greater than 0", "top_p")
     if params.top_k is not None and params.top_k <= 0:
         params.top_k = None  # vLLM convention: -1 / 0 mean off
+    try:  # what the engine will check (token id ranges, ...), before the request reaches it
+        params.to_core()
+    except ValueError as e:
+        raise RequestError(str(e)) from None
     return params, n, _bool(body, "stream"), max_tokens
