@@ -184,6 +184,11 @@ def test_raw_bad_bodies(server):
     r = httpx.post(server.base + "/v1/chat/completions", timeout=30,
                    json={"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]})
     assert r.status_code == 400 and "text parts" in r.json()["error"]["message"]
+    # Unknown routes and wrong methods answer in the same JSON shape, not plain text.
+    for method, path, status in [("GET", "/v1/nothing", 404), ("GET", "/v1/completions", 405),
+                                 ("POST", "/health", 405)]:
+        r = httpx.request(method, server.base + path, timeout=30)
+        assert r.status_code == status and path in r.json()["error"]["message"], r.text
     # The server still answers normally afterwards.
     assert server.client().completions.create(model=server.client().models.list().data[0].id,
                                               prompt="Hi", max_tokens=2).choices
@@ -377,3 +382,26 @@ def test_logprobs_of_tokens_that_split_characters(server, model_id):
     for tok, value, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
         assert top[tok] == value  # greedy: the sampled token is the most likely of its text
     assert lp.text_offset == sorted(lp.text_offset) and lp.text_offset[-1] < len(ch.text)
+
+
+def test_internal_error_is_a_json_500_and_counted(local_llm, monkeypatch):
+    """A failure inside the server (here the tokenizer raising, as a bug would) answers a JSON 500
+    that OpenAI clients parse, counts it in /metrics, and the next request is served normally."""
+    from starlette.testclient import TestClient
+    from llmasos.server import Server
+
+    calls = []
+
+    def broken(text, *a, **k):
+        calls.append(text)
+        raise RuntimeError("boom")
+
+    with TestClient(Server(local_llm, "m").app, raise_server_exceptions=False) as client:
+        with monkeypatch.context() as m:
+            m.setattr(local_llm, "tokenize", broken)
+            r = client.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
+        assert r.status_code == 500 and calls == ["Hi"]
+        assert r.json()["error"]["type"] == "internal_error" and "RuntimeError" in r.json()["error"]["message"]
+        assert 'route="/v1/completions",status="500"' in client.get("/metrics").text
+        r = client.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
+        assert r.status_code == 200 and r.json()["choices"][0]["text"]

@@ -11,6 +11,7 @@ import uuid
 from typing import Any, AsyncIterator, Dict, List, Optional
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -42,7 +43,9 @@ class Server:
             Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
         ]
-        self.app = Starlette(routes=routes, lifespan=self._lifespan)
+        self.routes = {r.path for r in routes}
+        self.app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers={
+            HTTPException: self._http_error, Exception: self._internal_error})
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
@@ -81,6 +84,23 @@ class Server:
             raise RequestError(f"the model '{model}' does not exist; this server serves '{self.model_id}'",
                                "model", status=404, code="model_not_found")
         return body
+
+    async def _http_error(self, request: Request, exc: HTTPException) -> Response:
+        """Starlette's own errors (unknown route 404, wrong method 405) in OpenAI's JSON shape,
+        which client libraries parse, instead of plain text."""
+        what = {404: f"no route {request.method} {request.url.path}",
+                405: f"{request.url.path} does not take {request.method}"}.get(exc.status_code, exc.detail)
+        body = RequestError(what, status=exc.status_code).body()
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def _internal_error(self, request: Request, exc: Exception) -> Response:
+        """A bug, not a bad request: a JSON 500 (counted in /metrics) instead of plain text; the
+        traceback still goes to the log."""
+        route = request.url.path if request.url.path in self.routes else "other"
+        self.metrics.request_done(route, 500)
+        body = RequestError(f"internal server error ({type(exc).__name__})", status=500,
+                            type_="internal_error").body()
+        return JSONResponse(body, status_code=500)
 
     def _error(self, route: str, e: RequestError) -> JSONResponse:
         self.metrics.request_done(route, e.status)
