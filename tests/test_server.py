@@ -405,3 +405,29 @@ def test_internal_error_is_a_json_500_and_counted(local_llm, monkeypatch):
         assert 'route="/v1/completions",status="500"' in client.get("/metrics").text
         r = client.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2})
         assert r.status_code == 200 and r.json()["choices"][0]["text"]
+
+
+def test_stream_failure_ends_with_an_error_event(local_llm, monkeypatch):
+    """A failure after a stream has started (headers sent) arrives as an error event followed by
+    [DONE], so the client sees why instead of a cut connection."""
+    from starlette.testclient import TestClient
+    from llmasos.server import Server
+
+    srv = Server(local_llm, "m")
+    real = srv.engine.generate
+
+    async def fails_after_one(ids, params):
+        async for d in real(ids, params):
+            yield d
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(srv.engine, "generate", fails_after_one)
+    with TestClient(srv.app, raise_server_exceptions=False) as client:
+        r = client.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 4, "stream": True})
+        events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+        assert r.status_code == 200 and events[-1] == "[DONE]"
+        assert json.loads(events[0])["choices"] and json.loads(events[-2])["error"]["type"] == "internal_error"
+        deadline = time.time() + 30  # and the failed request's KV blocks are freed
+        while srv.engine.stats()["blocks_used"] and time.time() < deadline:
+            time.sleep(0.05)
+        assert srv.engine.stats()["blocks_used"] == 0 and srv.engine.stats()["running"] == 0

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import time
 import uuid
 from typing import Any, AsyncIterator, Dict, List, Optional
@@ -25,6 +26,7 @@ from .server_metrics import Metrics
 from .server_requests import RequestError, sampling_params
 
 MAX_BODY_BYTES = 1 << 20
+logger = logging.getLogger("llmasos.server")
 
 
 class Server:
@@ -185,9 +187,15 @@ class Server:
         self.metrics.tokens(n_prompt_tokens, 0)
         if stream:
             async def sse():
-                async for index, d in self._run_choices(jobs):
-                    for chunk in make_chunk(index, d):
-                        yield f"data: {json.dumps(chunk)}\n\n"
+                try:
+                    async for index, d in self._run_choices(jobs):
+                        for chunk in make_chunk(index, d):
+                            yield f"data: {json.dumps(chunk)}\n\n"
+                except Exception as e:  # headers are sent: report it in the stream, as vLLM does
+                    logger.exception("stream of %s failed", route)
+                    err = RequestError(f"internal server error ({type(e).__name__})", status=500,
+                                       type_="internal_error").body()
+                    yield f"data: {json.dumps(err)}\n\n"
                 yield "data: [DONE]\n\n"
             self.metrics.request_done(route, 200)
             return StreamingResponse(sse(), media_type="text/event-stream")
