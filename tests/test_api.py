@@ -107,6 +107,7 @@ def test_logits_shape_and_consistency(llm):
     dict(max_tokens=0), dict(max_tokens=-3), dict(temperature=-1.0), dict(temperature=math.nan),
     dict(top_p=0.0), dict(top_p=1.5), dict(min_p=-0.1), dict(top_k=-1), dict(repetition_penalty=0.0),
     dict(seed="x"), dict(stop=[""]),
+    dict(stop_token_ids=[2 ** 40]), dict(stop_token_ids=[-1]), dict(logit_bias={2 ** 40: 1.0}),
 ])
 def test_bad_sampling_params_raise(llm, kwargs):
     with pytest.raises(ValueError):
@@ -120,6 +121,10 @@ def test_bad_prompts_raise(llm):
         llm.generate([[llm.n_vocab + 5]])
     with pytest.raises(llmasos.InvalidArgumentError):
         llm.generate([[10] * 600])  # longer than n_ctx=512
+    with pytest.raises(ValueError, match="lone surrogate"):  # Python allows it; it is not text
+        llm.generate("Hi \ud800")
+    with pytest.raises(ValueError, match="lone surrogate"):
+        llm.chat([{"role": "user", "content": "\udfff"}])
 
 
 def test_unknown_model_lists_available():

@@ -18,6 +18,15 @@ from .stop_strings import StopMatcher, TextStream
 Prompt = Union[str, Sequence[int]]
 
 
+def _check_unicode(text: str) -> None:
+    """A str with a lone UTF-16 surrogate (which JSON and Python allow) is not Unicode text: say
+    so, instead of the binding's "incompatible function arguments"."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"the text holds a lone surrogate {text[e.start]!r} at index {e.start}, "
+                         "which is not Unicode text") from None
+
 class LLM:
     """A loaded model and one sequence's state. Calls are serialized: one generation at a time."""
 
@@ -88,6 +97,7 @@ class LLM:
     def tokenize(self, text: str, *, add_bos: Optional[bool] = None, special: bool = False) -> List[int]:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
+        _check_unicode(text)
         m = self._core()
         return m.tokenize(text, m.add_bos if add_bos is None else bool(add_bos), bool(special))
 
@@ -272,6 +282,7 @@ class LLM:
         text = chat_template.render(m.metadata("tokenizer.chat_template"), messages,
                                     bos_token=bos, eos_token=eos)
         add_bos = m.add_bos and not (bos and text.startswith(bos))
+        _check_unicode(text)
         return self._prompt_ids(m.tokenize(text, add_bos, True))
 
     # -- lifetime -------------------------------------------------------------------------------
