@@ -111,6 +111,28 @@ def test_chat_and_stream(server, model_id):
     assert streamed == text
 
 
+def test_stream_usage_and_model_retrieve(server, model_id):
+    """stream_options.include_usage: a last chunk with empty choices carries the usage, equal to
+    the non-streamed request's; models.retrieve finds the served model and 404s another."""
+    c = server.client()
+    plain = c.completions.create(model=model_id, prompt="Count: one, two,", max_tokens=6, temperature=0)
+    chunks = list(c.completions.create(model=model_id, prompt="Count: one, two,", max_tokens=6, temperature=0,
+                                       stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage == plain.usage
+    assert all(ch.usage is None for ch in chunks[:-1])
+    msgs = [{"role": "user", "content": "Say hi."}]
+    plain = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=5, temperature=0, n=2)
+    chunks = list(c.chat.completions.create(model=model_id, messages=msgs, max_tokens=5, temperature=0, n=2,
+                                            stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage == plain.usage
+    with pytest.raises(openai.BadRequestError) as e:  # only with stream, as OpenAI says
+        c.completions.create(model=model_id, prompt="Hi", max_tokens=2, stream_options={"include_usage": True})
+    assert e.value.body["param"] == "stream_options"
+    assert c.models.retrieve(model_id).id == model_id
+    with pytest.raises(openai.NotFoundError):
+        c.models.retrieve("gpt-4o")
+
+
 def test_chat_content_parts(server, model_id):
     """OpenAI's list-of-parts content: text parts are joined by newlines (as vLLM joins them)."""
     c = server.client()

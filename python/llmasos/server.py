@@ -23,7 +23,7 @@ from .llm import LLM
 from .logprobs import TokenPieces
 from .server_logprobs import chat_logprobs, completion_logprobs
 from .server_metrics import Metrics
-from .server_requests import RequestError, sampling_params
+from .server_requests import RequestError, include_usage, sampling_params
 
 MAX_BODY_BYTES = 1 << 20
 logger = logging.getLogger("llmasos.server")
@@ -42,6 +42,7 @@ class Server:
             Route("/health", self.health, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
             Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.model_info, methods=["GET"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
         ]
@@ -183,14 +184,22 @@ class Server:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _respond(self, route, jobs, n_prompt_tokens, make_chunk, make_final, stream):
+    async def _respond(self, route, jobs, n_prompt_tokens, make_chunk, make_final, stream, usage_base=None):
+        """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
+        given: stream_options.include_usage) a usage chunk with no choices, then [DONE]."""
         self.metrics.tokens(n_prompt_tokens, 0)
         if stream:
             async def sse():
+                generated = 0
                 try:
                     async for index, d in self._run_choices(jobs):
+                        generated += len(d.token_ids)
                         for chunk in make_chunk(index, d):
                             yield f"data: {json.dumps(chunk)}\n\n"
+                    if usage_base is not None:
+                        usage = {"prompt_tokens": n_prompt_tokens, "completion_tokens": generated,
+                                 "total_tokens": n_prompt_tokens + generated}
+                        yield f"data: {json.dumps({**usage_base, 'choices': [], 'usage': usage})}\n\n"
                 except Exception as e:  # headers are sent: report it in the stream, as vLLM does
                     logger.exception("stream of %s failed", route)
                     err = RequestError(f"internal server error ({type(e).__name__})", status=500,
@@ -227,8 +236,22 @@ class Server:
             self._check_key(request)
         except RequestError as e:
             return self._error("/v1/models", e)
-        return JSONResponse({"object": "list", "data": [
-            {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llmasos"}]})
+        return JSONResponse({"object": "list", "data": [self._model_card()]})
+
+    async def model_info(self, request: Request) -> Response:
+        """GET /v1/models/{id}: the served model, or a 404 in OpenAI's shape."""
+        try:
+            self._check_key(request)
+            model = request.path_params["model"]
+            if model != self.model_id:
+                raise RequestError(f"the model '{model}' does not exist; this server serves '{self.model_id}'",
+                                   "model", status=404, code="model_not_found")
+        except RequestError as e:
+            return self._error("/v1/models/{model}", e)
+        return JSONResponse(self._model_card())
+
+    def _model_card(self) -> Dict[str, Any]:
+        return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llmasos"}
 
     async def completions(self, request: Request) -> Response:
         route = "/v1/completions"
@@ -239,6 +262,7 @@ class Server:
                 raise RequestError("'prompt' is required", "prompt")
             params, n, stream, max_tokens = sampling_params(body, max_tokens_default=16,
                                                             n_ctx=self.llm.n_ctx, max_n=self.max_n)
+            usage = include_usage(body, stream)
             echo = body.get("echo", False)
             if not isinstance(echo, bool):
                 raise RequestError("'echo' must be a boolean", "echo")
@@ -274,7 +298,8 @@ class Server:
                     "usage": {"prompt_tokens": n_prompt, "completion_tokens": gen,
                               "total_tokens": n_prompt + gen}}
 
-        return await self._respond(route, jobs, n_prompt, chunk, final, stream)
+        base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
+        return await self._respond(route, jobs, n_prompt, chunk, final, stream, base if usage else None)
 
     async def chat_completions(self, request: Request) -> Response:
         route = "/v1/chat/completions"
@@ -288,6 +313,7 @@ class Server:
             params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None,
                                                             n_ctx=self.llm.n_ctx, max_n=self.max_n,
                                                             chat=True)
+            usage = include_usage(body, stream)
             jobs = []
             for c in range(n):
                 p = params_for_choice(params, c)
@@ -324,7 +350,8 @@ class Server:
                     "usage": {"prompt_tokens": len(ids), "completion_tokens": gen,
                               "total_tokens": len(ids) + gen}}
 
-        return await self._respond(route, jobs, len(ids), chunk, final, stream)
+        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
+        return await self._respond(route, jobs, len(ids), chunk, final, stream, base if usage else None)
 
 
 def _lone_surrogate(value: Any) -> Optional[str]:

@@ -137,3 +137,16 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
     except ValueError as e:
         raise RequestError(str(e)) from None
     return params, n, _bool(body, "stream"), max_tokens
+
+
+def include_usage(body: Dict[str, Any], stream: bool) -> bool:
+    """OpenAI's stream_options: {"include_usage": true} asks for a last chunk with the usage
+    (empty choices) before [DONE]; only with stream, as vLLM and OpenAI check."""
+    v = body.get("stream_options")
+    if v is None:
+        return False
+    if not stream:
+        raise RequestError("'stream_options' is only allowed when 'stream' is true", "stream_options")
+    if not isinstance(v, dict) or not set(v) <= {"include_usage", "continuous_usage_stats"}:
+        raise RequestError("'stream_options' must be an object with 'include_usage'", "stream_options")
+    return _bool(v, "include_usage")
