@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any, Dict, List, Optional
 
+from . import template_sandbox
 from ._core_loader import _core
 
 # ChatML, used when a model carries no template of its own.
@@ -21,14 +23,20 @@ def _raise(message: str):
     raise ChatTemplateError(message)
 
 
+@functools.lru_cache(maxsize=None)
 def _env():
     # jinja2 is imported on first use: a process that never renders a chat keeps its memory.
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
     # trim_blocks / lstrip_blocks as Hugging Face transformers renders chat templates.
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env = template_sandbox.sandbox_class()(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
     return env
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(template: str):
+    """Compiling a template takes milliseconds; a server renders the same one for every chat."""
+    return _env().from_string(template)
 
 
 def _text_content(i: int, content: Any) -> str:
@@ -67,10 +75,12 @@ def render(template: Optional[str], messages, *, bos_token: str = "", eos_token:
 
     msgs = validate_messages(messages)
     try:
-        t = _env().from_string(template or DEFAULT_TEMPLATE)
-        return t.render(messages=msgs, bos_token=bos_token, eos_token=eos_token,
-                        add_generation_prompt=add_generation_prompt)
+        t = _compiled(template or DEFAULT_TEMPLATE)
+        return template_sandbox.run_with_deadline(lambda: t.render(
+            messages=msgs, bos_token=bos_token, eos_token=eos_token,
+            add_generation_prompt=add_generation_prompt))
     except ChatTemplateError:
         raise
-    except (TemplateError, TypeError, ValueError, KeyError, AttributeError) as e:
+    except (TemplateError, TypeError, ValueError, KeyError, AttributeError, OverflowError, MemoryError,
+            RecursionError, template_sandbox.TemplateLimitError) as e:
         raise ChatTemplateError(f"chat template failed to render: {e}") from e

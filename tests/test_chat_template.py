@@ -1,0 +1,52 @@
+"""Chat templates come from model files: rendered in jinja2's sandbox, with work bounded. A template
+that loops for hours, or builds a giant string or number in one operation, raises
+ChatTemplateError (a 400 from the server, which keeps serving); ordinary templates are unchanged."""
+import httpx
+import pytest
+
+from llmasos import LLM, SamplingParams
+from llmasos.chat_template import ChatTemplateError, render
+from gguf_factory import make_tiny_llama
+from test_server import RunningServer
+
+MSGS = [{"role": "user", "content": "hi"}]
+LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.parametrize("template,says", [
+    (LOOPS, "longer than"),                          # ~10^10 iterations: stopped at the deadline
+    ("{{ 'x' * 10**10 }}", r"'\*'"),              # one multiplication of 10 GB
+    ("{% set x = [0] * 10**9 %}{{ x|length }}", r"'\*'"),
+    ("{{ 7 * 'y' * 10**7 }}", r"'\*'"),
+    ("{{ (10**1000)**1000 }}", r"'\*\*'"),             # a 3.3-million-bit integer
+    ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion"),
+])
+def test_hostile_templates_raise(template, says):
+    with pytest.raises(ChatTemplateError, match=says):
+        render(template, MSGS)
+    # The thread that was interrupted renders normally afterwards.
+    assert render(None, MSGS).endswith("<|im_start|>assistant\n")
+
+
+def test_ordinary_arithmetic_still_renders():
+    t = "{{ 'ab' * 3 }}|{{ 3 * [1] }}|{{ 2**100 }}|{{ 2.5 * 2 }}|{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    assert render(t, MSGS) == f"ababab|[1, 1, 1]|{2**100}|5.0|hi"
+
+
+def test_model_with_a_looping_template(tmp_path):
+    """The model loads; its chat raises a clear error; the server answers that chat with a 400 and
+    goes on serving completions and other chats."""
+    path = str(make_tiny_llama(tmp_path / "loop.gguf", metadata={"tokenizer.chat_template": LOOPS}).path)
+    with LLM.from_pretrained(path, threads=1) as llm:
+        with pytest.raises(ChatTemplateError, match="longer than"):
+            llm.chat(MSGS, SamplingParams(max_tokens=2))
+        assert llm.generate("hi", SamplingParams(max_tokens=2, ignore_eos=True))[0].token_ids
+    server = RunningServer(path)
+    try:
+        r = httpx.post(server.base + "/v1/chat/completions", json={"messages": MSGS, "max_tokens": 2}, timeout=60)
+        assert r.status_code == 400 and "longer than" in r.json()["error"]["message"]
+        r = httpx.post(server.base + "/v1/completions", json={"prompt": "hi", "max_tokens": 2}, timeout=60)
+        assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"]
+        assert httpx.get(server.base + "/health", timeout=10).json() == {"status": "ok"}
+    finally:
+        server.stop()
