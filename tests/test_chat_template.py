@@ -14,11 +14,11 @@ LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% 
 
 
 @pytest.mark.parametrize("template,says", [
-    (LOOPS, "longer than"),                          # ~10^10 iterations: stopped at the deadline
-    ("{{ 'x' * 10**10 }}", r"'\*'"),              # one multiplication of 10 GB
+    (LOOPS, "longer than"),                           # ~10^10 iterations: stopped at the deadline
+    ("{{ 'x' * 10**10 }}", r"'\*'"),                  # one multiplication of 10 GB
     ("{% set x = [0] * 10**9 %}{{ x|length }}", r"'\*'"),
     ("{{ 7 * 'y' * 10**7 }}", r"'\*'"),
-    ("{{ (10**1000)**1000 }}", r"'\*\*'"),             # a 3.3-million-bit integer
+    ("{{ (10**1000)**1000 }}", r"'\*\*'"),            # a 3.3-million-bit integer
     ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion"),
 ])
 def test_hostile_templates_raise(template, says):
