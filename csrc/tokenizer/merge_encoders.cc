@@ -40,13 +40,23 @@ BpeEncoder::BpeEncoder(const TokenIds& ids, const std::vector<std::string>& merg
 }
 
 void BpeEncoder::encode_piece(std::string_view bytes, int32_t unk_id, std::vector<int32_t>& out) const {
-  const int n = static_cast<int>(bytes.size());
-  if (n == 0) return;
   // Symbols start as one per byte (each byte is one character of the byte-level alphabet) and
-  // form a doubly linked list; merged-away symbols are marked dead.
+  // form a doubly linked list; merged-away symbols are marked dead. A byte whose character is not
+  // in the vocabulary becomes an unk_id symbol (which merges with nothing); without an unk_id it is
+  // dropped before merging, so its neighbours may merge, as Hugging Face tokenizers does (" \x16:"
+  // is "Ġ:" with SmolLM2's vocabulary, which lacks 0x16).
   struct Sym { int32_t id; int prev, next; };
-  std::vector<Sym> s(n);
-  for (int i = 0; i < n; ++i) s[i] = {byte_ids_[static_cast<uint8_t>(bytes[i])], i - 1, i + 1 < n ? i + 1 : -1};
+  std::vector<Sym> s;
+  s.reserve(bytes.size());
+  for (char c : bytes) {
+    const int32_t id = byte_ids_[static_cast<uint8_t>(c)];
+    if (id < 0 && unk_id < 0) continue;
+    const int i = static_cast<int>(s.size());
+    s.push_back({id, i - 1, -1});
+    if (i > 0) s[i - 1].next = i;
+  }
+  const int n = static_cast<int>(s.size());
+  if (n == 0) return;
   struct Cand { int32_t rank; int left; int32_t lid, rid, merged; };
   // Lowest rank first; among equal ranks the leftmost pair (what HF tokenizers and llama.cpp do).
   auto worse = [](const Cand& x, const Cand& y) { return x.rank != y.rank ? x.rank > y.rank : x.left > y.left; };
@@ -72,11 +82,7 @@ void BpeEncoder::encode_piece(std::string_view bytes, int32_t unk_id, std::vecto
     consider(L.prev);
     consider(c.left);
   }
-  // A byte whose alphabet character is not in the vocabulary becomes unk_id, or is dropped.
-  for (int i = 0; i >= 0; i = s[i].next) {
-    if (s[i].id >= 0) out.push_back(s[i].id);
-    else if (unk_id >= 0) out.push_back(unk_id);
-  }
+  for (int i = 0; i >= 0; i = s[i].next) out.push_back(s[i].id >= 0 ? s[i].id : unk_id);
 }
 
 SpmEncoder::SpmEncoder(TokenIds mergeable, std::vector<float> scores, std::vector<bool> unused,
