@@ -312,6 +312,24 @@ def test_spm_ids_match_sentencepiece(spm_pair):
     assert any(tok.token_text(i).startswith("<0x") for i in tok.encode("漢字 🤖"))
 
 
+def test_spm_random_text_matches_sentencepiece(spm_pair):
+    """Random text (any characters, the training words, whitespace runs) against sentencepiece
+    itself; hypothesis, derandomized."""
+    pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, strategies as st
+
+    sp, tok = spm_pair
+    pieces = st.one_of(st.text(st.characters(codec="utf-8"), max_size=10),
+                       st.sampled_from(SPM_TRAIN_WORDS + [" ", "  ", "\n", "\t", "don't", "café", "\u2581", "😀"]))
+
+    @settings(max_examples=3000, derandomize=True, deadline=None, database=None)
+    @given(st.lists(pieces, max_size=8).map("".join))
+    def check(text):
+        assert tok.encode(text) == sp.encode(text), repr(text)
+
+    check()
+
+
 def test_spm_decode_matches_sentencepiece(spm_pair):
     sp, tok = spm_pair
     for s in CORPUS:
