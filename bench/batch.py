@@ -2,11 +2,15 @@
 (continuous batching over the paged KV cache), plus the single-sequence Session decode for scale.
 Issue 4 target on a 2-core machine: a 16-sequence decode step costs <= 3x a 1-sequence step.
 
-    python bench/batch.py [--model NAME_OR_PATH] [--threads 2] [--seqs 1,4,16] [--steps 24]
+    python bench/batch.py [--model NAME_OR_PATH] [--threads 2] [--seqs 1,4,16] [--steps 24] [--no-peer]
+
+The same steps on llama.cpp (llama-cpp-python's low-level batch API, when installed) are timed in
+the same run, interleaved.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import statistics
 import time
 
@@ -76,6 +80,58 @@ def session_decode_ms(llm, n_tokens):
     return 1000 * (time.perf_counter() - t0 - t_one) / n_tokens
 
 
+def _quiet_log(level, text, user_data):
+    pass
+
+
+_QUIET = None  # llama.cpp's log callback (made on first use: its ctypes type comes with llama_cpp)
+
+
+def llama_cpp_step_ms(path, n_threads, n_seqs, n_steps, prompt_len=32):
+    """The same measurement on llama.cpp (llama-cpp-python's low-level API): median time of one
+    llama_decode of n_seqs sequences, each with one new token and its logits, the sequences first
+    filled with prompts of the same length. None when llama_cpp is not installed."""
+    try:
+        import llama_cpp as L
+    except ImportError:
+        return None
+    global _QUIET
+    if _QUIET is None:
+        _QUIET = L.llama_log_callback(_quiet_log)
+    L.llama_log_set(_QUIET, ctypes.c_void_p(0))
+    L.llama_backend_init()
+    model = L.llama_model_load_from_file(path.encode(), L.llama_model_default_params())
+    cp = L.llama_context_default_params()
+    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = 256 * n_seqs, 512, 512, n_seqs
+    cp.n_threads = cp.n_threads_batch = n_threads
+    ctx = L.llama_init_from_model(model, cp)
+    batch = L.llama_batch_init(512, 0, n_seqs)
+
+    def decode(items):  # (token, position, sequence)
+        batch.n_tokens = len(items)
+        for i, (tok, pos, seq) in enumerate(items):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = tok, pos, 1, 1
+            batch.seq_id[i][0] = seq
+        if L.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    try:
+        for s in range(n_seqs):  # the prompts decode_step_ms gives the engine
+            decode([((j * 7919 + s * 104729) % 20000 + 100, j, s) for j in range(prompt_len)])
+        times, pos = [], prompt_len
+        for k in range(3 + n_steps):  # 3 warm-up steps
+            t0 = time.perf_counter()
+            decode([(100 + s, pos, s) for s in range(n_seqs)])
+            if k >= 3:
+                times.append(time.perf_counter() - t0)
+            pos += 1
+    finally:
+        L.llama_batch_free(batch)
+        L.llama_free(ctx)
+        L.llama_model_free(model)
+    return 1000 * statistics.median(times)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=store.DEFAULT_MODEL)
@@ -83,17 +139,21 @@ def main():
     ap.add_argument("--seqs", default="1,4,16")
     ap.add_argument("--steps", type=int, default=24)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-peer", action="store_true", help="skip llama.cpp (llama-cpp-python)")
     a = ap.parse_args()
     llm = LLM.from_pretrained(a.model, threads=a.threads, n_ctx=1024)
     counts = [int(s) for s in a.seqs.split(",")]
     if 1 not in counts:
         counts = [1] + counts
     res = {n: [] for n in counts}
+    peer = {n: [] for n in counts}
     sess = []
     for _ in range(a.reps):  # interleaved, so a noisy neighbour hits every size alike
         sess.append(session_decode_ms(llm, a.steps))
         for n in counts:
             res[n].append(decode_step_ms(llm, n, a.steps))
+            if not a.no_peer:
+                peer[n].append(llama_cpp_step_ms(llm.path, a.threads, n, a.steps))
     base = statistics.median(res[1])
     cold, warm, rate = prefix_ttft_ms(llm)
     print(f"model {a.model}, threads {a.threads}, isa {_core.active_isa()}")
@@ -104,6 +164,12 @@ def main():
         ms = statistics.median(res[n])
         print(f"engine decode step, {n:3d} sequences: {ms:7.2f} ms  = {ms / base:5.2f}x one sequence, "
               f"{1000 * n / ms:7.1f} tokens/s")
+    if peer[1] and None not in peer[1]:
+        pbase = statistics.median(peer[1])
+        for n in counts:
+            ms = statistics.median(peer[n])
+            print(f"llama.cpp decode, {n:3d} sequences:   {ms:7.2f} ms  = {ms / pbase:5.2f}x one sequence, "
+                  f"{1000 * n / ms:7.1f} tokens/s; llmasos {ms / statistics.median(res[n]):5.2f}x as fast")
     llm.close()
 
 
