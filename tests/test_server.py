@@ -248,6 +248,54 @@ def test_disconnect_mid_stream_frees_blocks(server, model_id):
     assert m["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
 
 
+def test_many_clients_disconnecting_free_their_blocks(server, model_id):
+    """16 clients at once: some close their stream after a few events, some give up on a
+    non-streamed answer (a client timeout), the rest finish. Every abandoned sequence is cancelled
+    (a non-streamed one too: 900 tokens each would keep the engine busy for tens of seconds), the
+    finished ones equal their solo runs, and the pool returns to idle."""
+    idle = wait_idle(server)
+    before = closed_requests(server)
+    c = server.client()
+    prompts = [f"Client {i} asks: what is {i} + {i}?" for i in range(16)]
+    solo = {i: c.completions.create(model=model_id, prompt=prompts[i], max_tokens=8, temperature=0).choices[0].text
+            for i in range(16) if i % 4 >= 2}
+    long = {"max_tokens": 900, "ignore_eos": True, "temperature": 0}
+
+    def client(i):
+        if i % 4 == 0:  # streams, then hangs up after i % 5 events
+            with httpx.stream("POST", server.base + "/v1/completions", timeout=60,
+                              json={"prompt": prompts[i], "stream": True, **long}) as r:
+                for k, _ in enumerate(r.iter_lines()):
+                    if k >= i % 5:
+                        break
+            return None
+        if i % 4 == 1:  # gives up waiting for a non-streamed answer
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(server.base + "/v1/completions", json={"prompt": prompts[i], **long}, timeout=1.0)
+            return None
+        return "".join(ch.choices[0].text for ch in server.client().completions.create(
+            model=model_id, prompt=prompts[i], max_tokens=8, temperature=0, stream=True))
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        got = list(ex.map(client, range(16)))
+    for i, text in solo.items():
+        assert got[i] == text, i
+    m = wait_idle(server, timeout=15)
+    assert m["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
+    deadline = time.time() + 10  # the 4 abandoned non-streamed requests, counted as 499
+    while closed_requests(server) - before < 4 and time.time() < deadline:
+        time.sleep(0.1)
+    assert closed_requests(server) - before == 4
+
+
+def closed_requests(server):
+    """/metrics' count of completions requests whose client went away first (status 499)."""
+    with urllib.request.urlopen(server.base + "/metrics", timeout=10) as r:
+        m = re.search(r'^llmasos_requests_total\{route="/v1/completions",status="499"\} ([0-9.]+)$',
+                      r.read().decode(), re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 def test_prefix_cache_hit(server, model_id):
     c = server.client()
     long_prefix = "The history of the city begins in ancient times, when traders " * 12

@@ -184,7 +184,8 @@ class Server:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _respond(self, route, jobs, n_prompt_tokens, make_chunk, make_final, stream, usage_base=None):
+    async def _respond(self, request, route, jobs, n_prompt_tokens, make_chunk, make_final, stream,
+                       usage_base=None):
         """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
         given: stream_options.include_usage) a usage chunk with no choices, then [DONE]."""
         self.metrics.tokens(n_prompt_tokens, 0)
@@ -212,12 +213,30 @@ class Server:
         counts: Dict[int, int] = {}
         reasons: Dict[int, Optional[str]] = {}
         lps: Dict[int, list] = {}
-        async for index, d in self._run_choices(jobs):
-            texts.setdefault(index, []).append(d.text)
-            counts[index] = counts.get(index, 0) + len(d.token_ids)
-            lps.setdefault(index, []).extend(d.logprobs or [])
-            if d.finished:
-                reasons[index] = d.finish_reason
+
+        async def collect():
+            async for index, d in self._run_choices(jobs):
+                texts.setdefault(index, []).append(d.text)
+                counts[index] = counts.get(index, 0) + len(d.token_ids)
+                lps.setdefault(index, []).extend(d.logprobs or [])
+                if d.finished:
+                    reasons[index] = d.finish_reason
+
+        # A client that goes away before a non-streamed answer is ready cancels its sequences too
+        # (closing _run_choices cancels them in the engine and frees their KV blocks), as vLLM does.
+        work = asyncio.ensure_future(collect())
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (work, gone):
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(work, gone, return_exceptions=True)
+        if not work.done() or work.cancelled():
+            self.metrics.request_done(route, 499)  # nginx's "client closed request"
+            return Response(status_code=499)
+        work.result()  # an engine error propagates as before
         self.metrics.request_done(route, 200)
         choices = [("".join(texts.get(i, [])), reasons.get(i), counts.get(i, 0), lps.get(i, []))
                    for i in range(len(jobs))]
@@ -299,7 +318,8 @@ class Server:
                               "total_tokens": n_prompt + gen}}
 
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
-        return await self._respond(route, jobs, n_prompt, chunk, final, stream, base if usage else None)
+        return await self._respond(request, route, jobs, n_prompt, chunk, final, stream,
+                                   base if usage else None)
 
     async def chat_completions(self, request: Request) -> Response:
         route = "/v1/chat/completions"
@@ -351,7 +371,16 @@ class Server:
                               "total_tokens": len(ids) + gen}}
 
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
-        return await self._respond(route, jobs, len(ids), chunk, final, stream, base if usage else None)
+        return await self._respond(request, route, jobs, len(ids), chunk, final, stream,
+                                   base if usage else None)
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has closed the connection (the body is already read, so the next
+    ASGI message is the disconnect)."""
+    while True:
+        if (await request.receive())["type"] == "http.disconnect":
+            return
 
 
 def _lone_surrogate(value: Any) -> Optional[str]:
