@@ -501,3 +501,34 @@ def test_stream_failure_ends_with_an_error_event(local_llm, monkeypatch):
         while srv.engine.stats()["blocks_used"] and time.time() < deadline:
             time.sleep(0.05)
         assert srv.engine.stats()["blocks_used"] == 0 and srv.engine.stats()["running"] == 0
+
+
+def test_failed_engine_step_fails_its_requests_only(local_llm):
+    """A step that raises (as a bug in the engine would) ends the requests in flight with an error
+    (a JSON 500 here) and frees their blocks; the engine thread lives on and serves the next one."""
+    from starlette.testclient import TestClient
+    from llmasos.server import Server
+
+    class FailsOnce:
+        def __init__(self, inner):
+            self.inner, self.armed = inner, True
+
+        def step(self):
+            if self.armed:
+                self.armed = False
+                raise RuntimeError("step failed")
+            return self.inner.step()
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    srv = Server(local_llm, "m")
+    srv.engine.engine = FailsOnce(srv.engine.engine)
+    with TestClient(srv.app, raise_server_exceptions=False) as client:
+        r = client.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 4})
+        assert r.status_code == 500 and "RuntimeError" in r.json()["error"]["message"]
+        assert srv.engine.stats()["blocks_used"] == 0
+        r = client.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 4, "stream": True})
+        assert r.status_code == 200 and r.text.rstrip().endswith("data: [DONE]") and "error" not in r.text
+        r = client.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 4})
+        assert r.status_code == 200 and r.json()["choices"][0]["text"]

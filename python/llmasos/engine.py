@@ -71,33 +71,66 @@ class AsyncEngine:
 
     # -- the step loop (background thread) ----------------------------------------------------
     def _loop(self):
+        # A failure never ends this thread (every request would then wait forever): a failed step
+        # fails the requests in flight, a failure on one request's output fails that request; the
+        # error reaches their consumers and the loop goes on with the rest.
         while not self._stop:
             if not self.engine.has_unfinished():
                 self._wake.wait(0.1)
                 self._wake.clear()
                 continue
             t0 = time.perf_counter()
-            outs = self.engine.step()
-            self.step_seconds += time.perf_counter() - t0
+            try:
+                outs = self.engine.step()
+            except Exception as e:
+                with self._mu:
+                    failed = list(self._requests.values())
+                for req in failed:
+                    self._fail(req, e)
+                continue
+            finally:
+                self.step_seconds += time.perf_counter() - t0
             for rid, new_ids, finished, reason, raw_lps in outs:
                 with self._mu:
                     req = self._requests.get(rid)
                 if req is None or req.done:
                     continue
-                out, used = req.stream.feed(new_ids)
-                if req.stream.stopped:
-                    if not finished:
-                        self.engine.cancel(rid)
-                    finished, reason = True, "stop"
-                elif finished:
-                    out += req.stream.finish()
-                lps = req.released_logprobs(raw_lps, new_ids[:used])
-                delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps)
-                if finished:
-                    req.done = True
-                    with self._mu:
-                        self._requests.pop(rid, None)
-                req.loop.call_soon_threadsafe(req.queue.put_nowait, delta)
+                try:
+                    self._deliver(req, new_ids, finished, reason, raw_lps)
+                except Exception as e:
+                    self._fail(req, e)
+
+    def _deliver(self, req: _Request, new_ids, finished: bool, reason, raw_lps) -> None:
+        out, used = req.stream.feed(new_ids)
+        if req.stream.stopped:
+            if not finished:
+                self.engine.cancel(req.rid)
+            finished, reason = True, "stop"
+        elif finished:
+            out += req.stream.finish()
+        lps = req.released_logprobs(raw_lps, new_ids[:used])
+        delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps)
+        if finished:
+            req.done = True
+            with self._mu:
+                self._requests.pop(req.rid, None)
+        req.loop.call_soon_threadsafe(req.queue.put_nowait, delta)
+
+    def _fail(self, req: _Request, error: BaseException) -> None:
+        """Ends a request with `error` (raised to its consumer); its KV blocks are freed."""
+        if req.done:
+            return
+        req.done = True
+        with self._mu:
+            self._requests.pop(req.rid, None)
+        try:
+            self.engine.cancel(req.rid)
+        except Exception:
+            pass  # the engine may be what failed; the request is out of our books either way
+        try:
+            req.loop.call_soon_threadsafe(req.queue.put_nowait, error)
+        except RuntimeError:
+            pass  # its event loop is closed: nobody is waiting
 
     def close(self):
         self._stop = True
@@ -124,6 +157,8 @@ class AsyncEngine:
         try:
             while True:
                 delta = await req.queue.get()
+                if isinstance(delta, BaseException):  # the engine failed this request
+                    raise delta
                 yield delta
                 if delta.finished:
                     return
