@@ -37,6 +37,32 @@ def test_flush_returns_held_text():
     assert run(["ab", "S"], ["STOP"]) == ("abS", False)
 
 
+def test_random_streams_stop_where_the_first_stop_completes():
+    """Any pieces, any stop strings over a small alphabet (so they overlap and recur): the text
+    released is the text up to the first piece after which some stop string occurs, cut at the
+    earliest start among those occurrences (generation ends there: a longer stop string that
+    started earlier never completes); with no stop, all of it. Hypothesis, derandomized."""
+    import pytest
+    pytest.importorskip("hypothesis")
+    from hypothesis import given, settings, strategies as st
+
+    abc = st.sampled_from("abc")
+
+    @settings(max_examples=3000, derandomize=True, deadline=None, database=None)
+    @given(st.lists(st.text(abc, max_size=4), max_size=8), st.lists(st.text(abc, min_size=1, max_size=4), min_size=1, max_size=3))
+    def check(pieces, stops):
+        acc, expect = "", None
+        for p in pieces:
+            acc += p
+            starts = [acc.find(s) for s in stops if s in acc]
+            if starts:
+                expect = (acc[:min(starts)], True)
+                break
+        assert run(pieces, stops) == (expect or (acc, False))
+
+    check()
+
+
 def test_text_stream_releases_tokens_with_their_text(smollm2_gguf):
     """TextStream.released_tokens: a token counts once released text reaches past its start;
     one held back as a possible stop string waits, one wholly inside the stop string never goes."""
