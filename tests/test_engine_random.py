@@ -6,11 +6,9 @@ of them, no output may follow a finish, and the pool must be back at idle afterw
 here, the 40 schedules hold about 230 requests, 100 cancellations, 300 prefix-block hits and 20
 preemptions, in 11 of the schedules.)"""
 import pytest
+from hypothesis import given, settings, strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from llmasos import LLM, SamplingParams, _core  # noqa: E402
+from llmasos import LLM, SamplingParams, _core
 
 BLOCK = 16
 MAX_NEW = 20

@@ -11,10 +11,10 @@ import sys
 import time
 import urllib.request
 
+import httpx  # declared test dependencies: a missing one must fail, not skip the server tests
+import openai
 import pytest
 
-openai = pytest.importorskip("openai")
-httpx = pytest.importorskip("httpx")
 
 N_CTX = 1024
 

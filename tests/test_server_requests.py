@@ -6,12 +6,10 @@ the same over HTTP). Hypothesis runs derandomized, so a failure reproduces."""
 import math
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from llmasos.chat_template import ChatTemplateError, validate_messages  # noqa: E402
-from llmasos.server_requests import RequestError, sampling_params  # noqa: E402
+from llmasos.chat_template import ChatTemplateError, validate_messages
+from llmasos.server_requests import RequestError, sampling_params
 
 EDGES = [0, 1, -1, 2, 20, 21, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -2**63 - 1, 10**30]
 number = st.one_of(st.sampled_from(EDGES), st.integers(), st.floats(allow_nan=True, allow_infinity=True),

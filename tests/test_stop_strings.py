@@ -42,8 +42,6 @@ def test_random_streams_stop_where_the_first_stop_completes():
     released is the text up to the first piece after which some stop string occurs, cut at the
     earliest start among those occurrences (generation ends there: a longer stop string that
     started earlier never completes); with no stop, all of it. Hypothesis, derandomized."""
-    import pytest
-    pytest.importorskip("hypothesis")
     from hypothesis import given, settings, strategies as st
 
     abc = st.sampled_from("abc")

@@ -74,7 +74,6 @@ def test_bpe_edge_cases_match_hf(smol, hf_smol, text):
 def test_bpe_random_text_matches_hf(smol, hf_smol):
     """Random text built from any characters plus pieces the pre-tokenizers treat specially;
     hypothesis, derandomized. (It found the two cases above.)"""
-    hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import given, settings, strategies as st
 
     pieces = st.one_of(st.text(st.characters(codec="utf-8"), max_size=12), st.sampled_from(
@@ -315,7 +314,6 @@ def test_spm_ids_match_sentencepiece(spm_pair):
 def test_spm_random_text_matches_sentencepiece(spm_pair):
     """Random text (any characters, the training words, whitespace runs) against sentencepiece
     itself; hypothesis, derandomized."""
-    pytest.importorskip("hypothesis")
     from hypothesis import given, settings, strategies as st
 
     sp, tok = spm_pair
