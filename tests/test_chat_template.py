@@ -1,6 +1,7 @@
-"""Chat templates come from model files: rendered in jinja2's sandbox, with work bounded. A template
-that loops for hours, or builds a giant string or number in one operation, raises
-ChatTemplateError (a 400 from the server, which keeps serving); ordinary templates are unchanged."""
+"""Chat templates come from model files: rendered in jinja2's sandbox, with work and memory
+bounded. A template that loops for hours, builds a giant string or number in one operation or by
+doubling, or prints too much raises ChatTemplateError (a 400 from the server, which keeps
+serving); ordinary templates are unchanged."""
 import httpx
 import pytest
 
@@ -20,6 +21,21 @@ LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% 
     ("{{ 7 * 'y' * 10**7 }}", r"'\*'"),
     ("{{ (10**1000)**1000 }}", r"'\*\*'"),            # a 3.3-million-bit integer
     ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion"),
+    # One call that pads, replaces or formats its way to a huge string:
+    ('{{ "x"|center(10**8) }}', "center"),
+    ('{{ "x".ljust(10**8) }}', "ljust"),
+    ('{{ "x"|indent(10**8, true) }}', "ljust"),
+    ('{{ "ab"|replace("", "x" * 1000000) }}', "replace"),
+    ('{{ "ab".replace("", "x" * 1000000) }}', "replace"),
+    ('{{ "%100000000s"|format("x") }}', "format width"),
+    ('{{ "%*d" % (10**8, 1) }}', "format width"),
+    ('{{ "{:>{w}}".format("x", w=10**8) }}', "format width"),
+    ('{{ "\t\t".expandtabs(10**7) }}', "expandtabs"),
+    # Doubling in a loop or a recursion, and printing a big string many times:
+    ('{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}', "namespace"),
+    ('{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}', r"'\+'"),
+    ('{% macro f(s, n) %}{{ f(s ~ s, n - 1) if n else s|length }}{% endmacro %}{{ f("x", 40) }}', "call argument"),
+    ('{% set b = "x" * 1000000 %}{% for i in range(100000) %}{{ b }}{% endfor %}', "output exceeds"),
 ])
 def test_hostile_templates_raise(template, says):
     with pytest.raises(ChatTemplateError, match=says):
@@ -28,9 +44,13 @@ def test_hostile_templates_raise(template, says):
     assert render(None, MSGS).endswith("<|im_start|>assistant\n")
 
 
-def test_ordinary_arithmetic_still_renders():
+def test_ordinary_operations_still_render():
     t = "{{ 'ab' * 3 }}|{{ 3 * [1] }}|{{ 2**100 }}|{{ 2.5 * 2 }}|{% for m in messages %}{{ m['content'] }}{% endfor %}"
     assert render(t, MSGS) == f"ababab|[1, 1, 1]|{2**100}|5.0|hi"
+    t = ('{{ "ab"|center(6) }}|{{ "%03d" % 7 }}|{{ "%5s"|format("x") }}|{{ "{:>3}".format("y") }}|'
+         '{{ "a\nb"|indent(2, true) }}|{{ "hello"|replace("l", "L") }}|{{ "x".rjust(2) }}|{{ [1] + [2] }}|'
+         '{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}')
+    assert render(t, MSGS) == "  ab  |007|    x|  y|  a\n  b|heLLo| x|[1, 2]|1"
 
 
 def test_model_with_a_looping_template(tmp_path):

@@ -76,8 +76,8 @@ def render(template: Optional[str], messages, *, bos_token: str = "", eos_token:
     msgs = validate_messages(messages)
     try:
         t = _compiled(template or DEFAULT_TEMPLATE)
-        return template_sandbox.run_with_deadline(lambda: t.render(
-            messages=msgs, bos_token=bos_token, eos_token=eos_token,
+        return template_sandbox.run_with_deadline(lambda: template_sandbox.render_bounded(
+            t, messages=msgs, bos_token=bos_token, eos_token=eos_token,
             add_generation_prompt=add_generation_prompt))
     except ChatTemplateError:
         raise
