@@ -57,12 +57,12 @@ def _check_sizes(values, what: str) -> None:
 
 def _check_format(fmt, args) -> None:
     """A printf or str.format pattern pads to at most MAX_ITEMS: no literal width beyond it, and
-    no number argument beyond it where a width may come from an argument ('*' or '{...}')."""
+    no number argument beyond it where a width may come from an argument ('*' or '{:{w}}')."""
     if not isinstance(fmt, str):
         return
     if any(int(d) > MAX_ITEMS for d in re.findall(r"\d{7,}", fmt)):
         raise TemplateLimitError(f"a format width in the template exceeds {MAX_ITEMS}")
-    if "*" in fmt or "{" in fmt:
+    if "*" in fmt or re.search(r"\{[^{}]*:[^{}]*\{", fmt):  # printf '*' or a nested '{:{w}}' width
         for a in (args if isinstance(args, (tuple, list)) else (args,)):
             if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_ITEMS:
                 raise TemplateLimitError(f"a format width in the template may exceed {MAX_ITEMS}")
@@ -72,7 +72,7 @@ def _check_str_call(s: str, name: str, args) -> None:
     """Padding and replacing methods of str whose result can dwarf their inputs."""
     if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
         if args[0] > MAX_ITEMS:
-            raise TemplateLimitError(f"str.{name} in the template would make more than {MAX_ITEMS} items")
+            raise TemplateLimitError(f"padding (str.{name}) in the template would make more than {MAX_ITEMS} items")
     elif name == "expandtabs":
         size = args[0] if args and isinstance(args[0], int) else 8
         if size * s.count("\t") > MAX_ITEMS:
