@@ -24,7 +24,7 @@ LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% 
     # One call that pads, replaces or formats its way to a huge string:
     ('{{ "x"|center(10**8) }}', "padding"),
     ('{{ "x".ljust(10**8) }}', "padding"),
-    ('{{ "x"|indent(10**8, true) }}', "padding"),
+    ('{{ "x"|indent(10**8, true) }}', "indent"),
     ('{{ "ab"|replace("", "x" * 1000000) }}', "replace"),
     ('{{ "ab".replace("", "x" * 1000000) }}', "replace"),
     ('{{ "%100000000s"|format("x") }}', "format width"),
@@ -32,10 +32,17 @@ LOOPS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% 
     ('{{ "{:>{w}}".format("x", w=10**8) }}', "format width"),
     ('{{ "\t\t".expandtabs(10**7) }}', "expandtabs"),
     # Doubling in a loop or a recursion, and printing a big string many times:
-    ('{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}', "namespace"),
+    ('{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}', "namespace|'~'"),
     ('{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}', r"'\+'"),
-    ('{% macro f(s, n) %}{{ f(s ~ s, n - 1) if n else s|length }}{% endmacro %}{{ f("x", 40) }}', "call argument"),
+    ('{% macro f(s, n) %}{{ f(s ~ s, n - 1) if n else s|length }}{% endmacro %}{{ f("x", 40) }}', "call argument|'~'"),
     ('{% set b = "x" * 1000000 %}{% for i in range(100000) %}{{ b }}{% endfor %}', "output exceeds"),
+    # Found in review: joins, '~' chains, indent of many lines, keyword widths, sum of lists.
+    ('{{ range(300)|join("x" * 1048576) }}', "join"),
+    ('{% set a = "x" * 1000000 %}{% set b = a ~ a %}{% set c = b ~ b %}{{ c|length }}', "'~'"),
+    ('{{ ("x\n" * 300)|indent(1000000) }}', "indent"),
+    ('{{ "x"|center(width=50000000) }}', "padding"),
+    ('{{ ([[1] * 1000] * 2000)|sum(start=[]) }}', "sum"),
+    ('{{ ("x " * 1000)|wordwrap(1, wrapstring="y" * 100000) }}', "wordwrap"),
 ])
 def test_hostile_templates_raise(template, says):
     with pytest.raises(ChatTemplateError, match=says):
@@ -51,6 +58,47 @@ def test_ordinary_operations_still_render():
          '{{ "a\nb"|indent(2, true) }}|{{ "hello"|replace("l", "L") }}|{{ "x".rjust(2) }}|{{ [1] + [2] }}|{{ "{}".format(10**9) }}|'
          '{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}')
     assert render(t, MSGS) == "  ab  |007|    x|  y|  a\n  b|heLLo| x|[1, 2]|1000000000|1"
+    t = ('{{ "a" ~ "b" ~ 3 }}|{{ [1, 2]|join(",") }}|{{ [[1], [2]]|sum(start=[]) }}|{{ "aa bb"|wordwrap(2) }}|'
+         '{{ "x"|center(width=3) }}|{{ "Cutoff 20231231: %s" % "x" }}|{{ "{0:>4}".format("ab") }}')
+    assert render(t, MSGS) == "ab3|1,2|[1, 2]|aa\nbb| x |Cutoff 20231231: x|  ab"
+
+
+def test_deadline_under_contention():
+    """Renders that end right at their deadline, from several threads at once: each call either
+    returns or raises TemplateLimitError, nothing stray reaches the code after it, and the
+    watchdog is left with no watch and no lock held (its first version could deadlock here)."""
+    import threading
+    import time
+    from llmasos.template_deadline import _watchdog, run_with_deadline
+    from llmasos.template_sandbox import TemplateLimitError
+
+    def busy():
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 0.0005:
+            pass
+
+    errors = []
+
+    def worker():
+        try:
+            for _ in range(500):
+                try:
+                    run_with_deadline(busy, seconds=0.0005)
+                except TemplateLimitError:
+                    pass
+                for _ in range(200):  # a stray interrupt would land here
+                    pass
+        except BaseException as e:  # noqa: B036 (what the test looks for)
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads) and not errors
+    assert not _watchdog.active and _watchdog.lock.acquire(timeout=10)
+    _watchdog.lock.release()
 
 
 def test_model_with_a_looping_template(tmp_path):

@@ -288,6 +288,20 @@ def test_many_clients_disconnecting_free_their_blocks(server, model_id):
     assert closed_requests(server) - before == 4
 
 
+def test_client_gone_before_its_body_is_499(server):
+    """A client that closes after sending half its body: counted as 499, not as a server error."""
+    before = closed_requests(server)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{\"prompt\": ")
+    deadline = time.time() + 10
+    while closed_requests(server) == before and time.time() < deadline:
+        time.sleep(0.05)
+    assert closed_requests(server) == before + 1
+    with urllib.request.urlopen(server.base + "/metrics", timeout=10) as r:
+        assert 'status="500"' not in r.read().decode()
+
+
 def closed_requests(server):
     """/metrics' count of completions requests whose client went away first (status 499)."""
     with urllib.request.urlopen(server.base + "/metrics", timeout=10) as r:

@@ -5,7 +5,7 @@ import datetime
 import functools
 from typing import Any, Dict, List, Optional
 
-from . import template_sandbox
+from . import template_deadline, template_sandbox
 from ._core_loader import _core
 
 # ChatML, used when a model carries no template of its own.
@@ -76,7 +76,7 @@ def render(template: Optional[str], messages, *, bos_token: str = "", eos_token:
     msgs = validate_messages(messages)
     try:
         t = _compiled(template or DEFAULT_TEMPLATE)
-        return template_sandbox.run_with_deadline(lambda: template_sandbox.render_bounded(
+        return template_deadline.run_with_deadline(lambda: template_sandbox.render_bounded(
             t, messages=msgs, bos_token=bos_token, eos_token=eos_token,
             add_generation_prompt=add_generation_prompt))
     except ChatTemplateError:

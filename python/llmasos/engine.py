@@ -87,6 +87,7 @@ class AsyncEngine:
                     failed = list(self._requests.values())
                 for req in failed:
                     self._fail(req, e)
+                time.sleep(0.01)  # should the step keep failing, do not spin a core on it
                 continue
             finally:
                 self.step_seconds += time.perf_counter() - t0
@@ -153,6 +154,8 @@ class AsyncEngine:
             with self._mu:
                 self._requests.pop(rid, None)
             raise
+        if req.done:  # a failed step failed it between registering and adding: do not let it run
+            self.engine.cancel(rid)
         self._wake.set()
         try:
             while True:

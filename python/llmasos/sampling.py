@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from typing import Dict, List, Optional, Sequence, Union
 
 from ._core_loader import _core
@@ -57,10 +58,15 @@ class SamplingParams:
         o = _core.GenerateOptions()
         o.max_tokens = self.max_tokens
         o.ignore_eos = bool(self.ignore_eos)
-        stop_ids = list(self.stop_token_ids or [])
-        for t in stop_ids:
-            if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 2**31:
+        stop_ids = []
+        for t in self.stop_token_ids or []:
+            try:  # any integer type (numpy's too), not bool or float
+                i = -1 if isinstance(t, bool) else operator.index(t)
+            except TypeError:
+                i = -1
+            if not 0 <= i < 2**31:
                 raise ValueError(f"stop_token_ids must be token ids (integers in [0, 2^31)), got {t!r}")
+            stop_ids.append(i)
         o.stop_token_ids = stop_ids
         s = o.sampling
         s.temperature = float(num("temperature", self.temperature, 0.0, 100.0) or 0.0)

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator, Dict, List, Optional
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -68,10 +68,13 @@ class Server:
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             raise RequestError(f"request body larger than {MAX_BODY_BYTES} bytes", status=413)
         raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_BODY_BYTES:
-                raise RequestError(f"request body larger than {MAX_BODY_BYTES} bytes", status=413)
+        try:
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > MAX_BODY_BYTES:
+                    raise RequestError(f"request body larger than {MAX_BODY_BYTES} bytes", status=413)
+        except ClientDisconnect:  # gone before its body arrived: nobody to answer (counted as 499)
+            raise RequestError("the client closed the connection", status=499) from None
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:

@@ -4,31 +4,19 @@ giant string or number in one operation ('x' * 10**10, 10**10**10), blocking the
 loop or exhausting memory. Here the operations that can make a huge value in one step (`*`, `**`,
 `%`, `+`, padding / replace / format of strings, and the filters that do those) are size-checked
 before they run, call arguments and namespace values are bounded, the output is capped, and a
-render that runs past a deadline is interrupted (an asynchronous exception in the rendering
-thread, delivered between Python bytecodes, which is all a jinja2 render runs)."""
+render that runs past a deadline is interrupted (template_deadline.py)."""
 from __future__ import annotations
 
-import ctypes
 import math
 import re
-import threading
-import time
-from typing import Callable, TypeVar
 
 MAX_ITEMS = 1 << 20        # characters or elements one operation may produce or pass on
 MAX_OUTPUT = 1 << 22       # characters a render may produce
 MAX_INT_BITS = 1 << 16     # bits of an integer one `**` may produce
-RENDER_SECONDS = 2.0       # a real template renders in milliseconds
-
-T = TypeVar("T")
 
 
 class TemplateLimitError(Exception):
     """A template exceeded one of the bounds above."""
-
-
-class _Deadline(BaseException):
-    """Raised asynchronously in the rendering thread (BaseException: nothing in between catches it)."""
 
 
 def _too_big_product(a, b) -> bool:
@@ -60,7 +48,9 @@ def _check_format(fmt, args) -> None:
     no number argument beyond it where a width may come from an argument ('*' or '{:{w}}')."""
     if not isinstance(fmt, str):
         return
-    if any(int(d) > MAX_ITEMS for d in re.findall(r"\d{7,}", fmt)):
+    # Widths and precisions only: '%-08.3f' (printf) or '{:>08.3}' (str.format), not other digits.
+    widths = re.findall(r"%[-+ #0]*(\d*)(?:\.(\d+))?", fmt) + re.findall(r"\{[^{}]*:[^{}\d]*(\d*)(?:\.(\d+))?", fmt)
+    if any(d and int(d) > MAX_ITEMS for pair in widths for d in pair):
         raise TemplateLimitError(f"a format width in the template exceeds {MAX_ITEMS}")
     if "*" in fmt or re.search(r"\{[^{}]*:[^{}]*\{", fmt):  # printf '*' or a nested '{:{w}}' width
         for a in (args if isinstance(args, (tuple, list)) else (args,)):
@@ -85,24 +75,84 @@ def _check_str_call(s: str, name: str, args) -> None:
             raise TemplateLimitError(f"a replace in the template would make more than {MAX_ITEMS} items")
 
 
+def _bounded_filters(orig: dict) -> dict:
+    """The filters that can make a result far larger than their inputs in one C call, with the
+    size checked first (same signatures as jinja2's, keyword arguments included)."""
+    from jinja2.utils import pass_environment, pass_eval_context
+
+    def center(value, width=80):
+        _check_str_call(str(value), "center", (width,))
+        return orig["center"](value, width)
+
+    def indent(s, width=4, first=False, blank=False):
+        w = width if isinstance(width, int) else len(str(width))
+        if len(str(s)) + max(w, 0) * (str(s).count("\n") + 1) > MAX_ITEMS:
+            raise TemplateLimitError(f"an indent in the template would make more than {MAX_ITEMS} items")
+        return orig["indent"](s, width, first, blank)
+
+    def format_(value, *args, **kwargs):
+        _check_format(value, args + tuple(kwargs.values()))
+        return orig["format"](value, *args, **kwargs)
+
+    @pass_eval_context
+    def replace(eval_ctx, s, old, new, count=None):
+        _check_str_call(str(s), "replace", (str(old), str(new)) + (() if count is None else (count,)))
+        return orig["replace"](eval_ctx, s, old, new, count)
+
+    @pass_eval_context
+    def join(eval_ctx, value, d="", attribute=None):
+        items = list(value)
+        if len(items) > MAX_ITEMS or len(str(d)) * len(items) + sum(
+                len(x) if isinstance(x, str) else 16 for x in items) > MAX_ITEMS:
+            raise TemplateLimitError(f"a join in the template would make more than {MAX_ITEMS} items")
+        return orig["join"](eval_ctx, items, d, attribute)
+
+    @pass_environment
+    def sum_(environment, iterable, attribute=None, start=0):
+        items = list(iterable)  # sum(start=[]) of lists grows quadratically inside one call
+        if _sized(start) + sum(_sized(x) for x in items) > MAX_ITEMS:
+            raise TemplateLimitError(f"a sum in the template would make more than {MAX_ITEMS} items")
+        return orig["sum"](environment, items, attribute, start)
+
+    @pass_environment
+    def wordwrap(environment, s, width=79, break_long_words=True, wrapstring=None, break_on_hyphens=True):
+        text = str(s)
+        sep = environment.newline_sequence if wrapstring is None else str(wrapstring)
+        if isinstance(width, int) and len(text) + (len(text) // max(width, 1) + 1) * len(sep) > MAX_ITEMS:
+            raise TemplateLimitError(f"a wordwrap in the template would make more than {MAX_ITEMS} items")
+        return orig["wordwrap"](environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+    return {"center": center, "indent": indent, "format": format_, "replace": replace, "join": join,
+            "sum": sum_, "wordwrap": wordwrap}
+
+
 def sandbox_class():
     """jinja2's ImmutableSandboxedEnvironment with the operations that can make a huge result in
-    one step checked first: `*`, `**`, `%`, str padding / replace / format methods, and the
-    center, indent, format and replace filters (jinja2 imported on use)."""
+    one step checked first: `*`, `**`, `%`, `+`, `~`, str padding / replace / format methods, and
+    the filters that do the same (jinja2 imported on use)."""
+    from jinja2.compiler import CodeGenerator
     from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class BoundedCodeGenerator(CodeGenerator):
+        def visit_Concat(self, node, frame):
+            # `a ~ b ~ ...`, checked once made: its parts are bounded and their count is fixed by
+            # the template's source, so a chain of doubling sets stops at MAX_ITEMS.
+            self.write("environment.checked_concat(")
+            super().visit_Concat(node, frame)
+            self.write(")")
 
     class LimitedSandbox(ImmutableSandboxedEnvironment):
         intercepted_binops = frozenset({"*", "**", "%", "+"})
+        code_generator_class = BoundedCodeGenerator
 
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             self.globals["namespace"] = _namespace_class()
-            for name, check in (("center", lambda v, w=80, *r, **k: _check_str_call(str(v), "center", (w,))),
-                                ("indent", lambda v, w=4, *r, **k: _check_str_call("", "ljust", (w if isinstance(w, int) else len(str(w)),))),
-                                ("format", lambda v, *a, **k: _check_format(v, a)),
-                                ("replace", lambda v, old="", new="", count=None, *r, **k: _check_str_call(
-                                    str(v), "replace", (old, new) + ((count,) if count is not None else ())))):
-                self.filters[name] = _checked(self.filters[name], check)
+            self.filters.update(_bounded_filters(dict(self.filters)))  # a copy: they call the originals
+
+        def checked_concat(self, value):
+            _check_sizes((value,), "a '~' result")
+            return value
 
         def call_binop(self, context, operator, left, right):
             if operator == "*" and _too_big_product(left, right):
@@ -161,78 +211,3 @@ def render_bounded(template, **context) -> str:
             raise TemplateLimitError(f"the template's output exceeds {MAX_OUTPUT} characters")
         parts.append(piece)
     return "".join(parts)
-
-
-def _checked(fn, check):
-    """The filter `fn` with `check(value, *args, **kwargs)` run first (jinja2 filter decorators,
-    such as pass_eval_context, are kept by copying the wrapped function's attributes)."""
-    def run(*args, **kwargs):
-        check(*_user_args(fn, args), **kwargs)
-        return fn(*args, **kwargs)
-    run.__dict__.update(getattr(fn, "__dict__", {}))
-    for attr in ("jinja_pass_arg",):
-        if hasattr(fn, attr):
-            setattr(run, attr, getattr(fn, attr))
-    return run
-
-
-def _user_args(fn, args):
-    """The arguments after the context / eval-context / environment that jinja2 passes first."""
-    return args[1:] if getattr(fn, "jinja_pass_arg", None) is not None else args
-
-
-class _Watchdog:
-    """One daemon thread that interrupts renders past their deadline (a thread per render cost
-    ~0.7 ms, 30x the render of a typical template)."""
-
-    def __init__(self):
-        self.cv = threading.Condition()
-        self.active = {}  # token -> [deadline, thread id, fired]
-        self.thread = None
-
-    def start(self, seconds: float) -> object:
-        token = object()
-        with self.cv:
-            deadline = time.monotonic() + seconds
-            earliest = all(e[0] > deadline for e in self.active.values() if not e[2])
-            self.active[token] = [deadline, threading.get_ident(), False]
-            if self.thread is None or not self.thread.is_alive():  # first use, or after a fork
-                self.thread = threading.Thread(target=self._run, name="llmasos-template-deadline", daemon=True)
-                self.thread.start()
-            elif earliest:
-                self.cv.notify()
-        return token
-
-    def finish(self, token: object) -> bool:
-        """Ends a render's watch; True if its deadline fired (a pending interrupt is taken back)."""
-        with self.cv:
-            _, tid, fired = self.active.pop(token)
-            if fired:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
-            return fired
-
-    def _run(self):
-        with self.cv:
-            while True:
-                now = time.monotonic()
-                for e in self.active.values():
-                    if not e[2] and e[0] <= now:
-                        e[2] = True
-                        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(e[1]), ctypes.py_object(_Deadline))
-                waiting = [e[0] for e in self.active.values() if not e[2]]
-                self.cv.wait(min(waiting) - now if waiting else None)
-
-
-_watchdog = _Watchdog()
-
-
-def run_with_deadline(fn: Callable[[], T], seconds: float = RENDER_SECONDS) -> T:
-    """fn() in this thread, interrupted with TemplateLimitError if it runs past `seconds`."""
-    token = _watchdog.start(seconds)
-    try:
-        try:
-            return fn()
-        finally:
-            _watchdog.finish(token)
-    except _Deadline:
-        raise TemplateLimitError(f"the template took longer than {seconds:g} s to render") from None
