@@ -17,14 +17,17 @@ import time
 from llmasos import LLM, SamplingParams, _core, store
 
 
+def prompt_ids(seq, prompt_len):
+    """Sequence seq's prompt: distinct per sequence (no prefix sharing), of equal length."""
+    return [(j * 7919 + seq * 104729) % 20000 + 100 for j in range(prompt_len)]
+
+
 def decode_step_ms(llm, n_seqs, n_steps, prompt_len=32):
     """Median wall time of a step() in which n_seqs sequences each decode one token."""
     engine = _core.Engine(llm._model, max_batch_tokens=512, max_seqs=max(n_seqs, 1))
     opts = SamplingParams(max_tokens=n_steps + 8, ignore_eos=True).to_core()
     for i in range(n_seqs):
-        # Distinct prompts (no prefix sharing) of equal length.
-        ids = [(j * 7919 + i * 104729) % 20000 + 100 for j in range(prompt_len)]
-        engine.add_request(i, ids, opts)
+        engine.add_request(i, prompt_ids(i, prompt_len), opts)
     while engine.stats()["prompt_tokens"] < n_seqs * prompt_len:  # prefill
         engine.step()
     for _ in range(3):  # warm up
@@ -117,7 +120,7 @@ def llama_cpp_step_ms(path, n_threads, n_seqs, n_steps, prompt_len=32):
 
     try:
         for s in range(n_seqs):  # the prompts decode_step_ms gives the engine
-            decode([((j * 7919 + s * 104729) % 20000 + 100, j, s) for j in range(prompt_len)])
+            decode([(tok, j, s) for j, tok in enumerate(prompt_ids(s, prompt_len))])
         times, pos = [], prompt_len
         for k in range(3 + n_steps):  # 3 warm-up steps
             t0 = time.perf_counter()

@@ -112,18 +112,20 @@ class AsyncEngine:
         lps = req.released_logprobs(raw_lps, new_ids[:used])
         delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps)
         if finished:
-            req.done = True
-            with self._mu:
-                self._requests.pop(req.rid, None)
+            self._retire(req)
         req.loop.call_soon_threadsafe(req.queue.put_nowait, delta)
+
+    def _retire(self, req: _Request) -> None:
+        """Takes a request off the books: no more output reaches it."""
+        req.done = True
+        with self._mu:
+            self._requests.pop(req.rid, None)
 
     def _fail(self, req: _Request, error: BaseException) -> None:
         """Ends a request with `error` (raised to its consumer); its KV blocks are freed."""
         if req.done:
             return
-        req.done = True
-        with self._mu:
-            self._requests.pop(req.rid, None)
+        self._retire(req)
         try:
             self.engine.cancel(req.rid)
         except Exception:
@@ -167,9 +169,7 @@ class AsyncEngine:
                     return
         finally:
             if not req.done:  # the consumer went away: free the request's KV blocks now
-                req.done = True
-                with self._mu:
-                    self._requests.pop(rid, None)
+                self._retire(req)
                 self.engine.cancel(rid)
 
     def stats(self) -> dict:

@@ -85,11 +85,13 @@ class Server:
         if bad is not None:
             raise RequestError(f"the JSON body holds a string with a lone UTF-16 surrogate ({bad!r}), "
                                "which is not Unicode text")
-        model = body.get("model")
+        self._check_model(body.get("model"))
+        return body
+
+    def _check_model(self, model: Any) -> None:
         if model is not None and model != self.model_id:
             raise RequestError(f"the model '{model}' does not exist; this server serves '{self.model_id}'",
                                "model", status=404, code="model_not_found")
-        return body
 
     async def _http_error(self, request: Request, exc: HTTPException) -> Response:
         """Starlette's own errors (unknown route 404, wrong method 405) in OpenAI's JSON shape,
@@ -104,9 +106,7 @@ class Server:
         traceback still goes to the log."""
         route = request.url.path if request.url.path in self.routes else "other"
         self.metrics.request_done(route, 500)
-        body = RequestError(f"internal server error ({type(exc).__name__})", status=500,
-                            type_="internal_error").body()
-        return JSONResponse(body, status_code=500)
+        return JSONResponse(_internal_error_body(exc), status_code=500)
 
     def _error(self, route: str, e: RequestError) -> JSONResponse:
         self.metrics.request_done(route, e.status)
@@ -206,9 +206,7 @@ class Server:
                         yield f"data: {json.dumps({**usage_base, 'choices': [], 'usage': usage})}\n\n"
                 except Exception as e:  # headers are sent: report it in the stream, as vLLM does
                     logger.exception("stream of %s failed", route)
-                    err = RequestError(f"internal server error ({type(e).__name__})", status=500,
-                                       type_="internal_error").body()
-                    yield f"data: {json.dumps(err)}\n\n"
+                    yield f"data: {json.dumps(_internal_error_body(e))}\n\n"
                 yield "data: [DONE]\n\n"
             self.metrics.request_done(route, 200)
             return StreamingResponse(sse(), media_type="text/event-stream")
@@ -264,10 +262,7 @@ class Server:
         """GET /v1/models/{id}: the served model, or a 404 in OpenAI's shape."""
         try:
             self._check_key(request)
-            model = request.path_params["model"]
-            if model != self.model_id:
-                raise RequestError(f"the model '{model}' does not exist; this server serves '{self.model_id}'",
-                                   "model", status=404, code="model_not_found")
+            self._check_model(request.path_params["model"])
         except RequestError as e:
             return self._error("/v1/models/{model}", e)
         return JSONResponse(self._model_card())
@@ -376,6 +371,11 @@ class Server:
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, len(ids), chunk, final, stream,
                                    base if usage else None)
+
+
+def _internal_error_body(exc: BaseException) -> Dict[str, Any]:
+    return RequestError(f"internal server error ({type(exc).__name__})", status=500,
+                        type_="internal_error").body()
 
 
 async def _disconnected(request: Request) -> None:

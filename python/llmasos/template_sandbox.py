@@ -2,9 +2,10 @@
 escapes but not work, so a template could loop for hours (nested range(100000) loops), or build a
 giant string or number in one operation ('x' * 10**10, 10**10**10), blocking the server's event
 loop or exhausting memory. Here the operations that can make a huge value in one step (`*`, `**`,
-`%`, `+`, padding / replace / format of strings, and the filters that do those) are size-checked
-before they run, call arguments and namespace values are bounded, the output is capped, and a
-render that runs past a deadline is interrupted (template_deadline.py)."""
+`%`, `+`, padding / replace / format of strings, and the filters that do those, join and sum among
+them) are size-checked before they run, `~` once made; call arguments and namespace values are
+bounded, the output is capped, and a render that runs past a deadline is interrupted
+(template_deadline.py)."""
 from __future__ import annotations
 
 import math
@@ -32,6 +33,10 @@ def _too_big_power(a, b) -> bool:
     if b <= 0 or abs(a) <= 1:
         return False
     return b * math.log2(abs(a)) > MAX_INT_BITS
+
+
+def _too_big(what: str) -> TemplateLimitError:
+    return TemplateLimitError(f"{what} in the template would make more than {MAX_ITEMS} items")
 
 
 def _sized(v) -> int:
@@ -62,17 +67,17 @@ def _check_str_call(s: str, name: str, args) -> None:
     """Padding and replacing methods of str whose result can dwarf their inputs."""
     if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
         if args[0] > MAX_ITEMS:
-            raise TemplateLimitError(f"padding (str.{name}) in the template would make more than {MAX_ITEMS} items")
+            raise _too_big(f"padding (str.{name})")
     elif name == "expandtabs":
         size = args[0] if args and isinstance(args[0], int) else 8
         if size * s.count("\t") > MAX_ITEMS:
-            raise TemplateLimitError(f"str.expandtabs in the template would make more than {MAX_ITEMS} items")
+            raise _too_big("str.expandtabs")
     elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
         n = s.count(args[0]) if args[0] else len(s) + 1
         if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
             n = min(n, args[2])
         if len(s) + n * (len(args[1]) - len(args[0])) > MAX_ITEMS:
-            raise TemplateLimitError(f"a replace in the template would make more than {MAX_ITEMS} items")
+            raise _too_big("a replace")
 
 
 def _bounded_filters(orig: dict) -> dict:
@@ -87,7 +92,7 @@ def _bounded_filters(orig: dict) -> dict:
     def indent(s, width=4, first=False, blank=False):
         w = width if isinstance(width, int) else len(str(width))
         if len(str(s)) + max(w, 0) * (str(s).count("\n") + 1) > MAX_ITEMS:
-            raise TemplateLimitError(f"an indent in the template would make more than {MAX_ITEMS} items")
+            raise _too_big("an indent")
         return orig["indent"](s, width, first, blank)
 
     def format_(value, *args, **kwargs):
@@ -104,14 +109,14 @@ def _bounded_filters(orig: dict) -> dict:
         items = list(value)
         if len(items) > MAX_ITEMS or len(str(d)) * len(items) + sum(
                 len(x) if isinstance(x, str) else 16 for x in items) > MAX_ITEMS:
-            raise TemplateLimitError(f"a join in the template would make more than {MAX_ITEMS} items")
+            raise _too_big("a join")
         return orig["join"](eval_ctx, items, d, attribute)
 
     @pass_environment
     def sum_(environment, iterable, attribute=None, start=0):
         items = list(iterable)  # sum(start=[]) of lists grows quadratically inside one call
         if _sized(start) + sum(_sized(x) for x in items) > MAX_ITEMS:
-            raise TemplateLimitError(f"a sum in the template would make more than {MAX_ITEMS} items")
+            raise _too_big("a sum")
         return orig["sum"](environment, items, attribute, start)
 
     @pass_environment
@@ -119,7 +124,7 @@ def _bounded_filters(orig: dict) -> dict:
         text = str(s)
         sep = environment.newline_sequence if wrapstring is None else str(wrapstring)
         if isinstance(width, int) and len(text) + (len(text) // max(width, 1) + 1) * len(sep) > MAX_ITEMS:
-            raise TemplateLimitError(f"a wordwrap in the template would make more than {MAX_ITEMS} items")
+            raise _too_big("a wordwrap")
         return orig["wordwrap"](environment, s, width, break_long_words, wrapstring, break_on_hyphens)
 
     return {"center": center, "indent": indent, "format": format_, "replace": replace, "join": join,
@@ -156,13 +161,13 @@ def sandbox_class():
 
         def call_binop(self, context, operator, left, right):
             if operator == "*" and _too_big_product(left, right):
-                raise TemplateLimitError(f"a '*' in the template would make more than {MAX_ITEMS} items")
+                raise _too_big("a '*'")
             if operator == "**" and _too_big_power(left, right):
                 raise TemplateLimitError(f"a '**' in the template would make more than {MAX_INT_BITS} bits")
             if operator == "%":
                 _check_format(left, right)
             if operator == "+" and _sized(left) + _sized(right) > MAX_ITEMS:
-                raise TemplateLimitError(f"a '+' in the template would make more than {MAX_ITEMS} items")
+                raise _too_big("a '+'")
             return super().call_binop(context, operator, left, right)
 
         def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja2's own signature)
