@@ -2,6 +2,7 @@
 program against the installed CMake package with plain CMake, and compare their greedy text with
 LLM.generate_text. The package comes from `python -m llmasos --cmake-dir` (the wheel, or the
 LLMASOS_DEV_CORE build tree, installed into a temporary prefix), else from a build of the source tree."""
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llmasos import LLM
+from llmasos import LLM, SamplingParams
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = ["The world is", "Écrivez un poème sur la mer:", "1, 2, 3, 4,"]
@@ -83,6 +84,17 @@ def test_example_matches_python(lang, prompt, request, smollm2_gguf, python_text
     assert r.stdout.endswith("\n")
     assert r.stdout[:-1] == python_texts[prompt]
     assert f"[{MAX_TOKENS} tokens" in r.stderr or "finish: stop" in r.stderr
+
+
+@pytest.mark.parametrize("lang", ["c", "cpp"])
+def test_example_json_mode_matches_python(lang, request, smollm2_gguf):
+    """--json sets the API's json_object: the same object as LLM.generate with json_object."""
+    prompt = "A JSON object describing a cat:"
+    with LLM.from_pretrained(smollm2_gguf) as llm:
+        ref = llm.generate(prompt, SamplingParams(max_tokens=80, json_object=True))[0]
+    assert ref.finish_reason == "stop" and isinstance(json.loads(ref.text), dict)
+    r = _run([request.getfixturevalue(f"{lang}_example"), smollm2_gguf, prompt, "80", "--json"], timeout=300)
+    assert r.stdout[:-1] == ref.text and "finish: stop" in r.stderr
 
 
 @pytest.mark.parametrize("lang", ["c", "cpp"])

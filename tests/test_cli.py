@@ -1,4 +1,5 @@
 """The llmasos command line, run as a real subprocess."""
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,13 @@ def test_run_generates(smollm2_gguf):
     r = llmasos("run", "The world is", "--max-tokens", "8", "--model", smollm2_gguf)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("The world is") and len(r.stdout) > len("The world is") + 2
+
+
+def test_run_chat_json(smollm2_gguf):
+    r = llmasos("run", "Describe a cat as a JSON object with name, age and color.", "--chat", "--json",
+                "--max-tokens", "200", "--model", smollm2_gguf)
+    assert r.returncode == 0, r.stderr
+    assert isinstance(json.loads(r.stdout), dict)
 
 
 def test_models_lists_default(smollm2_gguf):

@@ -145,6 +145,35 @@ def test_chat_content_parts(server, model_id):
     assert a.usage.prompt_tokens == b.usage.prompt_tokens
 
 
+def test_chat_json_mode(server, model_id):
+    """response_format json_object: the answer is one JSON object, streamed or not, alone or
+    sampled n times; "text" is the default; JSON schemas are refused, not ignored."""
+    c = server.client()
+    msgs = [{"role": "user", "content": "Describe a cat as a JSON object with name, age and color."}]
+    fmt = {"type": "json_object"}
+    r = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=200, temperature=0, response_format=fmt)
+    text = r.choices[0].message.content
+    assert r.choices[0].finish_reason == "stop" and isinstance(json.loads(text), dict)
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model=model_id, messages=msgs, max_tokens=200, temperature=0, response_format=fmt, stream=True))
+    assert streamed == text
+    r = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=200, temperature=1.0, seed=3, n=3,
+                                  response_format=fmt)
+    for ch in r.choices:
+        assert ch.finish_reason == "length" or isinstance(json.loads(ch.message.content), dict)
+    plain = [c.chat.completions.create(model=model_id, messages=msgs, max_tokens=20, temperature=0, **kw)
+             .choices[0].message.content for kw in ({}, {"response_format": {"type": "text"}})]
+    assert plain[0] == plain[1] and not plain[0].startswith("{")
+    r = c.completions.create(model=model_id, prompt="A JSON object about a dog:", max_tokens=100, temperature=0,
+                             extra_body={"response_format": fmt})
+    assert r.choices[0].finish_reason == "length" or isinstance(json.loads(r.choices[0].text), dict)
+    schema = {"type": "json_schema", "json_schema": {"name": "cat", "schema": {"type": "object"}}}
+    for bad in (schema, {"type": "yaml"}, "json"):
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(model=model_id, messages=msgs, max_tokens=5, response_format=bad)
+        assert e.value.body["param"] == "response_format"
+
+
 def test_stop_strings_and_n(server, model_id):
     c = server.client()
     full = c.completions.create(model=model_id, prompt="One, two, three,", max_tokens=20, temperature=0).choices[0].text

@@ -118,6 +118,7 @@ llmasos_status llmasos_generate_options_init(llmasos_generate_options* opts) {
   opts->ignore_eos = d.ignore_eos ? 1 : 0;
   opts->stop_token_ids = nullptr;
   opts->n_stop_token_ids = 0;
+  opts->json_object = d.json_object ? 1 : 0;
   return LLMASOS_OK;
 }
 
@@ -255,6 +256,7 @@ llmasos_status llmasos_generate(llmasos_session* session, const int32_t* prompt,
       o.sampling = to_core(opts->sampling);
       o.ignore_eos = opts->ignore_eos != 0;
       o.stop_token_ids.assign(opts->stop_token_ids, opts->stop_token_ids + opts->n_stop_token_ids);
+      o.json_object = opts->json_object != 0;
     }
     o.sampling.validate();
     const llmasos::Tokenizer& tok = session->session.model()->tokenizer();

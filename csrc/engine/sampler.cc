@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "engine/json_constraint.h"
 #include "llmasos/errors.hpp"
 
 namespace llmasos {
@@ -81,16 +82,21 @@ void top_k_logits(const float* x, int64_t n, int32_t k, std::vector<std::pair<in
 }  // namespace
 
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
-                        const std::vector<int32_t>& generated, TokenLogprobs* lp) {
-  if (!lp || o_.logprobs < 0) return pick(logits, n_vocab, prompt, generated);  // costs nothing
-  // The raw row is read again after pick(), which edits it in place only for bias / penalties.
-  const bool edits = !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
+                        const std::vector<int32_t>& generated, TokenLogprobs* lp,
+                        const JsonConstraint* json) {
+  if (!lp || o_.logprobs < 0) {  // costs nothing
+    if (json && json->mask(logits, n_vocab) == 0) return -1;
+    return pick(logits, n_vocab, prompt, generated);
+  }
+  // The raw row is read again after pick(); the JSON mask and pick() edit it in place.
+  const bool edits = json || !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
                      o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f;
   if (edits) raw_.assign(logits, logits + n_vocab);
   const float* raw = edits ? raw_.data() : logits;
   const double lse = log_sum_exp(logits, n_vocab);
   top_k_logits(logits, n_vocab, o_.logprobs, lp->top);
   for (auto& [id, v] : lp->top) v = static_cast<float>(v - lse);
+  if (json && json->mask(logits, n_vocab) == 0) return -1;
   const int32_t id = pick(logits, n_vocab, prompt, generated);
   const float x = raw[id];
   int32_t above = 0;
@@ -185,7 +191,10 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
     acc += cand_[i].w;
     if (r < acc) return cand_[i].id;
   }
-  return cand_[n - 1].id;
+  // Rounding left r at the total: the last candidate with any weight (masked tokens have none).
+  for (size_t i = n; i-- > 1;)
+    if (cand_[i].w > 0.0f) return cand_[i].id;
+  return cand_[0].id;
 }
 
 }  // namespace llmasos

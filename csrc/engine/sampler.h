@@ -9,6 +9,8 @@
 
 namespace llmasos {
 
+class JsonConstraint;
+
 struct SamplingOptions {
   float temperature = 0.0f;        // 0: greedy
   int32_t top_k = 0;               // 0: off
@@ -48,8 +50,11 @@ class Sampler {
 
   // Picks the next token. `logits` (n_vocab, modified in place); `prompt` and `generated` feed
   // the penalties. When the options ask for logprobs and `lp` is given, fills it for the token.
+  // With `json`, only the tokens it allows can be drawn (logprobs still describe the model's
+  // own distribution); -1 when it allows none.
   int32_t sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
-                 const std::vector<int32_t>& generated, TokenLogprobs* lp = nullptr);
+                 const std::vector<int32_t>& generated, TokenLogprobs* lp = nullptr,
+                 const JsonConstraint* json = nullptr);
   bool wants_logprobs() const { return o_.logprobs >= 0; }
 
  private:

@@ -20,6 +20,7 @@ struct Scheduler::Sequence {
   std::vector<int32_t> tokens;  // prompt + generated: what the KV cache must come to hold
   GenerateOptions opts;
   Sampler sampler;
+  std::unique_ptr<JsonConstraint> json;  // JSON mode's state (opts.json_object)
   KvBlockTable table;
   int64_t n_computed = 0;  // positions whose keys/values are in table
   int64_t len() const { return static_cast<int64_t>(tokens.size()); }
@@ -79,6 +80,10 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, const Gener
   if (opts.max_tokens <= 0) throw InvalidArgumentError("max_tokens must be positive");
   opts.sampling.validate_for_vocab(n_vocab_);
   auto seq = std::make_unique<Sequence>(id, std::move(prompt), opts);  // validates the sampling options
+  if (opts.json_object) {
+    std::call_once(json_once_, [&] { json_vocab_ = std::make_shared<JsonVocab>(model_->tokenizer()); });
+    seq->json = std::make_unique<JsonConstraint>(json_vocab_);
+  }
   std::lock_guard<std::mutex> lock(inbox_mu_);
   if (!live_.insert(id).second)
     throw InvalidArgumentError("request id " + std::to_string(id) + " is already in use");
@@ -304,7 +309,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
         Sequence& s = *ready[static_cast<size_t>(r)];
         float* lg = logits_.data() + static_cast<size_t>(r) * static_cast<size_t>(n_vocab_);
         sampled[static_cast<size_t>(r)] =
-            s.sampler.sample(lg, n_vocab_, s.prompt, s.generated, &lps[static_cast<size_t>(r)]);
+            s.sampler.sample(lg, n_vocab_, s.prompt, s.generated, &lps[static_cast<size_t>(r)], s.json.get());
       }
     });
     const Tokenizer& tok = model_->tokenizer();
@@ -314,7 +319,8 @@ std::vector<StepOutput> Scheduler::step_locked() {
       const int32_t id = sampled[r];
       StepOutput o;
       o.request_id = s.id;
-      const bool is_stop = (!s.opts.ignore_eos && tok.is_eog(id)) ||
+      // id < 0: JSON mode found no token that fits (a vocabulary without the needed bytes).
+      const bool is_stop = id < 0 || (!s.opts.ignore_eos && tok.is_eog(id)) ||
                            std::find(s.opts.stop_token_ids.begin(), s.opts.stop_token_ids.end(), id) !=
                                s.opts.stop_token_ids.end();
       if (is_stop) {
@@ -327,8 +333,11 @@ std::vector<StepOutput> Scheduler::step_locked() {
         if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lps[r]));
         ++counters_.generated_tokens;
         const int64_t G = static_cast<int64_t>(s.generated.size());
-        // As Session::generate: max_tokens reached, or no position left for the new token.
-        if (G >= s.opts.max_tokens || s.len() - 1 >= n_ctx_) {
+        if (s.json && s.json->advance(id) && s.json->done()) {  // the JSON object is complete
+          o.finished = true;
+          o.finish_reason = "stop";
+        } else if (G >= s.opts.max_tokens || s.len() - 1 >= n_ctx_) {
+          // As Session::generate: max_tokens reached, or no position left for the new token.
           o.finished = true;
           o.finish_reason = "length";
         }

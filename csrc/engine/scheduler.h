@@ -74,6 +74,8 @@ class Scheduler {
 
   std::shared_ptr<Model> model_;
   SchedulerOptions opts_;
+  std::once_flag json_once_;                     // JSON mode's vocabulary, built on first use
+  std::shared_ptr<const JsonVocab> json_vocab_;
   int64_t n_ctx_ = 0, n_vocab_ = 0;
   PagedKvCache kv_;
 

@@ -46,13 +46,22 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   const Tokenizer& tok = model_->tokenizer();
   const int64_t V = model_->hparams().n_vocab;
   Sampler sampler(opts.sampling);
+  std::unique_ptr<JsonConstraint> json;
+  if (opts.json_object) {
+    if (!json_vocab_) json_vocab_ = std::make_shared<JsonVocab>(tok);
+    json = std::make_unique<JsonConstraint>(json_vocab_);
+  }
   std::vector<float> logits(static_cast<size_t>(V));
   GenerateResult res;
   res.finish_reason = "length";
   prefill(prompt, logits.data());
   for (int64_t i = 0; i < opts.max_tokens; ++i) {
     TokenLogprobs lp;
-    int32_t id = sampler.sample(logits.data(), V, prompt, res.tokens, &lp);
+    int32_t id = sampler.sample(logits.data(), V, prompt, res.tokens, &lp, json.get());
+    if (id < 0) {  // JSON mode with no token that fits (a vocabulary without the needed bytes)
+      res.finish_reason = "stop";
+      break;
+    }
     bool is_stop = (!opts.ignore_eos && tok.is_eog(id)) ||
                    std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) !=
                        opts.stop_token_ids.end();
@@ -63,6 +72,10 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
     res.tokens.push_back(id);
     if (sampler.wants_logprobs()) res.logprobs.push_back(std::move(lp));
     if (on_token && !on_token(id)) {
+      res.finish_reason = "stop";
+      break;
+    }
+    if (json && json->advance(id) && json->done()) {  // the object is complete
       res.finish_reason = "stop";
       break;
     }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/json_constraint.h"
 #include "engine/sampler.h"
 #include "model/llama.h"
 
@@ -18,6 +19,9 @@ struct GenerateOptions {
   SamplingOptions sampling;
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;
+  // JSON mode (json_constraint.h): the output is one JSON object; it ends ("stop") when the object
+  // closes, and EOS cannot come before that.
+  bool json_object = false;
 };
 
 struct GenerateResult {
@@ -47,6 +51,7 @@ class Session {
   void prefill(const std::vector<int32_t>& ids, float* last_logits);
 
   std::shared_ptr<Model> model_;
+  std::shared_ptr<const JsonVocab> json_vocab_;  // built by the first JSON-mode generate()
   KvCache kv_;
   std::vector<int32_t> cached_;  // tokens whose keys/values are in kv_
 };

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "engine/json_constraint.h"
 #include "engine/scheduler.h"
 #include "llmasos/errors.hpp"
 #include "python/bindings.h"
@@ -136,6 +137,16 @@ void register_engine(py::module_& m) {
              d["max_seqs"] = st.max_seqs;
              return d;
            });
+
+  // JSON mode's byte automaton, for the tests: how many leading bytes of `data` can start a JSON
+  // object, and whether exactly those bytes form a complete one.
+  m.def("json_scan", [](const py::bytes& data) {
+    const std::string b = data;
+    JsonState st;
+    size_t n = 0;
+    while (n < b.size() && st.feed(static_cast<uint8_t>(b[n]))) ++n;
+    return py::make_tuple(n, n == b.size() && st.done());
+  }, py::arg("data"));
 }
 
 }  // namespace llmasos::python

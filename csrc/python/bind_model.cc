@@ -64,7 +64,8 @@ void register_model(py::module_& m) {
       .def_readwrite("max_tokens", &GenerateOptions::max_tokens)
       .def_readwrite("sampling", &GenerateOptions::sampling)
       .def_readwrite("ignore_eos", &GenerateOptions::ignore_eos)
-      .def_readwrite("stop_token_ids", &GenerateOptions::stop_token_ids);
+      .def_readwrite("stop_token_ids", &GenerateOptions::stop_token_ids)
+      .def_readwrite("json_object", &GenerateOptions::json_object);
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
       .def(py::init([](const std::string& path, int64_t n_ctx, int threads, const std::string& kv_type,

@@ -1,5 +1,6 @@
-/* generate MODEL.gguf PROMPT [MAX_TOKENS=32]: streams a greedy completion of PROMPT (the generated
- * text only) to stdout through the llmasos C API. Errors go to stderr with the library's message. */
+/* generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--json]: streams a greedy completion of PROMPT (the
+ * generated text only) to stdout through the llmasos C API; --json asks for one JSON object (JSON
+ * mode). Errors go to stderr with the library's message. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,10 @@ static int fail(const char* what, llmasos_status s) {
 }
 
 int main(int argc, char** argv) {
+  int json = argc > 1 && strcmp(argv[argc - 1], "--json") == 0;
+  if (json) --argc;
   if (argc < 3 || argc > 4) {
-    fprintf(stderr, "usage: %s MODEL.gguf PROMPT [MAX_TOKENS=32]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.gguf PROMPT [MAX_TOKENS=32] [--json]\n", argv[0]);
     return 2;
   }
   long max_tokens = argc == 4 ? strtol(argv[3], NULL, 10) : 32;
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
   llmasos_generate_options opts;
   llmasos_generate_options_init(&opts); /* greedy: temperature 0 */
   opts.max_tokens = max_tokens;
+  opts.json_object = json;
   llmasos_generate_result result;
   s = llmasos_session_new(model, &session);
   if (s == LLMASOS_OK) s = llmasos_generate(session, ids, n, &opts, print_piece, NULL, &result);

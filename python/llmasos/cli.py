@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=_positive_int, default=None)
     run.add_argument("--chat", action="store_true",
                      help="send the prompt as a user message through the chat template")
+    run.add_argument("--json", action="store_true",
+                     help="JSON mode: the output is one JSON object (generation stops when it closes)")
 
     q = sub.add_parser("quantize", help="re-quantize a GGUF file to another weight type")
     q.add_argument("input", help="the GGUF file to read (any readable type)")
@@ -103,7 +105,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .sampling import SamplingParams
         with LLM.from_pretrained(args.model, threads=args.threads) as llm:
             params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature,
-                                    seed=args.seed)
+                                    seed=args.seed, json_object=args.json)
             if args.chat:
                 pieces = llm.chat([{"role": "user", "content": args.prompt}], params).text
                 sys.stdout.write(pieces)

@@ -30,6 +30,9 @@ class SamplingParams:
     # As vLLM: None computes no logprobs; k in [0, MAX_LOGPROBS] reports each generated token's
     # logprob plus the k most likely alternatives (raw model distribution, see logprobs.py).
     logprobs: Optional[int] = None
+    # JSON mode (OpenAI's response_format {"type": "json_object"}): the output is one JSON object,
+    # sampled only from tokens that keep it valid; generation stops when the object closes.
+    json_object: bool = False
 
     def stop_strings(self) -> List[str]:
         if self.stop is None:
@@ -58,6 +61,9 @@ class SamplingParams:
         o = _core.GenerateOptions()
         o.max_tokens = self.max_tokens
         o.ignore_eos = bool(self.ignore_eos)
+        if not isinstance(self.json_object, bool):
+            raise ValueError(f"json_object must be a boolean, got {self.json_object!r}")
+        o.json_object = self.json_object
         stop_ids = []
         for t in self.stop_token_ids or []:
             try:  # any integer type (numpy's too), not bool or float

@@ -51,7 +51,25 @@ def _stop(body) -> List[str]:
     return stops
 
 
-UNSUPPORTED = ("suffix", "tools", "functions", "response_format")
+UNSUPPORTED = ("suffix", "tools", "functions")
+
+
+def _json_mode(body) -> bool:
+    """OpenAI's response_format: {"type": "text"} (the default) or {"type": "json_object"} (JSON
+    mode: the output is one JSON object). JSON schemas are refused, not ignored."""
+    v = body.get("response_format")
+    if v is None:
+        return False
+    kind = v.get("type") if isinstance(v, dict) else None
+    if kind == "text":
+        return False
+    if kind == "json_object":
+        return True
+    if kind == "json_schema":
+        raise RequestError("'response_format' of type 'json_schema' is not supported by this server yet; "
+                           "'json_object' is", "response_format")
+    raise RequestError("'response_format' must be an object whose 'type' is 'text' or 'json_object', "
+                       f"got {v!r}", "response_format")
 
 
 def _logprobs(body, chat: bool) -> Optional[int]:
@@ -127,6 +145,7 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         ignore_eos=_bool(body, "ignore_eos"),
         logit_bias=_logit_bias(body),
         logprobs=_logprobs(body, chat),
+        json_object=_json_mode(body),
     )
     if params.top_p == 0.0:
         raise RequestError("'top_p' must be greater than 0", "top_p")

@@ -63,6 +63,7 @@ typedef struct llmasos_generate_options {
   int32_t ignore_eos;            /* nonzero: do not stop at end-of-generation tokens */
   const int32_t* stop_token_ids; /* may be NULL when n_stop_token_ids is 0 */
   size_t n_stop_token_ids;
+  int32_t json_object; /* nonzero: JSON mode, the output is one JSON object (ends when it closes) */
 } llmasos_generate_options;
 
 typedef struct llmasos_generate_result {

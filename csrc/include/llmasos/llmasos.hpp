@@ -58,6 +58,7 @@ struct SamplingParams {
   std::optional<uint64_t> seed;
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
+  bool json_object = false;  // JSON mode: the output is one JSON object (ends when it closes)
 };
 
 struct GenerationOutput {
@@ -159,6 +160,7 @@ class LLM {
     o.ignore_eos = p.ignore_eos;
     o.stop_token_ids = p.stop_token_ids.data();
     o.n_stop_token_ids = p.stop_token_ids.size();
+    o.json_object = p.json_object ? 1 : 0;
     Stream st{on_piece, {}, {}};
     llmasos_generate_result r{};
     llmasos_status s = llmasos_generate(session_, prompt.data(), prompt.size(), &o, &Stream::trampoline, &st, &r);

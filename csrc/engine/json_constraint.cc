@@ -1,0 +1,254 @@
+// JSON mode: the byte automaton (one object, RFC 8259 less the run limits in the header) and the
+// token mask built from it.
+#include "engine/json_constraint.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "tokenizer/tokenizer.h"
+
+namespace llmasos {
+
+namespace {
+
+constexpr const char* kLiterals[3] = {"true", "false", "null"};
+constexpr uint8_t kLiteralLen[3] = {4, 5, 4};
+constexpr uint8_t kMaxIntDigits = 20, kMaxFracDigits = 20, kMaxExpDigits = 3;
+
+bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+}  // namespace
+
+bool JsonState::ws(uint8_t c) {
+  if (!is_ws(c) || ws_run_ >= kMaxWs) return false;
+  ++ws_run_;
+  return true;
+}
+
+bool JsonState::push(char kind) {
+  if (depth_ >= kMaxDepth) return false;
+  stack_[depth_++] = kind;
+  mode_ = kind == '{' ? kObjFirst : kArrFirst;
+  return true;
+}
+
+void JsonState::close_value() { mode_ = depth_ == 0 ? kDone : kAfter; }
+
+bool JsonState::value_start(uint8_t c) {
+  if (depth_ == 0) return c == '{' && push('{');  // the top level is one object
+  switch (c) {
+    case '{': return push('{');
+    case '[': return push('[');
+    case '"': mode_ = kString; key_ = false; return true;
+    case '-': mode_ = kNumMinus; digits_ = 0; return true;
+    case '0': mode_ = kNumZero; digits_ = 1; return true;
+    case 't': case 'f': case 'n':
+      literal_ = c == 't' ? 0 : c == 'f' ? 1 : 2;
+      lit_pos_ = 1;
+      mode_ = kLiteral;
+      return true;
+    default:
+      if (c >= '1' && c <= '9') {
+        mode_ = kNumInt;
+        digits_ = 1;
+        return true;
+      }
+      return false;
+  }
+}
+
+bool JsonState::after_value(uint8_t c) {
+  const char top = stack_[depth_ - 1];
+  if (c == ',') {
+    mode_ = top == '{' ? kObjKey : kValue;
+    return true;
+  }
+  if ((c == '}' && top == '{') || (c == ']' && top == '[')) {
+    --depth_;
+    close_value();
+    return true;
+  }
+  return false;
+}
+
+bool JsonState::feed(uint8_t c) {
+  switch (mode_) {
+    case kString:
+      if (utf8_need_ > 0) {  // a continuation byte, in the range UTF-8 allows here
+        if (c < utf8_lo_ || c > utf8_hi_) return false;
+        --utf8_need_;
+        utf8_lo_ = 0x80;
+        utf8_hi_ = 0xBF;
+        return true;
+      }
+      if (c == '"') {
+        if (key_) mode_ = kColon;
+        else close_value();
+        return true;
+      }
+      if (c == '\\') {
+        mode_ = kEsc;
+        return true;
+      }
+      if (c < 0x20) return false;  // raw control characters must be escaped
+      if (c < 0x80) return true;
+      // A multi-byte character's lead byte (no overlong forms, no surrogates, nothing past U+10FFFF).
+      if (c >= 0xC2 && c <= 0xDF) { utf8_need_ = 1; return true; }
+      if (c == 0xE0) { utf8_need_ = 2; utf8_lo_ = 0xA0; return true; }
+      if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) { utf8_need_ = 2; return true; }
+      if (c == 0xED) { utf8_need_ = 2; utf8_hi_ = 0x9F; return true; }
+      if (c == 0xF0) { utf8_need_ = 3; utf8_lo_ = 0x90; return true; }
+      if (c >= 0xF1 && c <= 0xF3) { utf8_need_ = 3; return true; }
+      if (c == 0xF4) { utf8_need_ = 3; utf8_hi_ = 0x8F; return true; }
+      return false;
+    case kEsc:
+      if (c == 'u') {
+        mode_ = kHex;
+        hex_left_ = 4;
+        return true;
+      }
+      if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
+        mode_ = kString;
+        return true;
+      }
+      return false;
+    case kHex:
+      if (!is_hex(c)) return false;
+      if (--hex_left_ == 0) mode_ = kString;
+      return true;
+    case kLiteral: {
+      if (c != static_cast<uint8_t>(kLiterals[literal_][lit_pos_])) return false;
+      if (++lit_pos_ == kLiteralLen[literal_]) close_value();
+      return true;
+    }
+    case kNumMinus:
+      if (c == '0') { mode_ = kNumZero; digits_ = 1; return true; }
+      if (c >= '1' && c <= '9') { mode_ = kNumInt; digits_ = 1; return true; }
+      return false;
+    case kNumDot:
+      if (!is_digit(c)) return false;
+      mode_ = kNumFrac;
+      digits_ = 1;
+      return true;
+    case kNumE:
+      if (c == '+' || c == '-') { mode_ = kNumESign; return true; }
+      [[fallthrough]];
+    case kNumESign:
+      if (!is_digit(c)) return false;
+      mode_ = kNumExp;
+      digits_ = 1;
+      return true;
+    case kNumZero: case kNumInt: case kNumFrac: case kNumExp: {
+      if (is_digit(c)) {  // kNumZero takes no more digits (no leading zeros)
+        const uint8_t cap = mode_ == kNumInt ? kMaxIntDigits : mode_ == kNumFrac ? kMaxFracDigits
+                          : mode_ == kNumExp ? kMaxExpDigits : 0;
+        if (digits_ >= cap) return false;
+        ++digits_;
+        return true;
+      }
+      if (c == '.' && (mode_ == kNumZero || mode_ == kNumInt)) { mode_ = kNumDot; return true; }
+      if ((c == 'e' || c == 'E') && mode_ != kNumExp) { mode_ = kNumE; return true; }
+      // The number ends here; c is the next structural byte (numbers only stand inside containers).
+      close_value();
+      ws_run_ = 0;
+      return ws(c) || after_value(c);
+    }
+    case kDone:
+      return false;
+    default:
+      break;
+  }
+  // Structural modes: whitespace (bounded runs), else the byte the mode expects.
+  if (is_ws(c)) return ws(c);
+  ws_run_ = 0;
+  switch (mode_) {
+    case kValue:
+      return value_start(c);
+    case kArrFirst:
+      if (c == ']') {
+        --depth_;
+        close_value();
+        return true;
+      }
+      return value_start(c);
+    case kObjFirst:
+      if (c == '}') {
+        --depth_;
+        close_value();
+        return true;
+      }
+      [[fallthrough]];
+    case kObjKey:
+      if (c != '"') return false;
+      mode_ = kString;
+      key_ = true;
+      return true;
+    case kColon:
+      if (c != ':') return false;
+      mode_ = kValue;
+      return true;
+    case kAfter:
+      return after_value(c);
+    default:
+      return false;
+  }
+}
+
+JsonVocab::JsonVocab(const Tokenizer& tok) {
+  const int32_t n = tok.n_vocab();
+  bytes_.resize(static_cast<size_t>(n));
+  usable_.assign(static_cast<size_t>(n), 0);
+  plain_.assign(static_cast<size_t>(n), 0);
+  for (int32_t i = 0; i < n; ++i) {
+    if (tok.is_control(i) || tok.is_eog(i)) continue;
+    std::string b = tok.token_bytes(i);
+    if (b.empty()) continue;
+    bool plain = true;
+    for (unsigned char c : b) plain = plain && c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+    usable_[static_cast<size_t>(i)] = 1;
+    plain_[static_cast<size_t>(i)] = plain;
+    bytes_[static_cast<size_t>(i)] = std::move(b);
+  }
+}
+
+bool JsonConstraint::fits(int32_t id, const uint8_t* first_ok) const {
+  const size_t i = static_cast<size_t>(id);
+  if (!vocab_->usable_[i]) return false;
+  const std::string& b = vocab_->bytes_[i];
+  if (!first_ok[static_cast<uint8_t>(b[0])]) return false;
+  if (vocab_->plain_[i] && st_.in_plain_string()) return true;
+  JsonState s = st_;
+  for (unsigned char c : b)
+    if (!s.feed(c)) return false;
+  return true;
+}
+
+int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
+  // Which first bytes can follow at all: most tokens are refused on their first byte.
+  uint8_t first_ok[256];
+  for (int c = 0; c < 256; ++c) {
+    JsonState s = st_;
+    first_ok[c] = s.feed(static_cast<uint8_t>(c));
+  }
+  const int64_t n = std::min<int64_t>(n_vocab, vocab_->size());
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (fits(static_cast<int32_t>(i), first_ok)) ++kept;
+    else logits[i] = -std::numeric_limits<float>::infinity();
+  }
+  for (int64_t i = n; i < n_vocab; ++i) logits[i] = -std::numeric_limits<float>::infinity();
+  return kept;
+}
+
+bool JsonConstraint::advance(int32_t id) {
+  if (id < 0 || id >= vocab_->size() || !vocab_->usable_[static_cast<size_t>(id)]) return false;
+  JsonState s = st_;
+  for (unsigned char c : vocab_->bytes_[static_cast<size_t>(id)])
+    if (!s.feed(c)) return false;
+  st_ = s;
+  return true;
+}
+
+}  // namespace llmasos

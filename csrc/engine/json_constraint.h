@@ -1,0 +1,87 @@
+// JSON mode (OpenAI response_format {"type": "json_object"}): a byte-level pushdown automaton for
+// one JSON object, and the per-step token mask it gives a sequence. Each step, a token is allowed
+// when all of its bytes keep the output a prefix of a JSON object; the sampler draws from the
+// allowed tokens only, and generation ends ("stop") the moment the object closes.
+//
+// As in llama.cpp's JSON grammar, the automaton admits a little less than RFC 8259 so that a
+// model cannot loop forever inside one production: at most kMaxWs whitespace bytes in a row, at
+// most 20 integer digits, 20 fraction digits and 3 exponent digits, nesting up to kMaxDepth.
+// Strings must be valid UTF-8 without raw control characters; escapes are JSON's.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace llmasos {
+
+class Tokenizer;
+
+class JsonState {
+ public:
+  static constexpr int kMaxDepth = 64;
+  static constexpr int kMaxWs = 48;
+
+  // Feeds one byte; false (state unchanged only in meaning: discard it) when the byte cannot
+  // continue a JSON object from here.
+  bool feed(uint8_t c);
+  // The object is complete: no byte may follow.
+  bool done() const { return mode_ == kDone; }
+  // Inside a string with no escape or multi-byte character pending: every printable ASCII byte
+  // but '"' and '\' keeps the state exactly as it is.
+  bool in_plain_string() const { return mode_ == kString && utf8_need_ == 0; }
+
+ private:
+  enum Mode : uint8_t {
+    kValue, kObjFirst, kObjKey, kColon, kArrFirst, kAfter, kString, kEsc, kHex,
+    kNumMinus, kNumZero, kNumInt, kNumDot, kNumFrac, kNumE, kNumESign, kNumExp, kLiteral, kDone,
+  };
+  bool value_start(uint8_t c);  // c begins a value (mode_ is kValue or kArrFirst)
+  bool after_value(uint8_t c);  // c follows a complete value inside a container
+  void close_value();           // a value just ended: kAfter in a container, kDone at the top
+  bool push(char kind);
+  bool ws(uint8_t c);           // c is whitespace where whitespace may stand (counts the run)
+
+  Mode mode_ = kValue;
+  bool key_ = false;            // the string being read is an object key
+  uint8_t hex_left_ = 0;        // \uXXXX digits still to come
+  uint8_t utf8_need_ = 0;       // continuation bytes still to come
+  uint8_t utf8_lo_ = 0x80, utf8_hi_ = 0xBF;  // range of the next continuation byte
+  uint8_t literal_ = 0, lit_pos_ = 0;        // which of true / false / null, and how far
+  uint8_t digits_ = 0;          // digits in the current part of a number
+  uint8_t ws_run_ = 0;
+  int16_t depth_ = 0;
+  char stack_[kMaxDepth] = {};  // '{' or '[' per open container
+};
+
+// The vocabulary as JSON mode sees it, built once per model: each token's bytes, and whether it
+// may ever appear (control tokens and tokens with no bytes never do).
+class JsonVocab {
+ public:
+  explicit JsonVocab(const Tokenizer& tok);
+  int64_t size() const { return static_cast<int64_t>(bytes_.size()); }
+
+ private:
+  friend class JsonConstraint;
+  std::vector<std::string> bytes_;
+  std::vector<uint8_t> usable_;  // 1: may appear in JSON output
+  std::vector<uint8_t> plain_;   // 1: only printable ASCII, no '"' or '\' (kept by a plain string)
+};
+
+// One sequence's JSON state over a shared vocabulary.
+class JsonConstraint {
+ public:
+  explicit JsonConstraint(std::shared_ptr<const JsonVocab> vocab) : vocab_(std::move(vocab)) {}
+  // Sets the logits of the tokens that cannot come next to -inf; returns how many remain.
+  int64_t mask(float* logits, int64_t n_vocab) const;
+  // Takes the sampled token (one mask() allowed). False if it does not fit (state unchanged).
+  bool advance(int32_t id);
+  bool done() const { return st_.done(); }
+
+ private:
+  bool fits(int32_t id, const uint8_t* first_ok) const;
+  std::shared_ptr<const JsonVocab> vocab_;
+  JsonState st_;
+};
+
+}  // namespace llmasos
