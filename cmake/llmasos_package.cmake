@@ -24,8 +24,15 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
   set_property(TARGET llmasos APPEND PROPERTY LINK_DEPENDS ${PROJECT_SOURCE_DIR}/cmake/llmasos.map)
 endif()
 if(NOT SKBUILD)
-  # A wheel cannot hold symlinks, so only plain installs get the versioned soname chain.
-  set_target_properties(llmasos PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
+  # A wheel cannot hold symlinks, so only plain installs get the versioned soname chain. Before 1.0
+  # a minor version may change the C ABI (0.2 grew llmasos_generate_options), so the soname
+  # carries major.minor until then.
+  if(PROJECT_VERSION_MAJOR EQUAL 0)
+    set(_llmasos_soversion ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR})
+  else()
+    set(_llmasos_soversion ${PROJECT_VERSION_MAJOR})
+  endif()
+  set_target_properties(llmasos PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${_llmasos_soversion})
 endif()
 
 install(TARGETS llmasos EXPORT llmasosTargets

@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from json_reference import classify
 from llmasos import LLM, SamplingParams, _core
 
 # Values json.dumps writes within the automaton's limits (20 integer digits, nesting <= 64).
@@ -42,19 +43,29 @@ def test_every_dumped_object_is_accepted(obj, layout):
         assert scan(data[:cut]) == (cut, False)
 
 
-@settings(max_examples=1000, derandomize=True, deadline=None, database=None)
-@given(obj=objects, edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=3), st.integers(0, 3)),
-                                   max_size=4))
-def test_what_it_calls_complete_is_json(obj, edits):
-    """Mutated objects (bytes replaced, inserted, dropped): whenever the automaton accepts all of
-    them as a complete object, Python's json reads a dict from them."""
-    data = bytearray(json.dumps(obj, ensure_ascii=False).encode())
+def automaton(data: bytes) -> str:
+    n, done = scan(data)
+    return "complete" if done else "prefix" if n == len(data) else "bad"
+
+
+@settings(max_examples=1500, derandomize=True, deadline=None, database=None)
+@given(obj=objects, layout=layouts, edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=3),
+                                                             st.integers(0, 3)), min_size=1, max_size=4),
+       cuts=st.lists(st.integers(0, 10**6), max_size=6))
+def test_agrees_with_a_reference_reader(obj, layout, edits, cuts):
+    """Objects with bytes replaced, inserted or dropped, and prefixes of them: the automaton and an
+    independent reader (tests/json_reference.py) call each complete, a valid prefix or bad alike,
+    and what both call complete json.loads reads as a dict."""
+    data = bytearray(json.dumps(obj, **layout).encode())
     for at, ins, drop in edits:
         at %= len(data) + 1
         data[at:at + drop] = ins
-    n, done = scan(bytes(data))
-    if done:
-        assert isinstance(json.loads(bytes(data).decode("utf-8")), dict)
+    data = bytes(data)
+    for piece in [data] + [data[:c % (len(data) + 1)] for c in cuts]:
+        want = classify(piece)
+        assert automaton(piece) == want, piece
+        if want == "complete":
+            assert isinstance(json.loads(piece.decode("utf-8")), dict)
 
 
 @pytest.mark.parametrize("bad", [
@@ -124,6 +135,16 @@ def test_sampled_json_alone_and_batched(llm):
             assert batched[i][j].token_ids == alone.token_ids
             stops += alone.finish_reason == "stop"
     assert stops >= 5  # most end by closing their object
+
+
+def test_tiny_temperatures_never_draw_a_masked_token(llm):
+    """exp(logit / T) overflowed for T = 1e-37 (inf - inf: NaN weights), and the draw fell back to
+    token 0, <|endoftext|>, which the mask had ruled out."""
+    for t in (1e-37, 1e-30, 1e-8):
+        out = llm.chat(MESSAGES, SamplingParams(max_tokens=40, temperature=t, seed=1, json_object=True,
+                                                ignore_eos=True))
+        check(out)
+        assert 0 not in out.token_ids
 
 
 def test_json_mode_ends_at_the_object_even_with_ignore_eos(llm):

@@ -148,6 +148,7 @@ def test_chat_content_parts(server, model_id):
 def test_chat_json_mode(server, model_id):
     """response_format json_object: the answer is one JSON object, streamed or not, alone or
     sampled n times; "text" is the default; JSON schemas are refused, not ignored."""
+    from llmasos import _core
     c = server.client()
     msgs = [{"role": "user", "content": "Describe a cat as a JSON object with name, age and color."}]
     fmt = {"type": "json_object"}
@@ -159,7 +160,10 @@ def test_chat_json_mode(server, model_id):
     assert streamed == text
     r = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=200, temperature=1.0, seed=3, n=3,
                                   response_format=fmt)
-    for ch in r.choices:
+    for ch in r.choices:  # a complete object, or (cut by max_tokens) the start of one
+        n, done = _core.json_scan(ch.message.content.encode())
+        assert n == len(ch.message.content.encode())
+        assert (ch.finish_reason == "stop") == done
         assert ch.finish_reason == "length" or isinstance(json.loads(ch.message.content), dict)
     plain = [c.chat.completions.create(model=model_id, messages=msgs, max_tokens=20, temperature=0, **kw)
              .choices[0].message.content for kw in ({}, {"response_format": {"type": "text"}})]

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <stdexcept>
 
 #include "tokenizer/tokenizer.h"
 
@@ -198,32 +199,36 @@ bool JsonState::feed(uint8_t c) {
 
 JsonVocab::JsonVocab(const Tokenizer& tok) {
   const int32_t n = tok.n_vocab();
-  bytes_.resize(static_cast<size_t>(n));
-  usable_.assign(static_cast<size_t>(n), 0);
-  plain_.assign(static_cast<size_t>(n), 0);
+  off_.assign(static_cast<size_t>(n) + 1, 0);
+  first_.assign(static_cast<size_t>(n), 0);
+  flags_.assign(static_cast<size_t>(n), 0);
   for (int32_t i = 0; i < n; ++i) {
-    if (tok.is_control(i) || tok.is_eog(i)) continue;
-    std::string b = tok.token_bytes(i);
-    if (b.empty()) continue;
-    bool plain = true;
-    for (unsigned char c : b) plain = plain && c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
-    usable_[static_cast<size_t>(i)] = 1;
-    plain_[static_cast<size_t>(i)] = plain;
-    bytes_[static_cast<size_t>(i)] = std::move(b);
+    const size_t k = static_cast<size_t>(i);
+    if (!tok.is_control(i) && !tok.is_eog(i)) {
+      const std::string b = tok.token_bytes(i);
+      if (!b.empty()) {
+        bool plain = true;
+        for (unsigned char c : b) plain = plain && c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+        flags_[k] = kUsable | (plain ? kPlain : 0);
+        first_[k] = static_cast<uint8_t>(b[0]);
+        blob_ += b;
+      }
+    }
+    off_[k + 1] = static_cast<uint32_t>(blob_.size());
   }
 }
 
-bool JsonConstraint::fits(int32_t id, const uint8_t* first_ok) const {
-  const size_t i = static_cast<size_t>(id);
-  if (!vocab_->usable_[i]) return false;
-  const std::string& b = vocab_->bytes_[i];
-  if (!first_ok[static_cast<uint8_t>(b[0])]) return false;
-  if (vocab_->plain_[i] && st_.in_plain_string()) return true;
-  JsonState s = st_;
-  for (unsigned char c : b)
-    if (!s.feed(c)) return false;
+namespace {
+
+// Feeds [p, e) to a copy of st: whether all of it fits.
+bool fits_all(const JsonState& st, const char* p, const char* e) {
+  JsonState s = st;
+  for (; p != e; ++p)
+    if (!s.feed(static_cast<uint8_t>(*p))) return false;
   return true;
 }
+
+}  // namespace
 
 int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
   // Which first bytes can follow at all: most tokens are refused on their first byte.
@@ -232,10 +237,17 @@ int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
     JsonState s = st_;
     first_ok[c] = s.feed(static_cast<uint8_t>(c));
   }
-  const int64_t n = std::min<int64_t>(n_vocab, vocab_->size());
+  // In a plain string every plain token keeps the state as it is: no need to feed it.
+  const uint8_t settled = st_.in_plain_string() ? JsonVocab::kPlain : 0;
+  const JsonVocab& v = *vocab_;
+  const int64_t n = std::min<int64_t>(n_vocab, v.size());
   int64_t kept = 0;
   for (int64_t i = 0; i < n; ++i) {
-    if (fits(static_cast<int32_t>(i), first_ok)) ++kept;
+    const size_t k = static_cast<size_t>(i);
+    const uint8_t f = v.flags_[k];
+    bool ok = (f & JsonVocab::kUsable) && first_ok[v.first_[k]];
+    if (ok && !(f & settled)) ok = fits_all(st_, v.begin(k), v.end(k));
+    if (ok) ++kept;
     else logits[i] = -std::numeric_limits<float>::infinity();
   }
   for (int64_t i = n; i < n_vocab; ++i) logits[i] = -std::numeric_limits<float>::infinity();
@@ -243,12 +255,19 @@ int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
 }
 
 bool JsonConstraint::advance(int32_t id) {
-  if (id < 0 || id >= vocab_->size() || !vocab_->usable_[static_cast<size_t>(id)]) return false;
+  if (id < 0 || id >= vocab_->size()) return false;
+  const size_t k = static_cast<size_t>(id);
+  if (!(vocab_->flags_[k] & JsonVocab::kUsable)) return false;
   JsonState s = st_;
-  for (unsigned char c : vocab_->bytes_[static_cast<size_t>(id)])
-    if (!s.feed(c)) return false;
+  for (const char* p = vocab_->begin(k); p != vocab_->end(k); ++p)
+    if (!s.feed(static_cast<uint8_t>(*p))) return false;
   st_ = s;
   return true;
+}
+
+void JsonConstraint::advance_or_throw(int32_t id) {
+  if (!advance(id))
+    throw std::logic_error("JSON mode: token " + std::to_string(id) + " was drawn but does not fit the object");
 }
 
 }  // namespace llmasos

@@ -55,17 +55,23 @@ class JsonState {
 };
 
 // The vocabulary as JSON mode sees it, built once per model: each token's bytes, and whether it
-// may ever appear (control tokens and tokens with no bytes never do).
+// may ever appear (control tokens and tokens with no bytes never do). Kept compact, since every
+// mask reads the first byte and flags of every token: 2 bytes a token, the bytes themselves only
+// for the tokens the first byte does not settle.
 class JsonVocab {
  public:
   explicit JsonVocab(const Tokenizer& tok);
-  int64_t size() const { return static_cast<int64_t>(bytes_.size()); }
+  int64_t size() const { return static_cast<int64_t>(first_.size()); }
 
  private:
   friend class JsonConstraint;
-  std::vector<std::string> bytes_;
-  std::vector<uint8_t> usable_;  // 1: may appear in JSON output
-  std::vector<uint8_t> plain_;   // 1: only printable ASCII, no '"' or '\' (kept by a plain string)
+  enum : uint8_t { kUsable = 1, kPlain = 2 };  // kPlain: printable ASCII only, no '"' or '\'
+  const char* begin(size_t i) const { return blob_.data() + off_[i]; }
+  const char* end(size_t i) const { return blob_.data() + off_[i + 1]; }
+  std::string blob_;            // the usable tokens' bytes, back to back
+  std::vector<uint32_t> off_;   // token i's bytes: blob_[off_[i], off_[i + 1])
+  std::vector<uint8_t> first_;  // token i's first byte
+  std::vector<uint8_t> flags_;  // kUsable | kPlain
 };
 
 // One sequence's JSON state over a shared vocabulary.
@@ -76,10 +82,11 @@ class JsonConstraint {
   int64_t mask(float* logits, int64_t n_vocab) const;
   // Takes the sampled token (one mask() allowed). False if it does not fit (state unchanged).
   bool advance(int32_t id);
+  // advance() for a token the sampler drew from this mask: not fitting is a bug, not bad input.
+  void advance_or_throw(int32_t id);
   bool done() const { return st_.done(); }
 
  private:
-  bool fits(int32_t id, const uint8_t* first_ok) const;
   std::shared_ptr<const JsonVocab> vocab_;
   JsonState st_;
 };

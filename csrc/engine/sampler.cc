@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "engine/json_constraint.h"
@@ -86,7 +87,8 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
                         const JsonConstraint* json) {
   if (!lp || o_.logprobs < 0) {  // costs nothing
     if (json && json->mask(logits, n_vocab) == 0) return -1;
-    return pick(logits, n_vocab, prompt, generated);
+    return json ? allowed(pick(logits, n_vocab, prompt, generated), logits, n_vocab)
+                : pick(logits, n_vocab, prompt, generated);
   }
   // The raw row is read again after pick(); the JSON mask and pick() edit it in place.
   const bool edits = json || !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
@@ -97,13 +99,24 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
   top_k_logits(logits, n_vocab, o_.logprobs, lp->top);
   for (auto& [id, v] : lp->top) v = static_cast<float>(v - lse);
   if (json && json->mask(logits, n_vocab) == 0) return -1;
-  const int32_t id = pick(logits, n_vocab, prompt, generated);
+  int32_t id = pick(logits, n_vocab, prompt, generated);
+  if (json) id = allowed(id, logits, n_vocab);
   const float x = raw[id];
   int32_t above = 0;
   for (int64_t i = 0; i < n_vocab; ++i) above += raw[i] > x;
   lp->logprob = static_cast<float>(x - lse);
   lp->rank = above + 1;
   return id;
+}
+
+int32_t Sampler::allowed(int32_t id, const float* logits, int64_t n_vocab) {
+  // pick() gives masked tokens no weight, so this never changes the draw; it keeps a masked token
+  // from ever leaving the sampler should a non-finite logit upset the arithmetic.
+  if (logits[id] > -std::numeric_limits<float>::infinity()) return id;
+  int64_t best = -1;
+  for (int64_t i = 0; i < n_vocab; ++i)
+    if (logits[i] > -std::numeric_limits<float>::infinity() && (best < 0 || logits[i] > logits[best])) best = i;
+  return static_cast<int32_t>(best);
 }
 
 int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
@@ -136,24 +149,31 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
       if (logits[i] > logits[best]) best = i;
     return static_cast<int32_t>(best);
   }
-  // Candidates ordered by (scaled logit desc, id asc), each with its weight exp(x - max); a
-  // token's probability is its weight over the sum of the kept candidates' weights.
+  // Candidates ordered by (logit desc, id asc), each with its weight exp((x - max) / T); a token's
+  // probability is its weight over the sum of the kept candidates' weights. The exponent is never
+  // positive, so no temperature, however small, overflows it into inf - inf (a NaN weight), and a
+  // masked token (-inf) weighs exactly 0.
   auto by_logit = [](const Cand& a, const Cand& b) { return a.x > b.x || (a.x == b.x && a.id < b.id); };
-  float mx = logits[0] / o_.temperature;
-  for (int64_t i = 1; i < n_vocab; ++i) mx = std::max(mx, logits[i] / o_.temperature);
+  float mx = logits[0];
+  for (int64_t i = 1; i < n_vocab; ++i) mx = std::max(mx, logits[i]);
+  const float T = o_.temperature;
   cand_.clear();
   size_t n = 0;
   if (o_.top_k > 0 && o_.top_k < n_vocab) {
-    for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i] / o_.temperature, 0.0f, static_cast<int32_t>(i)});
+    for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i], 0.0f, static_cast<int32_t>(i)});
     std::partial_sort(cand_.begin(), cand_.begin() + o_.top_k, cand_.end(), by_logit);
     n = static_cast<size_t>(o_.top_k);
-    for (size_t i = 0; i < n; ++i) cand_[i].w = std::exp(cand_[i].x - mx);
+    for (size_t i = 0; i < n; ++i) cand_[i].w = std::exp((cand_[i].x - mx) / T);
   } else {
     // min_p keeps the tokens whose probability is at least min_p times the top one's, i.e. whose
-    // weight is at least min_p (the top weight is 1): filter before any sorting.
+    // weight is at least min_p (the top weight is 1): filter before any sorting. Tokens of no
+    // weight (masked by JSON mode, or too unlikely for a float) can never be drawn: left out.
+    const float floor = o_.min_p > 0.0f ? o_.min_p : 0.0f;
     for (int64_t i = 0; i < n_vocab; ++i) {
-      const float x = logits[i] / o_.temperature, w = std::exp(x - mx);
-      if (o_.min_p <= 0.0f || w >= o_.min_p) cand_.push_back({x, w, static_cast<int32_t>(i)});
+      const float x = logits[i];
+      if (x == -std::numeric_limits<float>::infinity()) continue;
+      const float w = std::exp((x - mx) / T);
+      if (w > 0.0f && w >= floor) cand_.push_back({x, w, static_cast<int32_t>(i)});
     }
     n = cand_.size();
   }

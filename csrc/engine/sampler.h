@@ -60,12 +60,14 @@ class Sampler {
  private:
   int32_t pick(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                const std::vector<int32_t>& generated);
+  // id when JSON mode's mask left it in, else the best token it left in (-1: none).
+  static int32_t allowed(int32_t id, const float* logits, int64_t n_vocab);
 
   SamplingOptions o_;
   std::mt19937_64 rng_;
   struct Cand {
-    float x;   // logit / temperature
-    float w;   // exp(x - max)
+    float x;   // logit (after bias and penalties)
+    float w;   // exp((x - max) / temperature)
     int32_t id;
   };
   std::vector<Cand> cand_;  // reused candidate buffer

@@ -319,11 +319,13 @@ std::vector<StepOutput> Scheduler::step_locked() {
       const int32_t id = sampled[r];
       StepOutput o;
       o.request_id = s.id;
-      // id < 0: JSON mode found no token that fits (a vocabulary without the needed bytes).
-      const bool is_stop = id < 0 || (!s.opts.ignore_eos && tok.is_eog(id)) ||
+      const bool is_stop = (!s.opts.ignore_eos && tok.is_eog(id)) ||
                            std::find(s.opts.stop_token_ids.begin(), s.opts.stop_token_ids.end(), id) !=
                                s.opts.stop_token_ids.end();
-      if (is_stop) {
+      if (id < 0) {  // JSON mode found no token that fits (a vocabulary without the needed bytes)
+        o.finished = true;
+        o.finish_reason = "length";
+      } else if (is_stop) {
         o.finished = true;
         o.finish_reason = "stop";
       } else {
@@ -333,7 +335,8 @@ std::vector<StepOutput> Scheduler::step_locked() {
         if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lps[r]));
         ++counters_.generated_tokens;
         const int64_t G = static_cast<int64_t>(s.generated.size());
-        if (s.json && s.json->advance(id) && s.json->done()) {  // the JSON object is complete
+        if (s.json) s.json->advance_or_throw(id);
+        if (s.json && s.json->done()) {  // the JSON object is complete
           o.finished = true;
           o.finish_reason = "stop";
         } else if (G >= s.opts.max_tokens || s.len() - 1 >= n_ctx_) {

@@ -58,10 +58,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   for (int64_t i = 0; i < opts.max_tokens; ++i) {
     TokenLogprobs lp;
     int32_t id = sampler.sample(logits.data(), V, prompt, res.tokens, &lp, json.get());
-    if (id < 0) {  // JSON mode with no token that fits (a vocabulary without the needed bytes)
-      res.finish_reason = "stop";
-      break;
-    }
+    if (id < 0) break;  // JSON mode, no token fits (a vocabulary without the needed bytes): "length"
     bool is_stop = (!opts.ignore_eos && tok.is_eog(id)) ||
                    std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) !=
                        opts.stop_token_ids.end();
@@ -75,9 +72,12 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
       res.finish_reason = "stop";
       break;
     }
-    if (json && json->advance(id) && json->done()) {  // the object is complete
-      res.finish_reason = "stop";
-      break;
+    if (json) {
+      json->advance_or_throw(id);
+      if (json->done()) {  // the object is complete
+        res.finish_reason = "stop";
+        break;
+      }
     }
     const int64_t pos = static_cast<int64_t>(cached_.size());
     if (i + 1 == opts.max_tokens) break;

@@ -93,6 +93,7 @@ void register_engine(py::module_& m) {
            py::arg("max_batch_tokens") = 512, py::arg("max_seqs") = 64,
            py::keep_alive<1, 2>())
       .def("add_request", [](Scheduler& s, int64_t id, std::vector<int32_t> prompt, const GenerateOptions& o) {
+             py::gil_scoped_release nogil;  // the first JSON-mode request builds its vocabulary
              s.add_request(id, std::move(prompt), o);
            }, py::arg("request_id"), py::arg("prompt_ids"), py::arg("options"))
       .def("step", [](Scheduler& s) {

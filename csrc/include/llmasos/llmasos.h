@@ -34,7 +34,8 @@ typedef enum llmasos_status {
 
 typedef enum llmasos_finish_reason {
   LLMASOS_FINISH_LENGTH = 0, /* max_tokens reached or the context is full */
-  LLMASOS_FINISH_STOP = 1    /* end-of-generation token, a stop token, or the callback said stop */
+  LLMASOS_FINISH_STOP = 1    /* end-of-generation token, a stop token, the callback said stop, or
+                                (JSON mode) the object closed */
 } llmasos_finish_reason;
 
 typedef struct llmasos_model llmasos_model;     /* weights + tokenizer, shared by sessions */
@@ -126,7 +127,7 @@ LLMASOS_API llmasos_status llmasos_generate(llmasos_session* session, const int3
                                             llmasos_generate_result* result);
 
 /* Text queries that cannot fail. */
-LLMASOS_API const char* llmasos_version(void);                  /* e.g. "0.1.0" */
+LLMASOS_API const char* llmasos_version(void);                  /* e.g. "0.2.0" */
 LLMASOS_API const char* llmasos_status_name(llmasos_status s);  /* e.g. "LLMASOS_ERROR_IO" */
 /* The message of the last failed call on this thread ("" if none); valid until the next call. */
 LLMASOS_API const char* llmasos_last_error(void);
