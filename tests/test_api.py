@@ -164,6 +164,25 @@ def test_amx_level_unavailable_is_a_clear_error():
     assert _core.active_isa() in _core.supported_isas()
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_sampling_follows_the_model_distribution(llm, temperature):
+    """300 seeded first tokens: each of the likeliest tokens comes up as often as softmax(x / T) of
+    the model's own logits says, within 5 standard deviations (plus 1%)."""
+    prompt = "My favourite colour is"
+    x = llm.logits(llm.tokenize(prompt))[-1].astype(np.float64) / temperature
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    n = 300
+    counts = {}
+    for seed in range(n):
+        t = llm.generate(prompt, SamplingParams(max_tokens=1, ignore_eos=True, temperature=temperature,
+                                                seed=seed))[0].token_ids[0]
+        counts[t] = counts.get(t, 0) + 1
+    for t in np.argsort(-p)[:5]:
+        sd = (p[t] * (1 - p[t]) / n) ** 0.5
+        assert abs(counts.get(int(t), 0) / n - p[t]) <= 5 * sd + 0.01, (int(t), counts.get(int(t), 0), p[t])
+
+
 def test_degenerate_filters_equal_greedy(llm):
     greedy = llm.generate("The sun rises in the", SamplingParams(max_tokens=10, ignore_eos=True))[0].token_ids
     for p in [dict(top_k=1), dict(top_p=1e-6), dict(min_p=1.0)]:

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/json_constraint.h"
+#include "kernels/cpu/kernel_table.h"
 #include "llmasos/errors.hpp"
 
 namespace llmasos {
@@ -159,20 +160,49 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
   const float T = o_.temperature;
   cand_.clear();
   size_t n = 0;
-  if (o_.top_k > 0 && o_.top_k < n_vocab) {
+  const bool top_k = o_.top_k > 0 && o_.top_k < n_vocab;
+  if (!top_k) {
+    // Every token's weight at once, with the kernels' vectorized exp (the same bits at every ISA
+    // level, so a seed gives the same tokens on any machine): softmax of (x - max) / T, i.e. the
+    // weights above divided by their sum (the top token's is then the largest, 1 / sum).
+    w_.resize(static_cast<size_t>(n_vocab));
+    for (int64_t i = 0; i < n_vocab; ++i) w_[static_cast<size_t>(i)] = (logits[i] - mx) / T;
+    cpu::kernels().softmax(w_.data(), n_vocab);
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    if (o_.top_p >= 1.0f && o_.min_p <= 0.0f) {
+      // Nothing to filter: draw in id order straight from the weights (masked tokens skipped).
+      double s[4] = {0.0, 0.0, 0.0, 0.0};  // 4 running sums (a fixed order) instead of one chain
+      for (int64_t i = 0; i < n_vocab; ++i)
+        if (logits[i] != neg_inf) s[i & 3] += w_[static_cast<size_t>(i)];
+      const double total = (s[0] + s[1]) + (s[2] + s[3]);
+      std::uniform_real_distribution<double> dist(0.0, total);
+      const double r = dist(rng_);
+      double acc = 0.0;
+      int64_t last = -1;
+      for (int64_t i = 0; i < n_vocab; ++i) {
+        if (logits[i] == neg_inf || !(w_[static_cast<size_t>(i)] > 0.0f)) continue;
+        acc += w_[static_cast<size_t>(i)];
+        last = i;
+        if (r < acc) return static_cast<int32_t>(i);
+      }
+      return static_cast<int32_t>(last);  // rounding left r at the total
+    }
+  }
+  if (top_k) {
     for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i], 0.0f, static_cast<int32_t>(i)});
     std::partial_sort(cand_.begin(), cand_.begin() + o_.top_k, cand_.end(), by_logit);
     n = static_cast<size_t>(o_.top_k);
     for (size_t i = 0; i < n; ++i) cand_[i].w = std::exp((cand_[i].x - mx) / T);
   } else {
     // min_p keeps the tokens whose probability is at least min_p times the top one's, i.e. whose
-    // weight is at least min_p (the top weight is 1): filter before any sorting. Tokens of no
+    // weight is at least min_p times the top weight: filter before any sorting. Tokens of no
     // weight (masked by JSON mode, or too unlikely for a float) can never be drawn: left out.
-    const float floor = o_.min_p > 0.0f ? o_.min_p : 0.0f;
+    float w_top = 0.0f;
+    for (float w : w_) w_top = std::max(w_top, w);
+    const float floor = o_.min_p > 0.0f ? o_.min_p * w_top : 0.0f;
     for (int64_t i = 0; i < n_vocab; ++i) {
-      const float x = logits[i];
+      const float x = logits[i], w = w_[static_cast<size_t>(i)];
       if (x == -std::numeric_limits<float>::infinity()) continue;
-      const float w = std::exp((x - mx) / T);
       if (w > 0.0f && w >= floor) cand_.push_back({x, w, static_cast<int32_t>(i)});
     }
     n = cand_.size();
@@ -198,8 +228,9 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
     }
   }
   if (o_.min_p > 0.0f && sorted) {  // after top-k / top-p: the same floor, on a sorted prefix
+    const float floor = o_.min_p * cand_[0].w;  // the top candidate's weight
     size_t keep = 1;
-    while (keep < n && cand_[keep].w >= o_.min_p) ++keep;
+    while (keep < n && cand_[keep].w >= floor) ++keep;
     n = keep;
   }
   // Draw over the kept candidates (sorted order, or id order when nothing truncated them).

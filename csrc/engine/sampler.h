@@ -67,11 +67,12 @@ class Sampler {
   std::mt19937_64 rng_;
   struct Cand {
     float x;   // logit (after bias and penalties)
-    float w;   // exp((x - max) / temperature)
+    float w;   // proportional to exp((x - max) / temperature)
     int32_t id;
   };
   std::vector<Cand> cand_;  // reused candidate buffer
   std::vector<float> raw_;                        // raw logits, kept when logprobs need them
+  std::vector<float> w_;                          // every token's weight (no top-k)
 };
 
 }  // namespace llmasos

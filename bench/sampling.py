@@ -1,9 +1,9 @@
-"""What JSON mode (SamplingParams.json_object) costs per engine step: the median decode step of N
-sequences sampling at temperature 0.8 with and without the JSON token mask, interleaved, on one
-chat prompt asking for a long object. The mask is computed per sequence per step, in parallel
-across sequences like the rest of the sampling.
+"""What sampling settings cost per engine step: the median decode step of N sequences under greedy
+decoding, temperature 0.8, temperature 0.8 with top_p 0.95, and JSON mode at temperature 0.8 (its
+token mask), interleaved, on one chat prompt asking for a long JSON object. Sampling runs per
+sequence after the forward pass, in parallel across sequences.
 
-    python bench/json_mode.py [--model NAME_OR_PATH] [--threads 2] [--seqs 1,16] [--steps 40] [--reps 2]
+    python bench/sampling.py [--model NAME_OR_PATH] [--threads 2] [--seqs 1,16] [--steps 40] [--reps 2]
 """
 from __future__ import annotations
 
@@ -15,13 +15,19 @@ from llmasos import LLM, SamplingParams, _core, store
 
 PROMPT = [{"role": "user", "content": "Write a long JSON object describing ten cats with names, ages, colors "
                                       "and favourite foods."}]
+MODES = {
+    "greedy": dict(temperature=0.0),
+    "T=0.8": dict(temperature=0.8),
+    "T=0.8 top_p=0.95": dict(temperature=0.8, top_p=0.95),
+    "JSON mode T=0.8": dict(temperature=0.8, json_object=True),
+}
 
 
-def step_ms(llm, ids, n_seqs, json_mode, n_steps):
+def step_ms(llm, ids, n_seqs, mode, n_steps):
     """Median step() time once all n_seqs have their prompt in (distinct seeds, one prompt)."""
     engine = _core.Engine(llm._model, max_batch_tokens=512, max_seqs=n_seqs)
     for i in range(n_seqs):
-        opts = SamplingParams(max_tokens=n_steps + 16, temperature=0.8, seed=i, json_object=json_mode).to_core()
+        opts = SamplingParams(max_tokens=n_steps + 16, seed=i, **MODES[mode]).to_core()
         engine.add_request(i, ids, opts)
     for _ in range(3):  # the prompt (cached after the first sequence), then warm-up
         engine.step()
@@ -48,15 +54,17 @@ def main():
     llm = LLM.from_pretrained(a.model, threads=a.threads, n_ctx=1024)
     ids = llm.chat_prompt_ids(PROMPT)
     counts = [int(s) for s in a.seqs.split(",")]
-    res = {(n, j): [] for n in counts for j in (False, True)}
-    for _ in range(a.reps):  # interleaved, so host noise hits both modes alike
+    res = {(n, m): [] for n in counts for m in MODES}
+    for _ in range(a.reps):  # interleaved, so host noise hits every mode alike
         for n in counts:
-            for j in (False, True):
-                res[(n, j)].append(step_ms(llm, ids, n, j, a.steps))
+            for m in MODES:
+                res[(n, m)].append(step_ms(llm, ids, n, m, a.steps))
     print(f"model {a.model}, threads {a.threads}, isa {_core.active_isa()}")
     for n in counts:
-        free, js = statistics.median(res[(n, False)]), statistics.median(res[(n, True)])
-        print(f"{n:3d} sequences: step {free:7.2f} ms free, {js:7.2f} ms JSON mode ({js / free:.3f}x)")
+        base = statistics.median(res[(n, "greedy")])
+        for m in MODES:
+            ms = statistics.median(res[(n, m)])
+            print(f"{n:3d} sequences, {m:18s}: step {ms:7.2f} ms  ({ms - base:+.2f} ms over greedy)")
 
 
 if __name__ == "__main__":
