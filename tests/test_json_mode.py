@@ -155,3 +155,22 @@ def test_json_mode_ends_at_the_object_even_with_ignore_eos(llm):
 def test_json_object_must_be_a_bool():
     with pytest.raises(ValueError, match="json_object"):
         SamplingParams(json_object="yes").to_core()
+
+
+PREFIXES = ['', ' ', '{', '{ ', '{"na', '{"name"', '{"name" ', '{"name":', '{"name": "Fel', '{"a": "x\\',
+            '{"a": "x\\u00', '{"a": "x\\\\', '{"a": 1', '{"a": -', '{"a": 1.5e', '{"a": tr', '{"a": [', '{"a": [1, ',
+            '{"a": [1]', '{"a": {}', '{"a": {"b": null}}', '{"a":' + ' ' * 47, '{"a": "caf\u00e9 \U0001f389']
+
+
+def test_mask_equals_feeding_every_token(smollm2_gguf):
+    """The mask's shortcuts (first byte, plain string content, leading whitespace) give exactly
+    the tokens whose bytes the automaton takes after the prefix, over the whole vocabulary."""
+    tok = _core.Tokenizer.from_gguf(smollm2_gguf)
+    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    for prefix in PREFIXES:
+        ids = tok.encode(prefix, False, False)
+        data = prefix.encode()
+        assert tok.decode(ids).encode() == data
+        want = [i for i, b in enumerate(pieces) if b and scan(data + b)[0] == len(data) + len(b)]
+        assert _core.json_allowed(tok, ids) == want, prefix
+        assert want or scan(data)[1]  # every prefix but a complete object continues

@@ -201,6 +201,7 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
   const int32_t n = tok.n_vocab();
   off_.assign(static_cast<size_t>(n) + 1, 0);
   first_.assign(static_cast<size_t>(n), 0);
+  after_ws_.assign(static_cast<size_t>(n), 0);
   flags_.assign(static_cast<size_t>(n), 0);
   for (int32_t i = 0; i < n; ++i) {
     const size_t k = static_cast<size_t>(i);
@@ -211,6 +212,11 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
         for (unsigned char c : b) plain = plain && c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
         flags_[k] = kUsable | (plain ? kPlain : 0);
         first_[k] = static_cast<uint8_t>(b[0]);
+        const size_t lead = b.find_first_not_of(" \t\n\r");
+        if (lead != 0 && lead != std::string::npos) {
+          flags_[k] |= kWsLead;
+          after_ws_[k] = static_cast<uint8_t>(b[lead]);
+        }
         blob_ += b;
       }
     }
@@ -237,6 +243,16 @@ int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
     JsonState s = st_;
     first_ok[c] = s.feed(static_cast<uint8_t>(c));
   }
+  // And after one space. Whitespace changes nothing but the run's length outside strings, and a
+  // space is plain content inside one, so a token of leading whitespace whose next byte fails
+  // here fails (BPE vocabularies start about a third of their tokens with a space).
+  uint8_t ws_ok[256];
+  JsonState sp = st_;
+  const bool space = sp.feed(' ');
+  for (int c = 0; c < 256; ++c) {
+    JsonState s = sp;
+    ws_ok[c] = space && s.feed(static_cast<uint8_t>(c));
+  }
   // In a plain string every plain token keeps the state as it is: no need to feed it.
   const uint8_t settled = st_.in_plain_string() ? JsonVocab::kPlain : 0;
   const JsonVocab& v = *vocab_;
@@ -246,7 +262,8 @@ int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
     const size_t k = static_cast<size_t>(i);
     const uint8_t f = v.flags_[k];
     bool ok = (f & JsonVocab::kUsable) && first_ok[v.first_[k]];
-    if (ok && !(f & settled)) ok = fits_all(st_, v.begin(k), v.end(k));
+    if (ok && !(f & settled))
+      ok = (!(f & JsonVocab::kWsLead) || ws_ok[v.after_ws_[k]]) && fits_all(st_, v.begin(k), v.end(k));
     if (ok) ++kept;
     else logits[i] = -std::numeric_limits<float>::infinity();
   }

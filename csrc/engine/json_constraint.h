@@ -65,12 +65,14 @@ class JsonVocab {
 
  private:
   friend class JsonConstraint;
-  enum : uint8_t { kUsable = 1, kPlain = 2 };  // kPlain: printable ASCII only, no '"' or '\'
+  // kPlain: printable ASCII only, no '"' or '\'. kWsLead: whitespace, then a byte that is not.
+  enum : uint8_t { kUsable = 1, kPlain = 2, kWsLead = 4 };
   const char* begin(size_t i) const { return blob_.data() + off_[i]; }
   const char* end(size_t i) const { return blob_.data() + off_[i + 1]; }
   std::string blob_;            // the usable tokens' bytes, back to back
   std::vector<uint32_t> off_;   // token i's bytes: blob_[off_[i], off_[i + 1])
   std::vector<uint8_t> first_;  // token i's first byte
+  std::vector<uint8_t> after_ws_;  // kWsLead tokens: the first byte after the leading whitespace
   std::vector<uint8_t> flags_;  // kUsable | kPlain
 };
 

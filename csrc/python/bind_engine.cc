@@ -8,6 +8,7 @@
 
 #include "engine/json_constraint.h"
 #include "engine/scheduler.h"
+#include "tokenizer/tokenizer.h"
 #include "llmasos/errors.hpp"
 #include "python/bindings.h"
 
@@ -148,6 +149,18 @@ void register_engine(py::module_& m) {
     while (n < b.size() && st.feed(static_cast<uint8_t>(b[n]))) ++n;
     return py::make_tuple(n, n == b.size() && st.done());
   }, py::arg("data"));
+  // And its token mask: the ids allowed after the tokens `ids` (which must fit), for the tests.
+  m.def("json_allowed", [](const Tokenizer& tok, const std::vector<int32_t>& ids) {
+    JsonConstraint c(std::make_shared<JsonVocab>(tok));
+    for (int32_t id : ids)
+      if (!c.advance(id)) throw InvalidArgumentError("token " + std::to_string(id) + " does not fit");
+    std::vector<float> logits(static_cast<size_t>(tok.n_vocab()), 0.0f);
+    c.mask(logits.data(), tok.n_vocab());
+    std::vector<int32_t> out;
+    for (int32_t i = 0; i < tok.n_vocab(); ++i)
+      if (logits[static_cast<size_t>(i)] == 0.0f) out.push_back(i);
+    return out;
+  }, py::arg("tokenizer"), py::arg("ids"));
 }
 
 }  // namespace llmasos::python
