@@ -1,6 +1,6 @@
 """What sampling settings cost per engine step: the median decode step of N sequences under greedy
-decoding, temperature 0.8, temperature 0.8 with top_p 0.95, and JSON mode at temperature 0.8 (its
-token mask), interleaved, on one chat prompt asking for a long JSON object. Sampling runs per
+decoding, temperature 0.8, temperature 0.8 with top_p 0.95, llama-cpp-python's defaults (T 0.8,
+top_k 40, top_p 0.95, min_p 0.05) and JSON mode at temperature 0.8 (its token mask), interleaved, on one chat prompt asking for a long JSON object. Sampling runs per
 sequence after the forward pass, in parallel across sequences.
 
     python bench/sampling.py [--model NAME_OR_PATH] [--threads 2] [--seqs 1,16] [--steps 40] [--reps 2]
@@ -19,6 +19,7 @@ MODES = {
     "greedy": dict(temperature=0.0),
     "T=0.8": dict(temperature=0.8),
     "T=0.8 top_p=0.95": dict(temperature=0.8, top_p=0.95),
+    "llama.cpp defaults": dict(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05),
     "JSON mode T=0.8": dict(temperature=0.8, json_object=True),
 }
 
@@ -64,7 +65,7 @@ def main():
         base = statistics.median(res[(n, "greedy")])
         for m in MODES:
             ms = statistics.median(res[(n, m)])
-            print(f"{n:3d} sequences, {m:18s}: step {ms:7.2f} ms  ({ms - base:+.2f} ms over greedy)")
+            print(f"{n:3d} sequences, {m:19s}: step {ms:7.2f} ms  ({ms - base:+.2f} ms over greedy)")
 
 
 if __name__ == "__main__":

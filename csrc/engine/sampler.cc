@@ -191,9 +191,26 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
     }
   }
   if (top_k) {
-    for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i], 0.0f, static_cast<int32_t>(i)});
-    std::partial_sort(cand_.begin(), cand_.begin() + o_.top_k, cand_.end(), by_logit);
-    n = static_cast<size_t>(o_.top_k);
+    const size_t k = static_cast<size_t>(o_.top_k);
+    if (k <= 256) {
+      // One pass keeping the k best in order (a token enters only when it beats the k-th, about
+      // k ln(n / k) times): the set and order partial_sort gives, without an entry per token.
+      for (int64_t i = 0; i < n_vocab; ++i) {
+        const float x = logits[i];
+        if (cand_.size() == k && !(x > cand_.back().x)) continue;  // equal: the lower id stays
+        if (cand_.size() < k) cand_.emplace_back();
+        size_t j = cand_.size() - 1;
+        while (j > 0 && x > cand_[j - 1].x) {
+          cand_[j] = cand_[j - 1];
+          --j;
+        }
+        cand_[j] = {x, 0.0f, static_cast<int32_t>(i)};
+      }
+    } else {
+      for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i], 0.0f, static_cast<int32_t>(i)});
+      std::partial_sort(cand_.begin(), cand_.begin() + o_.top_k, cand_.end(), by_logit);
+    }
+    n = k;
     for (size_t i = 0; i < n; ++i) cand_[i].w = std::exp((cand_[i].x - mx) / T);
   } else {
     // min_p keeps the tokens whose probability is at least min_p times the top one's, i.e. whose
