@@ -183,6 +183,24 @@ def test_sampling_follows_the_model_distribution(llm, temperature):
         assert abs(counts.get(int(t), 0) / n - p[t]) <= 5 * sd + 0.01, (int(t), counts.get(int(t), 0), p[t])
 
 
+def test_top_p_comes_before_min_p(llm):
+    """top_p measures its share of the whole distribution, then min_p trims that prefix (the
+    order top-k -> top-p -> min-p). Here that keeps three tokens, each at least 19% of the kept
+    mass; min_p first (the old order without top_k) would have kept one. 100 seeded draws must
+    show exactly the three."""
+    prompt = "I like to eat"
+    x = llm.logits(llm.tokenize(prompt))[-1].astype(np.float64)
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    order = sorted(range(len(p)), key=lambda i: (-p[i], i))
+    prefix = order[:int(np.searchsorted(np.cumsum(p[order]), 0.3)) + 1]
+    want = {i for i in prefix if p[i] >= 0.1 * p[order[0]]}
+    assert len(want) == 3
+    seen = {llm.generate(prompt, SamplingParams(max_tokens=1, ignore_eos=True, temperature=1.0, top_p=0.3,
+                                                 min_p=0.1, seed=seed))[0].token_ids[0] for seed in range(100)}
+    assert seen == want
+
+
 def test_degenerate_filters_equal_greedy(llm):
     greedy = llm.generate("The sun rises in the", SamplingParams(max_tokens=10, ignore_eos=True))[0].token_ids
     for p in [dict(top_k=1), dict(top_p=1e-6), dict(min_p=1.0)]:

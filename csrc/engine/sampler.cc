@@ -53,6 +53,8 @@ Sampler::Sampler(const SamplingOptions& opts) : o_(opts) {
 
 namespace {
 
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
 // log(sum(exp(x))) over a row: max subtracted, exp summed in double in index order, so a row gives
 // the same value whatever batch it was computed in.
 double log_sum_exp(const float* x, int64_t n) {
@@ -113,10 +115,10 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
 int32_t Sampler::allowed(int32_t id, const float* logits, int64_t n_vocab) {
   // pick() gives masked tokens no weight, so this never changes the draw; it keeps a masked token
   // from ever leaving the sampler should a non-finite logit upset the arithmetic.
-  if (logits[id] > -std::numeric_limits<float>::infinity()) return id;
+  if (id >= 0 && logits[id] > kNegInf) return id;
   int64_t best = -1;
   for (int64_t i = 0; i < n_vocab; ++i)
-    if (logits[i] > -std::numeric_limits<float>::infinity() && (best < 0 || logits[i] > logits[best])) best = i;
+    if (logits[i] > kNegInf && (best < 0 || logits[i] > logits[best])) best = i;
   return static_cast<int32_t>(best);
 }
 
@@ -144,113 +146,73 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
     for (const auto& [id, c] : counts)
       if (id >= 0 && id < n_vocab) logits[id] -= o_.presence_penalty + o_.frequency_penalty * c;
   }
-  if (o_.temperature <= 0.0f) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n_vocab; ++i)
-      if (logits[i] > logits[best]) best = i;
-    return static_cast<int32_t>(best);
+  // Non-finite logits (a broken model, or penalties on one): NaN is never drawn, +inf is the
+  // largest float. Masked tokens (-inf) stay as they are.
+  for (int64_t i = 0; i < n_vocab; ++i) {
+    if (std::isnan(logits[i])) logits[i] = kNegInf;
+    else if (logits[i] == -kNegInf) logits[i] = std::numeric_limits<float>::max();
   }
-  // Candidates ordered by (logit desc, id asc), each with its weight exp((x - max) / T); a token's
-  // probability is its weight over the sum of the kept candidates' weights. The exponent is never
-  // positive, so no temperature, however small, overflows it into inf - inf (a NaN weight), and a
-  // masked token (-inf) weighs exactly 0.
-  auto by_logit = [](const Cand& a, const Cand& b) { return a.x > b.x || (a.x == b.x && a.id < b.id); };
   int64_t i_top = 0;  // the first largest logit
   for (int64_t i = 1; i < n_vocab; ++i)
     if (logits[i] > logits[i_top]) i_top = i;
+  if (o_.temperature <= 0.0f || logits[i_top] == kNegInf) return static_cast<int32_t>(i_top);
+  return draw(logits, n_vocab, i_top);
+}
+
+// Weights: softmax of (x - max) / T by the kernels' vectorized canonical exp (the same bits at
+// every ISA level, so a seed gives the same tokens on any machine). The exponent is never
+// positive, so no temperature overflows it. The exp clamps below -87.3: a masked token (-inf)
+// gets a weight of about 1e-38 / sum, not 0, so every use below skips masked tokens by their logit.
+int32_t Sampler::draw(const float* logits, int64_t n_vocab, int64_t i_top) {
   const float mx = logits[i_top], T = o_.temperature;
   cand_.clear();
-  size_t n = 0;
-  double sum = 0.0;  // the kept tokens' total weight, the denominator of top_p
-  const bool top_k = o_.top_k > 0 && o_.top_k < n_vocab;
-  if (!top_k) {
-    // Every token's weight at once, with the kernels' vectorized exp (the same bits at every ISA
-    // level, so a seed gives the same tokens on any machine): softmax of (x - max) / T, i.e. the
-    // weights above divided by their sum (the top token's is then the largest, 1 / sum).
+  double sum = 0.0;  // what top_p measures its share of: the weight of the tokens it chooses among
+  bool sorted = false;
+  if (o_.top_k > 0 && o_.top_k < n_vocab) {
+    select_top_k(logits, n_vocab, static_cast<size_t>(o_.top_k));
+    w_.resize(cand_.size());
+    for (size_t i = 0; i < cand_.size(); ++i) w_[i] = (cand_[i].x - mx) / T;
+    cpu::kernels().softmax(w_.data(), static_cast<int64_t>(cand_.size()));
+    for (size_t i = 0; i < cand_.size(); ++i) {
+      cand_[i].w = cand_[i].x == kNegInf ? 0.0f : w_[i];
+      sum += cand_[i].w;
+    }
+    sorted = true;
+  } else {
     w_.resize(static_cast<size_t>(n_vocab));
     for (int64_t i = 0; i < n_vocab; ++i) w_[static_cast<size_t>(i)] = (logits[i] - mx) / T;
     cpu::kernels().softmax(w_.data(), n_vocab);
-    const float neg_inf = -std::numeric_limits<float>::infinity();
-    if (o_.top_p >= 1.0f && o_.min_p <= 0.0f) {
-      // Nothing to filter: draw in id order straight from the weights (masked tokens skipped).
-      double s[4] = {0.0, 0.0, 0.0, 0.0};  // 4 running sums (a fixed order) instead of one chain
-      for (int64_t i = 0; i < n_vocab; ++i)
-        if (logits[i] != neg_inf) s[i & 3] += w_[static_cast<size_t>(i)];
-      const double total = (s[0] + s[1]) + (s[2] + s[3]);
-      std::uniform_real_distribution<double> dist(0.0, total);
-      const double r = dist(rng_);
-      double acc = 0.0;
-      int64_t last = -1;
-      for (int64_t i = 0; i < n_vocab; ++i) {
-        if (logits[i] == neg_inf || !(w_[static_cast<size_t>(i)] > 0.0f)) continue;
-        acc += w_[static_cast<size_t>(i)];
-        last = i;
-        if (r < acc) return static_cast<int32_t>(i);
-      }
-      return static_cast<int32_t>(last);  // rounding left r at the total
-    }
-  }
-  if (top_k) {
-    const size_t k = static_cast<size_t>(o_.top_k);
-    if (k <= 256) {
-      // One pass keeping the k best in order (a token enters only when it beats the k-th, about
-      // k ln(n / k) times): the set and order partial_sort gives, without an entry per token.
-      for (int64_t i = 0; i < n_vocab; ++i) {
-        const float x = logits[i];
-        if (cand_.size() == k && !(x > cand_.back().x)) continue;  // equal: the lower id stays
-        if (cand_.size() < k) cand_.emplace_back();
-        size_t j = cand_.size() - 1;
-        while (j > 0 && x > cand_[j - 1].x) {
-          cand_[j] = cand_[j - 1];
-          --j;
-        }
-        cand_[j] = {x, 0.0f, static_cast<int32_t>(i)};
-      }
-    } else {
-      for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i], 0.0f, static_cast<int32_t>(i)});
-      std::partial_sort(cand_.begin(), cand_.begin() + o_.top_k, cand_.end(), by_logit);
-    }
-    n = k;
-    for (size_t i = 0; i < n; ++i) cand_[i].w = std::exp((cand_[i].x - mx) / T);
-  } else {
-    // min_p keeps the tokens whose probability is at least min_p times the top one's, i.e. whose
-    // weight is at least min_p times the top weight: filter before any sorting. Tokens of no
-    // weight (masked by JSON mode, or too unlikely for a float) can never be drawn: left out.
-    const float neg_inf = -std::numeric_limits<float>::infinity();
+    if (o_.top_p >= 1.0f && o_.min_p <= 0.0f) return draw_all(logits, n_vocab, i_top);
     const float w_top = w_[static_cast<size_t>(i_top)];  // the top logit's weight is the largest
-    const float floor = o_.min_p > 0.0f ? o_.min_p * w_top : 0.0f;
-    // top_p keeps a prefix of the tokens sorted by weight; when the tokens of at least 1/1024 of
+    // min_p alone is a floor applied first; with top_p it applies to top_p's prefix (below).
+    const bool by_top_p = o_.top_p < 1.0f;
+    const float floor = by_top_p ? 0.0f : o_.min_p * w_top;
+    // top_p keeps a prefix of the tokens sorted by weight. When the tokens of at least 1/1024 of
     // the top weight already hold (with room for rounding) more than top_p of the mass, that
     // prefix lies among them, and only they need a candidate entry and sorting (usually a few
     // hundred of the 49152). One pass sums both masses, each in 4 fixed running sums.
-    const float high = std::max(floor, w_top / 1024.0f);
+    const float high = w_top / 1024.0f;
     double s[4] = {0.0, 0.0, 0.0, 0.0}, h[4] = {0.0, 0.0, 0.0, 0.0};
     for (int64_t i = 0; i < n_vocab; ++i) {
       const float w = w_[static_cast<size_t>(i)];
-      if (logits[i] == neg_inf || !(w > 0.0f) || w < floor) continue;
+      if (logits[i] == kNegInf || !(w > 0.0f) || w < floor) continue;
       s[i & 3] += w;
       if (w >= high) h[i & 3] += w;
     }
     sum = (s[0] + s[1]) + (s[2] + s[3]);
-    float from = floor;
-    if (o_.top_p < 1.0f && (h[0] + h[1]) + (h[2] + h[3]) >= o_.top_p * sum * 1.0001) from = high;
+    const float from = by_top_p && (h[0] + h[1]) + (h[2] + h[3]) >= o_.top_p * sum * 1.0001 ? high : floor;
     for (int64_t i = 0; i < n_vocab; ++i) {
       const float x = logits[i], w = w_[static_cast<size_t>(i)];
-      if (x != neg_inf && w > 0.0f && w >= from) cand_.push_back({x, w, static_cast<int32_t>(i)});
+      if (x != kNegInf && w > 0.0f && w >= from) cand_.push_back({x, w, static_cast<int32_t>(i)});
     }
-    n = cand_.size();
   }
-  if (top_k) {  // over the candidates, sorted (without top-k: the mass of every token kept by min_p)
-    sum = 0.0;
-    for (size_t i = 0; i < n; ++i) sum += cand_[i].w;
-  }
-  bool sorted = o_.top_k > 0 && o_.top_k < n_vocab;
+  size_t n = cand_.size();
   if (o_.top_p < 1.0f) {
     // The smallest prefix of the sorted order whose probability reaches top_p. Sort only as far as
     // needed: a growing prefix (64, 256, ... tokens) until its mass reaches top_p.
     size_t m = sorted ? n : std::min<size_t>(n, 64);
     for (;;) {
-      if (!sorted) std::partial_sort(cand_.begin(), cand_.begin() + m, cand_.begin() + n, by_logit);
+      if (!sorted) std::partial_sort(cand_.begin(), cand_.begin() + m, cand_.begin() + n, better);
       double cum = 0.0;
       size_t keep = 0;
       while (keep < m && cum < o_.top_p * sum) cum += cand_[keep++].w;
@@ -262,12 +224,13 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
       m = std::min(n, m * 4);
     }
   }
-  if (o_.min_p > 0.0f && sorted) {  // after top-k / top-p: the same floor, on a sorted prefix
+  if (o_.min_p > 0.0f && sorted && n > 0) {  // after top-k / top-p: on the sorted prefix
     const float floor = o_.min_p * cand_[0].w;  // the top candidate's weight
     size_t keep = 1;
     while (keep < n && cand_[keep].w >= floor) ++keep;
     n = keep;
   }
+  if (n == 0) return static_cast<int32_t>(i_top);  // nothing kept (cannot happen: the top weighs most)
   // Draw over the kept candidates (sorted order, or id order when nothing truncated them).
   double total = 0.0;
   for (size_t i = 0; i < n; ++i) total += cand_[i].w;
@@ -281,6 +244,48 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
   for (size_t i = n; i-- > 1;)
     if (cand_[i].w > 0.0f) return cand_[i].id;
   return cand_[0].id;
+}
+
+// Nothing to filter: a draw in id order straight from the weights (masked tokens skipped), the
+// total in 4 fixed running sums instead of one chain.
+int32_t Sampler::draw_all(const float* logits, int64_t n_vocab, int64_t i_top) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  for (int64_t i = 0; i < n_vocab; ++i)
+    if (logits[i] != kNegInf) s[i & 3] += w_[static_cast<size_t>(i)];
+  std::uniform_real_distribution<double> dist(0.0, (s[0] + s[1]) + (s[2] + s[3]));
+  const double r = dist(rng_);
+  double acc = 0.0;
+  int64_t last = i_top;
+  for (int64_t i = 0; i < n_vocab; ++i) {
+    if (logits[i] == kNegInf || !(w_[static_cast<size_t>(i)] > 0.0f)) continue;
+    acc += w_[static_cast<size_t>(i)];
+    last = i;
+    if (r < acc) return static_cast<int32_t>(i);
+  }
+  return static_cast<int32_t>(last);  // rounding left r at the total
+}
+
+// cand_ = the k best tokens by logit, best first, lower id first among equals (partial_sort's set
+// and order). Up to 256: one pass in which a token enters only when it beats the k-th (about
+// k ln(n / k) times), without an entry per token.
+void Sampler::select_top_k(const float* logits, int64_t n_vocab, size_t k) {
+  if (k > 256) {
+    for (int64_t i = 0; i < n_vocab; ++i) cand_.push_back({logits[i], 0.0f, static_cast<int32_t>(i)});
+    std::partial_sort(cand_.begin(), cand_.begin() + static_cast<int64_t>(k), cand_.end(), better);
+    cand_.resize(k);
+    return;
+  }
+  for (int64_t i = 0; i < n_vocab; ++i) {
+    const float x = logits[i];
+    if (cand_.size() == k && !(x > cand_.back().x)) continue;  // equal: the lower id stays
+    if (cand_.size() < k) cand_.emplace_back();
+    size_t j = cand_.size() - 1;
+    while (j > 0 && x > cand_[j - 1].x) {
+      cand_[j] = cand_[j - 1];
+      --j;
+    }
+    cand_[j] = {x, 0.0f, static_cast<int32_t>(i)};
+  }
 }
 
 }  // namespace llmasos

@@ -62,6 +62,10 @@ class Sampler {
                const std::vector<int32_t>& generated);
   // id when JSON mode's mask left it in, else the best token it left in (-1: none).
   static int32_t allowed(int32_t id, const float* logits, int64_t n_vocab);
+  // The temperature draw (sampler.cc) from finite-or-masked logits whose largest is at i_top.
+  int32_t draw(const float* logits, int64_t n_vocab, int64_t i_top);
+  int32_t draw_all(const float* logits, int64_t n_vocab, int64_t i_top);
+  void select_top_k(const float* logits, int64_t n_vocab, size_t k);
 
   SamplingOptions o_;
   std::mt19937_64 rng_;
@@ -70,6 +74,8 @@ class Sampler {
     float w;   // proportional to exp((x - max) / temperature)
     int32_t id;
   };
+  // The candidates' order: logit descending, lower id first among equals.
+  static bool better(const Cand& a, const Cand& b) { return a.x > b.x || (a.x == b.x && a.id < b.id); }
   std::vector<Cand> cand_;  // reused candidate buffer
   std::vector<float> raw_;                        // raw logits, kept when logprobs need them
   std::vector<float> w_;                          // every token's weight (no top-k)
