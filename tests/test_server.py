@@ -202,6 +202,9 @@ def test_stop_strings_and_n(server, model_id):
     # Ids the core's int32 cannot hold once gave a 500; negative ones were silently ignored.
     (dict(extra_body={"stop_token_ids": [2 ** 70]}), "stop_token_ids"),
     (dict(extra_body={"stop_token_ids": [-5]}), "stop_token_ids"),
+    # Constraints other servers take: refused by name, not silently ignored.
+    (dict(extra_body={"guided_choice": ["yes", "no"]}), "guided_choice"),
+    (dict(extra_body={"grammar": "root ::= \"yes\""}), "grammar"),
 ])
 def test_bad_requests_are_clear_400s(server, model_id, kwargs, param):
     args = dict(model=model_id, prompt="Hi", max_tokens=4)

@@ -51,7 +51,10 @@ def _stop(body) -> List[str]:
     return stops
 
 
-UNSUPPORTED = ("suffix", "tools", "functions")
+# Refused by name rather than ignored: each would change what the client gets. The guided_* fields
+# are vLLM's, grammar and json_schema llama.cpp server's.
+UNSUPPORTED = ("suffix", "tools", "functions", "guided_json", "guided_regex", "guided_choice",
+               "guided_grammar", "grammar", "json_schema")
 
 
 def _json_mode(body) -> bool:
