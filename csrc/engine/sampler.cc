@@ -104,6 +104,7 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
   if (json && json->mask(logits, n_vocab) == 0) return -1;
   int32_t id = pick(logits, n_vocab, prompt, generated);
   if (json) id = allowed(id, logits, n_vocab);
+  if (id < 0) return -1;  // every allowed logit was NaN
   const float x = raw[id];
   int32_t above = 0;
   for (int64_t i = 0; i < n_vocab; ++i) above += raw[i] > x;
