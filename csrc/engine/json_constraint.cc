@@ -37,6 +37,12 @@ bool JsonState::push(char kind) {
 
 void JsonState::close_value() { mode_ = depth_ == 0 ? kDone : kAfter; }
 
+bool JsonState::close_container() {
+  --depth_;
+  close_value();
+  return true;
+}
+
 bool JsonState::value_start(uint8_t c) {
   if (depth_ == 0) return c == '{' && push('{');  // the top level is one object
   switch (c) {
@@ -66,11 +72,7 @@ bool JsonState::after_value(uint8_t c) {
     mode_ = top == '{' ? kObjKey : kValue;
     return true;
   }
-  if ((c == '}' && top == '{') || (c == ']' && top == '[')) {
-    --depth_;
-    close_value();
-    return true;
-  }
+  if ((c == '}' && top == '{') || (c == ']' && top == '[')) return close_container();
   return false;
 }
 
@@ -168,18 +170,9 @@ bool JsonState::feed(uint8_t c) {
     case kValue:
       return value_start(c);
     case kArrFirst:
-      if (c == ']') {
-        --depth_;
-        close_value();
-        return true;
-      }
-      return value_start(c);
+      return c == ']' ? close_container() : value_start(c);
     case kObjFirst:
-      if (c == '}') {
-        --depth_;
-        close_value();
-        return true;
-      }
+      if (c == '}') return close_container();
       [[fallthrough]];
     case kObjKey:
       if (c != '"') return false;
@@ -226,12 +219,21 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
 
 namespace {
 
-// Feeds [p, e) to a copy of st: whether all of it fits.
-bool fits_all(const JsonState& st, const char* p, const char* e) {
-  JsonState s = st;
+// Feeds [p, e) to s: whether all of it fits (s is to be discarded when not).
+bool feed_all(JsonState& s, const char* p, const char* e) {
   for (; p != e; ++p)
     if (!s.feed(static_cast<uint8_t>(*p))) return false;
   return true;
+}
+
+bool fits_all(JsonState s, const char* p, const char* e) { return feed_all(s, p, e); }
+
+// ok[c]: byte c can follow state st (none can when `reachable` is false).
+void next_bytes(const JsonState& st, bool reachable, uint8_t ok[256]) {
+  for (int c = 0; c < 256; ++c) {
+    JsonState s = st;
+    ok[c] = reachable && s.feed(static_cast<uint8_t>(c));
+  }
 }
 
 }  // namespace
@@ -239,20 +241,14 @@ bool fits_all(const JsonState& st, const char* p, const char* e) {
 int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
   // Which first bytes can follow at all: most tokens are refused on their first byte.
   uint8_t first_ok[256];
-  for (int c = 0; c < 256; ++c) {
-    JsonState s = st_;
-    first_ok[c] = s.feed(static_cast<uint8_t>(c));
-  }
+  next_bytes(st_, true, first_ok);
   // And after one space. Whitespace changes nothing but the run's length outside strings, and a
   // space is plain content inside one, so a token of leading whitespace whose next byte fails
   // here fails (BPE vocabularies start about a third of their tokens with a space).
   uint8_t ws_ok[256];
   JsonState sp = st_;
   const bool space = sp.feed(' ');
-  for (int c = 0; c < 256; ++c) {
-    JsonState s = sp;
-    ws_ok[c] = space && s.feed(static_cast<uint8_t>(c));
-  }
+  next_bytes(sp, space, ws_ok);
   // In a plain string every plain token keeps the state as it is: no need to feed it.
   const uint8_t settled = st_.in_plain_string() ? JsonVocab::kPlain : 0;
   const JsonVocab& v = *vocab_;
@@ -276,8 +272,7 @@ bool JsonConstraint::advance(int32_t id) {
   const size_t k = static_cast<size_t>(id);
   if (!(vocab_->flags_[k] & JsonVocab::kUsable)) return false;
   JsonState s = st_;
-  for (const char* p = vocab_->begin(k); p != vocab_->end(k); ++p)
-    if (!s.feed(static_cast<uint8_t>(*p))) return false;
+  if (!feed_all(s, vocab_->begin(k), vocab_->end(k))) return false;
   st_ = s;
   return true;
 }

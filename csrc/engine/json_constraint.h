@@ -39,6 +39,7 @@ class JsonState {
   bool value_start(uint8_t c);  // c begins a value (mode_ is kValue or kArrFirst)
   bool after_value(uint8_t c);  // c follows a complete value inside a container
   void close_value();           // a value just ended: kAfter in a container, kDone at the top
+  bool close_container();       // the innermost container's closing byte: pop it, a value ended
   bool push(char kind);
   bool ws(uint8_t c);           // c is whitespace where whitespace may stand (counts the run)
 
@@ -73,7 +74,7 @@ class JsonVocab {
   std::vector<uint32_t> off_;   // token i's bytes: blob_[off_[i], off_[i + 1])
   std::vector<uint8_t> first_;  // token i's first byte
   std::vector<uint8_t> after_ws_;  // kWsLead tokens: the first byte after the leading whitespace
-  std::vector<uint8_t> flags_;  // kUsable | kPlain
+  std::vector<uint8_t> flags_;  // kUsable | kPlain | kWsLead
 };
 
 // One sequence's JSON state over a shared vocabulary.

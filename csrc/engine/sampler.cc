@@ -55,6 +55,13 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// A sum over a vocabulary row in 4 running sums by index (a fixed order, 4 chains instead of one).
+struct Sum4 {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  void add(int64_t i, float w) { s[i & 3] += w; }
+  double total() const { return (s[0] + s[1]) + (s[2] + s[3]); }
+};
+
 // log(sum(exp(x))) over a row: max subtracted, exp summed in double in index order, so a row gives
 // the same value whatever batch it was computed in.
 double log_sum_exp(const float* x, int64_t n) {
@@ -88,23 +95,23 @@ void top_k_logits(const float* x, int64_t n, int32_t k, std::vector<std::pair<in
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                         const std::vector<int32_t>& generated, TokenLogprobs* lp,
                         const JsonConstraint* json) {
-  if (!lp || o_.logprobs < 0) {  // costs nothing
-    if (json && json->mask(logits, n_vocab) == 0) return -1;
-    return json ? allowed(pick(logits, n_vocab, prompt, generated), logits, n_vocab)
-                : pick(logits, n_vocab, prompt, generated);
+  const bool want_lp = lp && o_.logprobs >= 0;  // without, logprobs cost nothing
+  const float* raw = logits;
+  double lse = 0.0;
+  if (want_lp) {
+    // The raw row is read again after pick(); the JSON mask and pick() edit it in place.
+    const bool edits = json || !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
+                       o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f;
+    if (edits) raw_.assign(logits, logits + n_vocab);
+    raw = edits ? raw_.data() : logits;
+    lse = log_sum_exp(logits, n_vocab);
+    top_k_logits(logits, n_vocab, o_.logprobs, lp->top);
+    for (auto& [id, v] : lp->top) v = static_cast<float>(v - lse);
   }
-  // The raw row is read again after pick(); the JSON mask and pick() edit it in place.
-  const bool edits = json || !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
-                     o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f;
-  if (edits) raw_.assign(logits, logits + n_vocab);
-  const float* raw = edits ? raw_.data() : logits;
-  const double lse = log_sum_exp(logits, n_vocab);
-  top_k_logits(logits, n_vocab, o_.logprobs, lp->top);
-  for (auto& [id, v] : lp->top) v = static_cast<float>(v - lse);
   if (json && json->mask(logits, n_vocab) == 0) return -1;
   int32_t id = pick(logits, n_vocab, prompt, generated);
-  if (json) id = allowed(id, logits, n_vocab);
-  if (id < 0) return -1;  // every allowed logit was NaN
+  if (json) id = allowed(id, logits, n_vocab);  // -1: every allowed logit was NaN
+  if (id < 0 || !want_lp) return id;
   const float x = raw[id];
   int32_t above = 0;
   for (int64_t i = 0; i < n_vocab; ++i) above += raw[i] > x;
@@ -193,15 +200,15 @@ int32_t Sampler::draw(const float* logits, int64_t n_vocab, int64_t i_top) {
     // prefix lies among them, and only they need a candidate entry and sorting (usually a few
     // hundred of the 49152). One pass sums both masses, each in 4 fixed running sums.
     const float high = w_top / 1024.0f;
-    double s[4] = {0.0, 0.0, 0.0, 0.0}, h[4] = {0.0, 0.0, 0.0, 0.0};
+    Sum4 all, above;
     for (int64_t i = 0; i < n_vocab; ++i) {
       const float w = w_[static_cast<size_t>(i)];
       if (logits[i] == kNegInf || !(w > 0.0f) || w < floor) continue;
-      s[i & 3] += w;
-      if (w >= high) h[i & 3] += w;
+      all.add(i, w);
+      if (w >= high) above.add(i, w);
     }
-    sum = (s[0] + s[1]) + (s[2] + s[3]);
-    const float from = by_top_p && (h[0] + h[1]) + (h[2] + h[3]) >= o_.top_p * sum * 1.0001 ? high : floor;
+    sum = all.total();
+    const float from = by_top_p && above.total() >= o_.top_p * sum * 1.0001 ? high : floor;
     for (int64_t i = 0; i < n_vocab; ++i) {
       const float x = logits[i], w = w_[static_cast<size_t>(i)];
       if (x != kNegInf && w > 0.0f && w >= from) cand_.push_back({x, w, static_cast<int32_t>(i)});
@@ -250,10 +257,10 @@ int32_t Sampler::draw(const float* logits, int64_t n_vocab, int64_t i_top) {
 // Nothing to filter: a draw in id order straight from the weights (masked tokens skipped), the
 // total in 4 fixed running sums instead of one chain.
 int32_t Sampler::draw_all(const float* logits, int64_t n_vocab, int64_t i_top) {
-  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  Sum4 all;
   for (int64_t i = 0; i < n_vocab; ++i)
-    if (logits[i] != kNegInf) s[i & 3] += w_[static_cast<size_t>(i)];
-  std::uniform_real_distribution<double> dist(0.0, (s[0] + s[1]) + (s[2] + s[3]));
+    if (logits[i] != kNegInf) all.add(i, w_[static_cast<size_t>(i)]);
+  std::uniform_real_distribution<double> dist(0.0, all.total());
   const double r = dist(rng_);
   double acc = 0.0;
   int64_t last = i_top;
