@@ -52,6 +52,9 @@ struct KernelTable {
   // 8 g + r < rows (rows counted from w's first group; the zero rows past it are not stored).
   // Most tokens one gemm_x8 call takes: 8 (registers), 16 at the amx level (tile rows).
   int x8_tokens = 8;
+  // Whether gemm_x8 for Q8_0 reads X8Act::sum (the exact sums of the activation blocks' quants,
+  // which matmul otherwise computes for the _0 formats with an offset only).
+  bool x8_q8_sums = false;
   void (*gemm_x8[kGgmlTypeCount])(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
                                   int64_t t0, int64_t nt, float* y, int64_t y_stride) = {};
   // matmul_precise on packed Q4_0 ... Q8_0 weights (quant_gemm_q16.cc, canonical order in

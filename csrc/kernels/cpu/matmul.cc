@@ -211,7 +211,9 @@ bool has_kernel(const KernelTable& k, const WeightView& W) {
   return W.x8 ? k.gemm_x8[id] != nullptr : k.vec_dot[id] != nullptr;
 }
 
-bool x8_wants_sum(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q5_0; }
+bool x8_wants_sum(GgmlType t) {
+  return t == GgmlType::Q4_0 || t == GgmlType::Q5_0 || (t == GgmlType::Q8_0 && kernels().x8_q8_sums);
+}
 
 // Y[t * rows + r] for an x8 matrix: chunks of 8-row groups handed out dynamically, each chunk's
 // weights (about kChunkBytes, L1/L2-sized) passed over by every token tile in turn.

@@ -124,7 +124,19 @@ inline __m256i dpbusd_bcast(__m256i s, __m256i w, const int8_t* p) {
   __asm__("vpdpbusd %2%{1to8%}, %1, %0" : "+v"(s) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(p)));
   return s;
 }
+// Q8_0 with VNNI: the weights' sign bit flipped makes them unsigned (w + 128), so vpdpbusd takes
+// them against the activations as they are (no vpsignb per token, and the broadcast is embedded);
+// the block's exact sum is then S' - 128 * sum(x), the _0 formats' offset step with 128.
+constexpr bool kQ8Unsigned = true;
+#else
+constexpr bool kQ8Unsigned = false;
 #endif
+
+// What the kernels subtract times the block's activation sum (X8Act::sum) from its exact sums.
+template <GgmlType T>
+constexpr int offset_of() {
+  return X8Format<T>::kQ8 && kQ8Unsigned ? 128 : X8Format<T>::kOff;
+}
 
 // The 8 rows' exact sums of q * x over a 4/5-bit block (before the _0 formats' offset), x =
 // xq[0..31]. maddubs pairs cannot saturate (q <= 31, |x| <= 127); 16-bit partial sums of up to
@@ -164,15 +176,16 @@ inline void block_sums_nt(const uint8_t* blk, const int8_t* const xq[NT], __m256
     for (int t = 0; t < NT; ++t) S[t] = _mm256_setzero_si256();
     for (int k = 0; k < 8; ++k) {
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * k));
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+      const __m256i wu = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));  // w + 128
+      for (int t = 0; t < NT; ++t) S[t] = dpbusd_bcast(S[t], wu, xq[t] + 4 * k);
+#else
       const __m256i a = _mm256_abs_epi8(w);
       for (int t = 0; t < NT; ++t) {
         const __m256i x = _mm256_sign_epi8(bcast4(xq[t] + 4 * k), w);
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-        S[t] = _mm256_dpbusd_epi32(S[t], a, x);
-#else
         S[t] = _mm256_add_epi32(S[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a, x), _mm256_set1_epi16(1)));
-#endif
       }
+#endif
     }
   }
 }
@@ -195,7 +208,7 @@ inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
     for (int t = 0; t < NT; ++t) {
       const int64_t ti = (t0 + t) * nb + b;
-      if constexpr (F::kOff != 0) S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(F::kOff * a.sum[ti]));
+      if constexpr (offset_of<T>() != 0) S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(offset_of<T>() * a.sum[ti]));
       const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[ti]));
       acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
     }
@@ -204,7 +217,7 @@ inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-// Two groups (16 rows) x NT <= 4 tokens per pass, for Q8_0 and Q4_0: each 4-byte
+// Two groups (16 rows) x NT <= 4 tokens per pass, for Q8_0 and Q4_0 without VNNI: each 4-byte
 // activation broadcast serves both groups' registers. On this core's vector pipes a broadcast
 // costs as much as the vpmaddubsw it feeds, so sharing it saves half an op per 32 multiply-adds
 // (Q8_0: of ~5 with vpsignb, vpmaddwd, vpaddd; Q4_0: of 3 with vpaddw). The block walks its 8
@@ -242,13 +255,8 @@ inline void group_pair(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int
         const __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
         for (int t = 0; t < NT; ++t) {
           const __m256i x = bcast4(xq[t] + 4 * k);
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-          S0[t] = _mm256_dpbusd_epi32(S0[t], a0, _mm256_sign_epi8(x, w0));
-          S1[t] = _mm256_dpbusd_epi32(S1[t], a1, _mm256_sign_epi8(x, w1));
-#else
           S0[t] = _mm256_add_epi32(S0[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(x, w0)), ones));
           S1[t] = _mm256_add_epi32(S1[t], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(x, w1)), ones));
-#endif
         }
       } else {  // register k: the low nibbles of 32-byte run k % 4 (k < 4), else the high ones
         __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + F::kQs + 32 * (k % 4)));
@@ -459,9 +467,10 @@ void gemm_x8_k4_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a,
   });
 }
 
-// Group pairs for 4+ tokens (prefill, batches) of Q8_0 and Q4_0; returns the groups done. Its own
-// function: inlined beside group_x8's tiles, GCC kept the pairs' sums on the stack once those
-// tiles used dpbusd_bcast (avx512, Q4_0 3072x576 at T = 16: 44 instead of 95 GMAC/s).
+// Group pairs for 4+ tokens (prefill, batches) of Q8_0 and Q4_0 without VNNI; returns the groups
+// done. Its own function, so that GCC allocates the pairs' registers apart from group_x8's tiles
+// (inlined together at the avx512 level, it kept the pairs' sums on the stack: Q4_0 3072x576 at
+// T = 16 fell from 95 to 44 GMAC/s).
 template <GgmlType T>
 [[gnu::noinline]] int64_t gemm_x8_pairs(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                                         int64_t nt, float* y, int64_t y_stride) {
@@ -487,10 +496,12 @@ void gemm_x8_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
                   int64_t nt, float* y, int64_t y_stride) {
   const uint64_t gs = static_cast<uint64_t>(a.nb) * X8Format<T>::kBytes;
   int64_t g = 0;
-  // Pairs for Q8_0 and Q4_0 only. Decode keeps one group at a time: pairs cost Q8_0 decode 4% and
-  // Q4_1 decode 13%, and Q4_1 measured slower with them at every token count (a 16-sequence step
-  // 21.3 -> 22.5 ms).
-  if constexpr (T == GgmlType::Q8_0 || T == GgmlType::Q4_0)
+  // Pairs for Q8_0 and Q4_0 only, and only without VNNI: there the single-group tiles, with their
+  // embedded broadcasts, measured faster (avx512, 1 thread, 3072x576 at T = 4 / 16: Q8_0 82 / 87 ->
+  // 120 / 134 GMAC/s, Q4_0 96 / 100 -> 117 / 127). Decode keeps one group at a time: pairs cost
+  // Q8_0 decode 4% and Q4_1 decode 13%, and Q4_1 measured slower with them at every token count
+  // (a 16-sequence step 21.3 -> 22.5 ms).
+  if constexpr (!kQ8Unsigned && (T == GgmlType::Q8_0 || T == GgmlType::Q4_0))
     if (nt >= 4) g = gemm_x8_pairs<T>(ng, rows, w, a, t0, nt, y, y_stride);
   for (; g < ng; ++g) {
     const uint8_t* grp = w + static_cast<uint64_t>(g) * gs;
@@ -505,6 +516,9 @@ void gemm_x8_avx2(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
 }  // namespace
 
 void fill_gemm_x8(KernelTable& t) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  t.x8_q8_sums = kQ8Unsigned;
+#endif
 #if defined(__AVX2__) && defined(__F16C__)
 #define LLMASOS_X8(type) t.gemm_x8[static_cast<uint32_t>(GgmlType::type)] = gemm_x8_avx2<GgmlType::type>
 #else
