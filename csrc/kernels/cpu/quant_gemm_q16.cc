@@ -102,19 +102,6 @@ void quantize_q16_avx2(const float* x, void* dst, int64_t n) {
 constexpr bool kRowsInOrder = true;
 #define LLMASOS_Q16_TOKENS 8  // tokens per group pass (q16_block_sums' M)
 
-// s + each row's pair products of w (int16 pairs) with the int16 pair at p: vpdpwssd {1to8}.
-// GCC 12 does not fold a set1 into the embedded broadcast.
-inline __m256i dpwssd_bcast(__m256i s, __m256i w, const int16_t* p) {
-#if defined(__clang__)  // LLVM folds the broadcast load into the instruction itself
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_dpwssd_epi32(s, w, _mm256_set1_epi32(v));
-#else
-  __asm__("vpdpwssd %2%{1to8%}, %1, %0" : "+v"(s) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(p)));
-  return s;
-#endif
-}
-
 // One block's exact sums for M <= 8 tokens (32 vector registers hold them).
 template <GgmlType T, int M>
 inline void q16_block_sums(const uint8_t* blk, const int16_t* const x[M], __m256i S[M]) {

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/quant_dot.h"
+#include "kernels/cpu/widen_simd.h"
 #include "kernels/cpu/x8_format.h"
 #include "quant/packed_x8.h"
 #include "quant/quant_blocks.h"
@@ -117,19 +118,6 @@ inline __m256i bcast4(const int8_t* p) {
 }
 
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-// s + the 8 rows' dot products of w (u8) with the 4 int8 at p (the same 4 for every row):
-// vpdpbusd with an embedded broadcast {1to8} memory operand. GCC 12 does not fold set1 into it; a
-// separate vpbroadcastd measured 1.52 instead of 1.88 dpbusd per cycle (Zen 4, register-only).
-inline __m256i dpbusd_bcast(__m256i s, __m256i w, const int8_t* p) {
-#if defined(__clang__)  // LLVM folds the broadcast load into the instruction itself
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_dpbusd_epi32(s, w, _mm256_set1_epi32(v));
-#else
-  __asm__("vpdpbusd %2%{1to8%}, %1, %0" : "+v"(s) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(p)));
-  return s;
-#endif
-}
 // Q8_0 with VNNI: the weights' sign bit flipped makes them unsigned (w + 128), so vpdpbusd takes
 // them against the activations as they are (no vpsignb per token, and the broadcast is embedded);
 // the block's exact sum is then S' - 128 * sum(x), the _0 formats' offset step with 128.
