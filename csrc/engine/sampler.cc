@@ -90,6 +90,47 @@ void top_k_logits(const float* x, int64_t n, int32_t k, std::vector<std::pair<in
   }
 }
 
+// The first largest logit, after non-finite ones are made drawable or not (a broken model, or
+// penalties on one): NaN becomes -inf (never drawn), +inf the largest float; masked tokens (-inf)
+// stay as they are. Greedy decoding of a batch runs this over every row of 49152 logits or so each
+// step, so the common case is two branch-free passes the compiler vectorizes: 16 running maxima
+// that also catch NaN / +inf (neither is below +inf), then the first index holding the maximum.
+int64_t first_largest(float* x, int64_t n) {
+  constexpr int kL = 16;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  float mx[kL];
+  int bad[kL];
+  for (int l = 0; l < kL; ++l) mx[l] = kNegInf, bad[l] = 0;
+  const int64_t nv = n / kL * kL;
+  for (int64_t i = 0; i < nv; i += kL)
+    for (int l = 0; l < kL; ++l) {
+      const float v = x[i + l];
+      mx[l] = v > mx[l] ? v : mx[l];
+      bad[l] |= !(v < kInf);
+    }
+  float m = kNegInf;
+  int any_bad = 0;
+  for (int l = 0; l < kL; ++l) {
+    m = mx[l] > m ? mx[l] : m;
+    any_bad |= bad[l];
+  }
+  for (int64_t i = nv; i < n; ++i) {
+    m = x[i] > m ? x[i] : m;
+    any_bad |= !(x[i] < kInf);
+  }
+  if (any_bad) {  // rare: fix the row, then take its maximum again
+    m = kNegInf;
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::isnan(x[i])) x[i] = kNegInf;
+      else if (x[i] == kInf) x[i] = std::numeric_limits<float>::max();
+      m = x[i] > m ? x[i] : m;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i)
+    if (x[i] == m) return i;
+  return 0;  // n == 0
+}
+
 }  // namespace
 
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
@@ -154,15 +195,7 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
     for (const auto& [id, c] : counts)
       if (id >= 0 && id < n_vocab) logits[id] -= o_.presence_penalty + o_.frequency_penalty * c;
   }
-  // Non-finite logits (a broken model, or penalties on one): NaN is never drawn, +inf is the
-  // largest float. Masked tokens (-inf) stay as they are.
-  for (int64_t i = 0; i < n_vocab; ++i) {
-    if (std::isnan(logits[i])) logits[i] = kNegInf;
-    else if (logits[i] == -kNegInf) logits[i] = std::numeric_limits<float>::max();
-  }
-  int64_t i_top = 0;  // the first largest logit
-  for (int64_t i = 1; i < n_vocab; ++i)
-    if (logits[i] > logits[i_top]) i_top = i;
+  const int64_t i_top = first_largest(logits, n_vocab);
   if (o_.temperature <= 0.0f || logits[i_top] == kNegInf) return static_cast<int32_t>(i_top);
   return draw(logits, n_vocab, i_top);
 }

@@ -140,6 +140,12 @@ void register_engine(py::module_& m) {
              return d;
            });
 
+  // A greedy Sampler over one row of logits (a copy), for the tests: the token it picks.
+  m.def("greedy_pick", [](std::vector<float> logits) {
+    if (logits.empty()) throw InvalidArgumentError("greedy_pick: no logits");
+    Sampler s{SamplingOptions{}};
+    return s.sample(logits.data(), static_cast<int64_t>(logits.size()), {}, {});
+  }, py::arg("logits"));
   // JSON mode's byte automaton, for the tests: how many leading bytes of `data` can start a JSON
   // object, and whether exactly those bytes form a complete one.
   m.def("json_scan", [](const py::bytes& data) {

@@ -15,6 +15,7 @@ namespace llmasos::cpu {
 namespace {
 
 constexpr int64_t kTileTokens = 8;  // query tokens sharing each KV block load
+constexpr int64_t kQkBlocks = 4;    // key blocks per attn_qk16 call (independent chains for few rows)
 // KV blocks asked for ahead of use. A sequence's blocks are scattered pages of 2 KB per head (F16,
 // head_dim 64), too short for the hardware prefetchers to ramp up, and one block's product takes
 // about as long as a memory access. Decode of the default model on 2 Zen 3 cores, interleaved with
@@ -150,14 +151,21 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       // Block i of the walk K 0 .. n_blocks - 1, then V 0 .. n_blocks - 1: each step asks for the
       // one kAhead further on.
       auto walk = [&](int64_t i) { return i < n_blocks ? k_block(i) : v_block(i - n_blocks); };
-      for (int64_t i = 1; i < kAhead && i < 2 * n_blocks; ++i) prefetch(walk(i), block_bytes);
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        if (b + kAhead < 2 * n_blocks) prefetch(walk(b + kAhead), block_bytes);
-        const uint8_t* kraw = k_block(b);
+      int64_t ahead = 1;  // the next block of the walk to ask for
+      for (; ahead < kAhead && ahead < 2 * n_blocks; ++ahead) prefetch(walk(ahead), block_bytes);
+      for (int64_t b = 0; b < n_blocks; b += kQkBlocks) {
+        const int64_t nb = std::min(kQkBlocks, n_blocks - b);
+        for (; ahead < b + nb + kAhead && ahead < 2 * n_blocks; ++ahead) prefetch(walk(ahead), block_bytes);
+        const uint16_t* kh[kQkBlocks];
+        const float* kf[kQkBlocks];
+        for (int64_t i = 0; i < nb; ++i) {
+          kh[i] = reinterpret_cast<const uint16_t*>(k_block(b + i));
+          kf[i] = reinterpret_cast<const float*>(k_block(b + i));
+        }
         if (half)
-          qk_half(qs, d, rows, reinterpret_cast<const uint16_t*>(kraw), d, scale, sc + b * kKvBlockTokens, n_pad);
+          qk_half(qs, d, rows, kh, nb, d, scale, sc + b * kKvBlockTokens, n_pad);
         else
-          kt.attn_qk16(qs, d, rows, reinterpret_cast<const float*>(kraw), d, scale, sc + b * kKvBlockTokens, n_pad);
+          kt.attn_qk16(qs, d, rows, kf, nb, d, scale, sc + b * kKvBlockTokens, n_pad);
       }
       for (int64_t r = 0; r < rows; ++r) kt.softmax(sc + r * n_pad, n_row[static_cast<size_t>(r)]);
       std::memset(os, 0, sizeof(float) * static_cast<size_t>(rows * d));

@@ -50,60 +50,94 @@ inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 load16(const uint16_t* p) { return load16_f16(p); }
 inline __m512 load16(const Bf16* p) { return load16_bf16(&p->bits); }
 
-// R query rows x 16 keys: one zmm accumulator per row, each key vector loaded once for the R.
-template <int R, class E>
-inline void qk_rows(const float* q, int64_t q_stride, const E* kt, int64_t d, float scale, float* s,
+// R query rows x NB blocks of 16 keys: one zmm accumulator per row and block, each key vector
+// loaded (widened) once for the R rows. Decode has R = 3 or so (a KV head's query heads): over one
+// block that is 3 chains of d dependent FMAs, fewer than the FMA latency needs; NB blocks at a
+// time make 3 NB independent chains.
+template <int R, int NB, class E>
+inline void qk_tile(const float* q, int64_t q_stride, const E* const* kt, int64_t d, float scale, float* s,
                     int64_t s_stride) {
-  __m512 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_ps();
+  __m512 acc[R][NB];
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < NB; ++n) acc[i][n] = _mm512_setzero_ps();
   for (int64_t c = 0; c < d; ++c) {
-    const __m512 k = load16(kt + c * kBlock);
-    for (int i = 0; i < R; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * q_stride + c]), k, acc[i]);
+    __m512 k[NB];
+    for (int n = 0; n < NB; ++n) k[n] = load16(kt[n] + c * kBlock);
+    for (int i = 0; i < R; ++i) {
+      const __m512 qb = _mm512_set1_ps(q[i * q_stride + c]);
+      for (int n = 0; n < NB; ++n) acc[i][n] = _mm512_fmadd_ps(qb, k[n], acc[i][n]);
+    }
   }
   const __m512 sc = _mm512_set1_ps(scale);
-  for (int i = 0; i < R; ++i) _mm512_storeu_ps(s + i * s_stride, _mm512_mul_ps(acc[i], sc));
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < NB; ++n) _mm512_storeu_ps(s + i * s_stride + kBlock * n, _mm512_mul_ps(acc[i][n], sc));
 }
 
-// Tiles of 8 rows, then the 1 .. 7 left over together (decode: a KV head's group of query heads).
+// R (1 .. 7) rows over nblk blocks: 4 blocks at a time for R <= 4 (16 accumulators at most),
+// else 2, then the blocks left over.
+template <int R, class E>
+inline void qk_rows(const float* q, int64_t q_stride, const E* const* kt, int64_t nblk, int64_t d, float scale,
+                    float* s, int64_t s_stride) {
+  int64_t b = 0;
+  if constexpr (R <= 4)
+    for (; b + 4 <= nblk; b += 4) qk_tile<R, 4>(q, q_stride, kt + b, d, scale, s + kBlock * b, s_stride);
+  for (; b + 2 <= nblk; b += 2) qk_tile<R, 2>(q, q_stride, kt + b, d, scale, s + kBlock * b, s_stride);
+  if (b < nblk) qk_tile<R, 1>(q, q_stride, kt + b, d, scale, s + kBlock * b, s_stride);
+}
+
+// Tiles of 8 rows block by block (8 chains already), then the 1 .. 7 left over together
+// (decode: a KV head's group of query heads) over several blocks at a time.
 template <class E>
-int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64_t d,
+int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const E* const* kt, int64_t nblk, int64_t d,
                 float scale, float* s, int64_t s_stride) {
   int64_t r = 0;
-  for (; r + 8 <= nq; r += 8) qk_rows<8>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride);
+  for (; r + 8 <= nq; r += 8)
+    for (int64_t b = 0; b < nblk; ++b)
+      qk_tile<8, 1>(q + r * q_stride, q_stride, kt + b, d, scale, s + r * s_stride + kBlock * b, s_stride);
   const float* qr = q + r * q_stride;
   float* sr = s + r * s_stride;
   switch (nq - r) {
-    case 7: qk_rows<7>(qr, q_stride, kt, d, scale, sr, s_stride); break;
-    case 6: qk_rows<6>(qr, q_stride, kt, d, scale, sr, s_stride); break;
-    case 5: qk_rows<5>(qr, q_stride, kt, d, scale, sr, s_stride); break;
-    case 4: qk_rows<4>(qr, q_stride, kt, d, scale, sr, s_stride); break;
-    case 3: qk_rows<3>(qr, q_stride, kt, d, scale, sr, s_stride); break;
-    case 2: qk_rows<2>(qr, q_stride, kt, d, scale, sr, s_stride); break;
-    case 1: qk_rows<1>(qr, q_stride, kt, d, scale, sr, s_stride); break;
+    case 7: qk_rows<7>(qr, q_stride, kt, nblk, d, scale, sr, s_stride); break;
+    case 6: qk_rows<6>(qr, q_stride, kt, nblk, d, scale, sr, s_stride); break;
+    case 5: qk_rows<5>(qr, q_stride, kt, nblk, d, scale, sr, s_stride); break;
+    case 4: qk_rows<4>(qr, q_stride, kt, nblk, d, scale, sr, s_stride); break;
+    case 3: qk_rows<3>(qr, q_stride, kt, nblk, d, scale, sr, s_stride); break;
+    case 2: qk_rows<2>(qr, q_stride, kt, nblk, d, scale, sr, s_stride); break;
+    case 1: qk_rows<1>(qr, q_stride, kt, nblk, d, scale, sr, s_stride); break;
     default: break;
   }
   return nq;
 }
-// One row, 64 columns per pass (4 zmm accumulators); returns the columns done.
-template <class E>
-int64_t pv_simd(const float* p, int64_t m, const E* v, int64_t d, float* o) {
-  int64_t c0 = 0;
-  for (; c0 + 64 <= d; c0 += 64) {
-    __m512 acc[4];
-    for (int i = 0; i < 4; ++i) acc[i] = _mm512_loadu_ps(o + c0 + 16 * i);
-    for (int64_t j = 0; j < m; ++j) {
-      const __m512 pj = _mm512_set1_ps(p[j]);
-      for (int i = 0; i < 4; ++i)
-        acc[i] = _mm512_fmadd_ps(pj, load16(v + j * d + c0 + 16 * i), acc[i]);
+
+// R rows x 16 NV columns (c0 .. c0 + 16 NV - 1) over positions 0 .. m - 1: each value vector is
+// widened once for the R rows (decode: a KV head's group of query heads), and the R NV
+// accumulators are that many independent chains.
+template <int R, int NV, class E>
+inline void pv_rows_zmm(const float* p, int64_t p_stride, int64_t m, const E* v, int64_t d, int64_t c0,
+                        float* o, int64_t o_stride) {
+  __m512 acc[R][NV];
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < NV; ++n) acc[i][n] = _mm512_loadu_ps(o + i * o_stride + c0 + 16 * n);
+  for (int64_t j = 0; j < m; ++j) {
+    __m512 vj[NV];
+    for (int n = 0; n < NV; ++n) vj[n] = load16(v + j * d + c0 + 16 * n);
+    for (int i = 0; i < R; ++i) {
+      const __m512 pj = _mm512_set1_ps(p[i * p_stride + j]);
+      for (int n = 0; n < NV; ++n) acc[i][n] = _mm512_fmadd_ps(pj, vj[n], acc[i][n]);
     }
-    for (int i = 0; i < 4; ++i) _mm512_storeu_ps(o + c0 + 16 * i, acc[i]);
   }
-  for (; c0 + 16 <= d; c0 += 16) {
-    __m512 acc = _mm512_loadu_ps(o + c0);
-    for (int64_t j = 0; j < m; ++j)
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), load16(v + j * d + c0), acc);
-    _mm512_storeu_ps(o + c0, acc);
-  }
+  for (int i = 0; i < R; ++i)
+    for (int n = 0; n < NV; ++n) _mm512_storeu_ps(o + i * o_stride + c0 + 16 * n, acc[i][n]);
+}
+
+// R rows' columns 0 .. 16 floor(d / 16) - 1 over positions 0 .. m - 1, 64 at a time, then 16;
+// returns the columns done.
+template <int R, class E>
+inline int64_t pv_cols(const float* p, int64_t p_stride, int64_t m, const E* v, int64_t d, float* o,
+                       int64_t o_stride) {
+  int64_t c0 = 0;
+  for (; c0 + 64 <= d; c0 += 64) pv_rows_zmm<R, 4>(p, p_stride, m, v, d, c0, o, o_stride);
+  for (; c0 + 16 <= d; c0 += 16) pv_rows_zmm<R, 1>(p, p_stride, m, v, d, c0, o, o_stride);
   return c0;
 }
 #elif defined(__AVX2__)
@@ -134,7 +168,7 @@ inline void qk_rows(const float* q, int64_t q_stride, const E* kt, int64_t d, fl
 
 // Tiles of 4 rows, then the 1 .. 3 left over together (decode: a KV head's group of query heads).
 template <class E>
-int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64_t d,
+int64_t qk_block(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64_t d,
                 float scale, float* s, int64_t s_stride) {
   int64_t r = 0;
   for (; r + 4 <= nq; r += 4) qk_rows<4>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride);
@@ -144,6 +178,12 @@ int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64
     case 1: qk_rows<1>(q + r * q_stride, q_stride, kt, d, scale, s + r * s_stride, s_stride); break;
     default: break;
   }
+  return nq;
+}
+template <class E>
+int64_t qk_simd(const float* q, int64_t q_stride, int64_t nq, const E* const* kt, int64_t nblk, int64_t d,
+                float scale, float* s, int64_t s_stride) {
+  for (int64_t b = 0; b < nblk; ++b) qk_block(q, q_stride, nq, kt[b], d, scale, s + kBlock * b, s_stride);
   return nq;
 }
 // R rows x 16 columns (c0 .. c0 + 15) over positions 0 .. m - 1: each value vector is widened
@@ -171,6 +211,17 @@ inline void pv_rows16(const float* p, int64_t p_stride, int64_t m, const E* v, i
   }
 }
 
+// R rows' columns 0 .. 16 floor(d / 16) - 1 over positions 0 .. m - 1; returns the columns done.
+template <int R, class E>
+inline int64_t pv_cols(const float* p, int64_t p_stride, int64_t m, const E* v, int64_t d, float* o,
+                       int64_t o_stride) {
+  const int64_t cs = d / 16 * 16;
+  for (int64_t c0 = 0; c0 < cs; c0 += 16) pv_rows16<R>(p, p_stride, m, v, d, c0, o, o_stride);
+  return cs;
+}
+#endif
+
+#if defined(__AVX2__)
 // R rows together: positions below the rows' smallest count m jointly, then each row's own
 // remaining positions; columns past the last multiple of 16 by the scalar loop. Every output
 // element still sums its terms in increasing j. Returns R.
@@ -183,13 +234,11 @@ int64_t pv_group(const float* p, int64_t p_stride, const int64_t* m, const E* v,
     mmin = mr[i] < mmin ? mr[i] : mmin;
   }
   const int64_t cs = d / 16 * 16;
-  if (mmin > 0)
-    for (int64_t c0 = 0; c0 < cs; c0 += 16) pv_rows16<R>(p, p_stride, mmin, v, d, c0, o, o_stride);
+  if (mmin > 0) pv_cols<R>(p, p_stride, mmin, v, d, o, o_stride);
   for (int i = 0; i < R; ++i) {
     const float* pi = p + i * p_stride;
     float* oi = o + i * o_stride;
-    if (mr[i] > mmin)
-      for (int64_t c0 = 0; c0 < cs; c0 += 16) pv_rows16<1>(pi + mmin, 0, mr[i] - mmin, v + mmin * d, d, c0, oi, 0);
+    if (mr[i] > mmin) pv_cols<1>(pi + mmin, 0, mr[i] - mmin, v + mmin * d, d, oi, 0);
     if (mr[i] > 0) pv_cols_scalar(pi, mr[i], v, d, cs, oi);
   }
   return R;
@@ -211,25 +260,20 @@ int64_t pv_multi(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
   }
 }
 #else
+// The generic level: the scalar loops do everything.
 template <class E>
-int64_t qk_simd(const float*, int64_t, int64_t, const E*, int64_t, float, float*, int64_t) { return 0; }
-#endif
-// Each level has one of the two value passes: rows in groups (avx2: pv_multi takes every row) or
-// one row at a time (avx512: pv_simd); the scalar loop finishes whatever a level leaves.
-#if !defined(__AVX512F__)
-template <class E>
-int64_t pv_simd(const float*, int64_t, const E*, int64_t, float*) { return 0; }
-#endif
-#if !defined(__AVX2__) || defined(__AVX512F__)
+int64_t qk_simd(const float*, int64_t, int64_t, const E* const*, int64_t, int64_t, float, float*, int64_t) {
+  return 0;
+}
 template <class E>
 int64_t pv_multi(const float*, int64_t, const int64_t*, int64_t, const E*, int64_t, float*, int64_t) { return 0; }
 #endif
 
 template <class E>
-void attn_qk16(const float* q, int64_t q_stride, int64_t nq, const E* kt, int64_t d, float scale,
-               float* s, int64_t s_stride) {
-  for (int64_t r = qk_simd(q, q_stride, nq, kt, d, scale, s, s_stride); r < nq; ++r)
-    qk_row_scalar(q + r * q_stride, kt, d, scale, s + r * s_stride);
+void attn_qk16(const float* q, int64_t q_stride, int64_t nq, const E* const* kt, int64_t nblk, int64_t d,
+               float scale, float* s, int64_t s_stride) {
+  for (int64_t r = qk_simd(q, q_stride, nq, kt, nblk, d, scale, s, s_stride); r < nq; ++r)
+    for (int64_t b = 0; b < nblk; ++b) qk_row_scalar(q + r * q_stride, kt[b], d, scale, s + r * s_stride + kBlock * b);
 }
 
 template <class E>
@@ -237,10 +281,7 @@ void attn_pv16(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, c
                float* o, int64_t o_stride) {
   for (int64_t r = pv_multi(p, p_stride, m, nq, v, d, o, o_stride); r < nq; ++r) {
     const int64_t mr = m[r] < kBlock ? m[r] : kBlock;
-    if (mr <= 0) continue;
-    const float* pr = p + r * p_stride;
-    float* orow = o + r * o_stride;
-    pv_cols_scalar(pr, mr, v, d, pv_simd(pr, mr, v, d, orow), orow);
+    if (mr > 0) pv_cols_scalar(p + r * p_stride, mr, v, d, 0, o + r * o_stride);
   }
 }
 
@@ -251,9 +292,9 @@ void fill_attention_kernels(KernelTable& t) {
   t.attn_pv16 = attn_pv16<float>;
   t.attn_qk16_f16 = attn_qk16<uint16_t>;
   t.attn_pv16_f16 = attn_pv16<uint16_t>;
-  t.attn_qk16_bf16 = [](const float* q, int64_t q_stride, int64_t nq, const uint16_t* kt, int64_t d,
-                        float scale, float* s, int64_t s_stride) {
-    attn_qk16(q, q_stride, nq, reinterpret_cast<const Bf16*>(kt), d, scale, s, s_stride);
+  t.attn_qk16_bf16 = [](const float* q, int64_t q_stride, int64_t nq, const uint16_t* const* kt, int64_t nblk,
+                        int64_t d, float scale, float* s, int64_t s_stride) {
+    attn_qk16(q, q_stride, nq, reinterpret_cast<const Bf16* const*>(kt), nblk, d, scale, s, s_stride);
   };
   t.attn_pv16_bf16 = [](const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const uint16_t* v,
                         int64_t d, float* o, int64_t o_stride) {

@@ -83,23 +83,24 @@ struct KernelTable {
   // y[i] = fp32_to_fp16(x[i]) (round to nearest even; the same bits at every level): the KV cache.
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
 
-  // Attention over one 16-position KV block (attention.h):
-  // s[r * s_stride + j] = scale * sum_c q[r * q_stride + c] * kt[c * 16 + j], j < 16, r < nq, the
-  // sum taken in increasing c; kt is the block's keys transposed, [d][16].
-  void (*attn_qk16)(const float* q, int64_t q_stride, int64_t nq, const float* kt, int64_t d,
-                    float scale, float* s, int64_t s_stride) = nullptr;
+  // Attention over 16-position KV blocks (attention.h): for each block b < nblk,
+  // s[r * s_stride + 16 b + j] = scale * sum_c q[r * q_stride + c] * kt[b][c * 16 + j], j < 16,
+  // r < nq, the sum taken in increasing c; kt[b] is block b's keys transposed, [d][16]. Several
+  // blocks per call let a few query rows (decode) run several independent chains.
+  void (*attn_qk16)(const float* q, int64_t q_stride, int64_t nq, const float* const* kt, int64_t nblk,
+                    int64_t d, float scale, float* s, int64_t s_stride) = nullptr;
   // o[r * o_stride + c] += p[r * p_stride + j] * v[j * d + c] for j < min(m[r], 16) in increasing
   // order (one add per term); v is the block's values, [16][d].
   void (*attn_pv16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, const float* v,
                     int64_t d, float* o, int64_t o_stride) = nullptr;
   // The same two over an F16 / BF16 cache's block as stored (keys and values widened exactly on
   // the fly, so the bits are those of the float kernels over the widened block).
-  void (*attn_qk16_f16)(const float* q, int64_t q_stride, int64_t nq, const uint16_t* kt, int64_t d,
-                        float scale, float* s, int64_t s_stride) = nullptr;
+  void (*attn_qk16_f16)(const float* q, int64_t q_stride, int64_t nq, const uint16_t* const* kt,
+                        int64_t nblk, int64_t d, float scale, float* s, int64_t s_stride) = nullptr;
   void (*attn_pv16_f16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
                         const uint16_t* v, int64_t d, float* o, int64_t o_stride) = nullptr;
-  void (*attn_qk16_bf16)(const float* q, int64_t q_stride, int64_t nq, const uint16_t* kt, int64_t d,
-                         float scale, float* s, int64_t s_stride) = nullptr;
+  void (*attn_qk16_bf16)(const float* q, int64_t q_stride, int64_t nq, const uint16_t* const* kt,
+                         int64_t nblk, int64_t d, float scale, float* s, int64_t s_stride) = nullptr;
   void (*attn_pv16_bf16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
                          const uint16_t* v, int64_t d, float* o, int64_t o_stride) = nullptr;
   // F32 GEMM building blocks; gemm_f32.h has the canonical order and the driver (blocking, edges,
