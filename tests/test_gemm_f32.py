@@ -10,7 +10,7 @@ from test_isa_determinism import assert_bitwise_equal, under_each_isa
 
 ODD = [1, 3, 7, 17, 31, 33, 65, 100, 257]
 # (M, N, K): every odd size in each role, mixes of them, and sizes past the cache blocks (K beyond
-# one kc step of 512, M beyond one mc block, N beyond one item's columns).
+# one kc step: 512 at avx2, 768 at avx512; M beyond one mc block, N beyond one item's columns).
 SHAPES = ([(n, n, n) for n in ODD] + [(1, 257, 33), (257, 1, 65), (33, 65, 1), (7, 100, 257),
           (100, 7, 31), (17, 31, 257), (65, 33, 100), (3, 1, 7), (300, 290, 1100)])
 
