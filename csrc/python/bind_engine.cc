@@ -140,12 +140,22 @@ void register_engine(py::module_& m) {
              return d;
            });
 
-  // A greedy Sampler over one row of logits (a copy), for the tests: the token it picks.
-  m.def("greedy_pick", [](std::vector<float> logits) {
-    if (logits.empty()) throw InvalidArgumentError("greedy_pick: no logits");
-    Sampler s{SamplingOptions{}};
-    return s.sample(logits.data(), static_cast<int64_t>(logits.size()), {}, {});
-  }, py::arg("logits"));
+  // One Sampler (greedy by default) drawing `draws` times from copies of one row of logits, for
+  // the tests and bench/sampling.py: the tokens it picks.
+  m.def("sample_row", [](const std::vector<float>& logits, const SamplingOptions* opts, int draws) {
+    if (logits.empty()) throw InvalidArgumentError("sample_row: no logits");
+    const SamplingOptions o = opts ? *opts : SamplingOptions{};
+    o.validate_for_vocab(static_cast<int64_t>(logits.size()));
+    Sampler s{o};
+    std::vector<int32_t> out;
+    std::vector<float> row;
+    py::gil_scoped_release nogil;
+    for (int i = 0; i < draws; ++i) {
+      row = logits;
+      out.push_back(s.sample(row.data(), static_cast<int64_t>(row.size()), {}, {}));
+    }
+    return out;
+  }, py::arg("logits"), py::arg("options") = nullptr, py::arg("draws") = 1);
   // JSON mode's byte automaton, for the tests: how many leading bytes of `data` can start a JSON
   // object, and whether exactly those bytes form a complete one.
   m.def("json_scan", [](const py::bytes& data) {
