@@ -2,6 +2,10 @@
 // logprobs, when asked for, from a log-softmax of the raw logits taken before any of that.
 #include "engine/sampler.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -90,43 +94,91 @@ void top_k_logits(const float* x, int64_t n, int32_t k, std::vector<std::pair<in
   }
 }
 
+// Sum4 over the kept tokens: w[i] goes to all's lane i & 3 where x[i] is not masked, w[i] > 0 and
+// w[i] >= floor, and also to above's where w[i] >= high; the others add +0.0, which leaves a lane
+// (never negative) as it is. So the sums are those of adding the kept tokens one by one in id
+// order, and the loop has no branch: it runs in vector lanes.
+void sum_weights(const float* x, const float* w, int64_t n, float floor, float high, Sum4& all,
+                 Sum4& above) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  // SSE2 (every x86-64): 4 tokens a trip, lanes 0-1 and 2-3 of each Sum4 in two double vectors.
+  // (The compiler keeps the scalar loop below scalar: the conditional float -> double sums.)
+  __m128d a01 = _mm_loadu_pd(all.s), a23 = _mm_loadu_pd(all.s + 2);
+  __m128d b01 = _mm_loadu_pd(above.s), b23 = _mm_loadu_pd(above.s + 2);
+  const __m128 ninf = _mm_set1_ps(kNegInf), zero = _mm_setzero_ps();
+  const __m128 fl = _mm_set1_ps(floor), hi = _mm_set1_ps(high);
+  for (; i + 4 <= n; i += 4) {
+    const __m128 v = _mm_loadu_ps(w + i), xv = _mm_loadu_ps(x + i);
+    const __m128 ok = _mm_and_ps(_mm_and_ps(_mm_cmpneq_ps(xv, ninf), _mm_cmpgt_ps(v, zero)), _mm_cmpge_ps(v, fl));
+    const __m128 d = _mm_and_ps(ok, v);  // +0.0 where not kept
+    const __m128 e = _mm_and_ps(_mm_cmpge_ps(v, hi), d);
+    a01 = _mm_add_pd(a01, _mm_cvtps_pd(d));
+    a23 = _mm_add_pd(a23, _mm_cvtps_pd(_mm_movehl_ps(d, d)));
+    b01 = _mm_add_pd(b01, _mm_cvtps_pd(e));
+    b23 = _mm_add_pd(b23, _mm_cvtps_pd(_mm_movehl_ps(e, e)));
+  }
+  _mm_storeu_pd(all.s, a01);
+  _mm_storeu_pd(all.s + 2, a23);
+  _mm_storeu_pd(above.s, b01);
+  _mm_storeu_pd(above.s + 2, b23);
+#endif
+  for (; i < n; ++i) {
+    const float v = w[i];
+    const double d = x[i] != kNegInf && v > 0.0f && v >= floor ? static_cast<double>(v) : 0.0;
+    all.s[i & 3] += d;
+    above.s[i & 3] += v >= high ? d : 0.0;
+  }
+}
+
 // The first largest logit, after non-finite ones are made drawable or not (a broken model, or
 // penalties on one): NaN becomes -inf (never drawn), +inf the largest float; masked tokens (-inf)
 // stay as they are. Greedy decoding of a batch runs this over every row of 49152 logits or so each
-// step, so the common case is two branch-free passes the compiler vectorizes: 16 running maxima
-// that also catch NaN / +inf (neither is below +inf), then the first index holding the maximum.
+// step, so the common case is two passes in vector lanes: running maxima that also catch NaN /
+// +inf (neither is below +inf), then the first index holding the maximum.
 int64_t first_largest(float* x, int64_t n) {
-  constexpr int kL = 16;
   constexpr float kInf = std::numeric_limits<float>::infinity();
-  float mx[kL];
-  int bad[kL];
-  for (int l = 0; l < kL; ++l) mx[l] = kNegInf, bad[l] = 0;
-  const int64_t nv = n / kL * kL;
-  for (int64_t i = 0; i < nv; i += kL)
-    for (int l = 0; l < kL; ++l) {
-      const float v = x[i + l];
-      mx[l] = v > mx[l] ? v : mx[l];
-      bad[l] |= !(v < kInf);
-    }
   float m = kNegInf;
-  int any_bad = 0;
-  for (int l = 0; l < kL; ++l) {
-    m = mx[l] > m ? mx[l] : m;
-    any_bad |= bad[l];
-  }
-  for (int64_t i = nv; i < n; ++i) {
+  bool any_bad = false;
+  int64_t i = 0;
+#if defined(__SSE2__)
+  // _mm_max_ps(v, mx) is v > mx ? v : mx: a NaN v leaves mx, so the lanes hold no NaN.
+  const __m128 inf = _mm_set1_ps(kInf);
+  __m128 mx[4], bad = _mm_setzero_ps();
+  for (int k = 0; k < 4; ++k) mx[k] = _mm_set1_ps(kNegInf);
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 4; ++k) {
+      const __m128 v = _mm_loadu_ps(x + i + 4 * k);
+      mx[k] = _mm_max_ps(v, mx[k]);
+      bad = _mm_or_ps(bad, _mm_cmpnlt_ps(v, inf));
+    }
+  float lanes[16];
+  for (int k = 0; k < 4; ++k) _mm_storeu_ps(lanes + 4 * k, mx[k]);
+  for (float v : lanes) m = v > m ? v : m;
+  any_bad = _mm_movemask_ps(bad) != 0;
+#endif
+  for (; i < n; ++i) {
     m = x[i] > m ? x[i] : m;
-    any_bad |= !(x[i] < kInf);
+    any_bad = any_bad || !(x[i] < kInf);
   }
   if (any_bad) {  // rare: fix the row, then take its maximum again
     m = kNegInf;
-    for (int64_t i = 0; i < n; ++i) {
+    for (i = 0; i < n; ++i) {
       if (std::isnan(x[i])) x[i] = kNegInf;
       else if (x[i] == kInf) x[i] = std::numeric_limits<float>::max();
       m = x[i] > m ? x[i] : m;
     }
   }
-  for (int64_t i = 0; i < n; ++i)
+  i = 0;
+#if defined(__SSE2__)
+  const __m128 mv = _mm_set1_ps(m);
+  for (; i + 16 <= n; i += 16) {
+    int hit = 0;
+    for (int k = 0; k < 4; ++k) hit |= _mm_movemask_ps(_mm_cmpeq_ps(_mm_loadu_ps(x + i + 4 * k), mv)) << (4 * k);
+    if (hit) return i + __builtin_ctz(static_cast<unsigned>(hit));
+  }
+#endif
+  for (; i < n; ++i)
     if (x[i] == m) return i;
   return 0;  // n == 0
 }
@@ -221,7 +273,7 @@ int32_t Sampler::draw(const float* logits, int64_t n_vocab, int64_t i_top) {
     sorted = true;
   } else {
     w_.resize(static_cast<size_t>(n_vocab));
-    for (int64_t i = 0; i < n_vocab; ++i) w_[static_cast<size_t>(i)] = (logits[i] - mx) / T;
+    cpu::kernels().sub_div(logits, mx, T, w_.data(), n_vocab);
     cpu::kernels().softmax(w_.data(), n_vocab);
     if (o_.top_p >= 1.0f && o_.min_p <= 0.0f) return draw_all(logits, n_vocab, i_top);
     const float w_top = w_[static_cast<size_t>(i_top)];  // the top logit's weight is the largest
@@ -234,18 +286,10 @@ int32_t Sampler::draw(const float* logits, int64_t n_vocab, int64_t i_top) {
     // hundred of the 49152). One pass sums both masses, each in 4 fixed running sums.
     const float high = w_top / 1024.0f;
     Sum4 all, above;
-    for (int64_t i = 0; i < n_vocab; ++i) {
-      const float w = w_[static_cast<size_t>(i)];
-      if (logits[i] == kNegInf || !(w > 0.0f) || w < floor) continue;
-      all.add(i, w);
-      if (w >= high) above.add(i, w);
-    }
+    sum_weights(logits, w_.data(), n_vocab, floor, high, all, above);
     sum = all.total();
     const float from = by_top_p && above.total() >= o_.top_p * sum * 1.0001 ? high : floor;
-    for (int64_t i = 0; i < n_vocab; ++i) {
-      const float x = logits[i], w = w_[static_cast<size_t>(i)];
-      if (x != kNegInf && w > 0.0f && w >= from) cand_.push_back({x, w, static_cast<int32_t>(i)});
-    }
+    collect(logits, n_vocab, from);
   }
   size_t n = cand_.size();
   if (o_.top_p < 1.0f) {
@@ -290,9 +334,8 @@ int32_t Sampler::draw(const float* logits, int64_t n_vocab, int64_t i_top) {
 // Nothing to filter: a draw in id order straight from the weights (masked tokens skipped), the
 // total in 4 fixed running sums instead of one chain.
 int32_t Sampler::draw_all(const float* logits, int64_t n_vocab, int64_t i_top) {
-  Sum4 all;
-  for (int64_t i = 0; i < n_vocab; ++i)
-    if (logits[i] != kNegInf) all.add(i, w_[static_cast<size_t>(i)]);
+  Sum4 all, unused;
+  sum_weights(logits, w_.data(), n_vocab, kNegInf, std::numeric_limits<float>::infinity(), all, unused);
   std::uniform_real_distribution<double> dist(0.0, all.total());
   const double r = dist(rng_);
   double acc = 0.0;
@@ -304,6 +347,24 @@ int32_t Sampler::draw_all(const float* logits, int64_t n_vocab, int64_t i_top) {
     if (r < acc) return static_cast<int32_t>(i);
   }
   return static_cast<int32_t>(last);  // rounding left r at the total
+}
+
+void Sampler::collect(const float* logits, int64_t n_vocab, float from) {
+  const float* w = w_.data();
+  auto keep = [&](int64_t i) { return logits[i] != kNegInf && w[i] > 0.0f && w[i] >= from; };
+  // Usually a few hundred of the 49152 tokens are kept: runs of 16 are tested without a branch
+  // (vector lanes), and only runs holding a kept token are walked one by one.
+  constexpr int kRun = 16;
+  int64_t i0 = 0;
+  for (; i0 + kRun <= n_vocab; i0 += kRun) {
+    int any = 0;
+    for (int j = 0; j < kRun; ++j) any |= keep(i0 + j);
+    if (any)
+      for (int64_t i = i0; i < i0 + kRun; ++i)
+        if (keep(i)) cand_.push_back({logits[i], w[i], static_cast<int32_t>(i)});
+  }
+  for (int64_t i = i0; i < n_vocab; ++i)
+    if (keep(i)) cand_.push_back({logits[i], w[i], static_cast<int32_t>(i)});
 }
 
 // cand_ = the k best tokens by logit, best first, lower id first among equals (partial_sort's set

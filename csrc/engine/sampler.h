@@ -66,6 +66,8 @@ class Sampler {
   int32_t draw(const float* logits, int64_t n_vocab, int64_t i_top);
   int32_t draw_all(const float* logits, int64_t n_vocab, int64_t i_top);
   void select_top_k(const float* logits, int64_t n_vocab, size_t k);
+  // Appends to cand_, in id order, every unmasked token of weight (w_) > 0 and >= from.
+  void collect(const float* logits, int64_t n_vocab, float from);
 
   SamplingOptions o_;
   std::mt19937_64 rng_;

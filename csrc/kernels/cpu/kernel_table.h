@@ -80,6 +80,8 @@ struct KernelTable {
   void (*scale)(float* x, float a, int64_t n) = nullptr;
   // in-place softmax over n values; returns nothing
   void (*softmax)(float* x, int64_t n) = nullptr;
+  // y[i] = (x[i] - m) / d (x and y do not overlap): the sampler's temperature, before softmax.
+  void (*sub_div)(const float* x, float m, float d, float* y, int64_t n) = nullptr;
   // y[i] = fp32_to_fp16(x[i]) (round to nearest even; the same bits at every level): the KV cache.
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
 

@@ -66,6 +66,12 @@ void scale(float* x, float a, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= a;
 }
 
+// Each element one subtraction and one division, both correctly rounded: the same bits at every
+// level, whatever the vector width.
+void sub_div(const float* __restrict x, float m, float d, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) / d;
+}
+
 #if defined(__AVX2__) && !defined(__AVX512F__)
 // x[0 .. 8N) = exp(x - m) in place, vector j added to s4[j % 4] (the 32 sum lanes, in order).
 template <int N>
@@ -131,6 +137,7 @@ void fill_ops(KernelTable& t) {
   t.axpy = axpy;
   t.scale = scale;
   t.softmax = softmax;
+  t.sub_div = sub_div;
   t.f32_to_f16 = f32_to_f16;
 }
 
