@@ -215,6 +215,27 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
     }
     off_[k + 1] = static_cast<uint32_t>(blob_.size());
   }
+  // The buckets, by counting sort (ids ascending within each).
+  auto bucket = [&](auto key_of, auto member, std::vector<uint32_t>& off, std::vector<uint32_t>& ids) {
+    off.assign(257, 0);
+    for (int32_t i = 0; i < n; ++i)
+      if (member(static_cast<size_t>(i))) ++off[key_of(static_cast<size_t>(i)) + 1u];
+    for (int c = 0; c < 256; ++c) off[c + 1] += off[c];
+    ids.assign(off[256], 0);
+    std::vector<uint32_t> at(off.begin(), off.end() - 1);
+    for (int32_t i = 0; i < n; ++i)
+      if (member(static_cast<size_t>(i))) ids[at[key_of(static_cast<size_t>(i))]++] = static_cast<uint32_t>(i);
+  };
+  bucket([&](size_t k) { return first_[k]; },
+         [&](size_t k) { return (flags_[k] & kUsable) && !(flags_[k] & kWsLead); }, first_off_, first_ids_);
+  bucket([&](size_t k) { return after_ws_[k]; },
+         [&](size_t k) { return (flags_[k] & kUsable) && (flags_[k] & kWsLead); }, ws_off_, ws_ids_);
+  plain_bits_.assign((static_cast<size_t>(n) + 63) / 64, 0);
+  for (int32_t i = 0; i < n; ++i) {
+    const size_t k = static_cast<size_t>(i);
+    if (flags_[k] & kPlain) plain_bits_[k / 64] |= uint64_t(1) << (k % 64);
+    else if (flags_[k] & kUsable) other_ids_.push_back(static_cast<uint32_t>(i));
+  }
 }
 
 namespace {
@@ -249,21 +270,50 @@ int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
   JsonState sp = st_;
   const bool space = sp.feed(' ');
   next_bytes(sp, space, ws_ok);
-  // In a plain string every plain token keeps the state as it is: no need to feed it.
-  const uint8_t settled = st_.in_plain_string() ? JsonVocab::kPlain : 0;
   const JsonVocab& v = *vocab_;
   const int64_t n = std::min<int64_t>(n_vocab, v.size());
-  int64_t kept = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const size_t k = static_cast<size_t>(i);
-    const uint8_t f = v.flags_[k];
-    bool ok = (f & JsonVocab::kUsable) && first_ok[v.first_[k]];
-    if (ok && !(f & settled))
-      ok = (!(f & JsonVocab::kWsLead) || ws_ok[v.after_ws_[k]]) && fits_all(st_, v.begin(k), v.end(k));
-    if (ok) ++kept;
-    else logits[i] = -std::numeric_limits<float>::infinity();
+  // allowed: one bit per token. A token fits when its first byte may come next, a leading run of
+  // whitespace is followed by a byte that may follow one space, and all its bytes feed.
+  std::vector<uint64_t>& allowed = bits_;
+  auto fits = [&](uint32_t id) {
+    const size_t k = id;
+    return first_ok[v.first_[k]] && (!(v.flags_[k] & JsonVocab::kWsLead) || ws_ok[v.after_ws_[k]]) &&
+           fits_all(st_, v.begin(k), v.end(k));
+  };
+  auto set = [&](uint32_t id) { allowed[id / 64] |= uint64_t(1) << (id % 64); };
+  if (st_.in_plain_string()) {
+    // Every plain token keeps a plain string as it is: all of them, then the others one by one.
+    allowed = v.plain_bits_;
+    for (uint32_t id : v.other_ids_)
+      if (fits(id)) set(id);
+  } else {
+    // Only the buckets of the bytes that may come next (after whitespace, for the ws tokens).
+    allowed.assign(v.plain_bits_.size(), 0);
+    for (int c = 0; c < 256; ++c) {
+      if (first_ok[c])
+        for (uint32_t j = v.first_off_[c]; j < v.first_off_[c + 1]; ++j)
+          if (fits(v.first_ids_[j])) set(v.first_ids_[j]);
+      if (ws_ok[c])
+        for (uint32_t j = v.ws_off_[c]; j < v.ws_off_[c + 1]; ++j)
+          if (fits(v.ws_ids_[j])) set(v.ws_ids_[j]);
+    }
   }
-  for (int64_t i = n; i < n_vocab; ++i) logits[i] = -std::numeric_limits<float>::infinity();
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  int64_t kept = 0;
+  for (int64_t w = 0; w * 64 < n; ++w) {
+    uint64_t bits = allowed[static_cast<size_t>(w)];
+    if (n - 64 * w < 64) bits &= (uint64_t(1) << (n - 64 * w)) - 1;  // ids from n on: none
+    kept += __builtin_popcountll(bits);
+    if (bits == ~uint64_t(0)) continue;
+    const int64_t end = std::min<int64_t>(64 * w + 64, n);
+    if (bits == 0) {  // the common word outside strings: a plain fill
+      std::fill(logits + 64 * w, logits + end, kNegInf);
+      continue;
+    }
+    for (int64_t i = 64 * w; i < end; ++i)
+      if (!(bits >> (i - 64 * w) & 1)) logits[i] = kNegInf;
+  }
+  for (int64_t i = n; i < n_vocab; ++i) logits[i] = kNegInf;
   return kept;
 }
 

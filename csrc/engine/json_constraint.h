@@ -75,6 +75,12 @@ class JsonVocab {
   std::vector<uint8_t> first_;  // token i's first byte
   std::vector<uint8_t> after_ws_;  // kWsLead tokens: the first byte after the leading whitespace
   std::vector<uint8_t> flags_;  // kUsable | kPlain | kWsLead
+  // The usable tokens by where the mask looks first, so that it visits only the tokens a state
+  // can start with (CSR lists: ids of bucket c at ids[off[c] .. off[c + 1])): by first byte the
+  // tokens without leading whitespace, by the byte after it those with; and the plain tokens as
+  // bits (all of them fit a plain string) beside the list of the others.
+  std::vector<uint32_t> first_off_, first_ids_, ws_off_, ws_ids_, other_ids_;
+  std::vector<uint64_t> plain_bits_;
 };
 
 // One sequence's JSON state over a shared vocabulary.
@@ -92,6 +98,7 @@ class JsonConstraint {
  private:
   std::shared_ptr<const JsonVocab> vocab_;
   JsonState st_;
+  mutable std::vector<uint64_t> bits_;  // mask()'s scratch: one bit per token, 1 = allowed
 };
 
 }  // namespace llmasos
