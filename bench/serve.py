@@ -5,6 +5,7 @@ server (`python -m llama_cpp.server`), same GGUF, same threads, one run, loopbac
 
 For each concurrency level every client sends streaming completions (greedy, --max-tokens each)
 one after another; reported: generated tokens/s over the whole level, p50/p99 TTFT, and ratios.
+llama-cpp-python's server needs its extra's packages: pip install "llama-cpp-python[server]".
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -33,11 +35,16 @@ def free_port():
 
 
 def start(cmd, base, health):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Starts a server and waits for its health route; a server that exits says why (the end of
+    its stderr), e.g. llama_cpp.server without its extra's packages."""
+    err = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}")
+            err.seek(0)
+            tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"{' '.join(cmd[:4])} exited with {proc.returncode}: " + " | ".join(tail))
         try:
             with urllib.request.urlopen(base + health, timeout=1):
                 return proc
