@@ -167,12 +167,21 @@ def main():
         ms = statistics.median(res[n])
         print(f"engine decode step, {n:3d} sequences: {ms:7.2f} ms  = {ms / base:5.2f}x one sequence, "
               f"{1000 * n / ms:7.1f} tokens/s")
+    # The host's speed drifts over seconds: a ratio within each rep (its 1-sequence and n-sequence
+    # steps timed a few seconds apart) is steadier than the ratio of medians taken over all reps.
+    for n in counts[1:]:
+        per_rep = [r_n / r_1 for r_n, r_1 in zip(res[n], res[1])]
+        print(f"  {n:3d} / 1 sequences within each rep: " + ", ".join(f"{r:.2f}x" for r in per_rep) +
+              f" (median {statistics.median(per_rep):.2f}x)")
     if peer[1] and None not in peer[1]:
         pbase = statistics.median(peer[1])
         for n in counts:
             ms = statistics.median(peer[n])
             print(f"llama.cpp decode, {n:3d} sequences:   {ms:7.2f} ms  = {ms / pbase:5.2f}x one sequence, "
                   f"{1000 * n / ms:7.1f} tokens/s; llmasos {ms / statistics.median(res[n]):5.2f}x as fast")
+        for n in counts[1:]:
+            per_rep = [r_n / r_1 for r_n, r_1 in zip(peer[n], peer[1])]
+            print(f"  llama.cpp {n:3d} / 1 sequences within each rep: median {statistics.median(per_rep):.2f}x")
     llm.close()
 
 
