@@ -351,7 +351,7 @@ int32_t Sampler::draw_all(const float* logits, int64_t n_vocab, int64_t i_top) {
 
 void Sampler::collect(const float* logits, int64_t n_vocab, float from) {
   const float* w = w_.data();
-  auto keep = [&](int64_t i) { return logits[i] != kNegInf && w[i] > 0.0f && w[i] >= from; };
+  auto keep = [&](int64_t i) { return (logits[i] != kNegInf) & (w[i] > 0.0f) & (w[i] >= from); };
   // Usually a few hundred of the 49152 tokens are kept: runs of 16 are tested without a branch
   // (vector lanes), and only runs holding a kept token are walked one by one.
   constexpr int kRun = 16;
