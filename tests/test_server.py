@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import httpx  # declared test dependencies: a missing one must fail, not skip the server tests
+import jsonschema
 import openai
 import pytest
 
@@ -171,11 +172,37 @@ def test_chat_json_mode(server, model_id):
     r = c.completions.create(model=model_id, prompt="A JSON object about a dog:", max_tokens=100, temperature=0,
                              extra_body={"response_format": fmt})
     assert r.choices[0].finish_reason == "length" or isinstance(json.loads(r.choices[0].text), dict)
-    schema = {"type": "json_schema", "json_schema": {"name": "cat", "schema": {"type": "object"}}}
-    for bad in (schema, {"type": "yaml"}, "json"):
+    unenforceable = {"type": "json_schema", "json_schema": {"name": "cat", "schema": {
+        "type": "object", "properties": {"name": {"type": "string", "pattern": "^[A-Z]"}}}}}
+    for bad in (unenforceable, {"type": "json_schema"}, {"type": "yaml"}, "json"):
         with pytest.raises(openai.BadRequestError) as e:
             c.chat.completions.create(model=model_id, messages=msgs, max_tokens=5, response_format=bad)
         assert e.value.body["param"] == "response_format"
+
+
+def test_chat_structured_outputs(server, model_id):
+    """response_format json_schema through the openai client: the reply is JSON the schema accepts,
+    streamed or not; llama.cpp server's own 'json_schema' field does the same."""
+    c = server.client()
+    schema = {"type": "object", "additionalProperties": False, "required": ["name", "age", "color"],
+              "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+                             "color": {"enum": ["black", "white", "ginger"]},
+                             "toys": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+                             "vet": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "cat", "schema": schema, "strict": True}}
+    msgs = [{"role": "user", "content": "Describe a cat in JSON."}]
+    r = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=120, temperature=0, response_format=fmt)
+    text = r.choices[0].message.content
+    assert r.choices[0].finish_reason == "stop"
+    jsonschema.validate(json.loads(text), schema)
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model=model_id, messages=msgs, max_tokens=120, temperature=0, response_format=fmt, stream=True)
+        if ch.choices)
+    assert streamed == text
+    r = c.completions.create(model=model_id, prompt="A cat as JSON:", max_tokens=120, temperature=0.9, seed=2,
+                             extra_body={"json_schema": schema})
+    assert r.choices[0].finish_reason == "stop"
+    jsonschema.validate(json.loads(r.choices[0].text), schema)
 
 
 def test_stop_strings_and_n(server, model_id):

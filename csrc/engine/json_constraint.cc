@@ -6,6 +6,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "engine/json_schema.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llmasos {
@@ -241,33 +242,50 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
 namespace {
 
 // Feeds [p, e) to s: whether all of it fits (s is to be discarded when not).
-bool feed_all(JsonState& s, const char* p, const char* e) {
+template <class State>
+bool feed_all(State& s, const char* p, const char* e) {
   for (; p != e; ++p)
     if (!s.feed(static_cast<uint8_t>(*p))) return false;
   return true;
 }
 
-bool fits_all(JsonState s, const char* p, const char* e) { return feed_all(s, p, e); }
+template <class State>
+bool fits_all(State s, const char* p, const char* e) { return feed_all(s, p, e); }
 
 // ok[c]: byte c can follow state st (none can when `reachable` is false).
-void next_bytes(const JsonState& st, bool reachable, uint8_t ok[256]) {
+template <class State>
+void next_bytes(const State& st, bool reachable, uint8_t ok[256]) {
   for (int c = 0; c < 256; ++c) {
-    JsonState s = st;
+    State s = st;
     ok[c] = reachable && s.feed(static_cast<uint8_t>(c));
   }
 }
 
 }  // namespace
 
+JsonConstraint::JsonConstraint(std::shared_ptr<const JsonVocab> vocab, std::shared_ptr<const JsonSchema> schema)
+    : vocab_(std::move(vocab)), schema_(std::move(schema)) {
+  if (schema_) schema_state_ = std::make_unique<SchemaState>(schema_.get());
+}
+
+JsonConstraint::~JsonConstraint() = default;
+
+bool JsonConstraint::done() const { return schema_state_ ? schema_state_->done() : st_.done(); }
+
 int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
+  return schema_state_ ? mask_with(*schema_state_, logits, n_vocab) : mask_with(st_, logits, n_vocab);
+}
+
+template <class State>
+int64_t JsonConstraint::mask_with(const State& st, float* logits, int64_t n_vocab) const {
   // Which first bytes can follow at all: most tokens are refused on their first byte.
   uint8_t first_ok[256];
-  next_bytes(st_, true, first_ok);
+  next_bytes(st, true, first_ok);
   // And after one space. Whitespace changes nothing but the run's length outside strings, and a
   // space is plain content inside one, so a token of leading whitespace whose next byte fails
   // here fails (BPE vocabularies start about a third of their tokens with a space).
   uint8_t ws_ok[256];
-  JsonState sp = st_;
+  State sp = st;
   const bool space = sp.feed(' ');
   next_bytes(sp, space, ws_ok);
   const JsonVocab& v = *vocab_;
@@ -278,10 +296,10 @@ int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
   auto fits = [&](uint32_t id) {
     const size_t k = id;
     return first_ok[v.first_[k]] && (!(v.flags_[k] & JsonVocab::kWsLead) || ws_ok[v.after_ws_[k]]) &&
-           fits_all(st_, v.begin(k), v.end(k));
+           fits_all(st, v.begin(k), v.end(k));
   };
   auto set = [&](uint32_t id) { allowed[id / 64] |= uint64_t(1) << (id % 64); };
-  if (st_.in_plain_string()) {
+  if (st.in_plain_string()) {
     // Every plain token keeps a plain string as it is: all of them, then the others one by one.
     allowed = v.plain_bits_;
     for (uint32_t id : v.other_ids_)
@@ -318,12 +336,17 @@ int64_t JsonConstraint::mask(float* logits, int64_t n_vocab) const {
 }
 
 bool JsonConstraint::advance(int32_t id) {
+  return schema_state_ ? advance_with(*schema_state_, id) : advance_with(st_, id);
+}
+
+template <class State>
+bool JsonConstraint::advance_with(State& st, int32_t id) {
   if (id < 0 || id >= vocab_->size()) return false;
   const size_t k = static_cast<size_t>(id);
   if (!(vocab_->flags_[k] & JsonVocab::kUsable)) return false;
-  JsonState s = st_;
+  State s = st;
   if (!feed_all(s, vocab_->begin(k), vocab_->end(k))) return false;
-  st_ = s;
+  st = s;
   return true;
 }
 

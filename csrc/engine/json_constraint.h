@@ -16,6 +16,8 @@
 namespace llmasos {
 
 class Tokenizer;
+class JsonSchema;
+class SchemaState;
 
 class JsonState {
  public:
@@ -83,20 +85,29 @@ class JsonVocab {
   std::vector<uint64_t> plain_bits_;
 };
 
-// One sequence's JSON state over a shared vocabulary.
+// One sequence's JSON state over a shared vocabulary: any JSON object (JSON mode), or the compact
+// JSON a schema accepts (json_schema.h) when one is given.
 class JsonConstraint {
  public:
-  explicit JsonConstraint(std::shared_ptr<const JsonVocab> vocab) : vocab_(std::move(vocab)) {}
+  explicit JsonConstraint(std::shared_ptr<const JsonVocab> vocab, std::shared_ptr<const JsonSchema> schema = nullptr);
+  ~JsonConstraint();
   // Sets the logits of the tokens that cannot come next to -inf; returns how many remain.
   int64_t mask(float* logits, int64_t n_vocab) const;
   // Takes the sampled token (one mask() allowed). False if it does not fit (state unchanged).
   bool advance(int32_t id);
   // advance() for a token the sampler drew from this mask: not fitting is a bug, not bad input.
   void advance_or_throw(int32_t id);
-  bool done() const { return st_.done(); }
+  bool done() const;
 
  private:
+  template <class State>
+  int64_t mask_with(const State& st, float* logits, int64_t n_vocab) const;
+  template <class State>
+  bool advance_with(State& st, int32_t id);
+
   std::shared_ptr<const JsonVocab> vocab_;
+  std::shared_ptr<const JsonSchema> schema_;
+  std::unique_ptr<SchemaState> schema_state_;  // with a schema: it, not st_
   JsonState st_;
   mutable std::vector<uint64_t> bits_;  // mask()'s scratch: one bit per token, 1 = allowed
 };

@@ -47,9 +47,9 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   const int64_t V = model_->hparams().n_vocab;
   Sampler sampler(opts.sampling);
   std::unique_ptr<JsonConstraint> json;
-  if (opts.json_object) {
+  if (opts.json_object || opts.json_schema) {
     if (!json_vocab_) json_vocab_ = std::make_shared<JsonVocab>(tok);
-    json = std::make_unique<JsonConstraint>(json_vocab_);
+    json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema);
   }
   std::vector<float> logits(static_cast<size_t>(V));
   GenerateResult res;

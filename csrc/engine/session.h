@@ -22,6 +22,9 @@ struct GenerateOptions {
   // JSON mode (json_constraint.h): the output is one JSON object; it ends ("stop") when the object
   // closes, and EOS cannot come before that.
   bool json_object = false;
+  // Structured outputs (json_schema.h): the output is the compact JSON this schema accepts, and
+  // ends as JSON mode does. Set: json_object is not needed.
+  std::shared_ptr<const JsonSchema> json_schema;
 };
 
 struct GenerateResult {

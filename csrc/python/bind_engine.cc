@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include "engine/json_constraint.h"
+#include "engine/json_schema.h"
 #include "engine/scheduler.h"
 #include "tokenizer/tokenizer.h"
 #include "llmasos/errors.hpp"
@@ -156,6 +157,27 @@ void register_engine(py::module_& m) {
     }
     return out;
   }, py::arg("logits"), py::arg("options") = nullptr, py::arg("draws") = 1);
+  // Structured outputs: the schema graph llmasos/json_schema.py compiles a JSON schema into.
+  py::class_<SchemaNode>(m, "SchemaNode")
+      .def(py::init<>())
+      .def_readwrite("kind", &SchemaNode::kind)
+      .def_readwrite("text", &SchemaNode::text)
+      .def_readwrite("options", &SchemaNode::options)
+      .def_readwrite("children", &SchemaNode::children)
+      .def_readwrite("min_items", &SchemaNode::min_items)
+      .def_readwrite("max_items", &SchemaNode::max_items);
+  py::class_<JsonSchema, std::shared_ptr<JsonSchema>>(m, "JsonSchema")
+      .def(py::init<std::vector<SchemaNode>>(), py::arg("nodes"))
+      .def_property_readonly("size", &JsonSchema::size);
+  // Its byte automaton, for the tests: how many leading bytes of `data` it takes, and whether
+  // exactly those bytes form a complete document.
+  m.def("schema_scan", [](const JsonSchema& schema, const py::bytes& data) {
+    const std::string b = data;
+    SchemaState st(&schema);
+    size_t n = 0;
+    while (n < b.size() && st.feed(static_cast<uint8_t>(b[n]))) ++n;
+    return py::make_tuple(n, n == b.size() && st.done());
+  }, py::arg("schema"), py::arg("data"));
   // JSON mode's byte automaton, for the tests: how many leading bytes of `data` can start a JSON
   // object, and whether exactly those bytes form a complete one.
   m.def("json_scan", [](const py::bytes& data) {
@@ -165,9 +187,10 @@ void register_engine(py::module_& m) {
     while (n < b.size() && st.feed(static_cast<uint8_t>(b[n]))) ++n;
     return py::make_tuple(n, n == b.size() && st.done());
   }, py::arg("data"));
-  // And its token mask: the ids allowed after the tokens `ids` (which must fit), for the tests.
-  m.def("json_allowed", [](const Tokenizer& tok, const std::vector<int32_t>& ids) {
-    JsonConstraint c(std::make_shared<JsonVocab>(tok));
+  // And its token mask: the ids allowed after the tokens `ids` (which must fit), for the tests;
+  // with `schema`, structured outputs' mask.
+  m.def("json_allowed", [](const Tokenizer& tok, const std::vector<int32_t>& ids, std::shared_ptr<JsonSchema> schema) {
+    JsonConstraint c(std::make_shared<JsonVocab>(tok), schema);
     for (int32_t id : ids)
       if (!c.advance(id)) throw InvalidArgumentError("token " + std::to_string(id) + " does not fit");
     std::vector<float> logits(static_cast<size_t>(tok.n_vocab()), 0.0f);
@@ -176,7 +199,7 @@ void register_engine(py::module_& m) {
     for (int32_t i = 0; i < tok.n_vocab(); ++i)
       if (logits[static_cast<size_t>(i)] == 0.0f) out.push_back(i);
     return out;
-  }, py::arg("tokenizer"), py::arg("ids"));
+  }, py::arg("tokenizer"), py::arg("ids"), py::arg("schema") = nullptr);
 }
 
 }  // namespace llmasos::python

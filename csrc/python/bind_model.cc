@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "engine/json_schema.h"
 #include "engine/session.h"
 #include "llmasos/errors.hpp"
 #include "model/llama.h"
@@ -65,7 +66,10 @@ void register_model(py::module_& m) {
       .def_readwrite("sampling", &GenerateOptions::sampling)
       .def_readwrite("ignore_eos", &GenerateOptions::ignore_eos)
       .def_readwrite("stop_token_ids", &GenerateOptions::stop_token_ids)
-      .def_readwrite("json_object", &GenerateOptions::json_object);
+      .def_readwrite("json_object", &GenerateOptions::json_object)
+      .def_property("json_schema",
+                    [](const GenerateOptions& o) { return std::const_pointer_cast<JsonSchema>(o.json_schema); },
+                    [](GenerateOptions& o, std::shared_ptr<JsonSchema> s) { o.json_schema = std::move(s); });
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
       .def(py::init([](const std::string& path, int64_t n_ctx, int threads, const std::string& kv_type,

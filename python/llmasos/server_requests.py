@@ -2,6 +2,7 @@
 request gets a clear 400 naming the field instead of disturbing the engine."""
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Dict, List, Optional
 
@@ -53,26 +54,54 @@ def _stop(body) -> List[str]:
 
 # Refused by name rather than ignored: each would change what the client gets. The guided_* fields
 # are vLLM's, grammar and json_schema llama.cpp server's.
-UNSUPPORTED = ("suffix", "tools", "functions", "guided_json", "guided_regex", "guided_choice",
-               "guided_grammar", "grammar", "json_schema")
+UNSUPPORTED = ("suffix", "tools", "functions", "guided_regex", "guided_choice", "guided_grammar", "grammar")
 
 
-def _json_mode(body) -> bool:
-    """OpenAI's response_format: {"type": "text"} (the default) or {"type": "json_object"} (JSON
-    mode: the output is one JSON object). JSON schemas are refused, not ignored."""
+def _checked_schema(schema, param):
+    """The schema, once it compiles; otherwise a 400 naming what it cannot enforce."""
+    from .json_schema import compile_schema
+    try:
+        compile_schema(schema)
+    except ValueError as e:
+        raise RequestError(str(e), param) from None
+    return schema
+
+
+def _response_format(body):
+    """OpenAI's response_format -> (json_object, json_schema): {"type": "text"} (the default),
+    {"type": "json_object"} (JSON mode: the output is one JSON object) or {"type": "json_schema",
+    "json_schema": {"name": ..., "schema": {...}, "strict": ...}} (structured outputs; a schema
+    keyword the server cannot enforce is refused, not ignored)."""
+    for name in ("json_schema", "guided_json"):  # llama.cpp server's and vLLM's own fields
+        schema = body.get(name)
+        if isinstance(schema, str) and name == "guided_json":
+            try:
+                schema = json.loads(schema)
+            except ValueError:
+                raise RequestError("'guided_json' must be a JSON schema (an object or its JSON text)", name) from None
+        if schema is not None:
+            if not isinstance(schema, dict):
+                raise RequestError(f"'{name}' must be a JSON schema object", name)
+            if body.get("response_format") is not None:
+                raise RequestError(f"give either 'response_format' or '{name}', not both", name)
+            return False, _checked_schema(schema, name)
     v = body.get("response_format")
     if v is None:
-        return False
+        return False, None
     kind = v.get("type") if isinstance(v, dict) else None
     if kind == "text":
-        return False
+        return False, None
     if kind == "json_object":
-        return True
+        return True, None
     if kind == "json_schema":
-        raise RequestError("'response_format' of type 'json_schema' is not supported by this server yet; "
-                           "'json_object' is", "response_format")
-    raise RequestError("'response_format' must be an object whose 'type' is 'text' or 'json_object', "
-                       f"got {v!r}", "response_format")
+        spec = v.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise RequestError("'response_format' of type 'json_schema' needs 'json_schema': {'name': ..., "
+                               "'schema': {...}}", "response_format")
+        return False, _checked_schema(schema, "response_format")
+    raise RequestError("'response_format' must be an object whose 'type' is 'text', 'json_object' or "
+                       f"'json_schema', got {v!r}", "response_format")
 
 
 def _logprobs(body, chat: bool) -> Optional[int]:
@@ -133,6 +162,7 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
             isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in stop_ids)):
         raise RequestError("'stop_token_ids' must be a list of token ids (integers in [0, 2^31))",
                            "stop_token_ids")
+    json_object, json_schema = _response_format(body)
     params = SamplingParams(
         max_tokens=max_tokens or 1,
         temperature=_num(body, "temperature", 0.0, 2.0, 1.0),
@@ -148,7 +178,8 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         ignore_eos=_bool(body, "ignore_eos"),
         logit_bias=_logit_bias(body),
         logprobs=_logprobs(body, chat),
-        json_object=_json_mode(body),
+        json_object=json_object,
+        json_schema=json_schema,
     )
     if params.top_p == 0.0:
         raise RequestError("'top_p' must be greater than 0", "top_p")

@@ -1,0 +1,219 @@
+"""Structured outputs: a JSON schema (OpenAI's response_format {"type": "json_schema"}, or
+SamplingParams.json_schema) compiled into the node graph that the C++ automaton runs
+(csrc/engine/json_schema.h). The output is compact JSON (no whitespace) that the schema accepts:
+objects carry every declared property in the declared order, as OpenAI's strict mode asks of a
+schema, so every "required" holds and nothing undeclared appears.
+
+Supported: type (a name or a list), properties / required / additionalProperties, items / minItems /
+maxItems, enum, const, anyOf / oneOf (alternatives that start with different bytes: an object or
+null, a string or a number, ...), a single-element allOf, $ref into $defs / definitions (recursion
+included), and the annotations (title, description, default, ...). A keyword that would constrain
+the output in a way the automaton does not enforce (pattern, format, minLength, minimum, ...) is
+refused with a ValueError that names it, rather than ignored.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Set
+
+from ._core_loader import _core
+
+LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT = range(9)
+MAX_OPTIONS = 64
+
+ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
+               "readOnly", "writeOnly", "$defs", "definitions", "strict"}
+KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+            "enum", "const", "anyOf", "oneOf", "allOf", "$ref"}
+NUMBER_START = set("-0123456789")
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class _Compiler:
+    def __init__(self, root: Dict[str, Any]):
+        self.root = root
+        self.nodes: List[Any] = []
+        self.refs: Dict[str, int] = {}
+
+    def new(self, kind, text="", options=(), children=(), min_items=0, max_items=-1, into=None) -> int:
+        n = _core.SchemaNode()
+        n.kind, n.text, n.options, n.children = kind, text, list(options), list(children)
+        n.min_items, n.max_items = min_items, max_items
+        if into is None:
+            self.nodes.append(n)
+            return len(self.nodes) - 1
+        self.nodes[into] = n
+        return into
+
+    def first_bytes(self, i: int, seen: Optional[Set[int]] = None) -> Set[str]:
+        n = self.nodes[i]
+        if n.kind == LITERAL:
+            return {n.text[0]}
+        if n.kind == ENUM:
+            return {o[0] for o in n.options}
+        if n.kind == STRING:
+            return {'"'}
+        if n.kind in (NUMBER, INTEGER):
+            return set(NUMBER_START)
+        if n.kind == ARRAY:
+            return {"["}
+        if n.kind == OBJECT:
+            return {"{"}
+        seen = seen or set()
+        if i in seen:
+            return set()
+        seen.add(i)
+        if n.kind == SEQ:
+            return self.first_bytes(n.children[0], seen)
+        out: Set[str] = set()
+        for c in n.children:
+            out |= self.first_bytes(c, seen)
+        return out
+
+    def node(self, s, path: str, into: Optional[int] = None) -> int:
+        if s is True or s == {}:
+            raise ValueError(f"json_schema {path}: a schema that allows any value is not supported; give it a type")
+        if not isinstance(s, dict):
+            raise ValueError(f"json_schema {path}: a schema must be an object, got {s!r}")
+        unknown = sorted(set(s) - KEYWORDS - ANNOTATIONS)
+        if unknown:
+            raise ValueError(f"json_schema {path}: unsupported keyword(s) {', '.join(unknown)}")
+        if "$ref" in s:
+            return self.ref(s["$ref"], path, into)
+        if "const" in s:
+            return self.enum([s["const"]], path, into)
+        if "enum" in s:
+            if not isinstance(s["enum"], list) or not s["enum"]:
+                raise ValueError(f"json_schema {path}: 'enum' must be a non-empty list")
+            return self.enum(s["enum"], path, into)
+        for key in ("anyOf", "oneOf"):
+            if key in s:
+                alts = s[key]
+                if not isinstance(alts, list) or not alts:
+                    raise ValueError(f"json_schema {path}: '{key}' must be a non-empty list")
+                rest = {k: v for k, v in s.items() if k != key and k not in ANNOTATIONS}
+                if rest:
+                    raise ValueError(f"json_schema {path}: '{key}' beside {', '.join(sorted(rest))} is not supported")
+                return self.any_of([(a, f"{path}/{key}/{j}") for j, a in enumerate(alts)], path, into)
+        if "allOf" in s:
+            if not isinstance(s["allOf"], list) or len(s["allOf"]) != 1:
+                raise ValueError(f"json_schema {path}: only an 'allOf' of one schema is supported")
+            return self.node(s["allOf"][0], f"{path}/allOf/0", into)
+        t = s.get("type")
+        if t is None and "properties" in s:
+            t = "object"
+        if isinstance(t, list):
+            if not t:
+                raise ValueError(f"json_schema {path}: 'type' must not be empty")
+            alts = [(dict(s, type=one), f"{path}(type {one})") for one in t]
+            return self.any_of(alts, path, into)
+        return self.typed(t, s, path, into)
+
+    def typed(self, t, s, path, into) -> int:
+        own = {"object": ("properties", "required", "additionalProperties"), "array": ("items", "minItems", "maxItems")}
+        for kind, keys in own.items():
+            bad = [k for k in keys if k in s and t != kind]
+            if bad:
+                raise ValueError(f"json_schema {path}: '{bad[0]}' is not supported for type {t}")
+        if t == "object":
+            props = s.get("properties") or {}
+            if not isinstance(props, dict):
+                raise ValueError(f"json_schema {path}: 'properties' must be an object")
+            required = s.get("required") or []
+            if not isinstance(required, list) or any(r not in props for r in required):
+                raise ValueError(f"json_schema {path}: 'required' names a property that 'properties' does not")
+            if not props:
+                if s.get("additionalProperties", True) is False:
+                    return self.new(LITERAL, text="{}", into=into)
+                return self.new(OBJECT, into=into)
+            slot = self.new(LITERAL, text="?", into=into)  # reserved: $ref recursion may point here
+            children = []
+            for j, (key, sub) in enumerate(props.items()):
+                children.append(self.new(LITERAL, text=("{" if j == 0 else ",") + _dumps(key) + ":"))
+                children.append(self.node(sub, f"{path}/properties/{key}"))
+            children.append(self.new(LITERAL, text="}"))
+            return self.new(SEQ, children=children, into=slot)
+        if t == "array":
+            if "items" not in s or not isinstance(s["items"], dict):
+                raise ValueError(f"json_schema {path}: an array needs an 'items' schema")
+            lo, hi = s.get("minItems", 0), s.get("maxItems", -1)
+            for name, v in (("minItems", lo), ("maxItems", hi)):
+                if isinstance(v, bool) or not isinstance(v, int) or v < (-1 if name == "maxItems" else 0):
+                    raise ValueError(f"json_schema {path}: '{name}' must be a non-negative integer")
+            if 0 <= hi < lo:
+                raise ValueError(f"json_schema {path}: maxItems is below minItems")
+            slot = self.new(LITERAL, text="?", into=into)
+            item = self.node(s["items"], f"{path}/items")
+            return self.new(ARRAY, children=[item], min_items=lo, max_items=hi, into=slot)
+        if t == "string":
+            return self.new(STRING, into=into)
+        if t in ("number", "integer"):
+            return self.new(NUMBER if t == "number" else INTEGER, into=into)
+        if t == "boolean":
+            return self.new(ENUM, options=["true", "false"], into=into)
+        if t == "null":
+            return self.new(LITERAL, text="null", into=into)
+        raise ValueError(f"json_schema {path}: unknown or missing 'type' {t!r}")
+
+    def enum(self, values, path, into) -> int:
+        try:
+            options = list(dict.fromkeys(_dumps(v) for v in values))  # unique, in order
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"json_schema {path}: enum / const values must be JSON values ({e})") from None
+        if len(options) > MAX_OPTIONS:
+            raise ValueError(f"json_schema {path}: at most {MAX_OPTIONS} enum values are supported")
+        return self.new(ENUM, options=options, into=into)
+
+    def any_of(self, alts, path, into) -> int:
+        slot = self.new(LITERAL, text="?", into=into)
+        children: List[int] = []
+        for a, p in alts:
+            c = self.node(a, p)
+            n = self.nodes[c]
+            children.extend(n.children if n.kind == ANY_OF else [c])  # flattened
+        if len(children) == 1:
+            self.nodes[slot] = self.nodes[children[0]]
+            return slot
+        seen: Dict[str, int] = {}
+        for j, c in enumerate(children):
+            for b in self.first_bytes(c):
+                if b in seen:
+                    raise ValueError(f"json_schema {path}: two alternatives can both start with {b!r}; "
+                                     "only alternatives that start differently are supported (e.g. a type and null)")
+                seen[b] = j
+        return self.new(ANY_OF, children=children, into=slot)
+
+    def ref(self, ref, path, into) -> int:
+        if ref in self.refs:
+            if into is None:
+                return self.refs[ref]
+            raise ValueError(f"json_schema {path}: a $ref to a $ref is not supported")
+        parts = ref.split("/") if isinstance(ref, str) else []
+        if len(parts) != 3 or parts[0] != "#" or parts[1] not in ("$defs", "definitions"):
+            raise ValueError(f"json_schema {path}: only '$ref's to '#/$defs/NAME' or '#/definitions/NAME' are supported")
+        target = (self.root.get(parts[1]) or {}).get(parts[2])
+        if target is None:
+            raise ValueError(f"json_schema {path}: $ref {ref!r} names no definition")
+        slot = self.new(LITERAL, text="?", into=into)
+        self.refs[ref] = slot
+        return self.node(target, ref, into=slot)
+
+
+def compile_schema(schema: Dict[str, Any]) -> "_core.JsonSchema":
+    """The C++ automaton's graph for `schema` (a dict); ValueError for what it cannot enforce."""
+    if not isinstance(schema, dict):
+        raise ValueError(f"json_schema must be an object (a dict), got {type(schema).__name__}")
+    c = _Compiler(schema)
+    c.nodes.append(None)  # node 0: the root
+    c.node(schema, "#", into=0)
+    if c.first_bytes(0) != {"{"}:
+        raise ValueError("json_schema: the top level must be an object (type 'object')")
+    if any(n.kind == LITERAL and n.text == "?" for n in c.nodes):
+        raise ValueError("json_schema: a $ref cycle with no object or array in between")
+    try:  # the core's own checks (an anyOf reached through a $ref inside another anyOf, ...)
+        return _core.JsonSchema(c.nodes)
+    except _core.InvalidArgumentError as e:
+        raise ValueError(str(e)) from None

@@ -1,0 +1,190 @@
+"""Structured outputs (SamplingParams.json_schema, the server's response_format json_schema): the
+compiler's refusals; the byte automaton on documents built from the schema (taken whole, every
+prefix continues) and on edited ones (whatever it calls complete, json.loads reads and the
+`jsonschema` package validates); the token mask against feeding every token; and generation with
+the real model, alone and batched, greedy and sampled."""
+import json
+
+import jsonschema
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from llmasos import LLM, SamplingParams, _core
+from llmasos.json_schema import compile_schema
+
+# What a Pydantic model's schema looks like: $defs and $ref (recursive), Optional fields as anyOf
+# with null, an enum, arrays with bounds, nested objects, annotations.
+SCHEMA = {
+    "title": "Cat", "type": "object",
+    "properties": {
+        "name": {"title": "Name", "type": "string"},
+        "age": {"type": "integer"},
+        "weight": {"anyOf": [{"type": "number"}, {"type": "null"}], "default": None},
+        "color": {"enum": ["black", "white", "ginger", "tabby"]},
+        "indoor": {"type": "boolean"},
+        "toys": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+        "owner": {"$ref": "#/$defs/Person"},
+        "kittens": {"type": "array", "items": {"$ref": "#/$defs/Kitten"}},
+    },
+    "required": ["name", "age", "color"],
+    "additionalProperties": False,
+    "$defs": {
+        "Person": {"type": "object", "properties": {"first": {"type": "string"}, "id": {"const": 7}}},
+        "Kitten": {"type": "object", "properties": {"name": {"type": "string"},
+                                                    "kittens": {"type": "array", "items": {"$ref": "#/$defs/Kitten"}}}},
+    },
+}
+
+
+def compact(v) -> bytes:
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+GRAPH = compile_schema(SCHEMA)
+
+
+def scan(data: bytes, graph=GRAPH):
+    return _core.schema_scan(graph, data)
+
+
+def ordered(**fields):
+    """Dicts with the keys in this order (fixed_dictionaries does not keep it)."""
+    return st.tuples(*fields.values()).map(lambda vals: dict(zip(fields, vals)))
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+def kittens(depth):  # nested a few levels (the automaton's stack holds 32 frames)
+    inner = kittens(depth - 1) if depth > 1 else st.just([])
+    return st.lists(ordered(name=text, kittens=inner), max_size=2)
+
+
+
+cats = ordered(  # in the schema's property order, every property present
+    name=text, age=st.integers(-10**6, 10**6),
+    weight=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False), st.integers(-99, 99)),
+    color=st.sampled_from(["black", "white", "ginger", "tabby"]), indoor=st.booleans(),
+    toys=st.lists(text, max_size=3), owner=ordered(first=text, id=st.just(7)),
+    kittens=kittens(3))
+
+
+@settings(max_examples=150, derandomize=True, deadline=None, database=None)
+@given(cat=cats)
+def test_documents_built_from_the_schema_are_taken_whole(cat):
+    jsonschema.validate(cat, SCHEMA)
+    data = compact(cat)
+    assert scan(data) == (len(data), True), data
+    for cut in range(0, len(data), 5):  # proper prefixes continue and are not complete
+        assert scan(data[:cut]) == (cut, False)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(cat=cats, edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=3), st.integers(0, 3)),
+                                min_size=1, max_size=3))
+def test_what_it_calls_complete_is_valid(cat, edits):
+    """Documents with bytes replaced, inserted or dropped: whatever the automaton takes whole and
+    calls complete is JSON that the schema accepts."""
+    data = bytearray(compact(cat))
+    for at, ins, drop in edits:
+        at %= len(data) + 1
+        data[at:at + drop] = ins
+    n, done = scan(bytes(data))
+    if done:
+        assert n == len(data)
+        jsonschema.validate(json.loads(bytes(data)), SCHEMA)
+
+
+@pytest.mark.parametrize("doc", [
+    b'{"name":"x","age":1.5',                      # an integer with a fraction
+    b'{"name": "x"',                                # whitespace
+    b'{"age":1',                                    # a property out of order
+    b'{"name":"x","age":1,"weight":"1"',            # a string where a number or null goes
+    b'{"name":"x","age":1,"weight":null,"color":"grey"',
+    b'{"name":"x","age":1,"weight":null,"color":"black","indoor":1',
+    b'{"name":"x","age":1,"weight":null,"color":"black","indoor":true,"toys":["a","b","c","d"]',
+    b'{"name":"x","age":1,"weight":null,"color":"black","indoor":true,"toys":[],"owner":{"first":"a","id":8}',
+    b'{"name":"x","age":01', b'{"name":"x\x01"',   # a leading zero, a raw control character
+])
+def test_what_the_schema_forbids_is_cut(doc):
+    n, done = scan(doc)
+    assert n < len(doc) and not done
+
+
+def test_enum_values_that_prefix_each_other_and_numbers_ending_in_their_parent():
+    g = compile_schema({"type": "object", "properties": {"a": {"enum": [1, 10, "x", "xy"]}, "b": {"type": "number"},
+                                                         "c": {"type": "array", "items": {"type": "integer"}}}})
+    for doc in (b'{"a":1,"b":2,"c":[3]}', b'{"a":10,"b":-0.5e+3,"c":[]}', b'{"a":"xy","b":0,"c":[1,22]}'):
+        assert scan(doc, g) == (len(doc), True), doc
+    for doc in (b'{"a":100', b'{"a":"xyz"', b'{"a":1,"b":2,"c":[3,]', b'{"a":1,"b":.5'):
+        assert scan(doc, g)[0] < len(doc), doc
+
+
+@pytest.mark.parametrize("schema,match", [
+    ({"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}}, "pattern"),
+    ({"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}}}, "minimum"),
+    ({"type": "object", "properties": {"a": {"type": "string", "format": "date"}}}, "format"),
+    ({"type": "object", "properties": {"a": {"anyOf": [{"type": "object", "properties": {"x": {"type": "string"}}},
+                                                       {"type": "object", "properties": {"y": {"type": "string"}}}]}}},
+     "start with"),
+    ({"type": "object", "properties": {"a": {"anyOf": [{"type": "integer"}, {"type": "number"}]}}}, "start with"),
+    ({"type": "array", "items": {"type": "string"}}, "top level"),
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/Nope"}}}, "names no definition"),
+    ({"type": "object", "properties": {"a": {}}}, "any value"),
+    ({"type": "object", "properties": {"a": {"type": "array"}}}, "items"),
+    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}, "required"),
+    ({"type": "object", "patternProperties": {"x": {"type": "string"}}}, "patternProperties"),
+    ([1, 2], "dict"),
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/B"}},
+      "$defs": {"B": {"anyOf": [{"$ref": "#/$defs/B"}, {"type": "null"}]}}}, "anyOf inside anyOf"),
+    ({"type": "object", "properties": {"a": {"type": "string", "items": {"type": "string"}}}}, "items"),
+])
+def test_what_it_cannot_enforce_is_refused(schema, match):
+    with pytest.raises(ValueError, match=match):
+        compile_schema(schema)
+
+
+def test_mask_equals_feeding_every_token(smollm2_gguf):
+    """The token mask under a schema gives exactly the tokens whose bytes the automaton takes
+    after the prefix, over the whole vocabulary."""
+    tok = _core.Tokenizer.from_gguf(smollm2_gguf)
+    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    doc = '{"name":"Tom \u00e9","age":12,"weight":null,"color":"tabby","indoor":false,"toys":["ball"]'
+    for cut in (0, 1, 9, 13, 21, 30, 44, 52, 66, 85, len(doc)):
+        prefix = doc[:cut]
+        ids = tok.encode(prefix, False, False)
+        data = prefix.encode()
+        assert tok.decode(ids).encode() == data
+        want = [i for i, b in enumerate(pieces) if b and scan(data + b)[0] == len(data) + len(b)]
+        assert _core.json_allowed(tok, ids, GRAPH) == want, prefix
+        assert want
+
+
+@pytest.fixture(scope="module")
+def llm(smollm2_gguf):
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=1024, threads=2) as m:
+        yield m
+
+
+PROMPT = "Describe a cat as a JSON object with its name, age, weight, color, toys, owner and kittens:"
+
+
+def test_generation_follows_the_schema(llm):
+    greedy = llm.generate(PROMPT, SamplingParams(max_tokens=300, json_schema=SCHEMA))[0]
+    assert greedy.finish_reason == "stop"
+    jsonschema.validate(json.loads(greedy.text), SCHEMA)
+    prompts = [PROMPT, "A JSON cat:", "Give me a cat as JSON.", "Invent a cat. Answer in JSON."]
+    # Sampled, the recursive "kittens" can nest past any token budget: the sampled runs leave it out.
+    flat = dict(SCHEMA, properties={k: v for k, v in SCHEMA["properties"].items() if k != "kittens"})
+    sampled = SamplingParams(max_tokens=300, temperature=1.0, seed=3, json_schema=flat)
+    outs = llm.generate(prompts, sampled)
+    for out in outs:
+        assert out.finish_reason == "stop", out.text
+        jsonschema.validate(json.loads(out.text), flat)
+    alone = llm.generate(prompts[2], sampled)[0]
+    assert alone.text == outs[2].text  # a seeded request gives the same document batched or alone
+    cut = llm.generate(PROMPT, SamplingParams(max_tokens=5, json_schema=SCHEMA))[0]
+    assert cut.finish_reason == "length" and scan(cut.text.encode()) == (len(cut.text.encode()), False)
+
+
+def test_bad_schema_is_a_value_error():
+    with pytest.raises(ValueError, match="pattern"):
+        SamplingParams(json_schema={"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}).to_core()
