@@ -25,6 +25,22 @@ def test_run_chat_json(smollm2_gguf):
     assert isinstance(json.loads(r.stdout), dict)
 
 
+def test_run_json_schema(smollm2_gguf, tmp_path):
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}
+    path = tmp_path / "cat.json"
+    path.write_text(json.dumps(schema))
+    r = llmasos("run", "A cat as JSON:", "--json-schema", str(path), "--max-tokens", "60", "--model", smollm2_gguf)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout[len("A cat as JSON:"):])
+    assert list(out) == ["name", "age"] and isinstance(out["name"], str) and isinstance(out["age"], int)
+    path.write_text(json.dumps({"type": "object", "properties": {"name": {"type": "string", "format": "email"}}}))
+    r = llmasos("run", "hi", "--json-schema", str(path), "--model", smollm2_gguf)
+    assert r.returncode == 1 and "format" in r.stderr
+    path.write_text("{not json")
+    r = llmasos("run", "hi", "--json-schema", str(path), "--model", smollm2_gguf)
+    assert r.returncode == 1 and "not JSON" in r.stderr
+
+
 def test_models_lists_default(smollm2_gguf):
     r = llmasos("models")
     assert r.returncode == 0

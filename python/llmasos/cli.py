@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send the prompt as a user message through the chat template")
     run.add_argument("--json", action="store_true",
                      help="JSON mode: the output is one JSON object (generation stops when it closes)")
+    run.add_argument("--json-schema", metavar="FILE", default=None,
+                     help="structured output: compact JSON that the JSON schema in FILE accepts")
 
     q = sub.add_parser("quantize", help="re-quantize a GGUF file to another weight type")
     q.add_argument("input", help="the GGUF file to read (any readable type)")
@@ -103,9 +105,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         from .llm import LLM
         from .sampling import SamplingParams
+        schema = None
+        if args.json_schema is not None:
+            with open(args.json_schema, encoding="utf-8") as f:
+                try:
+                    schema = json.load(f)
+                except ValueError as e:
+                    raise ValueError(f"{args.json_schema}: not JSON ({e})") from None
+        params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature,
+                                seed=args.seed, json_object=args.json, json_schema=schema)
+        params.to_core()  # a schema it cannot enforce is an error before the model loads
         with LLM.from_pretrained(args.model, threads=args.threads) as llm:
-            params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature,
-                                    seed=args.seed, json_object=args.json)
             if args.chat:
                 pieces = llm.chat([{"role": "user", "content": args.prompt}], params).text
                 sys.stdout.write(pieces)
