@@ -190,7 +190,11 @@ def main():
     day = datetime.date.today().isoformat()
     stem = Path(args.out) / f"{day}-{info['host']}{'-quick' if args.quick else ''}"
     stem.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"date": day, "args": vars(args), "sizes": sizes, "machine": info, "llama_cpp_python": peer_version,
+    # The output folder as given, or relative to the repository when it lies inside it: a record
+    # names no folder of the machine it ran on.
+    out = Path(args.out).resolve()
+    recorded = dict(vars(args), out=str(out.relative_to(HERE.parent)) if out.is_relative_to(HERE.parent) else args.out)
+    doc = {"date": day, "args": recorded, "sizes": sizes, "machine": info, "llama_cpp_python": peer_version,
            "models": engines, "memory": memory, "kernels": kernels, "kernels_skipped": skipped,
            "rows": report.as_dicts(rows), "methods": {"python_overhead": OVERHEAD_METHOD, "memory": MEMORY_METHOD},
            "elapsed_s": time.time() - t_start, "load_avg_at_end": os.getloadavg()}
