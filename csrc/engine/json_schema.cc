@@ -241,11 +241,10 @@ bool SchemaState::feed(uint8_t c) {
     if (depth_ == 0) return false;  // the document is complete: nothing may follow
     Frame& f = stack_[depth_ - 1];
     const SchemaNode& n = schema_->node(f.node);
-    const int32_t depth = depth_;
-    bool pop = false, retry = false;
+    bool pop = false, retry = false;  // pop: f (still the top: no step both pushes and pops) ended
     if (!step(f, n, c, pop, retry)) return false;
     if (n.kind == SchemaNode::kAnyOf) return true;  // the chosen alternative took c
-    if (pop && depth_ == depth) {
+    if (pop) {
       --depth_;
       // A sequence whose last child just ended is complete too (the root's closing '}').
       while (depth_ > 0) {

@@ -50,6 +50,16 @@ py::dict kv_stats_dict(const KvCacheStats& s) {
   return d;
 }
 
+// A byte automaton (JSON mode's JsonState, structured outputs' SchemaState) over `data`, for the
+// tests: how many leading bytes it takes, and whether exactly those form a complete document.
+template <class State>
+py::tuple scan(State st, const py::bytes& data) {
+  const std::string b = data;
+  size_t n = 0;
+  while (n < b.size() && st.feed(static_cast<uint8_t>(b[n]))) ++n;
+  return py::make_tuple(n, n == b.size() && st.done());
+}
+
 }  // namespace
 
 void register_engine(py::module_& m) {
@@ -172,21 +182,11 @@ void register_engine(py::module_& m) {
   // Its byte automaton, for the tests: how many leading bytes of `data` it takes, and whether
   // exactly those bytes form a complete document.
   m.def("schema_scan", [](const JsonSchema& schema, const py::bytes& data) {
-    const std::string b = data;
-    SchemaState st(&schema);
-    size_t n = 0;
-    while (n < b.size() && st.feed(static_cast<uint8_t>(b[n]))) ++n;
-    return py::make_tuple(n, n == b.size() && st.done());
+    return scan(SchemaState(&schema), data);
   }, py::arg("schema"), py::arg("data"));
   // JSON mode's byte automaton, for the tests: how many leading bytes of `data` can start a JSON
   // object, and whether exactly those bytes form a complete one.
-  m.def("json_scan", [](const py::bytes& data) {
-    const std::string b = data;
-    JsonState st;
-    size_t n = 0;
-    while (n < b.size() && st.feed(static_cast<uint8_t>(b[n]))) ++n;
-    return py::make_tuple(n, n == b.size() && st.done());
-  }, py::arg("data"));
+  m.def("json_scan", [](const py::bytes& data) { return scan(JsonState(), data); }, py::arg("data"));
   // And its token mask: the ids allowed after the tokens `ids` (which must fit), for the tests;
   // with `schema`, structured outputs' mask.
   m.def("json_allowed", [](const Tokenizer& tok, const std::vector<int32_t>& ids, std::shared_ptr<JsonSchema> schema) {

@@ -106,15 +106,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .llm import LLM
         from .sampling import SamplingParams
         schema = None
-        if args.json_schema is not None:
+        if args.json_schema is not None:  # compiled once, and refused before the model loads
+            from .json_schema import compile_schema
             with open(args.json_schema, encoding="utf-8") as f:
                 try:
                     schema = json.load(f)
                 except ValueError as e:
                     raise ValueError(f"{args.json_schema}: not JSON ({e})") from None
+            schema = compile_schema(schema)
         params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature,
                                 seed=args.seed, json_object=args.json, json_schema=schema)
-        params.to_core()  # a schema it cannot enforce is an error before the model loads
         with LLM.from_pretrained(args.model, threads=args.threads) as llm:
             if args.chat:
                 pieces = llm.chat([{"role": "user", "content": args.prompt}], params).text

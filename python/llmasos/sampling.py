@@ -33,10 +33,11 @@ class SamplingParams:
     # JSON mode (OpenAI's response_format {"type": "json_object"}): the output is one JSON object,
     # sampled only from tokens that keep it valid; generation stops when the object closes.
     json_object: bool = False
-    # Structured outputs (OpenAI's response_format {"type": "json_schema"}): a JSON schema (a dict);
-    # the output is the compact JSON it accepts, objects with every declared property in order
+    # Structured outputs (OpenAI's response_format {"type": "json_schema"}): a JSON schema (a dict,
+    # or what json_schema.compile_schema made of one, to compile it once for many requests); the
+    # output is the compact JSON it accepts, objects with every declared property in order
     # (json_schema.py says what is supported); generation stops when the document is complete.
-    json_schema: Optional[dict] = None
+    json_schema: Optional[Union[dict, "_core.JsonSchema"]] = None
 
     def stop_strings(self) -> List[str]:
         if self.stop is None:
@@ -68,7 +69,9 @@ class SamplingParams:
         if not isinstance(self.json_object, bool):
             raise ValueError(f"json_object must be a boolean, got {self.json_object!r}")
         o.json_object = self.json_object
-        if self.json_schema is not None:
+        if isinstance(self.json_schema, _core.JsonSchema):
+            o.json_schema = self.json_schema
+        elif self.json_schema is not None:
             from .json_schema import compile_schema
             o.json_schema = compile_schema(self.json_schema)
         stop_ids = []

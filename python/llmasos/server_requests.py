@@ -58,13 +58,13 @@ UNSUPPORTED = ("suffix", "tools", "functions", "guided_regex", "guided_choice", 
 
 
 def _checked_schema(schema, param):
-    """The schema, once it compiles; otherwise a 400 naming what it cannot enforce."""
+    """The schema compiled (once per request: SamplingParams takes it as is), or a 400 naming
+    what it cannot enforce."""
     from .json_schema import compile_schema
     try:
-        compile_schema(schema)
+        return compile_schema(schema)
     except ValueError as e:
         raise RequestError(str(e), param) from None
-    return schema
 
 
 def _response_format(body):
