@@ -118,6 +118,13 @@ def test_enum_values_that_prefix_each_other_and_numbers_ending_in_their_parent()
         assert scan(doc, g)[0] < len(doc), doc
 
 
+def nested(levels):
+    s = {"type": "string"}
+    for _ in range(levels):
+        s = {"type": "object", "properties": {"a": s}}
+    return s
+
+
 @pytest.mark.parametrize("schema,match", [
     ({"type": "object", "properties": {"a": {"type": "string", "pattern": "^x"}}}, "pattern"),
     ({"type": "object", "properties": {"a": {"type": "integer", "minimum": 0}}}, "minimum"),
@@ -133,6 +140,7 @@ def test_enum_values_that_prefix_each_other_and_numbers_ending_in_their_parent()
     ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}, "required"),
     ({"type": "object", "patternProperties": {"x": {"type": "string"}}}, "patternProperties"),
     ([1, 2], "dict"),
+    (nested(40), "levels deep"), (nested(5000), "levels deep"),
     ({"type": "object", "properties": {"a": {"$ref": "#/$defs/B"}},
       "$defs": {"B": {"anyOf": [{"$ref": "#/$defs/B"}, {"type": "null"}]}}}, "anyOf inside anyOf"),
     ({"type": "object", "properties": {"a": {"type": "string", "items": {"type": "string"}}}}, "items"),

@@ -20,6 +20,9 @@ from ._core_loader import _core
 
 LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT = range(9)
 MAX_OPTIONS = 64
+# Schemas nested deeper than the automaton's stack (SchemaState::kMaxDepth frames) could never be
+# completed; refused here, before Python's own recursion limit turns them into a crash.
+MAX_NESTING = 32
 
 ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
                "readOnly", "writeOnly", "$defs", "definitions", "strict"}
@@ -37,6 +40,7 @@ class _Compiler:
         self.root = root
         self.nodes: List[Any] = []
         self.refs: Dict[str, int] = {}
+        self.nesting = 0
 
     def new(self, kind, text="", options=(), children=(), min_items=0, max_items=-1, into=None) -> int:
         n = _core.SchemaNode()
@@ -74,6 +78,15 @@ class _Compiler:
         return out
 
     def node(self, s, path: str, into: Optional[int] = None) -> int:
+        if self.nesting >= MAX_NESTING:
+            raise ValueError(f"json_schema {path}: nested more than {MAX_NESTING} levels deep")
+        self.nesting += 1
+        try:
+            return self.one_node(s, path, into)
+        finally:
+            self.nesting -= 1
+
+    def one_node(self, s, path: str, into: Optional[int]) -> int:
         if s is True or s == {}:
             raise ValueError(f"json_schema {path}: a schema that allows any value is not supported; give it a type")
         if not isinstance(s, dict):
