@@ -173,7 +173,7 @@ def test_chat_json_mode(server, model_id):
                              extra_body={"response_format": fmt})
     assert r.choices[0].finish_reason == "length" or isinstance(json.loads(r.choices[0].text), dict)
     unenforceable = {"type": "json_schema", "json_schema": {"name": "cat", "schema": {
-        "type": "object", "properties": {"name": {"type": "string", "pattern": "^[A-Z]"}}}}}
+        "type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2}}}}}
     for bad in (unenforceable, {"type": "json_schema"}, {"type": "yaml"}, "json"):
         with pytest.raises(openai.BadRequestError) as e:
             c.chat.completions.create(model=model_id, messages=msgs, max_tokens=5, response_format=bad)
@@ -185,7 +185,9 @@ def test_chat_structured_outputs(server, model_id):
     streamed or not; llama.cpp server's own 'json_schema' field does the same."""
     c = server.client()
     schema = {"type": "object", "additionalProperties": False, "required": ["name", "age", "color"],
-              "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+              "properties": {"name": {"type": "string", "pattern": "^[A-Z][a-z]+$", "maxLength": 12},
+                             "age": {"type": "integer", "minimum": 1, "maximum": 25},
+                             "born": {"type": "string", "format": "date"},
                              "color": {"enum": ["black", "white", "ginger"]},
                              "toys": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
                              "vet": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
@@ -194,7 +196,7 @@ def test_chat_structured_outputs(server, model_id):
     r = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=120, temperature=0, response_format=fmt)
     text = r.choices[0].message.content
     assert r.choices[0].finish_reason == "stop"
-    jsonschema.validate(json.loads(text), schema)
+    jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.FormatChecker())
     streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
         model=model_id, messages=msgs, max_tokens=120, temperature=0, response_format=fmt, stream=True)
         if ch.choices)
@@ -202,7 +204,7 @@ def test_chat_structured_outputs(server, model_id):
     r = c.completions.create(model=model_id, prompt="A cat as JSON:", max_tokens=120, temperature=0.9, seed=2,
                              extra_body={"json_schema": schema})
     assert r.choices[0].finish_reason == "stop"
-    jsonschema.validate(json.loads(r.choices[0].text), schema)
+    jsonschema.validate(json.loads(r.choices[0].text), schema, format_checker=jsonschema.FormatChecker())
 
 
 def test_stop_strings_and_n(server, model_id):

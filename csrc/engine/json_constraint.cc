@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "engine/json_schema.h"
 #include "tokenizer/tokenizer.h"
@@ -234,7 +235,10 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
   plain_bits_.assign((static_cast<size_t>(n) + 63) / 64, 0);
   for (int32_t i = 0; i < n; ++i) {
     const size_t k = static_cast<size_t>(i);
-    if (flags_[k] & kPlain) plain_bits_[k / 64] |= uint64_t(1) << (k % 64);
+    if (flags_[k] & kPlain) {
+      plain_bits_[k / 64] |= uint64_t(1) << (k % 64);
+      max_plain_ = std::max<int64_t>(max_plain_, off_[k + 1] - off_[k]);
+    }
     else if (flags_[k] & kUsable) other_ids_.push_back(static_cast<uint32_t>(i));
   }
 }
@@ -283,24 +287,42 @@ int64_t JsonConstraint::mask_with(const State& st, float* logits, int64_t n_voca
   next_bytes(st, true, first_ok);
   // And after one space. Whitespace changes nothing but the run's length outside strings, and a
   // space is plain content inside one, so a token of leading whitespace whose next byte fails
-  // here fails (BPE vocabularies start about a third of their tokens with a space).
+  // here fails (BPE vocabularies start about a third of their tokens with a space). Not so in a
+  // string with a length bound or a pattern, where each space counts or moves the pattern: there
+  // every byte passes this test and the whole token decides.
   uint8_t ws_ok[256];
   State sp = st;
   const bool space = sp.feed(' ');
-  next_bytes(sp, space, ws_ok);
+  if (st.space_neutral()) next_bytes(sp, space, ws_ok);
+  else std::fill(ws_ok, ws_ok + 256, uint8_t{1});
   const JsonVocab& v = *vocab_;
   const int64_t n = std::min<int64_t>(n_vocab, v.size());
   // allowed: one bit per token. A token fits when its first byte may come next, a leading run of
   // whitespace is followed by a byte that may follow one space, and all its bytes feed.
   std::vector<uint64_t>& allowed = bits_;
+  const SchemaNode* pat = nullptr;  // inside a pattern's string: its DFA decides the content bytes
+  uint32_t pat_state = 0;
+  if constexpr (std::is_same_v<State, SchemaState>) pat = st.pattern_at(&pat_state);
   auto fits = [&](uint32_t id) {
     const size_t k = id;
-    return first_ok[v.first_[k]] && (!(v.flags_[k] & JsonVocab::kWsLead) || ws_ok[v.after_ws_[k]]) &&
-           fits_all(st, v.begin(k), v.end(k));
+    if (!first_ok[v.first_[k]] || ((v.flags_[k] & JsonVocab::kWsLead) && !ws_ok[v.after_ws_[k]])) return false;
+    if (pat) {
+      uint32_t s = pat_state;
+      for (const char* p = v.begin(k); p != v.end(k); ++p) {
+        const uint8_t c = static_cast<uint8_t>(*p);
+        if (c == '"') return fits_all(st, v.begin(k), v.end(k));  // the string closes: the whole automaton
+        const int32_t next = pat->dfa_next[s * static_cast<uint32_t>(pat->dfa_classes) + pat->dfa_class[c]];
+        if (next < 0) return false;
+        s = static_cast<uint32_t>(next);
+      }
+      return true;
+    }
+    return fits_all(st, v.begin(k), v.end(k));
   };
   auto set = [&](uint32_t id) { allowed[id / 64] |= uint64_t(1) << (id % 64); };
-  if (st.in_plain_string()) {
-    // Every plain token keeps a plain string as it is: all of them, then the others one by one.
+  if (st.plain_room() >= v.max_plain_) {
+    // Every plain token keeps a plain string as it is (but for its length, which has room for
+    // the longest of them): all of them, then the others one by one.
     allowed = v.plain_bits_;
     for (uint32_t id : v.other_ids_)
       if (fits(id)) set(id);

@@ -32,6 +32,10 @@ class JsonState {
   // Inside a string with no escape or multi-byte character pending: every printable ASCII byte
   // but '"' and '\' keeps the state exactly as it is.
   bool in_plain_string() const { return mode_ == kString && utf8_need_ == 0; }
+  // SchemaState's question: how many such bytes may still come (no limit here).
+  int64_t plain_room() const { return in_plain_string() ? INT64_MAX : 0; }
+  // A space here changes nothing a later byte depends on (always so in JSON mode).
+  bool space_neutral() const { return true; }
 
  private:
   enum Mode : uint8_t {
@@ -83,6 +87,7 @@ class JsonVocab {
   // bits (all of them fit a plain string) beside the list of the others.
   std::vector<uint32_t> first_off_, first_ids_, ws_off_, ws_ids_, other_ids_;
   std::vector<uint64_t> plain_bits_;
+  int64_t max_plain_ = 0;  // the longest plain token's bytes
 };
 
 // One sequence's JSON state over a shared vocabulary: any JSON object (JSON mode), or the compact

@@ -1,6 +1,8 @@
 // Structured outputs: the schema graph's checks and its byte automaton (json_schema.h).
 #include "engine/json_schema.h"
 
+#include <algorithm>
+#include <limits>
 #include <string>
 
 #include "llmasos/errors.hpp"
@@ -10,6 +12,16 @@ namespace llmasos {
 namespace {
 
 constexpr uint8_t kMaxIntDigits = 20, kMaxFracDigits = 20, kMaxExpDigits = 3;
+// A bounded number has at most 15 significant digits (json_schema.h); a bounded integer 18.
+constexpr int kBoundedDigits = 15, kBoundedIntegerDigits = 18;
+constexpr int64_t kPow10[19] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+                                10000000000, 100000000000, 1000000000000, 10000000000000, 100000000000000,
+                                1000000000000000, 10000000000000000, 100000000000000000, 1000000000000000000};
+
+// A bounded number's integer digits and the units of one (10^frac_digits).
+int int_digits(const SchemaNode& n) {
+  return n.kind == SchemaNode::kInteger ? kBoundedIntegerDigits : kBoundedDigits - n.frac_digits;
+}
 
 bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
@@ -39,7 +51,31 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
         for (const auto& o : s.options)
           if (o.empty()) bad(i, "an empty enum option");
         break;
-      case SchemaNode::kString: case SchemaNode::kNumber: case SchemaNode::kInteger: case SchemaNode::kObject:
+      case SchemaNode::kString: {
+        if (s.min_items < 0 || s.max_items < -1 || (s.max_items >= 0 && s.max_items < s.min_items))
+          bad(i, "min_items / max_items out of range");
+        if (s.dfa_accept.empty() && s.dfa_next.empty() && s.dfa_class.empty()) break;
+        const size_t states = s.dfa_accept.size();
+        if (states == 0 || s.dfa_class.size() != 256 || s.dfa_classes <= 0 ||
+            s.dfa_next.size() != states * static_cast<size_t>(s.dfa_classes))
+          bad(i, "a pattern's DFA tables do not agree in size");
+        for (uint8_t k : s.dfa_class)
+          if (k >= s.dfa_classes) bad(i, "a byte class out of range");
+        for (int32_t t : s.dfa_next)
+          if (t < -1 || t >= static_cast<int32_t>(states)) bad(i, "a DFA transition out of range");
+        break;
+      }
+      case SchemaNode::kNumber: case SchemaNode::kInteger: {
+        if (!s.bounded) break;
+        const bool integer = s.kind == SchemaNode::kInteger;
+        if (s.frac_digits < 0 || s.frac_digits > 9 || (integer && s.frac_digits != 0))
+          bad(i, "frac_digits out of range");
+        const int64_t most = kPow10[int_digits(s)] * kPow10[s.frac_digits] - 1;
+        if (s.min_units > s.max_units || s.min_units < -most || s.max_units > most)
+          bad(i, "bounds out of range");
+        break;
+      }
+      case SchemaNode::kObject:
         break;
       case SchemaNode::kSeq:
         if (s.children.empty()) bad(i, "an empty sequence");
@@ -62,6 +98,14 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
 
 SchemaState::SchemaState(const JsonSchema* schema) : schema_(schema) { push(0); }
 
+SchemaState& SchemaState::operator=(const SchemaState& o) {
+  schema_ = o.schema_;
+  depth_ = o.depth_;
+  std::copy(o.stack_, o.stack_ + o.depth_, stack_);  // the frames above depth_ are never read
+  free_ = o.free_;
+  return *this;
+}
+
 bool SchemaState::push(int32_t node) {
   if (depth_ >= kMaxDepth) return false;
   const SchemaNode& n = schema_->node(node);
@@ -71,25 +115,64 @@ bool SchemaState::push(int32_t node) {
   return true;
 }
 
-bool SchemaState::in_plain_string() const {
-  if (depth_ == 0) return false;
+int64_t SchemaState::plain_room() const {
+  if (depth_ == 0) return 0;
   const Frame& f = stack_[depth_ - 1];
-  const int32_t kind = schema_->node(f.node).kind;
-  if (kind == SchemaNode::kString) return f.pos == kChars;
-  return kind == SchemaNode::kObject && free_.in_plain_string();
+  const SchemaNode& n = schema_->node(f.node);
+  if (n.kind == SchemaNode::kString) {
+    if (f.pos != kChars || !n.dfa_accept.empty()) return 0;  // a pattern's bytes each move its DFA
+    return n.max_items < 0 ? std::numeric_limits<int64_t>::max() : n.max_items - static_cast<int64_t>(f.cand);
+  }
+  return n.kind == SchemaNode::kObject ? free_.plain_room() : 0;
 }
 
-bool SchemaState::string_byte(Frame& f, uint8_t c, bool& pop) {
+const SchemaNode* SchemaState::pattern_at(uint32_t* dfa_state) const {
+  if (depth_ == 0) return nullptr;
+  const Frame& f = stack_[depth_ - 1];
+  const SchemaNode& n = schema_->node(f.node);
+  if (n.kind != SchemaNode::kString || n.dfa_accept.empty() || f.pos != kChars) return nullptr;
+  *dfa_state = f.aux;
+  return &n;
+}
+
+bool SchemaState::space_neutral() const {
+  if (depth_ == 0) return true;
+  const SchemaNode& n = schema_->node(stack_[depth_ - 1].node);
+  return n.kind != SchemaNode::kString || (n.dfa_accept.empty() && n.min_items == 0 && n.max_items < 0);
+}
+
+bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop) {
+  // f.cand counts the characters so far; a bounded string takes a character only below
+  // max_items and closes only from min_items on (a pattern's DFA has both folded in).
+  const bool bounded = n.min_items > 0 || n.max_items >= 0;
+  if (f.pos == kChars && c == '"') {
+    if (static_cast<int64_t>(f.cand) < n.min_items) return false;
+    if (!n.dfa_accept.empty() && !n.dfa_accept[f.aux]) return false;
+    pop = true;
+    return true;
+  }
+  if (!n.dfa_accept.empty()) {  // a pattern: every byte between the quotes moves its DFA
+    if (f.pos == kOpen) {
+      if (c != '"') return false;
+      f.pos = kChars;
+      return true;
+    }
+    const int32_t next = n.dfa_next[f.aux * static_cast<uint32_t>(n.dfa_classes) + n.dfa_class[c]];
+    if (next < 0) return false;
+    f.aux = static_cast<uint32_t>(next);
+    if ((c & 0xC0) != 0x80) ++f.cand;  // not a continuation byte: a character starts
+    return true;
+  }
   switch (f.pos) {
     case kOpen:
       if (c != '"') return false;
       f.pos = kChars;
       return true;
     case kChars:
-      if (c == '"') { pop = true; return true; }
-      if (c == '\\') { f.pos = kEsc; return true; }
+      if (n.max_items >= 0 && static_cast<int64_t>(f.cand) >= n.max_items) return false;  // full
+      if (c == '\\') { f.pos = kEsc; ++f.cand; return true; }
       if (c < 0x20) return false;  // raw control characters must be escaped
-      if (c < 0x80) return true;
+      if (c < 0x80) { ++f.cand; return true; }
       // A multi-byte character's lead byte (as JsonState: no overlong forms, no surrogates).
       f.aux = 0x80 | (0xBF << 8);
       if (c >= 0xC2 && c <= 0xDF) f.count = 1;
@@ -101,6 +184,7 @@ bool SchemaState::string_byte(Frame& f, uint8_t c, bool& pop) {
       else if (c == 0xF4) f.count = 3, f.aux = 0x80 | (0x8F << 8);
       else return false;
       f.pos = kUtf8;
+      ++f.cand;
       return true;
     case kUtf8:
       if (c < (f.aux & 0xFF) || c > (f.aux >> 8)) return false;
@@ -108,7 +192,7 @@ bool SchemaState::string_byte(Frame& f, uint8_t c, bool& pop) {
       if (--f.count == 0) f.pos = kChars;
       return true;
     case kEsc:
-      if (c == 'u') { f.pos = kHex; f.count = 4; return true; }
+      if (c == 'u') { f.pos = kHex; f.count = 4; f.aux = 0; return true; }
       if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
         f.pos = kChars;
         return true;
@@ -116,6 +200,11 @@ bool SchemaState::string_byte(Frame& f, uint8_t c, bool& pop) {
       return false;
     case kHex:
       if (!is_hex(c)) return false;
+      // A bounded string counts escapes as characters, so it refuses surrogates' (\uD800 ..
+      // \uDFFF): a pair of them is one character. Its UTF-8 bytes stand instead.
+      if (bounded && f.count == 4) f.aux = c == 'd' || c == 'D';
+      if (bounded && f.count == 3 && f.aux && ((c >= '8' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+        return false;
       if (--f.count == 0) f.pos = kChars;
       return true;
     default:
@@ -123,7 +212,82 @@ bool SchemaState::string_byte(Frame& f, uint8_t c, bool& pop) {
   }
 }
 
-bool SchemaState::number_byte(Frame& f, bool integer, uint8_t c, bool& pop, bool& retry) {
+// A bounded number: the grammar below without exponents, each byte taken only when some
+// completion of the number lies within the bounds, and the number ending only inside them. The
+// value so far, in units, is f.cand (integer digits: the integer part; from the '.' on: scaled),
+// its sign f.aux.
+bool SchemaState::bounded_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry) {
+  const int digits = int_digits(n), frac = n.frac_digits;
+  const int64_t unit = kPow10[frac];
+  auto fits = [&](uint32_t neg, int64_t lo, int64_t hi) {  // magnitudes [lo, hi] meet the bounds
+    return neg ? -hi <= n.max_units && -lo >= n.min_units : lo <= n.max_units && hi >= n.min_units;
+  };
+  // Integer part v of k digits: the completions with j more digits and any fraction.
+  auto int_fits = [&](int64_t v, int k) {
+    if (v == 0) return fits(f.aux, 0, unit - 1);  // a leading 0 takes no more digits
+    for (int j = 0; k + j <= digits; ++j)
+      if (fits(f.aux, v * kPow10[j] * unit, (v * kPow10[j] + kPow10[j]) * unit - 1)) return true;
+    return false;
+  };
+  auto ends_in = [&](int64_t m) {
+    const int64_t x = f.aux ? -m : m;
+    return x >= n.min_units && x <= n.max_units;
+  };
+  switch (f.pos) {
+    case kStart:
+      if (c == '-') {
+        if (!fits(1, 0, kPow10[digits] * unit - 1)) return false;
+        f.aux = 1;
+        f.pos = kMinus;
+        return true;
+      }
+      [[fallthrough]];
+    case kMinus:
+      if (!is_digit(c) || !int_fits(c - '0', 1)) return false;
+      f.cand = c - '0';
+      f.count = 1;
+      f.pos = c == '0' ? kZero : kInt;
+      return true;
+    case kZero: case kInt: {
+      const int64_t v = static_cast<int64_t>(f.cand);
+      if (is_digit(c) && f.pos == kInt && f.count < digits) {
+        if (!int_fits(v * 10 + (c - '0'), f.count + 1)) return false;
+        f.cand = static_cast<uint64_t>(v * 10 + (c - '0'));
+        ++f.count;
+        return true;
+      }
+      if (c == '.' && frac > 0) {
+        if (!fits(f.aux, v * unit, v * unit + unit - 1)) return false;
+        f.cand = static_cast<uint64_t>(v * unit);
+        f.count = 0;
+        f.pos = kDot;
+        return true;
+      }
+      if (!ends_in(v * unit)) return false;
+      pop = retry = true;  // the number ended before c
+      return true;
+    }
+    case kDot: case kFrac: {
+      if (is_digit(c) && f.count < frac) {
+        const int64_t step = kPow10[frac - f.count - 1], m = static_cast<int64_t>(f.cand) + (c - '0') * step;
+        if (!fits(f.aux, m, m + step - 1)) return false;
+        f.cand = static_cast<uint64_t>(m);
+        ++f.count;
+        f.pos = kFrac;
+        return true;
+      }
+      if (f.pos == kDot || !ends_in(static_cast<int64_t>(f.cand))) return false;
+      pop = retry = true;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+bool SchemaState::number_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry) {
+  if (n.bounded) return bounded_byte(f, n, c, pop, retry);
+  const bool integer = n.kind == SchemaNode::kInteger;
   auto digit = [&](int32_t phase, uint8_t cap) {
     if (f.pos != phase) f.count = 0;
     if (f.count >= cap) return false;
@@ -184,9 +348,9 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
       return true;
     }
     case SchemaNode::kString:
-      return string_byte(f, c, pop);
+      return string_byte(f, n, c, pop);
     case SchemaNode::kNumber: case SchemaNode::kInteger:
-      return number_byte(f, n.kind == SchemaNode::kInteger, c, pop, retry);
+      return number_byte(f, n, c, pop, retry);
     case SchemaNode::kObject:
       if (!free_.feed(c)) return false;
       pop = free_.done();

@@ -17,9 +17,9 @@ struct SchemaNode {
   enum Kind : int32_t {
     kLiteral = 0,  // exactly the bytes `text`
     kEnum = 1,     // exactly one of `options` (each a compact JSON value)
-    kString = 2,   // any JSON string
-    kNumber = 3,   // any JSON number
-    kInteger = 4,  // a JSON number without fraction or exponent
+    kString = 2,   // a JSON string: any, of min_items .. max_items characters, or one the DFA takes
+    kNumber = 3,   // a JSON number (within bounds when `bounded`)
+    kInteger = 4,  // a JSON number without fraction or exponent (within bounds when `bounded`)
     kSeq = 5,      // `children` one after the other (an object: its literal key runs and values)
     kArray = 6,    // '[' children[0] (',' children[0])* ']', with min_items .. max_items items
     kAnyOf = 7,    // one of `children`, told apart by their first byte
@@ -29,7 +29,25 @@ struct SchemaNode {
   std::string text;
   std::vector<std::string> options;
   std::vector<int32_t> children;
-  int32_t min_items = 0, max_items = -1;  // -1: no limit
+  // An array's items; a string's characters (code points; an escape is one, a surrogate pair's
+  // escapes are refused when bounded). -1: no limit.
+  int32_t min_items = 0, max_items = -1;
+  // A string's pattern (and formats), as a DFA over the raw UTF-8 bytes between its quotes (no
+  // escapes): state 0 starts, dfa_next[state * dfa_classes + dfa_class[byte]] is the next state
+  // or -1, dfa_accept[state] says the string may close there. Every state can still reach an
+  // accepting one (llmasos/regex_dfa.py prunes the others), so a string never dead-ends. Empty:
+  // no pattern.
+  std::vector<uint8_t> dfa_class;  // 256 entries
+  int32_t dfa_classes = 0;
+  std::vector<int32_t> dfa_next;
+  std::vector<uint8_t> dfa_accept;
+  // Bounds of a number: its value in units of 10^-frac_digits lies in [min_units, max_units].
+  // Bounded numbers have no exponent, at most kBoundedIntDigits integer digits and frac_digits
+  // fraction digits (integers: 0 and at most 18 digits), so each is exact in int64 and, having
+  // at most 15 significant digits, compares as a double exactly as it does as a decimal.
+  bool bounded = false;
+  int32_t frac_digits = 0;
+  int64_t min_units = 0, max_units = 0;
 };
 
 // A validated node graph; node 0 is the root.
@@ -46,34 +64,44 @@ class JsonSchema {
   std::vector<SchemaNode> nodes_;
 };
 
-// The automaton: a stack of frames, one per node being matched. POD apart from the schema pointer,
-// so the token mask can copy it per token.
+// The automaton: a stack of frames, one per node being matched. The token mask copies it once
+// per token it tries, so copies take only the frames in use.
 class SchemaState {
  public:
   static constexpr int kMaxDepth = 32;
   explicit SchemaState(const JsonSchema* schema);
+  SchemaState(const SchemaState& o) { *this = o; }
+  SchemaState& operator=(const SchemaState& o);
   bool feed(uint8_t c);
   bool done() const { return depth_ == 0; }
-  // Inside a string with no escape or multi-byte character pending: printable ASCII but '"' and
-  // '\' keeps the state exactly as it is.
-  bool in_plain_string() const;
+  // Inside a string with no escape or multi-byte character pending, where printable ASCII but
+  // '"' and '\' is content that changes nothing but the string's length: how many such bytes may
+  // still come (0: not in such a string).
+  int64_t plain_room() const;
+  // A space here changes nothing a later byte depends on: not inside a string with a length
+  // bound or a pattern (the mask's whitespace shortcut holds only where this does).
+  bool space_neutral() const;
+  // Inside a pattern's string: its node, with the DFA state in *dfa_state; else null. Until a
+  // closing quote, the string's bytes are the DFA's alone, so the mask runs tokens through it.
+  const SchemaNode* pattern_at(uint32_t* dfa_state) const;
 
  private:
   struct Frame {
     int32_t node;
     int32_t pos;      // literal / enum: bytes matched; string / number / array: phase; seq: next child
-    int32_t count;    // array: items; string: hex digits or UTF-8 bytes left; number: digits
-    uint32_t aux;     // string: UTF-8 continuation range (lo | hi << 8)
-    uint64_t cand;    // enum: options still matching
+    int32_t count;    // array: items; string: hex digits or UTF-8 bytes left; number: digits in this part
+    uint32_t aux;     // string: UTF-8 continuation range (lo | hi << 8), or the DFA state; number: sign
+    uint64_t cand;    // enum: options still matching; string: characters; bounded number: |value|
   };
   bool push(int32_t node);
   bool step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
-  bool string_byte(Frame& f, uint8_t c, bool& pop);
-  bool number_byte(Frame& f, bool integer, uint8_t c, bool& pop, bool& retry);
+  bool string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop);
+  bool number_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
+  bool bounded_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
 
   const JsonSchema* schema_;
   int32_t depth_ = 0;
-  Frame stack_[kMaxDepth] = {};
+  Frame stack_[kMaxDepth];  // only [0, depth_) is ever read: copies skip the rest
   JsonState free_;  // the one kObject being read (nothing schema-shaped nests inside it)
 };
 

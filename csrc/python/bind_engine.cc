@@ -175,7 +175,15 @@ void register_engine(py::module_& m) {
       .def_readwrite("options", &SchemaNode::options)
       .def_readwrite("children", &SchemaNode::children)
       .def_readwrite("min_items", &SchemaNode::min_items)
-      .def_readwrite("max_items", &SchemaNode::max_items);
+      .def_readwrite("max_items", &SchemaNode::max_items)
+      .def_readwrite("dfa_class", &SchemaNode::dfa_class)
+      .def_readwrite("dfa_classes", &SchemaNode::dfa_classes)
+      .def_readwrite("dfa_next", &SchemaNode::dfa_next)
+      .def_readwrite("dfa_accept", &SchemaNode::dfa_accept)
+      .def_readwrite("bounded", &SchemaNode::bounded)
+      .def_readwrite("frac_digits", &SchemaNode::frac_digits)
+      .def_readwrite("min_units", &SchemaNode::min_units)
+      .def_readwrite("max_units", &SchemaNode::max_units);
   py::class_<JsonSchema, std::shared_ptr<JsonSchema>>(m, "JsonSchema")
       .def(py::init<std::vector<SchemaNode>>(), py::arg("nodes"))
       .def_property_readonly("size", &JsonSchema::size);

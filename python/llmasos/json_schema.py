@@ -7,16 +7,23 @@ schema, so every "required" holds and nothing undeclared appears.
 Supported: type (a name or a list), properties / required / additionalProperties, items / minItems /
 maxItems, enum, const, anyOf / oneOf (alternatives that start with different bytes: an object or
 null, a string or a number, ...), a single-element allOf, $ref into $defs / definitions (recursion
-included), and the annotations (title, description, default, ...). A keyword that would constrain
-the output in a way the automaton does not enforce (pattern, format, minLength, minimum, ...) is
-refused with a ValueError that names it, rather than ignored.
+included), and the annotations (title, description, default, ...). Strings take minLength /
+maxLength, pattern (regex_dfa.py says which regular expressions) or format (date, time, date-time,
+uuid, ipv4, email); numbers and integers take minimum / maximum / exclusiveMinimum /
+exclusiveMaximum, and are then written without exponent, with at most 15 significant digits
+(numbers: up to 6 decimals). A keyword that would constrain the output in a way the automaton
+does not enforce (multipleOf, patternProperties, ...) is refused with a ValueError that names it,
+rather than ignored.
 """
 from __future__ import annotations
 
 import json
+import math
+from decimal import Decimal
 from typing import Any, Dict, List, Optional, Set
 
 from ._core_loader import _core
+from .regex_dfa import FORMATS, compile_pattern
 
 LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT = range(9)
 MAX_OPTIONS = 64
@@ -26,8 +33,12 @@ MAX_NESTING = 32
 
 ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
                "readOnly", "writeOnly", "$defs", "definitions", "strict"}
+STRING_KEYS = ("minLength", "maxLength", "pattern", "format")
+BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-            "enum", "const", "anyOf", "oneOf", "allOf", "$ref"}
+            "enum", "const", "anyOf", "oneOf", "allOf", "$ref", *STRING_KEYS, *BOUND_KEYS}
+# Bounded numbers: 6 decimals, and 15 significant digits at most (json_schema.h); integers 18 digits.
+NUMBER_DECIMALS, NUMBER_DIGITS, INTEGER_DIGITS = 6, 15, 18
 NUMBER_START = set("-0123456789")
 
 
@@ -126,9 +137,10 @@ class _Compiler:
         return self.typed(t, s, path, into)
 
     def typed(self, t, s, path, into) -> int:
-        own = {"object": ("properties", "required", "additionalProperties"), "array": ("items", "minItems", "maxItems")}
+        own = {"object": ("properties", "required", "additionalProperties"), "array": ("items", "minItems", "maxItems"),
+               "string": STRING_KEYS, "number": BOUND_KEYS}
         for kind, keys in own.items():
-            bad = [k for k in keys if k in s and t != kind]
+            bad = [k for k in keys if k in s and t != kind and not (kind == "number" and t == "integer")]
             if bad:
                 raise ValueError(f"json_schema {path}: '{bad[0]}' is not supported for type {t}")
         if t == "object":
@@ -162,14 +174,76 @@ class _Compiler:
             item = self.node(s["items"], f"{path}/items")
             return self.new(ARRAY, children=[item], min_items=lo, max_items=hi, into=slot)
         if t == "string":
-            return self.new(STRING, into=into)
+            return self.string(s, path, into)
         if t in ("number", "integer"):
-            return self.new(NUMBER if t == "number" else INTEGER, into=into)
+            return self.number(t, s, path, into)
         if t == "boolean":
             return self.new(ENUM, options=["true", "false"], into=into)
         if t == "null":
             return self.new(LITERAL, text="null", into=into)
         raise ValueError(f"json_schema {path}: unknown or missing 'type' {t!r}")
+
+    def string(self, s, path, into) -> int:
+        lo, hi = s.get("minLength", 0), s.get("maxLength", -1)
+        for name, v in (("minLength", lo), ("maxLength", hi)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < (-1 if name == "maxLength" else 0):
+                raise ValueError(f"json_schema {path}: '{name}' must be a non-negative integer")
+        if 0 <= hi < lo:
+            raise ValueError(f"json_schema {path}: maxLength is below minLength")
+        pattern = s.get("pattern")
+        if "format" in s:
+            if pattern is not None:
+                raise ValueError(f"json_schema {path}: 'pattern' beside 'format' is not supported")
+            if s["format"] not in FORMATS:
+                raise ValueError(f"json_schema {path}: format {s['format']!r} is not supported "
+                                 f"(supported: {', '.join(sorted(FORMATS))})")
+            pattern = FORMATS[s["format"]]
+        n = self.new(STRING, min_items=lo, max_items=hi, into=into)
+        if pattern is not None:
+            try:
+                dfa = compile_pattern(pattern, lo, hi if hi >= 0 else None)
+            except ValueError as e:
+                raise ValueError(f"json_schema {path}: {e}") from None
+            node = self.nodes[n]
+            node.dfa_class, node.dfa_classes = dfa.classes, dfa.n_classes
+            node.dfa_next = [t for row in dfa.next for t in row]
+            node.dfa_accept = [int(a) for a in dfa.accept]
+        return n
+
+    def number(self, t, s, path, into) -> int:
+        n = self.new(NUMBER if t == "number" else INTEGER, into=into)
+        if not any(k in s for k in BOUND_KEYS):
+            return n
+        frac = NUMBER_DECIMALS if t == "number" else 0
+        most = 10 ** ((NUMBER_DIGITS - frac) if t == "number" else INTEGER_DIGITS) * 10 ** frac - 1
+        scale = 10 ** frac
+
+        def bound(key):
+            v = s.get(key)
+            if isinstance(v, bool) and key.startswith("exclusive"):  # draft 4: a flag on minimum / maximum
+                return None
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"json_schema {path}: '{key}' must be a finite number")
+            return Decimal(repr(v)) * scale if isinstance(v, float) else Decimal(v) * scale
+
+        lo, hi = -most, most  # in units of 10^-frac
+        lows = [(bound("minimum"), s.get("exclusiveMinimum") is True), (bound("exclusiveMinimum"), True)]
+        highs = [(bound("maximum"), s.get("exclusiveMaximum") is True), (bound("exclusiveMaximum"), True)]
+        for v, excl in lows:
+            if v is not None:
+                lo = max(lo, math.floor(v) + 1 if excl else math.ceil(v))
+        for v, excl in highs:
+            if v is not None:
+                hi = min(hi, math.ceil(v) - 1 if excl else math.floor(v))
+        if lo > hi:
+            what = "integer" if t == "integer" else f"number of up to {NUMBER_DECIMALS} decimals"
+            raise ValueError(f"json_schema {path}: no {what} within {NUMBER_DIGITS if frac else INTEGER_DIGITS} "
+                             "digits lies within its bounds")
+        node = self.nodes[n]
+        node.bounded, node.frac_digits, node.min_units, node.max_units = True, frac, int(lo), int(hi)
+        return n
 
     def enum(self, values, path, into) -> int:
         try:
