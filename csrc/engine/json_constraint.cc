@@ -269,7 +269,7 @@ void next_bytes(const State& st, bool reachable, uint8_t ok[256]) {
 
 JsonConstraint::JsonConstraint(std::shared_ptr<const JsonVocab> vocab, std::shared_ptr<const JsonSchema> schema)
     : vocab_(std::move(vocab)), schema_(std::move(schema)) {
-  if (schema_) schema_state_ = std::make_unique<SchemaState>(schema_.get());
+  if (schema_) schema_state_ = std::make_unique<SchemaRun>(schema_.get());
 }
 
 JsonConstraint::~JsonConstraint() = default;
@@ -302,7 +302,7 @@ int64_t JsonConstraint::mask_with(const State& st, float* logits, int64_t n_voca
   std::vector<uint64_t>& allowed = bits_;
   const SchemaNode* pat = nullptr;  // inside a pattern's string: its DFA decides the content bytes
   uint32_t pat_state = 0;
-  if constexpr (std::is_same_v<State, SchemaState>) pat = st.pattern_at(&pat_state);
+  if constexpr (std::is_same_v<State, SchemaRun>) pat = st.pattern_at(&pat_state);
   auto fits = [&](uint32_t id) {
     const size_t k = id;
     if (!first_ok[v.first_[k]] || ((v.flags_[k] & JsonVocab::kWsLead) && !ws_ok[v.after_ws_[k]])) return false;

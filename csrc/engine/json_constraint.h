@@ -17,7 +17,7 @@ namespace llmasos {
 
 class Tokenizer;
 class JsonSchema;
-class SchemaState;
+class SchemaRun;
 
 class JsonState {
  public:
@@ -112,7 +112,7 @@ class JsonConstraint {
 
   std::shared_ptr<const JsonVocab> vocab_;
   std::shared_ptr<const JsonSchema> schema_;
-  std::unique_ptr<SchemaState> schema_state_;  // with a schema: it, not st_
+  std::unique_ptr<SchemaRun> schema_state_;  // with a schema: it, not st_
   JsonState st_;
   mutable std::vector<uint64_t> bits_;  // mask()'s scratch: one bit per token, 1 = allowed
 };

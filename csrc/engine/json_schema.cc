@@ -2,7 +2,9 @@
 #include "engine/json_schema.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
+#include <new>
 #include <string>
 
 #include "llmasos/errors.hpp"
@@ -98,12 +100,68 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
 
 SchemaState::SchemaState(const JsonSchema* schema) : schema_(schema) { push(0); }
 
+void SchemaState::copy_frames(const SchemaState& o) {
+  std::copy(o.stack_, o.stack_ + o.depth_, stack_);  // the frames above depth_ are never read
+}
+
 SchemaState& SchemaState::operator=(const SchemaState& o) {
   schema_ = o.schema_;
   depth_ = o.depth_;
-  std::copy(o.stack_, o.stack_ + o.depth_, stack_);  // the frames above depth_ are never read
+  copy_frames(o);
   free_ = o.free_;
   return *this;
+}
+
+bool SchemaState::same_as(const SchemaState& o) const {
+  if (depth_ != o.depth_ || schema_ != o.schema_) return false;
+  for (int32_t i = 0; i < depth_; ++i) {
+    const Frame &a = stack_[i], &b = o.stack_[i];
+    if (a.node != b.node || a.pos != b.pos || a.count != b.count || a.aux != b.aux || a.cand != b.cand) return false;
+  }
+  // free_ matters only under a kObject, which is always the top frame (nothing nests in it).
+  if (depth_ > 0 && schema_->node(stack_[depth_ - 1].node).kind == SchemaNode::kObject)
+    return std::memcmp(&free_, &o.free_, sizeof(JsonState)) == 0;  // unequal padding: no merge, harmless
+  return true;
+}
+
+SchemaRun::SchemaRun(const JsonSchema* schema) : n_(1) { new (&b_[0]) SchemaState(schema); }
+
+SchemaRun& SchemaRun::operator=(const SchemaRun& o) {
+  if (this == &o) return *this;
+  for (int i = 0; i < o.n_; ++i) {
+    if (i < n_) b_[i] = o.b_[i];
+    else new (&b_[i]) SchemaState(o.b_[i]);
+  }
+  n_ = o.n_;  // states past n_ are left as they are: trivially destructible, never read
+  return *this;
+}
+
+void SchemaRun::add(const SchemaState& s) {
+  for (int i = 0; i < n_; ++i)
+    if (b_[i].same_as(s)) return;
+  if (n_ < kMaxBranches) new (&b_[n_++]) SchemaState(s);
+}
+
+bool SchemaRun::feed(uint8_t c) {
+  std::vector<SchemaState> forks;  // allocates only when an anyOf forks
+  int kept = 0;
+  for (int i = 0; i < n_; ++i) {
+    if (!b_[i].feed(c, &forks)) continue;
+    bool merged = false;
+    for (int j = 0; j < kept && !merged; ++j) merged = b_[j].same_as(b_[i]);
+    if (merged) continue;
+    if (kept != i) b_[kept] = b_[i];
+    ++kept;
+  }
+  n_ = kept;
+  for (const SchemaState& s : forks) add(s);
+  return n_ > 0;
+}
+
+bool SchemaRun::done() const {
+  for (int i = 0; i < n_; ++i)
+    if (b_[i].done()) return true;
+  return false;
 }
 
 bool SchemaState::push(int32_t node) {
@@ -383,31 +441,40 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
       f.pos = 2;
       retry = true;
       return push(n.children[0]);
-    case SchemaNode::kAnyOf:
-      // The first alternative that takes c (the compiler makes their first bytes differ).
-      for (int32_t alt : n.children) {
-        SchemaState t = *this;
-        --t.depth_;
-        if (t.push(alt) && t.feed(c)) {
-          *this = t;
-          return true;  // consumed by the copy, now this state
-        }
-      }
-      return false;
     default:
       return false;
   }
 }
 
-bool SchemaState::feed(uint8_t c) {
+// An anyOf on top, about to take c: it becomes each alternative that takes c in turn; the first
+// goes on here, the others to `forks` (without it, the first wins).
+bool SchemaState::fork(const SchemaNode& n, uint8_t c, std::vector<SchemaState>* forks) {
+  const SchemaState base = *this;
+  bool took = false;
+  for (int32_t alt : n.children) {
+    SchemaState t = base;
+    --t.depth_;
+    if (!t.push(alt) || !t.feed(c, forks)) continue;
+    if (took) {
+      forks->push_back(t);
+      continue;
+    }
+    *this = t;  // consumed by the copy, now this state
+    took = true;
+    if (!forks) break;
+  }
+  return took;
+}
+
+bool SchemaState::feed(uint8_t c, std::vector<SchemaState>* forks) {
   // Each retry pops a frame or pushes one (bounded by kMaxDepth), so this ends.
   for (int guard = 0; guard < 4 * kMaxDepth + 8; ++guard) {
     if (depth_ == 0) return false;  // the document is complete: nothing may follow
     Frame& f = stack_[depth_ - 1];
     const SchemaNode& n = schema_->node(f.node);
+    if (n.kind == SchemaNode::kAnyOf) return fork(n, c, forks);
     bool pop = false, retry = false;  // pop: f (still the top: no step both pushes and pops) ended
     if (!step(f, n, c, pop, retry)) return false;
-    if (n.kind == SchemaNode::kAnyOf) return true;  // the chosen alternative took c
     if (pop) {
       --depth_;
       // A sequence whose last child just ended is complete too (the root's closing '}').

@@ -64,16 +64,21 @@ class JsonSchema {
   std::vector<SchemaNode> nodes_;
 };
 
-// The automaton: a stack of frames, one per node being matched. The token mask copies it once
-// per token it tries, so copies take only the frames in use.
+// One parse of the document: a stack of frames, one per node being matched. The token mask
+// copies the states once per token it tries, so copies take only the frames in use.
 class SchemaState {
  public:
   static constexpr int kMaxDepth = 32;
   explicit SchemaState(const JsonSchema* schema);
-  SchemaState(const SchemaState& o) { *this = o; }
+  SchemaState(const SchemaState& o) : schema_(o.schema_), depth_(o.depth_), free_(o.free_) { copy_frames(o); }
   SchemaState& operator=(const SchemaState& o);
-  bool feed(uint8_t c);
+  // Feeds one byte (false: it cannot come next; the state is then to be discarded). Where an
+  // anyOf's alternatives could each take it, the first goes on here and the others are added to
+  // `forks` (dropped without it).
+  bool feed(uint8_t c, std::vector<SchemaState>* forks = nullptr);
   bool done() const { return depth_ == 0; }
+  // The same parse state (two alternatives that have come to the same point merge).
+  bool same_as(const SchemaState& o) const;
   // Inside a string with no escape or multi-byte character pending, where printable ASCII but
   // '"' and '\' is content that changes nothing but the string's length: how many such bytes may
   // still come (0: not in such a string).
@@ -93,7 +98,9 @@ class SchemaState {
     uint32_t aux;     // string: UTF-8 continuation range (lo | hi << 8), or the DFA state; number: sign
     uint64_t cand;    // enum: options still matching; string: characters; bounded number: |value|
   };
+  void copy_frames(const SchemaState& o);
   bool push(int32_t node);
+  bool fork(const SchemaNode& n, uint8_t c, std::vector<SchemaState>* forks);
   bool step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
   bool string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop);
   bool number_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
@@ -103,6 +110,34 @@ class SchemaState {
   int32_t depth_ = 0;
   Frame stack_[kMaxDepth];  // only [0, depth_) is ever read: copies skip the rest
   JsonState free_;  // the one kObject being read (nothing schema-shaped nests inside it)
+};
+
+// Structured outputs' automaton: the parses still open. An anyOf whose alternatives start alike
+// (Union[Cat, Dog]: two objects) opens one parse per alternative that takes the byte; each is
+// dropped at the first byte it cannot take, and parses that come to the same state merge. At
+// most kMaxBranches are kept (past that, later alternatives are not followed: what is produced
+// still matches the schema). With one parse open, as almost always, it costs what one state does.
+class SchemaRun {
+ public:
+  static constexpr int kMaxBranches = 16;
+  explicit SchemaRun(const JsonSchema* schema);
+  SchemaRun(const SchemaRun& o) : n_(0) { *this = o; }
+  SchemaRun& operator=(const SchemaRun& o);  // copies the open parses only
+  ~SchemaRun() {}
+  bool feed(uint8_t c);
+  bool done() const;  // some parse is complete
+  int open() const { return n_; }
+  // As SchemaState's, for the mask: with several parses open, no shortcut (0, false, null).
+  int64_t plain_room() const { return n_ == 1 ? b_[0].plain_room() : 0; }
+  bool space_neutral() const { return n_ == 1 && b_[0].space_neutral(); }
+  const SchemaNode* pattern_at(uint32_t* dfa_state) const { return n_ == 1 ? b_[0].pattern_at(dfa_state) : nullptr; }
+
+ private:
+  void add(const SchemaState& s);
+  int n_;
+  union {  // [0, n_) constructed; the rest raw, so that a copy does not build 16 states
+    SchemaState b_[kMaxBranches];
+  };
 };
 
 }  // namespace llmasos

@@ -190,7 +190,7 @@ void register_engine(py::module_& m) {
   // Its byte automaton, for the tests: how many leading bytes of `data` it takes, and whether
   // exactly those bytes form a complete document.
   m.def("schema_scan", [](const JsonSchema& schema, const py::bytes& data) {
-    return scan(SchemaState(&schema), data);
+    return scan(SchemaRun(&schema), data);
   }, py::arg("schema"), py::arg("data"));
   // JSON mode's byte automaton, for the tests: how many leading bytes of `data` can start a JSON
   // object, and whether exactly those bytes form a complete one.

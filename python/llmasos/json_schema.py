@@ -5,8 +5,8 @@ objects carry every declared property in the declared order, as OpenAI's strict 
 schema, so every "required" holds and nothing undeclared appears.
 
 Supported: type (a name or a list), properties / required / additionalProperties, items / minItems /
-maxItems, enum, const, anyOf / oneOf (alternatives that start with different bytes: an object or
-null, a string or a number, ...), a single-element allOf, $ref into $defs / definitions (recursion
+maxItems, enum, const, anyOf / oneOf (alternatives followed side by side until the output tells
+them apart: Union[Cat, Dog], Optional[...], an integer or a number, ...), a single-element allOf, $ref into $defs / definitions (recursion
 included), and the annotations (title, description, default, ...). Strings take minLength /
 maxLength, pattern (regex_dfa.py says which regular expressions) or format (date, time, date-time,
 uuid, ipv4, email); numbers and integers take minimum / maximum / exclusiveMinimum /
@@ -27,11 +27,12 @@ from .regex_dfa import FORMATS, compile_pattern
 
 LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT = range(9)
 MAX_OPTIONS = 64
+MAX_BRANCHES = 16  # SchemaRun::kMaxBranches: anyOf alternatives open at once
 # Schemas nested deeper than the automaton's stack (SchemaState::kMaxDepth frames) could never be
 # completed; refused here, before Python's own recursion limit turns them into a crash.
 MAX_NESTING = 32
 
-ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
+ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "discriminator",
                "readOnly", "writeOnly", "$defs", "definitions", "strict"}
 STRING_KEYS = ("minLength", "maxLength", "pattern", "format")
 BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
@@ -121,7 +122,8 @@ class _Compiler:
                 rest = {k: v for k, v in s.items() if k != key and k not in ANNOTATIONS}
                 if rest:
                     raise ValueError(f"json_schema {path}: '{key}' beside {', '.join(sorted(rest))} is not supported")
-                return self.any_of([(a, f"{path}/{key}/{j}") for j, a in enumerate(alts)], path, into)
+                exclusive = (alts, s.get("discriminator")) if key == "oneOf" else None
+                return self.any_of([(a, f"{path}/{key}/{j}") for j, a in enumerate(alts)], path, into, exclusive)
         if "allOf" in s:
             if not isinstance(s["allOf"], list) or len(s["allOf"]) != 1:
                 raise ValueError(f"json_schema {path}: only an 'allOf' of one schema is supported")
@@ -254,7 +256,32 @@ class _Compiler:
             raise ValueError(f"json_schema {path}: at most {MAX_OPTIONS} enum values are supported")
         return self.new(ENUM, options=options, into=into)
 
-    def any_of(self, alts, path, into) -> int:
+    def resolve(self, s):
+        while isinstance(s, dict) and isinstance(s.get("$ref"), str) and s["$ref"].count("/") == 2:
+            _, where, name = s["$ref"].split("/")
+            s = (self.root.get(where) or {}).get(name)
+        return s
+
+    def check_exclusive(self, alts, discriminator, path):
+        """oneOf asks that a document match exactly one alternative. Alternatives that start
+        alike can both match, so they need a discriminator: a property that every alternative
+        declares as a const (or enum) of its own values (Pydantic's discriminated unions)."""
+        prop = discriminator.get("propertyName") if isinstance(discriminator, dict) else None
+        seen = set()
+        for a in alts:
+            a = self.resolve(a)
+            sub = self.resolve(((a or {}).get("properties") or {}).get(prop)) if prop else None
+            values = [sub["const"]] if isinstance(sub, dict) and "const" in sub else \
+                (sub.get("enum") if isinstance(sub, dict) else None)
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"json_schema {path}: 'oneOf' alternatives that can start alike need a "
+                                 "'discriminator' property that each declares as a const")
+            keys = {_dumps(v) for v in values}
+            if keys & seen:
+                raise ValueError(f"json_schema {path}: two 'oneOf' alternatives share a discriminator value")
+            seen |= keys
+
+    def any_of(self, alts, path, into, exclusive=None) -> int:
         slot = self.new(LITERAL, text="?", into=into)
         children: List[int] = []
         for a, p in alts:
@@ -264,13 +291,16 @@ class _Compiler:
         if len(children) == 1:
             self.nodes[slot] = self.nodes[children[0]]
             return slot
-        seen: Dict[str, int] = {}
-        for j, c in enumerate(children):
-            for b in self.first_bytes(c):
-                if b in seen:
-                    raise ValueError(f"json_schema {path}: two alternatives can both start with {b!r}; "
-                                     "only alternatives that start differently are supported (e.g. a type and null)")
-                seen[b] = j
+        # Alternatives that start alike are followed side by side (the automaton's parses), at
+        # most MAX_BRANCHES of them at once.
+        firsts = [self.first_bytes(c) for c in children]
+        if exclusive and sum(len(f) for f in firsts) != len(set().union(*firsts)):
+            self.check_exclusive(*exclusive, path)
+        for b in set().union(*firsts):
+            alike = sum(b in f for f in firsts)
+            if alike > MAX_BRANCHES:
+                raise ValueError(f"json_schema {path}: {alike} alternatives can start with {b!r}; "
+                                 f"at most {MAX_BRANCHES} are supported")
         return self.new(ANY_OF, children=children, into=slot)
 
     def ref(self, ref, path, into) -> int:
