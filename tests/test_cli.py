@@ -26,7 +26,8 @@ def test_run_chat_json(smollm2_gguf):
 
 
 def test_run_json_schema(smollm2_gguf, tmp_path):
-    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}}
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+              "required": ["name", "age"]}
     path = tmp_path / "cat.json"
     path.write_text(json.dumps(schema))
     r = llmasos("run", "A cat as JSON:", "--json-schema", str(path), "--max-tokens", "60", "--model", smollm2_gguf)

@@ -182,8 +182,11 @@ def test_generation_follows_the_schema(llm):
     assert greedy.finish_reason == "stop"
     jsonschema.validate(json.loads(greedy.text), SCHEMA)
     prompts = [PROMPT, "A JSON cat:", "Give me a cat as JSON.", "Invent a cat. Answer in JSON."]
-    # Sampled, the recursive "kittens" can nest past any token budget: the sampled runs leave it out.
-    flat = dict(SCHEMA, properties={k: v for k, v in SCHEMA["properties"].items() if k != "kittens"})
+    # Sampled, the recursive "kittens" can nest past any token budget, and a string run on: the
+    # sampled runs leave the kittens out and bound the strings.
+    short = {"type": "string", "maxLength": 24}
+    flat = dict(SCHEMA, properties={**{k: v for k, v in SCHEMA["properties"].items() if k != "kittens"},
+                                    "name": short, "toys": {"type": "array", "items": short, "maxItems": 3}})
     sampled = SamplingParams(max_tokens=300, temperature=1.0, seed=3, json_schema=flat)
     outs = llm.generate(prompts, sampled)
     for out in outs:
@@ -235,7 +238,7 @@ def test_unions_take_every_alternative(doc):
 
 
 @pytest.mark.parametrize("doc", [
-    b'{"pet":{"name":"Tom","bark":9', b'{"pet":{"name":"Tom","lives":"9"', b'{"pet":{"lives"',
+    b'{"pet":{"name":"Tom","bark":9', b'{"pet":{"name":"Tom","lives":"9"', b'{"pet":{"bark":"yap","name"',
     b'{"pet":null,"tagged":{"kind":"cow"', b'{"pet":null,"tagged":{"kind":"cat","lives":1},"size":10.5',
 ])
 def test_unions_cut_what_no_alternative_takes(doc):
@@ -280,3 +283,52 @@ def test_generation_of_unions(llm):
         else:  # the 40-item array can run past the budget: then it is a prefix the automaton takes
             assert scan(out.text.encode(), PETS_GRAPH) == (len(out.text.encode()), False)
     assert any(o.finish_reason == "stop" for o in outs)
+
+
+# ---- optional properties: written or left out, in the declared order -----------------------------
+
+OPTIONAL = {"type": "object", "additionalProperties": False, "required": ["b"],
+            "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "ab": {"type": "boolean"},
+                           "c": {"type": "object", "properties": {"x": {"type": "integer"}}}}}
+OPTIONAL_GRAPH = compile_schema(OPTIONAL)
+OPTIONAL_VALUES = {"a": st.integers(-99, 99), "b": text, "ab": st.booleans(),
+                   "c": st.one_of(st.just({}), st.integers(0, 9).map(lambda x: {"x": x}))}
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, database=None)
+@given(keep=st.lists(st.booleans(), min_size=4, max_size=4), data=st.data())
+def test_optional_properties_may_be_left_out(keep, data):
+    doc = {k: data.draw(OPTIONAL_VALUES[k]) for k, on in zip(OPTIONAL["properties"], keep) if on}
+    raw = compact(doc)
+    ok = "b" in doc
+    assert (scan(raw, OPTIONAL_GRAPH) == (len(raw), True)) == ok, raw
+    if ok:
+        jsonschema.validate(doc, OPTIONAL)
+        for cut in range(len(raw)):
+            assert scan(raw[:cut], OPTIONAL_GRAPH) == (cut, False)
+
+
+@pytest.mark.parametrize("doc", [b'{}', b'{"a":1}', b'{"b":"x","a":1', b'{"a":1,"ab":true', b'{"b":"x",}',
+                                 b'{,"b"', b'{"b":"x","c":{},"ab"', b'{"b":"x""ab"', b'{"a":1,,"b"'])
+def test_optional_properties_keep_order_and_required(doc):
+    n, done = scan(doc, OPTIONAL_GRAPH)
+    assert n < len(doc) and not done, doc
+
+
+def test_all_optional_object_may_be_empty():
+    g = compile_schema({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}})
+    for doc in (b'{}', b'{"a":1}', b'{"b":2}', b'{"a":1,"b":2}'):
+        assert scan(doc, g) == (len(doc), True), doc
+
+
+def test_optional_properties_mask_equals_feeding_every_token(smollm2_gguf):
+    tok = _core.Tokenizer.from_gguf(smollm2_gguf)
+    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    doc = '{"a":12,"b":"hi","ab":false,"c":{"x":3}}'
+    for cut in (1, 2, 3, 6, 7, 8, 12, 16, 17, 19, 27, 28, 32, 38, 39):
+        prefix = doc[:cut]
+        ids = tok.encode(prefix, False, False)
+        data = prefix.encode()
+        want = [i for i, b in enumerate(pieces) if b and scan(data + b, OPTIONAL_GRAPH)[0] == len(data) + len(b)]
+        assert _core.json_allowed(tok, ids, OPTIONAL_GRAPH) == want, prefix
+        assert want

@@ -31,6 +31,8 @@ bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= '
 // String phases, and number phases (the complete ones: kZero, kInt, kFrac, kExp).
 enum : int32_t { kOpen = 0, kChars = 1, kEsc = 2, kHex = 3, kUtf8 = 4 };
 enum : int32_t { kStart = 0, kMinus = 1, kZero = 2, kInt = 3, kDot = 4, kFrac = 5, kE = 6, kESign = 7, kExp = 8 };
+// Props phases: before '{', after '{', inside a key, after a value, after ','.
+enum : int32_t { kPOpen = 0, kPFirst = 1, kPKey = 2, kPAfter = 3, kPComma = 4 };
 
 }  // namespace
 
@@ -78,6 +80,13 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
         break;
       }
       case SchemaNode::kObject:
+        break;
+      case SchemaNode::kProps:
+        if (s.children.empty() || s.children.size() > kMaxOptions || s.options.size() != s.children.size() ||
+            s.required.size() != s.children.size())
+          bad(i, "props need 1 to 64 properties, each with a key and a required flag");
+        for (const auto& o : s.options)
+          if (o.size() < 4 || o.front() != '"' || o.back() != ':') bad(i, "a property key must read '\"key\":'");
         break;
       case SchemaNode::kSeq:
         if (s.children.empty()) bad(i, "an empty sequence");
@@ -343,6 +352,59 @@ bool SchemaState::bounded_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& p
   }
 }
 
+// An object of optional properties: f.aux is the first property that may still be written; a key
+// is matched against the candidates (f.cand) from there up to the first required one.
+bool SchemaState::props_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop) {
+  const uint32_t np = static_cast<uint32_t>(n.children.size());
+  auto required_left = [&] {
+    for (uint32_t i = f.aux; i < np; ++i)
+      if (n.required[i]) return true;
+    return false;
+  };
+  auto start_key = [&] {  // c is '"': the candidates' keys all start with it
+    f.cand = 0;
+    for (uint32_t i = f.aux; i < np; ++i) {
+      f.cand |= uint64_t(1) << i;
+      if (n.required[i]) break;
+    }
+    f.count = 1;
+    f.pos = kPKey;
+    return true;
+  };
+  switch (f.pos) {
+    case kPOpen:
+      if (c != '{') return false;
+      f.pos = kPFirst;
+      return true;
+    case kPFirst:
+      if (c == '"') return start_key();
+      if (c == '}' && !required_left()) { pop = true; return true; }
+      return false;
+    case kPComma:
+      return c == '"' && start_key();
+    case kPAfter:
+      if (c == ',' && f.aux < np) { f.pos = kPComma; return true; }
+      if (c == '}' && !required_left()) { pop = true; return true; }
+      return false;
+    default: {  // kPKey
+      uint64_t next = 0;
+      for (uint32_t i = f.aux; i < np; ++i)
+        if ((f.cand >> i & 1) && static_cast<uint8_t>(n.options[i][static_cast<size_t>(f.count)]) == c)
+          next |= uint64_t(1) << i;
+      if (next == 0) return false;
+      f.cand = next;
+      ++f.count;
+      for (uint32_t i = f.aux; i < np; ++i)  // a key ends in '"' ':', so one complete key is the only match
+        if ((next >> i & 1) && static_cast<int32_t>(n.options[i].size()) == f.count) {
+          f.aux = i + 1;
+          f.pos = kPAfter;
+          return push(n.children[i]);
+        }
+      return true;
+    }
+  }
+}
+
 bool SchemaState::number_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry) {
   if (n.bounded) return bounded_byte(f, n, c, pop, retry);
   const bool integer = n.kind == SchemaNode::kInteger;
@@ -409,6 +471,8 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
       return string_byte(f, n, c, pop);
     case SchemaNode::kNumber: case SchemaNode::kInteger:
       return number_byte(f, n, c, pop, retry);
+    case SchemaNode::kProps:
+      return props_byte(f, n, c, pop);
     case SchemaNode::kObject:
       if (!free_.feed(c)) return false;
       pop = free_.done();

@@ -1,8 +1,9 @@
 // Structured outputs (OpenAI response_format {"type": "json_schema"}): a JSON schema compiled (in
 // Python, llmasos/json_schema.py) into a graph of nodes, and the byte automaton that only lets
-// through compact JSON (no whitespace) that the schema accepts. Objects emit every declared
-// property, in the declared order (so every "required" holds and nothing undeclared appears), as
-// OpenAI's strict mode does; the node graph may be cyclic ($ref recursion).
+// through compact JSON (no whitespace) that the schema accepts. Objects emit their declared
+// properties in the declared order, the required ones always (a kSeq when all are, as in OpenAI's
+// strict mode; else a kProps), so every "required" holds and nothing undeclared appears; the node
+// graph may be cyclic ($ref recursion).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,11 +25,15 @@ struct SchemaNode {
     kArray = 6,    // '[' children[0] (',' children[0])* ']', with min_items .. max_items items
     kAnyOf = 7,    // one of `children`, told apart by their first byte
     kObject = 8,   // any JSON object (a schema of type object with no properties)
+    // An object whose properties (children, keys in options as '"key":') come in order, each
+    // optional one written or left out: '{' then the written ones joined by ',' then '}'.
+    kProps = 9,
   };
   int32_t kind = kLiteral;
   std::string text;
   std::vector<std::string> options;
   std::vector<int32_t> children;
+  std::vector<uint8_t> required;  // kProps: per property, 1 when it must be written
   // An array's items; a string's characters (code points; an escape is one, a surrogate pair's
   // escapes are refused when bounded). -1: no limit.
   int32_t min_items = 0, max_items = -1;
@@ -93,10 +98,13 @@ class SchemaState {
  private:
   struct Frame {
     int32_t node;
-    int32_t pos;      // literal / enum: bytes matched; string / number / array: phase; seq: next child
-    int32_t count;    // array: items; string: hex digits or UTF-8 bytes left; number: digits in this part
-    uint32_t aux;     // string: UTF-8 continuation range (lo | hi << 8), or the DFA state; number: sign
-    uint64_t cand;    // enum: options still matching; string: characters; bounded number: |value|
+    int32_t pos;      // literal / enum: bytes matched; string / number / array / props: phase; seq: next child
+    int32_t count;    // array: items; string: hex digits or UTF-8 bytes left; number: digits in this
+                      // part; props: bytes of the key matched
+    uint32_t aux;     // string: UTF-8 continuation range (lo | hi << 8), or the DFA state; number:
+                      // sign; props: the next property that may be written
+    uint64_t cand;    // enum / props' keys: options still matching; string: characters; bounded
+                      // number: |value|
   };
   void copy_frames(const SchemaState& o);
   bool push(int32_t node);
@@ -105,6 +113,7 @@ class SchemaState {
   bool string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop);
   bool number_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
   bool bounded_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
+  bool props_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop);
 
   const JsonSchema* schema_;
   int32_t depth_ = 0;

@@ -174,6 +174,7 @@ void register_engine(py::module_& m) {
       .def_readwrite("text", &SchemaNode::text)
       .def_readwrite("options", &SchemaNode::options)
       .def_readwrite("children", &SchemaNode::children)
+      .def_readwrite("required", &SchemaNode::required)
       .def_readwrite("min_items", &SchemaNode::min_items)
       .def_readwrite("max_items", &SchemaNode::max_items)
       .def_readwrite("dfa_class", &SchemaNode::dfa_class)

@@ -1,8 +1,8 @@
 """Structured outputs: a JSON schema (OpenAI's response_format {"type": "json_schema"}, or
 SamplingParams.json_schema) compiled into the node graph that the C++ automaton runs
 (csrc/engine/json_schema.h). The output is compact JSON (no whitespace) that the schema accepts:
-objects carry every declared property in the declared order, as OpenAI's strict mode asks of a
-schema, so every "required" holds and nothing undeclared appears.
+objects carry their declared properties in the declared order, the required ones always and the
+others when the model writes them, so every "required" holds and nothing undeclared appears.
 
 Supported: type (a name or a list), properties / required / additionalProperties, items / minItems /
 maxItems, enum, const, anyOf / oneOf (alternatives followed side by side until the output tells
@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Set
 from ._core_loader import _core
 from .regex_dfa import FORMATS, compile_pattern
 
-LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT = range(9)
+LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS = range(10)
 MAX_OPTIONS = 64
 MAX_BRANCHES = 16  # SchemaRun::kMaxBranches: anyOf alternatives open at once
 # Schemas nested deeper than the automaton's stack (SchemaState::kMaxDepth frames) could never be
@@ -76,7 +76,7 @@ class _Compiler:
             return set(NUMBER_START)
         if n.kind == ARRAY:
             return {"["}
-        if n.kind == OBJECT:
+        if n.kind in (OBJECT, PROPS):
             return {"{"}
         seen = seen or set()
         if i in seen:
@@ -157,6 +157,12 @@ class _Compiler:
                     return self.new(LITERAL, text="{}", into=into)
                 return self.new(OBJECT, into=into)
             slot = self.new(LITERAL, text="?", into=into)  # reserved: $ref recursion may point here
+            if set(required) != set(props) and len(props) <= MAX_OPTIONS:
+                # Optional properties may be left out: the automaton's props node.
+                values = [self.node(sub, f"{path}/properties/{key}") for key, sub in props.items()]
+                n = self.new(PROPS, options=[_dumps(key) + ":" for key in props], children=values, into=slot)
+                self.nodes[n].required = [int(key in required) for key in props]
+                return n
             children = []
             for j, (key, sub) in enumerate(props.items()):
                 children.append(self.new(LITERAL, text=("{" if j == 0 else ",") + _dumps(key) + ":"))

@@ -35,8 +35,8 @@ class SamplingParams:
     json_object: bool = False
     # Structured outputs (OpenAI's response_format {"type": "json_schema"}): a JSON schema (a dict,
     # or what json_schema.compile_schema made of one, to compile it once for many requests); the
-    # output is the compact JSON it accepts, objects with every declared property in order
-    # (json_schema.py says what is supported); generation stops when the document is complete.
+    # output is the compact JSON it accepts, objects with their declared properties in order
+    # (the optional ones when the model writes them; json_schema.py says what is supported); generation stops when the document is complete.
     json_schema: Optional[Union[dict, "_core.JsonSchema"]] = None
 
     def stop_strings(self) -> List[str]:
