@@ -23,7 +23,8 @@ from .llm import LLM
 from .logprobs import TokenPieces
 from .server_logprobs import chat_logprobs, completion_logprobs
 from .server_metrics import Metrics
-from .server_requests import RequestError, include_usage, sampling_params
+from .server_requests import RequestError, checked_schema, include_usage, sampling_params
+from .server_tools import ToolRequest, ToolStream
 
 MAX_BODY_BYTES = 1 << 20
 logger = logging.getLogger("llmasos.server")
@@ -324,13 +325,16 @@ class Server:
         try:
             self._check_key(request)
             body = await self._body(request)
+            tools = ToolRequest(body) if body.get("tools") is not None and body.get("tool_choice") != "none" else None
             try:
-                ids = self.llm.chat_prompt_ids(body.get("messages"))
+                ids = self.llm.chat_prompt_ids(tools.messages(body.get("messages")) if tools else body.get("messages"))
             except chat_template.ChatTemplateError as e:
                 raise RequestError(str(e), "messages") from None
             params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None,
                                                             n_ctx=self.llm.n_ctx, max_n=self.max_n,
                                                             chat=True)
+            if tools:
+                params.json_schema = checked_schema(tools.schema, "tools")
             usage = include_usage(body, stream)
             jobs = []
             for c in range(n):
@@ -345,6 +349,8 @@ class Server:
         def logprobs(entries):
             return None if params.logprobs is None else chat_logprobs(entries, self.pieces)
 
+        streams: Dict[int, ToolStream] = {}
+
         def chunk(index, d):
             out = []
             base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
@@ -352,18 +358,32 @@ class Server:
                 started.add(index)
                 out.append({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
                                                  "logprobs": None, "finish_reason": None}]})
-            if d.text or d.finished:
-                delta = {"content": d.text} if d.text else {}
+            reason = d.finish_reason
+            if tools:  # the reply's JSON as content or tool-call deltas
+                ts = streams.setdefault(index, ToolStream())
+                deltas = ts.feed(d.text, d.finished)
+                if d.finished and ts.kind == "call" and reason == "stop":
+                    reason = "tool_calls"
+            else:
+                deltas = [{"content": d.text}] if d.text else []
+            if d.finished and not deltas:
+                deltas = [{}]
+            for k, delta in enumerate(deltas):
+                last = k == len(deltas) - 1
                 out.append({**base, "choices": [{"index": index, "delta": delta,
-                                                 "logprobs": logprobs(d.logprobs or []),
-                                                 "finish_reason": d.finish_reason}]})
+                                                 "logprobs": logprobs(d.logprobs or []) if last else None,
+                                                 "finish_reason": reason if last else None}]})
             return out
+
+        def message(text, reason):
+            return tools.message(text, reason) if tools else ({"role": "assistant", "content": text}, reason)
 
         def final(choices):
             gen = sum(c[2] for c in choices)
+            replies = [message(t, r) for t, r, _, _ in choices]
             return {"id": rid, "object": "chat.completion", "created": created, "model": self.model_id,
-                    "choices": [{"index": i, "message": {"role": "assistant", "content": t},
-                                 "logprobs": logprobs(lp), "finish_reason": r}
+                    "choices": [{"index": i, "message": replies[i][0],
+                                 "logprobs": logprobs(lp), "finish_reason": replies[i][1]}
                                 for i, (t, r, _, lp) in enumerate(choices)],
                     "usage": {"prompt_tokens": len(ids), "completion_tokens": gen,
                               "total_tokens": len(ids) + gen}}

@@ -57,7 +57,7 @@ def _stop(body) -> List[str]:
 UNSUPPORTED = ("suffix", "tools", "functions", "guided_regex", "guided_choice", "guided_grammar", "grammar")
 
 
-def _checked_schema(schema, param):
+def checked_schema(schema, param):
     """The schema compiled (once per request: SamplingParams takes it as is), or a 400 naming
     what it cannot enforce."""
     from .json_schema import compile_schema
@@ -84,7 +84,7 @@ def _response_format(body):
                 raise RequestError(f"'{name}' must be a JSON schema object", name)
             if body.get("response_format") is not None:
                 raise RequestError(f"give either 'response_format' or '{name}', not both", name)
-            return False, _checked_schema(schema, name)
+            return False, checked_schema(schema, name)
     v = body.get("response_format")
     if v is None:
         return False, None
@@ -99,7 +99,7 @@ def _response_format(body):
         if not isinstance(schema, dict):
             raise RequestError("'response_format' of type 'json_schema' needs 'json_schema': {'name': ..., "
                                "'schema': {...}}", "response_format")
-        return False, _checked_schema(schema, "response_format")
+        return False, checked_schema(schema, "response_format")
     raise RequestError("'response_format' must be an object whose 'type' is 'text', 'json_object' or "
                        f"'json_schema', got {v!r}", "response_format")
 
@@ -147,6 +147,8 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
     """(SamplingParams, n, stream, max_tokens or None) from a completions (chat=False) or chat
     body; the caller sets params.max_tokens once the prompt's length is known."""
     for name in UNSUPPORTED:
+        if chat and name == "tools":  # the chat route's own (server_tools.py)
+            continue
         v = body.get(name)
         if v not in (None, False, 0, {}, []):
             raise RequestError(f"'{name}' is not supported by this server yet", name)
