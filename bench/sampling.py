@@ -1,7 +1,9 @@
 """What sampling settings cost per engine step: the median decode step of N sequences under greedy
 decoding, temperature 0.8, temperature 0.8 with top_p 0.95, llama-cpp-python's defaults (T 0.8,
-top_k 40, top_p 0.95, min_p 0.05) and JSON mode at temperature 0.8 (its token mask), interleaved, on one chat prompt asking for a long JSON object. Sampling runs per
-sequence after the forward pass, in parallel across sequences.
+top_k 40, top_p 0.95, min_p 0.05), JSON mode at temperature 0.8 (its token mask) and a JSON
+schema at temperature 0.8 (patterns, bounds, optional properties, a union: the structured outputs'
+automaton and mask), interleaved, on one chat prompt asking for a long JSON object. Sampling runs
+per sequence after the forward pass, in parallel across sequences.
 
     python bench/sampling.py [--model NAME_OR_PATH] [--threads 2] [--seqs 1,16] [--steps 40] [--reps 2]
 """
@@ -12,6 +14,7 @@ import statistics
 import time
 
 from llmasos import LLM, SamplingParams, _core, store
+from llmasos.json_schema import compile_schema
 
 PROMPT = [{"role": "user", "content": "Write a long JSON object describing ten cats with names, ages, colors "
                                       "and favourite foods."}]
@@ -21,6 +24,13 @@ MODES = {
     "T=0.8 top_p=0.95": dict(temperature=0.8, top_p=0.95),
     "llama.cpp defaults": dict(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05),
     "JSON mode T=0.8": dict(temperature=0.8, json_object=True),
+    "schema T=0.8": dict(temperature=0.8, json_schema={"type": "object", "properties": {"cats": {
+        "type": "array", "items": {"type": "object", "required": ["name", "age"], "properties": {
+            "name": {"type": "string", "pattern": "^[A-Z][a-z]+( [A-Z][a-z]+)?$", "maxLength": 40},
+            "age": {"type": "integer", "minimum": 0, "maximum": 30},
+            "color": {"enum": ["black", "white", "ginger", "tabby", "grey"]},
+            "food": {"anyOf": [{"type": "string", "maxLength": 60}, {"type": "array", "items": {"type": "string"}}]},
+            "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 15}}}}}}),
 }
 
 
@@ -54,6 +64,9 @@ def main():
     a = ap.parse_args()
     llm = LLM.from_pretrained(a.model, threads=a.threads, n_ctx=1024)
     ids = llm.chat_prompt_ids(PROMPT)
+    for mode in MODES.values():  # compiled once, as the server does per request
+        if "json_schema" in mode:
+            mode["json_schema"] = compile_schema(mode["json_schema"])
     counts = [int(s) for s in a.seqs.split(",")]
     res = {(n, m): [] for n in counts for m in MODES}
     for _ in range(a.reps):  # interleaved, so host noise hits every mode alike

@@ -257,3 +257,36 @@ def test_generation_keeps_the_bounds(smollm2_gguf):
         assert out.finish_reason == "stop", out.text
         jsonschema.validate(json.loads(out.text), schema, format_checker=jsonschema.FormatChecker())
         datetime.date.fromisoformat(json.loads(out.text)["born"])
+
+
+# ---- a whole output held to a pattern (vLLM's guided_regex / guided_choice) --------------------
+
+def test_raw_output_patterns_end_where_nothing_can_follow():
+    from llmasos.json_schema import compile_choice, compile_regex
+    g = compile_regex(r"\d{3}-\d{4}")
+    assert scan(g, b"123-4567") == (8, True) and scan(g, b"123-45678")[0] == 8 and scan(g, b"12") == (2, False)
+    g = compile_choice(["yes", "yesterday", "no", 'a "quoted"\nline'])
+    assert scan(g, b"yes") == (3, False)  # may end here, or go on
+    for done in (b"yesterday", b"no", b'a "quoted"\nline'):
+        assert scan(g, done) == (len(done), True)
+    assert scan(g, b"nope")[0] == 2
+    with pytest.raises(ValueError):
+        compile_choice([])
+    with pytest.raises(ValueError, match="lookaround"):
+        SamplingParams(regex="(?!a)b").to_core()
+    with pytest.raises(ValueError, match="one of"):
+        SamplingParams(regex="a", choice=["a"]).to_core()
+
+
+def test_raw_output_mask_allows_the_end_where_it_may_end(smollm2_gguf):
+    from llmasos.json_schema import compile_choice
+    tok = _core.Tokenizer.from_gguf(smollm2_gguf)
+    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    eog = [i for i in range(len(tok)) if tok.is_eog(i)]
+    g = compile_choice(["yes", "yesterday", "no"])
+    for prefix, may_end in (("", False), ("ye", False), ("yes", True), ("yester", False)):
+        ids = tok.encode(prefix, False, False)
+        data = prefix.encode()
+        want = sorted([i for i, b in enumerate(pieces) if b and scan(g, data + b)[0] == len(data) + len(b)]
+                      + (eog if may_end else []))
+        assert _core.json_allowed(tok, ids, g) == want, prefix

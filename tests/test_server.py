@@ -207,6 +207,23 @@ def test_chat_structured_outputs(server, model_id):
     jsonschema.validate(json.loads(r.choices[0].text), schema, format_checker=jsonschema.FormatChecker())
 
 
+def test_guided_regex_and_choice(server, model_id):
+    """vLLM's guided_choice and guided_regex: the whole output is one of the choices, or matches."""
+    c = server.client()
+    choices = ["positive", "negative", "neutral"]
+    for seed in range(3):
+        r = c.completions.create(model=model_id, prompt="Review: a fine film. Sentiment:", max_tokens=10,
+                                 temperature=1.0, seed=seed, extra_body={"guided_choice": choices})
+        assert r.choices[0].text in choices and r.choices[0].finish_reason == "stop"
+    r = c.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Give a phone number."}],
+                                  max_tokens=20, temperature=0, extra_body={"guided_regex": r"\d{3}-\d{4}"})
+    assert re.fullmatch(r"\d{3}-\d{4}", r.choices[0].message.content) and r.choices[0].finish_reason == "stop"
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in c.chat.completions.create(
+        model=model_id, messages=[{"role": "user", "content": "Give a phone number."}], max_tokens=20,
+        temperature=0, stream=True, extra_body={"guided_regex": r"\d{3}-\d{4}"}) if ch.choices)
+    assert streamed == r.choices[0].message.content
+
+
 def test_stop_strings_and_n(server, model_id):
     c = server.client()
     full = c.completions.create(model=model_id, prompt="One, two, three,", max_tokens=20, temperature=0).choices[0].text
@@ -232,7 +249,9 @@ def test_stop_strings_and_n(server, model_id):
     (dict(extra_body={"stop_token_ids": [2 ** 70]}), "stop_token_ids"),
     (dict(extra_body={"stop_token_ids": [-5]}), "stop_token_ids"),
     # Constraints other servers take: refused by name, not silently ignored.
-    (dict(extra_body={"guided_choice": ["yes", "no"]}), "guided_choice"),
+    (dict(extra_body={"guided_choice": ["yes", 5]}), "guided_choice"),
+    (dict(extra_body={"guided_regex": "(?=x)y"}), "guided_regex"),
+    (dict(extra_body={"guided_regex": "a+", "guided_choice": ["a"]}), "guided_regex"),
     (dict(extra_body={"grammar": "root ::= \"yes\""}), "grammar"),
 ])
 def test_bad_requests_are_clear_400s(server, model_id, kwargs, param):

@@ -200,6 +200,7 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
   flags_.assign(static_cast<size_t>(n), 0);
   for (int32_t i = 0; i < n; ++i) {
     const size_t k = static_cast<size_t>(i);
+    if (tok.is_eog(i)) eog_ids_.push_back(static_cast<uint32_t>(i));
     if (!tok.is_control(i) && !tok.is_eog(i)) {
       const std::string b = tok.token_bytes(i);
       if (!b.empty()) {
@@ -267,8 +268,9 @@ void next_bytes(const State& st, bool reachable, uint8_t ok[256]) {
 
 }  // namespace
 
-JsonConstraint::JsonConstraint(std::shared_ptr<const JsonVocab> vocab, std::shared_ptr<const JsonSchema> schema)
-    : vocab_(std::move(vocab)), schema_(std::move(schema)) {
+JsonConstraint::JsonConstraint(std::shared_ptr<const JsonVocab> vocab, std::shared_ptr<const JsonSchema> schema,
+                               bool end_tokens)
+    : vocab_(std::move(vocab)), schema_(std::move(schema)), end_tokens_(end_tokens) {
   if (schema_) schema_state_ = std::make_unique<SchemaRun>(schema_.get());
 }
 
@@ -338,6 +340,8 @@ int64_t JsonConstraint::mask_with(const State& st, float* logits, int64_t n_voca
           if (fits(v.ws_ids_[j])) set(v.ws_ids_[j]);
     }
   }
+  if (end_tokens_ && st.can_end())
+    for (uint32_t id : v.eog_ids_) set(id);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   int64_t kept = 0;
   for (int64_t w = 0; w * 64 < n; ++w) {

@@ -36,6 +36,7 @@ class JsonState {
   int64_t plain_room() const { return in_plain_string() ? INT64_MAX : 0; }
   // A space here changes nothing a later byte depends on (always so in JSON mode).
   bool space_neutral() const { return true; }
+  bool can_end() const { return false; }  // an object ends with its '}', never before
 
  private:
   enum Mode : uint8_t {
@@ -88,13 +89,17 @@ class JsonVocab {
   std::vector<uint32_t> first_off_, first_ids_, ws_off_, ws_ids_, other_ids_;
   std::vector<uint64_t> plain_bits_;
   int64_t max_plain_ = 0;  // the longest plain token's bytes
+  std::vector<uint32_t> eog_ids_;  // end-of-generation tokens, allowed where the output may end
 };
 
 // One sequence's JSON state over a shared vocabulary: any JSON object (JSON mode), or the compact
 // JSON a schema accepts (json_schema.h) when one is given.
 class JsonConstraint {
  public:
-  explicit JsonConstraint(std::shared_ptr<const JsonVocab> vocab, std::shared_ptr<const JsonSchema> schema = nullptr);
+  // With `end_tokens`, where the output may end but need not (a raw DFA's accepting state), the
+  // end-of-generation tokens are allowed too (the caller stops on them: not with ignore_eos).
+  explicit JsonConstraint(std::shared_ptr<const JsonVocab> vocab, std::shared_ptr<const JsonSchema> schema = nullptr,
+                          bool end_tokens = true);
   ~JsonConstraint();
   // Sets the logits of the tokens that cannot come next to -inf; returns how many remain.
   int64_t mask(float* logits, int64_t n_vocab) const;
@@ -112,6 +117,7 @@ class JsonConstraint {
 
   std::shared_ptr<const JsonVocab> vocab_;
   std::shared_ptr<const JsonSchema> schema_;
+  bool end_tokens_ = true;
   std::unique_ptr<SchemaRun> schema_state_;  // with a schema: it, not st_
   JsonState st_;
   mutable std::vector<uint64_t> bits_;  // mask()'s scratch: one bit per token, 1 = allowed

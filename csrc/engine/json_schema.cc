@@ -55,6 +55,9 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
         for (const auto& o : s.options)
           if (o.empty()) bad(i, "an empty enum option");
         break;
+      case SchemaNode::kRaw:
+        if (i != 0 || s.dfa_accept.empty()) bad(i, "a raw DFA is the whole document (node 0) and has a DFA");
+        [[fallthrough]];
       case SchemaNode::kString: {
         if (s.min_items < 0 || s.max_items < -1 || (s.max_items >= 0 && s.max_items < s.min_items))
           bad(i, "min_items / max_items out of range");
@@ -167,6 +170,18 @@ bool SchemaRun::feed(uint8_t c) {
   return n_ > 0;
 }
 
+bool SchemaState::can_end() const {
+  if (depth_ != 1) return false;
+  const SchemaNode& n = schema_->node(stack_[0].node);
+  return n.kind == SchemaNode::kRaw && n.dfa_accept[stack_[0].aux];
+}
+
+bool SchemaRun::can_end() const {
+  for (int i = 0; i < n_; ++i)
+    if (b_[i].can_end()) return true;
+  return false;
+}
+
 bool SchemaRun::done() const {
   for (int i = 0; i < n_; ++i)
     if (b_[i].done()) return true;
@@ -197,6 +212,10 @@ const SchemaNode* SchemaState::pattern_at(uint32_t* dfa_state) const {
   if (depth_ == 0) return nullptr;
   const Frame& f = stack_[depth_ - 1];
   const SchemaNode& n = schema_->node(f.node);
+  if (n.kind == SchemaNode::kRaw) {
+    *dfa_state = f.aux;
+    return &n;
+  }
   if (n.kind != SchemaNode::kString || n.dfa_accept.empty() || f.pos != kChars) return nullptr;
   *dfa_state = f.aux;
   return &n;
@@ -205,6 +224,7 @@ const SchemaNode* SchemaState::pattern_at(uint32_t* dfa_state) const {
 bool SchemaState::space_neutral() const {
   if (depth_ == 0) return true;
   const SchemaNode& n = schema_->node(stack_[depth_ - 1].node);
+  if (n.kind == SchemaNode::kRaw) return false;
   return n.kind != SchemaNode::kString || (n.dfa_accept.empty() && n.min_items == 0 && n.max_items < 0);
 }
 
@@ -473,6 +493,15 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
       return number_byte(f, n, c, pop, retry);
     case SchemaNode::kProps:
       return props_byte(f, n, c, pop);
+    case SchemaNode::kRaw: {
+      const uint32_t k = static_cast<uint32_t>(n.dfa_classes);
+      const int32_t next = n.dfa_next[f.aux * k + n.dfa_class[c]];
+      if (next < 0) return false;
+      f.aux = static_cast<uint32_t>(next);
+      pop = n.dfa_accept[f.aux];  // where nothing can follow (a DFA of live states only), the end
+      for (uint32_t j = 0; pop && j < k; ++j) pop = n.dfa_next[f.aux * k + j] < 0;
+      return true;
+    }
     case SchemaNode::kObject:
       if (!free_.feed(c)) return false;
       pop = free_.done();

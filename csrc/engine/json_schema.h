@@ -28,6 +28,9 @@ struct SchemaNode {
     // An object whose properties (children, keys in options as '"key":') come in order, each
     // optional one written or left out: '{' then the written ones joined by ',' then '}'.
     kProps = 9,
+    // The whole output as raw bytes that the DFA takes (vLLM's guided_regex / guided_choice, not
+    // JSON): the output may end where the DFA accepts, and must where nothing can follow.
+    kRaw = 10,
   };
   int32_t kind = kLiteral;
   std::string text;
@@ -42,7 +45,7 @@ struct SchemaNode {
   // or -1, dfa_accept[state] says the string may close there. Every state can still reach an
   // accepting one (llmasos/regex_dfa.py prunes the others), so a string never dead-ends. Empty:
   // no pattern.
-  std::vector<uint8_t> dfa_class;  // 256 entries
+  std::vector<uint8_t> dfa_class;  // 256 entries (a kRaw node's DFA: the same tables)
   int32_t dfa_classes = 0;
   std::vector<int32_t> dfa_next;
   std::vector<uint8_t> dfa_accept;
@@ -82,6 +85,8 @@ class SchemaState {
   // `forks` (dropped without it).
   bool feed(uint8_t c, std::vector<SchemaState>* forks = nullptr);
   bool done() const { return depth_ == 0; }
+  // The output may end here, though more could follow (a kRaw DFA in an accepting state).
+  bool can_end() const;
   // The same parse state (two alternatives that have come to the same point merge).
   bool same_as(const SchemaState& o) const;
   // Inside a string with no escape or multi-byte character pending, where printable ASCII but
@@ -135,6 +140,7 @@ class SchemaRun {
   ~SchemaRun() {}
   bool feed(uint8_t c);
   bool done() const;  // some parse is complete
+  bool can_end() const;
   int open() const { return n_; }
   // As SchemaState's, for the mask: with several parses open, no shortcut (0, false, null).
   int64_t plain_room() const { return n_ == 1 ? b_[0].plain_room() : 0; }

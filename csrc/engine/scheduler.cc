@@ -82,7 +82,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, const Gener
   auto seq = std::make_unique<Sequence>(id, std::move(prompt), opts);  // validates the sampling options
   if (opts.json_object || opts.json_schema) {
     std::call_once(json_once_, [&] { json_vocab_ = std::make_shared<JsonVocab>(model_->tokenizer()); });
-    seq->json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema);
+    seq->json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema, !opts.ignore_eos);
   }
   std::lock_guard<std::mutex> lock(inbox_mu_);
   if (!live_.insert(id).second)

@@ -49,7 +49,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   std::unique_ptr<JsonConstraint> json;
   if (opts.json_object || opts.json_schema) {
     if (!json_vocab_) json_vocab_ = std::make_shared<JsonVocab>(tok);
-    json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema);
+    json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema, !opts.ignore_eos);
   }
   std::vector<float> logits(static_cast<size_t>(V));
   GenerateResult res;

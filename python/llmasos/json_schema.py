@@ -23,9 +23,9 @@ from decimal import Decimal
 from typing import Any, Dict, List, Optional, Set
 
 from ._core_loader import _core
-from .regex_dfa import FORMATS, compile_pattern
+from .regex_dfa import FORMATS, compile_pattern, escape
 
-LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS = range(10)
+LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS, RAW = range(11)
 MAX_OPTIONS = 64
 MAX_BRANCHES = 16  # SchemaRun::kMaxBranches: anyOf alternatives open at once
 # Schemas nested deeper than the automaton's stack (SchemaState::kMaxDepth frames) could never be
@@ -340,3 +340,23 @@ def compile_schema(schema: Dict[str, Any]) -> "_core.JsonSchema":
         return _core.JsonSchema(c.nodes)
     except _core.InvalidArgumentError as e:
         raise ValueError(str(e)) from None
+
+
+def compile_regex(pattern: str) -> "_core.JsonSchema":
+    """The automaton for an output that matches `pattern` as a whole (vLLM's guided_regex; the
+    subset regex_dfa.py reads): it may end where the pattern is matched, and must where nothing
+    can follow. ValueError for what it cannot run."""
+    dfa = compile_pattern(pattern, whole_output=True)
+    n = _core.SchemaNode()
+    n.kind = RAW
+    n.dfa_class, n.dfa_classes = dfa.classes, dfa.n_classes
+    n.dfa_next = [t for row in dfa.next for t in row]
+    n.dfa_accept = [int(a) for a in dfa.accept]
+    return _core.JsonSchema([n])
+
+
+def compile_choice(choices) -> "_core.JsonSchema":
+    """An output that is exactly one of `choices` (vLLM's guided_choice)."""
+    if not isinstance(choices, (list, tuple)) or not choices or not all(isinstance(c, str) and c for c in choices):
+        raise ValueError("choice must be a non-empty list of non-empty strings")
+    return compile_regex("(" + "|".join(escape(c) for c in choices) + ")")

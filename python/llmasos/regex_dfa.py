@@ -47,8 +47,10 @@ def _complement(ranges: Ranges) -> Ranges:
     return out
 
 
-# What may stand raw between a JSON string's quotes: no controls, '"', '\', or surrogates.
+# What may stand raw between a JSON string's quotes: no controls, '"', '\', or surrogates; and
+# what UTF-8 can encode at all (a whole raw output).
 _RAW = _complement(_norm([(0, 0x1F), (0x22, 0x22), (0x5C, 0x5C), (0xD800, 0xDFFF)]))
+_UTF8 = _complement([(0xD800, 0xDFFF)])
 
 
 def _intersect(a: Ranges, b: Ranges) -> Ranges:
@@ -272,7 +274,8 @@ def _utf8_sequences(lo: int, hi: int):
 # ---- Thompson NFA over bytes, then subset construction -------------------------------------------
 
 class _Nfa:
-    def __init__(self):
+    def __init__(self, allowed: Ranges):
+        self.allowed = allowed  # the characters that may be produced
         self.eps: List[List[int]] = []
         self.edges: List[List[Tuple[int, int, int]]] = []  # (byte lo, byte hi, target)
 
@@ -288,7 +291,7 @@ class _Nfa:
         kind = node[0]
         if kind == "set":
             end = self.state()
-            for lo, hi in _intersect(node[1], _RAW):
+            for lo, hi in _intersect(node[1], self.allowed):
                 for seq in _utf8_sequences(lo, hi):
                     at = s
                     for k, (blo, bhi) in enumerate(seq):
@@ -406,21 +409,31 @@ def _determinize(nfa: _Nfa, start: int, final: int, min_len: int, max_len: Optio
     return Dfa(classes, len(reps), next_, [accept[i] for i in range(len(table)) if live[i]])
 
 
-def compile_pattern(pattern: Optional[str], min_len: int = 0, max_len: Optional[int] = None) -> Dfa:
+def compile_pattern(pattern: Optional[str], min_len: int = 0, max_len: Optional[int] = None, *,
+                    whole_output: bool = False) -> Dfa:
     """The DFA of the raw strings (UTF-8) that match `pattern` (None: any) and hold min_len ..
-    max_len characters. ValueError for what is unsupported or can match nothing."""
+    max_len characters: inside a JSON string, or with `whole_output` the whole of a model's output
+    (any character, and the pattern matching all of it, as vLLM's guided_regex). ValueError for
+    what is unsupported or can match nothing."""
     node, start, end = parse(pattern) if pattern is not None else (("seq", []), False, False)
+    if whole_output:
+        start = end = True
     if not start:
         node = ("seq", [("rep", ("set", ANY), 0, None), node])
     if not end:
         node = ("seq", [node, ("rep", ("set", ANY), 0, None)])
-    nfa = _Nfa()
+    nfa = _Nfa(_UTF8 if whole_output else _RAW)
     s0 = nfa.state()
     final = nfa.build(node, s0)
     try:
         return _determinize(nfa, s0, final, min_len, max_len)
     except ValueError as e:
         raise ValueError(f"pattern {pattern!r}: {e}") from None
+
+
+def escape(text: str) -> str:
+    """`text` as a pattern that matches exactly it."""
+    return "".join("\\" + c if c in "\\^$.|?*+()[]{}/-" else c for c in text)
 
 
 # JSON Schema formats as patterns of strings that the format accepts (a subset where the format is

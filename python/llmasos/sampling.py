@@ -36,8 +36,14 @@ class SamplingParams:
     # Structured outputs (OpenAI's response_format {"type": "json_schema"}): a JSON schema (a dict,
     # or what json_schema.compile_schema made of one, to compile it once for many requests); the
     # output is the compact JSON it accepts, objects with their declared properties in order
-    # (the optional ones when the model writes them; json_schema.py says what is supported); generation stops when the document is complete.
+    # (the optional ones when the model writes them; json_schema.py says what is supported);
+    # generation stops when the document is complete.
     json_schema: Optional[Union[dict, "_core.JsonSchema"]] = None
+    # As vLLM's guided decoding: the whole output matches the regular expression `regex`
+    # (regex_dfa.py's subset), or is exactly one of the strings in `choice`. Generation may stop
+    # (end of text) where the pattern is matched, and does where nothing more could follow.
+    regex: Optional[str] = None
+    choice: Optional[Sequence[str]] = None
 
     def stop_strings(self) -> List[str]:
         if self.stop is None:
@@ -69,11 +75,20 @@ class SamplingParams:
         if not isinstance(self.json_object, bool):
             raise ValueError(f"json_object must be a boolean, got {self.json_object!r}")
         o.json_object = self.json_object
+        given = [k for k in ("json_object", "json_schema", "regex", "choice") if getattr(self, k) not in (None, False)]
+        if len(given) > 1:
+            raise ValueError(f"give one of json_object, json_schema, regex and choice, not {' and '.join(given)}")
         if isinstance(self.json_schema, _core.JsonSchema):
             o.json_schema = self.json_schema
         elif self.json_schema is not None:
             from .json_schema import compile_schema
             o.json_schema = compile_schema(self.json_schema)
+        elif self.regex is not None:
+            from .json_schema import compile_regex
+            o.json_schema = compile_regex(self.regex)
+        elif self.choice is not None:
+            from .json_schema import compile_choice
+            o.json_schema = compile_choice(self.choice)
         stop_ids = []
         for t in self.stop_token_ids or []:
             try:  # any integer type (numpy's too), not bool or float

@@ -54,7 +54,7 @@ def _stop(body) -> List[str]:
 
 # Refused by name rather than ignored: each would change what the client gets. The guided_* fields
 # are vLLM's, grammar and json_schema llama.cpp server's.
-UNSUPPORTED = ("suffix", "tools", "functions", "guided_regex", "guided_choice", "guided_grammar", "grammar")
+UNSUPPORTED = ("suffix", "tools", "functions", "guided_grammar", "grammar")
 
 
 def checked_schema(schema, param):
@@ -71,7 +71,22 @@ def _response_format(body):
     """OpenAI's response_format -> (json_object, json_schema): {"type": "text"} (the default),
     {"type": "json_object"} (JSON mode: the output is one JSON object) or {"type": "json_schema",
     "json_schema": {"name": ..., "schema": {...}, "strict": ...}} (structured outputs; a schema
-    keyword the server cannot enforce is refused, not ignored)."""
+    keyword the server cannot enforce is refused, not ignored); or instead of it vLLM's
+    guided_json / guided_regex / guided_choice, or llama.cpp server's json_schema."""
+    guided = [k for k in ("json_schema", "guided_json", "guided_regex", "guided_choice", "response_format")
+              if body.get(k) is not None]
+    if len(guided) > 1:
+        raise RequestError(f"give one of {' and '.join(guided)}, not several", guided[0])
+    for name, compile_ in (("guided_regex", "compile_regex"), ("guided_choice", "compile_choice")):  # vLLM's
+        if body.get(name) is not None:
+            from . import json_schema
+            value = body[name]
+            if (name == "guided_regex") != isinstance(value, str):
+                raise RequestError(f"'{name}' must be {'a string' if name == 'guided_regex' else 'a list of strings'}", name)
+            try:
+                return False, getattr(json_schema, compile_)(value)
+            except ValueError as e:
+                raise RequestError(str(e), name) from None
     for name in ("json_schema", "guided_json"):  # llama.cpp server's and vLLM's own fields
         schema = body.get(name)
         if isinstance(schema, str) and name == "guided_json":

@@ -136,8 +136,10 @@ class ToolRequest:
     def __init__(self, body):
         self.tools = _tools(body)
         self.mode, self.only = _choice(body, self.tools)
-        if body.get("response_format") is not None or body.get("json_schema") is not None:
-            raise RequestError("'tools' together with 'response_format' is not supported", "tools")
+        other = [k for k in ("response_format", "json_schema", "guided_json", "guided_regex", "guided_choice")
+                 if body.get(k) is not None]
+        if other:
+            raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
         self.schema = reply_schema(self.tools, self.mode, self.only)
 
     def messages(self, messages):
