@@ -4,6 +4,7 @@ prefix continues) and on edited ones (whatever it calls complete, json.loads rea
 `jsonschema` package validates); the token mask against feeding every token; and generation with
 the real model, alone and batched, greedy and sampled."""
 import json
+import random
 
 import jsonschema
 import pytest
@@ -146,6 +147,19 @@ def nested(levels):
     ({"type": "object", "properties": {"a": {"$ref": "#/$defs/B"}},
       "$defs": {"B": {"anyOf": [{"$ref": "#/$defs/B"}, {"type": "null"}]}}}, "anyOf inside anyOf"),
     ({"type": "object", "properties": {"a": {"type": "string", "items": {"type": "string"}}}}, "items"),
+    # A constraint beside enum, const, $ref or allOf would go unenforced: refused.
+    ({"type": "object", "properties": {"a": {"enum": ["ab", "abcdef"], "maxLength": 3}}}, "beside 'enum'"),
+    ({"type": "object", "properties": {"a": {"type": "integer", "enum": [1, 50], "maximum": 10}}}, "beside 'enum'"),
+    ({"type": "object", "properties": {"a": {"allOf": [{"type": "string"}], "maxLength": 2}}}, "beside 'allOf'"),
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/S", "minLength": 2}}, "$defs": {"S": {"type": "string"}}},
+     "beside '\\$ref'"),
+    # oneOf needs its discriminator required, or a document without it would match two.
+    ({"type": "object", "properties": {"a": {"oneOf": [
+        {"type": "object", "properties": {"kind": {"const": "a"}, "x": {"type": "string"}}, "required": ["x"]},
+        {"type": "object", "properties": {"kind": {"const": "b"}, "x": {"type": "string"}}, "required": ["x"]}],
+        "discriminator": {"propertyName": "kind"}}}}, "required const"),
+    ({"type": "object", "properties": {"a": {"type": "integer", "minimum": 10 ** 400}}}, "no integer"),
+    ({"type": "object", "properties": {"a": {"type": "string", "maxLength": 2 ** 31}}}, "2\\^31"),
 ])
 def test_what_it_cannot_enforce_is_refused(schema, match):
     with pytest.raises(ValueError, match=match):
@@ -218,10 +232,10 @@ PETS = {  # what Pydantic writes for Union[Cat, Dog] (anyOf) and for a discrimin
     "$defs": {
         "Cat": {"type": "object", "properties": {"name": {"type": "string"}, "lives": {"type": "integer"}}},
         "Dog": {"type": "object", "properties": {"name": {"type": "string"}, "bark": {"enum": ["woof", "yap"]}}},
-        "TaggedCat": {"type": "object", "properties": {"kind": {"const": "cat", "type": "string"},
-                                                       "lives": {"type": "integer"}}},
-        "TaggedDog": {"type": "object", "properties": {"kind": {"const": "dog", "type": "string"},
-                                                       "lives": {"type": "integer"}}},
+        "TaggedCat": {"type": "object", "required": ["kind"], "properties": {"kind": {"const": "cat", "type": "string"},
+                                                                             "lives": {"type": "integer"}}},
+        "TaggedDog": {"type": "object", "required": ["kind"], "properties": {"kind": {"const": "dog", "type": "string"},
+                                                                             "lives": {"type": "integer"}}},
     },
 }
 PETS_GRAPH = compile_schema(PETS)
@@ -331,4 +345,57 @@ def test_optional_properties_mask_equals_feeding_every_token(smollm2_gguf):
         data = prefix.encode()
         want = [i for i, b in enumerate(pieces) if b and scan(data + b, OPTIONAL_GRAPH)[0] == len(data) + len(b)]
         assert _core.json_allowed(tok, ids, OPTIONAL_GRAPH) == want, prefix
+        assert want
+
+
+def test_type_lists_keep_each_types_keywords():
+    g = compile_schema({"type": "object", "properties": {"a": {"type": ["integer", "null"], "minimum": 0},
+                                                         "": {"type": "string", "maxLength": 1}}})
+    for doc in (b'{"a":5}', b'{"a":null}', b'{"a":0,"":"x"}', b'{"":""}'):
+        assert scan(doc, g) == (len(doc), True), doc
+    assert scan(b'{"a":-1', g)[0] < 7
+
+
+RECURSIVE = {  # Pydantic's linked list: class Node: name: str; next: Optional[Node] = None
+    "$ref": "#/$defs/Node",
+    "$defs": {"Node": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "next": {"anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]},
+        "kids": {"type": "array", "items": {"$ref": "#/$defs/Node"}, "minItems": 1}}}},
+}
+
+
+@pytest.mark.parametrize("link", [b',"next":', b',"kids":['])
+def test_nesting_to_the_stacks_depth_never_dead_ends(link):
+    """Going deeper while the automaton lets it, the document can always still be completed:
+    at the stack's depth an object or a non-empty array that needs a frame is refused at its
+    first byte, so null (or the end of the object) is taken instead."""
+    g = compile_schema(RECURSIVE)
+    data, depth = b"", 0
+    while scan(data + b'{"name":"a"' + link + b"{", g)[0] == len(data) + len(b'{"name":"a"' + link) + 1:
+        data += b'{"name":"a"' + link
+        depth += 1
+    assert depth >= 10
+    rng = random.Random(len(link))
+    for _ in range(2000):  # finish it: any byte the automaton takes, closing ones first
+        if scan(data, g)[1]:
+            break
+        nxt = [b for b in range(256) if scan(data + bytes([b]), g)[0] == len(data) + 1]
+        assert nxt, data[-60:]
+        closing = [b for b in b'"}]n' if b in nxt]
+        data += bytes([closing[0] if closing else rng.choice(nxt)])
+    assert scan(data, g)[1]
+    jsonschema.validate(json.loads(data), RECURSIVE)
+
+
+def test_double_spaces_in_literals_are_masked_exactly(smollm2_gguf):
+    """The mask's whitespace shortcut judges a run of spaces by one: not where a literal or an
+    enum holds two in a row."""
+    tok = _core.Tokenizer.from_gguf(smollm2_gguf)
+    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    g = compile_schema({"type": "object", "properties": {"x": {"enum": ["a  b", "a   c"]}, "y  z": {"const": 1}}})
+    for prefix in ('{"x":"a', '{"x":"a ', '{"x":"a  b","y'):
+        ids = tok.encode(prefix, False, False)
+        data = prefix.encode()
+        want = [i for i, b in enumerate(pieces) if b and scan(data + b, g)[0] == len(data) + len(b)]
+        assert _core.json_allowed(tok, ids, g) == want, prefix
         assert want

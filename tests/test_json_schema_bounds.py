@@ -56,6 +56,38 @@ def test_pattern_matches_like_python_re(pattern):
         assert dfa.matches(s.encode()) == (ref.search(s) is not None), (pattern, s)
 
 
+def test_non_ascii_digits_are_no_repeat_count():
+    assert compile_pattern("^a{\u0661}$").matches("a{\u0661}".encode())
+
+
+def test_patterns_too_slow_to_compile_are_refused():
+    slow = "^" + "".join(f"(?:[{a}-{b}]?){{999}}" for a, b in ("ae", "fj", "ko", "pt")) + "$"
+    with pytest.raises(ValueError, match="too complex|too large"):
+        compile_schema(one({"type": "string", "pattern": slow}))
+
+
+@pytest.mark.parametrize("pattern", [r"^.+$", r"^[^@]+@[^@]+$", r"^\S+$"])
+def test_long_max_length_beside_a_pattern_is_counted_by_the_automaton(pattern):
+    """Too many states to fold maxLength into the DFA: the automaton counts, and takes a byte only
+    while the characters still needed fit (so it never dead-ends, e.g. before the '@')."""
+    g = compile_schema(one({"type": "string", "pattern": pattern, "maxLength": 200}))
+    fill = "x@y" if "@" in pattern else "xy"
+    body = (fill + "z" * 300)[:200]
+    assert scan(g, b'{"x":"' + body.encode() + b'"}') == (208, True)
+    assert scan(g, b'{"x":"' + body.encode() + b'z"}')[0] == 206
+    if "@" in pattern:  # 199 characters without '@': only the '@' and one more may come
+        doc = b'{"x":"' + b"z" * 198
+        assert scan(g, doc + b"z")[0] == len(doc) and scan(g, doc + b"@z") == (len(doc) + 2, False)
+    rng = random.Random(pattern)
+    for _ in range(3):
+        walk = b'{"x":"'
+        while not scan(g, walk)[1]:
+            nxt = [b for b in range(32, 127) if scan(g, walk + bytes([b]))[0] == len(walk) + 1]
+            assert nxt
+            walk += bytes([rng.choice(nxt)])
+        assert len(json.loads(walk)["x"]) <= 200
+
+
 def test_pattern_with_length_bounds_counts_characters():
     words = ["a", "ab", "éé", "abc", "ééé", "abcd", "aé1", "ééééé"]
     dfa = compile_pattern(r"^[a-zé]+$", 2, 3)
@@ -69,6 +101,7 @@ def test_pattern_with_length_bounds_counts_characters():
     (r"a^b", "start / end"), (r"^a|b$", "anchored alternation"), (r"a{3,2}", "below"), (r"a{5000}", "repeat"),
     (r"(ab", "unclosed"), (r"ab)", "unmatched"), (r"*a", "stray"), (r"[z-a]", "bad range"),
     (r"^[]$", "no string"), ("^\"$", "no string"), (r"^(a{1000}){1000}$", "too large"), (123, "must be a string"),
+    (r"a**", "nothing to repeat"), (r"x{1}{2}", "nothing to repeat"), (r"[\01]", "octal"),
 ])
 def test_unsupported_patterns_are_refused(pattern, match):
     with pytest.raises(ValueError, match=match):

@@ -70,6 +70,7 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
           if (k >= s.dfa_classes) bad(i, "a byte class out of range");
         for (int32_t t : s.dfa_next)
           if (t < -1 || t >= static_cast<int32_t>(states)) bad(i, "a DFA transition out of range");
+        if (!s.dfa_dist.empty() && s.dfa_dist.size() != states) bad(i, "dfa_dist does not have a state's size");
         break;
       }
       case SchemaNode::kNumber: case SchemaNode::kInteger: {
@@ -89,7 +90,7 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
             s.required.size() != s.children.size())
           bad(i, "props need 1 to 64 properties, each with a key and a required flag");
         for (const auto& o : s.options)
-          if (o.size() < 4 || o.front() != '"' || o.back() != ':') bad(i, "a property key must read '\"key\":'");
+          if (o.size() < 3 || o.front() != '"' || o.back() != ':') bad(i, "a property key must read '\"key\":'");
         break;
       case SchemaNode::kSeq:
         if (s.children.empty()) bad(i, "an empty sequence");
@@ -106,6 +107,47 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
         break;
       default:
         bad(i, "unknown kind " + std::to_string(s.kind));
+    }
+  }
+  compute_min_depth();
+  if (min_depth_[0] > SchemaState::kMaxDepth)
+    throw InvalidArgumentError("json_schema: no document of this schema nests within " +
+                               std::to_string(SchemaState::kMaxDepth) + " levels");
+}
+
+void JsonSchema::compute_min_depth() {
+  // A fixed point from "none" down (the graph may be cyclic): each pass can only lower a value.
+  constexpr int32_t kNone = 1 << 20;
+  min_depth_.assign(nodes_.size(), kNone);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      const SchemaNode& n = nodes_[i];
+      auto at = [&](int32_t c) { return min_depth_[static_cast<size_t>(c)]; };
+      int32_t d = 1;
+      switch (n.kind) {
+        case SchemaNode::kSeq:
+          for (int32_t c : n.children) d = std::max(d, 1 + at(c));
+          break;
+        case SchemaNode::kArray:
+          if (n.min_items > 0) d = 1 + at(n.children[0]);
+          break;
+        case SchemaNode::kAnyOf:  // its frame gives way to the alternative's
+          d = kNone;
+          for (int32_t c : n.children) d = std::min(d, at(c));
+          break;
+        case SchemaNode::kProps:
+          for (size_t k = 0; k < n.children.size(); ++k)
+            if (n.required[k]) d = std::max(d, 1 + at(n.children[k]));
+          break;
+        default:
+          break;
+      }
+      d = std::min(d, kNone);
+      if (d < min_depth_[i]) {
+        min_depth_[i] = d;
+        changed = true;
+      }
     }
   }
 }
@@ -189,7 +231,7 @@ bool SchemaRun::done() const {
 }
 
 bool SchemaState::push(int32_t node) {
-  if (depth_ >= kMaxDepth) return false;
+  if (depth_ + schema_->min_depth(node) > kMaxDepth) return false;  // it could not be completed
   const SchemaNode& n = schema_->node(node);
   stack_[depth_++] = Frame{node, 0, 0, 0, n.kind == SchemaNode::kEnum ? (n.options.size() == 64
       ? ~uint64_t(0) : (uint64_t(1) << n.options.size()) - 1) : 0};
@@ -216,16 +258,23 @@ const SchemaNode* SchemaState::pattern_at(uint32_t* dfa_state) const {
     *dfa_state = f.aux;
     return &n;
   }
-  if (n.kind != SchemaNode::kString || n.dfa_accept.empty() || f.pos != kChars) return nullptr;
+  // (Not where the automaton also keeps a count against dfa_dist: the walk alone would miss it.)
+  if (n.kind != SchemaNode::kString || n.dfa_accept.empty() || !n.dfa_dist.empty() || f.pos != kChars)
+    return nullptr;
   *dfa_state = f.aux;
   return &n;
 }
 
 bool SchemaState::space_neutral() const {
-  if (depth_ == 0) return true;
-  const SchemaNode& n = schema_->node(stack_[depth_ - 1].node);
-  if (n.kind == SchemaNode::kRaw) return false;
-  return n.kind != SchemaNode::kString || (n.dfa_accept.empty() && n.min_items == 0 && n.max_items < 0);
+  // Compact JSON has whitespace only as content: in a plain string (a space is one more plain
+  // byte) and in a free object (JSON mode's own rules). A literal, enum or key with spaces in it
+  // is no place for the shortcut (two spaces in a row would be judged by one).
+  if (depth_ == 0) return false;
+  const Frame& f = stack_[depth_ - 1];
+  const SchemaNode& n = schema_->node(f.node);
+  if (n.kind == SchemaNode::kObject) return true;
+  return n.kind == SchemaNode::kString && f.pos == kChars && n.dfa_accept.empty() && n.min_items == 0 &&
+         n.max_items < 0;
 }
 
 bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop) {
@@ -246,8 +295,12 @@ bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& po
     }
     const int32_t next = n.dfa_next[f.aux * static_cast<uint32_t>(n.dfa_classes) + n.dfa_class[c]];
     if (next < 0) return false;
+    const uint64_t chars = f.cand + ((c & 0xC0) != 0x80);  // not a continuation byte: a character starts
+    if (!n.dfa_dist.empty() && n.max_items >= 0 &&
+        static_cast<int64_t>(chars) + n.dfa_dist[static_cast<size_t>(next)] > n.max_items)
+      return false;
     f.aux = static_cast<uint32_t>(next);
-    if ((c & 0xC0) != 0x80) ++f.cand;  // not a continuation byte: a character starts
+    f.cand = chars;
     return true;
   }
   switch (f.pos) {
@@ -381,15 +434,21 @@ bool SchemaState::props_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop
       if (n.required[i]) return true;
     return false;
   };
-  auto start_key = [&] {  // c is '"': the candidates' keys all start with it
-    f.cand = 0;
+  // The properties that may come next: from f.aux up to the first required one, those whose
+  // value fits the stack (a required one always does: the object was entered only so).
+  auto candidates = [&] {
+    uint64_t cand = 0;
     for (uint32_t i = f.aux; i < np; ++i) {
-      f.cand |= uint64_t(1) << i;
+      if (depth_ + schema_->min_depth(n.children[i]) <= kMaxDepth) cand |= uint64_t(1) << i;
       if (n.required[i]) break;
     }
+    return cand;
+  };
+  auto start_key = [&] {  // c is '"': the candidates' keys all start with it
+    f.cand = candidates();
     f.count = 1;
     f.pos = kPKey;
-    return true;
+    return f.cand != 0;
   };
   switch (f.pos) {
     case kPOpen:
@@ -397,13 +456,13 @@ bool SchemaState::props_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop
       f.pos = kPFirst;
       return true;
     case kPFirst:
-      if (c == '"') return start_key();
+      if (c == '"' && candidates() != 0) return start_key();
       if (c == '}' && !required_left()) { pop = true; return true; }
       return false;
     case kPComma:
       return c == '"' && start_key();
     case kPAfter:
-      if (c == ',' && f.aux < np) { f.pos = kPComma; return true; }
+      if (c == ',' && candidates() != 0) { f.pos = kPComma; return true; }
       if (c == '}' && !required_left()) { pop = true; return true; }
       return false;
     default: {  // kPKey

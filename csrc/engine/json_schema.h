@@ -49,6 +49,9 @@ struct SchemaNode {
   int32_t dfa_classes = 0;
   std::vector<int32_t> dfa_next;
   std::vector<uint8_t> dfa_accept;
+  // Empty when max_items is folded into the DFA; else, per state, the fewest characters still
+  // needed to reach an accepting one: a byte is taken only while characters + this <= max_items.
+  std::vector<int32_t> dfa_dist;
   // Bounds of a number: its value in units of 10^-frac_digits lies in [min_units, max_units].
   // Bounded numbers have no exponent, at most kBoundedIntDigits integer digits and frac_digits
   // fraction digits (integers: 0 and at most 18 digits), so each is exact in int64 and, having
@@ -67,9 +70,15 @@ class JsonSchema {
   explicit JsonSchema(std::vector<SchemaNode> nodes);
   const SchemaNode& node(int32_t i) const { return nodes_[static_cast<size_t>(i)]; }
   int32_t size() const { return static_cast<int32_t>(nodes_.size()); }
+  // Stack frames the shortest completion of node i takes (its own included; huge when it has
+  // none, as mandatory recursion). The automaton enters a node only where that many fit, so
+  // no prefix it takes is a dead end at the stack's depth.
+  int32_t min_depth(int32_t i) const { return min_depth_[static_cast<size_t>(i)]; }
 
  private:
+  void compute_min_depth();
   std::vector<SchemaNode> nodes_;
+  std::vector<int32_t> min_depth_;
 };
 
 // One parse of the document: a stack of frames, one per node being matched. The token mask

@@ -181,6 +181,7 @@ void register_engine(py::module_& m) {
       .def_readwrite("dfa_classes", &SchemaNode::dfa_classes)
       .def_readwrite("dfa_next", &SchemaNode::dfa_next)
       .def_readwrite("dfa_accept", &SchemaNode::dfa_accept)
+      .def_readwrite("dfa_dist", &SchemaNode::dfa_dist)
       .def_readwrite("bounded", &SchemaNode::bounded)
       .def_readwrite("frac_digits", &SchemaNode::frac_digits)
       .def_readwrite("min_units", &SchemaNode::min_units)

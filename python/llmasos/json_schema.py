@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Set
 
@@ -28,6 +29,7 @@ from .regex_dfa import FORMATS, compile_pattern, escape
 LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS, RAW = range(11)
 MAX_OPTIONS = 64
 MAX_BRANCHES = 16  # SchemaRun::kMaxBranches: anyOf alternatives open at once
+PATTERN_SECONDS = 2.0  # compile time allowed a schema's patterns (a request's body can hold many)
 # Schemas nested deeper than the automaton's stack (SchemaState::kMaxDepth frames) could never be
 # completed; refused here, before Python's own recursion limit turns them into a crash.
 MAX_NESTING = 32
@@ -38,6 +40,9 @@ STRING_KEYS = ("minLength", "maxLength", "pattern", "format")
 BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
             "enum", "const", "anyOf", "oneOf", "allOf", "$ref", *STRING_KEYS, *BOUND_KEYS}
+OWN_KEYS = {"object": ("properties", "required", "additionalProperties"), "array": ("items", "minItems", "maxItems"),
+            "string": STRING_KEYS, "number": BOUND_KEYS, "integer": BOUND_KEYS}
+CONSTRAINTS = {k for keys in OWN_KEYS.values() for k in keys}
 # Bounded numbers: 6 decimals, and 15 significant digits at most (json_schema.h); integers 18 digits.
 NUMBER_DECIMALS, NUMBER_DIGITS, INTEGER_DIGITS = 6, 15, 18
 NUMBER_START = set("-0123456789")
@@ -53,6 +58,7 @@ class _Compiler:
         self.nodes: List[Any] = []
         self.refs: Dict[str, int] = {}
         self.nesting = 0
+        self.deadline = time.monotonic() + PATTERN_SECONDS  # for all the schema's patterns together
 
     def new(self, kind, text="", options=(), children=(), min_items=0, max_items=-1, into=None) -> int:
         n = _core.SchemaNode()
@@ -106,6 +112,10 @@ class _Compiler:
         unknown = sorted(set(s) - KEYWORDS - ANNOTATIONS)
         if unknown:
             raise ValueError(f"json_schema {path}: unsupported keyword(s) {', '.join(unknown)}")
+        for key in ("$ref", "const", "enum", "allOf"):  # these stand alone: a constraint beside one is refused
+            beside = sorted(k for k in s if k in CONSTRAINTS)
+            if key in s and beside:
+                raise ValueError(f"json_schema {path}: '{beside[0]}' beside '{key}' is not supported")
         if "$ref" in s:
             return self.ref(s["$ref"], path, into)
         if "const" in s:
@@ -134,17 +144,15 @@ class _Compiler:
         if isinstance(t, list):
             if not t:
                 raise ValueError(f"json_schema {path}: 'type' must not be empty")
-            alts = [(dict(s, type=one), f"{path}(type {one})") for one in t]
+            alts = [({k: v for k, v in s.items() if k not in CONSTRAINTS or k in OWN_KEYS.get(one, ())} | {"type": one},
+                     f"{path}(type {one})") for one in t]
             return self.any_of(alts, path, into)
         return self.typed(t, s, path, into)
 
     def typed(self, t, s, path, into) -> int:
-        own = {"object": ("properties", "required", "additionalProperties"), "array": ("items", "minItems", "maxItems"),
-               "string": STRING_KEYS, "number": BOUND_KEYS}
-        for kind, keys in own.items():
-            bad = [k for k in keys if k in s and t != kind and not (kind == "number" and t == "integer")]
-            if bad:
-                raise ValueError(f"json_schema {path}: '{bad[0]}' is not supported for type {t}")
+        bad = sorted(k for k in s if k in CONSTRAINTS and k not in OWN_KEYS.get(t, ()))
+        if bad:
+            raise ValueError(f"json_schema {path}: '{bad[0]}' is not supported for type {t}")
         if t == "object":
             props = s.get("properties") or {}
             if not isinstance(props, dict):
@@ -194,8 +202,8 @@ class _Compiler:
     def string(self, s, path, into) -> int:
         lo, hi = s.get("minLength", 0), s.get("maxLength", -1)
         for name, v in (("minLength", lo), ("maxLength", hi)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < (-1 if name == "maxLength" else 0):
-                raise ValueError(f"json_schema {path}: '{name}' must be a non-negative integer")
+            if isinstance(v, bool) or not isinstance(v, int) or not (-1 if name == "maxLength" else 0) <= v < 2**31:
+                raise ValueError(f"json_schema {path}: '{name}' must be an integer from 0 to 2^31 - 1")
         if 0 <= hi < lo:
             raise ValueError(f"json_schema {path}: maxLength is below minLength")
         pattern = s.get("pattern")
@@ -209,13 +217,14 @@ class _Compiler:
         n = self.new(STRING, min_items=lo, max_items=hi, into=into)
         if pattern is not None:
             try:
-                dfa = compile_pattern(pattern, lo, hi if hi >= 0 else None)
+                dfa = compile_pattern(pattern, lo, hi if hi >= 0 else None, deadline=self.deadline)
             except ValueError as e:
                 raise ValueError(f"json_schema {path}: {e}") from None
             node = self.nodes[n]
             node.dfa_class, node.dfa_classes = dfa.classes, dfa.n_classes
             node.dfa_next = [t for row in dfa.next for t in row]
             node.dfa_accept = [int(a) for a in dfa.accept]
+            node.dfa_dist = dfa.dist or []
         return n
 
     def number(self, t, s, path, into) -> int:
@@ -232,7 +241,7 @@ class _Compiler:
                 return None
             if v is None:
                 return None
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
                 raise ValueError(f"json_schema {path}: '{key}' must be a finite number")
             return Decimal(repr(v)) * scale if isinstance(v, float) else Decimal(v) * scale
 
@@ -279,9 +288,9 @@ class _Compiler:
             sub = self.resolve(((a or {}).get("properties") or {}).get(prop)) if prop else None
             values = [sub["const"]] if isinstance(sub, dict) and "const" in sub else \
                 (sub.get("enum") if isinstance(sub, dict) else None)
-            if not isinstance(values, list) or not values:
+            if not isinstance(values, list) or not values or prop not in ((a or {}).get("required") or []):
                 raise ValueError(f"json_schema {path}: 'oneOf' alternatives that can start alike need a "
-                                 "'discriminator' property that each declares as a const")
+                                 "'discriminator' property that each declares as a required const")
             keys = {_dumps(v) for v in values}
             if keys & seen:
                 raise ValueError(f"json_schema {path}: two 'oneOf' alternatives share a discriminator value")

@@ -16,6 +16,8 @@ to the states from which a closing quote can still be reached, so a string never
 """
 from __future__ import annotations
 
+import collections
+import time
 from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 MAX_CP = 0x10FFFF
@@ -74,6 +76,8 @@ DOT = _complement(_norm([(0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029)]))
 ANY = [(0, MAX_CP)]
 CLASS_ESCAPES = {"d": DIGIT, "w": WORD, "s": SPACE,
                  "D": _complement(DIGIT), "W": _complement(WORD), "S": _complement(SPACE)}
+DIGITS = "0123456789"  # ASCII only, as ECMAScript's quantifier bounds ("١".isdigit() is True)
+DIGITS_SET = set(DIGITS)
 CHAR_ESCAPES = {"n": 0x0A, "t": 0x09, "r": 0x0D, "f": 0x0C, "v": 0x0B, "0": 0}
 
 
@@ -112,34 +116,37 @@ class _Parser:
 
     def number(self) -> Optional[int]:
         start = self.i
-        while self.peek() is not None and self.peek().isdigit():
+        while self.peek() is not None and self.peek() in DIGITS:
             self.i += 1
         return int(self.s[start:self.i]) if self.i > start else None
 
+    def at_quantifier(self) -> bool:
+        c = self.peek()
+        return c in ("*", "+", "?") or (c == "{" and self.s[self.i + 1:self.i + 2] in DIGITS_SET)
+
     def quantified(self, node):
-        while True:
-            c = self.peek()
-            if c in ("*", "+", "?"):
+        if not self.at_quantifier():
+            return node
+        c = self.take()
+        if c in ("*", "+", "?"):
+            lo, hi = {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
+        else:  # {n}, {n,}, {n,m}
+            lo = self.number()
+            hi = lo
+            if self.peek() == ",":
                 self.i += 1
-                lo, hi = {"*": (0, None), "+": (1, None), "?": (0, 1)}[c]
-            elif c == "{" and self.s[self.i + 1:self.i + 2].isdigit():
-                self.i += 1
-                lo = self.number()
-                hi = lo
-                if self.peek() == ",":
-                    self.i += 1
-                    hi = self.number()
-                if self.take() != "}":
-                    self.fail("a malformed {n,m}")
-                if hi is not None and hi < lo:
-                    self.fail("{n,m} with m below n")
-                if max(lo, hi or 0) > MAX_REPEAT:
-                    self.fail(f"a repeat count above {MAX_REPEAT}")
-            else:
-                return node
-            if self.peek() == "?":  # lazy: the same set of strings
-                self.i += 1
-            node = ("rep", node, lo, hi)
+                hi = self.number()
+            if self.take() != "}":
+                self.fail("a malformed {n,m}")
+            if hi is not None and hi < lo:
+                self.fail("{n,m} with m below n")
+            if max(lo, hi or 0) > MAX_REPEAT:
+                self.fail(f"a repeat count above {MAX_REPEAT}")
+        if self.peek() == "?":  # lazy: the same set of strings
+            self.i += 1
+        if self.at_quantifier():
+            self.fail("a quantifier with nothing to repeat")
+        return ("rep", node, lo, hi)
 
     def atom(self):
         c = self.take()
@@ -167,7 +174,7 @@ class _Parser:
             self.fail(f"'{c}' is supported only at the start / end of the whole pattern")
         if c in ("*", "+", "?", ")"):
             self.fail(f"a stray '{c}'")
-        if c == "{" and self.s[self.i:self.i + 1].isdigit():
+        if c == "{" and self.s[self.i:self.i + 1] in DIGITS_SET:
             self.fail("a quantifier with nothing to repeat")
         return ("set", [(ord(c), ord(c))])
 
@@ -182,6 +189,8 @@ class _Parser:
         c = self.take()
         if c in CLASS_ESCAPES:
             return CLASS_ESCAPES[c]
+        if c == "0" and self.peek() is not None and self.peek() in DIGITS:
+            self.fail("octal escapes (\\0 and a digit) are not supported")
         if c in CHAR_ESCAPES:
             cp = CHAR_ESCAPES[c]
         elif c == "x":
@@ -336,10 +345,33 @@ class _Nfa:
 
 
 class Dfa:
-    """classes[byte] -> class; next[state][class] -> state or -1; accept[state]. State 0 starts."""
+    """classes[byte] -> class; next[state][class] -> state or -1; accept[state]. State 0 starts.
+    dist, when the length bound is left to the automaton (too many states to fold it in): per
+    state, the fewest characters still needed to reach an accepting state."""
 
     def __init__(self, classes: List[int], n_classes: int, next_: List[List[int]], accept: List[bool]):
         self.classes, self.n_classes, self.next, self.accept = classes, n_classes, next_, accept
+        self.dist: Optional[List[int]] = None
+
+    def chars_to_accept(self) -> List[int]:
+        """0-1 breadth-first search back from the accepting states: a byte that starts a
+        character costs 1, a continuation byte 0."""
+        back: List[List[Tuple[int, int]]] = [[] for _ in self.accept]
+        for s, row in enumerate(self.next):
+            for b in range(256):
+                t = row[self.classes[b]]
+                if t >= 0:
+                    back[t].append((s, 0 if b & 0xC0 == 0x80 else 1))
+        inf = 1 << 30
+        dist = [0 if a else inf for a in self.accept]
+        queue = collections.deque(i for i, a in enumerate(self.accept) if a)
+        while queue:
+            t = queue.popleft()
+            for s, w in back[t]:
+                if dist[t] + w < dist[s]:
+                    dist[s] = dist[t] + w
+                    (queue.appendleft if w == 0 else queue.append)(s)
+        return dist
 
     def matches(self, data: bytes) -> bool:
         s = 0
@@ -364,7 +396,8 @@ def _byte_classes(nfa: _Nfa) -> Tuple[List[int], List[int]]:
     return classes, reps
 
 
-def _determinize(nfa: _Nfa, start: int, final: int, min_len: int, max_len: Optional[int]) -> Dfa:
+def _determinize(nfa: _Nfa, start: int, final: int, min_len: int, max_len: Optional[int],
+                 deadline: Optional[float]) -> Dfa:
     """Subset construction of the NFA, in product with a count of characters (capped at max_len,
     or at min_len when there is no maximum), then pruned to the states that can still accept."""
     classes, reps = _byte_classes(nfa)
@@ -374,6 +407,8 @@ def _determinize(nfa: _Nfa, start: int, final: int, min_len: int, max_len: Optio
     order = [first]
     table: List[List[int]] = []
     for states, count in order:  # grows while walked
+        if deadline is not None and len(table) % 32 == 0 and time.monotonic() > deadline:
+            raise ValueError("pattern too complex to compile in time")
         row = []
         for b in reps:
             targets = [t for s in states for lo, hi, t in nfa.edges[s] if lo <= b <= hi]
@@ -384,7 +419,7 @@ def _determinize(nfa: _Nfa, start: int, final: int, min_len: int, max_len: Optio
             key = (nfa.closure(targets), min(n, cap))
             if key not in index:
                 if len(order) >= MAX_DFA_STATES:
-                    raise ValueError(f"pattern too large (more than {MAX_DFA_STATES} states with its length bounds)")
+                    raise _TooManyStates(f"pattern too large (more than {MAX_DFA_STATES} states with its length bounds)")
                 index[key] = len(order)
                 order.append(key)
             row.append(index[key])
@@ -409,8 +444,12 @@ def _determinize(nfa: _Nfa, start: int, final: int, min_len: int, max_len: Optio
     return Dfa(classes, len(reps), next_, [accept[i] for i in range(len(table)) if live[i]])
 
 
+class _TooManyStates(ValueError):
+    pass
+
+
 def compile_pattern(pattern: Optional[str], min_len: int = 0, max_len: Optional[int] = None, *,
-                    whole_output: bool = False) -> Dfa:
+                    whole_output: bool = False, deadline: Optional[float] = None) -> Dfa:
     """The DFA of the raw strings (UTF-8) that match `pattern` (None: any) and hold min_len ..
     max_len characters: inside a JSON string, or with `whole_output` the whole of a model's output
     (any character, and the pattern matching all of it, as vLLM's guided_regex). ValueError for
@@ -426,7 +465,19 @@ def compile_pattern(pattern: Optional[str], min_len: int = 0, max_len: Optional[
     s0 = nfa.state()
     final = nfa.build(node, s0)
     try:
-        return _determinize(nfa, s0, final, min_len, max_len)
+        try:
+            return _determinize(nfa, s0, final, min_len, max_len, deadline)
+        except _TooManyStates:
+            if min_len or max_len is None:
+                raise
+        # Only a maximum, and too many states to fold it in: the plain DFA, and the automaton
+        # keeps the count, taking a byte only while the count plus the characters still needed
+        # (dist) stays within it, so no string dead-ends.
+        dfa = _determinize(nfa, s0, final, 0, None, deadline)
+        dfa.dist = dfa.chars_to_accept()
+        if dfa.dist[0] > max_len:
+            raise ValueError("no string can match it within maxLength")
+        return dfa
     except ValueError as e:
         raise ValueError(f"pattern {pattern!r}: {e}") from None
 
@@ -448,5 +499,7 @@ FORMATS = {
     "date-time": f"^{_DATE}T{_TIME}$",
     "uuid": f"^{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}$",
     "ipv4": rf"^({_OCTET}\.){{3}}{_OCTET}$",
-    "email": r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$",
+    # dot-atoms: no leading, trailing or doubled dots; labels neither start nor end with '-'
+    "email": r"^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+             r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$",
 }

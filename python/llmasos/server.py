@@ -350,6 +350,7 @@ class Server:
             return None if params.logprobs is None else chat_logprobs(entries, self.pieces)
 
         streams: Dict[int, ToolStream] = {}
+        pending_lps: Dict[int, list] = {}
 
         def chunk(index, d):
             out = []
@@ -366,13 +367,19 @@ class Server:
                     reason = "tool_calls"
             else:
                 deltas = [{"content": d.text}] if d.text else []
+            # Logprobs of tokens that gave no delta yet (the reply's JSON around an answer or call)
+            # go with the next chunk.
+            lp = pending_lps.setdefault(index, [])
+            lp.extend(d.logprobs or [])
             if d.finished and not deltas:
                 deltas = [{}]
             for k, delta in enumerate(deltas):
                 last = k == len(deltas) - 1
                 out.append({**base, "choices": [{"index": index, "delta": delta,
-                                                 "logprobs": logprobs(d.logprobs or []) if last else None,
+                                                 "logprobs": logprobs(lp) if last else None,
                                                  "finish_reason": reason if last else None}]})
+            if deltas:
+                pending_lps[index] = []
             return out
 
         def message(text, reason):

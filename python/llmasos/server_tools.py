@@ -180,7 +180,8 @@ class ToolStream:
 
     def __init__(self):
         self.buf = ""
-        self.sent = 0           # content: characters of the answer sent; call: of the arguments
+        self.at = len(RESPONSE_PREFIX)  # an answer: where its unread text starts in buf
+        self.sent = 0           # a call: characters of the arguments sent
         self.call_at = None     # where the arguments start in buf, once the name is known
         self.kind = None        # "call" or "response"
 
@@ -200,8 +201,10 @@ class ToolStream:
         return [{"content": self.buf}] if self.buf else []  # cut short before either form showed
 
     def _answer(self, finished) -> List[Dict[str, Any]]:
-        raw = self.buf[len(RESPONSE_PREFIX):]
-        i = 0  # the string's text runs to its closing quote, less an escape not complete yet
+        # From where the last piece ended to the string's closing quote, less an escape that is
+        # not complete yet: each byte is read once, however long the answer.
+        raw, start = self.buf, self.at
+        i = start
         while i < len(raw) and raw[i] != '"':
             if raw[i] == "\\":
                 step = 6 if raw[i + 1:i + 2] == "u" else 2
@@ -210,11 +213,11 @@ class ToolStream:
                 i += step
             else:
                 i += 1
-        text = json.loads('"' + raw[:i] + '"')
-        if not (i < len(raw) and raw[i] == '"') and text and "\ud800" <= text[-1] <= "\udbff":
-            text = text[:-1]  # the first half of a surrogate pair: wait for the second
-        new, self.sent = text[self.sent:], len(text)
-        return [{"content": new}] if new else []
+        text = json.loads('"' + raw[start:i] + '"')
+        if text and "\ud800" <= text[-1] <= "\udbff" and not (i < len(raw) and raw[i] == '"'):
+            text, i = text[:-1], i - 6  # the first half of a surrogate pair (an escape): wait for the second
+        self.at = i
+        return [{"content": text}] if text else []
 
     def _call(self, finished) -> List[Dict[str, Any]]:
         out = []
