@@ -399,3 +399,26 @@ def test_double_spaces_in_literals_are_masked_exactly(smollm2_gguf):
         want = [i for i, b in enumerate(pieces) if b and scan(data + b, g)[0] == len(data) + len(b)]
         assert _core.json_allowed(tok, ids, g) == want, prefix
         assert want
+
+
+def test_many_tagged_alternatives_switch_on_their_tag(smollm2_gguf):
+    """40 objects told apart by a string const as their first property (a function call's name, a
+    discriminated union's tag): one parse picks the rest by the tag, where 40 side by side would
+    be past the cap."""
+    alts = [{"type": "object", "required": ["name", "args"], "additionalProperties": False,
+             "properties": {"name": {"const": f"f{i}"}, "args": {"type": "integer" if i % 2 else "string"}}}
+            for i in range(40)]
+    schema = {"type": "object", "required": ["call"], "properties": {"call": {"anyOf": alts + [{"type": "null"}]}}}
+    g = compile_schema(schema)
+    for doc in (b'{"call":{"name":"f7","args":3}}', b'{"call":{"name":"f12","args":"x"}}', b'{"call":null}'):
+        assert scan(doc, g) == (len(doc), True), doc
+        jsonschema.validate(json.loads(doc), schema)
+    for doc in (b'{"call":{"name":"f7","args":"x"', b'{"call":{"name":"f40"', b'{"call":{"name":"f1","args":1,'):
+        assert scan(doc, g)[0] < len(doc), doc
+    tok = _core.Tokenizer.from_gguf(smollm2_gguf)
+    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    for prefix in ('{"call":{"name":', '{"call":{"name":"f1', '{"call":{"name":"f13",'):
+        ids = tok.encode(prefix, False, False)
+        data = prefix.encode()
+        want = [i for i, b in enumerate(pieces) if b and scan(data + b, g)[0] == len(data) + len(b)]
+        assert _core.json_allowed(tok, ids, g) == want, prefix

@@ -122,6 +122,18 @@ def test_required_and_auto(server):
     assert kinds
 
 
+def test_many_tools(server):
+    """More tools than parses the automaton follows side by side: the call switches on the name."""
+    tools = [{"type": "function", "function": {"name": f"t_{i}", "parameters": {
+        "type": "object", "required": ["n"], "properties": {"n": {"type": "integer", "maximum": i}}}}}
+             for i in range(18)]  # (the test server's context holds the descriptions of about 20)
+    r = server.client().chat.completions.create(model=server.model, messages=MSGS, tools=tools, tool_choice="required",
+                                                temperature=1.0, seed=4, max_tokens=60)
+    call = r.choices[0].message.tool_calls[0]
+    i = int(call.function.name.split("_")[1])
+    jsonschema.validate(json.loads(call.function.arguments), tools[i]["function"]["parameters"])
+
+
 def test_auto_answer_streams_as_content(server):
     c = server.client()
     msgs = [{"role": "system", "content": "Answer without tools."}, {"role": "user", "content": "Say hello."}]

@@ -85,6 +85,14 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
       }
       case SchemaNode::kObject:
         break;
+      case SchemaNode::kSwitch:
+        if (s.options.empty() || s.options.size() > kMaxOptions || s.options.size() != s.children.size())
+          bad(i, "a switch needs 1 to 64 options, each with a child");
+        for (size_t a = 0; a < s.options.size(); ++a)
+          for (size_t b = 0; b < s.options.size(); ++b)
+            if (s.options[a].empty() || (a != b && s.options[b].compare(0, s.options[a].size(), s.options[a]) == 0))
+              bad(i, "a switch's options must be non-empty and none a prefix of another");
+        break;
       case SchemaNode::kProps:
         if (s.children.empty() || s.children.size() > kMaxOptions || s.options.size() != s.children.size() ||
             s.required.size() != s.children.size())
@@ -139,6 +147,10 @@ void JsonSchema::compute_min_depth() {
         case SchemaNode::kProps:
           for (size_t k = 0; k < n.children.size(); ++k)
             if (n.required[k]) d = std::max(d, 1 + at(n.children[k]));
+          break;
+        case SchemaNode::kSwitch:
+          d = kNone;
+          for (int32_t c : n.children) d = std::min(d, 1 + at(c));
           break;
         default:
           break;
@@ -552,6 +564,30 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
       return number_byte(f, n, c, pop, retry);
     case SchemaNode::kProps:
       return props_byte(f, n, c, pop);
+    case SchemaNode::kSwitch: {
+      if (f.pos < 0) {  // the chosen child has ended, and so has the switch
+        pop = retry = true;
+        return true;
+      }
+      if (f.pos == 0) {  // the options whose child fits the stack
+        f.cand = 0;
+        for (size_t i = 0; i < n.options.size(); ++i)
+          if (depth_ + schema_->min_depth(n.children[i]) <= kMaxDepth) f.cand |= uint64_t(1) << i;
+      }
+      uint64_t next = 0;
+      for (size_t i = 0; i < n.options.size(); ++i)
+        if ((f.cand >> i & 1) && static_cast<uint8_t>(n.options[i][static_cast<size_t>(f.pos)]) == c)
+          next |= uint64_t(1) << i;
+      if (next == 0) return false;
+      f.cand = next;
+      ++f.pos;
+      for (size_t i = 0; i < n.options.size(); ++i)  // prefix-free: a complete option is the only match
+        if ((next >> i & 1) && static_cast<int32_t>(n.options[i].size()) == f.pos) {
+          f.pos = -1;
+          return push(n.children[i]);
+        }
+      return true;
+    }
     case SchemaNode::kRaw: {
       const uint32_t k = static_cast<uint32_t>(n.dfa_classes);
       const int32_t next = n.dfa_next[f.aux * k + n.dfa_class[c]];
@@ -629,11 +665,14 @@ bool SchemaState::feed(uint8_t c, std::vector<SchemaState>* forks) {
     if (!step(f, n, c, pop, retry)) return false;
     if (pop) {
       --depth_;
-      // A sequence whose last child just ended is complete too (the root's closing '}').
+      // A sequence whose last child just ended is complete too (the root's closing '}'), and so is a
+      // switch whose chosen child did.
       while (depth_ > 0) {
         const Frame& top = stack_[depth_ - 1];
         const SchemaNode& tn = schema_->node(top.node);
-        if (tn.kind != SchemaNode::kSeq || top.pos != static_cast<int32_t>(tn.children.size())) break;
+        const bool ended = (tn.kind == SchemaNode::kSeq && top.pos == static_cast<int32_t>(tn.children.size())) ||
+                           (tn.kind == SchemaNode::kSwitch && top.pos < 0);
+        if (!ended) break;
         --depth_;
       }
     }

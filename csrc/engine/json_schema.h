@@ -31,6 +31,9 @@ struct SchemaNode {
     // The whole output as raw bytes that the DFA takes (vLLM's guided_regex / guided_choice, not
     // JSON): the output may end where the DFA accepts, and must where nothing can follow.
     kRaw = 10,
+    // One of `options` (prefix-free byte strings), matched as an enum, then the child of the same
+    // index: an object's tag picks the rest of it (a tool's name, its arguments).
+    kSwitch = 11,
   };
   int32_t kind = kLiteral;
   std::string text;

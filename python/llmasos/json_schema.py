@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Set
 from ._core_loader import _core
 from .regex_dfa import FORMATS, compile_pattern, escape
 
-LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS, RAW = range(11)
+LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS, RAW, SWITCH = range(12)
 MAX_OPTIONS = 64
 MAX_BRANCHES = 16  # SchemaRun::kMaxBranches: anyOf alternatives open at once
 PATTERN_SECONDS = 2.0  # compile time allowed a schema's patterns (a request's body can hold many)
@@ -74,7 +74,7 @@ class _Compiler:
         n = self.nodes[i]
         if n.kind == LITERAL:
             return {n.text[0]}
-        if n.kind == ENUM:
+        if n.kind in (ENUM, SWITCH):
             return {o[0] for o in n.options}
         if n.kind == STRING:
             return {'"'}
@@ -311,12 +311,53 @@ class _Compiler:
         firsts = [self.first_bytes(c) for c in children]
         if exclusive and sum(len(f) for f in firsts) != len(set().union(*firsts)):
             self.check_exclusive(*exclusive, path)
+        children = self.switched(children)
+        if len(children) == 1:
+            self.nodes[slot] = self.nodes[children[0]]
+            return slot
+        firsts = [self.first_bytes(c) for c in children]
         for b in set().union(*firsts):
             alike = sum(b in f for f in firsts)
             if alike > MAX_BRANCHES:
                 raise ValueError(f"json_schema {path}: {alike} alternatives can start with {b!r}; "
                                  f"at most {MAX_BRANCHES} are supported")
         return self.new(ANY_OF, children=children, into=slot)
+
+    def switched(self, children: List[int]) -> List[int]:
+        """Objects whose first property is the same key with a string const of their own (the
+        tools of a function call, Pydantic's discriminated unions with the tag first) become one
+        object whose const picks the rest: a switch node, matched like an enum, where following
+        them side by side would open one parse each (past 16, a refusal)."""
+        def tag(c):  # (the shared key literal, the const) of an alternative that can join a switch
+            n = self.nodes[c]
+            if n.kind != SEQ or len(n.children) < 3:
+                return None
+            key, const = self.nodes[n.children[0]], self.nodes[n.children[1]]
+            if key.kind != LITERAL or const.kind != ENUM or len(const.options) != 1 or not const.options[0].startswith('"'):
+                return None
+            return key.text, const.options[0]
+        groups: Dict[str, List[int]] = {}
+        for c in children:
+            t = tag(c)
+            if t:
+                groups.setdefault(t[0], []).append(c)
+        out: List[int] = []
+        for c in children:
+            t = tag(c)
+            group = groups.get(t[0], []) if t else []
+            consts = [tag(g)[1] for g in group]
+            if len(group) < 2 or len(set(consts)) != len(consts) or len(group) > MAX_OPTIONS:
+                out.append(c)
+                continue
+            if c != group[0]:
+                continue  # joined the first one's switch
+            rests = []
+            for g in group:
+                rest = list(self.nodes[g].children[2:])
+                rests.append(rest[0] if len(rest) == 1 else self.new(SEQ, children=rest))
+            sw = self.new(SWITCH, options=consts, children=rests)
+            out.append(self.new(SEQ, children=[self.nodes[c].children[0], sw]))
+        return out
 
     def ref(self, ref, path, into) -> int:
         if ref in self.refs:
