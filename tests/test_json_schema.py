@@ -159,6 +159,13 @@ def nested(levels):
         {"type": "object", "properties": {"kind": {"const": "b"}, "x": {"type": "string"}}, "required": ["x"]}],
         "discriminator": {"propertyName": "kind"}}}}, "required const"),
     ({"type": "object", "properties": {"a": {"type": "integer", "minimum": 10 ** 400}}}, "no integer"),
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/S", "enum": ["a"]}}, "$defs": {"S": {"type": "string"}}},
+     "beside '\\$ref'"),
+    ({"type": "object", "properties": {"a": {"type": "string", "enum": ["a", None]}}}, "not of type"),
+    ({"type": "object", "properties": {"a": {"const": "a", "enum": ["b"]}}}, "beside"),
+    ({"type": "object", "properties": {"a": {"enum": ["a"], "anyOf": [{"type": "string"}]}}}, "beside 'enum'"),
+    ({"type": "object", "properties": {"a": {"type": [["string"]], "minLength": 1}}}, "list of names"),
+    ({"type": "object", "properties": {"a": {"type": {"x": 1}, "maxLength": 2}}}, "unknown or missing"),
     ({"type": "object", "properties": {"a": {"type": "string", "maxLength": 2 ** 31}}}, "2\\^31"),
 ])
 def test_what_it_cannot_enforce_is_refused(schema, match):
@@ -422,3 +429,15 @@ def test_many_tagged_alternatives_switch_on_their_tag(smollm2_gguf):
         data = prefix.encode()
         want = [i for i, b in enumerate(pieces) if b and scan(data + b, g)[0] == len(data) + len(b)]
         assert _core.json_allowed(tok, ids, g) == want, prefix
+
+
+def test_tagged_unions_nest_deep_and_enums_keep_their_type():
+    """A switch stands in its alternatives' frame: a union of tagged objects whose rest nests as
+    deep as the compiler allows compiles and completes."""
+    deep = nested(26)
+    alts = [{"type": "object", "required": ["tag", "v"], "properties": {"tag": {"const": t}, "v": deep}} for t in "ab"]
+    g = compile_schema({"type": "object", "required": ["u"], "properties": {"u": {"anyOf": alts}}})
+    doc = b'{"u":{"tag":"b","v":' + b'{"a":' * 26 + b'"x"' + b"}" * 28
+    assert scan(doc, g) == (len(doc), True)
+    ok = compile_schema({"type": "object", "properties": {"a": {"type": "integer", "enum": [1, 2.0]}}})
+    assert scan(b'{"a":2.0}', ok) == (9, True)

@@ -305,6 +305,8 @@ def test_raw_output_patterns_end_where_nothing_can_follow():
     assert scan(g, b"nope")[0] == 2
     with pytest.raises(ValueError):
         compile_choice([])
+    with pytest.raises(ValueError, match="only the empty output"):
+        compile_regex("(a{0})")
     with pytest.raises(ValueError, match="lookaround"):
         SamplingParams(regex="(?!a)b").to_core()
     with pytest.raises(ValueError, match="one of"):

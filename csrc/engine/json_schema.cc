@@ -148,9 +148,9 @@ void JsonSchema::compute_min_depth() {
           for (size_t k = 0; k < n.children.size(); ++k)
             if (n.required[k]) d = std::max(d, 1 + at(n.children[k]));
           break;
-        case SchemaNode::kSwitch:
+        case SchemaNode::kSwitch:  // its frame gives way to the chosen child's, as anyOf's
           d = kNone;
-          for (int32_t c : n.children) d = std::min(d, 1 + at(c));
+          for (int32_t c : n.children) d = std::min(d, at(c));
           break;
         default:
           break;
@@ -565,14 +565,10 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
     case SchemaNode::kProps:
       return props_byte(f, n, c, pop);
     case SchemaNode::kSwitch: {
-      if (f.pos < 0) {  // the chosen child has ended, and so has the switch
-        pop = retry = true;
-        return true;
-      }
-      if (f.pos == 0) {  // the options whose child fits the stack
+      if (f.pos == 0) {  // the options whose child fits the stack, in the switch's own frame
         f.cand = 0;
         for (size_t i = 0; i < n.options.size(); ++i)
-          if (depth_ + schema_->min_depth(n.children[i]) <= kMaxDepth) f.cand |= uint64_t(1) << i;
+          if (depth_ - 1 + schema_->min_depth(n.children[i]) <= kMaxDepth) f.cand |= uint64_t(1) << i;
       }
       uint64_t next = 0;
       for (size_t i = 0; i < n.options.size(); ++i)
@@ -583,7 +579,7 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
       ++f.pos;
       for (size_t i = 0; i < n.options.size(); ++i)  // prefix-free: a complete option is the only match
         if ((next >> i & 1) && static_cast<int32_t>(n.options[i].size()) == f.pos) {
-          f.pos = -1;
+          --depth_;  // the chosen child takes the switch's frame (f is not used again)
           return push(n.children[i]);
         }
       return true;
@@ -665,14 +661,11 @@ bool SchemaState::feed(uint8_t c, std::vector<SchemaState>* forks) {
     if (!step(f, n, c, pop, retry)) return false;
     if (pop) {
       --depth_;
-      // A sequence whose last child just ended is complete too (the root's closing '}'), and so is a
-      // switch whose chosen child did.
+      // A sequence whose last child just ended is complete too (the root's closing '}').
       while (depth_ > 0) {
         const Frame& top = stack_[depth_ - 1];
         const SchemaNode& tn = schema_->node(top.node);
-        const bool ended = (tn.kind == SchemaNode::kSeq && top.pos == static_cast<int32_t>(tn.children.size())) ||
-                           (tn.kind == SchemaNode::kSwitch && top.pos < 0);
-        if (!ended) break;
+        if (tn.kind != SchemaNode::kSeq || top.pos != static_cast<int32_t>(tn.children.size())) break;
         --depth_;
       }
     }

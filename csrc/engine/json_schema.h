@@ -32,7 +32,8 @@ struct SchemaNode {
     // JSON): the output may end where the DFA accepts, and must where nothing can follow.
     kRaw = 10,
     // One of `options` (prefix-free byte strings), matched as an enum, then the child of the same
-    // index: an object's tag picks the rest of it (a tool's name, its arguments).
+    // index in the switch's place: an object's tag picks the rest of it (a tool's name, then its
+    // arguments).
     kSwitch = 11,
   };
   int32_t kind = kLiteral;

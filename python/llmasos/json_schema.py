@@ -48,6 +48,14 @@ NUMBER_DECIMALS, NUMBER_DIGITS, INTEGER_DIGITS = 6, 15, 18
 NUMBER_START = set("-0123456789")
 
 
+def _has_type(value, t) -> bool:
+    """Whether a JSON value (as json.loads gives it) has JSON Schema type t."""
+    if t == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+    kinds = {"string": str, "number": (int, float), "boolean": bool, "null": type(None), "object": dict, "array": list}
+    return t in kinds and isinstance(value, kinds[t]) and not (t == "number" and isinstance(value, bool))
+
+
 def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -112,10 +120,18 @@ class _Compiler:
         unknown = sorted(set(s) - KEYWORDS - ANNOTATIONS)
         if unknown:
             raise ValueError(f"json_schema {path}: unsupported keyword(s) {', '.join(unknown)}")
-        for key in ("$ref", "const", "enum", "allOf"):  # these stand alone: a constraint beside one is refused
-            beside = sorted(k for k in s if k in CONSTRAINTS)
-            if key in s and beside:
+        for key in ("$ref", "const", "enum", "allOf"):  # these stand alone: anything beside one is refused
+            if key not in s:
+                continue
+            beside = sorted(k for k in s if k != key and k not in ANNOTATIONS and not (k == "type" and key in ("const", "enum")))
+            if beside:
                 raise ValueError(f"json_schema {path}: '{beside[0]}' beside '{key}' is not supported")
+            if "type" in s:  # beside enum / const: every value must have the type, as the schema asks
+                values = [s["const"]] if key == "const" else s["enum"] if isinstance(s["enum"], list) else []
+                types = s["type"] if isinstance(s["type"], list) else [s["type"]]
+                wrong = [v for v in values if not any(_has_type(v, t) for t in types)]
+                if wrong:
+                    raise ValueError(f"json_schema {path}: the value {wrong[0]!r} is not of type {s['type']!r}")
         if "$ref" in s:
             return self.ref(s["$ref"], path, into)
         if "const" in s:
@@ -142,14 +158,16 @@ class _Compiler:
         if t is None and "properties" in s:
             t = "object"
         if isinstance(t, list):
-            if not t:
-                raise ValueError(f"json_schema {path}: 'type' must not be empty")
+            if not t or not all(isinstance(one, str) for one in t):
+                raise ValueError(f"json_schema {path}: 'type' must be a name or a non-empty list of names")
             alts = [({k: v for k, v in s.items() if k not in CONSTRAINTS or k in OWN_KEYS.get(one, ())} | {"type": one},
                      f"{path}(type {one})") for one in t]
             return self.any_of(alts, path, into)
         return self.typed(t, s, path, into)
 
     def typed(self, t, s, path, into) -> int:
+        if not isinstance(t, str):
+            raise ValueError(f"json_schema {path}: unknown or missing 'type' {t!r}")
         bad = sorted(k for k in s if k in CONSTRAINTS and k not in OWN_KEYS.get(t, ()))
         if bad:
             raise ValueError(f"json_schema {path}: '{bad[0]}' is not supported for type {t}")
@@ -355,8 +373,9 @@ class _Compiler:
             for g in group:
                 rest = list(self.nodes[g].children[2:])
                 rests.append(rest[0] if len(rest) == 1 else self.new(SEQ, children=rest))
-            sw = self.new(SWITCH, options=consts, children=rests)
-            out.append(self.new(SEQ, children=[self.nodes[c].children[0], sw]))
+            # Each option is the key and its tag, so the switch stands where each object's frame
+            # stood, and gives its frame to the rest it picks: no deeper than the objects were.
+            out.append(self.new(SWITCH, options=[t[0] + k for k in consts], children=rests))
         return out
 
     def ref(self, ref, path, into) -> int:
@@ -396,7 +415,9 @@ def compile_regex(pattern: str) -> "_core.JsonSchema":
     """The automaton for an output that matches `pattern` as a whole (vLLM's guided_regex; the
     subset regex_dfa.py reads): it may end where the pattern is matched, and must where nothing
     can follow. ValueError for what it cannot run."""
-    dfa = compile_pattern(pattern, whole_output=True)
+    dfa = compile_pattern(pattern, whole_output=True, deadline=time.monotonic() + PATTERN_SECONDS)
+    if dfa.accept[0] and all(t < 0 for t in dfa.next[0]):
+        raise ValueError(f"pattern {pattern!r}: it matches only the empty output")
     n = _core.SchemaNode()
     n.kind = RAW
     n.dfa_class, n.dfa_classes = dfa.classes, dfa.n_classes

@@ -73,8 +73,9 @@ def _response_format(body):
     "json_schema": {"name": ..., "schema": {...}, "strict": ...}} (structured outputs; a schema
     keyword the server cannot enforce is refused, not ignored); or instead of it vLLM's
     guided_json / guided_regex / guided_choice, or llama.cpp server's json_schema."""
+    text = isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "text"
     guided = [k for k in ("json_schema", "guided_json", "guided_regex", "guided_choice", "response_format")
-              if body.get(k) is not None]
+              if body.get(k) is not None and not (k == "response_format" and text)]  # "text": no constraint
     if len(guided) > 1:
         raise RequestError(f"give one of {' and '.join(guided)}, not several", guided[0])
     for name, compile_ in (("guided_regex", "compile_regex"), ("guided_choice", "compile_choice")):  # vLLM's
