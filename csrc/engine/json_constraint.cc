@@ -234,14 +234,17 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
   bucket([&](size_t k) { return after_ws_[k]; },
          [&](size_t k) { return (flags_[k] & kUsable) && (flags_[k] & kWsLead); }, ws_off_, ws_ids_);
   plain_bits_.assign((static_cast<size_t>(n) + 63) / 64, 0);
+  auto len = [&](uint32_t id) { return off_[id + 1] - off_[id]; };
   for (int32_t i = 0; i < n; ++i) {
     const size_t k = static_cast<size_t>(i);
     if (flags_[k] & kPlain) {
       plain_bits_[k / 64] |= uint64_t(1) << (k % 64);
       max_plain_ = std::max<int64_t>(max_plain_, off_[k + 1] - off_[k]);
+      plain_by_len_.push_back(static_cast<uint32_t>(i));
     }
     else if (flags_[k] & kUsable) other_ids_.push_back(static_cast<uint32_t>(i));
   }
+  std::stable_sort(plain_by_len_.begin(), plain_by_len_.end(), [&](uint32_t a, uint32_t b) { return len(a) > len(b); });
 }
 
 namespace {
@@ -322,10 +325,15 @@ int64_t JsonConstraint::mask_with(const State& st, float* logits, int64_t n_voca
     return fits_all(st, v.begin(k), v.end(k));
   };
   auto set = [&](uint32_t id) { allowed[id / 64] |= uint64_t(1) << (id % 64); };
-  if (st.plain_room() >= v.max_plain_) {
-    // Every plain token keeps a plain string as it is (but for its length, which has room for
-    // the longest of them): all of them, then the others one by one.
+  const int64_t room = st.plain_room();
+  if (room > 0) {
+    // Every plain token keeps a plain string as it is but for its length: all of them that fit
+    // the room left (a maxLength), then the others one by one.
     allowed = v.plain_bits_;
+    for (uint32_t id : v.plain_by_len_) {
+      if (v.off_[id + 1] - v.off_[id] <= room) break;
+      allowed[id / 64] &= ~(uint64_t(1) << (id % 64));
+    }
     for (uint32_t id : v.other_ids_)
       if (fits(id)) set(id);
   } else {
