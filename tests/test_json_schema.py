@@ -166,6 +166,10 @@ def nested(levels):
     ({"type": "object", "properties": {"a": {"enum": ["a"], "anyOf": [{"type": "string"}]}}}, "beside 'enum'"),
     ({"type": "object", "properties": {"a": {"type": [["string"]], "minLength": 1}}}, "list of names"),
     ({"type": "object", "properties": {"a": {"type": {"x": 1}, "maxLength": 2}}}, "unknown or missing"),
+    ({"type": "object", "properties": {"a": {"type": {"x": 1}, "const": 1}}}, "not of type"),
+    ({"type": "object", "properties": {"a": {"type": [["string"]], "enum": ["a"]}}}, "not of type"),
+    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": [["a"]]}, "required"),
+    ({"type": "object", "properties": {"a": {"type": "string", "format": ["date"]}}}, "format"),
     ({"type": "object", "properties": {"a": {"type": "string", "maxLength": 2 ** 31}}}, "2\\^31"),
 ])
 def test_what_it_cannot_enforce_is_refused(schema, match):

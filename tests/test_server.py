@@ -202,7 +202,7 @@ def test_chat_structured_outputs(server, model_id):
         if ch.choices)
     assert streamed == text
     r = c.completions.create(model=model_id, prompt="A cat as JSON:", max_tokens=120, temperature=0.9, seed=2,
-                             extra_body={"json_schema": schema})
+                             extra_body={"json_schema": schema, "response_format": {"type": "text"}})
     assert r.choices[0].finish_reason == "stop"
     jsonschema.validate(json.loads(r.choices[0].text), schema, format_checker=jsonschema.FormatChecker())
 

@@ -239,7 +239,6 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
     const size_t k = static_cast<size_t>(i);
     if (flags_[k] & kPlain) {
       plain_bits_[k / 64] |= uint64_t(1) << (k % 64);
-      max_plain_ = std::max<int64_t>(max_plain_, off_[k + 1] - off_[k]);
       plain_by_len_.push_back(static_cast<uint32_t>(i));
     }
     else if (flags_[k] & kUsable) other_ids_.push_back(static_cast<uint32_t>(i));

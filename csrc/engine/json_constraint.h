@@ -88,7 +88,6 @@ class JsonVocab {
   // bits (all of them fit a plain string) beside the list of the others.
   std::vector<uint32_t> first_off_, first_ids_, ws_off_, ws_ids_, other_ids_;
   std::vector<uint64_t> plain_bits_;
-  int64_t max_plain_ = 0;  // the longest plain token's bytes
   std::vector<uint32_t> plain_by_len_;  // the plain tokens, longest first (for a string's room)
   std::vector<uint32_t> eog_ids_;  // end-of-generation tokens, allowed where the output may end
 };

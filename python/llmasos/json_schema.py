@@ -49,7 +49,9 @@ NUMBER_START = set("-0123456789")
 
 
 def _has_type(value, t) -> bool:
-    """Whether a JSON value (as json.loads gives it) has JSON Schema type t."""
+    """Whether a JSON value (as json.loads gives it) has JSON Schema type t (a name)."""
+    if not isinstance(t, str):
+        return False
     if t == "integer":
         return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
     kinds = {"string": str, "number": (int, float), "boolean": bool, "null": type(None), "object": dict, "array": list}
@@ -176,7 +178,7 @@ class _Compiler:
             if not isinstance(props, dict):
                 raise ValueError(f"json_schema {path}: 'properties' must be an object")
             required = s.get("required") or []
-            if not isinstance(required, list) or any(r not in props for r in required):
+            if not isinstance(required, list) or any(not isinstance(r, str) or r not in props for r in required):
                 raise ValueError(f"json_schema {path}: 'required' names a property that 'properties' does not")
             if not props:
                 if s.get("additionalProperties", True) is False:
@@ -228,7 +230,7 @@ class _Compiler:
         if "format" in s:
             if pattern is not None:
                 raise ValueError(f"json_schema {path}: 'pattern' beside 'format' is not supported")
-            if s["format"] not in FORMATS:
+            if not isinstance(s["format"], str) or s["format"] not in FORMATS:
                 raise ValueError(f"json_schema {path}: format {s['format']!r} is not supported "
                                  f"(supported: {', '.join(sorted(FORMATS))})")
             pattern = FORMATS[s["format"]]
@@ -300,6 +302,7 @@ class _Compiler:
         alike can both match, so they need a discriminator: a property that every alternative
         declares as a const (or enum) of its own values (Pydantic's discriminated unions)."""
         prop = discriminator.get("propertyName") if isinstance(discriminator, dict) else None
+        prop = prop if isinstance(prop, str) else None
         seen = set()
         for a in alts:
             a = self.resolve(a)

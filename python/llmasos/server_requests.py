@@ -98,7 +98,7 @@ def _response_format(body):
         if schema is not None:
             if not isinstance(schema, dict):
                 raise RequestError(f"'{name}' must be a JSON schema object", name)
-            if body.get("response_format") is not None:
+            if body.get("response_format") is not None and not text:
                 raise RequestError(f"give either 'response_format' or '{name}', not both", name)
             return False, checked_schema(schema, name)
     v = body.get("response_format")

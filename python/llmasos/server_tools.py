@@ -136,8 +136,9 @@ class ToolRequest:
     def __init__(self, body):
         self.tools = _tools(body)
         self.mode, self.only = _choice(body, self.tools)
+        text = isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "text"
         other = [k for k in ("response_format", "json_schema", "guided_json", "guided_regex", "guided_choice")
-                 if body.get(k) is not None]
+                 if body.get(k) is not None and not (k == "response_format" and text)]  # "text": no constraint
         if other:
             raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
         self.schema = reply_schema(self.tools, self.mode, self.only)
