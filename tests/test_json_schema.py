@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from llmasos import LLM, SamplingParams, _core
-from llmasos.json_schema import compile_schema
+from llmasos.json_schema import KEYWORDS, compile_schema
 
 # What a Pydantic model's schema looks like: $defs and $ref (recursive), Optional fields as anyOf
 # with null, an enum, arrays with bounds, nested objects, annotations.
@@ -445,3 +445,34 @@ def test_tagged_unions_nest_deep_and_enums_keep_their_type():
     assert scan(doc, g) == (len(doc), True)
     ok = compile_schema({"type": "object", "properties": {"a": {"type": "integer", "enum": [1, 2.0]}}})
     assert scan(b'{"a":2.0}', ok) == (9, True)
+
+
+# ---- fuzzing the compiler: arbitrary schemas compile or get a ValueError, and what compiles
+# ---- never dead-ends ------------------------------------------------------------------------------
+
+_KEYS = sorted(KEYWORDS | {"discriminator", "title"})
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=5),
+                     st.sampled_from(["string", "integer", "number", "object", "array", "boolean", "null", "date",
+                                      "email", "#/$defs/A", "^[a-z]+$", "a{2,3}", "(?=x)", "[", "\\d+"]))
+_VALUES = st.recursive(_SCALARS, lambda ch: st.one_of(
+    st.lists(ch, max_size=3), st.dictionaries(st.sampled_from(_KEYS + ["a", "b"]), ch, max_size=4)), max_leaves=12)
+_SCHEMAS = st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=5)
+
+
+@settings(max_examples=400, derandomize=True, deadline=None, database=None)
+@given(s=_SCHEMAS, defs=st.dictionaries(st.sampled_from(["A", "B"]), _SCHEMAS, max_size=2))
+def test_compiler_fuzz(s, defs):
+    root = {"type": "object", "properties": {"x": s, "y": {"$ref": "#/$defs/A"} if "A" in defs else {"type": "string"}},
+            "$defs": defs}
+    try:
+        g = compile_schema(root)  # anything but a ValueError would be a server's 500
+    except ValueError:
+        return
+    rng = random.Random(0)
+    data = b""
+    for _ in range(40):
+        nxt = [b for b in range(256) if scan(data + bytes([b]), g)[0] == len(data) + 1]
+        if not nxt:
+            assert scan(data, g)[1], data  # only a complete document has no next byte
+            return
+        data += bytes([rng.choice(nxt)])

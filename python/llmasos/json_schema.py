@@ -382,6 +382,8 @@ class _Compiler:
         return out
 
     def ref(self, ref, path, into) -> int:
+        if not isinstance(ref, str):
+            raise ValueError(f"json_schema {path}: '$ref' must be a string")
         if ref in self.refs:
             if into is None:
                 return self.refs[ref]
