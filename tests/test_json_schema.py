@@ -460,9 +460,10 @@ _SCHEMAS = st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=5)
 
 
 @settings(max_examples=400, derandomize=True, deadline=None, database=None)
-@given(s=_SCHEMAS, defs=st.dictionaries(st.sampled_from(["A", "B"]), _SCHEMAS, max_size=2))
+@given(s=_SCHEMAS, defs=st.one_of(st.dictionaries(st.sampled_from(["A", "B"]), _SCHEMAS, max_size=2), _VALUES))
 def test_compiler_fuzz(s, defs):
-    root = {"type": "object", "properties": {"x": s, "y": {"$ref": "#/$defs/A"} if "A" in defs else {"type": "string"}},
+    ref_a = isinstance(defs, dict) and "A" in defs
+    root = {"type": "object", "properties": {"x": s, "y": {"$ref": "#/$defs/A"} if ref_a else {"type": "string"}},
             "$defs": defs}
     try:
         g = compile_schema(root)  # anything but a ValueError would be a server's 500

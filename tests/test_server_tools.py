@@ -7,7 +7,11 @@ import jsonschema
 import openai
 import pytest
 
-from llmasos.server_tools import ToolStream, reply_schema
+from hypothesis import given, settings, strategies as st
+
+from llmasos import chat_template
+from llmasos.server_requests import RequestError, checked_schema
+from llmasos.server_tools import ToolRequest, ToolStream, reply_schema
 from test_server import RunningServer
 
 WEATHER = {"type": "function", "function": {
@@ -67,6 +71,33 @@ def test_reply_schema_moves_definitions_to_its_root():
     s = reply_schema([{"name": "get_time", "description": "", "parameters": PARAMS["get_time"]}], "required", None)
     assert "Zone" in s["$defs"] and "$defs" not in s["properties"]["tool_call"]["properties"]["arguments"]
     jsonschema.validate({"tool_call": {"name": "get_time", "arguments": {"zone": "Europe/Paris"}}}, s)
+
+
+_KEYS = ["type", "properties", "$defs", "definitions", "required", "name", "arguments", "function", "id", "role",
+         "content", "tool_calls", "tool_call_id"]
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.text(max_size=4),
+              st.sampled_from(["function", "f", "assistant", "tool", "user", '{"a":1}', "object", "string"])),
+    lambda ch: st.one_of(st.lists(ch, max_size=3), st.dictionaries(st.sampled_from(_KEYS), ch, max_size=4)), max_leaves=10)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(params=st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=4),
+       choice=st.one_of(st.sampled_from(["auto", "required", "none"]), _VALUES),
+       msgs=st.lists(st.dictionaries(st.sampled_from(["role", "content", "tool_calls", "tool_call_id", "name"]), _VALUES,
+                                     max_size=4), max_size=3))
+def test_odd_tools_and_histories_are_400s(params, choice, msgs):
+    """Whatever the tools' parameters, tool_choice and the messages hold, the request is taken or
+    refused with a RequestError (a 400), never another exception (a 500)."""
+    body = {"tools": [{"type": "function", "function": {"name": "f", "parameters": params}},
+                      {"type": "function", "function": {"name": "g"}}],
+            "tool_choice": choice, "messages": [{"role": "user", "content": "hi"}] + msgs}
+    try:
+        t = ToolRequest(body)
+        checked_schema(t.schema, "tools")
+        chat_template.validate_messages(t.messages(body["messages"]))
+    except (RequestError, chat_template.ChatTemplateError):
+        pass
 
 
 # ---- through the server ----------------------------------------------------------------------------

@@ -294,7 +294,8 @@ class _Compiler:
     def resolve(self, s):
         while isinstance(s, dict) and isinstance(s.get("$ref"), str) and s["$ref"].count("/") == 2:
             _, where, name = s["$ref"].split("/")
-            s = (self.root.get(where) or {}).get(name)
+            defs = self.root.get(where)
+            s = defs.get(name) if isinstance(defs, dict) else None
         return s
 
     def check_exclusive(self, alts, discriminator, path):
@@ -391,7 +392,8 @@ class _Compiler:
         parts = ref.split("/") if isinstance(ref, str) else []
         if len(parts) != 3 or parts[0] != "#" or parts[1] not in ("$defs", "definitions"):
             raise ValueError(f"json_schema {path}: only '$ref's to '#/$defs/NAME' or '#/definitions/NAME' are supported")
-        target = (self.root.get(parts[1]) or {}).get(parts[2])
+        defs = self.root.get(parts[1])
+        target = defs.get(parts[2]) if isinstance(defs, dict) else None
         if target is None:
             raise ValueError(f"json_schema {path}: $ref {ref!r} names no definition")
         slot = self.new(LITERAL, text="?", into=into)

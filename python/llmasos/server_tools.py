@@ -67,7 +67,10 @@ def reply_schema(tools, mode: str, only: Optional[str]) -> Dict[str, Any]:
             continue
         params = dict(t["parameters"])
         for key in defs:
-            for name, d in (params.pop(key, None) or {}).items():
+            moved = params.pop(key, None) or {}
+            if not isinstance(moved, dict):
+                raise RequestError(f"tool {t['name']}: '{key}' must be an object of schemas", "tools")
+            for name, d in moved.items():
                 if defs[key].setdefault(name, d) != d:
                     raise RequestError(f"two tools define {key}/{name} differently", "tools")
         calls.append({"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
