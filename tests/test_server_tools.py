@@ -56,6 +56,26 @@ def test_stream_of_a_call_is_its_name_and_arguments(step):
     assert json.loads("".join(d["tool_calls"][0]["function"]["arguments"] for d in deltas[1:])) == args
 
 
+@pytest.mark.parametrize("step", [1, 4, 9])
+def test_stream_of_parallel_calls(step):
+    calls = [{"name": "get_weather", "arguments": {"city": "Paris", "note": "a}b\\\"c"}},
+             {"name": "get_time", "arguments": {"zone": "Europe/Paris", "n": [1, {"x": []}]}},
+             {"name": "f", "arguments": "scalar"}]
+    text = json.dumps({"tool_calls": calls}, separators=(",", ":"), ensure_ascii=False)
+    ts, deltas = feed_all(text, step)
+    got = {}
+    for d in deltas:
+        for tc in d["tool_calls"]:
+            if "id" in tc:
+                got[tc["index"]] = [tc["function"]["name"], ""]
+            got[tc["index"]][1] += tc["function"].get("arguments", "")
+    assert [(n, json.loads(a)) for n, a in (got[i] for i in sorted(got))] == [(c["name"], c["arguments"]) for c in calls]
+    from llmasos.server_tools import ToolRequest
+    msg, reason = ToolRequest.message(text, "stop")
+    assert reason == "tool_calls" and [c["function"]["name"] for c in msg["tool_calls"]] == ["get_weather", "get_time", "f"]
+    assert [json.loads(c["function"]["arguments"]) for c in msg["tool_calls"]] == [c["arguments"] for c in calls]
+
+
 def test_a_reply_cut_short_reads_as_far_as_it_goes():
     from llmasos.server_tools import ToolRequest
     msg, reason = ToolRequest.message('{"response":"Hello, wor', "length")
@@ -154,6 +174,35 @@ def test_required_and_auto(server):
     assert kinds
 
 
+def test_parallel_tool_calls(server):
+    c = server.client()
+    msgs = [{"role": "user", "content": "What is the weather in Paris and in Rome?"}]
+    for stream in (False, True):
+        kw = dict(model=server.model, messages=msgs, tools=[WEATHER, TIME], tool_choice="required", temperature=0,
+                  max_tokens=400, parallel_tool_calls=True)
+        if not stream:
+            ch = c.chat.completions.create(**kw).choices[0]
+            assert ch.finish_reason == "tool_calls" and 1 <= len(ch.message.tool_calls) <= 8
+            for call in ch.message.tool_calls:
+                check_call(call)
+            whole = [(t.function.name, t.function.arguments) for t in ch.message.tool_calls]
+        else:
+            got = {}
+            for chunk in c.chat.completions.create(stream=True, **kw):
+                for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                    if tc.id:
+                        got[tc.index] = [tc.function.name, ""]
+                    got[tc.index][1] += tc.function.arguments or ""
+            assert [tuple(got[i]) for i in sorted(got)] == whole
+    history = msgs + [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": f"c{i}", "type": "function", "function": {"name": "get_weather", "arguments": json.dumps(
+            {"city": city, "unit": "celsius"})}} for i, city in enumerate(("Paris", "Rome"))]},
+        {"role": "tool", "tool_call_id": "c0", "content": "18C"}, {"role": "tool", "tool_call_id": "c1", "content": "24C"}]
+    r = c.chat.completions.create(model=server.model, messages=history, tools=[WEATHER], parallel_tool_calls=True,
+                                  temperature=0, max_tokens=40)
+    assert r.choices[0].finish_reason in ("stop", "length", "tool_calls")
+
+
 def test_many_tools(server):
     """More tools than parses the automaton follows side by side: the call switches on the name."""
     tools = [{"type": "function", "function": {"name": f"t_{i}", "parameters": {
@@ -202,6 +251,7 @@ def test_none_is_a_plain_chat_and_history_with_results_is_taken(server):
     (dict(tools="get_weather"), "tools"),
     (dict(tools=[WEATHER], tool_choice={"type": "function", "function": {"name": "nope"}}), "tool_choice"),
     (dict(tools=[WEATHER], tool_choice="sometimes"), "tool_choice"),
+    (dict(tools=[WEATHER], parallel_tool_calls="yes"), "parallel_tool_calls"),
     (dict(tools=[WEATHER], response_format={"type": "json_object"}), "tools"),
     (dict(tools=[WEATHER], messages=MSGS + [{"role": "assistant", "tool_calls": ["call"]}]), "messages"),
     (dict(tools=[WEATHER], messages=MSGS + [{"role": "assistant", "tool_calls": [

@@ -4,13 +4,14 @@ tools are described to the model in the system message, and its reply is held by
 outputs to one JSON object,
 
     {"tool_call": {"name": NAME, "arguments": {...}}}   a call, its arguments valid under the
-                                                         tool's "parameters" schema, or
+                                                         tool's "parameters" schema,
+    {"tool_calls": [{"name": ..., "arguments": ...}, ...]}   with parallel_tool_calls: true, or
     {"response": "..."}                                  a plain answer (tool_choice "auto").
 
-tool_choice "auto" (the default with tools) allows both, "required" and a named function only the
-call, "none" neither (the request runs as a plain chat). One call per reply. Earlier turns go back
-to the model in the same form: an assistant turn's tool_calls as its JSON, a "tool" message as a
-user turn that names the call it answers.
+tool_choice "auto" (the default with tools) allows both, "required" and a named function only
+calls, "none" neither (the request runs as a plain chat). Earlier turns go back to the model in
+the same form: an assistant turn's tool_calls as its JSON, a "tool" message as a user turn that
+names the call it answers.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .server_requests import RequestError
 
-CALL_PREFIX = '{"tool_call":{"name":'
+CALL_PREFIX = '{"tool_call":'
+CALLS_PREFIX = '{"tool_calls":['
 RESPONSE_PREFIX = '{"response":"'
+MAX_PARALLEL = 8  # calls in one reply with parallel_tool_calls
 
 
 def _tools(body) -> List[Dict[str, Any]]:
@@ -58,7 +61,7 @@ def _choice(body, tools) -> Tuple[str, Optional[str]]:
     return "required", name
 
 
-def reply_schema(tools, mode: str, only: Optional[str]) -> Dict[str, Any]:
+def reply_schema(tools, mode: str, only: Optional[str], parallel: bool = False) -> Dict[str, Any]:
     # Each tool's parameters sit under the reply's root, so their $defs (Pydantic's) move up to it.
     defs: Dict[str, Dict[str, Any]] = {"$defs": {}, "definitions": {}}
     calls = []
@@ -75,23 +78,32 @@ def reply_schema(tools, mode: str, only: Optional[str]) -> Dict[str, Any]:
                     raise RequestError(f"two tools define {key}/{name} differently", "tools")
         calls.append({"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
                       "properties": {"name": {"const": t["name"]}, "arguments": params}})
-    call = {"type": "object", "additionalProperties": False, "required": ["tool_call"],
-            "properties": {"tool_call": calls[0] if len(calls) == 1 else {"anyOf": calls}}}
+    one = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    if parallel:
+        call = {"type": "object", "additionalProperties": False, "required": ["tool_calls"], "properties": {
+            "tool_calls": {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_PARALLEL}}}
+    else:
+        call = {"type": "object", "additionalProperties": False, "required": ["tool_call"],
+                "properties": {"tool_call": one}}
     answer = {"type": "object", "additionalProperties": False, "required": ["response"],
               "properties": {"response": {"type": "string"}}}
     root = call if mode == "required" else {"anyOf": [call, answer]}
     return {**root, **{k: v for k, v in defs.items() if v}}
 
 
-def _system_text(tools, mode: str, only: Optional[str]) -> str:
+def _system_text(tools, mode: str, only: Optional[str], parallel: bool) -> str:
     listed = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools if only is None or t["name"] == only)
-    how = ('To call a tool, reply with {"tool_call": {"name": <tool name>, "arguments": <its arguments>}}.')
+    if parallel:
+        how = ('To call tools, reply with {"tool_calls": [{"name": <tool name>, "arguments": <its arguments>}, '
+               '...]}.')
+    else:
+        how = 'To call a tool, reply with {"tool_call": {"name": <tool name>, "arguments": <its arguments>}}.'
     if mode == "auto":
         how += ' To answer without a tool, reply with {"response": <your answer>}.'
     return f"You can call these tools:\n{listed}\n{how}"
 
 
-def _history(messages) -> List[Dict[str, Any]]:
+def _history(messages, parallel: bool) -> List[Dict[str, Any]]:
     """Earlier tool calls and results in the reply form the model is held to (see the module)."""
     if not isinstance(messages, list):
         return messages  # the template's validation names the problem
@@ -112,8 +124,10 @@ def _history(messages) -> List[Dict[str, Any]]:
                     raise RequestError("an assistant message's tool_calls must be a list of {'id': ..., 'function': "
                                        "{'name': ..., 'arguments': JSON text}}", "messages") from None
                 names[c.get("id")] = f.get("name")
-                parts.append(json.dumps({"tool_call": {"name": f.get("name"), "arguments": args}}, ensure_ascii=False))
-            out.append({"role": "assistant", "content": "\n".join(parts)})
+                parts.append({"name": f.get("name"), "arguments": args})
+            text = json.dumps({"tool_calls": parts}, ensure_ascii=False) if parallel else \
+                "\n".join(json.dumps({"tool_call": p}, ensure_ascii=False) for p in parts)
+            out.append({"role": "assistant", "content": text})
         elif m.get("role") == "tool":
             name = names.get(m.get("tool_call_id")) or m.get("name") or "the tool"
             content = m.get("content")
@@ -144,13 +158,16 @@ class ToolRequest:
                  if body.get(k) is not None and not (k == "response_format" and text)]  # "text": no constraint
         if other:
             raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
-        self.schema = reply_schema(self.tools, self.mode, self.only)
+        self.parallel = body.get("parallel_tool_calls", False)
+        if not isinstance(self.parallel, bool):
+            raise RequestError("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+        self.schema = reply_schema(self.tools, self.mode, self.only, self.parallel)
 
     def messages(self, messages):
-        msgs = _history(messages)
+        msgs = _history(messages, self.parallel)
         if not isinstance(msgs, list) or not msgs:
             return msgs
-        text = _system_text(self.tools, self.mode, self.only)
+        text = _system_text(self.tools, self.mode, self.only, self.parallel)
         first = msgs[0]
         if isinstance(first, dict) and first.get("role") == "system" and isinstance(first.get("content"), str):
             return [{**first, "content": first["content"] + "\n\n" + text}] + msgs[1:]
@@ -158,53 +175,57 @@ class ToolRequest:
 
     @staticmethod
     def message(text: str, finish_reason: Optional[str]) -> Tuple[Dict[str, Any], Optional[str]]:
-        """(the assistant message, finish_reason) for a whole reply."""
-        try:
-            reply = json.loads(text)
-        except ValueError:  # cut short by max_tokens: what there is, read as the stream reads it
-            ts = ToolStream()
-            deltas = ts.feed(text, True)
-            if ts.kind == "call" and deltas:
-                head = deltas[0]["tool_calls"][0]
-                head["function"]["arguments"] = "".join(d["tool_calls"][0]["function"]["arguments"] for d in deltas[1:])
-                del head["index"]
-                return {"role": "assistant", "content": None, "tool_calls": [head]}, finish_reason
+        """(the assistant message, finish_reason) for a whole reply, read as the stream reads it
+        (so the arguments are the model's own text, whole or streamed; a reply cut short by
+        max_tokens gives what there is)."""
+        ts = ToolStream()
+        deltas = ts.feed(text, True)
+        if ts.kind != "call" or not deltas:
             return {"role": "assistant", "content": "".join(d.get("content", "") for d in deltas)}, finish_reason
-        if "tool_call" in reply:  # the arguments as the model wrote them, as the stream gives them
-            args = text[text.index('","arguments":', len(CALL_PREFIX)) + len('","arguments":'):-2]
-            return {"role": "assistant", "content": None, "tool_calls": [{
-                "id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                "function": {"name": reply["tool_call"]["name"], "arguments": args}}]}, "tool_calls"
-        return {"role": "assistant", "content": reply["response"]}, finish_reason
+        calls: List[Dict[str, Any]] = []
+        for d in deltas:
+            for tc in d["tool_calls"]:
+                if "id" in tc:
+                    calls.append({"id": tc["id"], "type": "function",
+                                  "function": {"name": tc["function"]["name"], "arguments": ""}})
+                calls[tc["index"]]["function"]["arguments"] += tc["function"].get("arguments", "")
+        reason = "tool_calls" if finish_reason == "stop" and _complete(text) else finish_reason
+        return {"role": "assistant", "content": None, "tool_calls": calls}, reason
 
 
 class ToolStream:
     """One choice's streamed reply as OpenAI deltas: the answer's text as content while it comes,
-    or a tool call (its id and name, then its arguments' text as it comes)."""
+    or the tool calls (each one's index, id and name, then its arguments' text as it comes: a
+    small JSON scanner finds where they end)."""
 
     def __init__(self):
         self.buf = ""
-        self.at = len(RESPONSE_PREFIX)  # an answer: where its unread text starts in buf
-        self.sent = 0           # a call: characters of the arguments sent
-        self.call_at = None     # where the arguments start in buf, once the name is known
-        self.kind = None        # "call" or "response"
+        self.at = 0          # the answer: where its unread text starts; calls: where parsing is
+        self.kind = None     # "call" or "response"
+        self.calls = 0       # calls started
+        self.phase = "head"  # calls: "head" (name), "args", "after" (the call's '}' and what follows)
+        self.depth = 0       # the arguments' open brackets, and whether inside a string / an escape
+        self.in_str = self.esc = False
+        self.started = False
 
     def feed(self, text: str, finished: bool) -> List[Dict[str, Any]]:
         self.buf += text
         if self.kind is None:
-            if self.buf.startswith(CALL_PREFIX):
-                self.kind = "call"
-            elif self.buf.startswith(RESPONSE_PREFIX):
-                self.kind = "response"
-            elif not finished:
-                return []
+            for prefix, kind in ((CALL_PREFIX, "call"), (CALLS_PREFIX, "call"), (RESPONSE_PREFIX, "response")):
+                if self.buf.startswith(prefix):
+                    self.kind, self.at = kind, len(prefix)
+            if self.kind is None:
+                if not finished and any(p.startswith(self.buf) for p in (CALL_PREFIX, CALLS_PREFIX, RESPONSE_PREFIX)):
+                    return []
+                self.kind = "other"
+                return [{"content": self.buf}] if self.buf else []  # neither form: as it is
         if self.kind == "response":
-            return self._answer(finished)
+            return self._answer()
         if self.kind == "call":
-            return self._call(finished)
-        return [{"content": self.buf}] if self.buf else []  # cut short before either form showed
+            return self._calls()
+        return [{"content": text}] if text else []
 
-    def _answer(self, finished) -> List[Dict[str, Any]]:
+    def _answer(self) -> List[Dict[str, Any]]:
         # From where the last piece ended to the string's closing quote, less an escape that is
         # not complete yet: each byte is read once, however long the answer.
         raw, start = self.buf, self.at
@@ -223,23 +244,58 @@ class ToolStream:
         self.at = i
         return [{"content": text}] if text else []
 
-    def _call(self, finished) -> List[Dict[str, Any]]:
+    def _calls(self) -> List[Dict[str, Any]]:
         out = []
-        if self.call_at is None:
-            # '{"tool_call":{"name":"NAME","arguments":': the name is a JSON string
-            at = self.buf.find('","arguments":', len(CALL_PREFIX))
-            if at < 0:
-                return []
-            name = json.loads(self.buf[len(CALL_PREFIX):at + 1])
-            self.call_at = at + len('","arguments":')
-            out.append({"tool_calls": [{"index": 0, "id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                                        "function": {"name": name, "arguments": ""}}]})
-        args = self.buf[self.call_at:]
-        if not finished:
-            args = args[:max(len(args) - 2, 0)]  # the last two may be the wrapper's '}}'
-        elif _complete(self.buf):
-            args = args[:-2]
-        new, self.sent = args[self.sent:], len(args)
-        if new:
-            out.append({"tool_calls": [{"index": 0, "function": {"arguments": new}}]})
-        return out
+        while True:
+            if self.phase == "head":  # '{"name":' NAME ',"arguments":'
+                head = '{"name":'
+                if len(self.buf) < self.at + len(head) + 1:
+                    return out
+                try:
+                    name, end = json.JSONDecoder().raw_decode(self.buf, self.at + len(head))
+                except ValueError:
+                    return out  # the name is not complete yet
+                if not self.buf.startswith(',"arguments":', end):
+                    return out
+                out.append({"tool_calls": [{"index": self.calls, "id": f"call_{uuid.uuid4().hex[:24]}",
+                                            "type": "function", "function": {"name": name, "arguments": ""}}]})
+                self.calls += 1
+                self.at = end + len(',"arguments":')
+                self.phase, self.depth, self.in_str, self.esc, self.started = "args", 0, False, False, False
+            elif self.phase == "args":
+                start, i, done = self.at, self.at, False
+                while i < len(self.buf) and not done:
+                    ch = self.buf[i]
+                    if self.in_str:
+                        if self.esc:
+                            self.esc = False
+                        elif ch == "\\":
+                            self.esc = True
+                        elif ch == '"':
+                            self.in_str = False
+                    elif self.started and self.depth == 0 and ch in ",}]":
+                        done = True  # a scalar's end: ch is not its own
+                        break
+                    elif ch == '"':
+                        self.in_str = True
+                    elif ch in "{[":
+                        self.depth += 1
+                    elif ch in "}]":
+                        self.depth -= 1
+                        done = self.depth == 0
+                    self.started = True
+                    i += 1
+                if i > start:
+                    out.append({"tool_calls": [{"index": self.calls - 1, "function": {"arguments": self.buf[start:i]}}]})
+                self.at = i
+                if not done:
+                    return out
+                self.phase = "after"
+            else:  # after a call: '}' then ',' and the next call, or the end
+                rest = self.buf[self.at:]
+                if rest.startswith("},"):
+                    self.at += 2
+                    self.phase = "head"
+                else:
+                    return out
+
