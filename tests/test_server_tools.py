@@ -85,6 +85,10 @@ def test_a_reply_cut_short_reads_as_far_as_it_goes():
     assert msg["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city":"Pa'}
     msg, _ = ToolRequest.message('{"tool_c', "length")
     assert msg == {"role": "assistant", "content": '{"tool_c'}
+    msg, reason = ToolRequest.message('{"tool_call":{"name":"f","arguments":{"a":', "stop")  # a stop string cut it
+    assert reason == "stop" and msg["tool_calls"][0]["function"]["arguments"] == '{"a":'
+    ts = ToolStream()
+    assert ts.feed('{"tool_call":{"name":"f","arguments":{"a":', True) and not ts.complete()
 
 
 def test_reply_schema_moves_definitions_to_its_root():

@@ -363,8 +363,8 @@ class Server:
             if tools:  # the reply's JSON as content or tool-call deltas
                 ts = streams.setdefault(index, ToolStream())
                 deltas = ts.feed(d.text, d.finished)
-                if d.finished and ts.kind == "call" and reason == "stop":
-                    reason = "tool_calls"
+                if d.finished and ts.kind == "call" and reason == "stop" and ts.complete():
+                    reason = "tool_calls"  # (as the whole message says: not for a call a stop string cut)
             else:
                 deltas = [{"content": d.text}] if d.text else []
             # Logprobs of tokens that gave no delta yet (the reply's JSON around an answer or call)

@@ -208,6 +208,10 @@ class ToolStream:
         self.in_str = self.esc = False
         self.started = False
 
+    def complete(self) -> bool:
+        """The reply is a whole document (not one cut short by max_tokens or a stop string)."""
+        return _complete(self.buf)
+
     def feed(self, text: str, finished: bool) -> List[Dict[str, Any]]:
         self.buf += text
         if self.kind is None:
@@ -239,7 +243,8 @@ class ToolStream:
             else:
                 i += 1
         text = json.loads('"' + raw[start:i] + '"')
-        if text and "\ud800" <= text[-1] <= "\udbff" and not (i < len(raw) and raw[i] == '"'):
+        if text and "\ud800" <= text[-1] <= "\udbff" and not (i < len(raw) and raw[i] == '"') and \
+                raw[i - 6:i - 4] == "\\u":
             text, i = text[:-1], i - 6  # the first half of a surrogate pair (an escape): wait for the second
         self.at = i
         return [{"content": text}] if text else []
