@@ -108,8 +108,12 @@ _VALUES = st.recursive(
 @settings(max_examples=300, derandomize=True, deadline=None, database=None)
 @given(params=st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=4),
        choice=st.one_of(st.sampled_from(["auto", "required", "none"]), _VALUES),
-       msgs=st.lists(st.dictionaries(st.sampled_from(["role", "content", "tool_calls", "tool_call_id", "name"]), _VALUES,
-                                     max_size=4), max_size=3))
+       msgs=st.lists(st.one_of(
+           st.dictionaries(st.sampled_from(["role", "content", "tool_calls", "tool_call_id", "name"]), _VALUES, max_size=4),
+           st.fixed_dictionaries({"role": st.just("assistant"), "tool_calls": st.lists(st.fixed_dictionaries({
+               "id": _VALUES, "function": st.fixed_dictionaries({
+                   "name": _VALUES, "arguments": st.sampled_from(["{}", '{"a": 1}', "[1]", "x"])})}), max_size=2)}),
+           st.fixed_dictionaries({"role": st.just("tool"), "tool_call_id": _VALUES, "content": _VALUES})), max_size=3))
 def test_odd_tools_and_histories_are_400s(params, choice, msgs):
     """Whatever the tools' parameters, tool_choice and the messages hold, the request is taken or
     refused with a RequestError (a 400), never another exception (a 500)."""
@@ -258,6 +262,9 @@ def test_none_is_a_plain_chat_and_history_with_results_is_taken(server):
     (dict(tools=[WEATHER], parallel_tool_calls="yes"), "parallel_tool_calls"),
     (dict(tools=[WEATHER], response_format={"type": "json_object"}), "tools"),
     (dict(tools=[WEATHER], messages=MSGS + [{"role": "assistant", "tool_calls": ["call"]}]), "messages"),
+    (dict(tools=[WEATHER], messages=MSGS + [  # ids of any JSON type: taken or a 400, not a 500
+        {"role": "assistant", "tool_calls": [{"id": ["x"], "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": {"a": 1}, "content": 5}]), "messages"),
     (dict(tools=[WEATHER], messages=MSGS + [{"role": "assistant", "tool_calls": [
         {"id": "1", "function": {"name": "get_weather", "arguments": "{oops"}}]}]), "messages"),
     (dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {

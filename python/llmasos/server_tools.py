@@ -123,13 +123,15 @@ def _history(messages, parallel: bool) -> List[Dict[str, Any]]:
                 except (AttributeError, TypeError, ValueError):
                     raise RequestError("an assistant message's tool_calls must be a list of {'id': ..., 'function': "
                                        "{'name': ..., 'arguments': JSON text}}", "messages") from None
-                names[c.get("id")] = f.get("name")
+                if isinstance(c.get("id"), str):
+                    names[c["id"]] = f.get("name")
                 parts.append({"name": f.get("name"), "arguments": args})
             text = json.dumps({"tool_calls": parts}, ensure_ascii=False) if parallel else \
                 "\n".join(json.dumps({"tool_call": p}, ensure_ascii=False) for p in parts)
             out.append({"role": "assistant", "content": text})
         elif m.get("role") == "tool":
-            name = names.get(m.get("tool_call_id")) or m.get("name") or "the tool"
+            call_id = m.get("tool_call_id")
+            name = (names.get(call_id) if isinstance(call_id, str) else None) or m.get("name") or "the tool"
             content = m.get("content")
             out.append({"role": "user", "content": [{"type": "text", "text": f"Result of {name}:"}]
                         + (content if isinstance(content, list) else [{"type": "text", "text": content}])})
