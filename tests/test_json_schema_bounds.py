@@ -325,3 +325,36 @@ def test_raw_output_mask_allows_the_end_where_it_may_end(smollm2_gguf):
         want = sorted([i for i, b in enumerate(pieces) if b and scan(g, data + b)[0] == len(data) + len(b)]
                       + (eog if may_end else []))
         assert _core.json_allowed(tok, ids, g) == want, prefix
+
+
+@pytest.mark.parametrize("kind", ["pattern", "walk", "regex"])
+def test_masks_step_by_step_equal_feeding_every_token(smollm2_gguf, kind):
+    """One constraint through a whole document, its caches warm as in generation (a pattern
+    string's masks are kept per DFA state): each mask equals feeding every token."""
+    from llmasos.json_schema import compile_regex
+    tok = _core.Tokenizer.from_gguf(smollm2_gguf)
+    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    eog = [i for i in range(len(tok)) if tok.is_eog(i)]
+    if kind == "pattern":
+        g = compile_schema(one({"type": "string", "pattern": "^[a-z ,]+$"}))
+        doc = '{"x":"the cat sat on the mat, and the dog sat on the log"}'
+    elif kind == "walk":
+        g = compile_schema(WALK_SCHEMA)
+        doc = ('{"code":"AB-1234","name":"Tom","tag":"axxb","when":"2024-05-06T07:08:09.5+01:00",'
+               '"id":"123e4567-e89b-12d3-a456-426614174000","score":-1.25,"stars":4,"big":1000000,"temps":[-300]}')
+    else:
+        g = compile_regex(r"(yes|no|maybe)( and (yes|no|maybe))*\.?")
+        doc = "maybe and no and yes and maybe."
+    ids = tok.encode(doc, False, False)
+    assert tok.decode(ids) == doc
+    masks = _core.json_masks(tok, ids, g)
+    data = b""
+    for step, m in enumerate(masks):
+        n, done = scan(g, data)
+        assert n == len(data)
+        want = [i for i, b in enumerate(pieces) if b and scan(g, data + b)[0] == len(data) + len(b)]
+        if kind == "regex" and re.fullmatch(r"(yes|no|maybe)( and (yes|no|maybe))*\.?", data.decode()) and not done:
+            want = sorted(want + eog)  # it may end here (the final '.' ends it): the end tokens too
+        assert m == want, (step, data)
+        if step < len(ids):
+            data += pieces[ids[step]]

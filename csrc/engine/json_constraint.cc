@@ -206,7 +206,8 @@ JsonVocab::JsonVocab(const Tokenizer& tok) {
       if (!b.empty()) {
         bool plain = true;
         for (unsigned char c : b) plain = plain && c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
-        flags_[k] = kUsable | (plain ? kPlain : 0);
+        flags_[k] = kUsable | (plain ? kPlain : 0) | (b.find('"') != std::string::npos ? kQuote : 0);
+        if (flags_[k] & kQuote) quote_ids_.push_back(static_cast<uint32_t>(i));
         first_[k] = static_cast<uint8_t>(b[0]);
         const size_t lead = b.find_first_not_of(" \t\n\r");
         if (lead != 0 && lead != std::string::npos) {
@@ -325,7 +326,12 @@ int64_t JsonConstraint::mask_with(const State& st, float* logits, int64_t n_voca
   };
   auto set = [&](uint32_t id) { allowed[id / 64] |= uint64_t(1) << (id % 64); };
   const int64_t room = st.plain_room();
-  if (room > 0) {
+  if (pat) {
+    // A pattern's string: the DFA state's tokens without '"' (cached), then the '"' tokens.
+    allowed = pattern_bits(pat, pat_state);
+    for (uint32_t id : v.quote_ids_)
+      if (fits(id)) set(id);
+  } else if (room > 0) {
     // Every plain token keeps a plain string as it is but for its length: all of them that fit
     // the room left (a maxLength), then the others one by one.
     allowed = v.plain_bits_;
@@ -366,6 +372,33 @@ int64_t JsonConstraint::mask_with(const State& st, float* logits, int64_t n_voca
   }
   for (int64_t i = n; i < n_vocab; ++i) logits[i] = kNegInf;
   return kept;
+}
+
+const std::vector<uint64_t>& JsonConstraint::pattern_bits(const SchemaNode* node, uint32_t state) const {
+  for (const PatternBits& e : pattern_cache_)
+    if (e.node == node && e.state == state) return e.bits;
+  const JsonVocab& v = *vocab_;
+  PatternBits e{node, state, std::vector<uint64_t>(v.plain_bits_.size(), 0)};
+  const uint32_t k = static_cast<uint32_t>(node->dfa_classes);
+  for (size_t id = 0; id < v.flags_.size(); ++id) {
+    if ((v.flags_[id] & (JsonVocab::kUsable | JsonVocab::kQuote)) != JsonVocab::kUsable) continue;
+    uint32_t s = state;
+    bool ok = true;
+    for (const char* p = v.begin(id); ok && p != v.end(id); ++p) {
+      const int32_t next = node->dfa_next[s * k + node->dfa_class[static_cast<uint8_t>(*p)]];
+      ok = next >= 0;
+      s = static_cast<uint32_t>(next);
+    }
+    if (ok) e.bits[id / 64] |= uint64_t(1) << (id % 64);
+  }
+  if (pattern_cache_.size() < kPatternCache) {
+    pattern_cache_.push_back(std::move(e));
+    return pattern_cache_.back().bits;
+  }
+  PatternBits& slot = pattern_cache_[pattern_next_];
+  pattern_next_ = (pattern_next_ + 1) % kPatternCache;
+  slot = std::move(e);
+  return slot.bits;
 }
 
 bool JsonConstraint::advance(int32_t id) {

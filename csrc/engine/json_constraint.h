@@ -18,6 +18,7 @@ namespace llmasos {
 class Tokenizer;
 class JsonSchema;
 class SchemaRun;
+struct SchemaNode;
 
 class JsonState {
  public:
@@ -74,7 +75,8 @@ class JsonVocab {
  private:
   friend class JsonConstraint;
   // kPlain: printable ASCII only, no '"' or '\'. kWsLead: whitespace, then a byte that is not.
-  enum : uint8_t { kUsable = 1, kPlain = 2, kWsLead = 4 };
+  // kQuote: a '"' among its bytes (in a pattern's string, the one byte the DFA alone cannot judge).
+  enum : uint8_t { kUsable = 1, kPlain = 2, kWsLead = 4, kQuote = 8 };
   const char* begin(size_t i) const { return blob_.data() + off_[i]; }
   const char* end(size_t i) const { return blob_.data() + off_[i + 1]; }
   std::string blob_;            // the usable tokens' bytes, back to back
@@ -89,6 +91,7 @@ class JsonVocab {
   std::vector<uint32_t> first_off_, first_ids_, ws_off_, ws_ids_, other_ids_;
   std::vector<uint64_t> plain_bits_;
   std::vector<uint32_t> plain_by_len_;  // the plain tokens, longest first (for a string's room)
+  std::vector<uint32_t> quote_ids_;     // the usable kQuote tokens
   std::vector<uint32_t> eog_ids_;  // end-of-generation tokens, allowed where the output may end
 };
 
@@ -114,6 +117,10 @@ class JsonConstraint {
   int64_t mask_with(const State& st, float* logits, int64_t n_vocab) const;
   template <class State>
   bool advance_with(State& st, int32_t id);
+  // Inside a pattern's string in DFA state `state`: the tokens without '"' whose bytes the DFA
+  // takes, as bits. Made once per (node, state) and kept (a few states recur all along a string),
+  // so a mask there is a copy plus the '"' tokens.
+  const std::vector<uint64_t>& pattern_bits(const SchemaNode* node, uint32_t state) const;
 
   std::shared_ptr<const JsonVocab> vocab_;
   std::shared_ptr<const JsonSchema> schema_;
@@ -121,6 +128,14 @@ class JsonConstraint {
   std::unique_ptr<SchemaRun> schema_state_;  // with a schema: it, not st_
   JsonState st_;
   mutable std::vector<uint64_t> bits_;  // mask()'s scratch: one bit per token, 1 = allowed
+  struct PatternBits {
+    const SchemaNode* node;
+    uint32_t state;
+    std::vector<uint64_t> bits;
+  };
+  static constexpr size_t kPatternCache = 16;  // entries of 6 KB (a 49152-token vocabulary)
+  mutable std::vector<PatternBits> pattern_cache_;
+  mutable size_t pattern_next_ = 0;  // the entry a miss replaces once the cache is full
 };
 
 }  // namespace llmasos

@@ -210,6 +210,23 @@ void register_engine(py::module_& m) {
       if (logits[static_cast<size_t>(i)] == 0.0f) out.push_back(i);
     return out;
   }, py::arg("tokenizer"), py::arg("ids"), py::arg("schema") = nullptr);
+  // The same masks step by step on one constraint (its caches warm, as in generation): the
+  // allowed ids before each token of `ids` and after the last.
+  m.def("json_masks", [](const Tokenizer& tok, const std::vector<int32_t>& ids, std::shared_ptr<JsonSchema> schema) {
+    JsonConstraint c(std::make_shared<JsonVocab>(tok), schema);
+    std::vector<float> logits(static_cast<size_t>(tok.n_vocab()));
+    std::vector<std::vector<int32_t>> out;
+    for (size_t step = 0; step <= ids.size(); ++step) {
+      std::fill(logits.begin(), logits.end(), 0.0f);
+      c.mask(logits.data(), tok.n_vocab());
+      out.emplace_back();
+      for (int32_t i = 0; i < tok.n_vocab(); ++i)
+        if (logits[static_cast<size_t>(i)] == 0.0f) out.back().push_back(i);
+      if (step < ids.size() && !c.advance(ids[step]))
+        throw InvalidArgumentError("token " + std::to_string(ids[step]) + " does not fit");
+    }
+    return out;
+  }, py::arg("tokenizer"), py::arg("ids"), py::arg("schema") = nullptr);
 }
 
 }  // namespace llmasos::python
