@@ -16,11 +16,9 @@ namespace {
 
 constexpr const char* kLiterals[3] = {"true", "false", "null"};
 constexpr uint8_t kLiteralLen[3] = {4, 5, 4};
-constexpr uint8_t kMaxIntDigits = 20, kMaxFracDigits = 20, kMaxExpDigits = 3;
+using namespace json_bytes;
 
 bool is_ws(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
-bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 }  // namespace
 
@@ -99,26 +97,16 @@ bool JsonState::feed(uint8_t c) {
       }
       if (c < 0x20) return false;  // raw control characters must be escaped
       if (c < 0x80) return true;
-      // A multi-byte character's lead byte (no overlong forms, no surrogates, nothing past U+10FFFF).
-      if (c >= 0xC2 && c <= 0xDF) { utf8_need_ = 1; return true; }
-      if (c == 0xE0) { utf8_need_ = 2; utf8_lo_ = 0xA0; return true; }
-      if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) { utf8_need_ = 2; return true; }
-      if (c == 0xED) { utf8_need_ = 2; utf8_hi_ = 0x9F; return true; }
-      if (c == 0xF0) { utf8_need_ = 3; utf8_lo_ = 0x90; return true; }
-      if (c >= 0xF1 && c <= 0xF3) { utf8_need_ = 3; return true; }
-      if (c == 0xF4) { utf8_need_ = 3; utf8_hi_ = 0x8F; return true; }
-      return false;
+      return utf8_lead(c, utf8_need_, utf8_lo_, utf8_hi_);
     case kEsc:
       if (c == 'u') {
         mode_ = kHex;
         hex_left_ = 4;
         return true;
       }
-      if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
-        mode_ = kString;
-        return true;
-      }
-      return false;
+      if (!is_escape(c)) return false;
+      mode_ = kString;
+      return true;
     case kHex:
       if (!is_hex(c)) return false;
       if (--hex_left_ == 0) mode_ = kString;
@@ -305,29 +293,19 @@ int64_t JsonConstraint::mask_with(const State& st, float* logits, int64_t n_voca
   // allowed: one bit per token. A token fits when its first byte may come next, a leading run of
   // whitespace is followed by a byte that may follow one space, and all its bytes feed.
   std::vector<uint64_t>& allowed = bits_;
-  const SchemaNode* pat = nullptr;  // inside a pattern's string: its DFA decides the content bytes
+  const SchemaNode* pat = nullptr;  // inside a pattern's string: its DFA decides all bytes but '"'
   uint32_t pat_state = 0;
   if constexpr (std::is_same_v<State, SchemaRun>) pat = st.pattern_at(&pat_state);
   auto fits = [&](uint32_t id) {
     const size_t k = id;
-    if (!first_ok[v.first_[k]] || ((v.flags_[k] & JsonVocab::kWsLead) && !ws_ok[v.after_ws_[k]])) return false;
-    if (pat) {
-      uint32_t s = pat_state;
-      for (const char* p = v.begin(k); p != v.end(k); ++p) {
-        const uint8_t c = static_cast<uint8_t>(*p);
-        if (c == '"') return fits_all(st, v.begin(k), v.end(k));  // the string closes: the whole automaton
-        const int32_t next = pat->dfa_next[s * static_cast<uint32_t>(pat->dfa_classes) + pat->dfa_class[c]];
-        if (next < 0) return false;
-        s = static_cast<uint32_t>(next);
-      }
-      return true;
-    }
-    return fits_all(st, v.begin(k), v.end(k));
+    return first_ok[v.first_[k]] && (!(v.flags_[k] & JsonVocab::kWsLead) || ws_ok[v.after_ws_[k]]) &&
+           fits_all(st, v.begin(k), v.end(k));
   };
   auto set = [&](uint32_t id) { allowed[id / 64] |= uint64_t(1) << (id % 64); };
   const int64_t room = st.plain_room();
   if (pat) {
-    // A pattern's string: the DFA state's tokens without '"' (cached), then the '"' tokens.
+    // A pattern's string: the DFA state's tokens without '"' (cached), then the '"' tokens, where
+    // the string may close, through the whole automaton.
     allowed = pattern_bits(pat, pat_state);
     for (uint32_t id : v.quote_ids_)
       if (fits(id)) set(id);

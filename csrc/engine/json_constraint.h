@@ -17,6 +17,38 @@ namespace llmasos {
 
 class Tokenizer;
 class JsonSchema;
+
+// JSON's byte rules, shared by JSON mode's automaton (JsonState) and structured outputs'
+// (SchemaState, json_schema.h).
+namespace json_bytes {
+
+constexpr uint8_t kMaxIntDigits = 20, kMaxFracDigits = 20, kMaxExpDigits = 3;
+
+inline bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+inline bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+// The byte after a '\' that makes a one-character escape (\u and its hex digits are apart).
+inline bool is_escape(uint8_t c) {
+  return c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't';
+}
+
+// A multi-byte character's lead byte c (no overlong forms, no surrogates, nothing past U+10FFFF):
+// how many continuation bytes follow, and the range of the first one (the rest are 0x80..0xBF).
+// False for a byte that cannot lead one.
+inline bool utf8_lead(uint8_t c, uint8_t& need, uint8_t& lo, uint8_t& hi) {
+  lo = 0x80;
+  hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) need = 1;
+  else if (c == 0xE0) need = 2, lo = 0xA0;
+  else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) need = 2;
+  else if (c == 0xED) need = 2, hi = 0x9F;
+  else if (c == 0xF0) need = 3, lo = 0x90;
+  else if (c >= 0xF1 && c <= 0xF3) need = 3;
+  else if (c == 0xF4) need = 3, hi = 0x8F;
+  else return false;
+  return true;
+}
+
+}  // namespace json_bytes
 class SchemaRun;
 struct SchemaNode;
 

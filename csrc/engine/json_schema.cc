@@ -13,7 +13,8 @@ namespace llmasos {
 
 namespace {
 
-constexpr uint8_t kMaxIntDigits = 20, kMaxFracDigits = 20, kMaxExpDigits = 3;
+using namespace json_bytes;
+
 // A bounded number has at most 15 significant digits (json_schema.h); a bounded integer 18.
 constexpr int kBoundedDigits = 15, kBoundedIntegerDigits = 18;
 constexpr int64_t kPow10[19] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
@@ -24,9 +25,6 @@ constexpr int64_t kPow10[19] = {1, 10, 100, 1000, 10000, 100000, 1000000, 100000
 int int_digits(const SchemaNode& n) {
   return n.kind == SchemaNode::kInteger ? kBoundedIntegerDigits : kBoundedDigits - n.frac_digits;
 }
-
-bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
-bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 // String phases, and number phases (the complete ones: kZero, kInt, kFrac, kExp).
 enum : int32_t { kOpen = 0, kChars = 1, kEsc = 2, kHex = 3, kUtf8 = 4 };
@@ -39,6 +37,10 @@ enum : int32_t { kPOpen = 0, kPFirst = 1, kPKey = 2, kPAfter = 3, kPComma = 4 };
 JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes)) {
   auto bad = [](size_t i, const std::string& why) {
     throw InvalidArgumentError("json_schema: node " + std::to_string(i) + ": " + why);
+  };
+  auto check_items = [&](size_t i, const SchemaNode& s) {  // an array's items, a string's characters
+    if (s.min_items < 0 || s.max_items < -1 || (s.max_items >= 0 && s.max_items < s.min_items))
+      bad(i, "min_items / max_items out of range");
   };
   if (nodes_.empty()) throw InvalidArgumentError("json_schema: no nodes");
   const int32_t n = size();
@@ -59,8 +61,7 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
         if (i != 0 || s.dfa_accept.empty()) bad(i, "a raw DFA is the whole document (node 0) and has a DFA");
         [[fallthrough]];
       case SchemaNode::kString: {
-        if (s.min_items < 0 || s.max_items < -1 || (s.max_items >= 0 && s.max_items < s.min_items))
-          bad(i, "min_items / max_items out of range");
+        check_items(i, s);
         if (s.dfa_accept.empty() && s.dfa_next.empty() && s.dfa_class.empty()) break;
         const size_t states = s.dfa_accept.size();
         if (states == 0 || s.dfa_class.size() != 256 || s.dfa_classes <= 0 ||
@@ -105,8 +106,7 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
         break;
       case SchemaNode::kArray:
         if (s.children.size() != 1) bad(i, "an array has one item node");
-        if (s.min_items < 0 || s.max_items < -1 || (s.max_items >= 0 && s.max_items < s.min_items))
-          bad(i, "min_items / max_items out of range");
+        check_items(i, s);
         break;
       case SchemaNode::kAnyOf:
         if (s.children.empty()) bad(i, "anyOf without alternatives");
@@ -140,17 +140,13 @@ void JsonSchema::compute_min_depth() {
         case SchemaNode::kArray:
           if (n.min_items > 0) d = 1 + at(n.children[0]);
           break;
-        case SchemaNode::kAnyOf:  // its frame gives way to the alternative's
+        case SchemaNode::kAnyOf: case SchemaNode::kSwitch:  // the frame gives way to the child chosen
           d = kNone;
           for (int32_t c : n.children) d = std::min(d, at(c));
           break;
         case SchemaNode::kProps:
           for (size_t k = 0; k < n.children.size(); ++k)
             if (n.required[k]) d = std::max(d, 1 + at(n.children[k]));
-          break;
-        case SchemaNode::kSwitch:  // its frame gives way to the chosen child's, as anyOf's
-          d = kNone;
-          for (int32_t c : n.children) d = std::min(d, at(c));
           break;
         default:
           break;
@@ -325,16 +321,12 @@ bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& po
       if (c == '\\') { f.pos = kEsc; ++f.cand; return true; }
       if (c < 0x20) return false;  // raw control characters must be escaped
       if (c < 0x80) { ++f.cand; return true; }
-      // A multi-byte character's lead byte (as JsonState: no overlong forms, no surrogates).
-      f.aux = 0x80 | (0xBF << 8);
-      if (c >= 0xC2 && c <= 0xDF) f.count = 1;
-      else if (c == 0xE0) f.count = 2, f.aux = 0xA0 | (0xBF << 8);
-      else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) f.count = 2;
-      else if (c == 0xED) f.count = 2, f.aux = 0x80 | (0x9F << 8);
-      else if (c == 0xF0) f.count = 3, f.aux = 0x90 | (0xBF << 8);
-      else if (c >= 0xF1 && c <= 0xF3) f.count = 3;
-      else if (c == 0xF4) f.count = 3, f.aux = 0x80 | (0x8F << 8);
-      else return false;
+      {  // a multi-byte character's lead byte
+        uint8_t need, lo, hi;
+        if (!utf8_lead(c, need, lo, hi)) return false;
+        f.count = need;
+        f.aux = lo | static_cast<uint32_t>(hi) << 8;
+      }
       f.pos = kUtf8;
       ++f.cand;
       return true;
@@ -345,11 +337,9 @@ bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& po
       return true;
     case kEsc:
       if (c == 'u') { f.pos = kHex; f.count = 4; f.aux = 0; return true; }
-      if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' || c == 'r' || c == 't') {
-        f.pos = kChars;
-        return true;
-      }
-      return false;
+      if (!is_escape(c)) return false;
+      f.pos = kChars;
+      return true;
     case kHex:
       if (!is_hex(c)) return false;
       // A bounded string counts escapes as characters, so it refuses surrogates' (\uD800 ..

@@ -60,6 +60,21 @@ py::tuple scan(State st, const py::bytes& data) {
   return py::make_tuple(n, n == b.size() && st.done());
 }
 
+// The ids a constraint's mask leaves, and a token the tests feed it (which must fit): for
+// json_allowed and json_masks.
+std::vector<int32_t> allowed_ids(const JsonConstraint& c, const Tokenizer& tok) {
+  std::vector<float> logits(static_cast<size_t>(tok.n_vocab()), 0.0f);
+  c.mask(logits.data(), tok.n_vocab());
+  std::vector<int32_t> out;
+  for (int32_t i = 0; i < tok.n_vocab(); ++i)
+    if (logits[static_cast<size_t>(i)] == 0.0f) out.push_back(i);
+  return out;
+}
+
+void advance_test_token(JsonConstraint& c, int32_t id) {
+  if (!c.advance(id)) throw InvalidArgumentError("token " + std::to_string(id) + " does not fit");
+}
+
 }  // namespace
 
 void register_engine(py::module_& m) {
@@ -201,29 +216,17 @@ void register_engine(py::module_& m) {
   // with `schema`, structured outputs' mask.
   m.def("json_allowed", [](const Tokenizer& tok, const std::vector<int32_t>& ids, std::shared_ptr<JsonSchema> schema) {
     JsonConstraint c(std::make_shared<JsonVocab>(tok), schema);
-    for (int32_t id : ids)
-      if (!c.advance(id)) throw InvalidArgumentError("token " + std::to_string(id) + " does not fit");
-    std::vector<float> logits(static_cast<size_t>(tok.n_vocab()), 0.0f);
-    c.mask(logits.data(), tok.n_vocab());
-    std::vector<int32_t> out;
-    for (int32_t i = 0; i < tok.n_vocab(); ++i)
-      if (logits[static_cast<size_t>(i)] == 0.0f) out.push_back(i);
-    return out;
+    for (int32_t id : ids) advance_test_token(c, id);
+    return allowed_ids(c, tok);
   }, py::arg("tokenizer"), py::arg("ids"), py::arg("schema") = nullptr);
   // The same masks step by step on one constraint (its caches warm, as in generation): the
   // allowed ids before each token of `ids` and after the last.
   m.def("json_masks", [](const Tokenizer& tok, const std::vector<int32_t>& ids, std::shared_ptr<JsonSchema> schema) {
     JsonConstraint c(std::make_shared<JsonVocab>(tok), schema);
-    std::vector<float> logits(static_cast<size_t>(tok.n_vocab()));
-    std::vector<std::vector<int32_t>> out;
-    for (size_t step = 0; step <= ids.size(); ++step) {
-      std::fill(logits.begin(), logits.end(), 0.0f);
-      c.mask(logits.data(), tok.n_vocab());
-      out.emplace_back();
-      for (int32_t i = 0; i < tok.n_vocab(); ++i)
-        if (logits[static_cast<size_t>(i)] == 0.0f) out.back().push_back(i);
-      if (step < ids.size() && !c.advance(ids[step]))
-        throw InvalidArgumentError("token " + std::to_string(ids[step]) + " does not fit");
+    std::vector<std::vector<int32_t>> out{allowed_ids(c, tok)};
+    for (int32_t id : ids) {
+      advance_test_token(c, id);
+      out.push_back(allowed_ids(c, tok));
     }
     return out;
   }, py::arg("tokenizer"), py::arg("ids"), py::arg("schema") = nullptr);

@@ -58,6 +58,14 @@ def _has_type(value, t) -> bool:
     return t in kinds and isinstance(value, kinds[t]) and not (t == "number" and isinstance(value, bool))
 
 
+def _set_dfa(node, dfa) -> None:
+    """A string's or a raw output's DFA tables, as SchemaNode keeps them."""
+    node.dfa_class, node.dfa_classes = dfa.classes, dfa.n_classes
+    node.dfa_next = [t for row in dfa.next for t in row]
+    node.dfa_accept = [int(a) for a in dfa.accept]
+    node.dfa_dist = dfa.dist or []
+
+
 def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -240,11 +248,7 @@ class _Compiler:
                 dfa = compile_pattern(pattern, lo, hi if hi >= 0 else None, deadline=self.deadline)
             except ValueError as e:
                 raise ValueError(f"json_schema {path}: {e}") from None
-            node = self.nodes[n]
-            node.dfa_class, node.dfa_classes = dfa.classes, dfa.n_classes
-            node.dfa_next = [t for row in dfa.next for t in row]
-            node.dfa_accept = [int(a) for a in dfa.accept]
-            node.dfa_dist = dfa.dist or []
+            _set_dfa(self.nodes[n], dfa)
         return n
 
     def number(self, t, s, path, into) -> int:
@@ -291,11 +295,14 @@ class _Compiler:
             raise ValueError(f"json_schema {path}: at most {MAX_OPTIONS} enum values are supported")
         return self.new(ENUM, options=options, into=into)
 
+    def definition(self, where, name):
+        """root[where][name] ($defs or definitions), or None."""
+        defs = self.root.get(where)
+        return defs.get(name) if isinstance(defs, dict) else None
+
     def resolve(self, s):
         while isinstance(s, dict) and isinstance(s.get("$ref"), str) and s["$ref"].count("/") == 2:
-            _, where, name = s["$ref"].split("/")
-            defs = self.root.get(where)
-            s = defs.get(name) if isinstance(defs, dict) else None
+            s = self.definition(*s["$ref"].split("/")[1:])
         return s
 
     def check_exclusive(self, alts, discriminator, path):
@@ -325,9 +332,6 @@ class _Compiler:
             c = self.node(a, p)
             n = self.nodes[c]
             children.extend(n.children if n.kind == ANY_OF else [c])  # flattened
-        if len(children) == 1:
-            self.nodes[slot] = self.nodes[children[0]]
-            return slot
         # Alternatives that start alike are followed side by side (the automaton's parses), at
         # most MAX_BRANCHES of them at once.
         firsts = [self.first_bytes(c) for c in children]
@@ -392,8 +396,7 @@ class _Compiler:
         parts = ref.split("/") if isinstance(ref, str) else []
         if len(parts) != 3 or parts[0] != "#" or parts[1] not in ("$defs", "definitions"):
             raise ValueError(f"json_schema {path}: only '$ref's to '#/$defs/NAME' or '#/definitions/NAME' are supported")
-        defs = self.root.get(parts[1])
-        target = defs.get(parts[2]) if isinstance(defs, dict) else None
+        target = self.definition(parts[1], parts[2])
         if target is None:
             raise ValueError(f"json_schema {path}: $ref {ref!r} names no definition")
         slot = self.new(LITERAL, text="?", into=into)
@@ -427,9 +430,7 @@ def compile_regex(pattern: str) -> "_core.JsonSchema":
         raise ValueError(f"pattern {pattern!r}: it matches only the empty output")
     n = _core.SchemaNode()
     n.kind = RAW
-    n.dfa_class, n.dfa_classes = dfa.classes, dfa.n_classes
-    n.dfa_next = [t for row in dfa.next for t in row]
-    n.dfa_accept = [int(a) for a in dfa.accept]
+    _set_dfa(n, dfa)
     return _core.JsonSchema([n])
 
 

@@ -67,15 +67,21 @@ def checked_schema(schema, param):
         raise RequestError(str(e), param) from None
 
 
+def constraint_fields(body) -> List[str]:
+    """The output-constraint fields a body gives (at most one may stand, and none beside tools).
+    response_format {"type": "text"} is OpenAI's default, no constraint, so it does not count."""
+    text = isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "text"
+    return [k for k in ("json_schema", "guided_json", "guided_regex", "guided_choice", "response_format")
+            if body.get(k) is not None and not (k == "response_format" and text)]
+
+
 def _response_format(body):
     """OpenAI's response_format -> (json_object, json_schema): {"type": "text"} (the default),
     {"type": "json_object"} (JSON mode: the output is one JSON object) or {"type": "json_schema",
     "json_schema": {"name": ..., "schema": {...}, "strict": ...}} (structured outputs; a schema
     keyword the server cannot enforce is refused, not ignored); or instead of it vLLM's
     guided_json / guided_regex / guided_choice, or llama.cpp server's json_schema."""
-    text = isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "text"
-    guided = [k for k in ("json_schema", "guided_json", "guided_regex", "guided_choice", "response_format")
-              if body.get(k) is not None and not (k == "response_format" and text)]  # "text": no constraint
+    guided = constraint_fields(body)
     if len(guided) > 1:
         raise RequestError(f"give one of {' and '.join(guided)}, not several", guided[0])
     for name, compile_ in (("guided_regex", "compile_regex"), ("guided_choice", "compile_choice")):  # vLLM's
@@ -98,8 +104,6 @@ def _response_format(body):
         if schema is not None:
             if not isinstance(schema, dict):
                 raise RequestError(f"'{name}' must be a JSON schema object", name)
-            if body.get("response_format") is not None and not text:
-                raise RequestError(f"give either 'response_format' or '{name}', not both", name)
             return False, checked_schema(schema, name)
     v = body.get("response_format")
     if v is None:

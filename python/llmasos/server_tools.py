@@ -19,7 +19,7 @@ import json
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
-from .server_requests import RequestError
+from .server_requests import RequestError, constraint_fields
 
 CALL_PREFIX = '{"tool_call":'
 CALLS_PREFIX = '{"tool_calls":['
@@ -155,9 +155,7 @@ class ToolRequest:
     def __init__(self, body):
         self.tools = _tools(body)
         self.mode, self.only = _choice(body, self.tools)
-        text = isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "text"
-        other = [k for k in ("response_format", "json_schema", "guided_json", "guided_regex", "guided_choice")
-                 if body.get(k) is not None and not (k == "response_format" and text)]  # "text": no constraint
+        other = constraint_fields(body)
         if other:
             raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
         self.parallel = body.get("parallel_tool_calls", False)
