@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from json_reference import classify
+from token_masks import assert_masks_at, token_pieces
 from llmasos import LLM, SamplingParams, _core
 
 # Values json.dumps writes within the automaton's limits (20 integer digits, nesting <= 64).
@@ -166,11 +167,5 @@ def test_mask_equals_feeding_every_token(smollm2_gguf):
     """The mask's shortcuts (first byte, plain string content, leading whitespace) give exactly
     the tokens whose bytes the automaton takes after the prefix, over the whole vocabulary."""
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
-    for prefix in PREFIXES:
-        ids = tok.encode(prefix, False, False)
-        data = prefix.encode()
-        assert tok.decode(ids).encode() == data
-        want = [i for i, b in enumerate(pieces) if b and scan(data + b)[0] == len(data) + len(b)]
-        assert _core.json_allowed(tok, ids) == want, prefix
-        assert want or scan(data)[1]  # every prefix but a complete object continues
+    # every prefix but a complete object continues
+    assert_masks_at(tok, token_pieces(tok), PREFIXES, complete_ok=True)

@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from llmasos import LLM, SamplingParams, _core
 from llmasos.json_schema import KEYWORDS, compile_schema
+from token_masks import assert_masks_at, token_pieces
 
 # What a Pydantic model's schema looks like: $defs and $ref (recursive), Optional fields as anyOf
 # with null, an enum, arrays with bounds, nested objects, annotations.
@@ -181,16 +182,9 @@ def test_mask_equals_feeding_every_token(smollm2_gguf):
     """The token mask under a schema gives exactly the tokens whose bytes the automaton takes
     after the prefix, over the whole vocabulary."""
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
     doc = '{"name":"Tom \u00e9","age":12,"weight":null,"color":"tabby","indoor":false,"toys":["ball"]'
-    for cut in (0, 1, 9, 13, 21, 30, 44, 52, 66, 85, len(doc)):
-        prefix = doc[:cut]
-        ids = tok.encode(prefix, False, False)
-        data = prefix.encode()
-        assert tok.decode(ids).encode() == data
-        want = [i for i, b in enumerate(pieces) if b and scan(data + b)[0] == len(data) + len(b)]
-        assert _core.json_allowed(tok, ids, GRAPH) == want, prefix
-        assert want
+    assert_masks_at(tok, token_pieces(tok), [doc[:cut] for cut in (0, 1, 9, 13, 21, 30, 44, 52, 66, 85, len(doc))],
+                    GRAPH)
 
 
 @pytest.fixture(scope="module")
@@ -287,15 +281,9 @@ def test_union_documents_it_completes_are_valid(data, seed):
 def test_union_mask_equals_feeding_every_token(smollm2_gguf):
     """The mask while several alternatives are open (no shortcuts then) against feeding every token."""
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
     doc = '{"pet":{"name":"Rex","bark":"yap"},"tagged":{"kind":"dog","lives":1},"size":5.25,"sizes":[1,2.5'
-    for cut in (7, 8, 11, 15, 21, 26, 50, 60, 82, 85, len(doc)):
-        prefix = doc[:cut]
-        ids = tok.encode(prefix, False, False)
-        data = prefix.encode()
-        want = [i for i, b in enumerate(pieces) if b and scan(data + b, PETS_GRAPH)[0] == len(data) + len(b)]
-        assert _core.json_allowed(tok, ids, PETS_GRAPH) == want, prefix
-        assert want
+    assert_masks_at(tok, token_pieces(tok), [doc[:cut] for cut in (7, 8, 11, 15, 21, 26, 50, 60, 82, 85, len(doc))],
+                    PETS_GRAPH)
 
 
 def test_generation_of_unions(llm):
@@ -348,15 +336,9 @@ def test_all_optional_object_may_be_empty():
 
 def test_optional_properties_mask_equals_feeding_every_token(smollm2_gguf):
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
     doc = '{"a":12,"b":"hi","ab":false,"c":{"x":3}}'
-    for cut in (1, 2, 3, 6, 7, 8, 12, 16, 17, 19, 27, 28, 32, 38, 39):
-        prefix = doc[:cut]
-        ids = tok.encode(prefix, False, False)
-        data = prefix.encode()
-        want = [i for i, b in enumerate(pieces) if b and scan(data + b, OPTIONAL_GRAPH)[0] == len(data) + len(b)]
-        assert _core.json_allowed(tok, ids, OPTIONAL_GRAPH) == want, prefix
-        assert want
+    cuts = (1, 2, 3, 6, 7, 8, 12, 16, 17, 19, 27, 28, 32, 38, 39)
+    assert_masks_at(tok, token_pieces(tok), [doc[:cut] for cut in cuts], OPTIONAL_GRAPH)
 
 
 def test_type_lists_keep_each_types_keywords():
@@ -402,14 +384,8 @@ def test_double_spaces_in_literals_are_masked_exactly(smollm2_gguf):
     """The mask's whitespace shortcut judges a run of spaces by one: not where a literal or an
     enum holds two in a row."""
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
     g = compile_schema({"type": "object", "properties": {"x": {"enum": ["a  b", "a   c"]}, "y  z": {"const": 1}}})
-    for prefix in ('{"x":"a', '{"x":"a ', '{"x":"a  b","y'):
-        ids = tok.encode(prefix, False, False)
-        data = prefix.encode()
-        want = [i for i, b in enumerate(pieces) if b and scan(data + b, g)[0] == len(data) + len(b)]
-        assert _core.json_allowed(tok, ids, g) == want, prefix
-        assert want
+    assert_masks_at(tok, token_pieces(tok), ('{"x":"a', '{"x":"a ', '{"x":"a  b","y'), g)
 
 
 def test_many_tagged_alternatives_switch_on_their_tag(smollm2_gguf):
@@ -427,12 +403,7 @@ def test_many_tagged_alternatives_switch_on_their_tag(smollm2_gguf):
     for doc in (b'{"call":{"name":"f7","args":"x"', b'{"call":{"name":"f40"', b'{"call":{"name":"f1","args":1,'):
         assert scan(doc, g)[0] < len(doc), doc
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
-    for prefix in ('{"call":{"name":', '{"call":{"name":"f1', '{"call":{"name":"f13",'):
-        ids = tok.encode(prefix, False, False)
-        data = prefix.encode()
-        want = [i for i, b in enumerate(pieces) if b and scan(data + b, g)[0] == len(data) + len(b)]
-        assert _core.json_allowed(tok, ids, g) == want, prefix
+    assert_masks_at(tok, token_pieces(tok), ('{"call":{"name":', '{"call":{"name":"f1', '{"call":{"name":"f13",'), g)
 
 
 def test_tagged_unions_nest_deep_and_enums_keep_their_type():

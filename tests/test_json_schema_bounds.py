@@ -17,6 +17,7 @@ from hypothesis import given, settings, strategies as st
 from llmasos import LLM, SamplingParams, _core
 from llmasos.json_schema import compile_schema
 from llmasos.regex_dfa import FORMATS, compile_pattern
+from token_masks import assert_masks_at, fed, scanner, token_pieces
 
 FORMAT_CHECKS = {  # each format's own parser, as a reference for what its pattern lets through
     "date": datetime.date.fromisoformat,
@@ -259,19 +260,12 @@ def test_mask_equals_feeding_every_token(smollm2_gguf):
     """Inside bounded and patterned strings and bounded numbers, the token mask gives exactly
     the tokens the automaton takes whole (the whitespace and plain-token shortcuts included)."""
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
     g = compile_schema(WALK_SCHEMA)
     doc = ('{"code":"AB-12","name":"Tom \u00e9","tag":"a x","when":"2024-05-06T07:08:09Z",'
            '"id":"123e4567-e89b-12d3-a456-426614174000","score":1.25,"stars":4,"big":1000,"temps":[-300.5')
     assert scan(g, doc.encode()) == (len(doc.encode()), False)
-    for cut in (9, 11, 14, 24, 26, 30, 32, 45, 60, 75, 130, 140, 148, 157, 165, len(doc)):
-        prefix = doc[:cut]
-        ids = tok.encode(prefix, False, False)
-        data = prefix.encode()
-        assert tok.decode(ids).encode() == data
-        want = [i for i, b in enumerate(pieces) if b and scan(g, data + b)[0] == len(data) + len(b)]
-        assert _core.json_allowed(tok, ids, g) == want, prefix
-        assert want, prefix
+    cuts = (9, 11, 14, 24, 26, 30, 32, 45, 60, 75, 130, 140, 148, 157, 165, len(doc))
+    assert_masks_at(tok, token_pieces(tok), [doc[:cut] for cut in cuts], g)
 
 
 def test_generation_keeps_the_bounds(smollm2_gguf):
@@ -316,14 +310,13 @@ def test_raw_output_patterns_end_where_nothing_can_follow():
 def test_raw_output_mask_allows_the_end_where_it_may_end(smollm2_gguf):
     from llmasos.json_schema import compile_choice
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    pieces = token_pieces(tok)
     eog = [i for i in range(len(tok)) if tok.is_eog(i)]
     g = compile_choice(["yes", "yesterday", "no"])
     for prefix, may_end in (("", False), ("ye", False), ("yes", True), ("yester", False)):
         ids = tok.encode(prefix, False, False)
         data = prefix.encode()
-        want = sorted([i for i, b in enumerate(pieces) if b and scan(g, data + b)[0] == len(data) + len(b)]
-                      + (eog if may_end else []))
+        want = sorted(fed(pieces, data, scanner(g)) + (eog if may_end else []))
         assert _core.json_allowed(tok, ids, g) == want, prefix
 
 
@@ -333,7 +326,7 @@ def test_masks_step_by_step_equal_feeding_every_token(smollm2_gguf, kind):
     string's masks are kept per DFA state): each mask equals feeding every token."""
     from llmasos.json_schema import compile_regex
     tok = _core.Tokenizer.from_gguf(smollm2_gguf)
-    pieces = [tok.token_bytes(i) if not (tok.is_control(i) or tok.is_eog(i)) else b"" for i in range(len(tok))]
+    pieces = token_pieces(tok)
     eog = [i for i in range(len(tok)) if tok.is_eog(i)]
     if kind == "pattern":
         g = compile_schema(one({"type": "string", "pattern": "^[a-z ,]+$"}))
@@ -352,7 +345,7 @@ def test_masks_step_by_step_equal_feeding_every_token(smollm2_gguf, kind):
     for step, m in enumerate(masks):
         n, done = scan(g, data)
         assert n == len(data)
-        want = [i for i, b in enumerate(pieces) if b and scan(g, data + b)[0] == len(data) + len(b)]
+        want = fed(pieces, data, scanner(g))
         if kind == "regex" and re.fullmatch(r"(yes|no|maybe)( and (yes|no|maybe))*\.?", data.decode()) and not done:
             want = sorted(want + eog)  # it may end here (the final '.' ends it): the end tokens too
         assert m == want, (step, data)
