@@ -1,7 +1,7 @@
 """A reference for JSON mode's automaton, written independently of it: a recursive-descent reader of
 one JSON object (RFC 8259) with the automaton's documented limits (at most 48 whitespace bytes in a
-row, 20 integer and 20 fraction digits, 3 exponent digits, nesting 64 deep), that also tells a
-valid prefix from an error. classify(data) -> "complete", "prefix" or "bad"."""
+row, 20 integer and 20 fraction digits, 2 exponent digits, nesting 64 deep, UTF-16 surrogate
+escapes only in pairs), that also tells a valid prefix from an error. classify(data) -> "complete", "prefix" or "bad"."""
 
 WS = b" \t\n\r"
 HEX = b"0123456789abcdefABCDEF"
@@ -127,7 +127,7 @@ class _Reader:
             self.i += 1
             if self.peek() in b"+-":
                 self.i += 1
-            self.expect(self.digits(3) > 0)
+            self.expect(self.digits(2) > 0)
 
     def string(self):
         while True:
@@ -137,8 +137,7 @@ class _Reader:
             if c == ord("\\"):
                 e = self.take()
                 if e == ord("u"):
-                    for _ in range(4):
-                        self.expect(self.take() in HEX)
+                    self.code_unit(False)
                 else:
                     self.expect(e in b'"\\/bfnrt')
             elif c >= 0x80:
@@ -147,6 +146,29 @@ class _Reader:
                     self.expect(lo <= self.take() <= hi)
             else:
                 self.expect(c >= 0x20)
+
+
+    def code_unit(self, low):
+        """The 4 hex digits of a \\u escape: a low surrogate only where `low` asks for one (and
+        nothing else there), a high one followed by a low one's escape. Bad at the first digit
+        that no allowed value begins with."""
+        ok = [(0xDC00, 0xDFFF)] if low else [(0, 0xDBFF), (0xE000, 0xFFFF)]
+        v = 0
+        for k in range(1, 5):
+            c = self.take()
+            self.expect(c in HEX)
+            v = 16 * v + int(chr(c), 16)
+            first, last = v << 4 * (4 - k), ((v + 1) << 4 * (4 - k)) - 1  # the values it may become
+            self.expect(any(a <= last and first <= b for a, b in ok))
+        if 0xD800 <= v <= 0xDBFF:
+            self.expect(self.take() == ord("\\"))
+            self.expect(self.take() == ord("u"))
+            self.code_unit(True)
+
+
+def two_digit_exponent(x: float) -> bool:
+    """Whether json.dumps writes float x within the automaton's 2 exponent digits."""
+    return x == 0 or 1e-99 <= abs(x) < 1e99
 
 
 def classify(data: bytes) -> str:

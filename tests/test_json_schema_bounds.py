@@ -11,13 +11,24 @@ import re
 import uuid
 
 import jsonschema
+import pydantic
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from llmasos import LLM, SamplingParams, _core
 from llmasos.json_schema import compile_schema
 from llmasos.regex_dfa import FORMATS, compile_pattern
-from token_masks import assert_masks_at, fed, scanner, token_pieces
+from token_masks import assert_masks_at, fed, random_document, scanner, token_pieces
+
+def hostname(s):
+    labels = s.split(".")
+    if len(s) > 253 or labels[-1].isdigit():
+        raise ValueError(s)
+    for label in labels:
+        if not (1 <= len(label) <= 63 and label[0] != "-" and label[-1] != "-" and
+                all(c.isascii() and (c.isalnum() or c == "-") for c in label)):
+            raise ValueError(s)
+
 
 FORMAT_CHECKS = {  # each format's own parser, as a reference for what its pattern lets through
     "date": datetime.date.fromisoformat,
@@ -26,6 +37,12 @@ FORMAT_CHECKS = {  # each format's own parser, as a reference for what its patte
     "uuid": uuid.UUID,
     "ipv4": ipaddress.IPv4Address,
     "email": lambda s: s.count("@") == 1 or (_ for _ in ()).throw(ValueError(s)),
+    "duration": pydantic.TypeAdapter(datetime.timedelta).validate_python,
+    "uri": pydantic.TypeAdapter(pydantic.HttpUrl).validate_python,
+    "ipv6": ipaddress.IPv6Address,
+    "ipvanyaddress": ipaddress.ip_address,
+    "ipvanyinterface": ipaddress.ip_interface,
+    "hostname": hostname,
 }
 
 
@@ -223,20 +240,6 @@ WALK_SCHEMA = {
         "temps": {"type": "array", "items": {"type": "number", "maximum": -273.15}, "maxItems": 3},
     },
 }
-
-
-def random_document(graph, rng, limit=400):
-    """A random walk over the bytes the automaton takes, one at a time; the document when it
-    completes within `limit` bytes. Asserts that some byte can always follow."""
-    data = b""
-    for _ in range(limit):
-        nxt = [b for b in range(256) if scan(graph, data + bytes([b]))[0] == len(data) + 1]
-        assert nxt, data  # never a dead end
-        closing = [b for b in nxt if b in b'"}],']
-        data += bytes([rng.choice(closing if closing and rng.random() < 0.35 else nxt)])
-        if scan(graph, data)[1]:
-            return data
-    return None
 
 
 def test_random_walks_complete_to_valid_documents():

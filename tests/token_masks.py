@@ -1,6 +1,6 @@
 """The reference the JSON tests hold the token mask to: every token's bytes fed to the byte
 automaton after a prefix, which the mask's shortcuts (first byte, plain strings, whitespace,
-pattern caches) must agree with exactly."""
+pattern caches) must agree with exactly; and random walks through a schema's automaton."""
 from llmasos import _core
 
 
@@ -30,3 +30,17 @@ def assert_masks_at(tok, pieces, prefixes, graph=None, complete_ok=False):
         want = fed(pieces, data, scan)
         assert _core.json_allowed(tok, ids, graph) == want, prefix
         assert want or (complete_ok and scan(data)[1]), prefix
+
+
+def random_document(graph, rng, limit=400):
+    """A random walk over the bytes the automaton takes, one at a time; the document when it
+    completes within `limit` bytes. Asserts that some byte can always follow."""
+    data = b""
+    for _ in range(limit):
+        nxt = [b for b in range(256) if _core.schema_scan(graph, data + bytes([b]))[0] == len(data) + 1]
+        assert nxt, data  # never a dead end
+        closing = [b for b in nxt if b in b'"}],']
+        data += bytes([rng.choice(closing if closing and rng.random() < 0.35 else nxt)])
+        if _core.schema_scan(graph, data)[1]:
+            return data
+    return None

@@ -86,6 +86,11 @@ bool JsonState::feed(uint8_t c) {
         utf8_hi_ = 0xBF;
         return true;
       }
+      if (surr_ & kSurNeedLow) {  // a high surrogate's escape: its low one's must follow
+        if (c != '\\') return false;
+        mode_ = kEsc;
+        return true;
+      }
       if (c == '"') {
         if (key_) mode_ = kColon;
         else close_value();
@@ -104,11 +109,11 @@ bool JsonState::feed(uint8_t c) {
         hex_left_ = 4;
         return true;
       }
-      if (!is_escape(c)) return false;
+      if ((surr_ & kSurNeedLow) || !is_escape(c)) return false;
       mode_ = kString;
       return true;
     case kHex:
-      if (!is_hex(c)) return false;
+      if (!is_hex(c) || !surrogate_digit(surr_, hex_left_, c, false)) return false;
       if (--hex_left_ == 0) mode_ = kString;
       return true;
     case kLiteral: {

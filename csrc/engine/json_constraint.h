@@ -22,7 +22,11 @@ class JsonSchema;
 // (SchemaState, json_schema.h).
 namespace json_bytes {
 
-constexpr uint8_t kMaxIntDigits = 20, kMaxFracDigits = 20, kMaxExpDigits = 3;
+// Digit caps of a number's parts. Two exponent digits keep every number finite as a double (20
+// digits times 10^99 is far below DBL_MAX): with three, "1e999" parses as inf, which Python's
+// json takes but validators of finite numbers (Pydantic's Decimal, float with allow_inf_nan off)
+// refuse.
+constexpr uint8_t kMaxIntDigits = 20, kMaxFracDigits = 20, kMaxExpDigits = 2;
 
 inline bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 inline bool is_hex(uint8_t c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
@@ -48,6 +52,28 @@ inline bool utf8_lead(uint8_t c, uint8_t& need, uint8_t& lo, uint8_t& hi) {
   return true;
 }
 
+// \uXXXX escapes of UTF-16 surrogates: a high one (D800-DBFF) must be followed at once by a low
+// one (DC00-DFFF), which stands nowhere else. Python's json takes a lone one, but strict parsers
+// (Pydantic's, serde_json) refuse it as invalid JSON. Each automaton keeps these bits per string.
+enum : uint8_t { kSurD = 1, kSurHigh = 2, kSurNeedLow = 4 };
+// Hex digit c of an escape, with `left` digits to come counting it (4 .. 1), in state s; false
+// where it cannot stand. `none`: no surrogates at all (bounded strings count characters).
+inline bool surrogate_digit(uint8_t& s, int left, uint8_t c, bool none) {
+  if (left == 4) {
+    const bool d = c == 'd' || c == 'D';
+    if ((s & kSurNeedLow) && !d) return false;
+    s = static_cast<uint8_t>((s & kSurNeedLow) | (d ? kSurD : 0));
+  } else if (left == 3 && (s & kSurD)) {
+    const bool high = (c >= '8' && c <= '9') || c == 'a' || c == 'b' || c == 'A' || c == 'B';
+    const bool low = (c >= 'c' && c <= 'f') || (c >= 'C' && c <= 'F');
+    if (none && (high || low)) return false;
+    if ((s & kSurNeedLow) ? !low : low) return false;
+    if (high) s |= kSurHigh;
+  }
+  if (left == 1) s = (s & kSurHigh) ? kSurNeedLow : 0;
+  return true;
+}
+
 }  // namespace json_bytes
 class SchemaRun;
 struct SchemaNode;
@@ -64,7 +90,7 @@ class JsonState {
   bool done() const { return mode_ == kDone; }
   // Inside a string with no escape or multi-byte character pending: every printable ASCII byte
   // but '"' and '\' keeps the state exactly as it is.
-  bool in_plain_string() const { return mode_ == kString && utf8_need_ == 0; }
+  bool in_plain_string() const { return mode_ == kString && utf8_need_ == 0 && !(surr_ & json_bytes::kSurNeedLow); }
   // SchemaState's question: how many such bytes may still come (no limit here).
   int64_t plain_room() const { return in_plain_string() ? INT64_MAX : 0; }
   // A space here changes nothing a later byte depends on (always so in JSON mode).
@@ -86,6 +112,7 @@ class JsonState {
   Mode mode_ = kValue;
   bool key_ = false;            // the string being read is an object key
   uint8_t hex_left_ = 0;        // \uXXXX digits still to come
+  uint8_t surr_ = 0;            // json_bytes::kSur* bits: a surrogate escape's pairing
   uint8_t utf8_need_ = 0;       // continuation bytes still to come
   uint8_t utf8_lo_ = 0x80, utf8_hi_ = 0xBF;  // range of the next continuation byte
   uint8_t literal_ = 0, lit_pos_ = 0;        // which of true / false / null, and how far

@@ -108,6 +108,19 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
         if (s.children.size() != 1) bad(i, "an array has one item node");
         check_items(i, s);
         break;
+      case SchemaNode::kMap: {
+        if (s.children.size() != 2) bad(i, "a map has a key node and a value node");
+        check_items(i, s);
+        // The key must be a JSON string and nothing else: a string node, or quoted options.
+        const SchemaNode& k = nodes_[static_cast<size_t>(s.children[0])];
+        bool quoted = k.kind == SchemaNode::kString;
+        if (k.kind == SchemaNode::kEnum) {
+          quoted = true;
+          for (const auto& o : k.options) quoted = quoted && o.size() >= 2 && o.front() == '"' && o.back() == '"';
+        }
+        if (!quoted) bad(i, "a map's key node must be a string or an enum of strings");
+        break;
+      }
       case SchemaNode::kAnyOf:
         if (s.children.empty()) bad(i, "anyOf without alternatives");
         for (int32_t c : s.children)
@@ -139,6 +152,9 @@ void JsonSchema::compute_min_depth() {
           break;
         case SchemaNode::kArray:
           if (n.min_items > 0) d = 1 + at(n.children[0]);
+          break;
+        case SchemaNode::kMap:
+          if (n.min_items > 0) d = 1 + std::max(at(n.children[0]), at(n.children[1]));
           break;
         case SchemaNode::kAnyOf: case SchemaNode::kSwitch:  // the frame gives way to the child chosen
           d = kNone;
@@ -252,7 +268,8 @@ int64_t SchemaState::plain_room() const {
   const Frame& f = stack_[depth_ - 1];
   const SchemaNode& n = schema_->node(f.node);
   if (n.kind == SchemaNode::kString) {
-    if (f.pos != kChars || !n.dfa_accept.empty()) return 0;  // a pattern's bytes each move its DFA
+    // (A pattern's bytes each move its DFA; a pending low surrogate's escape takes only '\'.)
+    if (f.pos != kChars || !n.dfa_accept.empty() || (f.aux & kSurNeedLow)) return 0;
     return n.max_items < 0 ? std::numeric_limits<int64_t>::max() : n.max_items - static_cast<int64_t>(f.cand);
   }
   return n.kind == SchemaNode::kObject ? free_.plain_room() : 0;
@@ -282,7 +299,7 @@ bool SchemaState::space_neutral() const {
   const SchemaNode& n = schema_->node(f.node);
   if (n.kind == SchemaNode::kObject) return true;
   return n.kind == SchemaNode::kString && f.pos == kChars && n.dfa_accept.empty() && n.min_items == 0 &&
-         n.max_items < 0;
+         n.max_items < 0 && !(f.aux & kSurNeedLow);
 }
 
 bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop) {
@@ -291,6 +308,7 @@ bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& po
   const bool bounded = n.min_items > 0 || n.max_items >= 0;
   if (f.pos == kChars && c == '"') {
     if (static_cast<int64_t>(f.cand) < n.min_items) return false;
+    if (n.dfa_accept.empty() && (f.aux & kSurNeedLow)) return false;  // a high surrogate's pair is due
     if (!n.dfa_accept.empty() && !n.dfa_accept[f.aux]) return false;
     pop = true;
     return true;
@@ -317,6 +335,11 @@ bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& po
       f.pos = kChars;
       return true;
     case kChars:
+      if (f.aux & kSurNeedLow) {  // a high surrogate's escape: its low one's must follow
+        if (c != '\\') return false;
+        f.pos = kEsc;
+        return true;
+      }
       if (n.max_items >= 0 && static_cast<int64_t>(f.cand) >= n.max_items) return false;  // full
       if (c == '\\') { f.pos = kEsc; ++f.cand; return true; }
       if (c < 0x20) return false;  // raw control characters must be escaped
@@ -333,22 +356,25 @@ bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& po
     case kUtf8:
       if (c < (f.aux & 0xFF) || c > (f.aux >> 8)) return false;
       f.aux = 0x80 | (0xBF << 8);
-      if (--f.count == 0) f.pos = kChars;
+      if (--f.count == 0) {
+        f.pos = kChars;
+        f.aux = 0;  // in kChars, aux holds only the surrogate bits
+      }
       return true;
     case kEsc:
-      if (c == 'u') { f.pos = kHex; f.count = 4; f.aux = 0; return true; }
-      if (!is_escape(c)) return false;
+      if (c == 'u') { f.pos = kHex; f.count = 4; return true; }
+      if ((f.aux & kSurNeedLow) || !is_escape(c)) return false;
       f.pos = kChars;
       return true;
-    case kHex:
-      if (!is_hex(c)) return false;
+    case kHex: {
       // A bounded string counts escapes as characters, so it refuses surrogates' (\uD800 ..
       // \uDFFF): a pair of them is one character. Its UTF-8 bytes stand instead.
-      if (bounded && f.count == 4) f.aux = c == 'd' || c == 'D';
-      if (bounded && f.count == 3 && f.aux && ((c >= '8' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-        return false;
+      uint8_t sur = static_cast<uint8_t>(f.aux);
+      if (!is_hex(c) || !surrogate_digit(sur, f.count, c, bounded)) return false;
+      f.aux = sur;
       if (--f.count == 0) f.pos = kChars;
       return true;
+    }
     default:
       return false;
   }
@@ -615,9 +641,47 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
       f.pos = 2;
       retry = true;
       return push(n.children[0]);
+    case SchemaNode::kMap:
+      return map_byte(f, n, c, pop, retry);
     default:
       return false;
   }
+}
+
+// A map: phases before '{', after '{', after a key, after ':', after a value, after ','. Each
+// key and value is its own frame pushed above this one, entered with the byte that starts it.
+bool SchemaState::map_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry) {
+  // An entry is begun only where its value fits the stack above this frame (a map with
+  // min_items > 0 was entered only where one does, so this never dead-ends).
+  const bool fits = depth_ + std::max(schema_->min_depth(n.children[0]), schema_->min_depth(n.children[1])) <= kMaxDepth;
+  switch (f.pos) {
+    case 0:
+      if (c != '{') return false;
+      f.pos = 1;
+      return true;
+    case 1:
+      if (c == '}' && n.min_items == 0) { pop = true; return true; }
+      if (n.max_items == 0 || !fits) return false;
+      break;
+    case 2:
+      if (c != ':') return false;
+      f.pos = 3;  // the value starts with the next byte
+      return true;
+    case 3:
+      f.pos = 4;
+      retry = true;
+      return push(n.children[1]);
+    case 4:
+      if (c == ',' && fits && (n.max_items < 0 || f.count < n.max_items)) { f.pos = 5; return true; }
+      if (c == '}' && f.count >= n.min_items) { pop = true; return true; }
+      return false;
+    default:
+      break;
+  }
+  ++f.count;  // phases 1 and 5: a key starts with c
+  f.pos = 2;
+  retry = true;
+  return push(n.children[0]);
 }
 
 // An anyOf on top, about to take c: it becomes each alternative that takes c in turn; the first

@@ -35,13 +35,17 @@ struct SchemaNode {
     // index in the switch's place: an object's tag picks the rest of it (a tool's name, then its
     // arguments).
     kSwitch = 11,
+    // An object of any keys (Dict[str, X]): '{' (children[0] ':' children[1]) joined by ',' '}',
+    // min_items .. max_items entries; children[0] is the key (a string node, or an enum of
+    // quoted strings: propertyNames), children[1] every value (additionalProperties).
+    kMap = 12,
   };
   int32_t kind = kLiteral;
   std::string text;
   std::vector<std::string> options;
   std::vector<int32_t> children;
   std::vector<uint8_t> required;  // kProps: per property, 1 when it must be written
-  // An array's items; a string's characters (code points; an escape is one, a surrogate pair's
+  // An array's items; a map's entries; a string's characters (code points; an escape is one, a surrogate pair's
   // escapes are refused when bounded). -1: no limit.
   int32_t min_items = 0, max_items = -1;
   // A string's pattern (and formats), as a DFA over the raw UTF-8 bytes between its quotes (no
@@ -116,10 +120,12 @@ class SchemaState {
  private:
   struct Frame {
     int32_t node;
-    int32_t pos;      // literal / enum: bytes matched; string / number / array / props: phase; seq: next child
-    int32_t count;    // array: items; string: hex digits or UTF-8 bytes left; number: digits in this
+    int32_t pos;      // literal / enum: bytes matched; string / number / array / props / map: phase;
+                      // seq: next child
+    int32_t count;    // array: items; map: entries; string: hex digits or UTF-8 bytes left; number: digits in this
                       // part; props: bytes of the key matched
-    uint32_t aux;     // string: UTF-8 continuation range (lo | hi << 8), or the DFA state; number:
+    uint32_t aux;     // string: UTF-8 continuation range (lo | hi << 8) in a character, else the
+                      // surrogate bits (json_bytes::kSur*), or the DFA state; number:
                       // sign; props: the next property that may be written
     uint64_t cand;    // enum / props' keys: options still matching; string: characters; bounded
                       // number: |value|
@@ -132,6 +138,7 @@ class SchemaState {
   bool number_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
   bool bounded_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
   bool props_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop);
+  bool map_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
 
   const JsonSchema* schema_;
   int32_t depth_ = 0;

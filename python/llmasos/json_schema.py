@@ -4,16 +4,23 @@ SamplingParams.json_schema) compiled into the node graph that the C++ automaton 
 objects carry their declared properties in the declared order, the required ones always and the
 others when the model writes them, so every "required" holds and nothing undeclared appears.
 
-Supported: type (a name or a list), properties / required / additionalProperties, items / minItems /
-maxItems, enum, const, anyOf / oneOf (alternatives followed side by side until the output tells
-them apart: Union[Cat, Dog], Optional[...], an integer or a number, ...), a single-element allOf, $ref into $defs / definitions (recursion
-included), and the annotations (title, description, default, ...). Strings take minLength /
-maxLength, pattern (regex_dfa.py says which regular expressions) or format (date, time, date-time,
-uuid, ipv4, email); numbers and integers take minimum / maximum / exclusiveMinimum /
-exclusiveMaximum, and are then written without exponent, with at most 15 significant digits
-(numbers: up to 6 decimals). A keyword that would constrain the output in a way the automaton
-does not enforce (multipleOf, patternProperties, ...) is refused with a ValueError that names it,
-rather than ignored.
+Supported: type (a name or a list); properties / required / additionalProperties; objects without
+declared properties as maps (Dict[str, X]: additionalProperties as a schema, propertyNames,
+patternProperties with one pattern, maxProperties, minProperties up to 1); items / minItems /
+maxItems, and prefixItems (Tuple[int, str]; draft 7's items list); enum, const; anyOf / oneOf
+(alternatives followed side by side until the output tells them apart: Union[Cat, Dog],
+Optional[...], an integer or a number, ...); a single-element allOf; $ref into $defs / definitions
+(recursion included); the empty schema (typing.Any: any JSON value); and the annotations (title,
+description, default, ...). Strings take minLength / maxLength, pattern (regex_dfa.py says which
+regular expressions) or format (date, time, date-time, duration, uuid, ipv4, ipv6, hostname, uri,
+email; binary and password say only "a string"); numbers and integers take minimum / maximum /
+exclusiveMinimum / exclusiveMaximum, and are then written without exponent, with at most 15
+significant digits (numbers: up to 6 decimals).
+
+A keyword that would constrain the output in a way the automaton does not enforce (uniqueItems,
+contentSchema, a lookahead in a pattern, ...) is refused with an Unsupported error (a ValueError)
+that names it, rather than ignored; except in an anyOf, where the alternative is left out and the
+output matches another (Pydantic's Decimal, a number or a patterned string, is written as a number).
 """
 from __future__ import annotations
 
@@ -24,9 +31,9 @@ from decimal import Decimal
 from typing import Any, Dict, List, Optional, Set
 
 from ._core_loader import _core
-from .regex_dfa import FORMATS, compile_pattern, escape
+from .regex_dfa import FORMAT_MAX_LENGTH, FORMATS, PLAIN_FORMATS, compile_pattern, escape
 
-LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS, RAW, SWITCH = range(12)
+LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS, RAW, SWITCH, MAP = range(13)
 MAX_OPTIONS = 64
 MAX_BRANCHES = 16  # SchemaRun::kMaxBranches: anyOf alternatives open at once
 PATTERN_SECONDS = 2.0  # compile time allowed a schema's patterns (a request's body can hold many)
@@ -38,14 +45,23 @@ ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", 
                "readOnly", "writeOnly", "$defs", "definitions", "strict"}
 STRING_KEYS = ("minLength", "maxLength", "pattern", "format")
 BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-KEYWORDS = {"type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-            "enum", "const", "anyOf", "oneOf", "allOf", "$ref", *STRING_KEYS, *BOUND_KEYS}
-OWN_KEYS = {"object": ("properties", "required", "additionalProperties"), "array": ("items", "minItems", "maxItems"),
-            "string": STRING_KEYS, "number": BOUND_KEYS, "integer": BOUND_KEYS}
+OBJECT_KEYS = ("properties", "required", "additionalProperties", "patternProperties", "propertyNames", "minProperties",
+               "maxProperties")
+ARRAY_KEYS = ("items", "prefixItems", "additionalItems", "minItems", "maxItems")
+KEYWORDS = {"type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", *OBJECT_KEYS, *ARRAY_KEYS, *STRING_KEYS,
+            *BOUND_KEYS}
+OWN_KEYS = {"object": OBJECT_KEYS, "array": ARRAY_KEYS, "string": STRING_KEYS, "number": BOUND_KEYS,
+            "integer": BOUND_KEYS}
 CONSTRAINTS = {k for keys in OWN_KEYS.values() for k in keys}
 # Bounded numbers: 6 decimals, and 15 significant digits at most (json_schema.h); integers 18 digits.
 NUMBER_DECIMALS, NUMBER_DIGITS, INTEGER_DIGITS = 6, 15, 18
 NUMBER_START = set("-0123456789")
+
+
+class Unsupported(ValueError):
+    """A schema (or part of one) that is valid JSON Schema but asks for what the automaton cannot
+    enforce: refused, except as one of an anyOf's alternatives, which is then left out (what is
+    written still matches another one)."""
 
 
 def _has_type(value, t) -> bool:
@@ -77,6 +93,7 @@ class _Compiler:
         self.refs: Dict[str, int] = {}
         self.nesting = 0
         self.deadline = time.monotonic() + PATTERN_SECONDS  # for all the schema's patterns together
+        self.any_node: Optional[int] = None
 
     def new(self, kind, text="", options=(), children=(), min_items=0, max_items=-1, into=None) -> int:
         n = _core.SchemaNode()
@@ -100,7 +117,7 @@ class _Compiler:
             return set(NUMBER_START)
         if n.kind == ARRAY:
             return {"["}
-        if n.kind in (OBJECT, PROPS):
+        if n.kind in (OBJECT, PROPS, MAP):
             return {"{"}
         seen = seen or set()
         if i in seen:
@@ -115,7 +132,7 @@ class _Compiler:
 
     def node(self, s, path: str, into: Optional[int] = None) -> int:
         if self.nesting >= MAX_NESTING:
-            raise ValueError(f"json_schema {path}: nested more than {MAX_NESTING} levels deep")
+            raise Unsupported(f"json_schema {path}: nested more than {MAX_NESTING} levels deep")
         self.nesting += 1
         try:
             return self.one_node(s, path, into)
@@ -123,19 +140,21 @@ class _Compiler:
             self.nesting -= 1
 
     def one_node(self, s, path: str, into: Optional[int]) -> int:
-        if s is True or s == {}:
-            raise ValueError(f"json_schema {path}: a schema that allows any value is not supported; give it a type")
+        if s is False:
+            raise ValueError(f"json_schema {path}: the schema false allows no value")
+        if s is True or (isinstance(s, dict) and not set(s) - ANNOTATIONS):  # no constraint at all (typing.Any)
+            return self.any_value(into)
         if not isinstance(s, dict):
             raise ValueError(f"json_schema {path}: a schema must be an object, got {s!r}")
         unknown = sorted(set(s) - KEYWORDS - ANNOTATIONS)
         if unknown:
-            raise ValueError(f"json_schema {path}: unsupported keyword(s) {', '.join(unknown)}")
+            raise Unsupported(f"json_schema {path}: unsupported keyword(s) {', '.join(unknown)}")
         for key in ("$ref", "const", "enum", "allOf"):  # these stand alone: anything beside one is refused
             if key not in s:
                 continue
             beside = sorted(k for k in s if k != key and k not in ANNOTATIONS and not (k == "type" and key in ("const", "enum")))
             if beside:
-                raise ValueError(f"json_schema {path}: '{beside[0]}' beside '{key}' is not supported")
+                raise Unsupported(f"json_schema {path}: '{beside[0]}' beside '{key}' is not supported")
             if "type" in s:  # beside enum / const: every value must have the type, as the schema asks
                 values = [s["const"]] if key == "const" else s["enum"] if isinstance(s["enum"], list) else []
                 types = s["type"] if isinstance(s["type"], list) else [s["type"]]
@@ -157,12 +176,12 @@ class _Compiler:
                     raise ValueError(f"json_schema {path}: '{key}' must be a non-empty list")
                 rest = {k: v for k, v in s.items() if k != key and k not in ANNOTATIONS}
                 if rest:
-                    raise ValueError(f"json_schema {path}: '{key}' beside {', '.join(sorted(rest))} is not supported")
+                    raise Unsupported(f"json_schema {path}: '{key}' beside {', '.join(sorted(rest))} is not supported")
                 exclusive = (alts, s.get("discriminator")) if key == "oneOf" else None
                 return self.any_of([(a, f"{path}/{key}/{j}") for j, a in enumerate(alts)], path, into, exclusive)
         if "allOf" in s:
             if not isinstance(s["allOf"], list) or len(s["allOf"]) != 1:
-                raise ValueError(f"json_schema {path}: only an 'allOf' of one schema is supported")
+                raise Unsupported(f"json_schema {path}: only an 'allOf' of one schema is supported")
             return self.node(s["allOf"][0], f"{path}/allOf/0", into)
         t = s.get("type")
         if t is None and "properties" in s:
@@ -180,7 +199,7 @@ class _Compiler:
             raise ValueError(f"json_schema {path}: unknown or missing 'type' {t!r}")
         bad = sorted(k for k in s if k in CONSTRAINTS and k not in OWN_KEYS.get(t, ()))
         if bad:
-            raise ValueError(f"json_schema {path}: '{bad[0]}' is not supported for type {t}")
+            raise Unsupported(f"json_schema {path}: '{bad[0]}' is not supported for type {t}")
         if t == "object":
             props = s.get("properties") or {}
             if not isinstance(props, dict):
@@ -189,9 +208,16 @@ class _Compiler:
             if not isinstance(required, list) or any(not isinstance(r, str) or r not in props for r in required):
                 raise ValueError(f"json_schema {path}: 'required' names a property that 'properties' does not")
             if not props:
-                if s.get("additionalProperties", True) is False:
-                    return self.new(LITERAL, text="{}", into=into)
-                return self.new(OBJECT, into=into)
+                return self.map(s, path, into)
+            for key in ("propertyNames", "patternProperties"):
+                if key in s:
+                    raise Unsupported(f"json_schema {path}: '{key}' beside 'properties' is not supported")
+            # Only declared properties are written (so additionalProperties always holds): the
+            # counts hold when the required ones are enough and all of them not too many.
+            lo, hi = self.count_bounds(s, "minProperties", "maxProperties", path)
+            if lo > len(required) or (hi >= 0 and hi < len(props)):
+                raise Unsupported(f"json_schema {path}: minProperties / maxProperties beside 'properties' are "
+                                  "supported only where the required properties meet them and all of them fit")
             slot = self.new(LITERAL, text="?", into=into)  # reserved: $ref recursion may point here
             if set(required) != set(props) and len(props) <= MAX_OPTIONS:
                 # Optional properties may be left out: the automaton's props node.
@@ -206,16 +232,13 @@ class _Compiler:
             children.append(self.new(LITERAL, text="}"))
             return self.new(SEQ, children=children, into=slot)
         if t == "array":
-            if "items" not in s or not isinstance(s["items"], dict):
-                raise ValueError(f"json_schema {path}: an array needs an 'items' schema")
-            lo, hi = s.get("minItems", 0), s.get("maxItems", -1)
-            for name, v in (("minItems", lo), ("maxItems", hi)):
-                if isinstance(v, bool) or not isinstance(v, int) or v < (-1 if name == "maxItems" else 0):
-                    raise ValueError(f"json_schema {path}: '{name}' must be a non-negative integer")
-            if 0 <= hi < lo:
-                raise ValueError(f"json_schema {path}: maxItems is below minItems")
+            lo, hi = self.count_bounds(s, "minItems", "maxItems", path)
+            if "prefixItems" in s or isinstance(s.get("items"), list):
+                return self.tuple(s, lo, hi, path, into)
+            if "additionalItems" in s:
+                raise ValueError(f"json_schema {path}: 'additionalItems' needs 'items' as a list")
             slot = self.new(LITERAL, text="?", into=into)
-            item = self.node(s["items"], f"{path}/items")
+            item = self.node(s.get("items", True), f"{path}/items")
             return self.new(ARRAY, children=[item], min_items=lo, max_items=hi, into=slot)
         if t == "string":
             return self.string(s, path, into)
@@ -227,6 +250,90 @@ class _Compiler:
             return self.new(LITERAL, text="null", into=into)
         raise ValueError(f"json_schema {path}: unknown or missing 'type' {t!r}")
 
+    def count_bounds(self, s, low, high, path):
+        """(minimum, maximum or -1) of a count pair such as minItems / maxItems, checked."""
+        lo, hi = s.get(low, 0), s.get(high, -1)
+        for name, v in ((low, lo), (high, hi)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < (-1 if name == high else 0) or v >= 2**31:
+                raise ValueError(f"json_schema {path}: '{name}' must be a non-negative integer below 2^31")
+        if 0 <= hi < lo:
+            raise ValueError(f"json_schema {path}: {high} is below {low}")
+        return lo, hi
+
+    def any_value(self, into) -> int:
+        """Any JSON value (an empty schema, typing.Any): one shared anyOf of every type, its arrays'
+        items itself again; objects are JSON mode's free objects."""
+        if self.any_node is None:
+            slot = self.new(LITERAL, text="?")
+            self.any_node = slot
+            kinds = [self.new(STRING), self.new(NUMBER), self.new(ENUM, options=["true", "false", "null"]),
+                     self.new(OBJECT), self.new(ARRAY, children=[slot])]
+            self.new(ANY_OF, children=kinds, into=slot)
+        if into is None:
+            return self.any_node
+        self.nodes[into] = self.nodes[self.any_node]
+        return into
+
+    def map(self, s, path, into) -> int:
+        """An object without declared properties: any keys (propertyNames' strings, if given), each
+        value under additionalProperties (Dict[str, X]); or, with one patternProperties entry, keys
+        that match it with its values (Dict[constr(pattern=...), X]); a free object where nothing
+        constrains it."""
+        extra = s.get("additionalProperties", True)
+        names = s.get("propertyNames", True)
+        if "patternProperties" in s:
+            pp = s["patternProperties"]
+            if not isinstance(pp, dict) or len(pp) != 1 or "propertyNames" in s:
+                raise Unsupported(f"json_schema {path}: 'patternProperties' is supported with one pattern, "
+                                  "without 'properties' or 'propertyNames'")
+            (pattern, extra), = pp.items()
+            names = {"type": "string", "pattern": pattern}
+        lo, hi = self.count_bounds(s, "minProperties", "maxProperties", path)
+        if lo > 1:  # a key written twice is one property once parsed: two entries need not make two
+            raise Unsupported(f"json_schema {path}: minProperties above 1 is supported only with 'properties'")
+        if extra is False or hi == 0:
+            if lo > 0:
+                raise ValueError(f"json_schema {path}: no property is allowed, yet minProperties asks for one")
+            return self.new(LITERAL, text="{}", into=into)
+        free = extra is True or (isinstance(extra, dict) and not set(extra) - ANNOTATIONS)
+        if free and names is True and lo == 0 and hi < 0:
+            return self.new(OBJECT, into=into)
+        slot = self.new(LITERAL, text="?", into=into)
+        if isinstance(names, dict) and not any(k in names for k in ("type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf")):
+            names = {**names, "type": "string"}  # keys are strings: what propertyNames constrains is one
+        key = self.new(STRING) if names is True else self.node(names, f"{path}/propertyNames")
+        k = self.nodes[key]
+        if not (k.kind == STRING or (k.kind == ENUM and all(o.startswith('"') for o in k.options))):
+            raise Unsupported(f"json_schema {path}: 'propertyNames' must describe strings (a string schema, or an "
+                              "enum or const of strings)")
+        value = self.node(extra, f"{path}/additionalProperties")
+        return self.new(MAP, children=[key, value], min_items=lo, max_items=hi, into=slot)
+
+    def tuple(self, s, lo, hi, path, into) -> int:
+        """prefixItems (or draft 7's items as a list), Tuple[int, str]: the first items each under
+        its own schema, then any more under items (additionalItems). Exactly as many as minItems
+        asks beyond the prefix are written, and the prefix as far as maxItems allows."""
+        prefix = s["prefixItems"] if "prefixItems" in s else s["items"]
+        rest = s.get("additionalItems", True) if "prefixItems" not in s else s.get("items", True)
+        if "prefixItems" in s and "additionalItems" in s:
+            raise ValueError(f"json_schema {path}: 'additionalItems' goes with 'items' as a list, not 'prefixItems'")
+        if not isinstance(prefix, list) or not prefix:
+            raise ValueError(f"json_schema {path}: 'prefixItems' must be a non-empty list of schemas")
+        count = len(prefix) if hi < 0 else min(len(prefix), hi)
+        count = max(count, lo)
+        if count > len(prefix) and rest is False:
+            raise ValueError(f"json_schema {path}: minItems asks for more items than 'prefixItems' allows")
+        if count == 0:
+            return self.new(LITERAL, text="[]", into=into)
+        slot = self.new(LITERAL, text="?", into=into)
+        children = []
+        for j in range(count):
+            children.append(self.new(LITERAL, text="[" if j == 0 else ","))
+            sub, where = (prefix[j], f"{path}/prefixItems/{j}") if j < len(prefix) else (rest, f"{path}/items")
+            children.append(self.node(sub, where))
+        children.append(self.new(LITERAL, text="]"))
+        return self.new(SEQ, children=children, into=slot)
+
     def string(self, s, path, into) -> int:
         lo, hi = s.get("minLength", 0), s.get("maxLength", -1)
         for name, v in (("minLength", lo), ("maxLength", hi)):
@@ -235,19 +342,23 @@ class _Compiler:
         if 0 <= hi < lo:
             raise ValueError(f"json_schema {path}: maxLength is below minLength")
         pattern = s.get("pattern")
-        if "format" in s:
+        if "format" in s and not (isinstance(s["format"], str) and s["format"] in PLAIN_FORMATS):
             if pattern is not None:
-                raise ValueError(f"json_schema {path}: 'pattern' beside 'format' is not supported")
+                raise Unsupported(f"json_schema {path}: 'pattern' beside 'format' is not supported")
             if not isinstance(s["format"], str) or s["format"] not in FORMATS:
-                raise ValueError(f"json_schema {path}: format {s['format']!r} is not supported "
-                                 f"(supported: {', '.join(sorted(FORMATS))})")
+                raise Unsupported(f"json_schema {path}: format {s['format']!r} is not supported "
+                                  f"(supported: {', '.join(sorted(set(FORMATS) | PLAIN_FORMATS))})")
             pattern = FORMATS[s["format"]]
+            most = FORMAT_MAX_LENGTH.get(s["format"], -1)
+            hi = most if hi < 0 else min(hi, most) if most >= 0 else hi
+            if 0 <= hi < lo:
+                raise ValueError(f"json_schema {path}: no {s['format']} has minLength characters")
         n = self.new(STRING, min_items=lo, max_items=hi, into=into)
         if pattern is not None:
             try:
                 dfa = compile_pattern(pattern, lo, hi if hi >= 0 else None, deadline=self.deadline)
             except ValueError as e:
-                raise ValueError(f"json_schema {path}: {e}") from None
+                raise Unsupported(f"json_schema {path}: {e}") from None
             _set_dfa(self.nodes[n], dfa)
         return n
 
@@ -292,7 +403,7 @@ class _Compiler:
         except (TypeError, ValueError) as e:
             raise ValueError(f"json_schema {path}: enum / const values must be JSON values ({e})") from None
         if len(options) > MAX_OPTIONS:
-            raise ValueError(f"json_schema {path}: at most {MAX_OPTIONS} enum values are supported")
+            raise Unsupported(f"json_schema {path}: at most {MAX_OPTIONS} enum values are supported")
         return self.new(ENUM, options=options, into=into)
 
     def definition(self, where, name):
@@ -328,10 +439,25 @@ class _Compiler:
     def any_of(self, alts, path, into, exclusive=None) -> int:
         slot = self.new(LITERAL, text="?", into=into)
         children: List[int] = []
+        first_error = None
         for a, p in alts:
-            c = self.node(a, p)
+            # anyOf: an alternative the automaton cannot enforce is left out, the output then
+            # matching another (Decimal's number-or-patterned-string is written as a number).
+            # Not for oneOf: what is written must also not match the one left out.
+            saved = (len(self.nodes), dict(self.refs), self.any_node)
+            try:
+                c = self.node(a, p)
+            except Unsupported as e:
+                if exclusive:
+                    raise
+                del self.nodes[saved[0]:]
+                self.refs, self.any_node = saved[1], saved[2]
+                first_error = first_error or e
+                continue
             n = self.nodes[c]
             children.extend(n.children if n.kind == ANY_OF else [c])  # flattened
+        if not children:
+            raise first_error
         # Alternatives that start alike are followed side by side (the automaton's parses), at
         # most MAX_BRANCHES of them at once.
         firsts = [self.first_bytes(c) for c in children]
@@ -392,10 +518,10 @@ class _Compiler:
         if ref in self.refs:
             if into is None:
                 return self.refs[ref]
-            raise ValueError(f"json_schema {path}: a $ref to a $ref is not supported")
+            raise Unsupported(f"json_schema {path}: a $ref to a $ref is not supported")
         parts = ref.split("/") if isinstance(ref, str) else []
         if len(parts) != 3 or parts[0] != "#" or parts[1] not in ("$defs", "definitions"):
-            raise ValueError(f"json_schema {path}: only '$ref's to '#/$defs/NAME' or '#/definitions/NAME' are supported")
+            raise Unsupported(f"json_schema {path}: only '$ref's to '#/$defs/NAME' or '#/definitions/NAME' are supported")
         target = self.definition(parts[1], parts[2])
         if target is None:
             raise ValueError(f"json_schema {path}: $ref {ref!r} names no definition")

@@ -467,14 +467,18 @@ def compile_pattern(pattern: Optional[str], min_len: int = 0, max_len: Optional[
     try:
         try:
             return _determinize(nfa, s0, final, min_len, max_len, deadline)
-        except _TooManyStates:
-            if min_len or max_len is None:
+        except _TooManyStates as e:
+            if max_len is None:
                 raise
-        # Only a maximum, and too many states to fold it in: the plain DFA, and the automaton
-        # keeps the count, taking a byte only while the count plus the characters still needed
-        # (dist) stays within it, so no string dead-ends.
+            too_many = e
+        # A maximum, and too many states to fold it in: the plain DFA, and the automaton keeps
+        # the count, taking a byte only while the count plus the characters still needed (dist)
+        # stays within it, so no string dead-ends. A minimum can stay out only where the pattern's
+        # shortest string already meets it (a URL's minLength 1).
         dfa = _determinize(nfa, s0, final, 0, None, deadline)
         dfa.dist = dfa.chars_to_accept()
+        if dfa.dist[0] < min_len:
+            raise too_many
         if dfa.dist[0] > max_len:
             raise ValueError("no string can match it within maxLength")
         return dfa
@@ -493,7 +497,17 @@ _DATE = r"[1-9][0-9]{3}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(
 _TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _HEX = "[0-9a-fA-F]"
-FORMATS = {
+_N = "[0-9]{1,6}"
+_DUR_TIME = f"({_N}H({_N}M({_N}S)?)?|{_N}M({_N}S)?|{_N}S)"
+_DUR_DATE = f"({_N}Y({_N}M({_N}D)?)?|{_N}M({_N}D)?|{_N}D)"
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A host's last label starts with a letter: URL parsers read a numeric one as an IPv4 address
+_TOP = "[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_H16 = f"{_HEX}{{1,4}}"
+_IPV6 = "(" + "|".join([f"({_H16}:){{7}}{_H16}", f"({_H16}:){{1,7}}:", f":(:{_H16}){{1,7}}", "::"] +
+                       [f"({_H16}:){{{k}}}(:{_H16}){{1,{7 - k}}}" for k in range(1, 7)]) + ")"
+_PCHAR = r"([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+FORMATS: Dict[str, str] = {
     "date": f"^{_DATE}$",
     "time": f"^{_TIME}$",
     "date-time": f"^{_DATE}T{_TIME}$",
@@ -502,4 +516,18 @@ FORMATS = {
     # dot-atoms: no leading, trailing or doubled dots; labels neither start nor end with '-'
     "email": r"^[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
              r"(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$",
+    # RFC 3339's duration grammar (Y M D contiguous, weeks alone); 6 digits a field keep it within
+    # what Python's timedelta holds
+    "duration": rf"^P({_DUR_DATE}(T{_DUR_TIME})?|T{_DUR_TIME}|{_N}W)$",
+    "hostname": f"^({_LABEL}\\.)*{_TOP}$",  # RFC 1123 labels (the 253-character total: FORMAT_MAX_LENGTH)
+    "ipv6": f"^{_IPV6}$",  # the eight groups, or '::' standing for a run of them (no IPv4 tail, no zone)
+    # http(s) URLs: a host name or IPv4 address, a port, and a path, query and fragment of RFC
+    # 3986's unreserved and sub-delimiter characters and %-escapes
+    "uri": rf"^https?://(({_LABEL}\.)*{_TOP}|({_OCTET}\.){{3}}{_OCTET})(:[1-9][0-9]{{0,3}})?"
+           rf"(/{_PCHAR}*)*(\?({_PCHAR}|[/?])*)?(#({_PCHAR}|[/?])*)?$",
 }
+FORMATS["ipvanyaddress"] = f"^(({_OCTET}\\.){{3}}{_OCTET}|{_IPV6})$"  # Pydantic's IPvAnyAddress
+FORMATS["ipvanyinterface"] = FORMATS["ipvanyaddress"]
+FORMAT_MAX_LENGTH = {"hostname": 253}
+# Formats that say no more of a string than that it is one (Pydantic's bytes and SecretStr).
+PLAIN_FORMATS: Dict[str, str] = {"binary", "password"}
