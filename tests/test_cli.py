@@ -34,7 +34,7 @@ def test_run_json_schema(smollm2_gguf, tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout[len("A cat as JSON:"):])
     assert list(out) == ["name", "age"] and isinstance(out["name"], str) and isinstance(out["age"], int)
-    path.write_text(json.dumps({"type": "object", "properties": {"name": {"type": "string", "format": "hostname"}}}))
+    path.write_text(json.dumps({"type": "object", "properties": {"name": {"type": "string", "format": "idn-email"}}}))
     r = llmasos("run", "hi", "--json-schema", str(path), "--model", smollm2_gguf)
     assert r.returncode == 1 and "format" in r.stderr
     path.write_text("{not json")

@@ -4,19 +4,27 @@ alternatives the automaton cannot enforce left out (Decimal). Pydantic's own val
 reference: every document the automaton completes must pass it, and jsonschema too."""
 import datetime
 import decimal
+import enum
 import ipaddress
 import json
 import random
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Literal, Optional, Set, Tuple
 
 import jsonschema
 import pydantic
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from llmasos import LLM, SamplingParams, _core
 from llmasos.json_schema import Unsupported, compile_schema
 from llmasos.regex_dfa import FORMATS, compile_pattern
 from token_masks import assert_masks_at, random_document, token_pieces
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
 
 
 class Point(pydantic.BaseModel):
@@ -44,6 +52,12 @@ TYPES = {
     "ip": pydantic.IPvAnyAddress,
     "ipv6": ipaddress.IPv6Address,
     "optional_dict": Optional[Dict[str, int]],
+    "set_of_literals": Set[Literal["a", "b", "c", 1, True]],
+    "set_of_enum": FrozenSet[Color],
+    "set_of_bool": Set[bool],
+    "multiple_int": pydantic.conint(ge=-50, le=50, multiple_of=7),
+    "multiple_float": pydantic.confloat(gt=0, multiple_of=0.25),
+    "multiple_decimal": pydantic.condecimal(multiple_of=decimal.Decimal("0.5")),
 }
 
 
@@ -123,7 +137,7 @@ def test_anyof_leaves_out_alternatives_it_cannot_enforce():
     assert _core.schema_scan(g, b'{"v":1.5}') == (9, True)
     assert _core.schema_scan(g, b'{"v":"')[0] == 5  # the string alternative is left out
     with pytest.raises(Unsupported, match="lookaround"):  # none left: refused, with the first reason
-        compile_schema({"type": "object", "properties": {"v": {"anyOf": [lookahead, {"type": "integer", "multipleOf": 2}]}}})
+        compile_schema({"type": "object", "properties": {"v": {"anyOf": [lookahead, {"type": "number", "multipleOf": 0.1}]}}})
     with pytest.raises(Unsupported, match="lookaround"):  # oneOf: what is written must not match it either
         compile_schema({"type": "object", "properties": {"v": {"oneOf": [{"type": "number"}, lookahead]}}})
     # A $ref first met inside the alternative left out is compiled again where it is used later.
@@ -176,6 +190,54 @@ def test_generation_of_pydantic_models(smollm2_gguf):
             Inventory.model_validate_json(out.text)
         assert _core.schema_scan(compile_schema(schema), out.text.encode())[0] == len(out.text.encode())
     assert greedy.finish_reason == "stop", greedy.text
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(m=st.one_of(st.integers(1, 10**6), st.sampled_from([0.5, 0.25, 0.125, 1.5, 2.0, 0.375])),
+       lo=st.one_of(st.none(), st.integers(-10**6, 10**6)), span=st.integers(0, 10**6),
+       value=st.one_of(st.integers(-2 * 10**6, 2 * 10**6), st.decimals(-10**6, 10**6, places=3)),
+       t=st.sampled_from(["integer", "number"]))
+def test_multiple_of_agrees_with_jsonschema(m, lo, span, value, t):
+    """The automaton takes a number whole exactly when jsonschema finds it a multiple within the
+    bounds (integers: no fraction; numbers: up to 6 decimals, as bounded numbers are written)."""
+    prop = {"type": t, "multipleOf": m, **({"minimum": lo, "maximum": lo + span} if lo is not None else {})}
+    schema = {"type": "object", "properties": {"v": prop}, "required": ["v"]}
+    try:
+        g = compile_schema(schema)
+    except ValueError as e:
+        assert "multiple" in str(e)  # no multiple within the bounds and digits
+        return
+    text = str(value)
+    if "E" in text or "e" in text:
+        return
+    doc = ('{"v":' + text + "}").encode()
+    want = jsonschema.Draft202012Validator(schema).is_valid(json.loads(doc)) and (t == "number" or "." not in text)
+    assert (_core.schema_scan(g, doc) == (len(doc), True)) == want, (schema, text)
+
+
+def test_multiple_of_and_unique_items_are_enforced():
+    scan = _core.schema_scan
+    one = lambda p: {"type": "object", "properties": {"v": p}, "required": ["v"]}  # noqa: E731
+    g = compile_schema(one({"type": "integer", "multipleOf": 3, "minimum": -10, "maximum": 10}))
+    assert [v for v in range(-12, 13) if scan(g, b'{"v":%d}' % v) == (len(b'{"v":%d}' % v), True)] == \
+        [-9, -6, -3, 0, 3, 6, 9]
+    assert scan(g, b'{"v":1')[0] == 5  # no multiple of 3 in [-10, 10] starts with 1
+    with pytest.raises(Unsupported, match="not exact"):
+        compile_schema(one({"type": "number", "multipleOf": 0.01}))
+    with pytest.raises(ValueError, match="multiple"):
+        compile_schema(one({"type": "integer", "multipleOf": 7, "minimum": 1, "maximum": 6}))
+    g = compile_schema(one({"type": "array", "items": {"enum": ["a", "b", 1]}, "uniqueItems": True, "minItems": 2}))
+    assert scan(g, b'{"v":["a",1,"b"]}') == (17, True)
+    assert scan(g, b'{"v":["a","a"')[0] == 11  # the second "a"
+    assert scan(g, b'{"v":["a",1,"b",')[0] == 15  # every value written: no more
+    assert scan(g, b'{"v":["a"]')[0] == 9  # minItems 2
+    for bad, why in [({"type": "array", "items": {"type": "string"}, "uniqueItems": True}, "only for items"),
+                     ({"type": "array", "items": {"enum": [1, 1.0]}, "uniqueItems": True}, "equal"),
+                     ({"type": "array", "items": {"enum": [1]}, "uniqueItems": True, "minItems": 2}, "more unique")]:
+        with pytest.raises(ValueError, match=why):
+            compile_schema(one(bad))
+    # at most one item is always unique
+    compile_schema(one({"type": "array", "items": {"type": "string"}, "uniqueItems": True, "maxItems": 1}))
 
 
 def test_surrogate_escapes_come_in_pairs(smollm2_gguf):

@@ -173,7 +173,7 @@ def test_chat_json_mode(server, model_id):
                              extra_body={"response_format": fmt})
     assert r.choices[0].finish_reason == "length" or isinstance(json.loads(r.choices[0].text), dict)
     unenforceable = {"type": "json_schema", "json_schema": {"name": "cat", "schema": {
-        "type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2}}}}}
+        "type": "object", "properties": {"n": {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}}}}}
     for bad in (unenforceable, {"type": "json_schema"}, {"type": "yaml"}, "json"):
         with pytest.raises(openai.BadRequestError) as e:
             c.chat.completions.create(model=model_id, messages=msgs, max_tokens=5, response_format=bad)

@@ -82,6 +82,7 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
         const int64_t most = kPow10[int_digits(s)] * kPow10[s.frac_digits] - 1;
         if (s.min_units > s.max_units || s.min_units < -most || s.max_units > most)
           bad(i, "bounds out of range");
+        if (s.multiple_units < 0 || s.multiple_units > most) bad(i, "multiple_units out of range");
         break;
       }
       case SchemaNode::kObject:
@@ -107,6 +108,9 @@ JsonSchema::JsonSchema(std::vector<SchemaNode> nodes) : nodes_(std::move(nodes))
       case SchemaNode::kArray:
         if (s.children.size() != 1) bad(i, "an array has one item node");
         check_items(i, s);
+        if (s.unique && (nodes_[static_cast<size_t>(s.children[0])].kind != SchemaNode::kEnum ||
+                         static_cast<size_t>(s.min_items) > nodes_[static_cast<size_t>(s.children[0])].options.size()))
+          bad(i, "unique items need an enum of at least min_items options");
         break;
       case SchemaNode::kMap: {
         if (s.children.size() != 2) bad(i, "a map has a key node and a value node");
@@ -387,8 +391,14 @@ bool SchemaState::string_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& po
 bool SchemaState::bounded_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry) {
   const int digits = int_digits(n), frac = n.frac_digits;
   const int64_t unit = kPow10[frac];
-  auto fits = [&](uint32_t neg, int64_t lo, int64_t hi) {  // magnitudes [lo, hi] meet the bounds
-    return neg ? -hi <= n.max_units && -lo >= n.min_units : lo <= n.max_units && hi >= n.min_units;
+  // Magnitudes [lo, hi] of sign neg meet the bounds, at a multiple of multiple_units if one is set.
+  auto fits = [&](uint32_t neg, int64_t lo, int64_t hi) {
+    const int64_t a = std::max(neg ? -hi : lo, n.min_units), b = std::min(neg ? -lo : hi, n.max_units);
+    if (a > b) return false;
+    const int64_t m = n.multiple_units;
+    if (m <= 1) return true;
+    const int64_t r = ((a % m) + m) % m;  // the first multiple at or above a (|a|, m <= 10^18)
+    return r == 0 || a + (m - r) <= b;
   };
   // Integer part v of k digits: the completions with j more digits and any fraction.
   auto int_fits = [&](int64_t v, int k) {
@@ -399,7 +409,7 @@ bool SchemaState::bounded_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& p
   };
   auto ends_in = [&](int64_t m) {
     const int64_t x = f.aux ? -m : m;
-    return x >= n.min_units && x <= n.max_units;
+    return x >= n.min_units && x <= n.max_units && (n.multiple_units <= 1 || x % n.multiple_units == 0);
   };
   switch (f.pos) {
     case kStart:
@@ -631,7 +641,10 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
           if (n.max_items == 0) return false;
           break;
         case 2:
-          if (c == ',' && (n.max_items < 0 || f.count < n.max_items)) { f.pos = 3; return true; }
+          if (c == ',' && (n.max_items < 0 || f.count < n.max_items) && (!n.unique || unused_options(n, f) != 0)) {
+            f.pos = 3;
+            return true;
+          }
           if (c == ']' && f.count >= n.min_items) { pop = true; return true; }
           return false;
         default:
@@ -640,7 +653,9 @@ bool SchemaState::step(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool
       ++f.count;  // phases 1 and 3: an item starts with c
       f.pos = 2;
       retry = true;
-      return push(n.children[0]);
+      if (!push(n.children[0])) return false;
+      if (n.unique) stack_[depth_ - 1].cand = unused_options(n, f);  // (f is the array frame below it)
+      return true;
     case SchemaNode::kMap:
       return map_byte(f, n, c, pop, retry);
     default:
@@ -684,6 +699,22 @@ bool SchemaState::map_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, 
   return push(n.children[0]);
 }
 
+// A unique array's item enum: the options it may still take (those not written yet).
+uint64_t SchemaState::unused_options(const SchemaNode& array, const Frame& f) const {
+  const size_t k = schema_->node(array.children[0]).options.size();
+  return (k == 64 ? ~uint64_t(0) : (uint64_t(1) << k) - 1) & ~f.cand;
+}
+
+// `item` just ended: under a unique array, the option it wrote is added to the array's set.
+void SchemaState::note_unique_item(const Frame& item) {
+  Frame& top = stack_[depth_ - 1];
+  const SchemaNode& tn = schema_->node(top.node);
+  if (tn.kind != SchemaNode::kArray || !tn.unique) return;
+  const SchemaNode& e = schema_->node(item.node);  // the enum: the option of its length is the one
+  for (size_t i = 0; i < e.options.size(); ++i)
+    if ((item.cand >> i & 1) && static_cast<int32_t>(e.options[i].size()) == item.pos) top.cand |= uint64_t(1) << i;
+}
+
 // An anyOf on top, about to take c: it becomes each alternative that takes c in turn; the first
 // goes on here, the others to `forks` (without it, the first wins).
 bool SchemaState::fork(const SchemaNode& n, uint8_t c, std::vector<SchemaState>* forks) {
@@ -715,6 +746,7 @@ bool SchemaState::feed(uint8_t c, std::vector<SchemaState>* forks) {
     if (!step(f, n, c, pop, retry)) return false;
     if (pop) {
       --depth_;
+      if (depth_ > 0) note_unique_item(stack_[depth_]);  // the frame just popped is still in place
       // A sequence whose last child just ended is complete too (the root's closing '}').
       while (depth_ > 0) {
         const Frame& top = stack_[depth_ - 1];

@@ -22,7 +22,8 @@ struct SchemaNode {
     kNumber = 3,   // a JSON number (within bounds when `bounded`)
     kInteger = 4,  // a JSON number without fraction or exponent (within bounds when `bounded`)
     kSeq = 5,      // `children` one after the other (an object: its literal key runs and values)
-    kArray = 6,    // '[' children[0] (',' children[0])* ']', with min_items .. max_items items
+    kArray = 6,    // '[' children[0] (',' children[0])* ']', with min_items .. max_items items; with
+                   // `unique`, children[0] is an enum and each option comes at most once
     kAnyOf = 7,    // one of `children`, told apart by their first byte
     kObject = 8,   // any JSON object (a schema of type object with no properties)
     // An object whose properties (children, keys in options as '"key":') come in order, each
@@ -67,6 +68,10 @@ struct SchemaNode {
   bool bounded = false;
   int32_t frac_digits = 0;
   int64_t min_units = 0, max_units = 0;
+  // A bounded number's multipleOf, in the same units (0 or 1: any).
+  int64_t multiple_units = 0;
+  // An array's uniqueItems: its item node is an enum, whose options it keeps a set of.
+  bool unique = false;
 };
 
 // A validated node graph; node 0 is the root.
@@ -128,7 +133,7 @@ class SchemaState {
                       // surrogate bits (json_bytes::kSur*), or the DFA state; number:
                       // sign; props: the next property that may be written
     uint64_t cand;    // enum / props' keys: options still matching; string: characters; bounded
-                      // number: |value|
+                      // number: |value|; unique array: the item enum's options written
   };
   void copy_frames(const SchemaState& o);
   bool push(int32_t node);
@@ -139,6 +144,8 @@ class SchemaState {
   bool bounded_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
   bool props_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop);
   bool map_byte(Frame& f, const SchemaNode& n, uint8_t c, bool& pop, bool& retry);
+  uint64_t unused_options(const SchemaNode& array, const Frame& f) const;
+  void note_unique_item(const Frame& item);
 
   const JsonSchema* schema_;
   int32_t depth_ = 0;

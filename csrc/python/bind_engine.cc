@@ -198,6 +198,8 @@ void register_engine(py::module_& m) {
       .def_readwrite("dfa_accept", &SchemaNode::dfa_accept)
       .def_readwrite("dfa_dist", &SchemaNode::dfa_dist)
       .def_readwrite("bounded", &SchemaNode::bounded)
+      .def_readwrite("multiple_units", &SchemaNode::multiple_units)
+      .def_readwrite("unique", &SchemaNode::unique)
       .def_readwrite("frac_digits", &SchemaNode::frac_digits)
       .def_readwrite("min_units", &SchemaNode::min_units)
       .def_readwrite("max_units", &SchemaNode::max_units);

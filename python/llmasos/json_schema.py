@@ -25,70 +25,51 @@ output matches another (Pydantic's Decimal, a number or a patterned string, is w
 from __future__ import annotations
 
 import json
-import math
 import time
-from decimal import Decimal
 from typing import Any, Dict, List, Optional, Set
 
 from ._core_loader import _core
-from .regex_dfa import FORMAT_MAX_LENGTH, FORMATS, PLAIN_FORMATS, compile_pattern, escape
+from .regex_dfa import compile_pattern, escape
 
-LITERAL, ENUM, STRING, NUMBER, INTEGER, SEQ, ARRAY, ANY_OF, OBJECT, PROPS, RAW, SWITCH, MAP = range(13)
-MAX_OPTIONS = 64
+from .json_schema_values import (ANNOTATIONS, ANY_OF, ARRAY, BOUND_KEYS, ENUM, INTEGER, LITERAL, MAP,
+                                 MAX_OPTIONS, NUMBER, NUMBER_START, OBJECT, PROPS, RAW, SEQ, STRING, STRING_KEYS,
+                                 SWITCH, Unsupported, ValueNodes, has_type, compact_json, set_dfa)
+
 MAX_BRANCHES = 16  # SchemaRun::kMaxBranches: anyOf alternatives open at once
 PATTERN_SECONDS = 2.0  # compile time allowed a schema's patterns (a request's body can hold many)
 # Schemas nested deeper than the automaton's stack (SchemaState::kMaxDepth frames) could never be
 # completed; refused here, before Python's own recursion limit turns them into a crash.
 MAX_NESTING = 32
 
-ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated", "discriminator",
-               "readOnly", "writeOnly", "$defs", "definitions", "strict"}
-STRING_KEYS = ("minLength", "maxLength", "pattern", "format")
-BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 OBJECT_KEYS = ("properties", "required", "additionalProperties", "patternProperties", "propertyNames", "minProperties",
                "maxProperties")
-ARRAY_KEYS = ("items", "prefixItems", "additionalItems", "minItems", "maxItems")
+ARRAY_KEYS = ("items", "prefixItems", "additionalItems", "minItems", "maxItems", "uniqueItems")
 KEYWORDS = {"type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", *OBJECT_KEYS, *ARRAY_KEYS, *STRING_KEYS,
             *BOUND_KEYS}
 OWN_KEYS = {"object": OBJECT_KEYS, "array": ARRAY_KEYS, "string": STRING_KEYS, "number": BOUND_KEYS,
             "integer": BOUND_KEYS}
 CONSTRAINTS = {k for keys in OWN_KEYS.values() for k in keys}
-# Bounded numbers: 6 decimals, and 15 significant digits at most (json_schema.h); integers 18 digits.
-NUMBER_DECIMALS, NUMBER_DIGITS, INTEGER_DIGITS = 6, 15, 18
-NUMBER_START = set("-0123456789")
 
 
-class Unsupported(ValueError):
-    """A schema (or part of one) that is valid JSON Schema but asks for what the automaton cannot
-    enforce: refused, except as one of an anyOf's alternatives, which is then left out (what is
-    written still matches another one)."""
-
-
-def _has_type(value, t) -> bool:
-    """Whether a JSON value (as json.loads gives it) has JSON Schema type t (a name)."""
-    if not isinstance(t, str):
+def json_equal(a, b) -> bool:
+    """Equal as JSON values, as uniqueItems compares them: 1 == 1.0, but true != 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if type(a) is not type(b):
         return False
-    if t == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
-    kinds = {"string": str, "number": (int, float), "boolean": bool, "null": type(None), "object": dict, "array": list}
-    return t in kinds and isinstance(value, kinds[t]) and not (t == "number" and isinstance(value, bool))
+    if isinstance(a, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    return a == b
 
 
-def _set_dfa(node, dfa) -> None:
-    """A string's or a raw output's DFA tables, as SchemaNode keeps them."""
-    node.dfa_class, node.dfa_classes = dfa.classes, dfa.n_classes
-    node.dfa_next = [t for row in dfa.next for t in row]
-    node.dfa_accept = [int(a) for a in dfa.accept]
-    node.dfa_dist = dfa.dist or []
-
-
-def _dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-class _Compiler:
-    def __init__(self, root: Dict[str, Any]):
+class _Compiler(ValueNodes):
+    def __init__(self, root: Dict[str, Any], leave_out: bool):
         self.root = root
+        self.leave_out = leave_out  # anyOf alternatives that cannot be enforced are left out
         self.nodes: List[Any] = []
         self.refs: Dict[str, int] = {}
         self.nesting = 0
@@ -158,7 +139,7 @@ class _Compiler:
             if "type" in s:  # beside enum / const: every value must have the type, as the schema asks
                 values = [s["const"]] if key == "const" else s["enum"] if isinstance(s["enum"], list) else []
                 types = s["type"] if isinstance(s["type"], list) else [s["type"]]
-                wrong = [v for v in values if not any(_has_type(v, t) for t in types)]
+                wrong = [v for v in values if not any(has_type(v, t) for t in types)]
                 if wrong:
                     raise ValueError(f"json_schema {path}: the value {wrong[0]!r} is not of type {s['type']!r}")
         if "$ref" in s:
@@ -222,12 +203,12 @@ class _Compiler:
             if set(required) != set(props) and len(props) <= MAX_OPTIONS:
                 # Optional properties may be left out: the automaton's props node.
                 values = [self.node(sub, f"{path}/properties/{key}") for key, sub in props.items()]
-                n = self.new(PROPS, options=[_dumps(key) + ":" for key in props], children=values, into=slot)
+                n = self.new(PROPS, options=[compact_json(key) + ":" for key in props], children=values, into=slot)
                 self.nodes[n].required = [int(key in required) for key in props]
                 return n
             children = []
             for j, (key, sub) in enumerate(props.items()):
-                children.append(self.new(LITERAL, text=("{" if j == 0 else ",") + _dumps(key) + ":"))
+                children.append(self.new(LITERAL, text=("{" if j == 0 else ",") + compact_json(key) + ":"))
                 children.append(self.node(sub, f"{path}/properties/{key}"))
             children.append(self.new(LITERAL, text="}"))
             return self.new(SEQ, children=children, into=slot)
@@ -239,7 +220,13 @@ class _Compiler:
                 raise ValueError(f"json_schema {path}: 'additionalItems' needs 'items' as a list")
             slot = self.new(LITERAL, text="?", into=into)
             item = self.node(s.get("items", True), f"{path}/items")
-            return self.new(ARRAY, children=[item], min_items=lo, max_items=hi, into=slot)
+            n = self.new(ARRAY, children=[item], min_items=lo, max_items=hi, into=slot)
+            unique = s.get("uniqueItems", False)
+            if not isinstance(unique, bool):
+                raise ValueError(f"json_schema {path}: 'uniqueItems' must be a boolean")
+            if unique and hi != 0 and hi != 1:  # (one item at most is always unique)
+                self.unique_items(n, path)
+            return n
         if t == "string":
             return self.string(s, path, into)
         if t in ("number", "integer"):
@@ -249,6 +236,23 @@ class _Compiler:
         if t == "null":
             return self.new(LITERAL, text="null", into=into)
         raise ValueError(f"json_schema {path}: unknown or missing 'type' {t!r}")
+
+    def unique_items(self, n, path) -> None:
+        """uniqueItems (Set[Literal[...]], Set[bool], a set of an Enum): the automaton keeps which
+        of the item enum's values were written, so items must be an enum of values no two of
+        which are equal as JSON (1 and 1.0 are). Sets of free strings or numbers would need
+        every item remembered: refused."""
+        node = self.nodes[n]
+        item = self.nodes[node.children[0]]
+        if item.kind != ENUM:
+            raise Unsupported(f"json_schema {path}: uniqueItems is supported only for items that are an enum "
+                              "(Set[Literal[...]], a set of an Enum, Set[bool])")
+        values = [json.loads(o) for o in item.options]
+        if any(json_equal(a, b) for i, a in enumerate(values) for b in values[:i]):
+            raise Unsupported(f"json_schema {path}: uniqueItems over an enum with values equal as JSON")
+        if node.min_items > len(values):
+            raise ValueError(f"json_schema {path}: minItems asks for more unique items than the enum has values")
+        node.unique = True
 
     def count_bounds(self, s, low, high, path):
         """(minimum, maximum or -1) of a count pair such as minItems / maxItems, checked."""
@@ -334,78 +338,6 @@ class _Compiler:
         children.append(self.new(LITERAL, text="]"))
         return self.new(SEQ, children=children, into=slot)
 
-    def string(self, s, path, into) -> int:
-        lo, hi = s.get("minLength", 0), s.get("maxLength", -1)
-        for name, v in (("minLength", lo), ("maxLength", hi)):
-            if isinstance(v, bool) or not isinstance(v, int) or not (-1 if name == "maxLength" else 0) <= v < 2**31:
-                raise ValueError(f"json_schema {path}: '{name}' must be an integer from 0 to 2^31 - 1")
-        if 0 <= hi < lo:
-            raise ValueError(f"json_schema {path}: maxLength is below minLength")
-        pattern = s.get("pattern")
-        if "format" in s and not (isinstance(s["format"], str) and s["format"] in PLAIN_FORMATS):
-            if pattern is not None:
-                raise Unsupported(f"json_schema {path}: 'pattern' beside 'format' is not supported")
-            if not isinstance(s["format"], str) or s["format"] not in FORMATS:
-                raise Unsupported(f"json_schema {path}: format {s['format']!r} is not supported "
-                                  f"(supported: {', '.join(sorted(set(FORMATS) | PLAIN_FORMATS))})")
-            pattern = FORMATS[s["format"]]
-            most = FORMAT_MAX_LENGTH.get(s["format"], -1)
-            hi = most if hi < 0 else min(hi, most) if most >= 0 else hi
-            if 0 <= hi < lo:
-                raise ValueError(f"json_schema {path}: no {s['format']} has minLength characters")
-        n = self.new(STRING, min_items=lo, max_items=hi, into=into)
-        if pattern is not None:
-            try:
-                dfa = compile_pattern(pattern, lo, hi if hi >= 0 else None, deadline=self.deadline)
-            except ValueError as e:
-                raise Unsupported(f"json_schema {path}: {e}") from None
-            _set_dfa(self.nodes[n], dfa)
-        return n
-
-    def number(self, t, s, path, into) -> int:
-        n = self.new(NUMBER if t == "number" else INTEGER, into=into)
-        if not any(k in s for k in BOUND_KEYS):
-            return n
-        frac = NUMBER_DECIMALS if t == "number" else 0
-        most = 10 ** ((NUMBER_DIGITS - frac) if t == "number" else INTEGER_DIGITS) * 10 ** frac - 1
-        scale = 10 ** frac
-
-        def bound(key):
-            v = s.get(key)
-            if isinstance(v, bool) and key.startswith("exclusive"):  # draft 4: a flag on minimum / maximum
-                return None
-            if v is None:
-                return None
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
-                raise ValueError(f"json_schema {path}: '{key}' must be a finite number")
-            return Decimal(repr(v)) * scale if isinstance(v, float) else Decimal(v) * scale
-
-        lo, hi = -most, most  # in units of 10^-frac
-        lows = [(bound("minimum"), s.get("exclusiveMinimum") is True), (bound("exclusiveMinimum"), True)]
-        highs = [(bound("maximum"), s.get("exclusiveMaximum") is True), (bound("exclusiveMaximum"), True)]
-        for v, excl in lows:
-            if v is not None:
-                lo = max(lo, math.floor(v) + 1 if excl else math.ceil(v))
-        for v, excl in highs:
-            if v is not None:
-                hi = min(hi, math.ceil(v) - 1 if excl else math.floor(v))
-        if lo > hi:
-            what = "integer" if t == "integer" else f"number of up to {NUMBER_DECIMALS} decimals"
-            raise ValueError(f"json_schema {path}: no {what} within {NUMBER_DIGITS if frac else INTEGER_DIGITS} "
-                             "digits lies within its bounds")
-        node = self.nodes[n]
-        node.bounded, node.frac_digits, node.min_units, node.max_units = True, frac, int(lo), int(hi)
-        return n
-
-    def enum(self, values, path, into) -> int:
-        try:
-            options = list(dict.fromkeys(_dumps(v) for v in values))  # unique, in order
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"json_schema {path}: enum / const values must be JSON values ({e})") from None
-        if len(options) > MAX_OPTIONS:
-            raise Unsupported(f"json_schema {path}: at most {MAX_OPTIONS} enum values are supported")
-        return self.new(ENUM, options=options, into=into)
-
     def definition(self, where, name):
         """root[where][name] ($defs or definitions), or None."""
         defs = self.root.get(where)
@@ -431,7 +363,7 @@ class _Compiler:
             if not isinstance(values, list) or not values or prop not in ((a or {}).get("required") or []):
                 raise ValueError(f"json_schema {path}: 'oneOf' alternatives that can start alike need a "
                                  "'discriminator' property that each declares as a required const")
-            keys = {_dumps(v) for v in values}
+            keys = {compact_json(v) for v in values}
             if keys & seen:
                 raise ValueError(f"json_schema {path}: two 'oneOf' alternatives share a discriminator value")
             seen |= keys
@@ -448,7 +380,7 @@ class _Compiler:
             try:
                 c = self.node(a, p)
             except Unsupported as e:
-                if exclusive:
+                if exclusive or not self.leave_out:
                     raise
                 del self.nodes[saved[0]:]
                 self.refs, self.any_node = saved[1], saved[2]
@@ -530,11 +462,13 @@ class _Compiler:
         return self.node(target, ref, into=slot)
 
 
-def compile_schema(schema: Dict[str, Any]) -> "_core.JsonSchema":
-    """The C++ automaton's graph for `schema` (a dict); ValueError for what it cannot enforce."""
+def compile_schema(schema: Dict[str, Any], leave_out_unsupported: bool = True) -> "_core.JsonSchema":
+    """The C++ automaton's graph for `schema` (a dict); ValueError for what it cannot enforce.
+    leave_out_unsupported=False refuses an anyOf alternative it cannot enforce rather than leave
+    it out (where the anyOf is the caller's own, as function calling's choice of tools)."""
     if not isinstance(schema, dict):
         raise ValueError(f"json_schema must be an object (a dict), got {type(schema).__name__}")
-    c = _Compiler(schema)
+    c = _Compiler(schema, leave_out_unsupported)
     c.nodes.append(None)  # node 0: the root
     c.node(schema, "#", into=0)
     if c.first_bytes(0) != {"{"}:
@@ -556,7 +490,7 @@ def compile_regex(pattern: str) -> "_core.JsonSchema":
         raise ValueError(f"pattern {pattern!r}: it matches only the empty output")
     n = _core.SchemaNode()
     n.kind = RAW
-    _set_dfa(n, dfa)
+    set_dfa(n, dfa)
     return _core.JsonSchema([n])
 
 

@@ -334,7 +334,8 @@ class Server:
                                                             n_ctx=self.llm.n_ctx, max_n=self.max_n,
                                                             chat=True)
             if tools:
-                params.json_schema = checked_schema(tools.schema, "tools")
+                # (A tool whose parameters cannot be enforced is refused, not left out of the choice.)
+                params.json_schema = checked_schema(tools.schema, "tools", leave_out_unsupported=False)
             usage = include_usage(body, stream)
             jobs = []
             for c in range(n):

@@ -57,12 +57,12 @@ def _stop(body) -> List[str]:
 UNSUPPORTED = ("suffix", "tools", "functions", "guided_grammar", "grammar")
 
 
-def checked_schema(schema, param):
+def checked_schema(schema, param, leave_out_unsupported=True):
     """The schema compiled (once per request: SamplingParams takes it as is), or a 400 naming
     what it cannot enforce."""
     from .json_schema import compile_schema
     try:
-        return compile_schema(schema)
+        return compile_schema(schema, leave_out_unsupported)
     except ValueError as e:
         raise RequestError(str(e), param) from None
 
