@@ -2,7 +2,7 @@
 decoding, temperature 0.8, temperature 0.8 with top_p 0.95, llama-cpp-python's defaults (T 0.8,
 top_k 40, top_p 0.95, min_p 0.05), JSON mode at temperature 0.8 (its token mask) and a JSON
 schema at temperature 0.8 (patterns, bounds, optional properties, a union: the structured outputs'
-automaton and mask), interleaved, on one chat prompt asking for a long JSON object. Sampling runs
+automaton and mask), a Pydantic-style dict of tuples, interleaved, on one chat prompt asking for a long JSON object. Sampling runs
 per sequence after the forward pass, in parallel across sequences.
 
     python bench/sampling.py [--model NAME_OR_PATH] [--threads 2] [--seqs 1,16] [--steps 40] [--reps 2]
@@ -31,6 +31,13 @@ MODES = {
             "color": {"enum": ["black", "white", "ginger", "tabby", "grey"]},
             "food": {"anyOf": [{"type": "string", "maxLength": 60}, {"type": "array", "items": {"type": "string"}}]},
             "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 15}}}}}}),
+    # Dict[str, Tuple[int, Color, Set[Food]]] as Pydantic writes it: a map, a tuple, multipleOf, uniqueItems
+    "dict schema T=0.8": dict(temperature=0.8, json_schema={"type": "object", "required": ["cats"], "properties": {
+        "cats": {"type": "object", "maxProperties": 10, "propertyNames": {"maxLength": 30}, "additionalProperties": {
+            "type": "array", "minItems": 3, "maxItems": 3, "prefixItems": [
+                {"type": "integer", "minimum": 0, "maximum": 30, "multipleOf": 1},
+                {"enum": ["black", "white", "ginger", "tabby", "grey"]},
+                {"type": "array", "uniqueItems": True, "items": {"enum": ["fish", "chicken", "milk", "mice"]}}]}}}}),
 }
 
 
