@@ -240,6 +240,28 @@ def test_multiple_of_and_unique_items_are_enforced():
     compile_schema(one({"type": "array", "items": {"type": "string"}, "uniqueItems": True, "maxItems": 1}))
 
 
+def test_review_edges():
+    """Each once let through a document the schema (or Pydantic) refuses, or refused a valid one."""
+    scan = _core.schema_scan
+    one = lambda p: {"type": "object", "properties": {"v": p}, "required": ["v"]}  # noqa: E731
+    with pytest.raises(Unsupported, match="tuple"):  # [1, 1] is no set
+        compile_schema(one({"type": "array", "prefixItems": [{"type": "integer"}] * 2, "uniqueItems": True}))
+    # Under a oneOf nothing is left out: "a" would match both alternatives.
+    with pytest.raises(Unsupported, match="lookaround"):
+        compile_schema(one({"oneOf": [{"type": "string"}, {"type": ["string", "null"], "pattern": "(?=a)"}]}))
+    # An integer over a float divisor is divided as a double: exact up to 2^53 only.
+    g = compile_schema(one({"type": "integer", "multipleOf": 3.0}))
+    assert scan(g, b'{"v":9007199254740993}')[1] is False and scan(g, b'{"v":9007199254740990}')[1]
+    g = compile_schema(one({"type": "integer", "multipleOf": 10**18}))  # only 0 has few enough digits
+    assert scan(g, b'{"v":0}') == (7, True) and scan(g, b'{"v":1')[0] == 5
+    g = compile_schema(one({"type": "string", "format": "uri"}))
+    assert scan(g, b'{"v":"http://xn--')[0] == 16  # no reserved '--' label
+    g = compile_schema(model_of(Dict[pydantic.constr(pattern=r"^[a-z]+$", max_length=3), int]).model_json_schema())
+    assert scan(g, b'{"v":{"abc":1}}') == (15, True) and scan(g, b'{"v":{"abcd')[0] == 10
+    g = compile_schema({"type": "object", "propertyNames": False})
+    assert scan(g, b"{}") == (2, True)
+
+
 def test_surrogate_escapes_come_in_pairs(smollm2_gguf):
     """A lone UTF-16 surrogate escape is JSON that Pydantic refuses ('lone leading surrogate'):
     JSON mode, schema strings and map keys take a high one only with its low one right after."""

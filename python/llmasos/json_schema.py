@@ -287,15 +287,18 @@ class _Compiler(ValueNodes):
         names = s.get("propertyNames", True)
         if "patternProperties" in s:
             pp = s["patternProperties"]
-            if not isinstance(pp, dict) or len(pp) != 1 or "propertyNames" in s:
+            # (Pydantic's Dict[constr(pattern=..., max_length=...), X] puts the length in propertyNames.)
+            lengths = names if isinstance(names, dict) and set(names) <= {"minLength", "maxLength", "type"} | ANNOTATIONS \
+                and names.get("type", "string") == "string" else None
+            if not isinstance(pp, dict) or len(pp) != 1 or (names is not True and lengths is None):
                 raise Unsupported(f"json_schema {path}: 'patternProperties' is supported with one pattern, "
-                                  "without 'properties' or 'propertyNames'")
+                                  "without 'properties', and 'propertyNames' only for lengths")
             (pattern, extra), = pp.items()
-            names = {"type": "string", "pattern": pattern}
+            names = {**(lengths or {}), "type": "string", "pattern": pattern}
         lo, hi = self.count_bounds(s, "minProperties", "maxProperties", path)
         if lo > 1:  # a key written twice is one property once parsed: two entries need not make two
             raise Unsupported(f"json_schema {path}: minProperties above 1 is supported only with 'properties'")
-        if extra is False or hi == 0:
+        if extra is False or hi == 0 or names is False:
             if lo > 0:
                 raise ValueError(f"json_schema {path}: no property is allowed, yet minProperties asks for one")
             return self.new(LITERAL, text="{}", into=into)
@@ -325,6 +328,8 @@ class _Compiler(ValueNodes):
             raise ValueError(f"json_schema {path}: 'prefixItems' must be a non-empty list of schemas")
         count = len(prefix) if hi < 0 else min(len(prefix), hi)
         count = max(count, lo)
+        if s.get("uniqueItems") is True and count > 1:
+            raise Unsupported(f"json_schema {path}: uniqueItems on a tuple (prefixItems) is not supported")
         if count > len(prefix) and rest is False:
             raise ValueError(f"json_schema {path}: minItems asks for more items than 'prefixItems' allows")
         if count == 0:
@@ -372,15 +377,19 @@ class _Compiler(ValueNodes):
         slot = self.new(LITERAL, text="?", into=into)
         children: List[int] = []
         first_error = None
+        leave_out = self.leave_out
         for a, p in alts:
             # anyOf: an alternative the automaton cannot enforce is left out, the output then
             # matching another (Decimal's number-or-patterned-string is written as a number).
-            # Not for oneOf: what is written must also not match the one left out.
+            # Not under a oneOf, not even deeper: what is written must also not match the one
+            # left out, and oneOf's exclusivity is judged on whole alternatives.
             saved = (len(self.nodes), dict(self.refs), self.any_node)
+            self.leave_out = leave_out and not exclusive
             try:
                 c = self.node(a, p)
             except Unsupported as e:
-                if exclusive or not self.leave_out:
+                if not self.leave_out:
+                    self.leave_out = leave_out
                     raise
                 del self.nodes[saved[0]:]
                 self.refs, self.any_node = saved[1], saved[2]
@@ -388,6 +397,7 @@ class _Compiler(ValueNodes):
                 continue
             n = self.nodes[c]
             children.extend(n.children if n.kind == ANY_OF else [c])  # flattened
+        self.leave_out = leave_out
         if not children:
             raise first_error
         # Alternatives that start alike are followed side by side (the automaton's parses), at

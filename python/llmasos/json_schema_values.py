@@ -108,7 +108,12 @@ class ValueNodes:
         for v, excl in highs:
             if v is not None:
                 hi = min(hi, math.ceil(v) - 1 if excl else math.floor(v))
-        step = self.multiple_units(s.get("multipleOf"), t, scale, most, path) if "multipleOf" in s else 1
+        step = self.multiple_units(s.get("multipleOf"), t, scale, path) if "multipleOf" in s else 1
+        if step > most:  # no multiple but 0 has few enough digits
+            lo, hi, step = max(lo, 0), min(hi, 0), 1
+        if t == "integer" and isinstance(s.get("multipleOf"), float):
+            # Validators divide an integer by a float divisor as doubles, exact only up to 2^53.
+            lo, hi = max(lo, -2**53), min(hi, 2**53)
         lo = -(-lo // step) * step  # the multiples at or inside the bounds
         hi = hi // step * step
         if lo > hi:
@@ -121,7 +126,7 @@ class ValueNodes:
         return n
 
     @staticmethod
-    def multiple_units(m, t, scale, most, path) -> int:
+    def multiple_units(m, t, scale, path) -> int:
         """multipleOf in a bounded number's units. Validators divide as doubles (jsonschema: x / m
         is a whole number), so m must be exact in binary: then every multiple the automaton writes
         (at most 15 digits) divides exactly. 0.01 is not, and x / 0.01 is no whole number for
@@ -136,8 +141,6 @@ class ValueNodes:
         units = exact.numerator if t == "integer" else exact * scale
         if not isinstance(units, int) and units.denominator != 1:
             raise Unsupported(f"json_schema {path}: multipleOf {m!r} has more than {NUMBER_DECIMALS} decimals")
-        if int(units) > most:
-            raise ValueError(f"json_schema {path}: multipleOf {m!r} is larger than any number written")
         return int(units)
 
     def enum(self, values, path, into) -> int:

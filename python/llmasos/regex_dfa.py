@@ -500,9 +500,12 @@ _HEX = "[0-9a-fA-F]"
 _N = "[0-9]{1,6}"
 _DUR_TIME = f"({_N}H({_N}M({_N}S)?)?|{_N}M({_N}S)?|{_N}S)"
 _DUR_DATE = f"({_N}Y({_N}M({_N}D)?)?|{_N}M({_N}D)?|{_N}D)"
-_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# Host labels of up to 32 letters and digits joined by single hyphens (63 bytes at most): none
+# ends in '-', and none has the '--' of IDNA's reserved labels ("xn--a" is no valid punycode, which
+# URL parsers refuse).
+_LABEL = "[A-Za-z0-9](-?[A-Za-z0-9]){0,31}"
 # A host's last label starts with a letter: URL parsers read a numeric one as an IPv4 address
-_TOP = "[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TOP = "[A-Za-z](-?[A-Za-z0-9]){0,31}"
 _H16 = f"{_HEX}{{1,4}}"
 _IPV6 = "(" + "|".join([f"({_H16}:){{7}}{_H16}", f"({_H16}:){{1,7}}:", f":(:{_H16}){{1,7}}", "::"] +
                        [f"({_H16}:){{{k}}}(:{_H16}){{1,{7 - k}}}" for k in range(1, 7)]) + ")"
