@@ -254,16 +254,6 @@ class _Compiler(ValueNodes):
             raise ValueError(f"json_schema {path}: minItems asks for more unique items than the enum has values")
         node.unique = True
 
-    def count_bounds(self, s, low, high, path):
-        """(minimum, maximum or -1) of a count pair such as minItems / maxItems, checked."""
-        lo, hi = s.get(low, 0), s.get(high, -1)
-        for name, v in ((low, lo), (high, hi)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < (-1 if name == high else 0) or v >= 2**31:
-                raise ValueError(f"json_schema {path}: '{name}' must be a non-negative integer below 2^31")
-        if 0 <= hi < lo:
-            raise ValueError(f"json_schema {path}: {high} is below {low}")
-        return lo, hi
-
     def any_value(self, into) -> int:
         """Any JSON value (an empty schema, typing.Any): one shared anyOf of every type, its arrays'
         items itself again; objects are JSON mode's free objects."""

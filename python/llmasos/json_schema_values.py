@@ -53,13 +53,18 @@ def compact_json(value) -> str:
 class ValueNodes:
     """The value nodes of json_schema._Compiler (which gives new(), nodes and deadline)."""
 
-    def string(self, s, path, into) -> int:
-        lo, hi = s.get("minLength", 0), s.get("maxLength", -1)
-        for name, v in (("minLength", lo), ("maxLength", hi)):
-            if isinstance(v, bool) or not isinstance(v, int) or not (-1 if name == "maxLength" else 0) <= v < 2**31:
-                raise ValueError(f"json_schema {path}: '{name}' must be an integer from 0 to 2^31 - 1")
+    def count_bounds(self, s, low, high, path):
+        """(minimum, maximum or -1) of a count pair (minLength / maxLength, minItems / maxItems, ...), checked."""
+        lo, hi = s.get(low, 0), s.get(high, -1)
+        for name, v in ((low, lo), (high, hi)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < (-1 if name == high else 0) or v >= 2**31:
+                raise ValueError(f"json_schema {path}: '{name}' must be a non-negative integer below 2^31")
         if 0 <= hi < lo:
-            raise ValueError(f"json_schema {path}: maxLength is below minLength")
+            raise ValueError(f"json_schema {path}: {high} is below {low}")
+        return lo, hi
+
+    def string(self, s, path, into) -> int:
+        lo, hi = self.count_bounds(s, "minLength", "maxLength", path)
         pattern = s.get("pattern")
         if "format" in s and not (isinstance(s["format"], str) and s["format"] in PLAIN_FORMATS):
             if pattern is not None:
