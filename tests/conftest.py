@@ -1,4 +1,4 @@
-"""Shared fixtures: the real default model (fetched once into the store cache) and ISA levels."""
+"""Shared fixtures: the real models (fetched once into the store cache) and ISA levels."""
 import pytest
 
 import llmasos
@@ -9,6 +9,12 @@ from llmasos import _core, store
 def smollm2_gguf():
     """Path of the SmolLM2-135M-Instruct Q4_1 GGUF (the default model)."""
     return str(store.resolve(store.DEFAULT_MODEL))
+
+
+@pytest.fixture(scope="session")
+def gemma3_gguf():
+    """Path of the Gemma 3 270M Q4_K_M GGUF (four PyPI chunk packages, joined by the store)."""
+    return str(store.resolve("gemma3-270m"))
 
 
 def _under_isa(name):

@@ -1,6 +1,7 @@
-"""Random tiny Hugging Face decoder models (llama, qwen2) written to GGUF the way llama.cpp's
-converter writes them (Q/K rows permuted for llama's interleaved RoPE), for architecture parity
-tests: the same random weights run in transformers and in llmasos."""
+"""Random tiny Hugging Face decoder models (llama, qwen2, gemma3) written to GGUF the way llama.cpp's
+converter writes them (Q/K rows permuted for llama's interleaved RoPE; Gemma's norm weights stored
+as 1 + w), for architecture parity tests: the same random weights run in transformers and in
+llmasos."""
 from __future__ import annotations
 
 import numpy as np
@@ -44,13 +45,20 @@ def make_hf_model(arch: str, seed: int = 0, tie: bool = False):
     elif arch == "qwen2":
         cfg = transformers.Qwen2Config(**common)
         model = transformers.Qwen2ForCausalLM(cfg)
+    elif arch == "gemma3":
+        # 7 layers: sliding-window layers 0-4 and 6 (window 8 positions), a global one at 5; heads
+        # 32 wide over a 64-wide residual, as Gemma 3's are wider than n_embd / n_head.
+        del common["rope_theta"]
+        cfg = transformers.Gemma3TextConfig(**{**common, "num_hidden_layers": 7, "rms_norm_eps": 1e-6},
+                                            head_dim=32, query_pre_attn_scalar=32, sliding_window=8)
+        model = transformers.Gemma3ForCausalLM(cfg)
     else:
         raise ValueError(arch)
     # Random init with norms away from 1 so every weight matters.
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            if "norm" in name:  # Gemma's RMSNorm scales by 1 + w
+                p.copy_((0.0 if arch == "gemma3" else 1.0) + 0.1 * torch.randn_like(p))
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn_like(p))
             else:
@@ -77,9 +85,15 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
     w.add_feed_forward_length(cfg.intermediate_size)
     w.add_head_count(n_head)
     w.add_head_count_kv(n_kv)
-    w.add_rope_freq_base(float(getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]))
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
-    w.add_rope_dimension_count(cfg.hidden_size // n_head)
+    if arch == "gemma3":
+        w.add_rope_freq_base(float(cfg.rope_parameters["full_attention"]["rope_theta"]))
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
+        w.add_sliding_window(cfg.sliding_window)
+    else:
+        w.add_rope_freq_base(float(getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]))
+        w.add_rope_dimension_count(cfg.hidden_size // n_head)
     tokens, types, merges = tiny_bpe_vocab(cfg.vocab_size)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
@@ -105,8 +119,9 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
         else:
             w.add_tensor(name, a.astype(dtype))
 
+    shift = 1.0 if arch == "gemma3" else 0.0  # llama.cpp's converter stores Gemma norms as 1 + w
     put("token_embd.weight", sd["model.embed_tokens.weight"])
-    put("output_norm.weight", sd["model.norm.weight"])
+    put("output_norm.weight", sd["model.norm.weight"] + shift)
     if not cfg.tie_word_embeddings:
         put("output.weight", sd["lm_head.weight"])
     for i in range(cfg.num_hidden_layers):
@@ -114,8 +129,15 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
         q, k = sd[p + "self_attn.q_proj.weight"], sd[p + "self_attn.k_proj.weight"]
         if arch == "llama":
             q, k = permute_for_gguf(q, n_head), permute_for_gguf(k, n_kv)
-        put(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"])
-        put(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        put(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"] + shift)
+        if arch == "gemma3":
+            put(f"blk.{i}.post_attention_norm.weight", sd[p + "post_attention_layernorm.weight"] + 1)
+            put(f"blk.{i}.ffn_norm.weight", sd[p + "pre_feedforward_layernorm.weight"] + 1)
+            put(f"blk.{i}.post_ffw_norm.weight", sd[p + "post_feedforward_layernorm.weight"] + 1)
+            put(f"blk.{i}.attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"] + 1)
+            put(f"blk.{i}.attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"] + 1)
+        else:
+            put(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
         put(f"blk.{i}.attn_q.weight", q)
         put(f"blk.{i}.attn_k.weight", k)
         put(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])

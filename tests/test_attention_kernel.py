@@ -94,3 +94,49 @@ def test_attention_rejects_bad_shapes():
         _core.attention(q[0], k, v, 2)
     with pytest.raises(_core.InvalidArgumentError, match="kv_type"):
         _core.attention(q, k, v, 2, 1, "q8_0")
+
+
+def reference_window(q, k, v, pos0, window, scale):
+    """Causal attention where position p sees positions p - window + 1 .. p (float64)."""
+    T, H, _ = q.shape
+    S, Hkv, _ = k.shape
+    qt = torch.from_numpy(q).double().transpose(0, 1)
+    kt = torch.from_numpy(k).double().transpose(0, 1).repeat_interleave(H // Hkv, 0)
+    vt = torch.from_numpy(v).double().transpose(0, 1).repeat_interleave(H // Hkv, 0)
+    p = (pos0 + torch.arange(T))[:, None]
+    j = torch.arange(S)[None, :]
+    mask = (j <= p) & (j > p - window)
+    out = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask, scale=scale)
+    return out.transpose(0, 1).numpy()
+
+
+# (T, pos0, n_head, n_head_kv, head_dim, window): windows inside one 16-position block and across
+# several, a prompt chunk whose first rows see the whole past and last rows do not, decode far
+# past the window, Gemma 3's shape (4 heads of 256 over 1 KV head).
+WINDOW_SHAPES = [(1, 40, 4, 2, 32, 8), (37, 0, 4, 2, 32, 8), (20, 30, 6, 3, 24, 17),
+                 (1, 600, 4, 1, 256, 512), (70, 500, 4, 1, 64, 512), (9, 3, 2, 2, 16, 100)]
+
+
+@pytest.mark.parametrize("shape", WINDOW_SHAPES, ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d-w%d" % s)
+def test_sliding_window_matches_torch_sdpa(each_isa, shape):
+    T, pos0, H, Hkv, D, window = shape
+    q, k, v = make(T, pos0, H, Hkv, D, seed=3)
+    scale = 0.7 / np.sqrt(D)  # a scale of the model's own (Gemma 3 27B's is not 1 / sqrt(d))
+    got = _core.attention(q, k, v, pos0, 2, window=window, scale=scale)
+    np.testing.assert_allclose(got, reference_window(q, k, v, pos0, window, scale), rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("shape", WINDOW_SHAPES[:3], ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d-w%d" % s)
+def test_sliding_window_row_independent_of_its_batch(shape):
+    """Each row's bits are those it gets alone (its tile may start a block earlier than its window),
+    at every level and thread count."""
+    T, pos0, H, Hkv, D, window = shape
+    q, k, v = make(T, pos0, H, Hkv, D, seed=4)
+    results = under_each_isa(lambda: _core.attention(q, k, v, pos0, 2, window=window))
+    assert_bitwise_equal(results)
+    full = results[next(iter(results))]
+    for t in sorted({0, T // 2, T - 1}):
+        alone = _core.attention(q[t:t + 1], k[:pos0 + t + 1], v[:pos0 + t + 1], pos0 + t, 1, window=window)
+        assert alone.tobytes() == full[t:t + 1].tobytes(), t
+    # A window wider than the context is no window at all.
+    assert _core.attention(q, k, v, pos0, 2, window=10 ** 6).tobytes() == _core.attention(q, k, v, pos0, 2).tobytes()

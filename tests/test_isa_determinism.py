@@ -99,6 +99,7 @@ DENSE = {
     "dot_f32": lambda x, y: _core.kernel_op("dot_f32", x, y),
     "rmsnorm": lambda x, y: _core.kernel_op("rmsnorm", x, y, 1e-5),
     "silu_mul": lambda x, y: _core.kernel_op("silu_mul", x, y),
+    "gelu_mul": lambda x, y: _core.kernel_op("gelu_mul", x, y),
     "axpy": lambda x, y: _core.kernel_op("axpy", x, y, 0.37),
     "scale": lambda x, y: _core.kernel_op("scale", x, a=1.7),
     "softmax": lambda x, y: _core.kernel_op("softmax", x),
@@ -114,7 +115,7 @@ def test_dense_ops_bitwise_identical(op):
         assert_bitwise_equal(under_each_isa(lambda: DENSE[op](x, y)))
 
 
-@pytest.mark.parametrize("op", ["silu_mul", "softmax"])
+@pytest.mark.parametrize("op", ["silu_mul", "gelu_mul", "softmax"])
 def test_exp_ops_bitwise_identical_at_the_edges(op):
     """The exp-based ops past exp's clamps (|x| > 87), at infinities, NaN, signed zeros and
     denormals, in runs long enough for every level's vector paths (8 and 4 x 8 lanes) and tails."""
@@ -172,6 +173,11 @@ def test_dense_ops_against_numpy():
                                x64 / np.sqrt((x64 ** 2).mean() + 1e-5) * y64, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(_core.kernel_op("silu_mul", x, y), x64 / (1 + np.exp(-x64)) * y64,
                                rtol=1e-5, atol=1e-6)
+    gelu = 0.5 * x64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64 ** 3)))
+    np.testing.assert_allclose(_core.kernel_op("gelu_mul", x, y), gelu * y64, rtol=1e-5, atol=1e-6)
+    big = np.array([-30.0, -10.0, -5.0, 5.0, 10.0, 30.0, 1e20, -1e20], dtype=np.float32)
+    np.testing.assert_allclose(_core.kernel_op("gelu_mul", big, np.ones_like(big)),
+                               np.where(big > 0, big, 0.0), rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(_core.kernel_op("axpy", x, y, 0.5), x64 + 0.5 * y64, rtol=1e-6)
     np.testing.assert_allclose(_core.kernel_op("scale", x, a=2.0), 2 * x64, rtol=1e-7)
     e = np.exp(x64 - x64.max())

@@ -52,8 +52,9 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   const GgufFile& f = *m->gguf_;
   HParams& hp = m->hp_;
   hp.arch = f.require_string("general.architecture");
-  if (hp.arch != "llama" && hp.arch != "qwen2")
-    throw ModelFormatError("unsupported architecture '" + hp.arch + "' (supported: llama, qwen2)");
+  if (hp.arch != "llama" && hp.arch != "qwen2" && hp.arch != "gemma3")
+    throw ModelFormatError("unsupported architecture '" + hp.arch + "' (supported: llama, qwen2, gemma3)");
+  hp.gemma3 = hp.arch == "gemma3";
   const std::string a = hp.arch + ".";
   hp.n_layer = positive_key(f, a + "block_count");
   hp.n_embd = positive_key(f, a + "embedding_length");
@@ -68,11 +69,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
                            std::to_string(hp.n_head_kv) + ")");
   if (hp.n_embd % hp.n_head != 0)
     throw ModelFormatError("embedding_length is not a multiple of attention.head_count");
-  hp.head_dim = hp.n_embd / hp.n_head;
-  if (f.find(a + "attention.key_length")) {
-    int64_t kl = positive_key(f, a + "attention.key_length");
-    if (kl != hp.head_dim) throw ModelFormatError("attention.key_length != embedding_length / head_count is not supported");
-  }
+  // Heads are n_embd / n_head wide unless the file says otherwise (Gemma 3: 4 heads of 256 over a
+  // 640-wide residual); keys and values share one width (the KV pages' layout).
+  hp.head_dim = f.find(a + "attention.key_length") ? positive_key(f, a + "attention.key_length")
+                                                    : hp.n_embd / hp.n_head;
+  if (f.find(a + "attention.value_length") && positive_key(f, a + "attention.value_length") != hp.head_dim)
+    throw ModelFormatError("attention.value_length != attention.key_length is not supported");
+  if (hp.head_dim > 1024) throw ModelFormatError("attention.key_length is implausibly large");
   double eps = f.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5);
   if (!(eps > 0.0 && eps < 1.0)) throw ModelFormatError("layer_norm_rms_epsilon must be in (0, 1)");
   hp.norm_eps = static_cast<float>(eps);
@@ -83,7 +86,27 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   if (hp.rope.rope_dim <= 0 || hp.rope.rope_dim > hp.head_dim || hp.rope.rope_dim % 2 != 0)
     throw ModelFormatError("rope.dimension_count must be even and in 1..head_dim (" +
                            std::to_string(hp.head_dim) + ")");
-  hp.rope.style = hp.arch == "qwen2" ? cpu::RopeStyle::Neox : cpu::RopeStyle::Interleaved;
+  hp.rope.style = hp.arch == "llama" ? cpu::RopeStyle::Interleaved : cpu::RopeStyle::Neox;
+  hp.rope_swa = hp.rope;
+  // Linear RoPE scaling (positions divided by the factor); other kinds keep the plain angles.
+  if (f.get_string(a + "rope.scaling.type", "none") == "linear") {
+    const double factor = f.get_float(a + "rope.scaling.factor", 1.0);
+    if (!(factor >= 1.0 && factor < 1e6)) throw ModelFormatError("rope.scaling.factor must be >= 1");
+    hp.rope.freq_scale = static_cast<float>(1.0 / factor);
+  }
+  if (hp.gemma3) {
+    // As llama.cpp reads a Gemma 3 GGUF: every 6th layer attends globally with the file's RoPE;
+    // the others see the last attention.sliding_window positions, with base 10000 and no scaling.
+    hp.embd_scale = std::sqrt(static_cast<float>(hp.n_embd));
+    hp.swa_window = positive_key(f, a + "attention.sliding_window");
+    hp.swa_pattern = 6;
+    hp.rope_swa.freq_base = 10000.0f;
+    hp.rope_swa.freq_scale = 1.0f;
+    // query_pre_attn_scalar is not in the file: head_dim for every size but 27B (62 layers), whose
+    // queries are scaled by n_embd / n_head.
+    const double qscale = hp.n_layer == 62 ? static_cast<double>(hp.n_embd) / hp.n_head : hp.head_dim;
+    hp.attn_scale = static_cast<float>(1.0 / std::sqrt(qscale));
+  }
 
   m->tokenizer_ = std::make_unique<Tokenizer>(TokenizerSpec::from_gguf(f));
   const GgufTensorInfo* emb = f.tensor("token_embd.weight");
@@ -175,6 +198,13 @@ void Model::bind_weights() {
     L.bq = vec(p + "attn_q.bias", q_dim, bias);
     L.bk = vec(p + "attn_k.bias", kv_dim, bias);
     L.bv = vec(p + "attn_v.bias", kv_dim, bias);
+    if (hp.gemma3) {
+      L.q_norm = vec(p + "attn_q_norm.weight", hp.head_dim, true);
+      L.k_norm = vec(p + "attn_k_norm.weight", hp.head_dim, true);
+      L.post_attn_norm = vec(p + "post_attention_norm.weight", hp.n_embd, true);
+      L.post_ffn_norm = vec(p + "post_ffw_norm.weight", hp.n_embd, true);
+      L.swa = (i + 1) % hp.swa_pattern != 0;
+    }
   }
   if (const GgufTensorInfo* rf = f.tensor("rope_freqs.weight")) {
     const float* p = vec("rope_freqs.weight", hp.rope.rope_dim / 2, true);
@@ -370,19 +400,34 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
   grow(x_, T * E); grow(xn_, T * E); grow(q_, T * q_dim); grow(k_, T * kv_dim); grow(v_, T * kv_dim);
   grow(att_, T * q_dim); grow(gate_, T * hp.n_ff); grow(up_, T * hp.n_ff); grow(tmp_, T * E);
   grow(rope_cs_, T * rd);
+  if (hp.swa_window) grow(rope_cs_swa_, T * rd);
   tok_pages_.resize(static_cast<size_t>(T));
 
   const int32_t* tokens = b.tokens + t0;
   const int64_t* pos = b.pos + t0;
   for (int64_t t = 0; t < T; ++t) {
     cpu::dequantize_row(tok_embd_, tokens[t], x_.data() + t * E);
+    if (hp.embd_scale != 1.0f) kt.scale(x_.data() + t * E, hp.embd_scale, E);
     cpu::rope_cos_sin(pos[t], hp.rope, rope_cs_.data() + t * rd);
+    if (hp.swa_window) cpu::rope_cos_sin(pos[t], hp.rope_swa, rope_cs_swa_.data() + t * rd);
     tok_pages_[static_cast<size_t>(t)] = b.seq_pages[b.seq[t0 + t]];
   }
 
-  const cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim};
+  // The FFN gate: SiLU, or GELU (tanh form) for gemma3.
+  const auto act = hp.gemma3 ? kt.gelu_mul : kt.silu_mul;
+  // gemma3: a sublayer's output (tmp_) RMS-normed before its residual add.
+  auto post_norm = [&](const float* w, int64_t n) {
+    if (!w) return;
+    per_tokens(*pool_, n, [&](int64_t a, int64_t b) {
+      for (int64_t t = a; t < b; ++t) kt.rmsnorm(tmp_.data() + t * E, tmp_.data() + t * E, w, E, hp.norm_eps);
+    });
+  };
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const Layer& L = layers_[static_cast<size_t>(il)];
+    const cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim, hp.attn_scale,
+                                 L.swa ? hp.swa_window : 0};
+    const cpu::RopeParams& rope = L.swa ? hp.rope_swa : hp.rope;
+    const float* rope_cs = L.swa ? rope_cs_swa_.data() : rope_cs_.data();
     // Per-token work runs inside the products' activation passes (RowsPrep): split across the
     // pool with the quantization, each row normed (or gated) just before it is quantized.
     const cpu::RowsPrep attn_norm = [&](int64_t t0, int64_t t1) {
@@ -419,9 +464,15 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
           kt.axpy(k, 1.0f, L.bk, kv_dim);
           kt.axpy(v, 1.0f, L.bv, kv_dim);
         }
-        const float* cs = rope_cs_.data() + t * rd;
-        cpu::rope_apply(q, hp.n_head, hp.head_dim, cs, hp.rope);
-        cpu::rope_apply(k, hp.n_head_kv, hp.head_dim, cs, hp.rope);
+        if (L.q_norm) {  // gemma3: each head RMS-normed before RoPE (rmsnorm works in place)
+          for (int64_t h = 0; h < hp.n_head; ++h)
+            kt.rmsnorm(q + h * hp.head_dim, q + h * hp.head_dim, L.q_norm, hp.head_dim, hp.norm_eps);
+          for (int64_t h = 0; h < hp.n_head_kv; ++h)
+            kt.rmsnorm(k + h * hp.head_dim, k + h * hp.head_dim, L.k_norm, hp.head_dim, hp.norm_eps);
+        }
+        const float* cs = rope_cs + t * rd;
+        cpu::rope_apply(q, hp.n_head, hp.head_dim, cs, rope);
+        cpu::rope_apply(k, hp.n_head_kv, hp.head_dim, cs, rope);
         const int64_t page = tok_pages_[static_cast<size_t>(t)][pos[t] / cpu::kKvBlockTokens];
         cpu::kv_store_position(view, as, page, pos[t] % cpu::kKvBlockTokens, k, v);
       }
@@ -429,6 +480,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     cpu::attention_paged(q_base, att_.data(), T, pos, tok_pages_.data(), view, as, *pool_,
                          att_scores_, q_stride);
     cpu::matmul(L.wo, att_.data(), T, tmp_.data(), *pool_, mm_scratch_);
+    post_norm(L.post_attn_norm, T);
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
 
     const cpu::RowsPrep ffn_norm = [&](int64_t t0, int64_t t1) {
@@ -441,7 +493,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
       const cpu::RowsPrep swiglu = [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
           const float* r = qkv_.data() + t * 2 * F;
-          kt.silu_mul(gate_.data() + t * F, r, r + F, F);
+          act(gate_.data() + t * F, r, r + F, F);
         }
       };
       cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_, &swiglu);
@@ -449,10 +501,11 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
       cpu::matmul(L.w_gate, xn_.data(), T, gate_.data(), *pool_, mm_scratch_, &ffn_norm);
       cpu::matmul(L.w_up, xn_.data(), T, up_.data(), *pool_, mm_scratch_);
       const cpu::RowsPrep swiglu = [&](int64_t t0, int64_t t1) {
-        kt.silu_mul(gate_.data() + t0 * F, gate_.data() + t0 * F, up_.data() + t0 * F, (t1 - t0) * F);
+        act(gate_.data() + t0 * F, gate_.data() + t0 * F, up_.data() + t0 * F, (t1 - t0) * F);
       };
       cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_, &swiglu);
     }
+    post_norm(L.post_ffn_norm, T);
     kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
   }
   if (l1 <= l0) return;

@@ -1,5 +1,6 @@
-// The llama-family decoder (llama, mistral, smollm2, tinyllama; qwen2 adds Q/K/V biases): weights
-// bound by GGUF tensor name and validated against the hyper-parameters, and the forward pass.
+// The llama-family decoder (llama, mistral, smollm2, tinyllama; qwen2 adds Q/K/V biases; gemma3 adds
+// the norms and the sliding window of HParams::gemma3): weights bound by GGUF tensor name and
+// validated against the hyper-parameters, and the forward pass.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -33,6 +34,14 @@ struct HParams {
   int64_t head_dim = 0, n_ctx_train = 0;
   float norm_eps = 1e-5f;
   cpu::RopeParams rope;
+  // Gemma 3: input embeddings times sqrt(n_embd); q and k RMS-normed per head before RoPE; the
+  // attention and FFN outputs RMS-normed before their residual adds; GELU (tanh) gating; on every
+  // layer but each swa_pattern-th, attention over the last swa_window positions with RoPE rope_swa.
+  bool gemma3 = false;
+  float embd_scale = 1.0f;
+  float attn_scale = 0.0f;  // 0: 1 / sqrt(head_dim)
+  int64_t swa_window = 0, swa_pattern = 0;
+  cpu::RopeParams rope_swa;
 };
 
 // Keys and values of one sequence: ceil(n_ctx / 16) pages in the paged layout (see KvStore),
@@ -109,6 +118,9 @@ class Model {
     // row counts do not allow it; the separate views are then used).
     cpu::WeightView wqkv, w_gate_up;
     const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // qwen2 biases
+    // gemma3: per-head q / k norms (head_dim), norms of the attention and FFN outputs (n_embd)
+    const float *q_norm = nullptr, *k_norm = nullptr, *post_attn_norm = nullptr, *post_ffn_norm = nullptr;
+    bool swa = false;  // sliding-window layer (HParams::swa_window, rope_swa)
   };
   Model() = default;
   void bind_weights();
@@ -136,7 +148,7 @@ class Model {
   std::vector<Packed> packed_;  // x8 weights: one slot per layer, then the output head
 
   // Scratch reused across calls (sized for one chunk).
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, tmp_, att_scores_, rope_cs_, qkv_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_, tmp_, att_scores_, rope_cs_, rope_cs_swa_, qkv_;
   std::vector<const int32_t*> tok_pages_;
   cpu::MatmulScratch mm_scratch_;
   std::mutex forward_mu_;  // forward / forward_batch share the scratch above

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -193,15 +194,18 @@ class KvPagesForTests {
                              j % cpu::kKvBlockTokens, kp + j * Hkv_ * D_, vp + j * Hkv_ * D_);
   }
 
-  // q [T, n_head, head_dim] at positions S - T .. S - 1 -> [T, n_head, head_dim].
-  py::array_t<float> attention(F32Array q) {
+  // q [T, n_head, head_dim] at positions S - T .. S - 1 -> [T, n_head, head_dim]; window and
+  // scale as in cpu::AttentionShape (0: all earlier positions, 1 / sqrt(head_dim)).
+  py::array_t<float> attention(F32Array q, int64_t window, float scale) {
     if (q.ndim() != 3) throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
     const int64_t T = q.shape(0), H = q.shape(1);
     if (T <= 0 || H <= 0 || H % Hkv_ != 0)
       throw InvalidArgumentError("attention: need n_head a positive multiple of n_head_kv");
     if (q.shape(2) != D_) throw InvalidArgumentError("attention: q's head_dim differs from k's");
     if (T > S_) throw InvalidArgumentError("attention: more queries than stored positions (k and v must be [pos0 + T, ...])");
-    const cpu::AttentionShape s{H, Hkv_, D_};
+    if (window < 0 || !(scale >= 0.0f) || !std::isfinite(scale))
+      throw InvalidArgumentError("attention: window and scale must be >= 0 (0: none / the default)");
+    const cpu::AttentionShape s{H, Hkv_, D_, scale, window};
     std::vector<int64_t> pos(static_cast<size_t>(T));
     std::vector<const int32_t*> pages(static_cast<size_t>(T), table_.data());
     for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = S_ - T + t;
@@ -261,13 +265,13 @@ py::array_t<float> gemm_f32(F32Array a, F32Array b, int threads) {
 // Causal grouped-query attention (test hook): q [T, n_head, d] at positions pos0..pos0+T-1 over
 // k, v [pos0+T, n_head_kv, d] -> [T, n_head, d].
 py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, int threads,
-                             const std::string& kv_type) {
+                             const std::string& kv_type, int64_t window, float scale) {
   if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3)
     throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
   if (pos0 < 0 || k.shape(0) != pos0 + q.shape(0))
     throw InvalidArgumentError("attention: k and v must be [pos0 + T, n_head_kv, head_dim]");
   KvPagesForTests pages(k, v, kv_type, threads);
-  return pages.attention(q);
+  return pages.attention(q, window, scale);
 }
 
 // Thread pool check (test hook): `rounds` jobs of varying item counts (1 .. 4 * threads, and
@@ -295,13 +299,14 @@ int64_t pool_stress(int threads, int64_t rounds) {
 }
 
 // One dense op of the active level's table on copies of its inputs (test hook):
-//   dot_f32(x, y) -> [dot]       rmsnorm(x, y=w, a=eps)    silu_mul(x=g, y=u)
+//   dot_f32(x, y) -> [dot]       rmsnorm(x, y=w, a=eps)    silu_mul(x=g, y=u)   gelu_mul(x=g, y=u)
 //   axpy(x, y, a) -> x + a * y   scale(x, a) -> x * a      softmax(x)
 //   f32_to_f16(x) -> the F16 bit patterns, as floats (exact)
 py::array_t<float> kernel_op(const std::string& name, F32Array x, std::optional<F32Array> y, float a) {
   const cpu::KernelTable& k = cpu::kernels();
   const int64_t n = static_cast<int64_t>(x.size());
-  const bool needs_y = name == "dot_f32" || name == "rmsnorm" || name == "silu_mul" || name == "axpy";
+  const bool needs_y = name == "dot_f32" || name == "rmsnorm" || name == "silu_mul" || name == "gelu_mul" ||
+                       name == "axpy";
   if (!needs_y && name != "scale" && name != "softmax" && name != "f32_to_f16")
     throw InvalidArgumentError("kernel_op: unknown op '" + name + "'");
   if (needs_y && (!y || static_cast<int64_t>(y->size()) != n))
@@ -323,6 +328,7 @@ py::array_t<float> kernel_op(const std::string& name, F32Array x, std::optional<
     } else {
       for (int64_t i = 0; i < n; ++i) o[i] = xp[i];
       if (name == "silu_mul") k.silu_mul(o, o, yp, n);
+      else if (name == "gelu_mul") k.gelu_mul(o, o, yp, n);
       else if (name == "axpy") k.axpy(o, a, yp, n);
       else if (name == "scale") k.scale(o, a, n);
       else k.softmax(o, n);
@@ -379,19 +385,21 @@ void register_kernels(py::module_& m) {
         "C[M, N] = a[M, K] @ b[K, N] in float32 with the active ISA level's GEMM kernel "
         "(bit-identical across levels and thread counts).");
   m.def("attention", &attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("pos0") = 0,
-        py::arg("threads") = 1, py::arg("kv_type") = "f32",
-        "Causal GQA attention: q [T, n_head, d] at positions pos0.., k/v [pos0+T, n_head_kv, d].");
+        py::arg("threads") = 1, py::arg("kv_type") = "f32", py::arg("window") = 0, py::arg("scale") = 0.0f,
+        "Causal GQA attention: q [T, n_head, d] at positions pos0.., k/v [pos0+T, n_head_kv, d]; "
+        "window > 0: each position sees its last `window` positions; scale 0: 1 / sqrt(d).");
   py::class_<KvPagesForTests>(m, "KvPages",
                               "Keys/values [S, n_head_kv, d] stored once as the model's KV cache "
                               "stores them; .attention(q [T, n_head, d]) attends from positions S-T..S-1.")
       .def(py::init<F32Array, F32Array, const std::string&, int>(), py::arg("k"), py::arg("v"),
            py::arg("kv_type") = "f32", py::arg("threads") = 1)
-      .def("attention", &KvPagesForTests::attention, py::arg("q"));
+      .def("attention", &KvPagesForTests::attention, py::arg("q"), py::arg("window") = 0,
+           py::arg("scale") = 0.0f);
   m.def("pool_stress", &pool_stress, py::arg("threads"), py::arg("rounds"),
         "Runs many thread-pool jobs of varying sizes; returns the items not run exactly once.");
   m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),
         py::arg("a") = 0.0f,
-        "A dense float op of the active ISA level (dot_f32, rmsnorm, silu_mul, axpy, scale, "
+        "A dense float op of the active ISA level (dot_f32, rmsnorm, silu_mul, gelu_mul, axpy, scale, "
         "softmax, f32_to_f16) on copies of float32 arrays.");
   m.def("type_info", &type_info, py::arg("type_id"),
         "Traits of a tensor type: name, block_size, type_size, vec_dot_type, has_quantize.");

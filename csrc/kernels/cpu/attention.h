@@ -18,6 +18,9 @@ struct AttentionShape {
   int64_t n_head = 0;     // query heads
   int64_t n_head_kv = 0;  // key/value heads (n_head % n_head_kv == 0)
   int64_t head_dim = 0;
+  float scale = 0.0f;     // scores = scale * q.k; 0: 1 / sqrt(head_dim)
+  int64_t window = 0;     // > 0: sliding window, a token sees its last `window` positions (itself
+                          // included); 0: every earlier position
 };
 
 // Is `t` a KV cache element type (F32, F16, BF16)?
@@ -41,11 +44,13 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
 
 // Attention for T query tokens of possibly different sequences: q row t ([n_head][head_dim]) is at
 // position pos[t] of the sequence whose page table is pages[t] and attends to that sequence's
-// positions 0..pos[t] (already stored). out: [T][n_head][head_dim].
+// positions lo..pos[t] (already stored), lo = 0, or pos[t] + 1 - window with a window.
+// out: [T][n_head][head_dim].
 // Canonical order, per (token, head), whatever the batch, tiling, threads or ISA level:
-//   score_j = acc * (1 / sqrt(head_dim)) where acc = +0; acc = fma(q_c, k_jc, acc) for c in
-//   increasing order (keys widened exactly from the cache type); p = softmax(score_0..n-1) (the
-//   ops.cc softmax); out_c = +0; out_c = fma(p_j, v_jc, out_c) for j in increasing order.
+//   score_j = acc * scale where acc = +0; acc = fma(q_c, k_jc, acc) for c in increasing order
+//   (keys widened exactly from the cache type); p = softmax(score_lo..pos) (the ops.cc softmax
+//   over exactly those); out_c = +0; out_c = fma(p_j, v_jc, out_c) for j in increasing order from
+//   16 * floor(lo / 16), where p_j = +0 for j < lo (an exact no-op on finite values).
 // So a token's result never depends on which other tokens share its batch.
 // q_stride: floats from one token's q row to the next (0: n_head * head_dim, rows back to back;
 // the model passes its stacked q | k | v product rows as they are).

@@ -74,6 +74,8 @@ struct KernelTable {
   void (*rmsnorm)(float* y, const float* x, const float* w, int64_t n, float eps) = nullptr;
   // y = silu(g) * u  (y may alias g)
   void (*silu_mul)(float* y, const float* g, const float* u, int64_t n) = nullptr;
+  // y = gelu_tanh(g) * u  (y may alias g; ops.cc has the form)
+  void (*gelu_mul)(float* y, const float* g, const float* u, int64_t n) = nullptr;
   // y += a * x
   void (*axpy)(float* y, float a, const float* x, int64_t n) = nullptr;
   // x *= a

@@ -1,4 +1,4 @@
-// Dense float kernels (dot, RMSNorm, SiLU*up, axpy, softmax), compiled once per ISA level.
+// Dense float kernels (dot, RMSNorm, SiLU*up, GELU*up, axpy, softmax), compiled once per ISA level.
 // Plain loops that each level's flags vectorize; reductions follow the canonical order of
 // quant_dot.h and element-wise ops round identically at every level, so all levels agree bit for
 // bit (exp is canonical_exp: plain float ops every level vectorizes alike). No STL here (isa.h).
@@ -86,6 +86,22 @@ inline void exp_sum_run(float* x, __m256 mv, __m256 s4[4]) {
 }
 #endif
 
+// y = gelu_tanh(g) * u (y may be g), GELU's tanh form (Gemma's FFN gate):
+//   gelu_tanh(x) = 0.5 x (1 + tanh(a)), a = sqrt(2 / pi) (x + 0.044715 x^3),
+// computed as x / (1 + exp(-2 a)), the same function (0.5 (1 + tanh a) = 1 / (1 + e^-2a)) with
+// no tanh and no cancellation near 0. Plain loops: every level's flags vectorize them alike.
+void gelu_mul(float* y, const float* g, const float* u, int64_t n) {
+  float e[64];
+  for (int64_t i = 0; i < n; i += 64) {
+    const int64_t m = n - i < 64 ? n - i : 64;
+    for (int64_t j = 0; j < m; ++j) {
+      const float x = g[i + j];
+      e[j] = canonical_exp(-1.59576912161f * (x + 0.044715f * (x * x * x)));  // -2 sqrt(2/pi)
+    }
+    for (int64_t j = 0; j < m; ++j) y[i + j] = g[i + j] / (1.0f + e[j]) * u[i + j];
+  }
+}
+
 // Max (exact in any order), exp(x - max) element-wise, the sum in 32 lanes + tree32 (the float
 // dot's order, so it vectorizes), then one scale.
 void softmax(float* x, int64_t n) {
@@ -134,6 +150,7 @@ void fill_ops(KernelTable& t) {
   t.dot_f32 = dot_f32;
   t.rmsnorm = rmsnorm;
   t.silu_mul = silu_mul;
+  t.gelu_mul = gelu_mul;
   t.axpy = axpy;
   t.scale = scale;
   t.softmax = softmax;

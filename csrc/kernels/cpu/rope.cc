@@ -1,4 +1,5 @@
-// RoPE: theta_i = pos * base^(-2i/rope_dim) (/ freq_factor_i), applied to rope_dim dims per head.
+// RoPE: theta_i = pos * freq_scale * base^(-2i/rope_dim) (/ freq_factor_i), applied to rope_dim dims
+// per head.
 #include "kernels/cpu/rope.h"
 
 #include <cmath>
@@ -8,7 +9,7 @@ namespace llmasos::cpu {
 
 void rope_cos_sin(int64_t pos, const RopeParams& p, float* cs) {
   const int64_t half = p.rope_dim / 2;
-  const double dpos = static_cast<double>(pos);
+  const double dpos = static_cast<double>(pos) * static_cast<double>(p.freq_scale);
   for (int64_t i = 0; i < half; ++i) {
     double inv = std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.rope_dim);
     if (p.freq_factors) inv /= p.freq_factors[i];

@@ -13,6 +13,7 @@ struct RopeParams {
   RopeStyle style = RopeStyle::Interleaved;
   int64_t rope_dim = 0;          // rotated dimensions per head (<= head_dim, even)
   float freq_base = 10000.0f;
+  float freq_scale = 1.0f;        // linear scaling (rope.scaling.type linear): positions * this
   const float* freq_factors = nullptr;  // optional rope_dim/2 divisors (llama 3.1 rope_freqs)
 };
 

@@ -1,0 +1,110 @@
+"""Gemma 3 on the real model (Gemma 3 270M, Q4_K_M): teacher-forced logits against Hugging Face
+transformers running the same GGUF dequantized to float32 (its own GGUF reader and Gemma 3 code:
+the reference), and the tokenizer (SentencePiece, no space prefix) against transformers'."""
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("gguf")
+
+from llmasos import LLM, SamplingParams  # noqa: E402
+
+PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, in a small village,",
+    "def fibonacci(n):\n",
+    "Water boils at a temperature of",
+    "The three primary colors are",
+    "Photosynthesis is the process by which",
+    "import numpy as np\n\n# compute the mean of",
+    "Albert Einstein was born in",
+    "A black hole is",
+    "SELECT name, age FROM users WHERE",
+]
+N_REF_TOKENS = 24
+# Texts for the tokenizer: whitespace runs, newlines, digits, accents, CJK, emoji, markup.
+TOKENIZER_TEXTS = PROMPTS + [
+    "  two leading spaces and\ttabs\t\tand\n\n\nnewlines   ",
+    "Numbers 1234567 and 3.14159, dates 2024-01-31.",
+    "Café, naïve, Zürich, São Paulo; 東京は日本の首都です。 🙂👍",
+    "<start_of_turn>user\nHi there<end_of_turn>\n<start_of_turn>model\n",
+    "x = {'a': [1, 2, 3]}  # a dict\nprint(x)",
+]
+
+
+@pytest.fixture(scope="module")
+def hf(gemma3_gguf):
+    d, f = os.path.split(gemma3_gguf)
+    tok = transformers.AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = transformers.AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    model.eval()
+    return tok, model
+
+
+@pytest.fixture(scope="module")
+def reference(hf):
+    """For each prompt: HF's ids of prompt + 24 greedy tokens, and HF's logits over them."""
+    tok, model = hf
+    out = []
+    with torch.no_grad():
+        for p in PROMPTS:
+            ids = tok(p, return_tensors="pt").input_ids  # <bos> first, as the model expects
+            gen = model.generate(ids, max_new_tokens=N_REF_TOKENS, min_new_tokens=N_REF_TOKENS,
+                                 do_sample=False, pad_token_id=0)
+            out.append((ids[0].tolist(), gen[0].tolist(), model(gen).logits[0].float().numpy()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def llm(gemma3_gguf):
+    with LLM.from_pretrained(gemma3_gguf, n_ctx=256) as m:
+        yield m
+
+
+def test_teacher_forced_agreement(llm, reference):
+    """8- and 16-bit activations against float32 everywhere: llama.cpp's own products differ from
+    this reference as much (on these prompts its top-1 agreed at 307 of 316 positions, ours at 305,
+    and its logits were up to 0.48 apart at the first position, ours 0.39)."""
+    agree = total = 0
+    worst_gap = 0.0
+    diffs = []
+    for prompt_ids, full_ids, ref in reference:
+        ours = llm.logits(full_ids)
+        assert ours.shape == ref.shape and np.isfinite(ours).all()
+        top = ours.argmax(-1)
+        agree += int((top == ref.argmax(-1)).sum())
+        total += len(full_ids)
+        # Where the top-1 differs, the reference had a near tie there; ours is in its top 5.
+        worst_gap = max(worst_gap, float((ref.max(-1) - ref[np.arange(len(top)), top]).max()))
+        ref_top5 = np.argsort(-ref, axis=-1)[:, :5]
+        assert all(top[i] in ref_top5[i] for i in range(len(top)))
+        diffs.extend(np.abs(ours - ref).max(-1).tolist())
+    med = float(np.median(diffs))
+    print(f"gemma3 teacher-forced top-1 {agree}/{total} = {agree / total:.4f}; worst gap "
+          f"{worst_gap:.3f}; per-position max |dlogit| median {med:.3f}")
+    assert agree / total >= 0.95
+    assert worst_gap < 1.5
+    assert med < 2.0
+
+
+def test_tokenizer_matches_transformers(llm, hf):
+    tok, _ = hf
+    for text in TOKENIZER_TEXTS:
+        want = tok(text).input_ids
+        assert llm.tokenize(text, special=True) == want, text
+        assert llm.detokenize(want[1:], special=True) == tok.decode(want[1:]), text
+
+
+def test_greedy_generation_follows_reference(llm, reference):
+    """Our greedy decode through the KV cache follows HF's continuation; where it departs, HF
+    itself had a near tie there."""
+    for prompt_ids, full_ids, ref in reference:
+        out = llm.generate(prompt_ids, SamplingParams(max_tokens=N_REF_TOKENS, ignore_eos=True))[0]
+        for i, (a, b) in enumerate(zip(out.token_ids, full_ids[len(prompt_ids):])):
+            if a != b:
+                row = ref[len(prompt_ids) + i - 1]
+                assert float(row[b] - row[a]) < 1.0, f"departed at token {i}"
+                break
