@@ -108,3 +108,17 @@ def test_greedy_generation_follows_reference(llm, reference):
                 row = ref[len(prompt_ids) + i - 1]
                 assert float(row[b] - row[a]) < 1.0, f"departed at token {i}"
                 break
+
+
+def test_chat_without_a_template_uses_gemma_turns(llm):
+    """This GGUF carries no chat template; its vocabulary has Gemma's turn tokens, so chat renders
+    Gemma's turn format (a system message opening the first turn), each turn token one id."""
+    assert llm.metadata("tokenizer.chat_template") is None
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": " Hi "},
+            {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Bye"}]
+    ids = llm.chat_prompt_ids(msgs)
+    assert llm.detokenize(ids, special=True) == (
+        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello."
+        "<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
+    assert ids[:3] == [2] + llm.tokenize("<start_of_turn>user", special=True, add_bos=False)[:2]
+    assert len(llm.tokenize("<end_of_turn>", special=True, add_bos=False)) == 1

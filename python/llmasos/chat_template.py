@@ -15,6 +15,30 @@ DEFAULT_TEMPLATE = (
 )
 
 
+# Gemma's turn format, used for a model without a template whose vocabulary has Gemma's turn
+# tokens (the Gemma 3 base GGUFs carry none): a system message opens the first turn, followed by
+# a blank line; the assistant's turns are the "model" role's.
+GEMMA_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set prefix = messages[0]['content'] + '\n\n' -%}{%- set turns = messages[1:] -%}"
+    "{%- else -%}{%- set prefix = '' -%}{%- set turns = messages -%}{%- endif -%}"
+    "{{ bos_token }}"
+    "{%- for m in turns -%}"
+    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\n' }}"
+    "{{ (prefix if loop.first else '') + m['content'] | trim }}{{ '<end_of_turn>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+
+def fallback_template(is_token) -> str:
+    """The template for a model that carries none: Gemma's where is_token(text) says the
+    vocabulary has its turn tokens, else ChatML."""
+    if is_token("<start_of_turn>") and is_token("<end_of_turn>"):
+        return GEMMA_TEMPLATE
+    return DEFAULT_TEMPLATE
+
+
 class ChatTemplateError(_core.LLMasOSError, ValueError):
     """The template failed to render, or the messages are malformed."""
 

@@ -279,8 +279,9 @@ class LLM:
         m = self._core()
         bos = m.token_text(m.bos_id) if m.bos_id >= 0 else ""
         eos = m.token_text(m.eos_id) if m.eos_id >= 0 else ""
-        text = chat_template.render(m.metadata("tokenizer.chat_template"), messages,
-                                    bos_token=bos, eos_token=eos)
+        template = m.metadata("tokenizer.chat_template") or chat_template.fallback_template(
+            lambda t: [m.token_text(i) for i in m.tokenize(t, False, True)] == [t])
+        text = chat_template.render(template, messages, bos_token=bos, eos_token=eos)
         add_bos = m.add_bos and not (bos and text.startswith(bos))
         _check_unicode(text)
         return self._prompt_ids(m.tokenize(text, add_bos, True))
