@@ -122,3 +122,31 @@ def test_chat_without_a_template_uses_gemma_turns(llm):
         "<end_of_turn>\n<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
     assert ids[:3] == [2] + llm.tokenize("<start_of_turn>user", special=True, add_bos=False)[:2]
     assert len(llm.tokenize("<end_of_turn>", special=True, add_bos=False)) == 1
+
+
+def test_server_streams_concurrently_past_the_window(gemma3_gguf):
+    """The real server on Gemma 3: concurrent greedy streams, one prompt longer than the 512-token
+    sliding window, each text equal to the same request run alone in process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_server import RunningServer
+
+    long_prompt = " ".join(f"Item {i}: the {w} fox." for i, w in enumerate(["red", "quick", "lazy"] * 25))
+    prompts = [long_prompt, "The capital of France is", "def fibonacci(n):\n", "A black hole is"]
+    with LLM.from_pretrained(gemma3_gguf, n_ctx=1024) as llm:
+        assert 600 < len(llm.tokenize(long_prompt)) < 1000
+        alone = [llm.generate([p], SamplingParams(max_tokens=16, ignore_eos=True))[0].text for p in prompts]
+    server = RunningServer(gemma3_gguf)
+    try:
+        client = server.client()
+        model_id = client.models.list().data[0].id
+
+        def stream(p):
+            return "".join(ch.choices[0].text for ch in client.completions.create(
+                model=model_id, prompt=p, max_tokens=16, temperature=0, stream=True,
+                extra_body={"ignore_eos": True}))
+
+        with ThreadPoolExecutor(len(prompts)) as ex:
+            assert list(ex.map(stream, prompts)) == alone
+    finally:
+        server.stop()
