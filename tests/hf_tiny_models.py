@@ -1,4 +1,4 @@
-"""Random tiny Hugging Face decoder models (llama, qwen2, gemma3) written to GGUF the way llama.cpp's
+"""Random tiny Hugging Face decoder models (llama, qwen2, qwen3, gemma3) written to GGUF the way llama.cpp's
 converter writes them (Q/K rows permuted for llama's interleaved RoPE; Gemma's norm weights stored
 as 1 + w), for architecture parity tests: the same random weights run in transformers and in
 llmasos."""
@@ -45,6 +45,9 @@ def make_hf_model(arch: str, seed: int = 0, tie: bool = False):
     elif arch == "qwen2":
         cfg = transformers.Qwen2Config(**common)
         model = transformers.Qwen2ForCausalLM(cfg)
+    elif arch == "qwen3":  # per-head q/k norms; heads 32 wide over a 64-wide residual
+        cfg = transformers.Qwen3Config(**common, head_dim=32)
+        model = transformers.Qwen3ForCausalLM(cfg)
     elif arch == "gemma3":
         # 7 layers: sliding-window layers 0-4 and 6 (window 8 positions), a global one at 5; heads
         # 32 wide over a 64-wide residual, as Gemma 3's are wider than n_embd / n_head.
@@ -93,7 +96,11 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
         w.add_sliding_window(cfg.sliding_window)
     else:
         w.add_rope_freq_base(float(getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]))
-        w.add_rope_dimension_count(cfg.hidden_size // n_head)
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
+        w.add_rope_dimension_count(head_dim)
+        if head_dim != cfg.hidden_size // n_head:
+            w.add_key_length(head_dim)
+            w.add_value_length(head_dim)
     tokens, types, merges = tiny_bpe_vocab(cfg.vocab_size)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("default")
@@ -138,6 +145,9 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
             put(f"blk.{i}.attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"] + 1)
         else:
             put(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+        if arch == "qwen3":
+            put(f"blk.{i}.attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"])
+            put(f"blk.{i}.attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"])
         put(f"blk.{i}.attn_q.weight", q)
         put(f"blk.{i}.attn_k.weight", k)
         put(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])

@@ -1,4 +1,4 @@
-"""Architecture parity: random tiny llama, qwen2 and gemma3 models in transformers vs the same weights
+"""Architecture parity: random tiny llama, qwen2, qwen3 and gemma3 models in transformers vs the same weights
 converted to GGUF and run by llmasos (F32 and F16 weights; quantized weights, which llmasos
 repacks into x8 blocks, against transformers holding their dequantized values; logits at every
 position)."""
@@ -17,6 +17,7 @@ from llmasos import LLM, SamplingParams  # noqa: E402
     ("llama", False, np.float32, 2e-4),
     ("llama", True, np.float32, 2e-4),
     ("qwen2", False, np.float32, 2e-4),
+    ("qwen3", True, np.float32, 2e-4),
     ("gemma3", True, np.float32, 2e-4),  # sliding window of 8 under a 40-token prompt
     ("llama", False, np.float16, 2e-2),
 ])

@@ -52,9 +52,11 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   const GgufFile& f = *m->gguf_;
   HParams& hp = m->hp_;
   hp.arch = f.require_string("general.architecture");
-  if (hp.arch != "llama" && hp.arch != "qwen2" && hp.arch != "gemma3")
-    throw ModelFormatError("unsupported architecture '" + hp.arch + "' (supported: llama, qwen2, gemma3)");
+  if (hp.arch != "llama" && hp.arch != "qwen2" && hp.arch != "qwen3" && hp.arch != "gemma3")
+    throw ModelFormatError("unsupported architecture '" + hp.arch +
+                           "' (supported: llama, qwen2, qwen3, gemma3)");
   hp.gemma3 = hp.arch == "gemma3";
+  hp.qk_norm = hp.gemma3 || hp.arch == "qwen3";
   const std::string a = hp.arch + ".";
   hp.n_layer = positive_key(f, a + "block_count");
   hp.n_embd = positive_key(f, a + "embedding_length");
@@ -198,9 +200,11 @@ void Model::bind_weights() {
     L.bq = vec(p + "attn_q.bias", q_dim, bias);
     L.bk = vec(p + "attn_k.bias", kv_dim, bias);
     L.bv = vec(p + "attn_v.bias", kv_dim, bias);
-    if (hp.gemma3) {
+    if (hp.qk_norm) {
       L.q_norm = vec(p + "attn_q_norm.weight", hp.head_dim, true);
       L.k_norm = vec(p + "attn_k_norm.weight", hp.head_dim, true);
+    }
+    if (hp.gemma3) {
       L.post_attn_norm = vec(p + "post_attention_norm.weight", hp.n_embd, true);
       L.post_ffn_norm = vec(p + "post_ffw_norm.weight", hp.n_embd, true);
       L.swa = (i + 1) % hp.swa_pattern != 0;
@@ -464,7 +468,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
           kt.axpy(k, 1.0f, L.bk, kv_dim);
           kt.axpy(v, 1.0f, L.bv, kv_dim);
         }
-        if (L.q_norm) {  // gemma3: each head RMS-normed before RoPE (rmsnorm works in place)
+        if (L.q_norm) {  // gemma3, qwen3: each head RMS-normed before RoPE (rmsnorm works in place)
           for (int64_t h = 0; h < hp.n_head; ++h)
             kt.rmsnorm(q + h * hp.head_dim, q + h * hp.head_dim, L.q_norm, hp.head_dim, hp.norm_eps);
           for (int64_t h = 0; h < hp.n_head_kv; ++h)
