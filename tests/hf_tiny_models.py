@@ -1,4 +1,4 @@
-"""Random tiny Hugging Face decoder models (llama, qwen2, qwen3, gemma3) written to GGUF the way llama.cpp's
+"""Random tiny Hugging Face decoder models (llama, qwen2, qwen3, gemma, gemma2, gemma3) written to GGUF the way llama.cpp's
 converter writes them (Q/K rows permuted for llama's interleaved RoPE; Gemma's norm weights stored
 as 1 + w), for architecture parity tests: the same random weights run in transformers and in
 llmasos."""
@@ -48,6 +48,19 @@ def make_hf_model(arch: str, seed: int = 0, tie: bool = False):
     elif arch == "qwen3":  # per-head q/k norms; heads 32 wide over a 64-wide residual
         cfg = transformers.Qwen3Config(**common, head_dim=32)
         model = transformers.Qwen3ForCausalLM(cfg)
+    elif arch == "gemma":
+        del common["rope_theta"]
+        cfg = transformers.GemmaConfig(**common, head_dim=32)
+        model = transformers.GemmaForCausalLM(cfg)
+    elif arch == "gemma2":
+        # 4 layers (sliding-window layers 0 and 2, window 8); soft caps small enough that tanh bends
+        # the random model's scores and logits.
+        del common["rope_theta"]
+        cfg = transformers.Gemma2Config(**{**common, "num_hidden_layers": 4, "rms_norm_eps": 1e-6},
+                                        head_dim=32, query_pre_attn_scalar=32, sliding_window=8,
+                                        attn_logit_softcapping=1.5, final_logit_softcapping=2.0)
+        cfg._attn_implementation = "eager"  # soft-capping is eager-only in transformers
+        model = transformers.Gemma2ForCausalLM(cfg)
     elif arch == "gemma3":
         # 7 layers: sliding-window layers 0-4 and 6 (window 8 positions), a global one at 5; heads
         # 32 wide over a 64-wide residual, as Gemma 3's are wider than n_embd / n_head.
@@ -61,7 +74,7 @@ def make_hf_model(arch: str, seed: int = 0, tie: bool = False):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:  # Gemma's RMSNorm scales by 1 + w
-                p.copy_((0.0 if arch == "gemma3" else 1.0) + 0.1 * torch.randn_like(p))
+                p.copy_((0.0 if arch.startswith("gemma") else 1.0) + 0.1 * torch.randn_like(p))
             elif name.endswith("bias"):
                 p.copy_(0.1 * torch.randn_like(p))
             else:
@@ -94,6 +107,14 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
         w.add_key_length(cfg.head_dim)
         w.add_value_length(cfg.head_dim)
         w.add_sliding_window(cfg.sliding_window)
+    elif arch in ("gemma", "gemma2"):
+        w.add_rope_freq_base(float(cfg.rope_parameters["rope_theta"]))
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
+        if arch == "gemma2":
+            w.add_sliding_window(cfg.sliding_window)
+            w.add_attn_logit_softcapping(cfg.attn_logit_softcapping)
+            w.add_final_logit_softcapping(cfg.final_logit_softcapping)
     else:
         w.add_rope_freq_base(float(getattr(cfg, "rope_theta", None) or cfg.rope_parameters["rope_theta"]))
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // n_head
@@ -126,7 +147,7 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
         else:
             w.add_tensor(name, a.astype(dtype))
 
-    shift = 1.0 if arch == "gemma3" else 0.0  # llama.cpp's converter stores Gemma norms as 1 + w
+    shift = 1.0 if arch.startswith("gemma") else 0.0  # llama.cpp's converter stores Gemma norms as 1 + w
     put("token_embd.weight", sd["model.embed_tokens.weight"])
     put("output_norm.weight", sd["model.norm.weight"] + shift)
     if not cfg.tie_word_embeddings:
@@ -137,14 +158,15 @@ def write_gguf(model, arch: str, path: str, dtype=np.float32, quant=None):
         if arch == "llama":
             q, k = permute_for_gguf(q, n_head), permute_for_gguf(k, n_kv)
         put(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"] + shift)
-        if arch == "gemma3":
+        if arch in ("gemma2", "gemma3"):
             put(f"blk.{i}.post_attention_norm.weight", sd[p + "post_attention_layernorm.weight"] + 1)
             put(f"blk.{i}.ffn_norm.weight", sd[p + "pre_feedforward_layernorm.weight"] + 1)
             put(f"blk.{i}.post_ffw_norm.weight", sd[p + "post_feedforward_layernorm.weight"] + 1)
+        else:
+            put(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"] + shift)
+        if arch == "gemma3":
             put(f"blk.{i}.attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"] + 1)
             put(f"blk.{i}.attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"] + 1)
-        else:
-            put(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
         if arch == "qwen3":
             put(f"blk.{i}.attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"])
             put(f"blk.{i}.attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"])

@@ -1,4 +1,4 @@
-"""Architecture parity: random tiny llama, qwen2, qwen3 and gemma3 models in transformers vs the same weights
+"""Architecture parity: random tiny llama, qwen2, qwen3, gemma, gemma2 and gemma3 models in transformers vs the same weights
 converted to GGUF and run by llmasos (F32 and F16 weights; quantized weights, which llmasos
 repacks into x8 blocks, against transformers holding their dequantized values; logits at every
 position)."""
@@ -18,6 +18,8 @@ from llmasos import LLM, SamplingParams  # noqa: E402
     ("llama", True, np.float32, 2e-4),
     ("qwen2", False, np.float32, 2e-4),
     ("qwen3", True, np.float32, 2e-4),
+    ("gemma", True, np.float32, 2e-4),
+    ("gemma2", True, np.float32, 2e-4),  # soft caps; sliding window of 8 under a 40-token prompt
     ("gemma3", True, np.float32, 2e-4),  # sliding window of 8 under a 40-token prompt
     ("llama", False, np.float16, 2e-2),
 ])
@@ -91,13 +93,14 @@ def test_quantized_weights_match_transformers(tmp_path, main, k_type, tie, each_
         assert (inplace.argmax(-1) == ours.argmax(-1)).mean() >= 0.95
 
 
-def test_gemma3_exact_with_float_cache_and_batched_like_alone(tmp_path):
-    """With an F32 KV cache the tiny Gemma 3 is float32-exact against transformers in float64
-    (sliding windows, the global layer, q/k norms, GELU); batched sequences past the window get the
-    tokens each gets alone."""
-    model = make_hf_model("gemma3", seed=3, tie=True)
+@pytest.mark.parametrize("arch", ["gemma2", "gemma3"])
+def test_gemma_exact_with_float_cache_and_batched_like_alone(tmp_path, arch):
+    """With an F32 KV cache the tiny Gemma 2 / 3 are float32-exact against transformers in float64
+    (sliding windows, the global layers, soft caps, q/k norms, GELU); batched sequences past the
+    window get the tokens each gets alone."""
+    model = make_hf_model(arch, seed=3, tie=True)
     path = str(tmp_path / "g.gguf")
-    write_gguf(model, "gemma3", path)
+    write_gguf(model, arch, path)
     ids = np.random.default_rng(5).integers(3, model.config.vocab_size, size=50).tolist()
     with torch.no_grad():
         ref = model.double()(torch.tensor([ids])).logits[0].numpy()

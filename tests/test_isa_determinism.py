@@ -100,6 +100,7 @@ DENSE = {
     "rmsnorm": lambda x, y: _core.kernel_op("rmsnorm", x, y, 1e-5),
     "silu_mul": lambda x, y: _core.kernel_op("silu_mul", x, y),
     "gelu_mul": lambda x, y: _core.kernel_op("gelu_mul", x, y),
+    "softcap": lambda x, y: _core.kernel_op("softcap", x, a=2.5),
     "axpy": lambda x, y: _core.kernel_op("axpy", x, y, 0.37),
     "scale": lambda x, y: _core.kernel_op("scale", x, a=1.7),
     "softmax": lambda x, y: _core.kernel_op("softmax", x),
@@ -115,7 +116,7 @@ def test_dense_ops_bitwise_identical(op):
         assert_bitwise_equal(under_each_isa(lambda: DENSE[op](x, y)))
 
 
-@pytest.mark.parametrize("op", ["silu_mul", "gelu_mul", "softmax"])
+@pytest.mark.parametrize("op", ["silu_mul", "gelu_mul", "softcap", "softmax"])
 def test_exp_ops_bitwise_identical_at_the_edges(op):
     """The exp-based ops past exp's clamps (|x| > 87), at infinities, NaN, signed zeros and
     denormals, in runs long enough for every level's vector paths (8 and 4 x 8 lanes) and tails."""
@@ -178,6 +179,12 @@ def test_dense_ops_against_numpy():
     big = np.array([-30.0, -10.0, -5.0, 5.0, 10.0, 30.0, 1e20, -1e20], dtype=np.float32)
     np.testing.assert_allclose(_core.kernel_op("gelu_mul", big, np.ones_like(big)),
                                np.where(big > 0, big, 0.0), rtol=1e-6, atol=1e-5)
+    xs = np.concatenate([x * 10, [0.0, -0.0, 1e-30, 200.0, -200.0, 1e30, -np.inf, np.inf]]).astype(np.float32)
+    capped = _core.kernel_op("softcap", xs, a=3.0)
+    np.testing.assert_allclose(capped, 3.0 * np.tanh(xs.astype(np.float64) / 3.0), rtol=2e-6, atol=3e-7)
+    assert np.signbit(capped[xs == 0]).tolist() == np.signbit(xs[xs == 0]).tolist()
+    with pytest.raises(Exception):
+        _core.kernel_op("softcap", xs, a=0.0)
     np.testing.assert_allclose(_core.kernel_op("axpy", x, y, 0.5), x64 + 0.5 * y64, rtol=1e-6)
     np.testing.assert_allclose(_core.kernel_op("scale", x, a=2.0), 2 * x64, rtol=1e-7)
     e = np.exp(x64 - x64.max())

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -52,11 +53,14 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   const GgufFile& f = *m->gguf_;
   HParams& hp = m->hp_;
   hp.arch = f.require_string("general.architecture");
-  if (hp.arch != "llama" && hp.arch != "qwen2" && hp.arch != "qwen3" && hp.arch != "gemma3")
+  static const char* const kArchs[] = {"llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3"};
+  if (std::find(std::begin(kArchs), std::end(kArchs), hp.arch) == std::end(kArchs))
     throw ModelFormatError("unsupported architecture '" + hp.arch +
-                           "' (supported: llama, qwen2, qwen3, gemma3)");
-  hp.gemma3 = hp.arch == "gemma3";
-  hp.qk_norm = hp.gemma3 || hp.arch == "qwen3";
+                           "' (supported: llama, qwen2, qwen3, gemma, gemma2, gemma3)");
+  const bool gemma = hp.arch.compare(0, 5, "gemma") == 0;
+  hp.gelu = gemma;
+  hp.post_norms = hp.arch == "gemma2" || hp.arch == "gemma3";
+  hp.qk_norm = hp.arch == "gemma3" || hp.arch == "qwen3";
   const std::string a = hp.arch + ".";
   hp.n_layer = positive_key(f, a + "block_count");
   hp.n_embd = positive_key(f, a + "embedding_length");
@@ -96,18 +100,34 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
     if (!(factor >= 1.0 && factor < 1e6)) throw ModelFormatError("rope.scaling.factor must be >= 1");
     hp.rope.freq_scale = static_cast<float>(1.0 / factor);
   }
-  if (hp.gemma3) {
-    // As llama.cpp reads a Gemma 3 GGUF: every 6th layer attends globally with the file's RoPE;
-    // the others see the last attention.sliding_window positions, with base 10000 and no scaling.
+  if (gemma) {
     hp.embd_scale = std::sqrt(static_cast<float>(hp.n_embd));
+    // query_pre_attn_scalar is not in the file: head_dim for every size but the 27B ones (Gemma 2:
+    // 46 layers, Gemma 3: 62), whose queries are scaled by n_embd / n_head, as llama.cpp reads them.
+    const bool big = (hp.arch == "gemma2" && hp.n_layer == 46) || (hp.arch == "gemma3" && hp.n_layer == 62);
+    const double qscale = big ? static_cast<double>(hp.n_embd) / hp.n_head : hp.head_dim;
+    hp.attn_scale = static_cast<float>(1.0 / std::sqrt(qscale));
+  }
+  if (hp.arch == "gemma2") {
+    // Every other layer (the even ones) sees the last attention.sliding_window positions; scores
+    // and logits are soft-capped, cap * tanh(x / cap).
+    hp.swa_window = positive_key(f, a + "attention.sliding_window");
+    hp.swa_pattern = 2;
+    auto cap = [&](const std::string& key) {
+      const double c = f.get_float(a + key, 0.0);
+      if (!(c >= 0.0 && c < 1e30)) throw ModelFormatError("'" + a + key + "' must be >= 0");
+      return static_cast<float>(c);
+    };
+    hp.attn_softcap = cap("attn_logit_softcapping");
+    hp.final_softcap = cap("final_logit_softcapping");
+  }
+  if (hp.arch == "gemma3") {
+    // Every 6th layer attends globally with the file's RoPE; the others see the last
+    // attention.sliding_window positions, with base 10000 and no scaling.
     hp.swa_window = positive_key(f, a + "attention.sliding_window");
     hp.swa_pattern = 6;
     hp.rope_swa.freq_base = 10000.0f;
     hp.rope_swa.freq_scale = 1.0f;
-    // query_pre_attn_scalar is not in the file: head_dim for every size but 27B (62 layers), whose
-    // queries are scaled by n_embd / n_head.
-    const double qscale = hp.n_layer == 62 ? static_cast<double>(hp.n_embd) / hp.n_head : hp.head_dim;
-    hp.attn_scale = static_cast<float>(1.0 / std::sqrt(qscale));
   }
 
   m->tokenizer_ = std::make_unique<Tokenizer>(TokenizerSpec::from_gguf(f));
@@ -196,6 +216,7 @@ void Model::bind_weights() {
     L.w_gate = matrix(p + "ffn_gate.weight", hp.n_embd, hp.n_ff, true);
     L.w_up = matrix(p + "ffn_up.weight", hp.n_embd, hp.n_ff, true);
     L.w_down = matrix(p + "ffn_down.weight", hp.n_ff, hp.n_embd, true);
+    L.swa = hp.swa_pattern > 0 && (i + 1) % hp.swa_pattern != 0;
     bool bias = hp.arch == "qwen2";
     L.bq = vec(p + "attn_q.bias", q_dim, bias);
     L.bk = vec(p + "attn_k.bias", kv_dim, bias);
@@ -204,10 +225,10 @@ void Model::bind_weights() {
       L.q_norm = vec(p + "attn_q_norm.weight", hp.head_dim, true);
       L.k_norm = vec(p + "attn_k_norm.weight", hp.head_dim, true);
     }
-    if (hp.gemma3) {
+    if (hp.post_norms) {
       L.post_attn_norm = vec(p + "post_attention_norm.weight", hp.n_embd, true);
       L.post_ffn_norm = vec(p + "post_ffw_norm.weight", hp.n_embd, true);
-      L.swa = (i + 1) % hp.swa_pattern != 0;
+
     }
   }
   if (const GgufTensorInfo* rf = f.tensor("rope_freqs.weight")) {
@@ -417,9 +438,9 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     tok_pages_[static_cast<size_t>(t)] = b.seq_pages[b.seq[t0 + t]];
   }
 
-  // The FFN gate: SiLU, or GELU (tanh form) for gemma3.
-  const auto act = hp.gemma3 ? kt.gelu_mul : kt.silu_mul;
-  // gemma3: a sublayer's output (tmp_) RMS-normed before its residual add.
+  // The FFN gate: SiLU, or GELU (tanh form) for the gemma family.
+  const auto act = hp.gelu ? kt.gelu_mul : kt.silu_mul;
+  // gemma2 / gemma3: a sublayer's output (tmp_) RMS-normed before its residual add.
   auto post_norm = [&](const float* w, int64_t n) {
     if (!w) return;
     per_tokens(*pool_, n, [&](int64_t a, int64_t b) {
@@ -429,7 +450,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const Layer& L = layers_[static_cast<size_t>(il)];
     const cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim, hp.attn_scale,
-                                 L.swa ? hp.swa_window : 0};
+                                 L.swa ? hp.swa_window : 0, hp.attn_softcap};
     const cpu::RopeParams& rope = L.swa ? hp.rope_swa : hp.rope;
     const float* rope_cs = L.swa ? rope_cs_swa_.data() : rope_cs_.data();
     // Per-token work runs inside the products' activation passes (RowsPrep): split across the
@@ -523,6 +544,10 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     kt.rmsnorm(xn_.data() + j * E, x_.data() + t * E, output_norm_, E, hp.norm_eps);
   }
   cpu::matmul_precise(output_, xn_.data(), rows, b.logits + l0 * hp.n_vocab, *pool_, mm_scratch_);
+  if (hp.final_softcap > 0.0f)
+    per_tokens(*pool_, rows, [&](int64_t a, int64_t e) {
+      for (int64_t j = a; j < e; ++j) kt.softcap(b.logits + (l0 + j) * hp.n_vocab, hp.n_vocab, hp.final_softcap);
+    });
 }
 
 }  // namespace llmasos

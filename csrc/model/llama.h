@@ -1,6 +1,6 @@
 // The llama-family decoder (llama, mistral, smollm2, tinyllama; qwen2 adds Q/K/V biases; qwen3 per-head
-// q/k norms; gemma3 those norms and the rest of HParams::gemma3): weights bound by GGUF tensor name
-// and validated against the hyper-parameters, and the forward pass.
+// q/k norms; gemma, gemma2, gemma3 the HParams below): weights bound by GGUF tensor name and
+// validated against the hyper-parameters, and the forward pass.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -34,13 +34,15 @@ struct HParams {
   int64_t head_dim = 0, n_ctx_train = 0;
   float norm_eps = 1e-5f;
   cpu::RopeParams rope;
-  // Gemma 3: input embeddings times sqrt(n_embd); q and k RMS-normed per head before RoPE; the
-  // attention and FFN outputs RMS-normed before their residual adds; GELU (tanh) gating; on every
-  // layer but each swa_pattern-th, attention over the last swa_window positions with RoPE rope_swa.
-  bool gemma3 = false;
+  // The gemma family: input embeddings times sqrt(n_embd) (embd_scale), GELU (tanh) gating; gemma2
+  // and gemma3 RMS-norm the attention and FFN outputs before their residual adds (post_norms) and,
+  // on every layer but each swa_pattern-th, attend over the last swa_window positions with RoPE
+  // rope_swa; gemma2 soft-caps scores and logits (cap * tanh(x / cap)).
+  bool gelu = false, post_norms = false;
   bool qk_norm = false;  // gemma3, qwen3: q and k RMS-normed per head (attn_q_norm, attn_k_norm)
   float embd_scale = 1.0f;
   float attn_scale = 0.0f;  // 0: 1 / sqrt(head_dim)
+  float attn_softcap = 0.0f, final_softcap = 0.0f;  // 0: none
   int64_t swa_window = 0, swa_pattern = 0;
   cpu::RopeParams rope_swa;
 };
@@ -119,8 +121,8 @@ class Model {
     // row counts do not allow it; the separate views are then used).
     cpu::WeightView wqkv, w_gate_up;
     const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // qwen2 biases
-    // gemma3 / qwen3: per-head q / k norms (head_dim); gemma3: norms of the attention and FFN
-    // outputs (n_embd)
+    // gemma3 / qwen3: per-head q / k norms (head_dim); gemma2 / gemma3: norms of the attention and
+    // FFN outputs (n_embd)
     const float *q_norm = nullptr, *k_norm = nullptr, *post_attn_norm = nullptr, *post_ffn_norm = nullptr;
     bool swa = false;  // sliding-window layer (HParams::swa_window, rope_swa)
   };

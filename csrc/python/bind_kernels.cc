@@ -300,17 +300,18 @@ int64_t pool_stress(int threads, int64_t rounds) {
 
 // One dense op of the active level's table on copies of its inputs (test hook):
 //   dot_f32(x, y) -> [dot]       rmsnorm(x, y=w, a=eps)    silu_mul(x=g, y=u)   gelu_mul(x=g, y=u)
-//   axpy(x, y, a) -> x + a * y   scale(x, a) -> x * a      softmax(x)
+//   axpy(x, y, a) -> x + a * y   scale(x, a) -> x * a      softmax(x)   softcap(x, a) -> a tanh(x / a)
 //   f32_to_f16(x) -> the F16 bit patterns, as floats (exact)
 py::array_t<float> kernel_op(const std::string& name, F32Array x, std::optional<F32Array> y, float a) {
   const cpu::KernelTable& k = cpu::kernels();
   const int64_t n = static_cast<int64_t>(x.size());
   const bool needs_y = name == "dot_f32" || name == "rmsnorm" || name == "silu_mul" || name == "gelu_mul" ||
                        name == "axpy";
-  if (!needs_y && name != "scale" && name != "softmax" && name != "f32_to_f16")
+  if (!needs_y && name != "scale" && name != "softmax" && name != "softcap" && name != "f32_to_f16")
     throw InvalidArgumentError("kernel_op: unknown op '" + name + "'");
   if (needs_y && (!y || static_cast<int64_t>(y->size()) != n))
     throw InvalidArgumentError("kernel_op " + name + ": y must have as many elements as x");
+  if (name == "softcap" && !(a > 0.0f)) throw InvalidArgumentError("kernel_op softcap: a must be > 0");
   const float* yp = needs_y ? y->data() : nullptr;
   py::array_t<float> out(name == "dot_f32" ? 1 : n);
   float* o = out.mutable_data();
@@ -331,6 +332,7 @@ py::array_t<float> kernel_op(const std::string& name, F32Array x, std::optional<
       else if (name == "gelu_mul") k.gelu_mul(o, o, yp, n);
       else if (name == "axpy") k.axpy(o, a, yp, n);
       else if (name == "scale") k.scale(o, a, n);
+      else if (name == "softcap") k.softcap(o, n, a);
       else k.softmax(o, n);
     }
   }
@@ -400,7 +402,7 @@ void register_kernels(py::module_& m) {
   m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),
         py::arg("a") = 0.0f,
         "A dense float op of the active ISA level (dot_f32, rmsnorm, silu_mul, gelu_mul, axpy, scale, "
-        "softmax, f32_to_f16) on copies of float32 arrays.");
+        "softmax, softcap, f32_to_f16) on copies of float32 arrays.");
   m.def("type_info", &type_info, py::arg("type_id"),
         "Traits of a tensor type: name, block_size, type_size, vec_dot_type, has_quantize.");
 }

@@ -179,6 +179,7 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
         // the blocks the value pass walks.
         float* row = sc + r * n_pad;
         const int64_t lo = lo_row[static_cast<size_t>(r)];
+        if (s.softcap > 0.0f) kt.softcap(row + lo, n_row[static_cast<size_t>(r)] - lo, s.softcap);
         kt.softmax(row + lo, n_row[static_cast<size_t>(r)] - lo);
         for (int64_t j = b0 * kKvBlockTokens; j < lo; ++j) row[j] = 0.0f;
       }

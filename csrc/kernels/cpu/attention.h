@@ -21,6 +21,7 @@ struct AttentionShape {
   float scale = 0.0f;     // scores = scale * q.k; 0: 1 / sqrt(head_dim)
   int64_t window = 0;     // > 0: sliding window, a token sees its last `window` positions (itself
                           // included); 0: every earlier position
+  float softcap = 0.0f;   // > 0: scores soft-capped, softcap * tanh(score / softcap) (Gemma 2)
 };
 
 // Is `t` a KV cache element type (F32, F16, BF16)?
@@ -48,7 +49,8 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
 // out: [T][n_head][head_dim].
 // Canonical order, per (token, head), whatever the batch, tiling, threads or ISA level:
 //   score_j = acc * scale where acc = +0; acc = fma(q_c, k_jc, acc) for c in increasing order
-//   (keys widened exactly from the cache type); p = softmax(score_lo..pos) (the ops.cc softmax
+//   (keys widened exactly from the cache type), soft-capped by the ops.cc softcap where asked;
+//   p = softmax(score_lo..pos) (the ops.cc softmax
 //   over exactly those); out_c = +0; out_c = fma(p_j, v_jc, out_c) for j in increasing order from
 //   16 * floor(lo / 16), where p_j = +0 for j < lo (an exact no-op on finite values).
 // So a token's result never depends on which other tokens share its batch.

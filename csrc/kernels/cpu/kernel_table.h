@@ -76,6 +76,8 @@ struct KernelTable {
   void (*silu_mul)(float* y, const float* g, const float* u, int64_t n) = nullptr;
   // y = gelu_tanh(g) * u  (y may alias g; ops.cc has the form)
   void (*gelu_mul)(float* y, const float* g, const float* u, int64_t n) = nullptr;
+  // x = cap * tanh(x / cap), in place (Gemma 2's score and logit soft-capping; ops.cc)
+  void (*softcap)(float* x, int64_t n, float cap) = nullptr;
   // y += a * x
   void (*axpy)(float* y, float a, const float* x, int64_t n) = nullptr;
   // x *= a

@@ -1,4 +1,4 @@
-// Dense float kernels (dot, RMSNorm, SiLU*up, GELU*up, axpy, softmax), compiled once per ISA level.
+// Dense float kernels (dot, RMSNorm, SiLU*up, GELU*up, soft-capping, axpy, softmax), compiled once per ISA level.
 // Plain loops that each level's flags vectorize; reductions follow the canonical order of
 // quant_dot.h and element-wise ops round identically at every level, so all levels agree bit for
 // bit (exp is canonical_exp: plain float ops every level vectorizes alike). No STL here (isa.h).
@@ -102,6 +102,24 @@ void gelu_mul(float* y, const float* g, const float* u, int64_t n) {
   }
 }
 
+// x = cap * tanh(x / cap): tanh(y) = sign(y) (1 - t) / (1 + t), t = exp(-2 |y|) (no overflow; the
+// clamp of canonical_exp makes t ~1e-38 past |y| = 43.6, where tanh rounds to 1). Absolute error
+// about cap * 1e-7 (1 - t cancels near 0), far below what moves a softmax. Plain loops.
+void softcap(float* x, int64_t n, float cap) {
+  const float inv = 1.0f / cap;
+  float t[64];
+  for (int64_t i = 0; i < n; i += 64) {
+    const int64_t m = n - i < 64 ? n - i : 64;
+    for (int64_t j = 0; j < m; ++j) {
+      const float y = x[i + j] * inv;
+      t[j] = canonical_exp(-2.0f * (y < 0.0f ? -y : y));
+    }
+    for (int64_t j = 0; j < m; ++j) {
+      x[i + j] = std::copysign((1.0f - t[j]) / (1.0f + t[j]) * cap, x[i + j]);
+    }
+  }
+}
+
 // Max (exact in any order), exp(x - max) element-wise, the sum in 32 lanes + tree32 (the float
 // dot's order, so it vectorizes), then one scale.
 void softmax(float* x, int64_t n) {
@@ -151,6 +169,7 @@ void fill_ops(KernelTable& t) {
   t.rmsnorm = rmsnorm;
   t.silu_mul = silu_mul;
   t.gelu_mul = gelu_mul;
+  t.softcap = softcap;
   t.axpy = axpy;
   t.scale = scale;
   t.softmax = softmax;
