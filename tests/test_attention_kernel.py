@@ -96,8 +96,9 @@ def test_attention_rejects_bad_shapes():
         _core.attention(q, k, v, 2, 1, "q8_0")
 
 
-def reference_window(q, k, v, pos0, window, scale):
-    """Causal attention where position p sees positions p - window + 1 .. p (float64)."""
+def reference_window(q, k, v, pos0, window, scale, softcap=0.0):
+    """Causal attention where position p sees positions p - window + 1 .. p (float64), scores
+    soft-capped (softcap * tanh(score / softcap)) when softcap > 0."""
     T, H, _ = q.shape
     S, Hkv, _ = k.shape
     qt = torch.from_numpy(q).double().transpose(0, 1)
@@ -106,7 +107,10 @@ def reference_window(q, k, v, pos0, window, scale):
     p = (pos0 + torch.arange(T))[:, None]
     j = torch.arange(S)[None, :]
     mask = (j <= p) & (j > p - window)
-    out = torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, attn_mask=mask, scale=scale)
+    scores = qt @ kt.transpose(1, 2) * scale
+    if softcap:
+        scores = softcap * torch.tanh(scores / softcap)
+    out = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1) @ vt
     return out.transpose(0, 1).numpy()
 
 
@@ -138,5 +142,31 @@ def test_sliding_window_row_independent_of_its_batch(shape):
     for t in sorted({0, T // 2, T - 1}):
         alone = _core.attention(q[t:t + 1], k[:pos0 + t + 1], v[:pos0 + t + 1], pos0 + t, 1, window=window)
         assert alone.tobytes() == full[t:t + 1].tobytes(), t
+    # Soft-capped scores (Gemma 2), with and without a window; a row alone gets the same bits.
+    for w in (window, 10 ** 6):
+        capped = under_each_isa(lambda: _core.attention(q, k, v, pos0, 2, window=w, softcap=0.9))
+        assert_bitwise_equal(capped)
+        got = capped[next(iter(capped))]
+        np.testing.assert_allclose(got, reference_window(q, k, v, pos0, w, 1 / np.sqrt(D), 0.9),
+                                   rtol=0, atol=2e-5)
+        alone = _core.attention(q[-1:], k, v, pos0 + T - 1, 1, window=w, softcap=0.9)
+        assert alone.tobytes() == got[-1:].tobytes()
     # A window wider than the context is no window at all.
     assert _core.attention(q, k, v, pos0, 2, window=10 ** 6).tobytes() == _core.attention(q, k, v, pos0, 2).tobytes()
+
+
+def test_sliding_window_ignores_overflowed_values_outside_it():
+    """A value that overflows the F16 cache (inf) at position 0 reaches only rows whose first
+    visible key shares its 16-position block (their p = 0 for it, and 0 * inf is NaN, as in
+    llama.cpp's masked product): a row whose window starts past that block stays finite, and every
+    row, NaN or not, has the bits it gets alone, though its tile may start in position 0's block."""
+    T, H, Hkv, D, window = 40, 4, 2, 32, 8
+    q, k, v = make(T, 0, H, Hkv, D, seed=6)
+    v[0] = 1e6  # inf once stored as F16
+    got = _core.attention(q, k, v, 0, 2, "f16", window=window)
+    assert not np.isfinite(got[:window]).all()
+    first_past = 16 + window - 1  # position whose window starts at 16
+    assert np.isfinite(got[first_past:]).all()
+    for t in (window, 20, first_past, T - 1):
+        alone = _core.attention(q[t:t + 1], k[:t + 1], v[:t + 1], t, 1, "f16", window=window)
+        assert alone.tobytes() == got[t:t + 1].tobytes(), t

@@ -73,7 +73,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
     throw ModelFormatError("attention.head_count (" + std::to_string(hp.n_head) +
                            ") is not a multiple of attention.head_count_kv (" +
                            std::to_string(hp.n_head_kv) + ")");
-  if (hp.n_embd % hp.n_head != 0)
+  if (hp.n_embd % hp.n_head != 0 && !f.find(a + "attention.key_length"))
     throw ModelFormatError("embedding_length is not a multiple of attention.head_count");
   // Heads are n_embd / n_head wide unless the file says otherwise (Gemma 3: 4 heads of 256 over a
   // 640-wide residual); keys and values share one width (the KV pages' layout).
@@ -93,13 +93,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
     throw ModelFormatError("rope.dimension_count must be even and in 1..head_dim (" +
                            std::to_string(hp.head_dim) + ")");
   hp.rope.style = hp.arch == "llama" ? cpu::RopeStyle::Interleaved : cpu::RopeStyle::Neox;
-  hp.rope_swa = hp.rope;
   // Linear RoPE scaling (positions divided by the factor); other kinds keep the plain angles.
   if (f.get_string(a + "rope.scaling.type", "none") == "linear") {
     const double factor = f.get_float(a + "rope.scaling.factor", 1.0);
     if (!(factor >= 1.0 && factor < 1e6)) throw ModelFormatError("rope.scaling.factor must be >= 1");
     hp.rope.freq_scale = static_cast<float>(1.0 / factor);
   }
+  hp.rope_swa = hp.rope;  // sliding-window layers: the same RoPE unless the model says otherwise
   if (gemma) {
     hp.embd_scale = std::sqrt(static_cast<float>(hp.n_embd));
     // query_pre_attn_scalar is not in the file: head_dim for every size but the 27B ones (Gemma 2:
@@ -110,16 +110,18 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   }
   if (hp.arch == "gemma2") {
     // Every other layer (the even ones) sees the last attention.sliding_window positions; scores
-    // and logits are soft-capped, cap * tanh(x / cap).
-    hp.swa_window = positive_key(f, a + "attention.sliding_window");
+    // and logits are soft-capped, cap * tanh(x / cap). Files converted before these keys existed
+    // get Gemma 2's values, as llama.cpp gives them: a 4096 window, caps 50 and 30 (0: none).
+    hp.swa_window = f.find(a + "attention.sliding_window") ? positive_key(f, a + "attention.sliding_window") : 4096;
     hp.swa_pattern = 2;
-    auto cap = [&](const std::string& key) {
-      const double c = f.get_float(a + key, 0.0);
-      if (!(c >= 0.0 && c < 1e30)) throw ModelFormatError("'" + a + key + "' must be >= 0");
+    auto cap = [&](const std::string& key, double def) {
+      const double c = f.get_float(a + key, def);
+      if (!(c == 0.0 || (c >= 1e-3 && c < 1e30)))
+        throw ModelFormatError("'" + a + key + "' must be 0 (none) or in [0.001, 1e30)");
       return static_cast<float>(c);
     };
-    hp.attn_softcap = cap("attn_logit_softcapping");
-    hp.final_softcap = cap("final_logit_softcapping");
+    hp.attn_softcap = cap("attn_logit_softcapping", 50.0);
+    hp.final_softcap = cap("final_logit_softcapping", 30.0);
   }
   if (hp.arch == "gemma3") {
     // Every 6th layer attends globally with the file's RoPE; the others see the last

@@ -194,18 +194,19 @@ class KvPagesForTests {
                              j % cpu::kKvBlockTokens, kp + j * Hkv_ * D_, vp + j * Hkv_ * D_);
   }
 
-  // q [T, n_head, head_dim] at positions S - T .. S - 1 -> [T, n_head, head_dim]; window and
-  // scale as in cpu::AttentionShape (0: all earlier positions, 1 / sqrt(head_dim)).
-  py::array_t<float> attention(F32Array q, int64_t window, float scale) {
+  // q [T, n_head, head_dim] at positions S - T .. S - 1 -> [T, n_head, head_dim]; window, scale
+  // and softcap as in cpu::AttentionShape (0: all earlier positions, 1 / sqrt(head_dim), none).
+  py::array_t<float> attention(F32Array q, int64_t window, float scale, float softcap) {
     if (q.ndim() != 3) throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
     const int64_t T = q.shape(0), H = q.shape(1);
     if (T <= 0 || H <= 0 || H % Hkv_ != 0)
       throw InvalidArgumentError("attention: need n_head a positive multiple of n_head_kv");
     if (q.shape(2) != D_) throw InvalidArgumentError("attention: q's head_dim differs from k's");
     if (T > S_) throw InvalidArgumentError("attention: more queries than stored positions (k and v must be [pos0 + T, ...])");
-    if (window < 0 || !(scale >= 0.0f) || !std::isfinite(scale))
-      throw InvalidArgumentError("attention: window and scale must be >= 0 (0: none / the default)");
-    const cpu::AttentionShape s{H, Hkv_, D_, scale, window};
+    if (window < 0 || !(scale >= 0.0f) || !std::isfinite(scale) || !(softcap == 0.0f || softcap >= 1e-3f) ||
+        !std::isfinite(softcap))
+      throw InvalidArgumentError("attention: window, scale and softcap must be >= 0 (0: none / the default)");
+    const cpu::AttentionShape s{H, Hkv_, D_, scale, window, softcap};
     std::vector<int64_t> pos(static_cast<size_t>(T));
     std::vector<const int32_t*> pages(static_cast<size_t>(T), table_.data());
     for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = S_ - T + t;
@@ -265,13 +266,13 @@ py::array_t<float> gemm_f32(F32Array a, F32Array b, int threads) {
 // Causal grouped-query attention (test hook): q [T, n_head, d] at positions pos0..pos0+T-1 over
 // k, v [pos0+T, n_head_kv, d] -> [T, n_head, d].
 py::array_t<float> attention(F32Array q, F32Array k, F32Array v, int64_t pos0, int threads,
-                             const std::string& kv_type, int64_t window, float scale) {
+                             const std::string& kv_type, int64_t window, float scale, float softcap) {
   if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3)
     throw InvalidArgumentError("attention: q, k and v must be 3-d [tokens, heads, head_dim]");
   if (pos0 < 0 || k.shape(0) != pos0 + q.shape(0))
     throw InvalidArgumentError("attention: k and v must be [pos0 + T, n_head_kv, head_dim]");
   KvPagesForTests pages(k, v, kv_type, threads);
-  return pages.attention(q, window, scale);
+  return pages.attention(q, window, scale, softcap);
 }
 
 // Thread pool check (test hook): `rounds` jobs of varying item counts (1 .. 4 * threads, and
@@ -388,15 +389,17 @@ void register_kernels(py::module_& m) {
         "(bit-identical across levels and thread counts).");
   m.def("attention", &attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("pos0") = 0,
         py::arg("threads") = 1, py::arg("kv_type") = "f32", py::arg("window") = 0, py::arg("scale") = 0.0f,
+        py::arg("softcap") = 0.0f,
         "Causal GQA attention: q [T, n_head, d] at positions pos0.., k/v [pos0+T, n_head_kv, d]; "
-        "window > 0: each position sees its last `window` positions; scale 0: 1 / sqrt(d).");
+        "window > 0: each position sees its last `window` positions; scale 0: 1 / sqrt(d); "
+        "softcap > 0: scores softcap * tanh(score / softcap).");
   py::class_<KvPagesForTests>(m, "KvPages",
                               "Keys/values [S, n_head_kv, d] stored once as the model's KV cache "
                               "stores them; .attention(q [T, n_head, d]) attends from positions S-T..S-1.")
       .def(py::init<F32Array, F32Array, const std::string&, int>(), py::arg("k"), py::arg("v"),
            py::arg("kv_type") = "f32", py::arg("threads") = 1)
       .def("attention", &KvPagesForTests::attention, py::arg("q"), py::arg("window") = 0,
-           py::arg("scale") = 0.0f);
+           py::arg("scale") = 0.0f, py::arg("softcap") = 0.0f);
   m.def("pool_stress", &pool_stress, py::arg("threads"), py::arg("rounds"),
         "Runs many thread-pool jobs of varying sizes; returns the items not run exactly once.");
   m.def("kernel_op", &kernel_op, py::arg("name"), py::arg("x"), py::arg("y") = py::none(),

@@ -43,6 +43,7 @@ class LLM:
         self.path = path
         self.seed = seed
         self._token_pieces: Optional[TokenPieces] = None  # token texts for logprobs, made on use
+        self._chat_template: Optional[str] = None  # the template chat renders with, found on use
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, os.PathLike], *, n_ctx: Optional[int] = None,
@@ -279,9 +280,10 @@ class LLM:
         m = self._core()
         bos = m.token_text(m.bos_id) if m.bos_id >= 0 else ""
         eos = m.token_text(m.eos_id) if m.eos_id >= 0 else ""
-        template = m.metadata("tokenizer.chat_template") or chat_template.fallback_template(
-            lambda t: [m.token_text(i) for i in m.tokenize(t, False, True)] == [t])
-        text = chat_template.render(template, messages, bos_token=bos, eos_token=eos)
+        if self._chat_template is None:  # the model's own, or the fallback its vocabulary suits
+            self._chat_template = m.metadata("tokenizer.chat_template") or chat_template.fallback_template(
+                lambda t: [m.token_text(i) for i in m.tokenize(t, False, True)] == [t])
+        text = chat_template.render(self._chat_template, messages, bos_token=bos, eos_token=eos)
         add_bos = m.add_bos and not (bos and text.startswith(bos))
         _check_unicode(text)
         return self._prompt_ids(m.tokenize(text, add_bos, True))

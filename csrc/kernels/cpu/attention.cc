@@ -176,19 +176,22 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       }
       for (int64_t r = 0; r < rows; ++r) {
         // The softmax over exactly the row's keys lo..pos, then p = +0 for the keys before lo in
-        // the blocks the value pass walks.
+        // lo's block (the value pass starts each row at its own block).
         float* row = sc + r * n_pad;
         const int64_t lo = lo_row[static_cast<size_t>(r)];
         if (s.softcap > 0.0f) kt.softcap(row + lo, n_row[static_cast<size_t>(r)] - lo, s.softcap);
         kt.softmax(row + lo, n_row[static_cast<size_t>(r)] - lo);
-        for (int64_t j = b0 * kKvBlockTokens; j < lo; ++j) row[j] = 0.0f;
+        for (int64_t j = lo / kKvBlockTokens * kKvBlockTokens; j < lo; ++j) row[j] = 0.0f;
       }
       std::memset(os, 0, sizeof(float) * static_cast<size_t>(rows * d));
       for (int64_t b = b0; b < n_blocks; ++b) {
         if (b + kAhead < n_blocks) prefetch(v_block(b + kAhead), block_bytes);
         const uint8_t* vraw = v_block(b);
-        for (int64_t r = 0; r < rows; ++r)
-          m_row[static_cast<size_t>(r)] = std::clamp<int64_t>(n_row[static_cast<size_t>(r)] - b * kKvBlockTokens, 0, kKvBlockTokens);
+        for (int64_t r = 0; r < rows; ++r)  // none of a block before the row's first key's
+          m_row[static_cast<size_t>(r)] =
+              b < lo_row[static_cast<size_t>(r)] / kKvBlockTokens
+                  ? 0
+                  : std::clamp<int64_t>(n_row[static_cast<size_t>(r)] - b * kKvBlockTokens, 0, kKvBlockTokens);
         if (half)
           pv_half(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, reinterpret_cast<const uint16_t*>(vraw), d, os, d);
         else

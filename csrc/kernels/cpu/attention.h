@@ -52,7 +52,8 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
 //   (keys widened exactly from the cache type), soft-capped by the ops.cc softcap where asked;
 //   p = softmax(score_lo..pos) (the ops.cc softmax
 //   over exactly those); out_c = +0; out_c = fma(p_j, v_jc, out_c) for j in increasing order from
-//   16 * floor(lo / 16), where p_j = +0 for j < lo (an exact no-op on finite values).
+//   16 * floor(lo / 16), where p_j = +0 for j < lo (an exact no-op on finite values, and the same
+//   terms whatever the row's batch).
 // So a token's result never depends on which other tokens share its batch.
 // q_stride: floats from one token's q row to the next (0: n_head * head_dim, rows back to back;
 // the model passes its stacked q | k | v product rows as they are).
