@@ -273,6 +273,42 @@ def test_logit_bias_forces_a_token(server, model_id, smollm2_gguf):
     assert r.choices[0].finish_reason == "length"
 
 
+def test_tokenize_and_detokenize_as_vllm_and_llama_cpp(server, model_id, smollm2_gguf):
+    """/tokenize and /detokenize answer vLLM's and llama.cpp's request shapes with the in-process
+    tokenizer's ids; bad bodies are 400s."""
+    from llmasos import LLM
+    text = "Hello <|im_end|> world, 12345!"
+    msgs = [{"role": "user", "content": "Name a color."}]
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=N_CTX) as llm:
+        plain = llm.tokenize(text, add_bos=False, special=True)
+        with_bos = llm.tokenize(text, add_bos=True, special=True)
+        chat = llm.chat_prompt_ids(msgs)
+        chat_no_gen = llm.chat_prompt_ids(msgs, add_generation_prompt=False)
+
+    def post(path, body, status=200):
+        r = httpx.post(server.base + path, json=body, timeout=30)
+        assert r.status_code == status, r.text
+        return r.json()
+
+    vllm = post("/tokenize", {"model": model_id, "prompt": text, "return_token_strs": True})
+    assert vllm["tokens"] == with_bos and vllm["count"] == len(with_bos) and vllm["max_model_len"] == N_CTX
+    assert "".join(vllm["token_strs"]).endswith(text)
+    assert post("/tokenize", {"prompt": text, "add_special_tokens": False})["tokens"] == plain
+    pieces = post("/tokenize", {"content": text, "with_pieces": True})["tokens"]  # llama.cpp
+    assert [p["id"] for p in pieces] == plain and "".join(p["piece"] for p in pieces) == text
+    assert post("/tokenize", {"content": text, "add_special": True})["tokens"] == with_bos
+    assert post("/tokenize", {"messages": msgs})["tokens"] == chat
+    assert post("/tokenize", {"messages": msgs, "add_generation_prompt": False})["tokens"] == chat_no_gen
+    back = post("/detokenize", {"model": model_id, "tokens": plain})
+    assert back == {"prompt": text, "content": text}
+    for body in [{}, {"prompt": text, "content": text}, {"prompt": 5}, {"messages": "hi"},
+                 {"prompt": text, "with_pieces": "yes"}]:
+        assert post("/tokenize", body, 400)["error"]["message"]
+    for body in [{}, {"tokens": [1, -1]}, {"tokens": [10 ** 9]}, {"tokens": "1 2"}, {"tokens": [True]}]:
+        assert post("/detokenize", body, 400)["error"]["param"] == "tokens"
+    assert post("/tokenize", {"model": "other", "prompt": "x"}, 404)["error"]["code"] == "model_not_found"
+
+
 def test_raw_bad_bodies(server):
     for body, status in [(b"{not json", 400), (b"[1, 2]", 400), (b"x" * (2 << 20), 413),
                          (json.dumps({"prompt": "hi", "model": "gpt-3"}).encode(), 404)]:
@@ -413,6 +449,11 @@ def test_api_key_guards_v1(smollm2_gguf):
         assert s.client("sekret").models.list().data
         with urllib.request.urlopen(s.base + "/health") as r:  # not under /v1
             assert r.status == 200
+        # The tokenizer routes read the model too: guarded as /v1 is.
+        for path, body in [("/tokenize", {"prompt": "hi"}), ("/detokenize", {"tokens": [1]})]:
+            assert httpx.post(s.base + path, json=body, timeout=30).status_code == 401
+            ok = httpx.post(s.base + path, json=body, timeout=30, headers={"Authorization": "Bearer sekret"})
+            assert ok.status_code == 200, ok.text
     finally:
         s.stop()
 

@@ -276,14 +276,17 @@ class LLM:
         ids = self.chat_prompt_ids(messages)
         return self._run(ids, params or SamplingParams())
 
-    def chat_prompt_ids(self, messages) -> List[int]:
+    def chat_prompt_ids(self, messages, *, add_generation_prompt: bool = True) -> List[int]:
+        """The token ids of a conversation rendered by the model's chat template (ending in the
+        assistant's turn header unless add_generation_prompt is False)."""
         m = self._core()
         bos = m.token_text(m.bos_id) if m.bos_id >= 0 else ""
         eos = m.token_text(m.eos_id) if m.eos_id >= 0 else ""
         if self._chat_template is None:  # the model's own, or the fallback its vocabulary suits
             self._chat_template = m.metadata("tokenizer.chat_template") or chat_template.fallback_template(
                 lambda t: [m.token_text(i) for i in m.tokenize(t, False, True)] == [t])
-        text = chat_template.render(self._chat_template, messages, bos_token=bos, eos_token=eos)
+        text = chat_template.render(self._chat_template, messages, bos_token=bos, eos_token=eos,
+                                    add_generation_prompt=add_generation_prompt)
         add_bos = m.add_bos and not (bos and text.startswith(bos))
         _check_unicode(text)
         return self._prompt_ids(m.tokenize(text, add_bos, True))

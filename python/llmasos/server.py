@@ -1,5 +1,6 @@
 """OpenAI-compatible HTTP server: /v1/models, /v1/completions, /v1/chat/completions (with SSE
-streaming), /health and /metrics, over the AsyncEngine's continuous batching."""
+streaming), /health and /metrics, over the AsyncEngine's continuous batching; /tokenize and
+/detokenize as vLLM and llama.cpp answer them (server_tokens.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import chat_template
+from . import chat_template, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
@@ -46,6 +47,8 @@ class Server:
             Route("/v1/models/{model:path}", self.model_info, methods=["GET"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/tokenize", self.tokenize, methods=["POST"]),
+            Route("/detokenize", self.detokenize, methods=["POST"]),
         ]
         self.routes = {r.path for r in routes}
         self.app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers={
@@ -267,6 +270,24 @@ class Server:
         except RequestError as e:
             return self._error("/v1/models/{model}", e)
         return JSONResponse(self._model_card())
+
+    async def tokenize(self, request: Request) -> Response:
+        try:
+            self._check_key(request)
+            out = server_tokens.tokenize(self.llm, self.pieces, await self._body(request))
+        except RequestError as e:
+            return self._error("/tokenize", e)
+        self.metrics.request_done("/tokenize", 200)
+        return JSONResponse(out)
+
+    async def detokenize(self, request: Request) -> Response:
+        try:
+            self._check_key(request)
+            out = server_tokens.detokenize(self.llm, await self._body(request))
+        except RequestError as e:
+            return self._error("/detokenize", e)
+        self.metrics.request_done("/detokenize", 200)
+        return JSONResponse(out)
 
     def _model_card(self) -> Dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llmasos"}

@@ -1,0 +1,56 @@
+"""POST /tokenize and /detokenize in the shapes both vLLM's and llama.cpp's servers answer, so
+either one's clients work unchanged:
+
+    /tokenize    {"prompt": text}   (vLLM: special tokens added unless "add_special_tokens": false)
+                 {"content": text}  (llama.cpp: none added unless "add_special": true)
+                 {"messages": [...]} (vLLM: the chat template's prompt, generation prompt included
+                                      unless "add_generation_prompt": false)
+              -> {"tokens": [ids], "count": n, "max_model_len": n_ctx}; with vLLM's
+                 "return_token_strs": true also "token_strs", with llama.cpp's "with_pieces": true
+                 the tokens as [{"id", "piece"}]
+    /detokenize  {"tokens": [ids]} -> {"prompt": text, "content": text}
+
+Special-token texts in the input are parsed as the tokens they name, as both servers do."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from . import chat_template
+from .logprobs import TokenPieces
+from .server_requests import RequestError, _bool
+
+
+def tokenize(llm, pieces: TokenPieces, body: Dict[str, Any]) -> Dict[str, Any]:
+    given = [k for k in ("prompt", "content", "messages") if k in body]
+    if len(given) != 1:
+        raise RequestError("give exactly one of 'prompt', 'content' (text) or 'messages' (a chat)",
+                           given[1] if len(given) > 1 else "prompt")
+    key = given[0]
+    if key == "messages":
+        add_gen = _bool(body, "add_generation_prompt", True)
+        try:
+            ids = llm.chat_prompt_ids(body["messages"], add_generation_prompt=add_gen)
+        except chat_template.ChatTemplateError as e:
+            raise RequestError(str(e), "messages") from None
+    else:
+        text = body[key]
+        if not isinstance(text, str):
+            raise RequestError(f"'{key}' must be a string", key)
+        add = _bool(body, "add_special_tokens", True) if key == "prompt" else _bool(body, "add_special", False)
+        ids = llm.tokenize(text, add_bos=add, special=True)
+    out: Dict[str, Any] = {"tokens": ids, "count": len(ids), "max_model_len": llm.n_ctx}
+    if _bool(body, "return_token_strs", False):
+        out["token_strs"] = [pieces.text(i) for i in ids]
+    if _bool(body, "with_pieces", False):
+        out["tokens"] = [{"id": i, "piece": pieces.text(i)} for i in ids]
+    return out
+
+
+def detokenize(llm, body: Dict[str, Any]) -> Dict[str, Any]:
+    ids = body.get("tokens")
+    n = llm.n_vocab
+    if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < n
+                                            for t in ids):
+        raise RequestError(f"'tokens' must be a list of token ids in [0, {n})", "tokens")
+    text = llm.detokenize(ids, special=True)
+    return {"prompt": text, "content": text}
