@@ -115,3 +115,29 @@ def test_gemma_exact_with_float_cache_and_batched_like_alone(tmp_path, arch):
         # Teacher-forced through one pass, the same tokens come out as decoded one at a time.
         for p, out in zip(prompts, batched):
             assert llm.logits(p + out[:-1])[len(p) - 1:].argmax(-1).tolist() == out
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_embeddings_pool_transformers_hidden_states(tmp_path, arch):
+    """LLM.embed pools the final-normed hidden states transformers' base model returns
+    (last_hidden_state): mean, last and first token, L2-normalized by default."""
+    model = make_hf_model(arch, seed=4, tie=True)
+    path = str(tmp_path / "e.gguf")
+    write_gguf(model, arch, path)
+    ids = np.random.default_rng(7).integers(3, model.config.vocab_size, size=30).tolist()
+    with torch.no_grad():
+        ref = model.model(torch.tensor([ids])).last_hidden_state[0].double().numpy()
+    tol = dict(rtol=0, atol=1e-5 * np.abs(ref).max())
+    with LLM.from_pretrained(path, n_ctx=128, threads=2, kv_cache_type="f32") as llm:
+        np.testing.assert_allclose(llm.embed(ids, normalize=False), ref.mean(0), **tol)
+        np.testing.assert_allclose(llm.embed(ids, pooling="last", normalize=False), ref[-1], **tol)
+        np.testing.assert_allclose(llm.embed(ids, pooling="cls", normalize=False), ref[0], **tol)
+        unit = llm.embed(ids)
+        np.testing.assert_allclose(unit, ref.mean(0) / np.linalg.norm(ref.mean(0)), rtol=0, atol=1e-5)
+        many = llm.embed([ids, ids[:7]])
+        assert many.shape == (2, model.config.hidden_size) and many.dtype == np.float32
+        assert many[0].tobytes() == unit.tobytes()
+        with pytest.raises(ValueError):
+            llm.embed(ids, pooling="max")
+        with pytest.raises(TypeError):
+            llm.embed([])

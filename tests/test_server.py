@@ -309,6 +309,28 @@ def test_tokenize_and_detokenize_as_vllm_and_llama_cpp(server, model_id, smollm2
     assert post("/tokenize", {"model": "other", "prompt": "x"}, 404)["error"]["code"] == "model_not_found"
 
 
+def test_embeddings_with_the_openai_client(server, model_id, smollm2_gguf):
+    """/v1/embeddings: the openai client (base64 by default) and plain float JSON give the vectors
+    LLM.embed gives in process; bad inputs are 400s."""
+    import numpy as np
+    from llmasos import LLM
+    texts = ["The cat sat on the mat.", "Stock prices fell sharply today."]
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=N_CTX) as llm:
+        want = llm.embed(texts)
+        ids = llm.tokenize(texts[0])
+    r = server.client().embeddings.create(model=model_id, input=texts)
+    got = np.array([d.embedding for d in r.data], dtype=np.float32)
+    assert [d.index for d in r.data] == [0, 1] and got.tobytes() == want.tobytes()
+    assert r.usage.prompt_tokens == r.usage.total_tokens > 0
+    raw = httpx.post(server.base + "/v1/embeddings", json={"input": ids, "encoding_format": "float"}, timeout=60)
+    assert raw.status_code == 200 and np.array(raw.json()["data"][0]["embedding"], np.float32).tobytes() == want[0].tobytes()
+    for body, param in [({}, "input"), ({"input": ""}, "input"), ({"input": [[]]}, "input"),
+                        ({"input": [10 ** 9]}, "input"), ({"input": "x", "encoding_format": "int8"}, "encoding_format"),
+                        ({"input": "x", "dimensions": 3}, "dimensions"), ({"input": ["x"] * 2049}, "input")]:
+        r = httpx.post(server.base + "/v1/embeddings", json=body, timeout=30)
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, (body, r.text)
+
+
 def test_raw_bad_bodies(server):
     for body, status in [(b"{not json", 400), (b"[1, 2]", 400), (b"x" * (2 << 20), 413),
                          (json.dumps({"prompt": "hi", "model": "gpt-3"}).encode(), 404)]:

@@ -9,15 +9,21 @@ namespace llmasos {
 
 Session::Session(std::shared_ptr<Model> model) : model_(std::move(model)), kv_(model_->new_kv_cache()) {}
 
-std::vector<float> Session::logits(const std::vector<int32_t>& ids) {
-  if (ids.empty()) throw InvalidArgumentError("logits() needs at least one token");
+std::vector<float> Session::logits(const std::vector<int32_t>& ids) { return whole_pass(ids, false); }
+
+std::vector<float> Session::hidden_states(const std::vector<int32_t>& ids) { return whole_pass(ids, true); }
+
+std::vector<float> Session::whole_pass(const std::vector<int32_t>& ids, bool hidden) {
+  if (ids.empty()) throw InvalidArgumentError(std::string(hidden ? "hidden_states" : "logits") +
+                                              "() needs at least one token");
   if (static_cast<int64_t>(ids.size()) > model_->n_ctx())
     throw InvalidArgumentError(std::to_string(ids.size()) + " tokens exceed the context size " +
                                std::to_string(model_->n_ctx()));
-  const int64_t V = model_->hparams().n_vocab;
-  std::vector<float> out(ids.size() * static_cast<size_t>(V));
+  const int64_t W = hidden ? model_->hparams().n_embd : model_->hparams().n_vocab;
+  std::vector<float> out(ids.size() * static_cast<size_t>(W));
   cached_.clear();
-  model_->forward(ids.data(), static_cast<int64_t>(ids.size()), 0, kv_, out.data(), true);
+  model_->forward(ids.data(), static_cast<int64_t>(ids.size()), 0, kv_, hidden ? nullptr : out.data(), true,
+                  hidden ? out.data() : nullptr);
   cached_ = ids;
   return out;
 }

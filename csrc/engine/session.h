@@ -39,6 +39,9 @@ class Session {
 
   // Logits at every position of `ids` (evaluated from position 0): [ids.size()][n_vocab].
   std::vector<float> logits(const std::vector<int32_t>& ids);
+  // The final-normed hidden state at every position of `ids` (from position 0; no output head):
+  // [ids.size()][n_embd], what embeddings are pooled from.
+  std::vector<float> hidden_states(const std::vector<int32_t>& ids);
 
   // Generates after `prompt`. `on_token(id)` is called for each new token; returning false stops
   // generation with finish_reason "stop" (used for stop strings and cancellation).
@@ -50,6 +53,8 @@ class Session {
   const std::shared_ptr<Model>& model() const { return model_; }
 
  private:
+  // logits() or hidden_states(): one pass over ids from position 0, every row out.
+  std::vector<float> whole_pass(const std::vector<int32_t>& ids, bool hidden);
   // Brings the cache to hold exactly `ids` (reusing a shared prefix); writes the last logits.
   void prefill(const std::vector<int32_t>& ids, float* last_logits);
 

@@ -314,7 +314,7 @@ KvCache Model::new_kv_cache() const {
 }
 
 void Model::forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv, float* logits,
-                    bool all_logits) {
+                    bool all_logits, float* hidden) {
   if (T <= 0) throw InvalidArgumentError("forward needs at least one token");
   if (pos0 < 0 || pos0 + T > kv.n_ctx)
     throw InvalidArgumentError("sequence of " + std::to_string(pos0 + T) +
@@ -352,9 +352,11 @@ void Model::forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv,
   b.seq_pages = &pages;
   b.seq_n_pages = &n_pages;
   b.n_seqs = 1;
-  b.logit_rows = logits ? rows.data() : nullptr;
-  b.n_logit_rows = logits ? static_cast<int64_t>(rows.size()) : 0;
+  const bool out = logits || hidden;
+  b.logit_rows = out ? rows.data() : nullptr;
+  b.n_logit_rows = out ? static_cast<int64_t>(rows.size()) : 0;
   b.logits = logits;
+  b.hidden = hidden;
   forward_batch(b, store);
 }
 
@@ -383,7 +385,8 @@ void Model::check_batch(const ForwardBatch& b, const KvStore& kv) const {
                                  std::to_string(n_ctx_));
     if (b.pos[t] >= b.seq_n_pages[s] * cpu::kKvBlockTokens) bad("a position has no page");
   }
-  if (b.n_logit_rows < 0 || (b.n_logit_rows > 0 && (!b.logit_rows || !b.logits))) bad("bad logit rows");
+  if (b.n_logit_rows < 0 || (b.n_logit_rows > 0 && (!b.logit_rows || (!b.logits && !b.hidden))))
+    bad("bad logit rows");
   for (int64_t j = 0; j < b.n_logit_rows; ++j)
     if (b.logit_rows[j] < 0 || b.logit_rows[j] >= b.n_tokens || (j > 0 && b.logit_rows[j] <= b.logit_rows[j - 1]))
       bad("logit rows must be increasing token indices");
@@ -545,6 +548,8 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     const int64_t t = b.logit_rows[l0 + j] - t0;
     kt.rmsnorm(xn_.data() + j * E, x_.data() + t * E, output_norm_, E, hp.norm_eps);
   }
+  if (b.hidden) std::memcpy(b.hidden + l0 * E, xn_.data(), sizeof(float) * static_cast<size_t>(rows * E));
+  if (!b.logits) return;
   cpu::matmul_precise(output_, xn_.data(), rows, b.logits + l0 * hp.n_vocab, *pool_, mm_scratch_);
   if (hp.final_softcap > 0.0f)
     per_tokens(*pool_, rows, [&](int64_t a, int64_t e) {

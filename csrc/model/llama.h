@@ -83,7 +83,9 @@ struct ForwardBatch {
   int64_t n_seqs = 0;
   const int64_t* logit_rows = nullptr;
   int64_t n_logit_rows = 0;
-  float* logits = nullptr;
+  float* logits = nullptr;  // may be null when hidden is set: the output head is then skipped
+  float* hidden = nullptr;  // optional: n_embd floats per logit row, the final-normed hidden state
+                            // (what the head multiplies; embeddings are pooled from these)
 };
 
 class Model {
@@ -104,8 +106,10 @@ class Model {
   // Runs tokens[0..T) at positions pos0..pos0+T-1, appending their keys/values to `kv`.
   // logits (n_vocab floats per row) are written for every position when all_logits, else only
   // for the last one (the output head then runs on one row). Not thread-safe: one call at a time.
+  // hidden (optional): n_embd floats per row written, the final-normed hidden states (with
+  // logits null, the head is skipped).
   void forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv, float* logits,
-               bool all_logits);
+               bool all_logits, float* hidden = nullptr);
 
   // Runs one batch of tokens from several sequences over a paged store (see ForwardBatch). Every
   // token's result is bit-identical to what forward() gives for it alone: matrix products are per

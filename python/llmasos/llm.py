@@ -1,4 +1,4 @@
-"""The LLM class: load a model by name or path, then generate, stream, chat, tokenize, score."""
+"""The LLM class: load a model by name or path, then generate, stream, chat, tokenize, score, embed."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Union
 if TYPE_CHECKING:  # numpy is imported by whoever hands arrays in; llmasos itself does not need it
     import numpy as np
 
-from . import chat_template, store
+from . import chat_template, embeddings, store
 from ._core_loader import _core
 from .logprobs import TokenLogprobs, TokenPieces, as_dicts, from_core
 from .sampling import GenerationOutput, SamplingParams
@@ -79,6 +79,10 @@ class LLM:
         return self._core().n_vocab
 
     @property
+    def n_embd(self) -> int:
+        return self._core().n_embd
+
+    @property
     def threads(self) -> int:
         return self._core().threads
 
@@ -126,6 +130,23 @@ class LLM:
         ids = self._prompt_ids(list(token_ids))
         with self._lock:
             return self._session.logits(ids)
+
+    def embed(self, inputs, *, pooling: Optional[str] = None, normalize: bool = True) -> "np.ndarray":
+        """Embeddings, as llama-cpp-python's embed(): each input's final-normed hidden states
+        (one pass, no output head) pooled over its tokens ("mean", "last", or "cls" = the first;
+        default: the GGUF's pooling_type, else mean) and L2-normalized unless normalize=False.
+        A str or a token-id list gives shape (n_embd,); a list of them (n, n_embd) float32."""
+        import numpy as np
+
+        embeddings.check_pooling(pooling)
+        prompts, single = embeddings.split_inputs(inputs)
+        how = pooling or embeddings.model_pooling(self._core())
+        ids_list = [self._prompt_ids(p) for p in prompts]
+        out = np.empty((len(ids_list), self.n_embd), dtype=np.float32)
+        with self._lock:
+            for i, ids in enumerate(ids_list):
+                out[i] = embeddings.pool(self._session.hidden_states(ids), how, normalize)
+        return out[0] if single else out
 
     # -- generation ---------------------------------------------------------------------------
     def _run(self, ids: List[int], params: SamplingParams, on_text=None) -> GenerationOutput:

@@ -1,6 +1,6 @@
 """OpenAI-compatible HTTP server: /v1/models, /v1/completions, /v1/chat/completions (with SSE
-streaming), /health and /metrics, over the AsyncEngine's continuous batching; /tokenize and
-/detokenize as vLLM and llama.cpp answer them (server_tokens.py)."""
+streaming), /v1/embeddings, /health and /metrics, over the AsyncEngine's continuous batching;
+/tokenize and /detokenize as vLLM and llama.cpp answer them (server_tokens.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import chat_template, server_tokens
+from . import chat_template, server_embeddings, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
@@ -47,6 +47,7 @@ class Server:
             Route("/v1/models/{model:path}", self.model_info, methods=["GET"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/tokenize", self.tokenize, methods=["POST"]),
             Route("/detokenize", self.detokenize, methods=["POST"]),
         ]
@@ -270,6 +271,20 @@ class Server:
         except RequestError as e:
             return self._error("/v1/models/{model}", e)
         return JSONResponse(self._model_card())
+
+    async def embeddings(self, request: Request) -> Response:
+        route = "/v1/embeddings"
+        try:
+            self._check_key(request)
+            ids_list, fmt = server_embeddings.parse(self.llm, await self._body(request))
+        except RequestError as e:
+            return self._error(route, e)
+        # One whole pass per input on the LLM's own session, off the event loop; the model's
+        # forward passes are serialized with the engine's steps.
+        vectors = await asyncio.to_thread(self.llm.embed, ids_list)
+        self.metrics.tokens(sum(len(ids) for ids in ids_list), 0)
+        self.metrics.request_done(route, 200)
+        return JSONResponse(server_embeddings.response(vectors, ids_list, fmt, self.model_id))
 
     async def tokenize(self, request: Request) -> Response:
         try:
