@@ -98,6 +98,21 @@ def test_example_json_mode_matches_python(lang, request, smollm2_gguf):
 
 
 @pytest.mark.parametrize("lang", ["c", "cpp"])
+def test_embed_example_matches_python(lang, request, smollm2_gguf):
+    """examples/*/embed prints llmasos_embed's floats: bit for bit LLM.embed's."""
+    import numpy as np
+    texts = ["The cat sat on the mat.", "Écrivez un poème sur la mer:"]
+    exe = request.getfixturevalue(f"{lang}_example").parent / "embed"
+    r = _run([exe, smollm2_gguf, *texts], timeout=300)
+    got = np.array([[float(x) for x in line.split()] for line in r.stdout.splitlines()], dtype=np.float32)
+    with LLM.from_pretrained(smollm2_gguf) as llm:
+        want = llm.embed(texts)
+    assert got.shape == want.shape and got.tobytes() == want.tobytes()
+    r = subprocess.run([exe], capture_output=True, text=True)
+    assert r.returncode == 2 and "usage:" in r.stderr
+
+
+@pytest.mark.parametrize("lang", ["c", "cpp"])
 def test_example_errors_are_messages(lang, request, tmp_path, smollm2_gguf):
     exe = request.getfixturevalue(f"{lang}_example")
     r = subprocess.run([exe], capture_output=True, text=True)

@@ -173,6 +173,13 @@ llmasos_status llmasos_model_eos_id(const llmasos_model* model, int32_t* out) {
   return LLMASOS_OK;
 }
 
+llmasos_status llmasos_model_n_embd(const llmasos_model* model, int32_t* out) {
+  LLMASOS_REQUIRE(model);
+  LLMASOS_REQUIRE(out);
+  *out = static_cast<int32_t>(model->model->hparams().n_embd);
+  return LLMASOS_OK;
+}
+
 llmasos_status llmasos_tokenize(const llmasos_model* model, const char* text, size_t text_len,
                                 int32_t add_bos, int32_t special, int32_t* ids, size_t capacity,
                                 size_t* n_out) {
@@ -238,6 +245,28 @@ llmasos_status llmasos_session_reset(llmasos_session* session) {
   LLMASOS_REQUIRE(session);
   session->session.reset();
   return LLMASOS_OK;
+}
+
+llmasos_status llmasos_embed(llmasos_session* session, const int32_t* ids, size_t n_ids,
+                             llmasos_pooling pooling, int32_t normalize, float* out, size_t capacity,
+                             size_t* n_out) {
+  LLMASOS_REQUIRE(n_out);
+  *n_out = 0;
+  LLMASOS_REQUIRE(session);
+  LLMASOS_REQUIRE(ids);
+  if (!out && capacity > 0) return null_arg(__func__, "out");
+  return guarded([&] {
+    const size_t E = static_cast<size_t>(session->session.model()->hparams().n_embd);
+    *n_out = E;
+    if (!out && capacity == 0) return LLMASOS_OK;  // size query
+    if (capacity < E)
+      return fail(LLMASOS_ERROR_BUFFER_TOO_SMALL, "llmasos_embed: " + std::to_string(E) +
+                                                      " floats do not fit a buffer of " + std::to_string(capacity));
+    const std::vector<float> v =
+        session->session.embedding(std::vector<int32_t>(ids, ids + n_ids), static_cast<int>(pooling), normalize != 0);
+    std::copy(v.begin(), v.end(), out);
+    return LLMASOS_OK;
+  });
 }
 
 llmasos_status llmasos_generate(llmasos_session* session, const int32_t* prompt, size_t n_prompt,

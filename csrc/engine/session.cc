@@ -2,6 +2,7 @@
 #include "engine/session.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "llmasos/errors.hpp"
 
@@ -12,6 +13,32 @@ Session::Session(std::shared_ptr<Model> model) : model_(std::move(model)), kv_(m
 std::vector<float> Session::logits(const std::vector<int32_t>& ids) { return whole_pass(ids, false); }
 
 std::vector<float> Session::hidden_states(const std::vector<int32_t>& ids) { return whole_pass(ids, true); }
+
+std::vector<float> Session::embedding(const std::vector<int32_t>& ids, int pooling, bool normalize) {
+  if (pooling < 0 || pooling > 3)
+    throw InvalidArgumentError("pooling must be 0 (the model's), 1 (mean), 2 (first) or 3 (last)");
+  if (pooling == 0) pooling = model_->hparams().pooling;
+  const std::vector<float> h = hidden_states(ids);
+  const size_t E = static_cast<size_t>(model_->hparams().n_embd), T = ids.size();
+  std::vector<double> v(E, 0.0);
+  if (pooling == 1) {
+    for (size_t t = 0; t < T; ++t)
+      for (size_t e = 0; e < E; ++e) v[e] += h[t * E + e];
+    for (double& x : v) x /= static_cast<double>(T);
+  } else {
+    const size_t t = pooling == 2 ? 0 : T - 1;
+    for (size_t e = 0; e < E; ++e) v[e] = h[t * E + e];
+  }
+  if (normalize) {
+    double ss = 0.0;
+    for (double x : v) ss += x * x;
+    if (ss > 0.0) {
+      const double norm = std::sqrt(ss);
+      for (double& x : v) x /= norm;
+    }
+  }
+  return std::vector<float>(v.begin(), v.end());
+}
 
 std::vector<float> Session::whole_pass(const std::vector<int32_t>& ids, bool hidden) {
   if (ids.empty()) throw InvalidArgumentError(std::string(hidden ? "hidden_states" : "logits") +

@@ -42,6 +42,10 @@ class Session {
   // The final-normed hidden state at every position of `ids` (from position 0; no output head):
   // [ids.size()][n_embd], what embeddings are pooled from.
   std::vector<float> hidden_states(const std::vector<int32_t>& ids);
+  // The embedding of `ids`: hidden_states pooled (pooling 1 mean, 2 the first token, 3 the last; 0
+  // the model's own, HParams::pooling) in double, divided by its L2 norm when `normalize` (a zero
+  // vector stays zero), rounded to float: [n_embd].
+  std::vector<float> embedding(const std::vector<int32_t>& ids, int pooling, bool normalize);
 
   // Generates after `prompt`. `on_token(id)` is called for each new token; returning false stops
   // generation with finish_reason "stop" (used for stop strings and cancellation).

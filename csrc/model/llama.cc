@@ -92,6 +92,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   if (hp.rope.rope_dim <= 0 || hp.rope.rope_dim > hp.head_dim || hp.rope.rope_dim % 2 != 0)
     throw ModelFormatError("rope.dimension_count must be even and in 1..head_dim (" +
                            std::to_string(hp.head_dim) + ")");
+  const int64_t pooling = f.get_int(a + "pooling_type", 1);  // other kinds (none, rank): mean
+  hp.pooling = pooling >= 1 && pooling <= 3 ? static_cast<int>(pooling) : 1;
   hp.rope.style = hp.arch == "llama" ? cpu::RopeStyle::Interleaved : cpu::RopeStyle::Neox;
   // Linear RoPE scaling (positions divided by the factor); other kinds keep the plain angles.
   if (f.get_string(a + "rope.scaling.type", "none") == "linear") {

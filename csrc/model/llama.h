@@ -34,6 +34,7 @@ struct HParams {
   int64_t head_dim = 0, n_ctx_train = 0;
   float norm_eps = 1e-5f;
   cpu::RopeParams rope;
+  int pooling = 1;  // embeddings' pooling ({arch}.pooling_type): 1 mean (the default), 2 first, 3 last
   // The gemma family: input embeddings times sqrt(n_embd) (embd_scale), GELU (tanh) gating; gemma2
   // and gemma3 RMS-norm the attention and FFN outputs before their residual adds (post_norms) and,
   // on every layer but each swa_pattern-th, attend over the last swa_window positions with RoPE

@@ -144,6 +144,17 @@ void register_model(py::module_& m) {
              return arr;
            }, py::arg("ids"),
            "The final-normed hidden state at every position (no output head), shape (len(ids), n_embd).")
+      .def("embedding", [](Session& s, const std::vector<int32_t>& ids, int pooling, bool normalize) {
+             std::vector<float> out;
+             {
+               py::gil_scoped_release nogil;
+               out = s.embedding(ids, pooling, normalize);
+             }
+             py::array_t<float> arr(static_cast<py::ssize_t>(out.size()));
+             std::memcpy(arr.mutable_data(), out.data(), out.size() * sizeof(float));
+             return arr;
+           }, py::arg("ids"), py::arg("pooling") = 0, py::arg("normalize") = true,
+           "hidden_states pooled (0 the model's pooling, 1 mean, 2 first, 3 last), L2-normalized: (n_embd,).")
       .def("generate", [](Session& s, const std::vector<int32_t>& prompt, const GenerateOptions& o,
                           py::object on_piece) {
              // on_piece(token_id, text) is called per token; text never splits a UTF-8 character.

@@ -138,14 +138,13 @@ class LLM:
         A str or a token-id list gives shape (n_embd,); a list of them (n, n_embd) float32."""
         import numpy as np
 
-        embeddings.check_pooling(pooling)
+        code = embeddings.pooling_code(pooling)
         prompts, single = embeddings.split_inputs(inputs)
-        how = pooling or embeddings.model_pooling(self._core())
         ids_list = [self._prompt_ids(p) for p in prompts]
         out = np.empty((len(ids_list), self.n_embd), dtype=np.float32)
         with self._lock:
             for i, ids in enumerate(ids_list):
-                out[i] = embeddings.pool(self._session.hidden_states(ids), how, normalize)
+                out[i] = self._session.embedding(ids, code, bool(normalize))
         return out[0] if single else out
 
     # -- generation ---------------------------------------------------------------------------

@@ -112,6 +112,9 @@ int main(int argc, char** argv) {
   bad_id = -7;
   expect("detokenize_negative_id", llmasos_detokenize(m, &bad_id, 1, 0, text, sizeof text, &n), LLMASOS_ERROR_INVALID_ARGUMENT);
 
+  int32_t n_embd = 0;
+  expect("n_embd_null_out", llmasos_model_n_embd(m, NULL), LLMASOS_ERROR_INVALID_ARGUMENT);
+  expect("n_embd_ok", llmasos_model_n_embd(m, &n_embd), LLMASOS_OK);
   expect("session_new_null_out", llmasos_session_new(m, NULL), LLMASOS_ERROR_INVALID_ARGUMENT);
   expect("session_new_ok", llmasos_session_new(m, &sess), LLMASOS_OK);
   llmasos_model_free(m); /* the session keeps the model alive */
@@ -136,6 +139,27 @@ int main(int argc, char** argv) {
   go.n_stop_token_ids = 0;
   expect("generate_ok", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r), LLMASOS_OK);
   if (r.n_tokens != 4 || r.finish_reason != LLMASOS_FINISH_LENGTH) { ++failures; puts("FAIL generate_ok_result"); }
+  {
+    /* Embeddings: size query, short buffer, bad pooling, empty and bad ids; then a unit vector. */
+    float emb[4096];
+    size_t ne = 0;
+    expect("embed_size_query", llmasos_embed(sess, ids, n_prompt, LLMASOS_POOLING_MODEL, 1, NULL, 0, &ne), LLMASOS_OK);
+    if ((int32_t)ne != n_embd || n_embd <= 0 || n_embd > 4096) { ++failures; puts("FAIL embed_size_query_n"); }
+    expect("embed_short_buffer", llmasos_embed(sess, ids, n_prompt, LLMASOS_POOLING_MEAN, 1, emb, 3, &ne),
+           LLMASOS_ERROR_BUFFER_TOO_SMALL);
+    expect("embed_null_ids", llmasos_embed(sess, NULL, 1, LLMASOS_POOLING_MEAN, 1, emb, 4096, &ne), LLMASOS_ERROR_INVALID_ARGUMENT);
+    expect("embed_null_n_out", llmasos_embed(sess, ids, n_prompt, LLMASOS_POOLING_MEAN, 1, emb, 4096, NULL),
+           LLMASOS_ERROR_INVALID_ARGUMENT);
+    expect("embed_empty", llmasos_embed(sess, ids, 0, LLMASOS_POOLING_MEAN, 1, emb, 4096, &ne), LLMASOS_ERROR_INVALID_ARGUMENT);
+    expect("embed_bad_token", llmasos_embed(sess, &bad_id, 1, LLMASOS_POOLING_MEAN, 1, emb, 4096, &ne),
+           LLMASOS_ERROR_INVALID_ARGUMENT);
+    expect("embed_bad_pooling", llmasos_embed(sess, ids, n_prompt, (llmasos_pooling)7, 1, emb, 4096, &ne),
+           LLMASOS_ERROR_INVALID_ARGUMENT);
+    expect("embed_ok", llmasos_embed(sess, ids, n_prompt, LLMASOS_POOLING_LAST, 1, emb, 4096, &ne), LLMASOS_OK);
+    double ss = 0.0;
+    for (size_t i = 0; i < ne; ++i) ss += (double)emb[i] * emb[i];
+    if (fabs(ss - 1.0) > 1e-5) { ++failures; printf("FAIL embed_unit_norm %g\n", ss); }
+  }
   int calls = 0;
   go.max_tokens = 10;
   expect("generate_callback_stops", llmasos_generate(sess, ids, n_prompt, &go, stop_after_two, &calls, &r), LLMASOS_OK);

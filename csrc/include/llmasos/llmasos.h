@@ -97,6 +97,7 @@ LLMASOS_API llmasos_status llmasos_model_n_vocab(const llmasos_model* model, int
 LLMASOS_API llmasos_status llmasos_model_n_ctx(const llmasos_model* model, int64_t* out);
 LLMASOS_API llmasos_status llmasos_model_bos_id(const llmasos_model* model, int32_t* out);
 LLMASOS_API llmasos_status llmasos_model_eos_id(const llmasos_model* model, int32_t* out);
+LLMASOS_API llmasos_status llmasos_model_n_embd(const llmasos_model* model, int32_t* out);
 
 /* Text (text_len bytes of UTF-8) -> token ids. add_bos: -1 the model's default, 0 no, 1 yes.
  * special nonzero: text spelling a control token (e.g. "<|im_start|>") becomes that token.
@@ -125,6 +126,23 @@ LLMASOS_API llmasos_status llmasos_generate(llmasos_session* session, const int3
                                             size_t n_prompt, const llmasos_generate_options* opts,
                                             llmasos_token_callback callback, void* user_data,
                                             llmasos_generate_result* result);
+
+/* How llmasos_embed pools a sequence's hidden states. */
+typedef enum llmasos_pooling {
+  LLMASOS_POOLING_MODEL = 0, /* the model file's pooling_type, else mean */
+  LLMASOS_POOLING_MEAN = 1,
+  LLMASOS_POOLING_FIRST = 2, /* the first token's ("cls") */
+  LLMASOS_POOLING_LAST = 3
+} llmasos_pooling;
+
+/* The embedding of the prompt ids: the final-normed hidden states of one pass over them (no output
+ * head), pooled, then divided by their L2 norm when normalize is nonzero; the same floats as
+ * Python's LLM.embed. *n_out receives n_embd; out needs that many floats (same BUFFER_TOO_SMALL /
+ * size-query rules as llmasos_tokenize). Uses the session's KV cache (its cached prompt is
+ * forgotten). */
+LLMASOS_API llmasos_status llmasos_embed(llmasos_session* session, const int32_t* ids, size_t n_ids,
+                                         llmasos_pooling pooling, int32_t normalize, float* out,
+                                         size_t capacity, size_t* n_out);
 
 /* Text queries that cannot fail. */
 LLMASOS_API const char* llmasos_version(void);                  /* e.g. "0.2.0" */

@@ -121,6 +121,7 @@ class LLM {
 
   int32_t n_vocab() const { int32_t v = 0; detail::check(llmasos_model_n_vocab(model_, &v)); return v; }
   int64_t n_ctx() const { int64_t v = 0; detail::check(llmasos_model_n_ctx(model_, &v)); return v; }
+  int32_t n_embd() const { int32_t v = 0; detail::check(llmasos_model_n_embd(model_, &v)); return v; }
 
   // add_bos: nullopt = the model's default. special: text spelling a control token becomes it.
   std::vector<int32_t> tokenize(std::string_view text, std::optional<bool> add_bos = std::nullopt,
@@ -180,6 +181,20 @@ class LLM {
     SamplingParams p;
     p.max_tokens = max_tokens;
     return generate(prompt, p).text;
+  }
+
+  // The embedding of the ids (llmasos_embed: pooled final-normed hidden states, L2-normalized
+  // unless normalize is false); the text overload tokenizes as generate does.
+  std::vector<float> embed(Span<int32_t> ids, llmasos_pooling pooling = LLMASOS_POOLING_MODEL,
+                           bool normalize = true) {
+    std::vector<float> v(static_cast<size_t>(n_embd()));
+    size_t n = 0;
+    detail::check(llmasos_embed(session_, ids.data(), ids.size(), pooling, normalize, v.data(), v.size(), &n));
+    return v;
+  }
+  std::vector<float> embed(std::string_view text, llmasos_pooling pooling = LLMASOS_POOLING_MODEL,
+                           bool normalize = true) {
+    return embed(tokenize(text), pooling, normalize);
   }
 
   // Forget the cached prompt (the next generate recomputes it from scratch).
