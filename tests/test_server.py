@@ -242,7 +242,7 @@ def test_stop_strings_and_n(server, model_id):
     (dict(prompt="word " * 2000), "prompt"), (dict(logit_bias={"5": 1000}), "logit_bias"),
     (dict(logit_bias={"999999": 5}), "logit_bias"), (dict(logprobs=-1), "logprobs"),
     (dict(logprobs=21), "logprobs"), (dict(extra_body={"logprobs": True}), "logprobs"),
-    (dict(logprobs=2, echo=True), "echo"), (dict(extra_body={"top_logprobs": 2}), "top_logprobs"),
+    (dict(echo="yes"), "echo"), (dict(extra_body={"top_logprobs": 2}), "top_logprobs"),
     (dict(extra_body={"presence_penalty": "high"}), "presence_penalty"),
     # "²".isdigit() is True in Python: such keys once reached int() and gave a 500.
     (dict(logit_bias={"\u00b2": 1}), "logit_bias"),
@@ -535,6 +535,52 @@ def test_completion_logprobs_match_logits(server, model_id, local_llm):
     assert r0.choices[0].logprobs.token_logprobs == lp.token_logprobs
     assert all(len(d) == 1 for d in r0.choices[0].logprobs.top_logprobs)
     assert c.completions.create(model=model_id, prompt=prompt, max_tokens=2).choices[0].logprobs is None
+
+
+def test_echo_logprobs_score_the_prompt(server, model_id, local_llm):
+    """echo with logprobs reports the prompt's own tokens first (the first with null logprob), and
+    max_tokens 0 with echo scores the prompt alone: lm-evaluation-harness's loglikelihood requests
+    (token-id prompts, several per request)."""
+    import numpy as np
+    c = server.client()
+    texts = ["The capital of France is Paris.", "Water boils at 100 degrees."]
+    prompts = [local_llm.tokenize(t) for t in texts]
+    r = c.completions.create(model=model_id, prompt=prompts, max_tokens=0, echo=True, logprobs=3,
+                             temperature=0)
+    assert [ch.index for ch in r.choices] == [0, 1]
+    assert r.usage.prompt_tokens == sum(map(len, prompts)) and r.usage.completion_tokens == 0
+    for ch, ids in zip(r.choices, prompts):
+        lp = ch.logprobs
+        assert ch.text == local_llm.detokenize(ids) and len(lp.tokens) == len(ids)
+        assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+        rows = local_llm.logits(ids).astype(np.float64)
+        m = rows.max(axis=1, keepdims=True)
+        ref = rows - m - np.log(np.exp(rows - m).sum(axis=1, keepdims=True))
+        for i in range(1, len(ids)):
+            assert abs(lp.token_logprobs[i] - ref[i - 1, ids[i]]) < 1e-5
+            top = sorted(lp.top_logprobs[i].items(), key=lambda kv: -kv[1])
+            assert len(top) in (3, 4) and abs(top[0][1] - ref[i - 1].max()) < 1e-5
+        assert lp.text_offset == [len(local_llm.detokenize(ids[:i])) for i in range(len(ids))]
+    # Echo while generating: the prompt's entries, then exactly the entries the same request gets
+    # without echo, their offsets moved past the echoed text; streamed, the same lists.
+    plain = c.completions.create(model=model_id, prompt=texts[0], max_tokens=5, temperature=0, logprobs=2)
+    echoed = c.completions.create(model=model_id, prompt=texts[0], max_tokens=5, temperature=0, logprobs=2,
+                                  echo=True)
+    n_p, shift = len(prompts[0]), len(local_llm.detokenize(prompts[0]))
+    a, b = plain.choices[0].logprobs, echoed.choices[0].logprobs
+    assert echoed.choices[0].text == local_llm.detokenize(prompts[0]) + plain.choices[0].text
+    assert b.tokens[n_p:] == a.tokens and b.token_logprobs[n_p:] == a.token_logprobs
+    assert b.top_logprobs[n_p:] == a.top_logprobs and b.text_offset[n_p:] == [o + shift for o in a.text_offset]
+    got = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for chunk in c.completions.create(model=model_id, prompt=texts[0], max_tokens=5, temperature=0,
+                                      logprobs=2, echo=True, stream=True):
+        for key in got:
+            got[key] += getattr(chunk.choices[0].logprobs, key)
+    assert got == {key: getattr(b, key) for key in got}
+    # max_tokens 0 asks for nothing without echo, and is not streamed.
+    for extra in [{}, {"echo": True, "stream": True}]:
+        with pytest.raises(openai.BadRequestError):
+            c.completions.create(model=model_id, prompt="hi", max_tokens=0, **extra)
 
 
 def test_chat_logprobs_match_logits(server, model_id, local_llm):

@@ -22,7 +22,7 @@ from . import chat_template, server_embeddings, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
-from .server_logprobs import chat_logprobs, completion_logprobs
+from .server_logprobs import chat_logprobs, completion_logprobs, completion_logprobs_echo, prompt_logprobs
 from .server_metrics import Metrics
 from .server_requests import RequestError, checked_schema, include_usage, sampling_params
 from .server_tools import ToolRequest, ToolStream
@@ -314,43 +314,74 @@ class Server:
             body = await self._body(request)
             if "prompt" not in body:
                 raise RequestError("'prompt' is required", "prompt")
-            params, n, stream, max_tokens = sampling_params(body, max_tokens_default=16,
-                                                            n_ctx=self.llm.n_ctx, max_n=self.max_n)
-            usage = include_usage(body, stream)
             echo = body.get("echo", False)
             if not isinstance(echo, bool):
                 raise RequestError("'echo' must be a boolean", "echo")
-            if echo and params.logprobs is not None:  # would need the prompt's logprobs too
-                raise RequestError("'echo' together with 'logprobs' is not supported", "echo")
+            # max_tokens 0 with echo scores the prompt alone (the legacy API's way, which
+            # lm-evaluation-harness uses); without echo it asks for nothing and stays a 400.
+            score_only = echo and body.get("max_tokens") == 0 and body.get("max_tokens") is not False
+            params, n, stream, max_tokens = sampling_params(
+                {k: v for k, v in body.items() if k != "max_tokens"} if score_only else body,
+                max_tokens_default=16, n_ctx=self.llm.n_ctx, max_n=self.max_n)
+            if score_only and stream:
+                raise RequestError("max_tokens 0 (scoring the prompt) is answered whole: set stream "
+                                   "false", "stream")
+            usage = include_usage(body, stream)
             prompts = self._prompt_ids(body["prompt"])
             jobs = []
             for p_i, ids in enumerate(prompts):
                 for c in range(n):
                     p = params_for_choice(params, c)
-                    self._fit(p, max_tokens, ids)
+                    if score_only:
+                        if len(ids) > self.llm.n_ctx:
+                            raise RequestError(f"the prompt has {len(ids)} tokens; this model's context is "
+                                               f"{self.llm.n_ctx}", "prompt", code="context_length_exceeded")
+                    else:
+                        self._fit(p, max_tokens, ids)
                     jobs.append((p_i * n + c, ids, p))
         except RequestError as e:
             return self._error(route, e)
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         prefix = {j[0]: (self.llm.detokenize(j[1]) if echo else "") for j in jobs}
         n_prompt = sum(len(ids) for ids in prompts)
+        # echo with logprobs: the prompt's own tokens first (one pass each, off the event loop).
+        scored = {}
+        if echo and params.logprobs is not None:
+            for p_i, ids in enumerate(prompts):
+                scored[p_i] = await asyncio.to_thread(prompt_logprobs, self.llm, ids, params.logprobs)
 
-        def logprobs(entries):
-            return None if params.logprobs is None else completion_logprobs(entries, self.pieces)
+        def logprobs(index, entries, first):
+            if params.logprobs is None:
+                return None
+            if not echo:
+                return completion_logprobs(entries, self.pieces)
+            p_i = index // n  # with echo, generated offsets count the echoed prompt text too
+            return completion_logprobs_echo(scored[p_i] if first else None, prompts[p_i], entries,
+                                            len(prefix[index]), self.pieces)
+
+        sent = set()  # choices whose first chunk (with the echoed prompt) went out
 
         def chunk(index, d):
-            text = prefix.pop(index, "") + d.text
+            first = index not in sent
+            sent.add(index)
+            text = (prefix[index] if first else "") + d.text
             return [{"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
-                     "choices": [{"index": index, "text": text, "logprobs": logprobs(d.logprobs or []),
+                     "choices": [{"index": index, "text": text,
+                                  "logprobs": logprobs(index, d.logprobs or [], first),
                                   "finish_reason": d.finish_reason}]}]
 
         def final(choices):
             gen = sum(c[2] for c in choices)
             return {"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
-                    "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": logprobs(lp),
+                    "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": logprobs(i, lp, True),
                                  "finish_reason": r} for i, (t, r, _, lp) in enumerate(choices)],
                     "usage": {"prompt_tokens": n_prompt, "completion_tokens": gen,
                               "total_tokens": n_prompt + gen}}
+
+        if score_only:
+            self.metrics.tokens(n_prompt, 0)
+            self.metrics.request_done(route, 200)
+            return JSONResponse(final([("", "length", 0, []) for _ in jobs]))
 
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, n_prompt, chunk, final, stream,

@@ -5,7 +5,7 @@ inside a stop string the server cut off is not reported. Each token's text is it
 (logprobs.TokenPieces): raw UTF-8 bytes, U+FFFD in the text where a piece splits a character."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .logprobs import TokenLogprobs, TokenPieces
 
@@ -37,3 +37,41 @@ def chat_logprobs(entries: Sequence[TokenLogprobs], pieces: TokenPieces) -> Dict
 
     return {"content": [{**item(e.token_id, e.logprob), "top_logprobs": [item(t, lp) for t, lp in e.top]}
                         for e in entries]}
+
+
+def prompt_logprobs(llm, ids: Sequence[int], k: int) -> List[Optional[TokenLogprobs]]:
+    """The prompt's own tokens for `echo` with `logprobs` (how lm-evaluation-harness scores text):
+    token i's log-softmax under the logits after tokens 0..i-1 (one pass, LLM.logits: the bits
+    the engine computes for those positions), its rank and the k most likely alternatives; token 0
+    has none (None, as OpenAI and vLLM report it). text_offset: where each token's text begins in
+    llm.detokenize(ids), the echoed text."""
+    import numpy as np
+
+    logits = llm.logits(list(ids)).astype(np.float64)
+    mx = logits.max(axis=-1, keepdims=True)
+    logp = logits - (mx + np.log(np.exp(logits - mx).sum(axis=-1, keepdims=True)))
+    out: List[Optional[TokenLogprobs]] = [None]
+    for i in range(1, len(ids)):
+        row, t = logp[i - 1], int(ids[i])
+        top = np.argpartition(-row, k - 1)[:k] if k > 0 else np.empty(0, dtype=np.int64)
+        top = sorted(((int(j), float(row[j])) for j in top), key=lambda a: (-a[1], a[0]))
+        out.append(TokenLogprobs(t, float(row[t]), 1 + int((row > row[t]).sum()), top,
+                                 len(llm.detokenize(list(ids[:i])))))
+    return out
+
+
+def completion_logprobs_echo(prompt: Optional[List[Optional[TokenLogprobs]]], ids: Sequence[int],
+                             generated: Sequence[TokenLogprobs], shift: int,
+                             pieces: TokenPieces) -> Dict[str, Any]:
+    """With echo: the prompt's tokens (prompt_logprobs; the first with null logprob and
+    alternatives, offset 0), when given (the first chunk), then the generated ones, whose offsets
+    move past the echoed prompt text."""
+    gen = completion_logprobs(generated, pieces)
+    gen["text_offset"] = [None if o is None else o + shift for o in gen["text_offset"]]
+    if prompt is None:
+        return gen
+    rest = completion_logprobs([e for e in prompt if e is not None], pieces)
+    return {"tokens": [pieces.text(ids[0])] + rest["tokens"] + gen["tokens"],
+            "token_logprobs": [None] + rest["token_logprobs"] + gen["token_logprobs"],
+            "top_logprobs": [None] + rest["top_logprobs"] + gen["top_logprobs"],
+            "text_offset": [0] + rest["text_offset"] + gen["text_offset"]}
