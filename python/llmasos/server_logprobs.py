@@ -47,12 +47,12 @@ def prompt_logprobs(llm, ids: Sequence[int], k: int) -> List[Optional[TokenLogpr
     llm.detokenize(ids), the echoed text."""
     import numpy as np
 
-    logits = llm.logits(list(ids)).astype(np.float64)
-    mx = logits.max(axis=-1, keepdims=True)
-    logp = logits - (mx + np.log(np.exp(logits - mx).sum(axis=-1, keepdims=True)))
+    logits = llm.logits(list(ids))  # float32 [T, n_vocab]; rows widened one at a time
     out: List[Optional[TokenLogprobs]] = [None]
     for i in range(1, len(ids)):
-        row, t = logp[i - 1], int(ids[i])
+        row, t = logits[i - 1].astype(np.float64), int(ids[i])
+        mx = row.max()
+        row -= mx + np.log(np.exp(row - mx).sum())
         top = np.argpartition(-row, k - 1)[:k] if k > 0 else np.empty(0, dtype=np.int64)
         top = sorted(((int(j), float(row[j])) for j in top), key=lambda a: (-a[1], a[0]))
         out.append(TokenLogprobs(t, float(row[t]), 1 + int((row > row[t]).sum()), top,
