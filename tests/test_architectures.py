@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("gguf")
 
 from hf_tiny_models import make_hf_model, unpermute_from_gguf, write_gguf  # noqa: E402
-from llmasos import LLM, SamplingParams  # noqa: E402
+from llmasos import LLM, ModelFormatError, SamplingParams  # noqa: E402
 
 
 @pytest.mark.parametrize("arch,tie,dtype,tol", [
@@ -141,3 +141,53 @@ def test_embeddings_pool_transformers_hidden_states(tmp_path, arch):
             llm.embed(ids, pooling="max")
         with pytest.raises(TypeError):
             llm.embed([])
+
+
+def _rewrite(src, dst, arch, set_=None, remove=()):
+    """A copy of the GGUF at src with metadata keys set ({key: (GGUFValueType, value)}) or removed."""
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+    reader = gguf.GGUFReader(src)
+    writer = gguf.GGUFWriter(dst, arch)
+    new = {k: MetadataDetails(t, v) for k, (t, v) in (set_ or {}).items()}
+    copy_with_new_metadata(reader, writer, new, list(remove))
+    return dst
+
+
+@pytest.mark.parametrize("arch,set_,remove,match", [
+    ("gemma3", {"gemma3.attention.sliding_window": ("UINT32", 0)}, (), "sliding_window"),
+    ("gemma3", {}, ("gemma3.attention.sliding_window",), "sliding_window"),
+    ("gemma3", {"gemma3.attention.key_length": ("UINT32", 5000)}, (), "key_length"),
+    ("gemma3", {"gemma3.attention.value_length": ("UINT32", 16)}, (), "value_length"),
+    ("gemma2", {"gemma2.attn_logit_softcapping": ("FLOAT32", 1e-30)}, (), "softcapping"),
+    ("gemma2", {"gemma2.final_logit_softcapping": ("FLOAT32", -3.0)}, (), "softcapping"),
+    ("qwen3", {"qwen3.rope.scaling.type": ("STRING", "linear"),
+               "qwen3.rope.scaling.factor": ("FLOAT32", 0.5)}, (), "scaling.factor"),
+])
+def test_bad_metadata_is_a_clear_error(tmp_path, arch, set_, remove, match):
+    import gguf
+    model = make_hf_model(arch, seed=0, tie=True)
+    src = str(tmp_path / "ok.gguf")
+    write_gguf(model, arch, src)
+    typed = {k: (getattr(gguf.GGUFValueType, t), v) for k, (t, v) in set_.items()}
+    bad = _rewrite(src, str(tmp_path / "bad.gguf"), arch, typed, remove)
+    with pytest.raises(ModelFormatError, match=match):
+        LLM.from_pretrained(bad, n_ctx=64)
+
+
+def test_gemma2_file_without_the_newer_keys_gets_llama_cpp_defaults(tmp_path):
+    """Early Gemma 2 GGUFs lack the window and the soft caps: they load with 4096, 50 and 30 (so
+    with the caps removed, a model whose caps are 50 / 30 still matches transformers)."""
+    model = make_hf_model("gemma2", seed=5, tie=True)
+    model.config.attn_logit_softcapping, model.config.final_logit_softcapping = 50.0, 30.0
+    for layer in model.model.layers:
+        layer.self_attn.attn_logit_softcapping = 50.0
+    src = str(tmp_path / "ok.gguf")
+    write_gguf(model, "gemma2", src)
+    old = _rewrite(src, str(tmp_path / "old.gguf"), "gemma2", remove=(
+        "gemma2.attn_logit_softcapping", "gemma2.final_logit_softcapping"))
+    ids = np.random.default_rng(2).integers(3, model.config.vocab_size, size=24).tolist()
+    with torch.no_grad():
+        ref = model.double()(torch.tensor([ids])).logits[0].numpy()
+    with LLM.from_pretrained(old, n_ctx=64, kv_cache_type="f32") as llm:
+        np.testing.assert_allclose(llm.logits(ids), ref, atol=2e-5 * np.abs(ref).max(), rtol=0)
