@@ -138,8 +138,8 @@ typedef enum llmasos_pooling {
 /* The embedding of the prompt ids: the final-normed hidden states of one pass over them (no output
  * head), pooled, then divided by their L2 norm when normalize is nonzero; the same floats as
  * Python's LLM.embed. *n_out receives n_embd; out needs that many floats (same BUFFER_TOO_SMALL /
- * size-query rules as llmasos_tokenize). Uses the session's KV cache (its cached prompt is
- * forgotten). */
+ * size-query rules as llmasos_tokenize). Runs on the session's KV cache, which then holds these
+ * ids (a following llmasos_generate may reuse them as its prompt's prefix). */
 LLMASOS_API llmasos_status llmasos_embed(llmasos_session* session, const int32_t* ids, size_t n_ids,
                                          llmasos_pooling pooling, int32_t normalize, float* out,
                                          size_t capacity, size_t* n_out);
