@@ -281,7 +281,7 @@ def test_tokenize_and_detokenize_as_vllm_and_llama_cpp(server, model_id, smollm2
     msgs = [{"role": "user", "content": "Name a color."}]
     with LLM.from_pretrained(smollm2_gguf, n_ctx=N_CTX) as llm:
         plain = llm.tokenize(text, add_bos=False, special=True)
-        with_bos = llm.tokenize(text, add_bos=True, special=True)
+        with_bos = llm.tokenize(text, special=True)  # the model's own BOS rule (none here)
         chat = llm.chat_prompt_ids(msgs)
         chat_no_gen = llm.chat_prompt_ids(msgs, add_generation_prompt=False)
 

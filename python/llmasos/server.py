@@ -38,6 +38,7 @@ class Server:
         self.engine = AsyncEngine(llm, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
                                   kv_cache_bytes=kv_cache_bytes)
         self.metrics = Metrics()
+        self.scoring = asyncio.Semaphore(1)  # prompt logprobs hold a [T, n_vocab] array: one at a time
         self.pieces = TokenPieces(llm._core())  # token texts for logprobs
         self.created = int(time.time())
         routes = [
@@ -347,8 +348,9 @@ class Server:
         # echo with logprobs: the prompt's own tokens first (one pass each, off the event loop).
         scored = {}
         if echo and params.logprobs is not None:
-            for p_i, ids in enumerate(prompts):
-                scored[p_i] = await asyncio.to_thread(prompt_logprobs, self.llm, ids, params.logprobs)
+            async with self.scoring:
+                for p_i, ids in enumerate(prompts):
+                    scored[p_i] = await asyncio.to_thread(prompt_logprobs, self.llm, ids, params.logprobs)
 
         def logprobs(index, entries, first):
             if params.logprobs is None:

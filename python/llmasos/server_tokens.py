@@ -37,7 +37,8 @@ def tokenize(llm, pieces: TokenPieces, body: Dict[str, Any]) -> Dict[str, Any]:
         if not isinstance(text, str):
             raise RequestError(f"'{key}' must be a string", key)
         add = _bool(body, "add_special_tokens", True) if key == "prompt" else _bool(body, "add_special", False)
-        ids = llm.tokenize(text, add_bos=add, special=True)
+        # Adding special tokens adds what the model's tokenizer adds (BOS only where it asks).
+        ids = llm.tokenize(text, add_bos=None if add else False, special=True)
     out: Dict[str, Any] = {"tokens": ids, "count": len(ids), "max_model_len": llm.n_ctx}
     if _bool(body, "return_token_strs", False):
         out["token_strs"] = [pieces.text(i) for i in ids]
