@@ -1,7 +1,7 @@
 """POST /tokenize and /detokenize in the shapes both vLLM's and llama.cpp's servers answer, so
 either one's clients work unchanged:
 
-    /tokenize    {"prompt": text}   (vLLM: special tokens added unless "add_special_tokens": false)
+    /tokenize    {"prompt": text}   (vLLM: the model's BOS rule unless "add_special_tokens": false)
                  {"content": text}  (llama.cpp: none added unless "add_special": true)
                  {"messages": [...]} (vLLM: the chat template's prompt, generation prompt included
                                       unless "add_generation_prompt": false)
