@@ -1,13 +1,12 @@
 """End-to-end parity on the real default model: teacher-forced logits against Hugging Face
 transformers running the same GGUF dequantized to float32 (the reference)."""
-import os
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+import hf_reference  # noqa: E402
 from llmasos import LLM, SamplingParams, _core  # noqa: E402
 
 # Twenty prompts of different kinds (prose, code, chat, facts): the rate below is measured over
@@ -40,19 +39,9 @@ N_REF_TOKENS = 32
 @pytest.fixture(scope="module")
 def reference(smollm2_gguf):
     """For each prompt: HF's token ids of prompt + 32 greedy tokens, and HF's logits over them."""
-    d, f = os.path.split(smollm2_gguf)
-    tok = transformers.AutoTokenizer.from_pretrained(d, gguf_file=f)
-    model = transformers.AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for p in PROMPTS:
-            ids = tok(p, return_tensors="pt", add_special_tokens=False).input_ids
-            gen = model.generate(ids, max_new_tokens=N_REF_TOKENS, min_new_tokens=N_REF_TOKENS,
-                                 do_sample=False, pad_token_id=tok.eos_token_id)
-            logits = model(gen).logits[0].float().numpy()
-            out.append((ids[0].tolist(), gen[0].tolist(), logits))
-    return out
+    tok, model = hf_reference.load(smollm2_gguf)
+    return hf_reference.greedy_reference(tok, model, PROMPTS, N_REF_TOKENS, tok.eos_token_id,
+                                         add_special_tokens=False)
 
 
 @pytest.fixture(scope="module")
@@ -95,17 +84,9 @@ def test_tokenization_matches_reference(llm, reference):
 
 
 def test_greedy_generation_follows_reference(llm, reference):
-    """Our own greedy decode (through the KV cache) follows the reference continuation; where it
-    departs, the reference itself had a near tie there (quantized activations may flip those)."""
-    for prompt_ids, full_ids, ref_logits in reference:
-        out = llm.generate(prompt_ids, SamplingParams(max_tokens=N_REF_TOKENS, ignore_eos=True))[0]
-        ref = full_ids[len(prompt_ids):]
-        for i, (a, b) in enumerate(zip(out.token_ids, ref)):
-            if a != b:
-                row = ref_logits[len(prompt_ids) + i - 1]
-                margin = float(row[b] - row[a])
-                assert margin < 1.0, f"departed from the reference at token {i} with margin {margin}"
-                break
+    """Where our greedy decode departs from the reference, the reference had a near tie
+    (quantized activations may flip those)."""
+    hf_reference.assert_follows_reference(llm, reference, N_REF_TOKENS)
 
 
 def test_greedy_text_identical_across_isa_levels(smollm2_gguf):

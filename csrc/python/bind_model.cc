@@ -132,18 +132,6 @@ void register_model(py::module_& m) {
              std::memcpy(arr.mutable_data(), out.data(), out.size() * sizeof(float));
              return arr;
            }, py::arg("ids"), "Logits at every position, shape (len(ids), n_vocab).")
-      .def("hidden_states", [](Session& s, const std::vector<int32_t>& ids) {
-             std::vector<float> out;
-             {
-               py::gil_scoped_release nogil;
-               out = s.hidden_states(ids);
-             }
-             const py::ssize_t E = static_cast<py::ssize_t>(s.model()->hparams().n_embd);
-             py::array_t<float> arr({static_cast<py::ssize_t>(ids.size()), E});
-             std::memcpy(arr.mutable_data(), out.data(), out.size() * sizeof(float));
-             return arr;
-           }, py::arg("ids"),
-           "The final-normed hidden state at every position (no output head), shape (len(ids), n_embd).")
       .def("embedding", [](Session& s, const std::vector<int32_t>& ids, int pooling, bool normalize) {
              std::vector<float> out;
              {
