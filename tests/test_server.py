@@ -583,6 +583,58 @@ def test_echo_logprobs_score_the_prompt(server, model_id, local_llm):
             c.completions.create(model=model_id, prompt="hi", max_tokens=0, **extra)
 
 
+def test_end_token_logprob_is_reported(server, model_id, local_llm):
+    """A completion that ends at the end-of-generation token (or a stop_token_ids one) reports that
+    token's logprob last, its text not in `text` (OpenAI's and vLLM's completions do): with echo
+    and max_tokens 1, lm-evaluation-harness reads every logprob but the last as the text's. Chat's
+    content lists only the reply's tokens. logit_bias makes the end token the greedy choice; the
+    logprobs stay the raw model's."""
+    import numpy as np
+    from llmasos import SamplingParams
+    m = local_llm._model
+    eos, pieces = m.eos_id, local_llm._pieces()
+    prompt = "The capital of France is"
+    ids = local_llm.tokenize(prompt)
+    row = local_llm.logits(ids)[-1].astype(np.float64)
+    ref = row - row.max() - np.log(np.exp(row - row.max()).sum())
+    c = server.client()
+    args = dict(model=model_id, prompt=prompt, max_tokens=5, temperature=0, logprobs=2,
+                logit_bias={str(eos): 100})
+    ch = c.completions.create(**args).choices[0]
+    lp = ch.logprobs
+    assert (ch.text, ch.finish_reason) == ("", "stop")
+    assert lp.tokens == [pieces.text(eos)] and lp.text_offset == [0]
+    assert abs(lp.token_logprobs[0] - ref[eos]) < 1e-4
+    assert len(lp.top_logprobs[0]) == 3 and abs(max(lp.top_logprobs[0].values()) - ref.max()) < 1e-4
+    got = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for chunk in c.completions.create(stream=True, **args):
+        for key in got:
+            got[key] += getattr(chunk.choices[0].logprobs, key)
+    assert got == {key: getattr(lp, key) for key in got}
+    # lm-evaluation-harness's loglikelihood: echo, max_tokens 1; the end token comes last.
+    scored = c.completions.create(model=model_id, prompt=ids, max_tokens=0, echo=True, logprobs=1).choices[0]
+    ech = c.completions.create(**{**args, "prompt": ids, "max_tokens": 1, "echo": True}).choices[0]
+    assert ech.text == scored.text and ech.finish_reason == "stop"
+    assert ech.logprobs.token_logprobs[:-1] == scored.logprobs.token_logprobs
+    assert ech.logprobs.tokens[-1] == pieces.text(eos) and len(ech.logprobs.tokens) == len(ids) + 1
+    assert ech.logprobs.text_offset[-1] == len(scored.text)
+    # After some text, its offset is the text's end; a stop_token_ids token is reported the same.
+    free = c.completions.create(model=model_id, prompt=prompt, max_tokens=4, temperature=0, logprobs=0).choices[0]
+    toks = free.logprobs.tokens
+    stop_id = local_llm.generate(prompt, SamplingParams(max_tokens=1))[0].token_ids[0]
+    assert pieces.text(stop_id) == toks[0] and not m.is_eog(stop_id)
+    st = c.completions.create(model=model_id, prompt=prompt, max_tokens=4, temperature=0, logprobs=0,
+                              extra_body={"stop_token_ids": [stop_id]}).choices[0]
+    assert (st.text, st.finish_reason, st.logprobs.tokens) == ("", "stop", toks[:1])
+    assert st.logprobs.token_logprobs == free.logprobs.token_logprobs[:1]
+    # Chat: the reply's tokens only.
+    msgs = [{"role": "user", "content": "Hi"}]
+    r = c.chat.completions.create(model=model_id, messages=msgs, max_tokens=5, temperature=0, logprobs=True,
+                                  logit_bias={str(eos): 100}).choices[0]
+    assert (r.message.content, r.finish_reason, r.logprobs.content) == ("", "stop", [])
+    assert c.completions.create(**{**args, "logprobs": None}).choices[0].logprobs is None
+
+
 def test_chat_logprobs_match_logits(server, model_id, local_llm):
     msgs = [{"role": "user", "content": "Name a color."}]
     ids, ref = reference_logprobs(local_llm, local_llm.chat_prompt_ids(msgs), 8)

@@ -328,6 +328,8 @@ std::vector<StepOutput> Scheduler::step_locked() {
       } else if (is_stop) {
         o.finished = true;
         o.finish_reason = "stop";
+        o.stop_token = id;
+        if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lps[r]));
       } else {
         s.generated.push_back(id);
         s.tokens.push_back(id);

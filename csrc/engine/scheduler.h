@@ -26,13 +26,18 @@ struct SchedulerOptions {
 
 // What one step produced for one request. finish_reason: "stop" (EOS / stop token) or "length"
 // (max_tokens, context full, or a sequence larger than the whole KV pool); empty while running.
-// logprobs: one per new token when the request asked for them (SamplingOptions::logprobs >= 0).
+// stop_token: the end-of-generation or stop_token_ids token that ended it ("stop"; never in
+// new_tokens, as its text is not part of the output), else -1.
+// logprobs: when the request asked for them (SamplingOptions::logprobs >= 0), one per new token,
+// then one for stop_token when set (OpenAI and vLLM report the end token's logprob: scoring a
+// continuation that ends the text, as lm-evaluation-harness does, needs it).
 struct StepOutput {
   int64_t request_id = 0;
   std::vector<int32_t> new_tokens;
   std::vector<TokenLogprobs> logprobs;
   bool finished = false;
   std::string finish_reason;
+  int32_t stop_token = -1;
 };
 
 struct SchedulerStats {

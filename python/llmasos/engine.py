@@ -22,13 +22,17 @@ from .stop_strings import TextStream
 class StreamDelta:
     """A piece of one request's output. logprobs (requests that asked for them): the tokens whose
     text begins in `text`, with their offsets into the whole generated text; tokens wholly inside
-    a stop string that ended the request are left out, so they can be fewer than token_ids."""
+    a stop string that ended the request are left out, so they can be fewer than token_ids.
+    end_logprobs (the last delta of a request that asked for logprobs and ended at an
+    end-of-generation or stop_token_ids token): that token's, its offset the end of the text; it
+    is not among token_ids, as its text is not part of the output."""
 
     text: str
     token_ids: List[int]
     finished: bool = False
     finish_reason: Optional[str] = None
     logprobs: Optional[List[TokenLogprobs]] = None
+    end_logprobs: Optional[TokenLogprobs] = None
 
 
 class _Request:
@@ -91,26 +95,30 @@ class AsyncEngine:
                 continue
             finally:
                 self.step_seconds += time.perf_counter() - t0
-            for rid, new_ids, finished, reason, raw_lps in outs:
+            for rid, new_ids, finished, reason, raw_lps, stop_token in outs:
                 with self._mu:
                     req = self._requests.get(rid)
                 if req is None or req.done:
                     continue
                 try:
-                    self._deliver(req, new_ids, finished, reason, raw_lps)
+                    self._deliver(req, new_ids, finished, reason, raw_lps, stop_token)
                 except Exception as e:
                     self._fail(req, e)
 
-    def _deliver(self, req: _Request, new_ids, finished: bool, reason, raw_lps) -> None:
+    def _deliver(self, req: _Request, new_ids, finished: bool, reason, raw_lps, stop_token) -> None:
         out, used = req.stream.feed(new_ids)
-        if req.stream.stopped:
+        end = None
+        if req.stream.stopped:  # a stop string cut the text: what came after it is not reported
             if not finished:
                 self.engine.cancel(req.rid)
             finished, reason = True, "stop"
         elif finished:
             out += req.stream.finish()
+            if stop_token is not None and raw_lps is not None and len(raw_lps) > len(new_ids):
+                end = from_core([stop_token], raw_lps[len(new_ids):])[0]
+                end.text_offset = req.stream.released_chars()
         lps = req.released_logprobs(raw_lps, new_ids[:used])
-        delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps)
+        delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps, end)
         if finished:
             self._retire(req)
         req.loop.call_soon_threadsafe(req.queue.put_nowait, delta)

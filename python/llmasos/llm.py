@@ -226,7 +226,7 @@ class LLM:
                 step = engine.step()
                 if not step and not engine.has_unfinished():
                     break  # nothing left to run (never expected while a request is open)
-                for rid, new_ids, finished, reason, raw_lps in step:
+                for rid, new_ids, finished, reason, raw_lps, _ in step:
                     r = reqs.get(rid)
                     if r is None or r.done:
                         continue

@@ -194,9 +194,11 @@ class Server:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _respond(self, request, route, jobs, n_prompt_tokens, make_chunk, make_final, stream,
-                       usage_base=None):
+                       usage_base=None, end_logprobs=False):
         """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
-        given: stream_options.include_usage) a usage chunk with no choices, then [DONE]."""
+        given: stream_options.include_usage) a usage chunk with no choices, then [DONE]. Not
+        streamed, make_final gets per choice (text, finish_reason, tokens, logprobs); with
+        end_logprobs those end with the logprobs of the token that ended the choice, if one did."""
         self.metrics.tokens(n_prompt_tokens, 0)
         if stream:
             async def sse():
@@ -226,6 +228,8 @@ class Server:
                 texts.setdefault(index, []).append(d.text)
                 counts[index] = counts.get(index, 0) + len(d.token_ids)
                 lps.setdefault(index, []).extend(d.logprobs or [])
+                if end_logprobs and d.end_logprobs is not None:
+                    lps[index].append(d.end_logprobs)
                 if d.finished:
                     reasons[index] = d.finish_reason
 
@@ -363,13 +367,19 @@ class Server:
 
         sent = set()  # choices whose first chunk (with the echoed prompt) went out
 
+        def with_end(d):
+            # A choice that ended at an end-of-generation (or stop_token_ids) token reports that
+            # token last, as OpenAI's and vLLM's completions do, its text not in `text`: scoring
+            # a continuation that ends the text (echo, max_tokens 1) reads every logprob but it.
+            return (d.logprobs or []) + ([d.end_logprobs] if d.end_logprobs is not None else [])
+
         def chunk(index, d):
             first = index not in sent
             sent.add(index)
             text = (prefix[index] if first else "") + d.text
             return [{"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
                      "choices": [{"index": index, "text": text,
-                                  "logprobs": logprobs(index, d.logprobs or [], first),
+                                  "logprobs": logprobs(index, with_end(d), first),
                                   "finish_reason": d.finish_reason}]}]
 
         def final(choices):
@@ -387,7 +397,7 @@ class Server:
 
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, n_prompt, chunk, final, stream,
-                                   base if usage else None)
+                                   base if usage else None, end_logprobs=True)
 
     async def chat_completions(self, request: Request) -> Response:
         route = "/v1/chat/completions"

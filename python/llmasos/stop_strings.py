@@ -86,6 +86,10 @@ class TextStream:
         self._finished = not self.stopped
         return out
 
+    def released_chars(self) -> int:
+        """Characters of text released so far."""
+        return self._released
+
     def released_tokens(self) -> int:
         """How many of the used tokens the released text covers (all, once finished without a
         stop string)."""
