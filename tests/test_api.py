@@ -310,6 +310,38 @@ def test_logprobs_with_stop_strings_cover_the_token_ids(llm):
 def test_bad_logprobs_raise(llm, k):
     with pytest.raises(ValueError, match="logprobs"):
         llm.generate("Hi", SamplingParams(logprobs=k))
+    with pytest.raises(ValueError, match="prompt_logprobs"):
+        llm.generate("Hi", SamplingParams(prompt_logprobs=k))
+
+
+def test_prompt_logprobs_score_the_prompt(llm):
+    """As vLLM's prompt_logprobs: None for the first token, then each prompt token's logprob (and
+    rank) under the logits before it, with the k most likely alternatives. A prompt of 300 tokens
+    spans two of the scoring pass's chunks (256 positions for this vocabulary); every row matches
+    the whole pass's logits."""
+    ids = llm.tokenize(" ".join(f"word{i}" for i in range(120)))[:300]
+    assert len(ids) == 300
+    ref = log_softmax(llm.logits(ids))
+    for k, prompt in ((0, ids), (3, ids), (20, ids[:5])):
+        out = llm.generate(prompt, SamplingParams(max_tokens=1, prompt_logprobs=k))[0]
+        pl = out.prompt_logprobs
+        assert len(pl) == len(prompt) and pl[0] is None and out.logprobs is None
+        for i in range(1, len(prompt)):
+            d, t = pl[i], prompt[i]
+            assert next(iter(d)) == t and abs(d[t].logprob - ref[i - 1, t]) < 1e-5
+            assert d[t].rank == 1 + int((ref[i - 1] > ref[i - 1, t]).sum())
+            assert d[t].decoded_token == llm._pieces().text(t)
+            best = set(np.argsort(-ref[i - 1], kind="stable")[:k].tolist())
+            assert set(d) == best | {t} and {tok for tok in d if d[tok].rank <= k} == best
+    # The offline stream path (chat) gives the same; one token: nothing to score but None.
+    one = llm.generate(ids[:1], SamplingParams(max_tokens=1, prompt_logprobs=2))[0]
+    assert one.prompt_logprobs == [None]
+    msgs = [{"role": "user", "content": "Hi"}]
+    chat = llm.chat(msgs, SamplingParams(max_tokens=1, prompt_logprobs=1))
+    cids = llm.chat_prompt_ids(msgs)
+    assert len(chat.prompt_logprobs) == len(cids)
+    assert chat.prompt_logprobs == llm.generate(cids, SamplingParams(max_tokens=1, prompt_logprobs=1))[0].prompt_logprobs
+    assert llm.generate("Hi", SamplingParams(max_tokens=1))[0].prompt_logprobs is None
 
 
 def test_kv_cache_types(smollm2_gguf):

@@ -185,6 +185,21 @@ int64_t first_largest(float* x, int64_t n) {
 
 }  // namespace
 
+TokenLogprobs token_logprobs(const float* logits, int64_t n_vocab, int32_t token, int32_t k) {
+  if (token < 0 || token >= n_vocab)
+    throw InvalidArgumentError("token id " + std::to_string(token) + " is outside the vocabulary");
+  TokenLogprobs lp;
+  const double lse = log_sum_exp(logits, n_vocab);
+  top_k_logits(logits, n_vocab, k, lp.top);
+  for (auto& [id, v] : lp.top) v = static_cast<float>(v - lse);
+  const float x = logits[token];
+  int32_t above = 0;
+  for (int64_t i = 0; i < n_vocab; ++i) above += logits[i] > x;
+  lp.logprob = static_cast<float>(x - lse);
+  lp.rank = above + 1;
+  return lp;
+}
+
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                         const std::vector<int32_t>& generated, TokenLogprobs* lp,
                         const JsonConstraint* json) {

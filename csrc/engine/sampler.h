@@ -44,6 +44,11 @@ struct TokenLogprobs {
   std::vector<std::pair<int32_t, float>> top;  // (token id, logprob), size min(k, n_vocab)
 };
 
+// The log-probabilities of `token` under one row of raw logits (n_vocab), with the k most likely
+// alternatives: what Sampler::sample reports for a token it picked from that row. For scoring
+// given text (a prompt's own tokens).
+TokenLogprobs token_logprobs(const float* logits, int64_t n_vocab, int32_t token, int32_t k);
+
 class Sampler {
  public:
   explicit Sampler(const SamplingOptions& opts);

@@ -40,6 +40,36 @@ std::vector<float> Session::embedding(const std::vector<int32_t>& ids, int pooli
   return std::vector<float>(v.begin(), v.end());
 }
 
+std::vector<TokenLogprobs> Session::prompt_logprobs(const std::vector<int32_t>& ids, int32_t k) {
+  if (ids.empty()) throw InvalidArgumentError("prompt_logprobs() needs at least one token");
+  if (k < 0 || k > SamplingOptions::kMaxLogprobs)
+    throw InvalidArgumentError("logprobs must be in [0, " + std::to_string(SamplingOptions::kMaxLogprobs) +
+                               "], got " + std::to_string(k));
+  const int64_t T = static_cast<int64_t>(ids.size()), V = model_->hparams().n_vocab;
+  if (T > model_->n_ctx())
+    throw InvalidArgumentError(std::to_string(T) + " tokens exceed the context size " +
+                               std::to_string(model_->n_ctx()));
+  for (int32_t id : ids)
+    if (id < 0 || id >= V) throw InvalidArgumentError("token id " + std::to_string(id) + " is outside the vocabulary");
+  // Chunks of up to 256 positions whose logits fit in 64 MiB (64 rows of a 262k vocabulary).
+  const int64_t chunk = std::clamp<int64_t>((int64_t{64} << 20) / (4 * V), 1, 256);
+  std::vector<float> rows(static_cast<size_t>(std::min(chunk, T) * V));
+  std::vector<TokenLogprobs> out(static_cast<size_t>(T - 1));
+  cached_.clear();
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int64_t n = std::min(chunk, T - t0);
+    model_->forward(ids.data() + t0, n, t0, kv_, rows.data(), true, nullptr);
+    // Row r holds the logits after position t0 + r, which score token t0 + r + 1.
+    const int64_t scored = std::min(n, T - 1 - t0);
+    model_->pool().parallel_for(scored, 1, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        out[static_cast<size_t>(t0 + r)] = token_logprobs(rows.data() + r * V, V, ids[static_cast<size_t>(t0 + r + 1)], k);
+    });
+  }
+  cached_ = ids;
+  return out;
+}
+
 std::vector<float> Session::whole_pass(const std::vector<int32_t>& ids, bool hidden) {
   if (ids.empty()) throw InvalidArgumentError(std::string(hidden ? "hidden_states" : "logits") +
                                               "() needs at least one token");

@@ -47,6 +47,12 @@ class Session {
   // vector stays zero), rounded to float: [n_embd].
   std::vector<float> embedding(const std::vector<int32_t>& ids, int pooling, bool normalize);
 
+  // Scores `ids` as given text: for each i >= 1, token i's logprobs (sampler.h, token_logprobs)
+  // under the logits after tokens 0..i-1, with the k most likely alternatives: ids.size() - 1
+  // entries. The pass runs in chunks, so it holds a few rows of logits, never [T][n_vocab]; each
+  // row is bit-identical to logits()'s (see Model::forward_batch).
+  std::vector<TokenLogprobs> prompt_logprobs(const std::vector<int32_t>& ids, int32_t k);
+
   // Generates after `prompt`. `on_token(id)` is called for each new token; returning false stops
   // generation with finish_reason "stop" (used for stop strings and cancellation).
   GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,

@@ -132,6 +132,16 @@ void register_model(py::module_& m) {
              std::memcpy(arr.mutable_data(), out.data(), out.size() * sizeof(float));
              return arr;
            }, py::arg("ids"), "Logits at every position, shape (len(ids), n_vocab).")
+      .def("prompt_logprobs", [](Session& s, const std::vector<int32_t>& ids, int32_t k) {
+             std::vector<TokenLogprobs> out;
+             {
+               py::gil_scoped_release nogil;
+               out = s.prompt_logprobs(ids, k);
+             }
+             return logprobs_to_py(out);
+           }, py::arg("ids"), py::arg("k"),
+           "Scores ids as given text: for each token after the first, (logprob, rank, [(id, "
+           "logprob), ...] the k most likely) under the logits before it; None for one token.")
       .def("embedding", [](Session& s, const std::vector<int32_t>& ids, int pooling, bool normalize) {
              std::vector<float> out;
              {

@@ -131,6 +131,19 @@ class LLM:
         with self._lock:
             return self._session.logits(ids)
 
+    def _score(self, ids: List[int], k: int) -> List[Optional[TokenLogprobs]]:
+        """The prompt's own tokens scored (Session.prompt_logprobs: a chunked pass, a few rows of
+        logits held at a time): None for token 0, then token i's logprobs under the logits after
+        tokens 0..i-1 with the k most likely alternatives."""
+        with self._lock:
+            raw = self._session.prompt_logprobs(ids, k)
+        return [None] + from_core(ids[1:], raw or [])
+
+    def _attach_prompt_logprobs(self, out: GenerationOutput, k: Optional[int]) -> None:
+        if k is not None:
+            scored = self._score(out.prompt_token_ids, k)
+            out.prompt_logprobs = [None] + as_dicts(scored[1:], self._pieces())
+
     def embed(self, inputs, *, pooling: Optional[str] = None, normalize: bool = True) -> "np.ndarray":
         """Embeddings, as llama-cpp-python's embed(): each input's final-normed hidden states
         (one pass, no output head) pooled over its tokens ("mean", "last", or "cls" = the first;
@@ -178,6 +191,7 @@ class LLM:
                                prompt_token_ids=ids, finish_reason=finish)
         if raw_lps is not None:
             self._attach_logprobs(out, from_core(gen_ids, raw_lps))
+        self._attach_prompt_logprobs(out, params.prompt_logprobs)
         return out
 
     def _attach_logprobs(self, out: GenerationOutput, entries: List[TokenLogprobs]) -> None:
@@ -202,7 +216,10 @@ class LLM:
         opts = params.to_core(self.seed)
         stops = params.stop_strings()
         with self._lock:
-            return self._generate_batch(self._get_engine(), all_ids, opts, stops)
+            outs = self._generate_batch(self._get_engine(), all_ids, opts, stops)
+        for out in outs:
+            self._attach_prompt_logprobs(out, params.prompt_logprobs)
+        return outs
 
     def _get_engine(self) -> "_core.Engine":
         if self._engine is None:

@@ -30,6 +30,10 @@ class SamplingParams:
     # As vLLM: None computes no logprobs; k in [0, MAX_LOGPROBS] reports each generated token's
     # logprob plus the k most likely alternatives (raw model distribution, see logprobs.py).
     logprobs: Optional[int] = None
+    # As vLLM: k in [0, MAX_LOGPROBS] also scores the prompt's own tokens (GenerationOutput.
+    # prompt_logprobs), each with the k most likely alternatives; how lm-evaluation-harness's
+    # vLLM backend scores text.
+    prompt_logprobs: Optional[int] = None
     # JSON mode (OpenAI's response_format {"type": "json_object"}): the output is one JSON object,
     # sampled only from tokens that keep it valid; generation stops when the object closes.
     json_object: bool = False
@@ -135,6 +139,9 @@ class SamplingParams:
             if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_LOGPROBS:
                 raise ValueError(f"logprobs must be an integer in [0, {MAX_LOGPROBS}] or None, got {k!r}")
             s.logprobs = k
+        k = self.prompt_logprobs
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_LOGPROBS):
+            raise ValueError(f"prompt_logprobs must be an integer in [0, {MAX_LOGPROBS}] or None, got {k!r}")
         self.stop_strings()  # validate
         return o
 
@@ -143,7 +150,9 @@ class SamplingParams:
 class GenerationOutput:
     """One completion: its text and tokens, the prompt's tokens, and why it ended. With
     SamplingParams.logprobs set, `logprobs` has one {token id: Logprob} per token of token_ids
-    (the sampled token first, then the alternatives) and cumulative_logprob their sum."""
+    (the sampled token first, then the alternatives) and cumulative_logprob their sum. With
+    SamplingParams.prompt_logprobs set, `prompt_logprobs` has one per prompt token, the same way,
+    under the logits before it: None for the first, which nothing comes before (as vLLM)."""
 
     text: str
     token_ids: List[int]
@@ -151,3 +160,4 @@ class GenerationOutput:
     finish_reason: str  # "stop" or "length"
     logprobs: Optional[List[Dict[int, Logprob]]] = None
     cumulative_logprob: Optional[float] = None
+    prompt_logprobs: Optional[List[Optional[Dict[int, Logprob]]]] = None

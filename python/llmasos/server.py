@@ -38,7 +38,7 @@ class Server:
         self.engine = AsyncEngine(llm, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
                                   kv_cache_bytes=kv_cache_bytes)
         self.metrics = Metrics()
-        self.scoring = asyncio.Semaphore(1)  # prompt logprobs hold a [T, n_vocab] array: one at a time
+        self.scoring = asyncio.Semaphore(1)  # the LLM's one session scores one prompt at a time: wait here, not in a worker thread
         self.pieces = TokenPieces(llm._core())  # token texts for logprobs
         self.created = int(time.time())
         routes = [

@@ -41,29 +41,19 @@ def chat_logprobs(entries: Sequence[TokenLogprobs], pieces: TokenPieces) -> Dict
 
 def prompt_logprobs(llm, ids: Sequence[int], k: int) -> List[Optional[TokenLogprobs]]:
     """The prompt's own tokens for `echo` with `logprobs` (how lm-evaluation-harness scores text):
-    token i's log-softmax under the logits after tokens 0..i-1 (one pass, LLM.logits: the bits
-    the engine computes for those positions), its rank and the k most likely alternatives; token 0
-    has none (None, as OpenAI and vLLM report it). text_offset: where each token's text begins in
-    the echoed text. Holds the prompt's [T, n_vocab] logits while it runs: the server runs one at
-    a time."""
-    import numpy as np
-
-    logits = llm.logits(list(ids))  # float32 [T, n_vocab]; rows widened one at a time
+    token i's log-softmax under the logits after tokens 0..i-1 (one chunked pass, LLM._score: the
+    bits the engine computes for those positions), its rank and the k most likely alternatives;
+    token 0 has none (None, as OpenAI and vLLM report it). text_offset: where each token's text
+    begins in the echoed text."""
+    out = llm._score(list(ids), k)
     # Offsets in one pass, as the generated text's: a token whose bytes only complete a character
     # later starts where that character does.
     dec = llm._core().stream_decoder(False)
-    offsets, pos = [], 0
-    for t in ids:
-        offsets.append(pos)
+    pos = 0
+    for e, t in zip(out, ids):
+        if e is not None:
+            e.text_offset = pos
         pos += len(dec.push(int(t)))
-    out: List[Optional[TokenLogprobs]] = [None]
-    for i in range(1, len(ids)):
-        row, t = logits[i - 1].astype(np.float64), int(ids[i])
-        mx = row.max()
-        row -= mx + np.log(np.exp(row - mx).sum())
-        top = np.argpartition(-row, k - 1)[:k] if k > 0 else np.empty(0, dtype=np.int64)
-        top = sorted(((int(j), float(row[j])) for j in top), key=lambda a: (-a[1], a[0]))
-        out.append(TokenLogprobs(t, float(row[t]), 1 + int((row > row[t]).sum()), top, offsets[i]))
     return out
 
 
