@@ -2,6 +2,9 @@
 bounded. A template that loops for hours, builds a giant string or number in one operation or by
 doubling, or prints too much raises ChatTemplateError (a 400 from the server, which keeps
 serving); ordinary templates are unchanged."""
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -118,3 +121,95 @@ def test_model_with_a_looping_template(tmp_path):
         assert httpx.get(server.base + "/health", timeout=10).json() == {"status": "ok"}
     finally:
         server.stop()
+
+
+# A Qwen3-like switch: enable_thinking false writes an empty think block after the turn header.
+THINK = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+         "{% if add_generation_prompt %}<|im_start|>assistant\n"
+         "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}")
+CONV = MSGS + [{"role": "assistant", "content": "The answer is"}]
+
+
+def test_template_kwargs_and_continue_final_message():
+    """vLLM's chat_template_kwargs (more template variables) and continue_final_message (the
+    text ends right after the assistant's last message, for the model to go on with it)."""
+    base = render(THINK, MSGS)
+    assert base == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert render(THINK, MSGS, kwargs={"enable_thinking": False}) == base + "<think>\n\n</think>\n\n"
+    assert render(THINK, MSGS, kwargs={"enable_thinking": True}) == base
+    assert render(THINK, MSGS, kwargs={"add_generation_prompt": False}) == "<|im_start|>user\nhi<|im_end|>\n"
+    assert render(THINK, CONV, add_generation_prompt=False, continue_final_message=True) == \
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nThe answer is"
+    # A template that trims the content (Gemma's) still ends after it.
+    from llmasos.chat_template import GEMMA_TEMPLATE
+    padded = MSGS + [{"role": "assistant", "content": " Sure "}]
+    assert render(GEMMA_TEMPLATE, padded, add_generation_prompt=False, continue_final_message=True).endswith(
+        "<start_of_turn>model\nSure")
+
+
+@pytest.mark.parametrize("template,messages,kw,says", [
+    (THINK, MSGS, dict(kwargs={"messages": []}), "cannot set 'messages'"),
+    (THINK, MSGS, dict(kwargs={"not a name": 1}), "keys are names"),
+    (THINK, MSGS, dict(kwargs=[1]), "must be an object"),
+    (THINK, CONV, dict(continue_final_message=True), "add_generation_prompt false"),
+    (THINK, MSGS, dict(add_generation_prompt=False, continue_final_message=True), "assistant's"),
+    ("{% for m in messages %}{{ m['content']|upper }}{% endfor %}", CONV,
+     dict(add_generation_prompt=False, continue_final_message=True), "as given"),
+])
+def test_bad_render_options_are_clear(template, messages, kw, says):
+    with pytest.raises(ChatTemplateError, match=says):
+        render(template, messages, **kw)
+
+
+def test_given_chat_template(tmp_path):
+    """LLM.from_pretrained(chat_template=...) and `llmasos serve --chat-template FILE` render with
+    the given template; the chat route and /tokenize take vLLM's add_generation_prompt,
+    continue_final_message and chat_template_kwargs; a bad one is a clear error (a 400 naming
+    the field, or a refusal before the model loads)."""
+    from llmasos.chat_template import check_template
+    path = str(make_tiny_llama(tmp_path / "tiny.gguf").path)
+    with pytest.raises(ChatTemplateError, match="does not compile"):
+        LLM.from_pretrained(path, chat_template="{% for %}")
+    with pytest.raises(ChatTemplateError, match="non-empty"):
+        check_template("  ")
+    with LLM.from_pretrained(path, threads=1, chat_template=THINK) as llm:
+        assert llm.chat_template == THINK
+        no_think = llm.chat_prompt_ids(MSGS, chat_template_kwargs={"enable_thinking": False})
+        assert no_think == llm.tokenize(render(THINK, MSGS, kwargs={"enable_thinking": False}), special=True)
+        cont = llm.chat_prompt_ids(CONV, add_generation_prompt=False, continue_final_message=True)
+        assert llm.detokenize(cont, special=True).endswith("<|im_start|>assistant\nThe answer is")
+        out = llm.chat(CONV, SamplingParams(max_tokens=3, ignore_eos=True), add_generation_prompt=False,
+                       continue_final_message=True)
+        assert out.prompt_token_ids == cont
+    with LLM.from_pretrained(path, threads=1) as llm:  # the model's own
+        assert "enable_thinking" not in llm.chat_template
+        own = llm.chat_prompt_ids(MSGS, chat_template_kwargs={"enable_thinking": False})
+        assert own == llm.tokenize(render(THINK, MSGS), special=True)
+    tfile = tmp_path / "think.jinja"
+    tfile.write_text(THINK)
+    server = RunningServer(path, "--chat-template", str(tfile))
+    try:
+        def post(route, **body):
+            return httpx.post(server.base + route, json=body, timeout=60)
+        r = post("/tokenize", messages=MSGS, chat_template_kwargs={"enable_thinking": False})
+        assert r.status_code == 200 and r.json()["tokens"] == no_think
+        r = post("/tokenize", messages=CONV, add_generation_prompt=False, continue_final_message=True)
+        assert r.json()["tokens"] == cont
+        r = post("/v1/chat/completions", messages=CONV, add_generation_prompt=False, continue_final_message=True,
+                 max_tokens=2, ignore_eos=True)
+        assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == len(cont)
+        r = post("/v1/chat/completions", messages=MSGS, chat_template_kwargs={"enable_thinking": False}, max_tokens=1)
+        assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == len(no_think)
+        for body, param in [(dict(chat_template_kwargs="x"), "chat_template_kwargs"),
+                            (dict(chat_template_kwargs={"messages": 1}), "chat_template_kwargs"),
+                            (dict(continue_final_message=True), "continue_final_message"),
+                            (dict(add_generation_prompt="yes"), "add_generation_prompt")]:
+            for route in ("/v1/chat/completions", "/tokenize"):
+                r = post(route, messages=MSGS, max_tokens=1, **body)
+                assert r.status_code == 400 and r.json()["error"]["param"] == param, (route, body, r.text)
+    finally:
+        server.stop()
+    for value, says in [(str(tmp_path / "missing.jinja"), "no such file"), ("{% for %}", "does not compile")]:
+        p = subprocess.run([sys.executable, "-m", "llmasos", "serve", path, "--chat-template", value],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode != 0 and says in p.stderr, p.stderr

@@ -93,18 +93,61 @@ def validate_messages(messages: Any) -> List[Dict[str, Any]]:
     return out
 
 
+def check_template(template: Any) -> str:
+    """A template given by the user (vLLM's and llama.cpp's --chat-template): it must compile."""
+    from jinja2 import TemplateError
+
+    if not isinstance(template, str) or not template.strip():
+        raise ChatTemplateError("a chat template must be non-empty Jinja text")
+    try:
+        _compiled(template)
+    except TemplateError as e:
+        raise ChatTemplateError(f"the chat template does not compile: {e}") from e
+    return template
+
+
 def render(template: Optional[str], messages, *, bos_token: str = "", eos_token: str = "",
-           add_generation_prompt: bool = True) -> str:
+           add_generation_prompt: bool = True, continue_final_message: bool = False,
+           kwargs: Optional[Dict[str, Any]] = None) -> str:
+    """The conversation as the template writes it. kwargs (vLLM's chat_template_kwargs, such as
+    Qwen3's enable_thinking) are more variables for the template; they may set
+    add_generation_prompt too, not messages. continue_final_message (vLLM's): the text ends
+    right after the last message, an assistant's, so the model goes on with that reply (a
+    prefilled answer) instead of starting a new one."""
     from jinja2 import TemplateError
 
     msgs = validate_messages(messages)
+    variables = {"bos_token": bos_token, "eos_token": eos_token, "add_generation_prompt": add_generation_prompt}
+    if kwargs is not None:
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) and k.isidentifier() for k in kwargs):
+            raise ChatTemplateError("chat_template_kwargs must be an object whose keys are names")
+        if "messages" in kwargs:
+            raise ChatTemplateError("chat_template_kwargs cannot set 'messages'")
+        variables.update(kwargs)
+    if continue_final_message:
+        if variables["add_generation_prompt"]:
+            raise ChatTemplateError("continue_final_message needs add_generation_prompt false")
+        if msgs[-1]["role"] != "assistant":
+            raise ChatTemplateError("continue_final_message needs the last message to be the assistant's")
     try:
         t = _compiled(template or DEFAULT_TEMPLATE)
-        return template_deadline.run_with_deadline(lambda: template_sandbox.render_bounded(
-            t, messages=msgs, bos_token=bos_token, eos_token=eos_token,
-            add_generation_prompt=add_generation_prompt))
+        text = template_deadline.run_with_deadline(lambda: template_sandbox.render_bounded(
+            t, messages=msgs, **variables))
     except ChatTemplateError:
         raise
     except (TemplateError, TypeError, ValueError, KeyError, AttributeError, OverflowError, MemoryError,
             RecursionError, template_sandbox.TemplateLimitError) as e:
         raise ChatTemplateError(f"chat template failed to render: {e}") from e
+    if continue_final_message:
+        # Cut after the last message's text, as vLLM does: what the template writes after it
+        # (the end of the turn) would close the reply the model is to go on with.
+        final = msgs[-1]["content"]
+        at = text.rfind(final) if final else -1
+        if at < 0 and final.strip():  # a template that trims the content (Gemma's)
+            final = final.strip()
+            at = text.rfind(final)
+        if at < 0:
+            raise ChatTemplateError("continue_final_message: the chat template does not write the "
+                                    "last message's content as given")
+        text = text[:at + len(final)]
+    return text

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional
 
@@ -67,10 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--kv-cache-bytes", type=_positive_int, default=None, help="KV pool size")
     sv.add_argument("--kv-cache-type", choices=["f16", "bf16", "f32"], default="f16",
                     help="element type of cached keys and values (default f16)")
+    sv.add_argument("--chat-template", default=None, metavar="FILE_OR_JINJA",
+                    help="chat template to use instead of the model's own: a file, or the Jinja text")
 
     sub.add_parser("models", help="list the available model names and what is cached")
     sub.add_parser("info", help="print runtime information (ISA level, threads) as JSON")
     return p
+
+
+def _chat_template_arg(value: Optional[str]) -> Optional[str]:
+    """--chat-template, as vLLM's: the path of a file holding the template, or the template."""
+    if value is None:
+        return None
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as f:
+            return f.read()
+    if "{" not in value:  # no Jinja in it: meant as a file
+        raise ValueError(f"--chat-template: no such file {value!r}")
+    return value
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -98,7 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             serve(args.model, host=args.host, port=args.port, api_key=args.api_key, n_ctx=args.n_ctx,
                   threads=args.threads, max_n=args.max_n, max_batch_tokens=args.max_batch_tokens,
                   max_seqs=args.max_seqs, kv_cache_bytes=args.kv_cache_bytes or 0,
-                  kv_cache_type=args.kv_cache_type)
+                  kv_cache_type=args.kv_cache_type, chat_template=_chat_template_arg(args.chat_template))
             return 0
         if args.command == "info":
             print(json.dumps(runtime_info(), indent=2))

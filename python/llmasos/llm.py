@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Union
 if TYPE_CHECKING:  # numpy is imported by whoever hands arrays in; llmasos itself does not need it
     import numpy as np
 
-from . import chat_template, embeddings, store
+from . import chat_template as chat_template_mod
+from . import embeddings, store
 from ._core_loader import _core
 from .logprobs import TokenLogprobs, TokenPieces, as_dicts, from_core
 from .sampling import GenerationOutput, SamplingParams
@@ -32,7 +33,7 @@ class LLM:
 
     def __init__(self, core_model: "_core.Model", *, path: str, seed: Optional[int] = None,
                  kv_cache_bytes: Optional[int] = None, max_batch_tokens: int = 512,
-                 max_seqs: int = 64):
+                 max_seqs: int = 64, chat_template: Optional[str] = None):
         self._model = core_model
         self._session = _core.Session(core_model)
         self._engine: Optional["_core.Engine"] = None  # created by the first generate()
@@ -43,31 +44,38 @@ class LLM:
         self.path = path
         self.seed = seed
         self._token_pieces: Optional[TokenPieces] = None  # token texts for logprobs, made on use
-        self._chat_template: Optional[str] = None  # the template chat renders with, found on use
+        # The template chat renders with: the one given, else found on first use (the model's own,
+        # or the fallback its vocabulary suits).
+        self._chat_template: Optional[str] = (None if chat_template is None
+                                              else chat_template_mod.check_template(chat_template))
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, os.PathLike], *, n_ctx: Optional[int] = None,
                         threads: Optional[int] = None, seed: Optional[int] = None,
                         kv_cache_bytes: Optional[int] = None, max_batch_tokens: int = 512,
                         max_seqs: int = 64, kv_cache_type: str = "f16",
-                        repack_weights: bool = True) -> "LLM":
+                        repack_weights: bool = True, chat_template: Optional[str] = None) -> "LLM":
         """Loads a known model name (fetched into the store on first use) or a .gguf path.
         kv_cache_bytes (default: room for 4 * n_ctx tokens), max_batch_tokens and max_seqs size
         the batched engine generate() runs on. kv_cache_type: "f16" (default), "bf16" or "f32",
         the element type keys and values are kept in. repack_weights: quantized weights are
         copied once into a faster 8-row interleaved layout (the default); False uses them in
-        place from the memory-mapped file (shared between processes that load it, slower)."""
+        place from the memory-mapped file (shared between processes that load it, slower).
+        chat_template: Jinja text chat() renders with instead of the model's own (for a model
+        whose GGUF carries none, or a wrong one)."""
         for name, v in (("n_ctx", n_ctx), ("threads", threads), ("kv_cache_bytes", kv_cache_bytes),
                         ("max_batch_tokens", max_batch_tokens), ("max_seqs", max_seqs)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if kv_cache_type not in ("f16", "bf16", "f32"):
             raise ValueError(f"kv_cache_type must be 'f16', 'bf16' or 'f32', got {kv_cache_type!r}")
+        if chat_template is not None:
+            chat_template_mod.check_template(chat_template)  # before the load, not after it
         path = store.resolve(name_or_path)
         model = _core.Model(str(path), n_ctx=n_ctx or 0, threads=threads or 0,
                             kv_cache_type=kv_cache_type, repack=bool(repack_weights))
         return cls(model, path=str(path), seed=seed, kv_cache_bytes=kv_cache_bytes,
-                   max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
+                   max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, chat_template=chat_template)
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -308,22 +316,41 @@ class LLM:
             cancelled.set()
             t.join()
 
-    def chat(self, messages, params: Optional[SamplingParams] = None) -> GenerationOutput:
-        """Answers a conversation ([{'role': ..., 'content': ...}, ...]) with the model's template."""
-        ids = self.chat_prompt_ids(messages)
+    def chat(self, messages, params: Optional[SamplingParams] = None, *,
+             add_generation_prompt: bool = True, continue_final_message: bool = False,
+             chat_template_kwargs: Optional[dict] = None) -> GenerationOutput:
+        """Answers a conversation ([{'role': ..., 'content': ...}, ...]) with the chat template;
+        the keywords as chat_prompt_ids'."""
+        ids = self.chat_prompt_ids(messages, add_generation_prompt=add_generation_prompt,
+                                   continue_final_message=continue_final_message,
+                                   chat_template_kwargs=chat_template_kwargs)
         return self._run(ids, params or SamplingParams())
 
-    def chat_prompt_ids(self, messages, *, add_generation_prompt: bool = True) -> List[int]:
-        """The token ids of a conversation rendered by the model's chat template (ending in the
-        assistant's turn header unless add_generation_prompt is False)."""
+    @property
+    def chat_template(self) -> str:
+        """The Jinja text chat renders with: the one given to from_pretrained, else the model's
+        own, else the fallback its vocabulary suits (Gemma's turns or ChatML)."""
+        if self._chat_template is None:
+            m = self._core()
+            self._chat_template = m.metadata("tokenizer.chat_template") or chat_template_mod.fallback_template(
+                lambda t: [m.token_text(i) for i in m.tokenize(t, False, True)] == [t])
+        return self._chat_template
+
+    def chat_prompt_ids(self, messages, *, add_generation_prompt: bool = True,
+                        continue_final_message: bool = False,
+                        chat_template_kwargs: Optional[dict] = None) -> List[int]:
+        """The token ids of a conversation rendered by the chat template, ending in the
+        assistant's turn header unless add_generation_prompt is False. As vLLM:
+        continue_final_message ends them right after the last message, an assistant's, for the
+        model to go on with it; chat_template_kwargs are more variables for the template (Qwen3's
+        enable_thinking, ...)."""
         m = self._core()
         bos = m.token_text(m.bos_id) if m.bos_id >= 0 else ""
         eos = m.token_text(m.eos_id) if m.eos_id >= 0 else ""
-        if self._chat_template is None:  # the model's own, or the fallback its vocabulary suits
-            self._chat_template = m.metadata("tokenizer.chat_template") or chat_template.fallback_template(
-                lambda t: [m.token_text(i) for i in m.tokenize(t, False, True)] == [t])
-        text = chat_template.render(self._chat_template, messages, bos_token=bos, eos_token=eos,
-                                    add_generation_prompt=add_generation_prompt)
+        text = chat_template_mod.render(self.chat_template, messages, bos_token=bos, eos_token=eos,
+                                        add_generation_prompt=add_generation_prompt,
+                                        continue_final_message=continue_final_message,
+                                        kwargs=chat_template_kwargs)
         add_bos = m.add_bos and not (bos and text.startswith(bos))
         _check_unicode(text)
         return self._prompt_ids(m.tokenize(text, add_bos, True))

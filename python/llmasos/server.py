@@ -24,7 +24,8 @@ from .llm import LLM
 from .logprobs import TokenPieces
 from .server_logprobs import chat_logprobs, completion_logprobs, completion_logprobs_echo, prompt_logprobs
 from .server_metrics import Metrics
-from .server_requests import RequestError, checked_schema, include_usage, sampling_params
+from .server_requests import (RequestError, chat_render_options, chat_template_error, checked_schema,
+                              include_usage, sampling_params)
 from .server_tools import ToolRequest, ToolStream
 
 MAX_BODY_BYTES = 1 << 20
@@ -406,9 +407,10 @@ class Server:
             body = await self._body(request)
             tools = ToolRequest(body) if body.get("tools") is not None and body.get("tool_choice") != "none" else None
             try:
-                ids = self.llm.chat_prompt_ids(tools.messages(body.get("messages")) if tools else body.get("messages"))
+                ids = self.llm.chat_prompt_ids(tools.messages(body.get("messages")) if tools else body.get("messages"),
+                                               **chat_render_options(body))
             except chat_template.ChatTemplateError as e:
-                raise RequestError(str(e), "messages") from None
+                raise chat_template_error(e) from None
             params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None,
                                                             n_ctx=self.llm.n_ctx, max_n=self.max_n,
                                                             chat=True)
@@ -523,9 +525,11 @@ def params_for_choice(params, choice: int):
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,
           n_ctx: Optional[int] = None, threads: Optional[int] = None, max_n: int = 8,
           max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
-          kv_cache_type: str = "f16", log_level: str = "warning") -> None:
+          kv_cache_type: str = "f16", chat_template: Optional[str] = None,
+          log_level: str = "warning") -> None:
     import uvicorn
-    llm = LLM.from_pretrained(model, n_ctx=n_ctx, threads=threads, kv_cache_type=kv_cache_type)
+    llm = LLM.from_pretrained(model, n_ctx=n_ctx, threads=threads, kv_cache_type=kv_cache_type,
+                              chat_template=chat_template)
     model_id = model if "/" not in model and not model.endswith(".gguf") else llm.path.rsplit("/", 1)[-1]
     server = Server(llm, model_id, api_key=api_key, max_n=max_n, max_batch_tokens=max_batch_tokens,
                     max_seqs=max_seqs, kv_cache_bytes=kv_cache_bytes)

@@ -42,6 +42,25 @@ def _bool(body, name, default=False):
     return v
 
 
+def chat_render_options(body) -> Dict[str, Any]:
+    """vLLM's chat request fields for the template (LLM.chat_prompt_ids' keywords):
+    add_generation_prompt (default true), continue_final_message (default false) and
+    chat_template_kwargs (an object of more template variables)."""
+    kwargs = body.get("chat_template_kwargs")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise RequestError("'chat_template_kwargs' must be an object", "chat_template_kwargs")
+    return {"add_generation_prompt": _bool(body, "add_generation_prompt", True),
+            "continue_final_message": _bool(body, "continue_final_message", False),
+            "chat_template_kwargs": kwargs}
+
+
+def chat_template_error(e: Exception) -> RequestError:
+    """A ChatTemplateError as a 400 naming the field at fault."""
+    msg = str(e)
+    param = next((k for k in ("continue_final_message", "chat_template_kwargs") if msg.startswith(k)), "messages")
+    return RequestError(msg, param)
+
+
 def _stop(body) -> List[str]:
     v = body.get("stop")
     if v is None:

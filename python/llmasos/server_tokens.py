@@ -4,7 +4,8 @@ either one's clients work unchanged:
     /tokenize    {"prompt": text}   (vLLM: the model's BOS rule unless "add_special_tokens": false)
                  {"content": text}  (llama.cpp: none added unless "add_special": true)
                  {"messages": [...]} (vLLM: the chat template's prompt, generation prompt included
-                                      unless "add_generation_prompt": false)
+                                      unless "add_generation_prompt": false; also
+                                      "continue_final_message", "chat_template_kwargs")
               -> {"tokens": [ids], "count": n, "max_model_len": n_ctx}; with vLLM's
                  "return_token_strs": true also "token_strs", with llama.cpp's "with_pieces": true
                  the tokens as [{"id", "piece"}]
@@ -17,7 +18,7 @@ from typing import Any, Dict
 
 from . import chat_template
 from .logprobs import TokenPieces
-from .server_requests import RequestError, _bool
+from .server_requests import RequestError, _bool, chat_render_options, chat_template_error
 
 
 def tokenize(llm, pieces: TokenPieces, body: Dict[str, Any]) -> Dict[str, Any]:
@@ -27,11 +28,10 @@ def tokenize(llm, pieces: TokenPieces, body: Dict[str, Any]) -> Dict[str, Any]:
                            given[1] if len(given) > 1 else "prompt")
     key = given[0]
     if key == "messages":
-        add_gen = _bool(body, "add_generation_prompt", True)
         try:
-            ids = llm.chat_prompt_ids(body["messages"], add_generation_prompt=add_gen)
+            ids = llm.chat_prompt_ids(body["messages"], **chat_render_options(body))
         except chat_template.ChatTemplateError as e:
-            raise RequestError(str(e), "messages") from None
+            raise chat_template_error(e) from None
     else:
         text = body[key]
         if not isinstance(text, str):

@@ -206,7 +206,7 @@ def _namespace_class():
     return BoundedNamespace
 
 
-def render_bounded(template, **context) -> str:
+def render_bounded(template, /, **context) -> str:
     """template.render(**context), stopped once the output passes MAX_OUTPUT characters (a loop
     printing a 1 MB string 100000 times would otherwise end in one 100 GB join)."""
     parts, n = [], 0
