@@ -245,6 +245,26 @@ def test_stop_token_ids_and_model_seed(smollm2_gguf, llm):
         assert a.generate("Hello", p)[0].token_ids == a.generate("Hello", p)[0].token_ids
 
 
+def test_stop_reason(llm):
+    """As vLLM's: the stop string that ended the text, the stop_token_ids token that did, else None
+    (the end-of-generation token, or length); the same from the batched engine (generate) and the
+    session loop (chat, stream's path)."""
+    prompt = "The sun rises in the"
+    greedy = llm.generate(prompt, SamplingParams(max_tokens=10, ignore_eos=True))[0]
+    word = greedy.text.split()[2]
+    eos = llm._model.eos_id
+    ids = llm.tokenize(prompt)
+    cases = [(SamplingParams(max_tokens=10, ignore_eos=True, stop=["zzz", word]), word),
+             (SamplingParams(max_tokens=10, stop_token_ids=[greedy.token_ids[3]]), greedy.token_ids[3]),
+             (SamplingParams(max_tokens=10, logit_bias={eos: 100.0}), None),
+             (SamplingParams(max_tokens=3, ignore_eos=True), None)]
+    for params, why in cases:
+        out = llm.generate(prompt, params)[0]
+        assert out.stop_reason == why and type(out.stop_reason) is type(why), (params, out)
+        assert llm._run(ids, params).stop_reason == why
+    assert llm.generate(prompt, cases[2][0])[0].finish_reason == "stop"
+
+
 def test_logit_bias(llm):
     forced = llm.tokenize(" banana")[0]
     out = llm.generate("The world is", SamplingParams(max_tokens=4, ignore_eos=True, logit_bias={forced: 100.0}))[0]

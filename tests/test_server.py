@@ -635,6 +635,46 @@ def test_end_token_logprob_is_reported(server, model_id, local_llm):
     assert c.completions.create(**{**args, "logprobs": None}).choices[0].logprobs is None
 
 
+def test_stop_reason_in_choices(server, model_id, local_llm):
+    """vLLM's stop_reason: the stop string or stop_token_ids token that ended a choice, else null;
+    streamed, on the chunk that finishes it."""
+    import httpx
+    prompt = "One, two, three,"
+    greedy = local_llm.generate(prompt, llmasos_params(max_tokens=8, ignore_eos=True))[0]
+    word, tok = greedy.text.split()[1], greedy.token_ids[2]
+
+    def post(route, stream=False, **body):
+        body = {"model": model_id, "max_tokens": 8, "temperature": 0, "stream": stream, **body}
+        if route == "/v1/chat/completions":
+            body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        r = httpx.post(server.base + route, json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        if not stream:
+            return r.json()["choices"][0]
+        chunks = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+        return [c["choices"][0] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]][0]
+
+    for stream in (False, True):
+        ch = post("/v1/completions", stream, stop=[word])
+        assert (ch["finish_reason"], ch["stop_reason"]) == ("stop", word)
+        ch = post("/v1/completions", stream, stop_token_ids=[tok])
+        assert (ch["finish_reason"], ch["stop_reason"]) == ("stop", tok)
+        ch = post("/v1/completions", stream, ignore_eos=True, max_tokens=2)
+        assert (ch["finish_reason"], ch["stop_reason"]) == ("length", None)
+        chat = post("/v1/chat/completions", stream, ignore_eos=True, max_tokens=3)
+        assert (chat["finish_reason"], chat["stop_reason"]) == ("length", None)
+        first = local_llm.chat([{"role": "user", "content": prompt}], llmasos_params(max_tokens=1)).token_ids[0]
+        chat = post("/v1/chat/completions", stream, stop_token_ids=[first])
+        assert (chat["finish_reason"], chat["stop_reason"]) == ("stop", first)
+
+
+def llmasos_params(**kw):
+    from llmasos import SamplingParams
+    return SamplingParams(**kw)
+
+
 def test_chat_logprobs_match_logits(server, model_id, local_llm):
     msgs = [{"role": "user", "content": "Name a color."}]
     ids, ref = reference_logprobs(local_llm, local_llm.chat_prompt_ids(msgs), 8)

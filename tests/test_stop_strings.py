@@ -31,6 +31,10 @@ def test_partial_prefix_released_when_not_stop():
 
 def test_earliest_stop_wins():
     assert run(["x END y STOP"], ["STOP", "END"]) == ("x ", True)
+    m = StopMatcher(["STOP", "END", "EN"])
+    assert m.matched is None and m.feed("x E") == ("x ", False) and m.matched is None
+    # The one found (stop_reason): the earliest; of two at one place, the first listed.
+    assert m.feed("ND y STOP") == ("", True) and m.matched == "END"
 
 
 def test_flush_returns_held_text():

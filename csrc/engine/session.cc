@@ -127,6 +127,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
                        opts.stop_token_ids.end();
     if (is_stop) {
       res.finish_reason = "stop";
+      res.stop_token = id;
       break;
     }
     res.tokens.push_back(id);

@@ -31,6 +31,7 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // generated tokens (without the prompt)
   std::vector<TokenLogprobs> logprobs;  // one per token when sampling.logprobs >= 0, else empty
   std::string finish_reason;    // "stop" (EOS, stop token or callback) or "length"
+  int32_t stop_token = -1;      // the EOS / stop_token_ids token that ended it (not in tokens)
 };
 
 class Session {

@@ -174,7 +174,8 @@ void register_model(py::module_& m) {
                res = s.generate(prompt, o, cb);
                tail = dec.flush();
              }
-             return py::make_tuple(res.tokens, res.finish_reason, tail, logprobs_to_py(res.logprobs));
+             return py::make_tuple(res.tokens, res.finish_reason, tail, logprobs_to_py(res.logprobs),
+                                   res.stop_token < 0 ? py::object(py::none()) : py::int_(res.stop_token));
            }, py::arg("prompt"), py::arg("options"), py::arg("on_piece") = py::none(),
            "Returns (generated ids, finish_reason, undecoded tail text, logprobs or None).");
 }

@@ -9,12 +9,12 @@ import dataclasses
 import itertools
 import threading
 import time
-from typing import AsyncIterator, Dict, List, Optional
+from typing import AsyncIterator, Dict, List, Optional, Union
 
 from ._core_loader import _core
 from .llm import LLM
 from .logprobs import TokenLogprobs, from_core
-from .sampling import SamplingParams
+from .sampling import SamplingParams, stop_reason
 from .stop_strings import TextStream
 
 
@@ -25,7 +25,8 @@ class StreamDelta:
     a stop string that ended the request are left out, so they can be fewer than token_ids.
     end_logprobs (the last delta of a request that asked for logprobs and ended at an
     end-of-generation or stop_token_ids token): that token's, its offset the end of the text; it
-    is not among token_ids, as its text is not part of the output."""
+    is not among token_ids, as its text is not part of the output. stop_reason (the last delta):
+    as GenerationOutput's."""
 
     text: str
     token_ids: List[int]
@@ -33,10 +34,11 @@ class StreamDelta:
     finish_reason: Optional[str] = None
     logprobs: Optional[List[TokenLogprobs]] = None
     end_logprobs: Optional[TokenLogprobs] = None
+    stop_reason: Union[int, str, None] = None
 
 
 class _Request:
-    def __init__(self, rid, loop, queue, decoder, stops, logprobs: bool):
+    def __init__(self, rid, loop, queue, decoder, stops, logprobs: bool, stop_token_ids=None):
         self.rid = rid
         self.loop = loop
         self.queue: asyncio.Queue = queue
@@ -44,6 +46,7 @@ class _Request:
         self.done = False
         self.logprobs: Optional[List[TokenLogprobs]] = [] if logprobs else None  # per used token
         self.n_sent = 0  # of self.logprobs already handed out
+        self.stop_token_ids = stop_token_ids
 
     def released_logprobs(self, raw, ids) -> Optional[List[TokenLogprobs]]:
         """Records the logprobs of the used `ids`; returns those whose text is now released."""
@@ -107,18 +110,19 @@ class AsyncEngine:
 
     def _deliver(self, req: _Request, new_ids, finished: bool, reason, raw_lps, stop_token) -> None:
         out, used = req.stream.feed(new_ids)
-        end = None
+        end, why = None, None
         if req.stream.stopped:  # a stop string cut the text: what came after it is not reported
             if not finished:
                 self.engine.cancel(req.rid)
-            finished, reason = True, "stop"
+            finished, reason, why = True, "stop", req.stream.matcher.matched
         elif finished:
             out += req.stream.finish()
+            why = stop_reason(None, stop_token, req.stop_token_ids)
             if stop_token is not None and raw_lps is not None and len(raw_lps) > len(new_ids):
                 end = from_core([stop_token], raw_lps[len(new_ids):])[0]
                 end.text_offset = req.stream.released_chars()
         lps = req.released_logprobs(raw_lps, new_ids[:used])
-        delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps, end)
+        delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps, end, why)
         if finished:
             self._retire(req)
         req.loop.call_soon_threadsafe(req.queue.put_nowait, delta)
@@ -155,7 +159,7 @@ class AsyncEngine:
         rid = next(self._ids)
         req = _Request(rid, asyncio.get_running_loop(), asyncio.Queue(),
                        self.llm._core().stream_decoder(), params.stop_strings(),
-                       opts.sampling.logprobs >= 0)
+                       opts.sampling.logprobs >= 0, params.stop_token_ids)
         with self._mu:
             self._requests[rid] = req
         try:

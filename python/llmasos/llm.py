@@ -13,7 +13,7 @@ from . import chat_template as chat_template_mod
 from . import embeddings, store
 from ._core_loader import _core
 from .logprobs import TokenLogprobs, TokenPieces, as_dicts, from_core
-from .sampling import GenerationOutput, SamplingParams
+from .sampling import GenerationOutput, SamplingParams, stop_reason
 from .stop_strings import StopMatcher, TextStream
 
 Prompt = Union[str, Sequence[int]]
@@ -185,7 +185,7 @@ class LLM:
 
         with self._lock:
             self._core()
-            gen_ids, finish, tail, raw_lps = self._session.generate(ids, opts, on_piece)
+            gen_ids, finish, tail, raw_lps, stop_token = self._session.generate(ids, opts, on_piece)
         if not matcher.stopped:
             out, _ = matcher.feed(tail)
             rest = out + matcher.flush()
@@ -196,7 +196,8 @@ class LLM:
         if matcher.stopped:
             finish = "stop"
         out = GenerationOutput(text="".join(pieces), token_ids=list(gen_ids),
-                               prompt_token_ids=ids, finish_reason=finish)
+                               prompt_token_ids=ids, finish_reason=finish,
+                               stop_reason=stop_reason(matcher.matched, stop_token, params.stop_token_ids))
         if raw_lps is not None:
             self._attach_logprobs(out, from_core(gen_ids, raw_lps))
         self._attach_prompt_logprobs(out, params.prompt_logprobs)
@@ -251,14 +252,14 @@ class LLM:
                 step = engine.step()
                 if not step and not engine.has_unfinished():
                     break  # nothing left to run (never expected while a request is open)
-                for rid, new_ids, finished, reason, raw_lps, _ in step:
+                for rid, new_ids, finished, reason, raw_lps, stop_token in step:
                     r = reqs.get(rid)
                     if r is None or r.done:
                         continue
                     if r.feed(new_ids, raw_lps):  # a stop string: the engine needs no more of it
                         engine.cancel(rid)
                     elif finished:
-                        r.finish(reason)
+                        r.finish(reason, stop_reason(None, stop_token, opts.stop_token_ids))
         finally:
             for rid, r in reqs.items():
                 if not r.done:
@@ -383,6 +384,7 @@ class _BatchRequest:
         self.logprobs: Optional[List[TokenLogprobs]] = [] if logprobs else None
         self.pieces: List[str] = []
         self.finish_reason: Optional[str] = None
+        self.stop_reason: Union[int, str, None] = None
 
     @property
     def done(self) -> bool:
@@ -399,15 +401,17 @@ class _BatchRequest:
             self.pieces.append(out)
         if self.stream.stopped:
             self.finish_reason = "stop"
+            self.stop_reason = self.stream.matcher.matched
         return self.stream.stopped
 
-    def finish(self, reason: Optional[str]) -> None:
+    def finish(self, reason: Optional[str], stop_reason=None) -> None:
         rest = self.stream.finish()
         if rest:
             self.pieces.append(rest)
         self.finish_reason = "stop" if self.stream.stopped else (reason or "stop")
+        self.stop_reason = self.stream.matcher.matched if self.stream.stopped else stop_reason
 
     def output(self) -> GenerationOutput:
         return GenerationOutput(text="".join(self.pieces), token_ids=list(self.token_ids),
                                 prompt_token_ids=self.prompt_ids,
-                                finish_reason=self.finish_reason or "stop")
+                                finish_reason=self.finish_reason or "stop", stop_reason=self.stop_reason)

@@ -161,3 +161,17 @@ class GenerationOutput:
     logprobs: Optional[List[Dict[int, Logprob]]] = None
     cumulative_logprob: Optional[float] = None
     prompt_logprobs: Optional[List[Optional[Dict[int, Logprob]]]] = None
+    # As vLLM: the stop string that ended the text, else the stop_token_ids token that did; None
+    # when it ended at the end-of-generation token or for length.
+    stop_reason: Union[int, str, None] = None
+
+
+def stop_reason(stop_string: Optional[str], stop_token: Optional[int],
+                stop_token_ids: Optional[Sequence[int]]) -> Union[int, str, None]:
+    """GenerationOutput.stop_reason from what the text stream matched and the token (if any) the
+    engine stopped at."""
+    if stop_string is not None:
+        return stop_string
+    if stop_token is not None and stop_token in (stop_token_ids or ()):
+        return int(stop_token)
+    return None

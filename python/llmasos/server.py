@@ -198,7 +198,7 @@ class Server:
                        usage_base=None, end_logprobs=False):
         """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
         given: stream_options.include_usage) a usage chunk with no choices, then [DONE]. Not
-        streamed, make_final gets per choice (text, finish_reason, tokens, logprobs); with
+        streamed, make_final gets per choice (text, finish_reason, tokens, logprobs, stop_reason); with
         end_logprobs those end with the logprobs of the token that ended the choice, if one did."""
         self.metrics.tokens(n_prompt_tokens, 0)
         if stream:
@@ -223,6 +223,7 @@ class Server:
         counts: Dict[int, int] = {}
         reasons: Dict[int, Optional[str]] = {}
         lps: Dict[int, list] = {}
+        stop_reasons: Dict[int, Any] = {}
 
         async def collect():
             async for index, d in self._run_choices(jobs):
@@ -233,6 +234,7 @@ class Server:
                     lps[index].append(d.end_logprobs)
                 if d.finished:
                     reasons[index] = d.finish_reason
+                    stop_reasons[index] = d.stop_reason
 
         # A client that goes away before a non-streamed answer is ready cancels its sequences too
         # (closing _run_choices cancels them in the engine and frees their KV blocks), as vLLM does.
@@ -250,8 +252,8 @@ class Server:
             return Response(status_code=499)
         work.result()  # an engine error propagates as before
         self.metrics.request_done(route, 200)
-        choices = [("".join(texts.get(i, [])), reasons.get(i), counts.get(i, 0), lps.get(i, []))
-                   for i in range(len(jobs))]
+        choices = [("".join(texts.get(i, [])), reasons.get(i), counts.get(i, 0), lps.get(i, []),
+                    stop_reasons.get(i)) for i in range(len(jobs))]
         return JSONResponse(make_final(choices))
 
     # -- routes -------------------------------------------------------------------------------
@@ -381,20 +383,21 @@ class Server:
             return [{"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
                      "choices": [{"index": index, "text": text,
                                   "logprobs": logprobs(index, with_end(d), first),
-                                  "finish_reason": d.finish_reason}]}]
+                                  "finish_reason": d.finish_reason, "stop_reason": d.stop_reason}]}]
 
         def final(choices):
             gen = sum(c[2] for c in choices)
             return {"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
                     "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": logprobs(i, lp, True),
-                                 "finish_reason": r} for i, (t, r, _, lp) in enumerate(choices)],
+                                 "finish_reason": r, "stop_reason": why}
+                                for i, (t, r, _, lp, why) in enumerate(choices)],
                     "usage": {"prompt_tokens": n_prompt, "completion_tokens": gen,
                               "total_tokens": n_prompt + gen}}
 
         if score_only:
             self.metrics.tokens(n_prompt, 0)
             self.metrics.request_done(route, 200)
-            return JSONResponse(final([("", "length", 0, []) for _ in jobs]))
+            return JSONResponse(final([("", "length", 0, [], None) for _ in jobs]))
 
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, n_prompt, chunk, final, stream,
@@ -459,7 +462,8 @@ class Server:
                 last = k == len(deltas) - 1
                 out.append({**base, "choices": [{"index": index, "delta": delta,
                                                  "logprobs": logprobs(lp) if last else None,
-                                                 "finish_reason": reason if last else None}]})
+                                                 "finish_reason": reason if last else None,
+                                                 "stop_reason": d.stop_reason if last else None}]})
             if deltas:
                 pending_lps[index] = []
             return out
@@ -469,11 +473,11 @@ class Server:
 
         def final(choices):
             gen = sum(c[2] for c in choices)
-            replies = [message(t, r) for t, r, _, _ in choices]
+            replies = [message(t, r) for t, r, _, _, _ in choices]
             return {"id": rid, "object": "chat.completion", "created": created, "model": self.model_id,
-                    "choices": [{"index": i, "message": replies[i][0],
-                                 "logprobs": logprobs(lp), "finish_reason": replies[i][1]}
-                                for i, (t, r, _, lp) in enumerate(choices)],
+                    "choices": [{"index": i, "message": replies[i][0], "logprobs": logprobs(lp),
+                                 "finish_reason": replies[i][1], "stop_reason": why}
+                                for i, (t, r, _, lp, why) in enumerate(choices)],
                     "usage": {"prompt_tokens": len(ids), "completion_tokens": gen,
                               "total_tokens": len(ids) + gen}}
 

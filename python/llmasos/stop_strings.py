@@ -3,7 +3,7 @@ could still turn out to be the start of a stop string."""
 from __future__ import annotations
 
 import bisect
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 
 class StopMatcher:
@@ -11,6 +11,7 @@ class StopMatcher:
         self.stops = stops
         self.buffer = ""      # text received but not yet released
         self.stopped = False
+        self.matched: Optional[str] = None  # the stop string found (the earliest in the text)
 
     def feed(self, piece: str) -> Tuple[str, bool]:
         """Adds a piece; returns (text safe to emit now, whether a stop string was found)."""
@@ -20,9 +21,10 @@ class StopMatcher:
         if not self.stops:
             out, self.buffer = self.buffer, ""
             return out, False
-        hits = [i for i in (self.buffer.find(s) for s in self.stops) if i >= 0]
+        hits = [(i, s) for s, i in ((s, self.buffer.find(s)) for s in self.stops) if i >= 0]
         if hits:
-            out = self.buffer[: min(hits)]
+            at, self.matched = min(hits, key=lambda h: h[0])
+            out = self.buffer[:at]
             self.buffer = ""
             self.stopped = True
             return out, True
