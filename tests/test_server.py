@@ -670,6 +670,44 @@ def test_stop_reason_in_choices(server, model_id, local_llm):
         assert (chat["finish_reason"], chat["stop_reason"]) == ("stop", first)
 
 
+def test_prompt_logprobs_field(server, model_id, local_llm):
+    """vLLM's prompt_logprobs request field: per choice on completions (each prompt's own), on the
+    response on chat; null for the first token, then {id: {logprob, rank, decoded_token}}, equal
+    to SamplingParams.prompt_logprobs in Python and to echo's logprobs."""
+    import httpx
+    texts = ["The capital of France is Paris.", "Water boils at"]
+    prompts = [local_llm.tokenize(t) for t in texts]
+
+    def post(route, **body):
+        return httpx.post(server.base + route, json={"model": model_id, "max_tokens": 1, **body}, timeout=60)
+
+    r = post("/v1/completions", prompt=prompts, n=2, prompt_logprobs=2, echo=True, logprobs=2)
+    assert r.status_code == 200, r.text
+    choices = r.json()["choices"]
+    assert len(choices) == 4
+    for ch in choices:
+        ids = prompts[ch["index"] // 2]
+        ref = local_llm.generate(ids, llmasos_params(max_tokens=1, prompt_logprobs=2))[0].prompt_logprobs
+        pl = ch["prompt_logprobs"]
+        assert len(pl) == len(ids) and pl[0] is None
+        for i in range(1, len(ids)):
+            assert list(pl[i]) == [str(t) for t in ref[i]]
+            assert [(e["logprob"], e["rank"], e["decoded_token"]) for e in pl[i].values()] == \
+                [(lp.logprob, lp.rank, lp.decoded_token) for lp in ref[i].values()]
+            assert pl[i][str(ids[i])]["logprob"] == ch["logprobs"]["token_logprobs"][i]
+    plain = post("/v1/completions", prompt=texts[1], prompt_logprobs=0).json()["choices"][0]
+    assert [None if d is None else list(d) for d in plain["prompt_logprobs"]] == \
+        [None] + [[str(t)] for t in prompts[1][1:]]
+    msgs = [{"role": "user", "content": "Hi"}]
+    chat = post("/v1/chat/completions", messages=msgs, prompt_logprobs=1).json()
+    assert len(chat["prompt_logprobs"]) == len(local_llm.chat_prompt_ids(msgs))
+    assert "prompt_logprobs" not in post("/v1/chat/completions", messages=msgs).json()
+    for route, extra in (("/v1/completions", {"prompt": "Hi"}), ("/v1/chat/completions", {"messages": msgs})):
+        for bad in ({"prompt_logprobs": 21}, {"prompt_logprobs": "2"}, {"prompt_logprobs": 1, "stream": True}):
+            r = post(route, **extra, **bad)
+            assert r.status_code == 400 and r.json()["error"]["param"] == "prompt_logprobs", r.text
+
+
 def llmasos_params(**kw):
     from llmasos import SamplingParams
     return SamplingParams(**kw)

@@ -22,7 +22,8 @@ from . import chat_template, server_embeddings, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
-from .server_logprobs import chat_logprobs, completion_logprobs, completion_logprobs_echo, prompt_logprobs
+from .server_logprobs import (chat_logprobs, completion_logprobs, completion_logprobs_echo, prompt_logprobs,
+                              vllm_prompt_logprobs)
 from .server_metrics import Metrics
 from .server_requests import (RequestError, chat_render_options, chat_template_error, checked_schema,
                               include_usage, sampling_params)
@@ -352,12 +353,16 @@ class Server:
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         prefix = {j[0]: (self.llm.detokenize(j[1]) if echo else "") for j in jobs}
         n_prompt = sum(len(ids) for ids in prompts)
-        # echo with logprobs: the prompt's own tokens first (one pass each, off the event loop).
+        # echo with logprobs: the prompt's own tokens first (one pass each, off the event loop);
+        # vLLM's prompt_logprobs: the same scoring in its own shape.
         scored = {}
         if echo and params.logprobs is not None:
-            async with self.scoring:
-                for p_i, ids in enumerate(prompts):
-                    scored[p_i] = await asyncio.to_thread(prompt_logprobs, self.llm, ids, params.logprobs)
+            scored = await self._score_prompts(prompts, params.logprobs)
+        p_scored = {}
+        if params.prompt_logprobs is not None:
+            p_scored = (scored if params.prompt_logprobs == params.logprobs and scored
+                        else await self._score_prompts(prompts, params.prompt_logprobs))
+            p_scored = {p_i: vllm_prompt_logprobs(e, self.pieces) for p_i, e in p_scored.items()}
 
         def logprobs(index, entries, first):
             if params.logprobs is None:
@@ -389,7 +394,8 @@ class Server:
             gen = sum(c[2] for c in choices)
             return {"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
                     "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": logprobs(i, lp, True),
-                                 "finish_reason": r, "stop_reason": why}
+                                 "finish_reason": r, "stop_reason": why,
+                                 **({"prompt_logprobs": p_scored[i // n]} if p_scored else {})}
                                 for i, (t, r, _, lp, why) in enumerate(choices)],
                     "usage": {"prompt_tokens": n_prompt, "completion_tokens": gen,
                               "total_tokens": n_prompt + gen}}
@@ -402,6 +408,14 @@ class Server:
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, n_prompt, chunk, final, stream,
                                    base if usage else None, end_logprobs=True)
+
+    async def _score_prompts(self, prompts, k: int) -> Dict[int, list]:
+        """Each prompt's own tokens scored (server_logprobs.prompt_logprobs), off the event loop."""
+        out = {}
+        async with self.scoring:
+            for p_i, ids in enumerate(prompts):
+                out[p_i] = await asyncio.to_thread(prompt_logprobs, self.llm, ids, k)
+        return out
 
     async def chat_completions(self, request: Request) -> Response:
         route = "/v1/chat/completions"
@@ -430,6 +444,10 @@ class Server:
             return self._error(route, e)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         started = set()
+        p_scored = None  # vLLM's prompt_logprobs, on the response (not per choice) in chat
+        if params.prompt_logprobs is not None:
+            p_scored = vllm_prompt_logprobs((await self._score_prompts([ids], params.prompt_logprobs))[0],
+                                            self.pieces)
 
         def logprobs(entries):
             return None if params.logprobs is None else chat_logprobs(entries, self.pieces)
@@ -479,7 +497,8 @@ class Server:
                                  "finish_reason": replies[i][1], "stop_reason": why}
                                 for i, (t, r, _, lp, why) in enumerate(choices)],
                     "usage": {"prompt_tokens": len(ids), "completion_tokens": gen,
-                              "total_tokens": len(ids) + gen}}
+                              "total_tokens": len(ids) + gen},
+                    **({"prompt_logprobs": p_scored} if p_scored is not None else {})}
 
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, len(ids), chunk, final, stream,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
-from .logprobs import TokenLogprobs, TokenPieces
+from .logprobs import TokenLogprobs, TokenPieces, as_dicts
 
 
 def completion_logprobs(entries: Sequence[TokenLogprobs], pieces: TokenPieces) -> Dict[str, Any]:
@@ -54,6 +54,17 @@ def prompt_logprobs(llm, ids: Sequence[int], k: int) -> List[Optional[TokenLogpr
         if e is not None:
             e.text_offset = pos
         pos += len(dec.push(int(t)))
+    return out
+
+
+def vllm_prompt_logprobs(entries: Sequence[Optional[TokenLogprobs]], pieces: TokenPieces) -> List[Any]:
+    """vLLM's "prompt_logprobs" (a request field there): per prompt token, null for the first,
+    then {token id: {"logprob", "rank", "decoded_token"}}, the prompt's own token first, then
+    the k most likely (ranks 1..k), as SamplingParams.prompt_logprobs gives them."""
+    out: List[Any] = [None]
+    for d in as_dicts([e for e in entries if e is not None], pieces):
+        out.append({str(t): {"logprob": lp.logprob, "rank": lp.rank, "decoded_token": lp.decoded_token}
+                    for t, lp in d.items()})
     return out
 
 

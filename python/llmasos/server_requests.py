@@ -219,9 +219,13 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         ignore_eos=_bool(body, "ignore_eos"),
         logit_bias=_logit_bias(body),
         logprobs=_logprobs(body, chat),
+        prompt_logprobs=_num(body, "prompt_logprobs", 0, MAX_LOGPROBS, None, integer=True),
         json_object=json_object,
         json_schema=json_schema,
     )
+    stream = _bool(body, "stream")
+    if stream and params.prompt_logprobs is not None:
+        raise RequestError("'prompt_logprobs' are not available when 'stream' is true (as vLLM)", "prompt_logprobs")
     if params.top_p == 0.0:
         raise RequestError("'top_p' must be greater than 0", "top_p")
     if params.top_k is not None and params.top_k <= 0:
@@ -230,7 +234,7 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         params.to_core()
     except ValueError as e:
         raise RequestError(str(e)) from None
-    return params, n, _bool(body, "stream"), max_tokens
+    return params, n, stream, max_tokens
 
 
 def include_usage(body: Dict[str, Any], stream: bool) -> bool:
