@@ -1,6 +1,7 @@
 """The OpenAI-compatible server, run for real on 127.0.0.1 and driven with the `openai` client:
 completions, chat, streaming, models, errors, concurrency, cancellation, prefix caching."""
 import concurrent.futures
+import functools
 import json
 import os
 import re
@@ -307,6 +308,16 @@ def test_tokenize_and_detokenize_as_vllm_and_llama_cpp(server, model_id, smollm2
     for body in [{}, {"tokens": [1, -1]}, {"tokens": [10 ** 9]}, {"tokens": "1 2"}, {"tokens": [True]}]:
         assert post("/detokenize", body, 400)["error"]["param"] == "tokens"
     assert post("/tokenize", {"model": "other", "prompt": "x"}, 404)["error"]["code"] == "model_not_found"
+    # vLLM's GET /tokenizer_info: lm-evaluation-harness's "remote" tokenizer takes a server that
+    # answers it with an "eos_token", then reads the ids of that text through /tokenize.
+    r = httpx.get(server.base + "/tokenizer_info", timeout=30)
+    info = r.json()
+    assert r.status_code == 200 and info["eos_token"] == "<|im_end|>" and info["model_max_length"] == N_CTX
+    assert info["add_bos_token"] is False and "<|im_start|>" in info["chat_template"]
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=N_CTX) as llm:
+        assert post("/tokenize", {"prompt": info["eos_token"], "add_special_tokens": False})["tokens"] == \
+            [llm._model.eos_id]
+        assert info["chat_template"] == llm.chat_template
 
 
 def test_embeddings_with_the_openai_client(server, model_id, smollm2_gguf):
@@ -472,9 +483,11 @@ def test_api_key_guards_v1(smollm2_gguf):
         with urllib.request.urlopen(s.base + "/health") as r:  # not under /v1
             assert r.status == 200
         # The tokenizer routes read the model too: guarded as /v1 is.
-        for path, body in [("/tokenize", {"prompt": "hi"}), ("/detokenize", {"tokens": [1]})]:
-            assert httpx.post(s.base + path, json=body, timeout=30).status_code == 401
-            ok = httpx.post(s.base + path, json=body, timeout=30, headers={"Authorization": "Bearer sekret"})
+        for path, body in [("/tokenize", {"prompt": "hi"}), ("/detokenize", {"tokens": [1]}),
+                           ("/tokenizer_info", None)]:
+            call = httpx.get if body is None else functools.partial(httpx.post, json=body)
+            assert call(s.base + path, timeout=30).status_code == 401
+            ok = call(s.base + path, timeout=30, headers={"Authorization": "Bearer sekret"})
             assert ok.status_code == 200, ok.text
     finally:
         s.stop()

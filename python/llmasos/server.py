@@ -53,6 +53,7 @@ class Server:
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/tokenize", self.tokenize, methods=["POST"]),
             Route("/detokenize", self.detokenize, methods=["POST"]),
+            Route("/tokenizer_info", self.tokenizer_info, methods=["GET"]),
         ]
         self.routes = {r.path for r in routes}
         self.app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers={
@@ -312,6 +313,14 @@ class Server:
             return self._error("/detokenize", e)
         self.metrics.request_done("/detokenize", 200)
         return JSONResponse(out)
+
+    async def tokenizer_info(self, request: Request) -> Response:
+        try:
+            self._check_key(request)
+        except RequestError as e:
+            return self._error("/tokenizer_info", e)
+        self.metrics.request_done("/tokenizer_info", 200)
+        return JSONResponse(server_tokens.tokenizer_info(self.llm))
 
     def _model_card(self) -> Dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "llmasos"}

@@ -10,11 +10,14 @@ either one's clients work unchanged:
                  "return_token_strs": true also "token_strs", with llama.cpp's "with_pieces": true
                  the tokens as [{"id", "piece"}]
     /detokenize  {"tokens": [ids]} -> {"prompt": text, "content": text}
+    GET /tokenizer_info  (vLLM's) the special tokens' texts, the chat template and the context
+                 size: with /tokenize and /detokenize, what lm-evaluation-harness's "remote"
+                 tokenizer reads, so it needs no Hugging Face tokenizer download
 
 Special-token texts in the input are parsed as the tokens they name, as both servers do."""
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from . import chat_template
 from .logprobs import TokenPieces
@@ -45,6 +48,21 @@ def tokenize(llm, pieces: TokenPieces, body: Dict[str, Any]) -> Dict[str, Any]:
     if _bool(body, "with_pieces", False):
         out["tokens"] = [{"id": i, "piece": pieces.text(i)} for i in ids]
     return out
+
+
+def tokenizer_info(llm) -> Dict[str, Any]:
+    m = llm._core()
+
+    def text(token_id) -> Optional[str]:
+        ok = isinstance(token_id, int) and not isinstance(token_id, bool) and 0 <= token_id < llm.n_vocab
+        return m.token_text(token_id) if ok else None
+
+    return {"tokenizer_class": f"gguf-{llm.metadata('tokenizer.ggml.model') or 'unknown'}",
+            "bos_token": text(m.bos_id), "eos_token": text(m.eos_id),
+            "pad_token": text(llm.metadata("tokenizer.ggml.padding_token_id")),
+            "unk_token": text(llm.metadata("tokenizer.ggml.unknown_token_id")),
+            "add_bos_token": bool(m.add_bos), "model_max_length": llm.n_ctx,
+            "chat_template": llm.chat_template}
 
 
 def detokenize(llm, body: Dict[str, Any]) -> Dict[str, Any]:
