@@ -257,6 +257,9 @@ def test_stop_reason(llm):
     cases = [(SamplingParams(max_tokens=10, ignore_eos=True, stop=["zzz", word]), word),
              (SamplingParams(max_tokens=10, stop_token_ids=[greedy.token_ids[3]]), greedy.token_ids[3]),
              (SamplingParams(max_tokens=10, logit_bias={eos: 100.0}), None),
+             # The model's EOS is None even when listed (vLLM checks it first), unless ignored.
+             (SamplingParams(max_tokens=10, logit_bias={eos: 100.0}, stop_token_ids=[eos]), None),
+             (SamplingParams(max_tokens=10, logit_bias={eos: 100.0}, stop_token_ids=[eos], ignore_eos=True), eos),
              (SamplingParams(max_tokens=3, ignore_eos=True), None)]
     for params, why in cases:
         out = llm.generate(prompt, params)[0]

@@ -140,11 +140,19 @@ def test_template_kwargs_and_continue_final_message():
     assert render(THINK, MSGS, kwargs={"add_generation_prompt": False}) == "<|im_start|>user\nhi<|im_end|>\n"
     assert render(THINK, CONV, add_generation_prompt=False, continue_final_message=True) == \
         "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nThe answer is"
-    # A template that trims the content (Gemma's) still ends after it.
+    # A prefilled reply the end-of-turn markup also holds is cut after the reply, not in the markup.
+    for prefill in ["<", "im", "end", ">", "\n", "<|im_end|>"]:
+        text = render(THINK, MSGS + [{"role": "assistant", "content": prefill}], add_generation_prompt=False,
+                      continue_final_message=True)
+        assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n" + prefill
+    # A template that trims the content (Gemma's) ends where its trimmed text does; a filter that
+    # changes the content (upper) still marks the place.
     from llmasos.chat_template import GEMMA_TEMPLATE
-    padded = MSGS + [{"role": "assistant", "content": " Sure "}]
+    padded = MSGS + [{"role": "assistant", "content": " Sure"}]
     assert render(GEMMA_TEMPLATE, padded, add_generation_prompt=False, continue_final_message=True).endswith(
         "<start_of_turn>model\nSure")
+    assert render("{% for m in messages %}[{{ m['content']|upper }}]{% endfor %}", CONV, add_generation_prompt=False,
+                  continue_final_message=True) == "[HI][THE ANSWER IS"
 
 
 @pytest.mark.parametrize("template,messages,kw,says", [
@@ -153,7 +161,7 @@ def test_template_kwargs_and_continue_final_message():
     (THINK, MSGS, dict(kwargs=[1]), "must be an object"),
     (THINK, CONV, dict(continue_final_message=True), "add_generation_prompt false"),
     (THINK, MSGS, dict(add_generation_prompt=False, continue_final_message=True), "assistant's"),
-    ("{% for m in messages %}{{ m['content']|upper }}{% endfor %}", CONV,
+    ("{% for m in messages %}{{ m['content'][:3] }}{% endfor %}", CONV,
      dict(add_generation_prompt=False, continue_final_message=True), "as given"),
 ])
 def test_bad_render_options_are_clear(template, messages, kw, says):
@@ -178,6 +186,7 @@ def test_given_chat_template(tmp_path):
         assert no_think == llm.tokenize(render(THINK, MSGS, kwargs={"enable_thinking": False}), special=True)
         cont = llm.chat_prompt_ids(CONV, add_generation_prompt=False, continue_final_message=True)
         assert llm.detokenize(cont, special=True).endswith("<|im_start|>assistant\nThe answer is")
+        assert llm.chat_prompt_ids(CONV, continue_final_message=True) == cont  # no generation prompt then
         out = llm.chat(CONV, SamplingParams(max_tokens=3, ignore_eos=True), add_generation_prompt=False,
                        continue_final_message=True)
         assert out.prompt_token_ids == cont

@@ -177,7 +177,8 @@ void register_model(py::module_& m) {
              return py::make_tuple(res.tokens, res.finish_reason, tail, logprobs_to_py(res.logprobs),
                                    res.stop_token < 0 ? py::object(py::none()) : py::int_(res.stop_token));
            }, py::arg("prompt"), py::arg("options"), py::arg("on_piece") = py::none(),
-           "Returns (generated ids, finish_reason, undecoded tail text, logprobs or None).");
+           "Returns (generated ids, finish_reason, undecoded tail text, logprobs or None, the "
+           "EOS / stop_token_ids token that ended it or None).");
 }
 
 }  // namespace llmasos::python

@@ -39,6 +39,11 @@ def fallback_template(is_token) -> str:
     return DEFAULT_TEMPLATE
 
 
+# Marks the end of the last message for continue_final_message: supplementary private-use
+# characters, which no template writes of itself and no case or trim filter changes.
+_CUT = "\U000F0000\U000F0001\U000F0002"
+
+
 class ChatTemplateError(_core.LLMasOSError, ValueError):
     """The template failed to render, or the messages are malformed."""
 
@@ -129,6 +134,10 @@ def render(template: Optional[str], messages, *, bos_token: str = "", eos_token:
             raise ChatTemplateError("continue_final_message needs add_generation_prompt false")
         if msgs[-1]["role"] != "assistant":
             raise ChatTemplateError("continue_final_message needs the last message to be the assistant's")
+        # The text is cut where a marker written right after the last message's content lands.
+        # (Searching for the content itself, as vLLM does, can cut inside the end-of-turn markup:
+        # a reply prefilled with "<" or "end" is found again in "<|im_end|>".)
+        msgs = msgs[:-1] + [{**msgs[-1], "content": msgs[-1]["content"] + _CUT}]
     try:
         t = _compiled(template or DEFAULT_TEMPLATE)
         text = template_deadline.run_with_deadline(lambda: template_sandbox.render_bounded(
@@ -139,15 +148,11 @@ def render(template: Optional[str], messages, *, bos_token: str = "", eos_token:
             RecursionError, template_sandbox.TemplateLimitError) as e:
         raise ChatTemplateError(f"chat template failed to render: {e}") from e
     if continue_final_message:
-        # Cut after the last message's text, as vLLM does: what the template writes after it
-        # (the end of the turn) would close the reply the model is to go on with.
-        final = msgs[-1]["content"]
-        at = text.rfind(final) if final else -1
-        if at < 0 and final.strip():  # a template that trims the content (Gemma's)
-            final = final.strip()
-            at = text.rfind(final)
+        # What the template writes after the content (the end of the turn) would close the reply
+        # the model is to go on with. A template that writes the content twice is cut at the last.
+        at = text.rfind(_CUT)
         if at < 0:
             raise ChatTemplateError("continue_final_message: the chat template does not write the "
                                     "last message's content as given")
-        text = text[:at + len(final)]
+        text = text[:at].replace(_CUT, "")
     return text

@@ -38,7 +38,7 @@ class StreamDelta:
 
 
 class _Request:
-    def __init__(self, rid, loop, queue, decoder, stops, logprobs: bool, stop_token_ids=None):
+    def __init__(self, rid, loop, queue, decoder, stops, logprobs: bool, params: SamplingParams):
         self.rid = rid
         self.loop = loop
         self.queue: asyncio.Queue = queue
@@ -46,7 +46,7 @@ class _Request:
         self.done = False
         self.logprobs: Optional[List[TokenLogprobs]] = [] if logprobs else None  # per used token
         self.n_sent = 0  # of self.logprobs already handed out
-        self.stop_token_ids = stop_token_ids
+        self.params = params
 
     def released_logprobs(self, raw, ids) -> Optional[List[TokenLogprobs]]:
         """Records the logprobs of the used `ids`; returns those whose text is now released."""
@@ -117,7 +117,8 @@ class AsyncEngine:
             finished, reason, why = True, "stop", req.stream.matcher.matched
         elif finished:
             out += req.stream.finish()
-            why = stop_reason(None, stop_token, req.stop_token_ids)
+            why = stop_reason(None, stop_token, req.params.stop_token_ids, req.params.ignore_eos,
+                              self.llm._core().eos_id)
             if stop_token is not None and raw_lps is not None and len(raw_lps) > len(new_ids):
                 end = from_core([stop_token], raw_lps[len(new_ids):])[0]
                 end.text_offset = req.stream.released_chars()
@@ -159,7 +160,7 @@ class AsyncEngine:
         rid = next(self._ids)
         req = _Request(rid, asyncio.get_running_loop(), asyncio.Queue(),
                        self.llm._core().stream_decoder(), params.stop_strings(),
-                       opts.sampling.logprobs >= 0, params.stop_token_ids)
+                       opts.sampling.logprobs >= 0, params)
         with self._mu:
             self._requests[rid] = req
         try:

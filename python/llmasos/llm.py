@@ -169,8 +169,9 @@ class LLM:
         return out[0] if single else out
 
     # -- generation ---------------------------------------------------------------------------
-    def _run(self, ids: List[int], params: SamplingParams, on_text=None) -> GenerationOutput:
-        """Generates for token ids; on_text(piece) receives text as it is released."""
+    def _run(self, ids: List[int], params: SamplingParams, on_text=None, score_prompt=True) -> GenerationOutput:
+        """Generates for token ids; on_text(piece) receives text as it is released. score_prompt:
+        attach params.prompt_logprobs (stream(), which returns no output, passes False)."""
         opts = params.to_core(self.seed)
         matcher = StopMatcher(params.stop_strings())
         pieces: List[str] = []
@@ -197,10 +198,12 @@ class LLM:
             finish = "stop"
         out = GenerationOutput(text="".join(pieces), token_ids=list(gen_ids),
                                prompt_token_ids=ids, finish_reason=finish,
-                               stop_reason=stop_reason(matcher.matched, stop_token, params.stop_token_ids))
+                               stop_reason=stop_reason(matcher.matched, stop_token, params.stop_token_ids,
+                                                       params.ignore_eos, self._core().eos_id))
         if raw_lps is not None:
             self._attach_logprobs(out, from_core(gen_ids, raw_lps))
-        self._attach_prompt_logprobs(out, params.prompt_logprobs)
+        if score_prompt:
+            self._attach_prompt_logprobs(out, params.prompt_logprobs)
         return out
 
     def _attach_logprobs(self, out: GenerationOutput, entries: List[TokenLogprobs]) -> None:
@@ -259,7 +262,8 @@ class LLM:
                     if r.feed(new_ids, raw_lps):  # a stop string: the engine needs no more of it
                         engine.cancel(rid)
                     elif finished:
-                        r.finish(reason, stop_reason(None, stop_token, opts.stop_token_ids))
+                        r.finish(reason, stop_reason(None, stop_token, opts.stop_token_ids, opts.ignore_eos,
+                                                     m.eos_id))
         finally:
             for rid, r in reqs.items():
                 if not r.done:
@@ -298,7 +302,7 @@ class LLM:
 
         def work():
             try:
-                self._run(ids, params, on_text)
+                self._run(ids, params, on_text, score_prompt=False)
                 q.put(done)
             except BaseException as e:  # handed to the consumer
                 q.put(e)
@@ -318,7 +322,7 @@ class LLM:
             t.join()
 
     def chat(self, messages, params: Optional[SamplingParams] = None, *,
-             add_generation_prompt: bool = True, continue_final_message: bool = False,
+             add_generation_prompt: Optional[bool] = None, continue_final_message: bool = False,
              chat_template_kwargs: Optional[dict] = None) -> GenerationOutput:
         """Answers a conversation ([{'role': ..., 'content': ...}, ...]) with the chat template;
         the keywords as chat_prompt_ids'."""
@@ -337,14 +341,16 @@ class LLM:
                 lambda t: [m.token_text(i) for i in m.tokenize(t, False, True)] == [t])
         return self._chat_template
 
-    def chat_prompt_ids(self, messages, *, add_generation_prompt: bool = True,
+    def chat_prompt_ids(self, messages, *, add_generation_prompt: Optional[bool] = None,
                         continue_final_message: bool = False,
                         chat_template_kwargs: Optional[dict] = None) -> List[int]:
         """The token ids of a conversation rendered by the chat template, ending in the
-        assistant's turn header unless add_generation_prompt is False. As vLLM:
-        continue_final_message ends them right after the last message, an assistant's, for the
-        model to go on with it; chat_template_kwargs are more variables for the template (Qwen3's
-        enable_thinking, ...)."""
+        assistant's turn header unless add_generation_prompt is False (its default: True, False
+        with continue_final_message). As vLLM: continue_final_message ends them right after the
+        last message, an assistant's, for the model to go on with it; chat_template_kwargs are
+        more variables for the template (Qwen3's enable_thinking, ...)."""
+        if add_generation_prompt is None:
+            add_generation_prompt = not continue_final_message
         m = self._core()
         bos = m.token_text(m.bos_id) if m.bos_id >= 0 else ""
         eos = m.token_text(m.eos_id) if m.eos_id >= 0 else ""

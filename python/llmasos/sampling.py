@@ -166,12 +166,13 @@ class GenerationOutput:
     stop_reason: Union[int, str, None] = None
 
 
-def stop_reason(stop_string: Optional[str], stop_token: Optional[int],
-                stop_token_ids: Optional[Sequence[int]]) -> Union[int, str, None]:
+def stop_reason(stop_string: Optional[str], stop_token: Optional[int], stop_token_ids: Optional[Sequence[int]],
+                ignore_eos: bool, eos_id: int) -> Union[int, str, None]:
     """GenerationOutput.stop_reason from what the text stream matched and the token (if any) the
-    engine stopped at."""
+    engine stopped at. As vLLM checks the model's EOS before stop_token_ids, EOS is None even
+    when stop_token_ids lists it."""
     if stop_string is not None:
         return stop_string
-    if stop_token is not None and stop_token in (stop_token_ids or ()):
-        return int(stop_token)
-    return None
+    if stop_token is None or (stop_token == eos_id and not ignore_eos):
+        return None
+    return int(stop_token) if stop_token in (stop_token_ids or ()) else None
