@@ -276,13 +276,17 @@ class TinyModel:
 
 def make_tiny_llama(path, *, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=96, n_ctx=256,
                     wtype="f32", tie_embeddings=False, rope_base=10000.0, eps=1e-5, seed=0,
-                    version=3, metadata=None, tensors=None, drop_tensors=(), scale=0.1) -> TinyModel:
+                    version=3, metadata=None, tensors=None, drop_tensors=(), scale=0.1,
+                    extra_tokens=()) -> TinyModel:
     """Writes a valid llama GGUF. Overrides, for corrupt variants:
       metadata={key: value}  set (python value or Val) or, with value None, delete a key;
       tensors={name: array}   replace a tensor's float32 numpy array (any shape; numpy order);
-      drop_tensors=[names]    leave tensors out. wtype "f32" or "q8_0" for the 2-D matrices."""
+      drop_tensors=[names]    leave tensors out. wtype "f32" or "q8_0" for the 2-D matrices.
+    extra_tokens: texts added at the end of the vocabulary as user-defined tokens (type 4), each
+    one token wherever it appears in text."""
     rng = np.random.default_rng(seed)
     tokens, types, merges = tiny_vocab()
+    tokens, types = tokens + list(extra_tokens), types + [4] * len(extra_tokens)
     n_vocab = len(tokens)
     hd = n_embd // n_head
     md = {

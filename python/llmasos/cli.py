@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="element type of cached keys and values (default f16)")
     sv.add_argument("--chat-template", default=None, metavar="FILE_OR_JINJA",
                     help="chat template to use instead of the model's own: a file, or the Jinja text")
+    sv.add_argument("--reasoning-format", choices=["auto", "none"], default="auto",
+                    help="auto (default): a thinking model's <think> text goes to reasoning_content; "
+                         "none: it stays in content")
 
     sub.add_parser("models", help="list the available model names and what is cached")
     sub.add_parser("info", help="print runtime information (ISA level, threads) as JSON")
@@ -113,7 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             serve(args.model, host=args.host, port=args.port, api_key=args.api_key, n_ctx=args.n_ctx,
                   threads=args.threads, max_n=args.max_n, max_batch_tokens=args.max_batch_tokens,
                   max_seqs=args.max_seqs, kv_cache_bytes=args.kv_cache_bytes or 0,
-                  kv_cache_type=args.kv_cache_type, chat_template=_chat_template_arg(args.chat_template))
+                  kv_cache_type=args.kv_cache_type, chat_template=_chat_template_arg(args.chat_template),
+                  reasoning_format=args.reasoning_format)
             return 0
         if args.command == "info":
             print(json.dumps(runtime_info(), indent=2))

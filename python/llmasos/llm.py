@@ -336,10 +336,14 @@ class LLM:
         """The Jinja text chat renders with: the one given to from_pretrained, else the model's
         own, else the fallback its vocabulary suits (Gemma's turns or ChatML)."""
         if self._chat_template is None:
-            m = self._core()
-            self._chat_template = m.metadata("tokenizer.chat_template") or chat_template_mod.fallback_template(
-                lambda t: [m.token_text(i) for i in m.tokenize(t, False, True)] == [t])
+            self._chat_template = (self._core().metadata("tokenizer.chat_template")
+                                   or chat_template_mod.fallback_template(self._is_token))
         return self._chat_template
+
+    def _is_token(self, text: str) -> bool:
+        """Whether the vocabulary has `text` as one token (a special one counts)."""
+        m = self._core()
+        return [m.token_text(i) for i in m.tokenize(text, False, True)] == [text]
 
     def chat_prompt_ids(self, messages, *, add_generation_prompt: Optional[bool] = None,
                         continue_final_message: bool = False,

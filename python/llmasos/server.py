@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import chat_template, server_embeddings, server_tokens
+from . import chat_template, reasoning, server_embeddings, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
@@ -35,8 +35,13 @@ logger = logging.getLogger("llmasos.server")
 
 class Server:
     def __init__(self, llm: LLM, model_id: str, *, api_key: Optional[str] = None, max_n: int = 8,
-                 max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0):
+                 max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
+                 reasoning_format: str = "auto"):
         self.llm, self.model_id, self.api_key, self.max_n = llm, model_id, api_key, max_n
+        if reasoning_format not in ("auto", "none"):
+            raise ValueError(f"reasoning_format must be 'auto' or 'none', got {reasoning_format!r}")
+        # A thinking model's chat replies split into reasoning_content and content (reasoning.py).
+        self.reasoning = reasoning_format == "auto" and reasoning.thinks(llm._is_token, llm.chat_template)
         self.engine = AsyncEngine(llm, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
                                   kv_cache_bytes=kv_cache_bytes)
         self.metrics = Metrics()
@@ -449,6 +454,9 @@ class Server:
                 p = params_for_choice(params, c)
                 self._fit(p, max_tokens, ids)
                 jobs.append((c, ids, p))
+            # Held to JSON (tools, structured outputs), the reply has no reasoning to split off.
+            think = self.reasoning and not tools and params.json_schema is None and not params.json_object
+            opened = think and reasoning.open_at_start(self.llm.detokenize(ids[-64:], special=True))
         except RequestError as e:
             return self._error(route, e)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -462,6 +470,7 @@ class Server:
             return None if params.logprobs is None else chat_logprobs(entries, self.pieces)
 
         streams: Dict[int, ToolStream] = {}
+        splitters: Dict[int, reasoning.ReasoningSplitter] = {}
         pending_lps: Dict[int, list] = {}
 
         def chunk(index, d):
@@ -477,6 +486,14 @@ class Server:
                 deltas = ts.feed(d.text, d.finished)
                 if d.finished and ts.kind == "call" and reason == "stop" and ts.complete():
                     reason = "tool_calls"  # (as the whole message says: not for a call a stop string cut)
+            elif think:  # reasoning_content until </think>, then content
+                sp = splitters.setdefault(index, reasoning.ReasoningSplitter(opened))
+                r, c = sp.feed(d.text)
+                if d.finished:
+                    r2, c2 = sp.finish()
+                    r, c = r + r2, c + c2
+                delta = {**({"reasoning_content": r} if r else {}), **({"content": c} if c else {})}
+                deltas = [delta] if delta else []
             else:
                 deltas = [{"content": d.text}] if d.text else []
             # Logprobs of tokens that gave no delta yet (the reply's JSON around an answer or call)
@@ -496,7 +513,12 @@ class Server:
             return out
 
         def message(text, reason):
-            return tools.message(text, reason) if tools else ({"role": "assistant", "content": text}, reason)
+            if tools:
+                return tools.message(text, reason)
+            if think:
+                thought, answer, saw = reasoning.split(text, opened)
+                return {"role": "assistant", "content": answer, "reasoning_content": thought if saw else None}, reason
+            return {"role": "assistant", "content": text}, reason
 
         def final(choices):
             gen = sum(c[2] for c in choices)
@@ -558,11 +580,12 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: Opt
           n_ctx: Optional[int] = None, threads: Optional[int] = None, max_n: int = 8,
           max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
           kv_cache_type: str = "f16", chat_template: Optional[str] = None,
-          log_level: str = "warning") -> None:
+          reasoning_format: str = "auto", log_level: str = "warning") -> None:
     import uvicorn
     llm = LLM.from_pretrained(model, n_ctx=n_ctx, threads=threads, kv_cache_type=kv_cache_type,
                               chat_template=chat_template)
     model_id = model if "/" not in model and not model.endswith(".gguf") else llm.path.rsplit("/", 1)[-1]
     server = Server(llm, model_id, api_key=api_key, max_n=max_n, max_batch_tokens=max_batch_tokens,
+                    reasoning_format=reasoning_format,
                     max_seqs=max_seqs, kv_cache_bytes=kv_cache_bytes)
     uvicorn.run(server.app, host=host, port=port, log_level=log_level)

@@ -1,0 +1,115 @@
+"""A thinking model's chat reply split into reasoning_content and content (reasoning.py), as
+llama.cpp's server and vLLM's reasoning parsers return them: the splitter on text, whole or in
+any pieces, and the server's chat route on a model whose vocabulary has <think> and </think>."""
+import json
+import random
+
+import httpx
+import pytest
+
+from gguf_factory import make_tiny_llama
+from llmasos.reasoning import ReasoningSplitter, open_at_start, split, thinks
+from test_server import RunningServer
+
+
+@pytest.mark.parametrize("text,opened,want", [
+    # Qwen3: the reply opens its reasoning; whitespace around it and before the answer goes.
+    ("<think>\nplan it\n</think>\n\nThe answer.", False, ("plan it", "The answer.", True)),
+    ("  <think>a</think>b", False, ("a", "b", True)),
+    ("<think></think>\n\nJust this.", False, ("", "Just this.", True)),
+    # DeepSeek R1: the prompt opened it; the reply starts inside.
+    ("step 1\nstep 2\n</think>\nDone", True, ("step 1\nstep 2", "Done", True)),
+    ("cut off while thinking", True, ("cut off while thinking", "", True)),
+    # A model that does not think, or a <think> that is not at the start: all answer, unchanged.
+    ("  Hello <think>x</think>", False, ("", "  Hello <think>x</think>", False)),
+    ("<thinking>no</thinking>", False, ("", "<thinking>no</thinking>", False)),
+    ("<thi", False, ("", "<thi", False)),
+    ("\n", False, ("", "\n", False)),
+    # Only the first </think> ends the reasoning; "<" and spaces inside it stay.
+    ("<think>a < b  and  c</think>x</think>y", False, ("a < b  and  c", "x</think>y", True)),
+])
+def test_split(text, opened, want):
+    assert split(text, opened) == want
+
+
+def test_pieces_give_what_the_whole_gives():
+    """Streamed in random pieces (a tag split anywhere), the parts join to the whole's."""
+    rng = random.Random(7)
+    alphabet = ["<think>", "</think>", "<", "/", "think", ">", " ", "\n", "a", "b c", "<th"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        opened = rng.random() < 0.3
+        cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.randint(0, 5))))
+        pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+        s = ReasoningSplitter(opened)
+        got = [s.feed(p) for p in pieces] + [s.finish()]
+        whole = split(text, opened)
+        assert ("".join(r for r, _ in got), "".join(a for _, a in got), s.saw_reasoning) == whole, (text, pieces)
+
+
+def test_detection():
+    assert thinks(lambda t: t in ("<think>", "</think>"), None)
+    assert thinks(lambda t: False, "{{ '<think>' }}...{{ '</think>' }}")
+    assert not thinks(lambda t: t == "<think>", "<|im_start|>")
+    assert open_at_start("<|im_start|>assistant\n<think>\n") and not open_at_start("<think>\n\n</think>\n\n")
+    assert not open_at_start("<|im_start|>assistant\n")
+
+
+# DeepSeek R1's way: the generation prompt opens the reasoning. enable_thinking false (Qwen3's
+# switch) closes it at once, so the reply is all answer.
+R1 = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+      "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n"
+      "{% if enable_thinking is defined and not enable_thinking %}</think>\n\n{% endif %}{% endif %}")
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+def chat(server, stream=False, **body):
+    r = httpx.post(server.base + "/v1/chat/completions", json={"messages": MSGS, "max_tokens": 6, "ignore_eos": True, "temperature": 0,
+                                                               "stream": stream, **body}, timeout=60)
+    assert r.status_code == 200, r.text
+    if not stream:
+        return r.json()["choices"][0]["message"]
+    deltas = [json.loads(line[6:])["choices"][0]["delta"] for line in r.text.splitlines()
+              if line.startswith("data: {") and json.loads(line[6:])["choices"]]
+    return {"reasoning_content": "".join(d.get("reasoning_content", "") for d in deltas),
+            "content": "".join(d.get("content") or "" for d in deltas)}
+
+
+def test_server_splits_a_thinking_models_reply(tmp_path):
+    path = str(make_tiny_llama(tmp_path / "think.gguf", extra_tokens=["<think>", "</think>"]).path)
+    plain = str(make_tiny_llama(tmp_path / "plain.gguf").path)
+    tfile = tmp_path / "r1.jinja"
+    tfile.write_text(R1)
+    from llmasos import LLM, SamplingParams
+    with LLM.from_pretrained(path, threads=1, chat_template=R1) as llm:
+        close = llm.tokenize("</think>", add_bos=False)
+        assert len(close) == 1
+        ids = llm.chat_prompt_ids(MSGS)
+        raw = llm.generate(ids, SamplingParams(max_tokens=6, ignore_eos=True))[0].text
+        forced = llm.generate(ids, SamplingParams(max_tokens=6, ignore_eos=True, logit_bias={close[0]: 100}))[0].text
+    assert forced == "</think>" * 6
+    servers = [RunningServer(path, "--chat-template", str(tfile)),
+               RunningServer(path, "--chat-template", str(tfile), "--reasoning-format", "none"),
+               RunningServer(plain)]
+    try:
+        auto, none, other = servers
+        for stream in (False, True):
+            # Opened by the prompt and never closed: all of it is reasoning.
+            m = chat(auto, stream)
+            assert (m["reasoning_content"], m["content"]) == (raw.strip(), "")
+            # Closed by the first token: the rest is the answer, other </think> in it kept.
+            m = chat(auto, stream, logit_bias={str(close[0]): 100})
+            assert (m["reasoning_content"], m["content"]) == ("", "</think>" * 5)
+            # The template's own switch closes it in the prompt: all answer.
+            m = chat(auto, stream, chat_template_kwargs={"enable_thinking": False})
+            assert not m["reasoning_content"] and m["content"]
+            # --reasoning-format none leaves the text whole; a model that does not think too.
+            m = chat(none, stream)
+            assert m["content"] == raw and not m.get("reasoning_content")
+        assert "reasoning_content" not in chat(other) and "reasoning_content" not in chat(none)
+        # Held to JSON, nothing is split off.
+        m = chat(auto, response_format={"type": "json_object"}, max_tokens=8)
+        assert "reasoning_content" not in m
+    finally:
+        for s in servers:
+            s.stop()
