@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/prompt_lookup.h"
 #include "llmasos/errors.hpp"
 
 namespace llmasos {
@@ -114,40 +115,77 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
     if (!json_vocab_) json_vocab_ = std::make_shared<JsonVocab>(tok);
     json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema, !opts.ignore_eos);
   }
-  std::vector<float> logits(static_cast<size_t>(V));
+  if (opts.lookup_tokens < 0) throw InvalidArgumentError("lookup_tokens must be >= 0");
+  const int64_t K = opts.lookup_tokens;
+  // rows: the logits after each fed token, K + 1 rows when a draft is checked.
+  std::vector<float> rows(static_cast<size_t>((K + 1) * V));
   GenerateResult res;
   res.finish_reason = "length";
-  prefill(prompt, logits.data());
-  for (int64_t i = 0; i < opts.max_tokens; ++i) {
+  prefill(prompt, rows.data());
+
+  // Samples from one row of logits and takes the token: false once generation is over.
+  auto take = [&](float* row) -> bool {
     TokenLogprobs lp;
-    int32_t id = sampler.sample(logits.data(), V, prompt, res.tokens, &lp, json.get());
-    if (id < 0) break;  // JSON mode, no token fits (a vocabulary without the needed bytes): "length"
-    bool is_stop = (!opts.ignore_eos && tok.is_eog(id)) ||
-                   std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) !=
-                       opts.stop_token_ids.end();
+    const int32_t id = sampler.sample(row, V, prompt, res.tokens, &lp, json.get());
+    if (id < 0) return false;  // JSON mode, no token fits (a vocabulary without the needed bytes): "length"
+    const bool is_stop = (!opts.ignore_eos && tok.is_eog(id)) ||
+                         std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) !=
+                             opts.stop_token_ids.end();
     if (is_stop) {
       res.finish_reason = "stop";
       res.stop_token = id;
-      break;
+      return false;
     }
     res.tokens.push_back(id);
     if (sampler.wants_logprobs()) res.logprobs.push_back(std::move(lp));
     if (on_token && !on_token(id)) {
       res.finish_reason = "stop";
-      break;
+      return false;
     }
     if (json) {
       json->advance_or_throw(id);
       if (json->done()) {  // the object is complete
         res.finish_reason = "stop";
-        break;
+        return false;
       }
     }
-    const int64_t pos = static_cast<int64_t>(cached_.size());
-    if (i + 1 == opts.max_tokens) break;
+    return static_cast<int64_t>(res.tokens.size()) < opts.max_tokens;  // else "length"
+  };
+
+  // Each round feeds the last token taken, plus (prompt lookup) a draft of the tokens that may
+  // follow it, in one forward pass; then takes tokens from the rows in order while each equals
+  // the draft's next one. Row i's logits are bit-identical to those of a pass over that token
+  // alone (Model::forward_batch), and the sampler draws in the same order, so the tokens are
+  // those of plain one-token steps, greedy or seeded; a wrong draft costs only its rows.
+  if (!take(rows.data())) return res;
+  // Draft length: halved after a draft whose first token was wrong, doubled after one taken
+  // whole, so text that does not repeat its context pays for short drafts only.
+  int64_t k_now = K;
+  for (;;) {
+    const int64_t pos = static_cast<int64_t>(cached_.size());  // where the last token goes
     if (pos >= n_ctx) break;  // context full: "length"
-    model_->forward(&id, 1, pos, kv_, logits.data(), false);
-    cached_.push_back(id);
+    const int64_t room = std::min(opts.max_tokens - static_cast<int64_t>(res.tokens.size()) - 1, n_ctx - pos - 1);
+    std::vector<int32_t> feed{res.tokens.back()};
+    if (K > 0 && room > 0) {
+      const std::vector<int32_t> draft = prompt_lookup_draft(prompt, res.tokens, std::min(k_now, room));
+      feed.insert(feed.end(), draft.begin(), draft.end());
+    }
+    const int64_t n = static_cast<int64_t>(feed.size());
+    model_->forward(feed.data(), n, pos, kv_, rows.data(), n > 1);
+    cached_.push_back(feed[0]);
+    bool more = true;
+    int64_t taken = 0;  // draft tokens taken this round
+    for (int64_t i = 0; i < n && more; ++i) {
+      more = take(rows.data() + i * V);
+      // The token taken is the draft's next: its keys and values are already in the cache, and
+      // the next row follows it. Else the round ends with it, to be fed next.
+      if (!more || i + 1 == n || res.tokens.back() != feed[static_cast<size_t>(i + 1)]) break;
+      cached_.push_back(feed[static_cast<size_t>(i + 1)]);
+      ++taken;
+    }
+    res.drafted += taken;
+    if (n > 1) k_now = taken == 0 ? std::max<int64_t>(1, k_now / 2) : taken == n - 1 ? std::min(K, 2 * k_now) : k_now;
+    if (!more) break;
   }
   return res;
 }

@@ -25,6 +25,11 @@ struct GenerateOptions {
   // Structured outputs (json_schema.h): the output is the compact JSON this schema accepts, and
   // ends as JSON mode does. Set: json_object is not needed.
   std::shared_ptr<const JsonSchema> json_schema;
+  // Prompt lookup (Session::generate only; the batched engine ignores it): each step also checks
+  // up to this many drafted tokens (prompt_lookup.h) in the same forward pass. The output is the
+  // same token for token; text that repeats its context (quoting, editing, extraction) comes
+  // several tokens per pass. 0: off.
+  int64_t lookup_tokens = 0;
 };
 
 struct GenerateResult {
@@ -32,6 +37,7 @@ struct GenerateResult {
   std::vector<TokenLogprobs> logprobs;  // one per token when sampling.logprobs >= 0, else empty
   std::string finish_reason;    // "stop" (EOS, stop token or callback) or "length"
   int32_t stop_token = -1;      // the EOS / stop_token_ids token that ended it (not in tokens)
+  int64_t drafted = 0;          // tokens taken from prompt-lookup drafts (no pass of their own)
 };
 
 class Session {

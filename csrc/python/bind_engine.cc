@@ -8,6 +8,7 @@
 
 #include "engine/json_constraint.h"
 #include "engine/json_schema.h"
+#include "engine/prompt_lookup.h"
 #include "engine/scheduler.h"
 #include "tokenizer/tokenizer.h"
 #include "llmasos/errors.hpp"
@@ -171,6 +172,9 @@ void register_engine(py::module_& m) {
 
   // One Sampler (greedy by default) drawing `draws` times from copies of one row of logits, for
   // the tests and bench/sampling.py: the tokens it picks.
+  m.def("prompt_lookup_draft", &prompt_lookup_draft, py::arg("prompt"), py::arg("generated"), py::arg("max_draft"),
+        "The prompt-lookup draft Session.generate checks after prompt ++ generated (for the tests).");
+
   m.def("sample_row", [](const std::vector<float>& logits, const SamplingOptions* opts, int draws) {
     if (logits.empty()) throw InvalidArgumentError("sample_row: no logits");
     const SamplingOptions o = opts ? *opts : SamplingOptions{};

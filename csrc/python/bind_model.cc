@@ -65,6 +65,7 @@ void register_model(py::module_& m) {
       .def_readwrite("max_tokens", &GenerateOptions::max_tokens)
       .def_readwrite("sampling", &GenerateOptions::sampling)
       .def_readwrite("ignore_eos", &GenerateOptions::ignore_eos)
+      .def_readwrite("lookup_tokens", &GenerateOptions::lookup_tokens)
       .def_readwrite("stop_token_ids", &GenerateOptions::stop_token_ids)
       .def_readwrite("json_object", &GenerateOptions::json_object)
       .def_property("json_schema",
@@ -175,10 +176,12 @@ void register_model(py::module_& m) {
                tail = dec.flush();
              }
              return py::make_tuple(res.tokens, res.finish_reason, tail, logprobs_to_py(res.logprobs),
-                                   res.stop_token < 0 ? py::object(py::none()) : py::int_(res.stop_token));
+                                   res.stop_token < 0 ? py::object(py::none()) : py::int_(res.stop_token),
+                                   res.drafted);
            }, py::arg("prompt"), py::arg("options"), py::arg("on_piece") = py::none(),
            "Returns (generated ids, finish_reason, undecoded tail text, logprobs or None, the "
-           "EOS / stop_token_ids token that ended it or None).");
+           "EOS / stop_token_ids token that ended it or None, how many tokens came from "
+           "prompt-lookup drafts).");
 }
 
 }  // namespace llmasos::python

@@ -28,12 +28,18 @@ def _check_unicode(text: str) -> None:
         raise ValueError(f"the text holds a lone surrogate {text[e.start]!r} at index {e.start}, "
                          "which is not Unicode text") from None
 
+def _check_count(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    return v
+
+
 class LLM:
     """A loaded model and one sequence's state. Calls are serialized: one generation at a time."""
 
     def __init__(self, core_model: "_core.Model", *, path: str, seed: Optional[int] = None,
                  kv_cache_bytes: Optional[int] = None, max_batch_tokens: int = 512,
-                 max_seqs: int = 64, chat_template: Optional[str] = None):
+                 max_seqs: int = 64, chat_template: Optional[str] = None, prompt_lookup: int = 0):
         self._model = core_model
         self._session = _core.Session(core_model)
         self._engine: Optional["_core.Engine"] = None  # created by the first generate()
@@ -43,6 +49,9 @@ class LLM:
         self._lock = threading.Lock()
         self.path = path
         self.seed = seed
+        # Prompt-lookup speculation on the single-sequence session (stream, chat): drafted tokens
+        # checked per forward pass; the output is unchanged (see session.h).
+        self.prompt_lookup = _check_count("prompt_lookup", prompt_lookup)
         self._token_pieces: Optional[TokenPieces] = None  # token texts for logprobs, made on use
         # The template chat renders with: the one given, else found on first use (the model's own,
         # or the fallback its vocabulary suits).
@@ -54,7 +63,8 @@ class LLM:
                         threads: Optional[int] = None, seed: Optional[int] = None,
                         kv_cache_bytes: Optional[int] = None, max_batch_tokens: int = 512,
                         max_seqs: int = 64, kv_cache_type: str = "f16",
-                        repack_weights: bool = True, chat_template: Optional[str] = None) -> "LLM":
+                        repack_weights: bool = True, chat_template: Optional[str] = None,
+                        prompt_lookup: int = 0) -> "LLM":
         """Loads a known model name (fetched into the store on first use) or a .gguf path.
         kv_cache_bytes (default: room for 4 * n_ctx tokens), max_batch_tokens and max_seqs size
         the batched engine generate() runs on. kv_cache_type: "f16" (default), "bf16" or "f32",
@@ -62,7 +72,10 @@ class LLM:
         copied once into a faster 8-row interleaved layout (the default); False uses them in
         place from the memory-mapped file (shared between processes that load it, slower).
         chat_template: Jinja text chat() renders with instead of the model's own (for a model
-        whose GGUF carries none, or a wrong one)."""
+        whose GGUF carries none, or a wrong one). prompt_lookup: as llama-cpp-python's
+        LlamaPromptLookupDecoding(num_pred_tokens=k), chat() and stream() check up to k tokens
+        drafted from the context in each forward pass; the output is the same, token for token,
+        and text that repeats its context comes faster (bench/lookup.py). 0 (default): off."""
         for name, v in (("n_ctx", n_ctx), ("threads", threads), ("kv_cache_bytes", kv_cache_bytes),
                         ("max_batch_tokens", max_batch_tokens), ("max_seqs", max_seqs)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
@@ -71,11 +84,13 @@ class LLM:
             raise ValueError(f"kv_cache_type must be 'f16', 'bf16' or 'f32', got {kv_cache_type!r}")
         if chat_template is not None:
             chat_template_mod.check_template(chat_template)  # before the load, not after it
+        _check_count("prompt_lookup", prompt_lookup)
         path = store.resolve(name_or_path)
         model = _core.Model(str(path), n_ctx=n_ctx or 0, threads=threads or 0,
                             kv_cache_type=kv_cache_type, repack=bool(repack_weights))
         return cls(model, path=str(path), seed=seed, kv_cache_bytes=kv_cache_bytes,
-                   max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, chat_template=chat_template)
+                   max_batch_tokens=max_batch_tokens, max_seqs=max_seqs, chat_template=chat_template,
+                   prompt_lookup=prompt_lookup)
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -186,7 +201,8 @@ class LLM:
 
         with self._lock:
             self._core()
-            gen_ids, finish, tail, raw_lps, stop_token = self._session.generate(ids, opts, on_piece)
+            opts.lookup_tokens = self.prompt_lookup
+            gen_ids, finish, tail, raw_lps, stop_token, _ = self._session.generate(ids, opts, on_piece)
         if not matcher.stopped:
             out, _ = matcher.feed(tail)
             rest = out + matcher.flush()

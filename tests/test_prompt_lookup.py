@@ -1,0 +1,89 @@
+"""Prompt-lookup speculation (LLM(prompt_lookup=k), Session::generate): drafts are the tokens that
+followed an earlier occurrence of the context's last n-gram, checked in one forward pass. The
+output must be the same token for token as without it (greedy, seeded sampling, logprobs, stop
+tokens, JSON mode, max_tokens and context limits) on real models, while drafts are taken."""
+import pytest
+
+from llmasos import LLM, SamplingParams, _core
+
+PARA = ("It was a bright cold day in April, and the clocks were striking thirteen. Winston Smith, his chin "
+        "nuzzled into his breast in an effort to escape the vile wind, slipped quickly through the glass doors "
+        "of Victory Mansions, though not quickly enough to prevent a swirl of gritty dust from entering along "
+        "with him.")
+COPY = [{"role": "user", "content": "Repeat this text exactly, word for word:\n\n" + PARA}]
+
+
+def test_draft_follows_the_latest_match():
+    d = _core.prompt_lookup_draft
+    # The last 3 tokens (7 8 9) occur earlier; what followed their latest occurrence is the draft.
+    assert d([1, 7, 8, 9, 2, 3, 7, 8, 9, 4, 5], [6, 7, 8, 9], 3) == [4, 5, 6]
+    assert d([1, 7, 8, 9, 2, 3], [7, 8, 9], 8) == [2, 3, 7, 8, 9]  # up to the end of the context
+    assert d([5, 6, 7, 1, 2, 5, 6, 7], [], 2) == [1, 2]
+    assert d([5, 6, 1, 2, 5, 6], [], 2) == []            # 2 tokens are not a match
+    assert d([1, 2, 3, 4], [5], 4) == []                 # no match
+    assert d([1, 2, 3, 1, 2, 3], [], 0) == []            # nothing asked
+    assert d([9], [], 4) == [] and d([], [3, 3, 3, 3], 2) == [3]
+
+
+def session_run(llm, ids, params, k):
+    opts = params.to_core(llm.seed)
+    opts.lookup_tokens = k
+    llm._session.reset()
+    toks, finish, _, lps, stop, drafted = llm._session.generate(ids, opts, None)
+    return (toks, finish, lps, stop), drafted
+
+
+@pytest.fixture(scope="module")
+def smol(smollm2_gguf):
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=512, threads=2) as m:
+        yield m
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(max_tokens=80),
+    SamplingParams(max_tokens=80, temperature=0.8, seed=3),
+    SamplingParams(max_tokens=80, temperature=0.7, top_p=0.9, repetition_penalty=1.1, seed=5, logprobs=3),
+    SamplingParams(max_tokens=7),   # max_tokens inside a drafted run
+    SamplingParams(max_tokens=80, json_object=True),
+])
+def test_same_tokens_with_and_without_lookup(smol, params):
+    ids = smol.chat_prompt_ids(COPY)
+    plain, _ = session_run(smol, ids, params, 0)
+    drafted_any = 0
+    for k in (1, 4, 10):
+        got, drafted = session_run(smol, ids, params, k)
+        assert got == plain, k
+        drafted_any += drafted
+    if params.max_tokens > 7 and not params.json_object and params.temperature == 0:
+        assert drafted_any > 0  # the copy is found in the prompt
+
+
+def test_stops_and_context_end_are_the_same(smol):
+    ids = smol.chat_prompt_ids(COPY)
+    greedy, _ = session_run(smol, ids, SamplingParams(max_tokens=60), 0)
+    stop_at = greedy[0][30]  # a token inside the copied run: the stop lands inside a draft
+    for params in (SamplingParams(max_tokens=60, stop_token_ids=[stop_at]),
+                   SamplingParams(max_tokens=60, logit_bias={smol._model.eos_id: 3.0})):
+        assert session_run(smol, ids, params, 6)[0] == session_run(smol, ids, params, 0)[0]
+    # A context that fills up mid-draft: the same tokens and "length".
+    with LLM.from_pretrained(smol.path, n_ctx=len(ids) + 20, threads=2) as small:
+        a, _ = session_run(small, ids, SamplingParams(max_tokens=100), 0)
+        b, drafted = session_run(small, ids, SamplingParams(max_tokens=100), 8)
+        assert a == b and a[1] == "length" and len(a[0]) == 21  # the last one is taken, never fed
+
+
+def test_llm_option_and_gemma3_sliding_window(smollm2_gguf, gemma3_gguf):
+    """LLM(prompt_lookup=k) reaches chat and stream; Gemma 3 (sliding-window layers, a 262k
+    vocabulary) gives the same tokens too."""
+    with pytest.raises(ValueError, match="prompt_lookup"):
+        LLM.from_pretrained(smollm2_gguf, prompt_lookup=-1)
+    p = SamplingParams(max_tokens=40)
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=512, prompt_lookup=6) as a, \
+            LLM.from_pretrained(smollm2_gguf, n_ctx=512) as b:
+        assert a.chat(COPY, p).token_ids == b.chat(COPY, p).token_ids
+        assert "".join(a.stream("Say: " + PARA, p)) == "".join(b.stream("Say: " + PARA, p))
+    with LLM.from_pretrained(gemma3_gguf, n_ctx=512) as g:
+        ids = g.chat_prompt_ids(COPY)
+        plain, _ = session_run(g, ids, SamplingParams(max_tokens=40), 0)
+        got, drafted = session_run(g, ids, SamplingParams(max_tokens=40), 8)
+        assert got == plain and drafted > 0
