@@ -75,8 +75,11 @@ def test_stops_and_context_end_are_the_same(smol):
 def test_llm_option_and_gemma3_sliding_window(smollm2_gguf, gemma3_gguf):
     """LLM(prompt_lookup=k) reaches chat and stream; Gemma 3 (sliding-window layers, a 262k
     vocabulary) gives the same tokens too."""
-    with pytest.raises(ValueError, match="prompt_lookup"):
-        LLM.from_pretrained(smollm2_gguf, prompt_lookup=-1)
+    for bad in (-1, 65, 2 ** 50, True):
+        with pytest.raises(ValueError, match="prompt_lookup"):
+            LLM.from_pretrained(smollm2_gguf, prompt_lookup=bad)
+    with pytest.raises(_core.LLMasOSError, match="lookup_tokens"):
+        _core.Engine(LLM.from_pretrained(smollm2_gguf, n_ctx=64)._model, lookup_tokens=65)
     p = SamplingParams(max_tokens=40)
     with LLM.from_pretrained(smollm2_gguf, n_ctx=512, prompt_lookup=6) as a, \
             LLM.from_pretrained(smollm2_gguf, n_ctx=512) as b:
@@ -87,3 +90,46 @@ def test_llm_option_and_gemma3_sliding_window(smollm2_gguf, gemma3_gguf):
         plain, _ = session_run(g, ids, SamplingParams(max_tokens=40), 0)
         got, drafted = session_run(g, ids, SamplingParams(max_tokens=40), 8)
         assert got == plain and drafted > 0
+
+
+def engine_run(llm, prompts, params, k, max_seqs=64):
+    """Every prompt through one batched engine with lookup_tokens=k: (tokens, finish, logprobs,
+    stop token) per prompt, and the engine's stats once all finished."""
+    eng = _core.Engine(llm._model, lookup_tokens=k, max_seqs=max_seqs)
+    opts = params.to_core(llm.seed)
+    out = {i: [[], None, [], None] for i in range(len(prompts))}
+    for i, ids in enumerate(prompts):
+        eng.add_request(i, ids, opts)
+    while eng.has_unfinished():
+        for rid, toks, fin, reason, lps, stop in eng.step():
+            out[rid][0] += toks
+            out[rid][2] += lps or []
+            if fin:
+                out[rid][1], out[rid][3] = reason, stop
+    return [tuple(map(lambda v: tuple(v) if isinstance(v, list) else v, out[i])) for i in range(len(prompts))], \
+        eng.stats()
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(max_tokens=60),
+    SamplingParams(max_tokens=60, temperature=0.8, seed=11, logprobs=2),
+    SamplingParams(max_tokens=9, repetition_penalty=1.2),
+])
+def test_engine_lookup_gives_the_same_tokens(smol, params):
+    """The batched engine drafts while at most 4 sequences run: the same tokens, logprobs and
+    stops as without, alone, in a batch of 3 (drafts) and of 6 (no drafts), and the KV pool
+    back at its idle size afterwards."""
+    copy = smol.chat_prompt_ids(COPY)
+    other = smol.chat_prompt_ids([{"role": "user", "content": "Name three colors."}])
+    quote = smol.chat_prompt_ids([{"role": "user", "content": "Quote the first sentence: " + PARA}])
+    for prompts in ([copy], [copy, other, quote], [copy, other, quote] * 2):
+        plain, _ = engine_run(smol, prompts, params, 0)
+        got, stats = engine_run(smol, prompts, params, 8)
+        assert got == plain
+        assert stats["blocks_used"] == 0 and stats["running"] == 0
+        if params.temperature == 0 and params.max_tokens > 9 and len(prompts) <= 4:
+            assert stats["drafted"] > 0
+    # Six sequences that run to the same end: never 4 or fewer at once, so no drafts.
+    even = SamplingParams(max_tokens=30, ignore_eos=True)
+    got, stats = engine_run(smol, [copy, other, quote] * 2, even, 8)
+    assert stats["drafted"] == 0 and got == engine_run(smol, [copy, other, quote] * 2, even, 0)[0]

@@ -17,9 +17,12 @@ from test_server import RunningServer
     ("<think>\nplan it\n</think>\n\nThe answer.", False, ("plan it", "The answer.", True)),
     ("  <think>a</think>b", False, ("a", "b", True)),
     ("<think></think>\n\nJust this.", False, ("", "Just this.", True)),
-    # DeepSeek R1: the prompt opened it; the reply starts inside.
+    # DeepSeek R1: the prompt opened it; the reply starts inside (a <think> it still writes goes).
     ("step 1\nstep 2\n</think>\nDone", True, ("step 1\nstep 2", "Done", True)),
     ("cut off while thinking", True, ("cut off while thinking", "", True)),
+    (" <think>\nagain</think>x", True, ("again", "x", True)),
+    ("<th", True, ("<th", "", True)),
+    ("", True, ("", "", True)),
     # A model that does not think, or a <think> that is not at the start: all answer, unchanged.
     ("  Hello <think>x</think>", False, ("", "  Hello <think>x</think>", False)),
     ("<thinking>no</thinking>", False, ("", "<thinking>no</thinking>", False)),
@@ -53,6 +56,11 @@ def test_detection():
     assert not thinks(lambda t: t == "<think>", "<|im_start|>")
     assert open_at_start("<|im_start|>assistant\n<think>\n") and not open_at_start("<think>\n\n</think>\n\n")
     assert not open_at_start("<|im_start|>assistant\n")
+    # A <think> in the user's words does not open the reply's reasoning; one left open in the
+    # assistant message the reply continues does.
+    assert not open_at_start("<|im_start|>user\nWhat is the <think> tag?<|im_end|>\n<|im_start|>assistant\n")
+    assert open_at_start("<|im_start|>assistant\n<think>\nFirst,", "<think>\nFirst,")
+    assert not open_at_start("<|im_start|>assistant\n<think>a</think>b", "<think>a</think>b")
 
 
 # DeepSeek R1's way: the generation prompt opens the reasoning. enable_thinking false (Qwen3's
@@ -90,9 +98,9 @@ def test_server_splits_a_thinking_models_reply(tmp_path):
     assert forced == "</think>" * 6
     servers = [RunningServer(path, "--chat-template", str(tfile)),
                RunningServer(path, "--chat-template", str(tfile), "--reasoning-format", "none"),
-               RunningServer(plain)]
+               RunningServer(plain), RunningServer(path)]  # the last: ChatML, opens nothing
     try:
-        auto, none, other = servers
+        auto, none, other, chatml = servers
         for stream in (False, True):
             # Opened by the prompt and never closed: all of it is reasoning.
             m = chat(auto, stream)
@@ -107,6 +115,10 @@ def test_server_splits_a_thinking_models_reply(tmp_path):
             m = chat(none, stream)
             assert m["content"] == raw and not m.get("reasoning_content")
         assert "reasoning_content" not in chat(other) and "reasoning_content" not in chat(none)
+        # A <think> in the user's words opens nothing: a reply without tags is all answer.
+        for words in ("hi", "what is the <think> tag?"):
+            m = chat(chatml, messages=[{"role": "user", "content": words}])
+            assert m["reasoning_content"] is None and m["content"]
         # Held to JSON, nothing is split off.
         m = chat(auto, response_format={"type": "json_object"}, max_tokens=8)
         assert "reasoning_content" not in m

@@ -16,5 +16,7 @@ std::vector<int32_t> prompt_lookup_draft(const std::vector<int32_t>& prompt, con
                                          int64_t max_draft);
 
 constexpr int64_t kMaxNgram = 3, kMinNgram = 3;
+// The most drafted tokens a pass may check (each is a row of logits: n_vocab floats).
+constexpr int64_t kMaxLookupTokens = 64;
 
 }  // namespace llmasos

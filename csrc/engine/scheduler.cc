@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 
+#include "engine/prompt_lookup.h"
 #include "llmasos/errors.hpp"
 
 namespace llmasos {
@@ -23,6 +24,7 @@ struct Scheduler::Sequence {
   std::unique_ptr<JsonConstraint> json;  // JSON mode's state (opts.json_object)
   KvBlockTable table;
   int64_t n_computed = 0;  // positions whose keys/values are in table
+  int64_t k_now = 0;       // prompt lookup's draft length now (halved after a miss, doubled after a hit)
   int64_t len() const { return static_cast<int64_t>(tokens.size()); }
 };
 
@@ -203,6 +205,8 @@ std::vector<StepOutput> Scheduler::step_locked() {
   struct Item {
     Sequence* s;
     int64_t n_new;
+    std::vector<int32_t> draft;  // prompt lookup: tokens fed after the n_new ones, checked by sampling
+    int64_t row0 = 0;            // its first logits row, when it has rows
   };
   std::vector<Item> batch;
   int64_t budget = opts_.max_batch_tokens;
@@ -237,7 +241,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
       break;
     }
     if (!scheduled) break;
-    batch.push_back({&s, n_new});
+    batch.push_back({&s, n_new, {}});
     budget -= n_new;
     ++i;
   }
@@ -255,8 +259,26 @@ std::vector<StepOutput> Scheduler::step_locked() {
     kv_.record_prefix((s.len() - 1) / PagedKvCache::kBlockTokens, s.n_computed / PagedKvCache::kBlockTokens);
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
-    batch.push_back({&s, n_new});
+    batch.push_back({&s, n_new, {}});
     budget -= n_new;
+  }
+  // Prompt lookup, with what is left once every real token is scheduled: a decoding sequence
+  // (its last token pending) also feeds a draft where the budget, its max_tokens, the context and
+  // the free blocks allow, so a draft never delays or preempts real work.
+  if (opts_.lookup_tokens > 0 && static_cast<int64_t>(running_.size()) <= SchedulerOptions::kLookupMaxSeqs) {
+    for (Item& it : batch) {
+      Sequence& s = *it.s;
+      if (budget <= 0) break;
+      if (it.n_new != 1 || s.n_computed + 1 != s.len() || s.generated.empty()) continue;
+      if (s.k_now == 0) s.k_now = opts_.lookup_tokens;
+      const int64_t room = std::min({s.k_now, budget, s.opts.max_tokens - static_cast<int64_t>(s.generated.size()) - 1,
+                                     n_ctx_ - s.len()});
+      if (room <= 0) continue;
+      it.draft = prompt_lookup_draft(s.prompt, s.generated, room);
+      if (!it.draft.empty() && !kv_.reserve(s.table, s.len() + static_cast<int64_t>(it.draft.size())))
+        it.draft.clear();
+      budget -= static_cast<int64_t>(it.draft.size());
+    }
   }
 
   if (!batch.empty()) {
@@ -265,13 +287,23 @@ std::vector<StepOutput> Scheduler::step_locked() {
     std::vector<int64_t> pos, rows, n_pages;
     std::vector<const int32_t*> pages;
     for (size_t k = 0; k < batch.size(); ++k) {
-      const Sequence& s = *batch[k].s;
-      for (int64_t j = 0; j < batch[k].n_new; ++j) {
+      Item& it = batch[k];
+      const Sequence& s = *it.s;
+      for (int64_t j = 0; j < it.n_new; ++j) {
         tokens.push_back(s.tokens[static_cast<size_t>(s.n_computed + j)]);
         seq.push_back(static_cast<int32_t>(k));
         pos.push_back(s.n_computed + j);
       }
-      if (s.n_computed + batch[k].n_new == s.len()) rows.push_back(static_cast<int64_t>(tokens.size()) - 1);
+      if (s.n_computed + it.n_new == s.len()) {
+        it.row0 = static_cast<int64_t>(rows.size());
+        rows.push_back(static_cast<int64_t>(tokens.size()) - 1);
+        for (size_t j = 0; j < it.draft.size(); ++j) {  // a row after each drafted token too
+          tokens.push_back(it.draft[j]);
+          seq.push_back(static_cast<int32_t>(k));
+          pos.push_back(s.len() + static_cast<int64_t>(j));
+          rows.push_back(static_cast<int64_t>(tokens.size()) - 1);
+        }
+      }
       pages.push_back(s.table.blocks.data());
       n_pages.push_back(static_cast<int64_t>(s.table.blocks.size()));
     }
@@ -291,34 +323,33 @@ std::vector<StepOutput> Scheduler::step_locked() {
     ++counters_.steps;
 
     // 3. Per sequence: commit its full blocks to the prefix cache; sample where a row is ready
-    //    (in parallel: every sequence has its own sampler and logits row).
-    std::vector<Sequence*> ready;
+    //    (in parallel: every sequence has its own sampler and logits rows).
+    std::vector<const Item*> ready;
     for (const Item& it : batch) {
       Sequence& s = *it.s;
       const int64_t P = static_cast<int64_t>(s.prompt.size());
       counters_.prompt_tokens += std::max<int64_t>(0, std::min(s.n_computed + it.n_new, P) - s.n_computed);
       s.n_computed += it.n_new;
-      counters_.tokens_processed += it.n_new;
+      counters_.tokens_processed += it.n_new + static_cast<int64_t>(it.draft.size());
       kv_.commit(s.table, s.tokens.data(), s.n_computed);
-      if (s.n_computed == s.len()) ready.push_back(&s);  // else its prefill continues next step
+      if (s.n_computed == s.len()) ready.push_back(&it);  // else its prefill continues next step
     }
+    auto row = [&](int64_t r) { return logits_.data() + static_cast<size_t>(r) * static_cast<size_t>(n_vocab_); };
     std::vector<int32_t> sampled(ready.size());
     std::vector<TokenLogprobs> lps(ready.size());
     model_->pool().parallel_for(static_cast<int64_t>(ready.size()), 1, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        Sequence& s = *ready[static_cast<size_t>(r)];
-        float* lg = logits_.data() + static_cast<size_t>(r) * static_cast<size_t>(n_vocab_);
+        const Item& it = *ready[static_cast<size_t>(r)];
+        Sequence& s = *it.s;
         sampled[static_cast<size_t>(r)] =
-            s.sampler.sample(lg, n_vocab_, s.prompt, s.generated, &lps[static_cast<size_t>(r)], s.json.get());
+            s.sampler.sample(row(it.row0), n_vocab_, s.prompt, s.generated, &lps[static_cast<size_t>(r)], s.json.get());
       }
     });
     const Tokenizer& tok = model_->tokenizer();
     std::vector<Sequence*> finished;
-    for (size_t r = 0; r < ready.size(); ++r) {
-      Sequence& s = *ready[r];
-      const int32_t id = sampled[r];
-      StepOutput o;
-      o.request_id = s.id;
+    // Takes token id (its logprobs lp) for s into o, with Session::generate's stop rules: false
+    // once s has finished.
+    auto take = [&](Sequence& s, int32_t id, TokenLogprobs& lp, StepOutput& o) -> bool {
       const bool is_stop = (!s.opts.ignore_eos && tok.is_eog(id)) ||
                            std::find(s.opts.stop_token_ids.begin(), s.opts.stop_token_ids.end(), id) !=
                                s.opts.stop_token_ids.end();
@@ -329,12 +360,12 @@ std::vector<StepOutput> Scheduler::step_locked() {
         o.finished = true;
         o.finish_reason = "stop";
         o.stop_token = id;
-        if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lps[r]));
+        if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lp));
       } else {
         s.generated.push_back(id);
         s.tokens.push_back(id);
         o.new_tokens.push_back(id);
-        if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lps[r]));
+        if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lp));
         ++counters_.generated_tokens;
         const int64_t G = static_cast<int64_t>(s.generated.size());
         if (s.json) s.json->advance_or_throw(id);
@@ -346,6 +377,33 @@ std::vector<StepOutput> Scheduler::step_locked() {
           o.finished = true;
           o.finish_reason = "length";
         }
+      }
+      return !o.finished;
+    };
+    for (size_t r = 0; r < ready.size(); ++r) {
+      const Item& it = *ready[r];
+      Sequence& s = *it.s;
+      StepOutput o;
+      o.request_id = s.id;
+      bool more = take(s, sampled[r], lps[r], o);
+      // Prompt lookup: while the token taken is the draft's next, that token's keys and values
+      // are in the cache already and the next row follows it. Rows are bit-identical to one-token
+      // steps and the sampler draws in order, so the tokens are those of plain steps.
+      size_t taken = 0;
+      while (more && taken < it.draft.size() && s.generated.back() == it.draft[taken]) {
+        ++s.n_computed;
+        ++taken;
+        TokenLogprobs lp;
+        const int32_t id = s.sampler.sample(row(it.row0 + static_cast<int64_t>(taken)), n_vocab_, s.prompt,
+                                            s.generated, &lp, s.json.get());
+        more = take(s, id, lp, o);
+      }
+      if (!it.draft.empty()) {
+        counters_.drafted += static_cast<int64_t>(taken);
+        kv_.commit(s.table, s.tokens.data(), s.n_computed);
+        const int64_t k = s.k_now;
+        s.k_now = taken == 0 ? std::max<int64_t>(1, k / 2)
+                  : taken == it.draft.size() ? std::min(opts_.lookup_tokens, 2 * k) : k;
       }
       if (o.finished) finished.push_back(&s);
       outputs.push_back(std::move(o));

@@ -22,6 +22,11 @@ struct SchedulerOptions {
   int64_t kv_cache_bytes = 0;     // 0: room for 4 * n_ctx positions
   int64_t max_batch_tokens = 512; // tokens per step (decode tokens + prompt chunks)
   int64_t max_seqs = 64;          // running sequences at once
+  // Prompt lookup (prompt_lookup.h), as Session::generate's: a decoding sequence also feeds up
+  // to this many drafted tokens while at most kLookupMaxSeqs sequences run (a larger batch is
+  // bound by arithmetic, where wrong drafts would cost). Same tokens as without it. 0: off.
+  int64_t lookup_tokens = 0;
+  static constexpr int64_t kLookupMaxSeqs = 4;
 };
 
 // What one step produced for one request. finish_reason: "stop" (EOS / stop token) or "length"
@@ -44,6 +49,7 @@ struct SchedulerStats {
   int64_t waiting = 0, running = 0;
   int64_t steps = 0, tokens_processed = 0, prompt_tokens = 0, generated_tokens = 0;
   int64_t preemptions = 0, finished = 0, cancelled = 0;
+  int64_t drafted = 0;  // tokens taken from prompt-lookup drafts (no step of their own)
   KvCacheStats kv;
   int64_t kv_cache_bytes = 0, block_tokens = PagedKvCache::kBlockTokens;
   int64_t max_batch_tokens = 0, max_seqs = 0;

@@ -115,8 +115,11 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
     if (!json_vocab_) json_vocab_ = std::make_shared<JsonVocab>(tok);
     json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema, !opts.ignore_eos);
   }
-  if (opts.lookup_tokens < 0) throw InvalidArgumentError("lookup_tokens must be >= 0");
-  const int64_t K = opts.lookup_tokens;
+  if (opts.lookup_tokens < 0 || opts.lookup_tokens > kMaxLookupTokens)
+    throw InvalidArgumentError("lookup_tokens must be in [0, " + std::to_string(kMaxLookupTokens) + "]");
+  // No draft is ever longer than the tokens left to generate or the positions left.
+  const int64_t K = std::max<int64_t>(0, std::min({opts.lookup_tokens, opts.max_tokens - 1,
+                                                   n_ctx - static_cast<int64_t>(prompt.size()) - 1}));
   // rows: the logits after each fed token, K + 1 rows when a draft is checked.
   std::vector<float> rows(static_cast<size_t>((K + 1) * V));
   GenerateResult res;

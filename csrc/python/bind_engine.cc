@@ -110,17 +110,20 @@ void register_engine(py::module_& m) {
                         "end-of-generation or stop token that ended the request (stop_token_id, "
                         "not among the new tokens).")
       .def(py::init([](std::shared_ptr<Model> model, int64_t kv_cache_bytes, int64_t max_batch_tokens,
-                       int64_t max_seqs) {
+                       int64_t max_seqs, int64_t lookup_tokens) {
              if (!model) throw InvalidArgumentError("Engine needs a model");
+             if (lookup_tokens < 0 || lookup_tokens > kMaxLookupTokens)
+               throw InvalidArgumentError("lookup_tokens must be in [0, " + std::to_string(kMaxLookupTokens) + "]");
              SchedulerOptions o;
              o.kv_cache_bytes = kv_cache_bytes;
              o.max_batch_tokens = max_batch_tokens;
              o.max_seqs = max_seqs;
+             o.lookup_tokens = lookup_tokens;
              py::gil_scoped_release nogil;
              return std::make_unique<Scheduler>(std::move(model), o);
            }),
            py::arg("model"), py::kw_only(), py::arg("kv_cache_bytes") = 0,
-           py::arg("max_batch_tokens") = 512, py::arg("max_seqs") = 64,
+           py::arg("max_batch_tokens") = 512, py::arg("max_seqs") = 64, py::arg("lookup_tokens") = 0,
            py::keep_alive<1, 2>())
       .def("add_request", [](Scheduler& s, int64_t id, std::vector<int32_t> prompt, const GenerateOptions& o) {
              py::gil_scoped_release nogil;  // the first JSON-mode request builds its vocabulary
@@ -162,6 +165,7 @@ void register_engine(py::module_& m) {
              d["preemptions"] = st.preemptions;
              d["finished"] = st.finished;
              d["cancelled"] = st.cancelled;
+             d["drafted"] = st.drafted;
              for (auto item : kv_stats_dict(st.kv)) d[item.first] = item.second;
              d["kv_cache_bytes"] = st.kv_cache_bytes;
              d["block_tokens"] = st.block_tokens;
@@ -172,6 +176,7 @@ void register_engine(py::module_& m) {
 
   // One Sampler (greedy by default) drawing `draws` times from copies of one row of logits, for
   // the tests and bench/sampling.py: the tokens it picks.
+  m.attr("max_lookup_tokens") = kMaxLookupTokens;
   m.def("prompt_lookup_draft", &prompt_lookup_draft, py::arg("prompt"), py::arg("generated"), py::arg("max_draft"),
         "The prompt-lookup draft Session.generate checks after prompt ++ generated (for the tests).");
 

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="element type of cached keys and values (default f16)")
     sv.add_argument("--chat-template", default=None, metavar="FILE_OR_JINJA",
                     help="chat template to use instead of the model's own: a file, or the Jinja text")
+    sv.add_argument("--prompt-lookup", type=int, default=0, metavar="K",
+                    help="while at most 4 sequences run, each also feeds up to K tokens drafted from "
+                         "its context per step (same output; faster where text repeats its context)")
     sv.add_argument("--reasoning-format", choices=["auto", "none"], default="auto",
                     help="auto (default): a thinking model's <think> text goes to reasoning_content; "
                          "none: it stays in content")
@@ -120,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                   threads=args.threads, max_n=args.max_n, max_batch_tokens=args.max_batch_tokens,
                   max_seqs=args.max_seqs, kv_cache_bytes=args.kv_cache_bytes or 0,
                   kv_cache_type=args.kv_cache_type, chat_template=_chat_template_arg(args.chat_template),
-                  reasoning_format=args.reasoning_format)
+                  reasoning_format=args.reasoning_format, prompt_lookup=args.prompt_lookup)
             return 0
         if args.command == "info":
             print(json.dumps(runtime_info(), indent=2))

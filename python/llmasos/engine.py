@@ -63,10 +63,11 @@ class _Request:
 
 class AsyncEngine:
     def __init__(self, llm: LLM, *, max_batch_tokens: int = 512, max_seqs: int = 64,
-                 kv_cache_bytes: int = 0):
+                 kv_cache_bytes: int = 0, lookup_tokens: int = 0):
         self.llm = llm
         self.engine = _core.Engine(llm._core(), kv_cache_bytes=kv_cache_bytes,
-                                   max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
+                                   max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
+                                   lookup_tokens=lookup_tokens)
         self._requests: Dict[int, _Request] = {}
         self._ids = itertools.count(1)
         self._mu = threading.Lock()

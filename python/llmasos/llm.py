@@ -28,9 +28,9 @@ def _check_unicode(text: str) -> None:
         raise ValueError(f"the text holds a lone surrogate {text[e.start]!r} at index {e.start}, "
                          "which is not Unicode text") from None
 
-def _check_count(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+def _check_count(name: str, v, most: int = _core.max_lookup_tokens) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= most:
+        raise ValueError(f"{name} must be an integer in [0, {most}], got {v!r}")
     return v
 
 
@@ -44,13 +44,14 @@ class LLM:
         self._session = _core.Session(core_model)
         self._engine: Optional["_core.Engine"] = None  # created by the first generate()
         self._engine_args = dict(kv_cache_bytes=kv_cache_bytes or 0,
-                                 max_batch_tokens=max_batch_tokens, max_seqs=max_seqs)
+                                 max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
+                                 lookup_tokens=_check_count("prompt_lookup", prompt_lookup))
         self._next_request_id = 0
         self._lock = threading.Lock()
         self.path = path
         self.seed = seed
-        # Prompt-lookup speculation on the single-sequence session (stream, chat): drafted tokens
-        # checked per forward pass; the output is unchanged (see session.h).
+        # Prompt-lookup speculation (stream and chat's session, generate's engine while it runs
+        # few sequences): drafted tokens checked per forward pass; the output is unchanged.
         self.prompt_lookup = _check_count("prompt_lookup", prompt_lookup)
         self._token_pieces: Optional[TokenPieces] = None  # token texts for logprobs, made on use
         # The template chat renders with: the one given, else found on first use (the model's own,

@@ -3,9 +3,11 @@
 inside <think> ... </think> goes to the chat message's `reasoning_content`, the rest to
 `content`.
 
-The reasoning is open from the start when the prompt itself ends inside an open <think> (DeepSeek
-R1's template writes "<think>\\n" after the assistant header); else it opens only with a <think>
-at the very start of the reply (Qwen3's way; whitespace before it allowed). Whitespace around the
+The reasoning is open from the start when the prompt itself ends with <think> (DeepSeek R1's
+template writes "<think>\\n" after the assistant header; a <think> anywhere else in the prompt, in
+a user's message, does not count), and a <think> the reply still starts with is dropped; else it
+opens only with a <think> at the very start of the reply (Qwen3's way; whitespace before it
+allowed). Whitespace around the
 reasoning and at the start of the answer is dropped, as llama.cpp does. A reply cut off while
 thinking (max_tokens) has all its text as reasoning and an empty answer.
 
@@ -26,9 +28,13 @@ def thinks(is_token, template: Optional[str]) -> bool:
     return bool(template) and OPEN in template and CLOSE in template
 
 
-def open_at_start(prompt_text: str) -> bool:
-    """Whether the prompt leaves a <think> open for the reply to go on with."""
-    return prompt_text.rfind(OPEN) > prompt_text.rfind(CLOSE)
+def open_at_start(prompt_text: str, continued: Optional[str] = None) -> bool:
+    """Whether the prompt leaves a <think> open for the reply to go on with: it ends with one
+    (trailing whitespace aside, as llama.cpp's thinking_forced_open), or `continued`, the last
+    message's content when the reply goes on with it, has one unclosed."""
+    if prompt_text.rstrip().endswith(OPEN):
+        return True
+    return continued is not None and continued.rfind(OPEN) > continued.rfind(CLOSE)
 
 
 def _held(buf: str, tag: str) -> int:
@@ -43,7 +49,8 @@ class ReasoningSplitter:
     # States: "start" (before the reply's first non-space text: a <think> may open), "think"
     # (inside the reasoning), "gap" (after </think>, dropping whitespace), "answer".
     def __init__(self, opened: bool):
-        self.state = "think" if opened else "start"
+        self.opened = opened  # "start" then goes on in the reasoning, dropping a leading <think>
+        self.state = "start"
         self.buf = ""           # text received, not yet given out
         self.think_began = False  # some non-space reasoning text was given out
         self.saw_reasoning = opened
@@ -62,7 +69,9 @@ class ReasoningSplitter:
                     continue
                 if OPEN.startswith(rest):
                     return "".join(reasoning), "".join(answer)  # could still be <think>: wait
-                self.state = "answer"  # no reasoning: the text, its leading space too, is the answer
+                # No <think>: the reasoning goes on (opened), else the text, its leading space
+                # too, is the answer.
+                self.state = "think" if self.opened else "answer"
             elif self.state == "think":
                 at = self.buf.find(CLOSE)
                 if at >= 0:
@@ -100,8 +109,8 @@ class ReasoningSplitter:
         buf, self.buf = self.buf, ""
         if self.state == "think":
             return self._think_text(buf, final=True), ""
-        if self.state == "start":
-            return "", buf  # a reply that was only whitespace, or a cut-off "<thi"
+        if self.state == "start":  # a reply that was only whitespace, or a cut-off "<thi"
+            return (self._think_text(buf, final=True), "") if self.opened else ("", buf)
         if self.state == "gap":
             return "", ""
         return "", buf

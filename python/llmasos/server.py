@@ -36,14 +36,14 @@ logger = logging.getLogger("llmasos.server")
 class Server:
     def __init__(self, llm: LLM, model_id: str, *, api_key: Optional[str] = None, max_n: int = 8,
                  max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
-                 reasoning_format: str = "auto"):
+                 reasoning_format: str = "auto", prompt_lookup: int = 0):
         self.llm, self.model_id, self.api_key, self.max_n = llm, model_id, api_key, max_n
         if reasoning_format not in ("auto", "none"):
             raise ValueError(f"reasoning_format must be 'auto' or 'none', got {reasoning_format!r}")
         # A thinking model's chat replies split into reasoning_content and content (reasoning.py).
         self.reasoning = reasoning_format == "auto" and reasoning.thinks(llm._is_token, llm.chat_template)
         self.engine = AsyncEngine(llm, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
-                                  kv_cache_bytes=kv_cache_bytes)
+                                  kv_cache_bytes=kv_cache_bytes, lookup_tokens=prompt_lookup)
         self.metrics = Metrics()
         self.scoring = asyncio.Semaphore(1)  # the LLM's one session scores one prompt at a time: wait here, not in a worker thread
         self.pieces = TokenPieces(llm._core())  # token texts for logprobs
@@ -456,7 +456,9 @@ class Server:
                 jobs.append((c, ids, p))
             # Held to JSON (tools, structured outputs), the reply has no reasoning to split off.
             think = self.reasoning and not tools and params.json_schema is None and not params.json_object
-            opened = think and reasoning.open_at_start(self.llm.detokenize(ids[-64:], special=True))
+            continued = body["messages"][-1].get("content") if body.get("continue_final_message") is True else None
+            opened = think and reasoning.open_at_start(self.llm.detokenize(ids[-64:], special=True),
+                                                       continued if isinstance(continued, str) else None)
         except RequestError as e:
             return self._error(route, e)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -580,12 +582,12 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: Opt
           n_ctx: Optional[int] = None, threads: Optional[int] = None, max_n: int = 8,
           max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
           kv_cache_type: str = "f16", chat_template: Optional[str] = None,
-          reasoning_format: str = "auto", log_level: str = "warning") -> None:
+          reasoning_format: str = "auto", prompt_lookup: int = 0, log_level: str = "warning") -> None:
     import uvicorn
     llm = LLM.from_pretrained(model, n_ctx=n_ctx, threads=threads, kv_cache_type=kv_cache_type,
                               chat_template=chat_template)
     model_id = model if "/" not in model and not model.endswith(".gguf") else llm.path.rsplit("/", 1)[-1]
     server = Server(llm, model_id, api_key=api_key, max_n=max_n, max_batch_tokens=max_batch_tokens,
-                    reasoning_format=reasoning_format,
+                    reasoning_format=reasoning_format, prompt_lookup=prompt_lookup,
                     max_seqs=max_seqs, kv_cache_bytes=kv_cache_bytes)
     uvicorn.run(server.app, host=host, port=port, log_level=log_level)
