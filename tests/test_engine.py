@@ -402,3 +402,25 @@ def test_kv_blocks_fork_shares_full_blocks_and_copies_partial():
         c.fork(b, 100)
     with pytest.raises(llmasos.InvalidArgumentError):
         _core._PagedKvCache(1, 4, 0)
+
+
+def test_kv_blocks_truncate_and_reserve_without_eviction():
+    """A rejected prompt-lookup draft's blocks go back at once (truncate); a draft takes only
+    free blocks, never a cached prefix (reserve without eviction)."""
+    c = _core._PagedKvCache(1, 4, 4)
+    a = c.new_table()
+    toks = list(range(100, 132))
+    assert c.reserve(a, 32)
+    c.commit(a, toks)
+    c.release(a)  # 2 cached blocks, 2 free
+    b = c.new_table()
+    assert not c.reserve(b, 48, evict=False) and c.blocks(b) == []  # 3 > 2 free: all or nothing
+    assert c.reserve(b, 20, evict=False) and c.stats()["blocks_cached"] == 2
+    assert c.reserve(b, 40) and c.stats()["evictions"] == 1  # the ordinary reserve evicts
+    c.truncate(b, 17)  # 2 blocks hold positions 0..16
+    assert len(c.blocks(b)) == 2 and c.stats()["blocks_used"] == 2
+    c.truncate(b, 40)  # growing is reserve's: no change
+    assert len(c.blocks(b)) == 2
+    c.release(b)
+    assert c.stats()["blocks_used"] == 0
+

@@ -105,10 +105,10 @@ int32_t PagedKvCache::take_free() {
   return b;
 }
 
-bool PagedKvCache::reserve(KvBlockTable& t, int64_t n_tokens) {
+bool PagedKvCache::reserve(KvBlockTable& t, int64_t n_tokens, bool evict) {
   const int64_t need = blocks_for_tokens(n_tokens) - static_cast<int64_t>(t.blocks.size());
   if (need <= 0) return true;
-  if (need > n_free()) return false;
+  if (need > (evict ? n_free() : static_cast<int64_t>(free_.size()))) return false;
   for (int64_t i = 0; i < need; ++i) {
     int32_t b = take_free();
     meta_[static_cast<size_t>(b)].ref = 1;
@@ -133,6 +133,19 @@ void PagedKvCache::commit(KvBlockTable& t, const int32_t* tokens, int64_t n_comp
     std::copy(tok, tok + kBlockTokens, b.tokens.begin());
     by_hash_.emplace(h, id);
   }
+}
+
+void PagedKvCache::truncate(KvBlockTable& t, int64_t n_tokens) {
+  const size_t keep = static_cast<size_t>(blocks_for_tokens(n_tokens));
+  while (t.blocks.size() > keep) {
+    Block& b = meta_[static_cast<size_t>(t.blocks.back())];
+    if (--b.ref == 0) {
+      if (b.cached) b.lru_it = lru_.insert(lru_.end(), t.blocks.back());
+      else free_.push_back(t.blocks.back());
+    }
+    t.blocks.pop_back();
+  }
+  if (t.hashes.size() > keep) t.hashes.resize(keep);
 }
 
 void PagedKvCache::release(KvBlockTable& t) {

@@ -57,8 +57,11 @@ class PagedKvCache {
     prefix_hits_ += blocks_hit;
   }
   // Grows `t` to hold n_tokens positions. All or nothing: false (and no change) when the free
-  // blocks (evicting cached ones, least recently used first) do not suffice.
-  bool reserve(KvBlockTable& t, int64_t n_tokens);
+  // blocks (evicting cached ones, least recently used first, unless !evict) do not suffice.
+  bool reserve(KvBlockTable& t, int64_t n_tokens, bool evict = true);
+  // Shrinks `t` to the blocks n_tokens positions need, handing the rest back (a rejected
+  // prompt-lookup draft's).
+  void truncate(KvBlockTable& t, int64_t n_tokens);
   // Offers the full blocks among the first n_computed positions (tokens[0..n_computed)) to the
   // prefix cache, continuing the table's hash chain.
   void commit(KvBlockTable& t, const int32_t* tokens, int64_t n_computed);

@@ -264,8 +264,11 @@ std::vector<StepOutput> Scheduler::step_locked() {
   }
   // Prompt lookup, with what is left once every real token is scheduled: a decoding sequence
   // (its last token pending) also feeds a draft where the budget, its max_tokens, the context and
-  // the free blocks allow, so a draft never delays or preempts real work.
-  if (opts_.lookup_tokens > 0 && static_cast<int64_t>(running_.size()) <= SchedulerOptions::kLookupMaxSeqs) {
+  // the free blocks allow (evicting no cached prefix; none in a step that preempted or left a
+  // request waiting), and hands a rejected draft's blocks back at once: reserving a draft never
+  // preempts, delays or evicts anything.
+  if (opts_.lookup_tokens > 0 && static_cast<int64_t>(running_.size()) <= SchedulerOptions::kLookupMaxSeqs &&
+      !preempted && waiting_.empty()) {
     for (Item& it : batch) {
       Sequence& s = *it.s;
       if (budget <= 0) break;
@@ -275,7 +278,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
                                      n_ctx_ - s.len()});
       if (room <= 0) continue;
       it.draft = prompt_lookup_draft(s.prompt, s.generated, room);
-      if (!it.draft.empty() && !kv_.reserve(s.table, s.len() + static_cast<int64_t>(it.draft.size())))
+      if (!it.draft.empty() && !kv_.reserve(s.table, s.len() + static_cast<int64_t>(it.draft.size()), false))
         it.draft.clear();
       budget -= static_cast<int64_t>(it.draft.size());
     }
@@ -401,6 +404,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
       if (!it.draft.empty()) {
         counters_.drafted += static_cast<int64_t>(taken);
         kv_.commit(s.table, s.tokens.data(), s.n_computed);
+        kv_.truncate(s.table, s.len());
         const int64_t k = s.k_now;
         s.k_now = taken == 0 ? std::max<int64_t>(1, k / 2)
                   : taken == it.draft.size() ? std::min(opts_.lookup_tokens, 2 * k) : k;

@@ -88,7 +88,9 @@ void register_engine(py::module_& m) {
                                    n / PagedKvCache::kBlockTokens);
              return n;
            })
-      .def("reserve", [](KvCacheForTests& c, int64_t h, int64_t n) { return c.cache.reserve(c.table(h), n); })
+      .def("reserve", [](KvCacheForTests& c, int64_t h, int64_t n, bool evict) { return c.cache.reserve(c.table(h), n, evict); },
+           py::arg("table"), py::arg("n_tokens"), py::arg("evict") = true)
+      .def("truncate", [](KvCacheForTests& c, int64_t h, int64_t n) { c.cache.truncate(c.table(h), n); })
       .def("commit", [](KvCacheForTests& c, int64_t h, const std::vector<int32_t>& toks) {
              c.cache.commit(c.table(h), toks.data(), static_cast<int64_t>(toks.size()));
            })
