@@ -2,6 +2,9 @@
 followed an earlier occurrence of the context's last n-gram, checked in one forward pass. The
 output must be the same token for token as without it (greedy, seeded sampling, logprobs, stop
 tokens, JSON mode, max_tokens and context limits) on real models, while drafts are taken."""
+import subprocess
+import sys
+
 import pytest
 
 from llmasos import LLM, SamplingParams, _core
@@ -133,3 +136,21 @@ def test_engine_lookup_gives_the_same_tokens(smol, params):
     even = SamplingParams(max_tokens=30, ignore_eos=True)
     got, stats = engine_run(smol, [copy, other, quote] * 2, even, 8)
     assert stats["drafted"] == 0 and got == engine_run(smol, [copy, other, quote] * 2, even, 0)[0]
+
+
+def test_server_prompt_lookup(smollm2_gguf, smol):
+    """llmasos serve --prompt-lookup K: the same reply as without, drafted tokens in /metrics."""
+    import httpx
+    from test_server import RunningServer
+    want = smol.generate(smol.chat_prompt_ids(COPY), SamplingParams(max_tokens=60))[0].text
+    server = RunningServer(smollm2_gguf, "--prompt-lookup", "4")
+    try:
+        r = httpx.post(server.base + "/v1/chat/completions",
+                       json={"messages": COPY, "max_tokens": 60, "temperature": 0}, timeout=60)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == want
+        assert server.metrics()["llmasos_prompt_lookup_drafted_tokens"] > 0
+    finally:
+        server.stop()
+    p = subprocess.run([sys.executable, "-m", "llmasos", "serve", smollm2_gguf, "--prompt-lookup", "65"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "lookup_tokens must be in [0, 64]" in p.stderr, p.stderr

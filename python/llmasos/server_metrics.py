@@ -80,7 +80,8 @@ class Metrics:
                   ("kv_blocks_used", "blocks_used"), ("kv_blocks_free", "blocks_free"),
                   ("kv_blocks_total", "blocks_total"), ("prefix_cache_hit_rate", "prefix_hit_rate"),
                   ("prefix_cache_queries", "prefix_queries"), ("prefix_cache_hits", "prefix_hits"),
-                  ("preemptions", "preemptions")]
+                  ("preemptions", "preemptions"),
+                  ("prompt_lookup_drafted_tokens", "drafted")]  # tokens taken from drafts (--prompt-lookup)
         for name, key in gauges:
             lines += [f"# TYPE llmasos_{name} gauge", f"llmasos_{name} {engine_stats.get(key, 0)}"]
         return "\n".join(lines) + "\n"
