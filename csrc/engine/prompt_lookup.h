@@ -19,4 +19,13 @@ constexpr int64_t kMaxNgram = 3, kMinNgram = 3;
 // The most drafted tokens a pass may check (each is a row of logits: n_vocab floats).
 constexpr int64_t kMaxLookupTokens = 64;
 
+// The next draft length after a draft of `drafted` tokens of which `taken` were taken: halved
+// (to 1 at least) when its first token was wrong, doubled (to max_len at most) when it was taken
+// whole, else kept; so text that does not repeat its context pays for short drafts only.
+inline int64_t next_draft_length(int64_t len, int64_t drafted, int64_t taken, int64_t max_len) {
+  if (taken == 0) return len / 2 > 1 ? len / 2 : 1;
+  if (taken == drafted) return 2 * len < max_len ? 2 * len : max_len;
+  return len;
+}
+
 }  // namespace llmasos

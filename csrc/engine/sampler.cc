@@ -183,20 +183,29 @@ int64_t first_largest(float* x, int64_t n) {
   return 0;  // n == 0
 }
 
+// A row's log-sum-exp, with lp.top set to its k most likely tokens' logprobs.
+double top_logprobs(const float* x, int64_t n, int32_t k, TokenLogprobs& lp) {
+  const double lse = log_sum_exp(x, n);
+  top_k_logits(x, n, k, lp.top);
+  for (auto& [id, v] : lp.top) v = static_cast<float>(v - lse);
+  return lse;
+}
+
+// lp's own logprob and rank: `token`'s under the same raw row, whose log-sum-exp is lse.
+void own_logprob(const float* x, int64_t n, int32_t token, double lse, TokenLogprobs& lp) {
+  int32_t above = 0;
+  for (int64_t i = 0; i < n; ++i) above += x[i] > x[token];
+  lp.logprob = static_cast<float>(x[token] - lse);
+  lp.rank = above + 1;
+}
+
 }  // namespace
 
 TokenLogprobs token_logprobs(const float* logits, int64_t n_vocab, int32_t token, int32_t k) {
   if (token < 0 || token >= n_vocab)
     throw InvalidArgumentError("token id " + std::to_string(token) + " is outside the vocabulary");
   TokenLogprobs lp;
-  const double lse = log_sum_exp(logits, n_vocab);
-  top_k_logits(logits, n_vocab, k, lp.top);
-  for (auto& [id, v] : lp.top) v = static_cast<float>(v - lse);
-  const float x = logits[token];
-  int32_t above = 0;
-  for (int64_t i = 0; i < n_vocab; ++i) above += logits[i] > x;
-  lp.logprob = static_cast<float>(x - lse);
-  lp.rank = above + 1;
+  own_logprob(logits, n_vocab, token, top_logprobs(logits, n_vocab, k, lp), lp);
   return lp;
 }
 
@@ -212,19 +221,13 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
                        o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f;
     if (edits) raw_.assign(logits, logits + n_vocab);
     raw = edits ? raw_.data() : logits;
-    lse = log_sum_exp(logits, n_vocab);
-    top_k_logits(logits, n_vocab, o_.logprobs, lp->top);
-    for (auto& [id, v] : lp->top) v = static_cast<float>(v - lse);
+    lse = top_logprobs(logits, n_vocab, o_.logprobs, *lp);
   }
   if (json && json->mask(logits, n_vocab) == 0) return -1;
   int32_t id = pick(logits, n_vocab, prompt, generated);
   if (json) id = allowed(id, logits, n_vocab);  // -1: every allowed logit was NaN
   if (id < 0 || !want_lp) return id;
-  const float x = raw[id];
-  int32_t above = 0;
-  for (int64_t i = 0; i < n_vocab; ++i) above += raw[i] > x;
-  lp->logprob = static_cast<float>(x - lse);
-  lp->rank = above + 1;
+  own_logprob(raw, n_vocab, id, lse, *lp);
   return id;
 }
 

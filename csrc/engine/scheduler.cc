@@ -24,7 +24,7 @@ struct Scheduler::Sequence {
   std::unique_ptr<JsonConstraint> json;  // JSON mode's state (opts.json_object)
   KvBlockTable table;
   int64_t n_computed = 0;  // positions whose keys/values are in table
-  int64_t k_now = 0;       // prompt lookup's draft length now (halved after a miss, doubled after a hit)
+  int64_t k_now = 0;       // prompt lookup's draft length now (next_draft_length; 0: not begun)
   int64_t len() const { return static_cast<int64_t>(tokens.size()); }
 };
 
@@ -353,13 +353,10 @@ std::vector<StepOutput> Scheduler::step_locked() {
     // Takes token id (its logprobs lp) for s into o, with Session::generate's stop rules: false
     // once s has finished.
     auto take = [&](Sequence& s, int32_t id, TokenLogprobs& lp, StepOutput& o) -> bool {
-      const bool is_stop = (!s.opts.ignore_eos && tok.is_eog(id)) ||
-                           std::find(s.opts.stop_token_ids.begin(), s.opts.stop_token_ids.end(), id) !=
-                               s.opts.stop_token_ids.end();
       if (id < 0) {  // JSON mode found no token that fits (a vocabulary without the needed bytes)
         o.finished = true;
         o.finish_reason = "length";
-      } else if (is_stop) {
+      } else if (is_stop_token(tok, s.opts, id)) {
         o.finished = true;
         o.finish_reason = "stop";
         o.stop_token = id;
@@ -405,9 +402,8 @@ std::vector<StepOutput> Scheduler::step_locked() {
         counters_.drafted += static_cast<int64_t>(taken);
         kv_.commit(s.table, s.tokens.data(), s.n_computed);
         kv_.truncate(s.table, s.len());
-        const int64_t k = s.k_now;
-        s.k_now = taken == 0 ? std::max<int64_t>(1, k / 2)
-                  : taken == it.draft.size() ? std::min(opts_.lookup_tokens, 2 * k) : k;
+        s.k_now = next_draft_length(s.k_now, static_cast<int64_t>(it.draft.size()), static_cast<int64_t>(taken),
+                                    opts_.lookup_tokens);
       }
       if (o.finished) finished.push_back(&s);
       outputs.push_back(std::move(o));

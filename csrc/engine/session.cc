@@ -9,6 +9,11 @@
 
 namespace llmasos {
 
+bool is_stop_token(const Tokenizer& tok, const GenerateOptions& opts, int32_t id) {
+  return (!opts.ignore_eos && tok.is_eog(id)) ||
+         std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) != opts.stop_token_ids.end();
+}
+
 Session::Session(std::shared_ptr<Model> model) : model_(std::move(model)), kv_(model_->new_kv_cache()) {}
 
 std::vector<float> Session::logits(const std::vector<int32_t>& ids) { return whole_pass(ids, false); }
@@ -41,16 +46,20 @@ std::vector<float> Session::embedding(const std::vector<int32_t>& ids, int pooli
   return std::vector<float>(v.begin(), v.end());
 }
 
+void Session::check_pass(const std::vector<int32_t>& ids, const char* what) const {
+  if (ids.empty()) throw InvalidArgumentError(std::string(what) + "() needs at least one token");
+  if (static_cast<int64_t>(ids.size()) > model_->n_ctx())
+    throw InvalidArgumentError(std::to_string(ids.size()) + " tokens exceed the context size " +
+                               std::to_string(model_->n_ctx()));
+}
+
 std::vector<TokenLogprobs> Session::prompt_logprobs(const std::vector<int32_t>& ids, int32_t k) {
-  if (ids.empty()) throw InvalidArgumentError("prompt_logprobs() needs at least one token");
+  check_pass(ids, "prompt_logprobs");
   if (k < 0 || k > SamplingOptions::kMaxLogprobs)
     throw InvalidArgumentError("logprobs must be in [0, " + std::to_string(SamplingOptions::kMaxLogprobs) +
                                "], got " + std::to_string(k));
   const int64_t T = static_cast<int64_t>(ids.size()), V = model_->hparams().n_vocab;
-  if (T > model_->n_ctx())
-    throw InvalidArgumentError(std::to_string(T) + " tokens exceed the context size " +
-                               std::to_string(model_->n_ctx()));
-  for (int32_t id : ids)
+  for (int32_t id : ids)  // (token_logprobs would throw inside the pool)
     if (id < 0 || id >= V) throw InvalidArgumentError("token id " + std::to_string(id) + " is outside the vocabulary");
   // Chunks of up to 256 positions whose logits fit in 64 MiB (64 rows of a 262k vocabulary).
   const int64_t chunk = std::clamp<int64_t>((int64_t{64} << 20) / (4 * V), 1, 256);
@@ -72,11 +81,7 @@ std::vector<TokenLogprobs> Session::prompt_logprobs(const std::vector<int32_t>& 
 }
 
 std::vector<float> Session::whole_pass(const std::vector<int32_t>& ids, bool hidden) {
-  if (ids.empty()) throw InvalidArgumentError(std::string(hidden ? "hidden_states" : "logits") +
-                                              "() needs at least one token");
-  if (static_cast<int64_t>(ids.size()) > model_->n_ctx())
-    throw InvalidArgumentError(std::to_string(ids.size()) + " tokens exceed the context size " +
-                               std::to_string(model_->n_ctx()));
+  check_pass(ids, hidden ? "hidden_states" : "logits");
   const int64_t W = hidden ? model_->hparams().n_embd : model_->hparams().n_vocab;
   std::vector<float> out(ids.size() * static_cast<size_t>(W));
   cached_.clear();
@@ -131,10 +136,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
     TokenLogprobs lp;
     const int32_t id = sampler.sample(row, V, prompt, res.tokens, &lp, json.get());
     if (id < 0) return false;  // JSON mode, no token fits (a vocabulary without the needed bytes): "length"
-    const bool is_stop = (!opts.ignore_eos && tok.is_eog(id)) ||
-                         std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) !=
-                             opts.stop_token_ids.end();
-    if (is_stop) {
+    if (is_stop_token(tok, opts, id)) {
       res.finish_reason = "stop";
       res.stop_token = id;
       return false;
@@ -161,9 +163,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   // alone (Model::forward_batch), and the sampler draws in the same order, so the tokens are
   // those of plain one-token steps, greedy or seeded; a wrong draft costs only its rows.
   if (!take(rows.data())) return res;
-  // Draft length: halved after a draft whose first token was wrong, doubled after one taken
-  // whole, so text that does not repeat its context pays for short drafts only.
-  int64_t k_now = K;
+  int64_t k_now = K;  // the draft length now (next_draft_length)
   for (;;) {
     const int64_t pos = static_cast<int64_t>(cached_.size());  // where the last token goes
     if (pos >= n_ctx) break;  // context full: "length"
@@ -187,7 +187,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
       ++taken;
     }
     res.drafted += taken;
-    if (n > 1) k_now = taken == 0 ? std::max<int64_t>(1, k_now / 2) : taken == n - 1 ? std::min(K, 2 * k_now) : k_now;
+    if (n > 1) k_now = next_draft_length(k_now, n - 1, taken, K);
     if (!more) break;
   }
   return res;

@@ -25,12 +25,17 @@ struct GenerateOptions {
   // Structured outputs (json_schema.h): the output is the compact JSON this schema accepts, and
   // ends as JSON mode does. Set: json_object is not needed.
   std::shared_ptr<const JsonSchema> json_schema;
-  // Prompt lookup (Session::generate only; the batched engine ignores it): each step also checks
+  // Prompt lookup (Session::generate; the batched engine has SchedulerOptions::lookup_tokens
+  // instead, for all its requests): each step also checks
   // up to this many drafted tokens (prompt_lookup.h) in the same forward pass. The output is the
   // same token for token; text that repeats its context (quoting, editing, extraction) comes
   // several tokens per pass. 0: off.
   int64_t lookup_tokens = 0;
 };
+
+// Whether `id` ends generation as a stop token: an end-of-generation token (unless ignore_eos) or
+// one of stop_token_ids. Session::generate's rule, which the batched engine shares.
+bool is_stop_token(const Tokenizer& tok, const GenerateOptions& opts, int32_t id);
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated tokens (without the prompt)
@@ -70,6 +75,8 @@ class Session {
   const std::shared_ptr<Model>& model() const { return model_; }
 
  private:
+  // What a pass over ids from position 0 needs: at least one token, and no more than the context.
+  void check_pass(const std::vector<int32_t>& ids, const char* what) const;
   // logits() or hidden_states(): one pass over ids from position 0, every row out.
   std::vector<float> whole_pass(const std::vector<int32_t>& ids, bool hidden);
   // Brings the cache to hold exactly `ids` (reusing a shared prefix); writes the last logits.

@@ -176,11 +176,12 @@ void register_engine(py::module_& m) {
              return d;
            });
 
-  // One Sampler (greedy by default) drawing `draws` times from copies of one row of logits, for
-  // the tests and bench/sampling.py: the tokens it picks.
   m.attr("max_lookup_tokens") = kMaxLookupTokens;
   m.def("prompt_lookup_draft", &prompt_lookup_draft, py::arg("prompt"), py::arg("generated"), py::arg("max_draft"),
         "The prompt-lookup draft Session.generate checks after prompt ++ generated (for the tests).");
+
+  // One Sampler (greedy by default) drawing `draws` times from copies of one row of logits, for
+  // the tests and bench/sampling.py: the tokens it picks.
 
   m.def("sample_row", [](const std::vector<float>& logits, const SamplingOptions* opts, int draws) {
     if (logits.empty()) throw InvalidArgumentError("sample_row: no logits");
