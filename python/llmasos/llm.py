@@ -28,9 +28,10 @@ def _check_unicode(text: str) -> None:
         raise ValueError(f"the text holds a lone surrogate {text[e.start]!r} at index {e.start}, "
                          "which is not Unicode text") from None
 
-def _check_count(name: str, v, most: int = _core.max_lookup_tokens) -> int:
+def _check_prompt_lookup(v) -> int:
+    most = _core.max_lookup_tokens
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= most:
-        raise ValueError(f"{name} must be an integer in [0, {most}], got {v!r}")
+        raise ValueError(f"prompt_lookup must be an integer in [0, {most}], got {v!r}")
     return v
 
 
@@ -40,19 +41,19 @@ class LLM:
     def __init__(self, core_model: "_core.Model", *, path: str, seed: Optional[int] = None,
                  kv_cache_bytes: Optional[int] = None, max_batch_tokens: int = 512,
                  max_seqs: int = 64, chat_template: Optional[str] = None, prompt_lookup: int = 0):
+        # Prompt-lookup speculation (stream and chat's session, generate's engine while it runs
+        # few sequences): drafted tokens checked per forward pass; the output is unchanged.
+        self.prompt_lookup = _check_prompt_lookup(prompt_lookup)
         self._model = core_model
         self._session = _core.Session(core_model)
         self._engine: Optional["_core.Engine"] = None  # created by the first generate()
         self._engine_args = dict(kv_cache_bytes=kv_cache_bytes or 0,
                                  max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
-                                 lookup_tokens=_check_count("prompt_lookup", prompt_lookup))
+                                 lookup_tokens=self.prompt_lookup)
         self._next_request_id = 0
         self._lock = threading.Lock()
         self.path = path
         self.seed = seed
-        # Prompt-lookup speculation (stream and chat's session, generate's engine while it runs
-        # few sequences): drafted tokens checked per forward pass; the output is unchanged.
-        self.prompt_lookup = _check_count("prompt_lookup", prompt_lookup)
         self._token_pieces: Optional[TokenPieces] = None  # token texts for logprobs, made on use
         # The template chat renders with: the one given, else found on first use (the model's own,
         # or the fallback its vocabulary suits).
@@ -85,7 +86,7 @@ class LLM:
             raise ValueError(f"kv_cache_type must be 'f16', 'bf16' or 'f32', got {kv_cache_type!r}")
         if chat_template is not None:
             chat_template_mod.check_template(chat_template)  # before the load, not after it
-        _check_count("prompt_lookup", prompt_lookup)
+        _check_prompt_lookup(prompt_lookup)  # before the load, not after it
         path = store.resolve(name_or_path)
         model = _core.Model(str(path), n_ctx=n_ctx or 0, threads=threads or 0,
                             kv_cache_type=kv_cache_type, repack=bool(repack_weights))

@@ -7,9 +7,9 @@ The reasoning is open from the start when the prompt itself ends with <think> (D
 template writes "<think>\\n" after the assistant header; a <think> anywhere else in the prompt, in
 a user's message, does not count), and a <think> the reply still starts with is dropped; else it
 opens only with a <think> at the very start of the reply (Qwen3's way; whitespace before it
-allowed). Whitespace around the
-reasoning and at the start of the answer is dropped, as llama.cpp does. A reply cut off while
-thinking (max_tokens) has all its text as reasoning and an empty answer.
+allowed). Whitespace around the reasoning and at the start of the answer is dropped, as llama.cpp
+does. A reply cut off while thinking (max_tokens) has all its text as reasoning and an empty
+answer.
 
 Works on text, streamed: a piece that could be the start of a tag is held back until it is not.
 The same splitter gives the same parts whether the text comes whole or in pieces."""

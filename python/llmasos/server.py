@@ -202,11 +202,11 @@ class Server:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _respond(self, request, route, jobs, n_prompt_tokens, make_chunk, make_final, stream,
-                       usage_base=None, end_logprobs=False):
+                       usage_base=None, logprobs_of=lambda d: d.logprobs or []):
         """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
         given: stream_options.include_usage) a usage chunk with no choices, then [DONE]. Not
-        streamed, make_final gets per choice (text, finish_reason, tokens, logprobs, stop_reason); with
-        end_logprobs those end with the logprobs of the token that ended the choice, if one did."""
+        streamed, make_final gets per choice (text, finish_reason, tokens, logprobs, stop_reason),
+        the logprobs gathered from each delta by logprobs_of."""
         self.metrics.tokens(n_prompt_tokens, 0)
         if stream:
             async def sse():
@@ -236,9 +236,7 @@ class Server:
             async for index, d in self._run_choices(jobs):
                 texts.setdefault(index, []).append(d.text)
                 counts[index] = counts.get(index, 0) + len(d.token_ids)
-                lps.setdefault(index, []).extend(d.logprobs or [])
-                if end_logprobs and d.end_logprobs is not None:
-                    lps[index].append(d.end_logprobs)
+                lps.setdefault(index, []).extend(logprobs_of(d))
                 if d.finished:
                     reasons[index] = d.finish_reason
                     stop_reasons[index] = d.stop_reason
@@ -421,7 +419,7 @@ class Server:
 
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, n_prompt, chunk, final, stream,
-                                   base if usage else None, end_logprobs=True)
+                                   base if usage else None, logprobs_of=with_end)
 
     async def _score_prompts(self, prompts, k: int) -> Dict[int, list]:
         """Each prompt's own tokens scored (server_logprobs.prompt_logprobs), off the event loop."""
@@ -437,9 +435,10 @@ class Server:
             self._check_key(request)
             body = await self._body(request)
             tools = ToolRequest(body) if body.get("tools") is not None and body.get("tool_choice") != "none" else None
+            render = chat_render_options(body)
             try:
                 ids = self.llm.chat_prompt_ids(tools.messages(body.get("messages")) if tools else body.get("messages"),
-                                               **chat_render_options(body))
+                                               **render)
             except chat_template.ChatTemplateError as e:
                 raise chat_template_error(e) from None
             params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None,
@@ -456,7 +455,7 @@ class Server:
                 jobs.append((c, ids, p))
             # Held to JSON (tools, structured outputs), the reply has no reasoning to split off.
             think = self.reasoning and not tools and params.json_schema is None and not params.json_object
-            continued = body["messages"][-1].get("content") if body.get("continue_final_message") is True else None
+            continued = body["messages"][-1].get("content") if render["continue_final_message"] else None
             opened = think and reasoning.open_at_start(self.llm.detokenize(ids[-64:], special=True),
                                                        continued if isinstance(continued, str) else None)
         except RequestError as e:
