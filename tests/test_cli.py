@@ -42,6 +42,17 @@ def test_run_json_schema(smollm2_gguf, tmp_path):
     assert r.returncode == 1 and "not JSON" in r.stderr
 
 
+def test_run_grammar_file(smollm2_gguf, tmp_path):
+    path = tmp_path / "answer.gbnf"
+    path.write_text('root ::= ("yes" | "no") "."\n')
+    r = llmasos("run", "Is the sky blue? ", "--grammar-file", str(path), "--model", smollm2_gguf)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout[len("Is the sky blue? "):] in ("yes.\n", "no.\n")
+    path.write_text('root ::= answer\n')
+    r = llmasos("run", "hi", "--grammar-file", str(path), "--model", smollm2_gguf)
+    assert r.returncode == 1 and "rule 'answer' is used but not defined" in r.stderr
+
+
 def test_models_lists_default(smollm2_gguf):
     r = llmasos("models")
     assert r.returncode == 0

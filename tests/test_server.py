@@ -226,6 +226,33 @@ def test_guided_regex_and_choice(server, model_id):
     assert streamed == r.choices[0].message.content
 
 
+def test_gbnf_grammar_fields(server, model_id):
+    """llama.cpp's `grammar` and vLLM's `guided_grammar` (GBNF): the whole output is text the
+    root derives; streamed the same; a reply held to a grammar is not split into reasoning."""
+    from llmasos import _core
+    from llmasos.gbnf import compile_grammar
+    grammar = 'root ::= "Answer: " ("yes" | "no") "." | "Unsure."'
+    g = compile_grammar(grammar)
+    c = server.client()
+    r = c.completions.create(model=model_id, prompt="Is water wet?", max_tokens=20, temperature=0,
+                             extra_body={"grammar": grammar})
+    text = r.choices[0].text
+    assert text in ("Answer: yes.", "Answer: no.", "Unsure.") and r.choices[0].finish_reason == "stop"
+    for seed in range(3):
+        r = c.chat.completions.create(model=model_id, messages=[{"role": "user", "content": "Is water wet?"}],
+                                      max_tokens=20, temperature=1.0, seed=seed,
+                                      extra_body={"guided_grammar": grammar})
+        assert _core.grammar_scan(g, r.choices[0].message.content.encode())[1:] == (True, True)
+    streamed = "".join(ch.choices[0].text for ch in c.completions.create(
+        model=model_id, prompt="Is water wet?", max_tokens=20, temperature=0, stream=True,
+        extra_body={"grammar": grammar}))
+    assert streamed == text
+    # llama.cpp's default: an empty grammar is none.
+    r = c.completions.create(model=model_id, prompt="Is water wet?", max_tokens=5, temperature=0,
+                             extra_body={"grammar": ""})
+    assert r.choices[0].finish_reason == "length"
+
+
 def test_stop_strings_and_n(server, model_id):
     c = server.client()
     full = c.completions.create(model=model_id, prompt="One, two, three,", max_tokens=20, temperature=0).choices[0].text
@@ -254,7 +281,10 @@ def test_stop_strings_and_n(server, model_id):
     (dict(extra_body={"guided_choice": ["yes", 5]}), "guided_choice"),
     (dict(extra_body={"guided_regex": "(?=x)y"}), "guided_regex"),
     (dict(extra_body={"guided_regex": "a+", "guided_choice": ["a"]}), "guided_regex"),
-    (dict(extra_body={"grammar": "root ::= \"yes\""}), "grammar"),
+    (dict(extra_body={"grammar": "root ::= nope"}), "grammar"),
+    (dict(extra_body={"guided_grammar": 5}), "guided_grammar"),
+    (dict(extra_body={"guided_grammar": "root ::= x\nx ::= x \"a\""}), "guided_grammar"),
+    (dict(extra_body={"grammar": "root ::= \"a\"", "guided_regex": "a"}), "guided_regex"),
 ])
 def test_bad_requests_are_clear_400s(server, model_id, kwargs, param):
     args = dict(model=model_id, prompt="Hi", max_tokens=4)

@@ -399,9 +399,4 @@ bool JsonConstraint::advance_with(State& st, int32_t id) {
   return true;
 }
 
-void JsonConstraint::advance_or_throw(int32_t id) {
-  if (!advance(id))
-    throw std::logic_error("JSON mode: token " + std::to_string(id) + " was drawn but does not fit the object");
-}
-
 }  // namespace llmasos

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/output_constraint.h"
+
 namespace llmasos {
 
 class Tokenizer;
@@ -156,20 +158,16 @@ class JsonVocab {
 
 // One sequence's JSON state over a shared vocabulary: any JSON object (JSON mode), or the compact
 // JSON a schema accepts (json_schema.h) when one is given.
-class JsonConstraint {
+class JsonConstraint : public OutputConstraint {
  public:
   // With `end_tokens`, where the output may end but need not (a raw DFA's accepting state), the
   // end-of-generation tokens are allowed too (the caller stops on them: not with ignore_eos).
   explicit JsonConstraint(std::shared_ptr<const JsonVocab> vocab, std::shared_ptr<const JsonSchema> schema = nullptr,
                           bool end_tokens = true);
-  ~JsonConstraint();
-  // Sets the logits of the tokens that cannot come next to -inf; returns how many remain.
-  int64_t mask(float* logits, int64_t n_vocab) const;
-  // Takes the sampled token (one mask() allowed). False if it does not fit (state unchanged).
-  bool advance(int32_t id);
-  // advance() for a token the sampler drew from this mask: not fitting is a bug, not bad input.
-  void advance_or_throw(int32_t id);
-  bool done() const;
+  ~JsonConstraint() override;
+  int64_t mask(float* logits, int64_t n_vocab) const override;
+  bool advance(int32_t id) override;
+  bool done() const override;  // the object (or the schema's value) is complete
 
  private:
   template <class State>

@@ -11,7 +11,7 @@
 #include <limits>
 #include <string>
 
-#include "engine/json_constraint.h"
+#include "engine/output_constraint.h"
 #include "kernels/cpu/kernel_table.h"
 #include "llmasos/errors.hpp"
 
@@ -211,12 +211,12 @@ TokenLogprobs token_logprobs(const float* logits, int64_t n_vocab, int32_t token
 
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                         const std::vector<int32_t>& generated, TokenLogprobs* lp,
-                        const JsonConstraint* json) {
+                        const OutputConstraint* json) {
   const bool want_lp = lp && o_.logprobs >= 0;  // without, logprobs cost nothing
   const float* raw = logits;
   double lse = 0.0;
   if (want_lp) {
-    // The raw row is read again after pick(); the JSON mask and pick() edit it in place.
+    // The raw row is read again after pick(); the constraint's mask and pick() edit it in place.
     const bool edits = json || !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
                        o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f;
     if (edits) raw_.assign(logits, logits + n_vocab);

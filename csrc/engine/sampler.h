@@ -9,7 +9,7 @@
 
 namespace llmasos {
 
-class JsonConstraint;
+class OutputConstraint;
 
 struct SamplingOptions {
   float temperature = 0.0f;        // 0: greedy
@@ -55,11 +55,11 @@ class Sampler {
 
   // Picks the next token. `logits` (n_vocab, modified in place); `prompt` and `generated` feed
   // the penalties. When the options ask for logprobs and `lp` is given, fills it for the token.
-  // With `json`, only the tokens it allows can be drawn (logprobs still describe the model's
-  // own distribution); -1 when it allows none.
+  // With `constraint` (JSON mode, a schema, a grammar), only the tokens it allows can be drawn
+  // (logprobs still describe the model's own distribution); -1 when it allows none.
   int32_t sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                  const std::vector<int32_t>& generated, TokenLogprobs* lp = nullptr,
-                 const JsonConstraint* json = nullptr);
+                 const OutputConstraint* constraint = nullptr);
   bool wants_logprobs() const { return o_.logprobs >= 0; }
 
  private:

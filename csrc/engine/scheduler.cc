@@ -21,7 +21,7 @@ struct Scheduler::Sequence {
   std::vector<int32_t> tokens;  // prompt + generated: what the KV cache must come to hold
   GenerateOptions opts;
   Sampler sampler;
-  std::unique_ptr<JsonConstraint> json;  // JSON mode's state (opts.json_object)
+  std::unique_ptr<OutputConstraint> json;  // the output's constraint (JSON mode, a schema, a grammar)
   KvBlockTable table;
   int64_t n_computed = 0;  // positions whose keys/values are in table
   int64_t k_now = 0;       // prompt lookup's draft length now (next_draft_length; 0: not begun)
@@ -81,8 +81,12 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, const Gener
                                std::to_string(kv_.n_blocks() * PagedKvCache::kBlockTokens) + ")");
   if (opts.max_tokens <= 0) throw InvalidArgumentError("max_tokens must be positive");
   opts.sampling.validate_for_vocab(n_vocab_);
+  check_constraint(opts);
   auto seq = std::make_unique<Sequence>(id, std::move(prompt), opts);  // validates the sampling options
-  if (opts.json_object || opts.json_schema) {
+  if (opts.grammar) {
+    std::call_once(grammar_once_, [&] { grammar_vocab_ = std::make_shared<GrammarVocab>(model_->tokenizer()); });
+    seq->json = std::make_unique<GrammarConstraint>(grammar_vocab_, opts.grammar, !opts.ignore_eos);
+  } else if (opts.json_object || opts.json_schema) {
     std::call_once(json_once_, [&] { json_vocab_ = std::make_shared<JsonVocab>(model_->tokenizer()); });
     seq->json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema, !opts.ignore_eos);
   }
@@ -353,7 +357,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
     // Takes token id (its logprobs lp) for s into o, with Session::generate's stop rules: false
     // once s has finished.
     auto take = [&](Sequence& s, int32_t id, TokenLogprobs& lp, StepOutput& o) -> bool {
-      if (id < 0) {  // JSON mode found no token that fits (a vocabulary without the needed bytes)
+      if (id < 0) {  // the constraint let no token through (a vocabulary without the needed bytes)
         o.finished = true;
         o.finish_reason = "length";
       } else if (is_stop_token(tok, s.opts, id)) {
@@ -369,7 +373,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
         ++counters_.generated_tokens;
         const int64_t G = static_cast<int64_t>(s.generated.size());
         if (s.json) s.json->advance_or_throw(id);
-        if (s.json && s.json->done()) {  // the JSON object is complete
+        if (s.json && s.json->done()) {  // the JSON object (or the grammar's text) is complete
           o.finished = true;
           o.finish_reason = "stop";
         } else if (G >= s.opts.max_tokens || s.len() - 1 >= n_ctx_) {

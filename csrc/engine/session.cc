@@ -14,6 +14,11 @@ bool is_stop_token(const Tokenizer& tok, const GenerateOptions& opts, int32_t id
          std::find(opts.stop_token_ids.begin(), opts.stop_token_ids.end(), id) != opts.stop_token_ids.end();
 }
 
+void check_constraint(const GenerateOptions& opts) {
+  if (opts.grammar && (opts.json_object || opts.json_schema))
+    throw InvalidArgumentError("give a grammar or JSON mode / a JSON schema, not both");
+}
+
 Session::Session(std::shared_ptr<Model> model) : model_(std::move(model)), kv_(model_->new_kv_cache()) {}
 
 std::vector<float> Session::logits(const std::vector<int32_t>& ids) { return whole_pass(ids, false); }
@@ -115,8 +120,12 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   const Tokenizer& tok = model_->tokenizer();
   const int64_t V = model_->hparams().n_vocab;
   Sampler sampler(opts.sampling);
-  std::unique_ptr<JsonConstraint> json;
-  if (opts.json_object || opts.json_schema) {
+  check_constraint(opts);
+  std::unique_ptr<OutputConstraint> json;
+  if (opts.grammar) {
+    if (!grammar_vocab_) grammar_vocab_ = std::make_shared<GrammarVocab>(tok);
+    json = std::make_unique<GrammarConstraint>(grammar_vocab_, opts.grammar, !opts.ignore_eos);
+  } else if (opts.json_object || opts.json_schema) {
     if (!json_vocab_) json_vocab_ = std::make_shared<JsonVocab>(tok);
     json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema, !opts.ignore_eos);
   }
@@ -135,7 +144,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   auto take = [&](float* row) -> bool {
     TokenLogprobs lp;
     const int32_t id = sampler.sample(row, V, prompt, res.tokens, &lp, json.get());
-    if (id < 0) return false;  // JSON mode, no token fits (a vocabulary without the needed bytes): "length"
+    if (id < 0) return false;  // constrained, no token fits (a vocabulary without the needed bytes): "length"
     if (is_stop_token(tok, opts, id)) {
       res.finish_reason = "stop";
       res.stop_token = id;
@@ -149,7 +158,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
     }
     if (json) {
       json->advance_or_throw(id);
-      if (json->done()) {  // the object is complete
+      if (json->done()) {  // the object (or the grammar's text) is complete
         res.finish_reason = "stop";
         return false;
       }

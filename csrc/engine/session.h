@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/grammar.h"
 #include "engine/json_constraint.h"
 #include "engine/sampler.h"
 #include "model/llama.h"
@@ -25,6 +26,10 @@ struct GenerateOptions {
   // Structured outputs (json_schema.h): the output is the compact JSON this schema accepts, and
   // ends as JSON mode does. Set: json_object is not needed.
   std::shared_ptr<const JsonSchema> json_schema;
+  // A GBNF grammar (grammar.h): the output is text its root derives; it ends ("stop") where
+  // nothing more can follow, or with an end-of-generation token where the text is complete.
+  // Not beside json_object or json_schema.
+  std::shared_ptr<const Grammar> grammar;
   // Prompt lookup (Session::generate; the batched engine has SchedulerOptions::lookup_tokens
   // instead, for all its requests): each step also checks
   // up to this many drafted tokens (prompt_lookup.h) in the same forward pass. The output is the
@@ -36,6 +41,8 @@ struct GenerateOptions {
 // Whether `id` ends generation as a stop token: an end-of-generation token (unless ignore_eos) or
 // one of stop_token_ids. Session::generate's rule, which the batched engine shares.
 bool is_stop_token(const Tokenizer& tok, const GenerateOptions& opts, int32_t id);
+// Throws InvalidArgumentError for options that ask for two constraints on the output at once.
+void check_constraint(const GenerateOptions& opts);
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated tokens (without the prompt)
@@ -84,6 +91,7 @@ class Session {
 
   std::shared_ptr<Model> model_;
   std::shared_ptr<const JsonVocab> json_vocab_;  // built by the first JSON-mode generate()
+  std::shared_ptr<const GrammarVocab> grammar_vocab_;  // built by the first grammar generate()
   KvCache kv_;
   std::vector<int32_t> cached_;  // tokens whose keys/values are in kv_
 };

@@ -70,7 +70,10 @@ void register_model(py::module_& m) {
       .def_readwrite("json_object", &GenerateOptions::json_object)
       .def_property("json_schema",
                     [](const GenerateOptions& o) { return std::const_pointer_cast<JsonSchema>(o.json_schema); },
-                    [](GenerateOptions& o, std::shared_ptr<JsonSchema> s) { o.json_schema = std::move(s); });
+                    [](GenerateOptions& o, std::shared_ptr<JsonSchema> s) { o.json_schema = std::move(s); })
+      .def_property("grammar",
+                    [](const GenerateOptions& o) { return std::const_pointer_cast<Grammar>(o.grammar); },
+                    [](GenerateOptions& o, std::shared_ptr<Grammar> g) { o.grammar = std::move(g); });
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
       .def(py::init([](const std::string& path, int64_t n_ctx, int threads, const std::string& kv_type,

@@ -26,4 +26,5 @@ void register_tokenizer(pybind11::module_& m);  // Tokenizer, StreamDecoder
 void register_model(pybind11::module_& m);      // Model: forward, logits, generate
 void register_device(pybind11::module_& m);     // devices (cpu, cuda) and their ops, for tests
 void register_engine(pybind11::module_& m);     // Engine: continuous batching over a paged KV cache
+void register_grammar(pybind11::module_& m);    // Grammar (GBNF) and its test hooks
 }  // namespace llmasos::python

@@ -37,4 +37,5 @@ PYBIND11_MODULE(_core, m) {
   llmasos::python::register_model(m);
   llmasos::python::register_device(m);
   llmasos::python::register_engine(m);
+  llmasos::python::register_grammar(m);
 }

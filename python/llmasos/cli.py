@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="JSON mode: the output is one JSON object (generation stops when it closes)")
     run.add_argument("--json-schema", metavar="FILE", default=None,
                      help="structured output: compact JSON that the JSON schema in FILE accepts")
+    run.add_argument("--grammar-file", metavar="FILE", default=None,
+                     help="the output is text that the GBNF grammar in FILE derives (llama.cpp's format)")
 
     q = sub.add_parser("quantize", help="re-quantize a GGUF file to another weight type")
     q.add_argument("input", help="the GGUF file to read (any readable type)")
@@ -139,8 +141,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                 except ValueError as e:
                     raise ValueError(f"{args.json_schema}: not JSON ({e})") from None
             schema = compile_schema(schema)
+        grammar = None
+        if args.grammar_file is not None:  # likewise
+            from .gbnf import compile_grammar
+            with open(args.grammar_file, encoding="utf-8") as f:
+                grammar = compile_grammar(f.read())
         params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature,
-                                seed=args.seed, json_object=args.json, json_schema=schema)
+                                seed=args.seed, json_object=args.json, json_schema=schema, grammar=grammar)
         with LLM.from_pretrained(args.model, threads=args.threads, prompt_lookup=args.prompt_lookup) as llm:
             if args.chat:
                 pieces = llm.chat([{"role": "user", "content": args.prompt}], params).text

@@ -48,6 +48,10 @@ class SamplingParams:
     # (end of text) where the pattern is matched, and does where nothing more could follow.
     regex: Optional[str] = None
     choice: Optional[Sequence[str]] = None
+    # A GBNF grammar (llama.cpp's format, gbnf.py; or what gbnf.compile_grammar made of one): the
+    # whole output is text its root rule derives. Generation may stop (end of text) where the
+    # text is complete, and does where nothing more could follow.
+    grammar: Optional[Union[str, "_core.Grammar"]] = None
 
     def stop_strings(self) -> List[str]:
         if self.stop is None:
@@ -79,9 +83,10 @@ class SamplingParams:
         if not isinstance(self.json_object, bool):
             raise ValueError(f"json_object must be a boolean, got {self.json_object!r}")
         o.json_object = self.json_object
-        given = [k for k in ("json_object", "json_schema", "regex", "choice") if getattr(self, k) not in (None, False)]
+        given = [k for k in ("json_object", "json_schema", "regex", "choice", "grammar")
+                 if getattr(self, k) not in (None, False)]
         if len(given) > 1:
-            raise ValueError(f"give one of json_object, json_schema, regex and choice, not {' and '.join(given)}")
+            raise ValueError(f"give one of json_object, json_schema, regex, choice and grammar, not {' and '.join(given)}")
         if isinstance(self.json_schema, _core.JsonSchema):
             o.json_schema = self.json_schema
         elif self.json_schema is not None:
@@ -93,6 +98,11 @@ class SamplingParams:
         elif self.choice is not None:
             from .json_schema import compile_choice
             o.json_schema = compile_choice(self.choice)
+        elif isinstance(self.grammar, _core.Grammar):
+            o.grammar = self.grammar
+        elif self.grammar is not None:
+            from .gbnf import compile_grammar
+            o.grammar = compile_grammar(self.grammar)
         stop_ids = []
         for t in self.stop_token_ids or []:
             try:  # any integer type (numpy's too), not bool or float

@@ -453,8 +453,9 @@ class Server:
                 p = params_for_choice(params, c)
                 self._fit(p, max_tokens, ids)
                 jobs.append((c, ids, p))
-            # Held to JSON (tools, structured outputs), the reply has no reasoning to split off.
-            think = self.reasoning and not tools and params.json_schema is None and not params.json_object
+            # Held to JSON (tools, structured outputs) or a grammar, the reply has no reasoning to split off.
+            think = (self.reasoning and not tools and params.json_schema is None and not params.json_object
+                     and params.grammar is None)
             continued = body["messages"][-1].get("content") if render["continue_final_message"] else None
             opened = think and reasoning.open_at_start(self.llm.detokenize(ids[-64:], special=True),
                                                        continued if isinstance(continued, str) else None)

@@ -71,9 +71,8 @@ def _stop(body) -> List[str]:
     return stops
 
 
-# Refused by name rather than ignored: each would change what the client gets. The guided_* fields
-# are vLLM's, grammar and json_schema llama.cpp server's.
-UNSUPPORTED = ("suffix", "tools", "functions", "guided_grammar", "grammar")
+# Refused by name rather than ignored: each would change what the client gets.
+UNSUPPORTED = ("suffix", "tools", "functions")
 
 
 def checked_schema(schema, param, leave_out_unsupported=True):
@@ -90,8 +89,26 @@ def constraint_fields(body) -> List[str]:
     """The output-constraint fields a body gives (at most one may stand, and none beside tools).
     response_format {"type": "text"} is OpenAI's default, no constraint, so it does not count."""
     text = isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "text"
-    return [k for k in ("json_schema", "guided_json", "guided_regex", "guided_choice", "response_format")
-            if body.get(k) is not None and not (k == "response_format" and text)]
+    return [k for k in ("json_schema", "guided_json", "guided_regex", "guided_choice", "guided_grammar", "grammar",
+                        "response_format")
+            if body.get(k) is not None and not (k == "response_format" and text) and not (k == "grammar" and body[k] == "")]
+
+
+def _grammar(body):
+    """llama.cpp server's `grammar` (its default "" is none) or vLLM's `guided_grammar`: GBNF text
+    (gbnf.py), compiled once for the request; None when neither is given."""
+    for name in ("grammar", "guided_grammar"):
+        value = body.get(name)
+        if value is None or (name == "grammar" and value == ""):
+            continue
+        if not isinstance(value, str):
+            raise RequestError(f"'{name}' must be a GBNF grammar (a string)", name)
+        from .gbnf import compile_grammar
+        try:
+            return compile_grammar(value)
+        except ValueError as e:
+            raise RequestError(str(e), name) from None
+    return None
 
 
 def _response_format(body):
@@ -203,7 +220,7 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
             isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in stop_ids)):
         raise RequestError("'stop_token_ids' must be a list of token ids (integers in [0, 2^31))",
                            "stop_token_ids")
-    json_object, json_schema = _response_format(body)
+    json_object, json_schema = _response_format(body)  # (it refuses two constraints at once)
     params = SamplingParams(
         max_tokens=max_tokens or 1,
         temperature=_num(body, "temperature", 0.0, 2.0, 1.0),
@@ -222,6 +239,7 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         prompt_logprobs=_num(body, "prompt_logprobs", 0, MAX_LOGPROBS, None, integer=True),
         json_object=json_object,
         json_schema=json_schema,
+        grammar=_grammar(body),
     )
     stream = _bool(body, "stream")
     if stream and params.prompt_logprobs is not None:

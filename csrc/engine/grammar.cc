@@ -1,0 +1,394 @@
+// GBNF grammars: the rules checked (grammar.h says which), the parse stacks advanced a code point at
+// a time, and the per-step token mask walked over the vocabulary as a trie.
+#include "engine/grammar.h"
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <string>
+
+#include "engine/json_constraint.h"  // json_bytes::utf8_lead
+#include "llmasos/errors.hpp"
+#include "tokenizer/tokenizer.h"
+
+namespace llmasos {
+
+namespace {
+constexpr uint32_t kMaxCodePoint = 0x10FFFF;
+}  // namespace
+
+// ---- character classes -------------------------------------------------------------------------
+
+bool CharClass::matches(uint32_t cp) const {
+  bool in = false;
+  for (const auto& r : ranges) in = in || (cp >= r.first && cp <= r.second);
+  return in != negated;
+}
+
+bool CharClass::meets(uint32_t lo, uint32_t hi) const {
+  if (!negated) {
+    for (const auto& r : ranges)
+      if (r.first <= hi && r.second >= lo) return true;
+    return false;
+  }
+  // Negated: some point of [lo, hi] lies outside every range. Walk up from lo past the ranges
+  // that cover it (a few ranges: a quadratic walk is fine).
+  uint64_t at = lo;
+  for (bool moved = true; moved && at <= hi;) {
+    moved = false;
+    for (const auto& r : ranges)
+      if (r.first <= at && at <= r.second) {
+        at = uint64_t(r.second) + 1;
+        moved = true;
+      }
+  }
+  return at <= hi;
+}
+
+// ---- the grammar -------------------------------------------------------------------------------
+
+Grammar::Grammar(const std::vector<std::vector<std::vector<GrammarSymbol>>>& rules, std::vector<CharClass> classes,
+                 int32_t root)
+    : classes_(std::move(classes)), root_(root) {
+  const int64_t n = static_cast<int64_t>(rules.size());
+  if (n == 0) throw InvalidArgumentError("grammar: no rules");
+  if (n > kMaxRules) throw InvalidArgumentError("grammar: more than " + std::to_string(kMaxRules) + " rules");
+  if (root < 0 || root >= n) throw InvalidArgumentError("grammar: the root rule is out of range");
+  int64_t total = 0;
+  for (const auto& cls : classes_)
+    for (const auto& r : cls.ranges)
+      if (r.first > r.second || r.second > kMaxCodePoint)
+        throw InvalidArgumentError("grammar: a character range is not within Unicode (0 .. 0x10FFFF)");
+  for (int64_t r = 0; r < n; ++r) {
+    if (rules[static_cast<size_t>(r)].empty())
+      throw InvalidArgumentError("grammar: rule " + std::to_string(r) + " has no alternatives");
+    for (const auto& alt : rules[static_cast<size_t>(r)]) {
+      total += static_cast<int64_t>(alt.size()) + 1;
+      for (const GrammarSymbol& s : alt) {
+        const bool ok = (s.kind == GrammarSymbol::kRule && s.arg >= 0 && s.arg < n) ||
+                        (s.kind == GrammarSymbol::kChars && s.arg >= 0 &&
+                         s.arg < static_cast<int64_t>(classes_.size()));
+        if (!ok) throw InvalidArgumentError("grammar: rule " + std::to_string(r) + " has a bad symbol");
+      }
+    }
+  }
+  if (total > kMaxSymbols) throw InvalidArgumentError("grammar: more than " + std::to_string(kMaxSymbols) + " symbols");
+
+  // A class can match some text: a Unicode scalar value (surrogates have no UTF-8).
+  std::vector<uint8_t> cls_ok(classes_.size());
+  for (size_t i = 0; i < classes_.size(); ++i)
+    cls_ok[i] = classes_[i].meets(0, 0xD7FF) || classes_[i].meets(0xE000, kMaxCodePoint);
+  // Productive rules (those that derive some finite text), by fixpoint; an alternative is kept
+  // when all its symbols are.
+  std::vector<uint8_t> prod(static_cast<size_t>(n), 0);
+  auto alt_ok = [&](const std::vector<GrammarSymbol>& alt) {
+    for (const GrammarSymbol& s : alt)
+      if (!(s.kind == GrammarSymbol::kChars ? cls_ok[static_cast<size_t>(s.arg)] : prod[static_cast<size_t>(s.arg)]))
+        return false;
+    return true;
+  };
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int64_t r = 0; r < n; ++r)
+      if (!prod[static_cast<size_t>(r)])
+        for (const auto& alt : rules[static_cast<size_t>(r)])
+          if (alt_ok(alt)) {
+            prod[static_cast<size_t>(r)] = 1;
+            changed = true;
+            break;
+          }
+  }
+  if (!prod[static_cast<size_t>(root)]) throw InvalidArgumentError("grammar: the root rule derives no finite text");
+  // Nullable rules (those that derive the empty string), then left recursion: an edge r -> s
+  // where s can come first in r (after nullable rules only); a cycle expands forever.
+  std::vector<uint8_t> nullable(static_cast<size_t>(n), 0);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int64_t r = 0; r < n; ++r) {
+      if (nullable[static_cast<size_t>(r)]) continue;
+      for (const auto& alt : rules[static_cast<size_t>(r)]) {
+        if (!alt_ok(alt)) continue;
+        bool all = true;
+        for (const GrammarSymbol& s : alt)
+          all = all && s.kind == GrammarSymbol::kRule && nullable[static_cast<size_t>(s.arg)];
+        if (all) {
+          nullable[static_cast<size_t>(r)] = 1;
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+  std::vector<uint8_t> mark(static_cast<size_t>(n), 0);  // 0 unseen, 1 on the path, 2 done
+  std::function<void(int32_t)> visit = [&](int32_t r) {
+    mark[static_cast<size_t>(r)] = 1;
+    for (const auto& alt : rules[static_cast<size_t>(r)]) {
+      if (!alt_ok(alt)) continue;
+      for (const GrammarSymbol& s : alt) {
+        if (s.kind != GrammarSymbol::kRule) break;
+        const uint8_t m = mark[static_cast<size_t>(s.arg)];
+        if (m == 1)
+          throw InvalidArgumentError("grammar: left recursion: rule " + std::to_string(s.arg) +
+                                     " can come back to itself before any character");
+        if (m == 0) visit(s.arg);
+        if (!nullable[static_cast<size_t>(s.arg)]) break;
+      }
+    }
+    mark[static_cast<size_t>(r)] = 2;
+  };
+  for (int32_t r = 0; r < n; ++r)
+    if (prod[static_cast<size_t>(r)] && mark[static_cast<size_t>(r)] == 0) visit(r);
+
+  alts_.resize(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r)
+    for (const auto& alt : rules[static_cast<size_t>(r)])
+      if (alt_ok(alt)) {
+        alts_[static_cast<size_t>(r)].push_back(static_cast<int32_t>(syms_.size()));
+        syms_.insert(syms_.end(), alt.begin(), alt.end());
+        syms_.push_back(GrammarSymbol{});
+      }
+}
+
+// ---- the parse state ---------------------------------------------------------------------------
+
+namespace {
+thread_local std::vector<int32_t> t_stack, t_out;
+}  // namespace
+
+GrammarState::GrammarState(const Grammar* g) : g_(g) {
+  std::vector<int32_t>& out = t_out;
+  out.clear();
+  int count = 0;
+  std::vector<int32_t> stack{};
+  // The root as if referred to from an empty stack whose alternative ends there.
+  const int32_t root = g->root();
+  for (int32_t a : g->alternatives(root)) {
+    if (g->symbol(a).kind == GrammarSymbol::kEnd) {
+      expand(stack, out, count);
+    } else {
+      stack.push_back(a);
+      expand(stack, out, count);
+      stack.pop_back();
+    }
+  }
+  normalize(out, count);
+}
+
+// Emits every stack `stack` becomes once its top is a character class: a rule reference at the
+// top is replaced by each of the rule's alternatives (its own continuation kept under them unless
+// the reference ended its alternative). Left recursion is refused, so this ends.
+void GrammarState::expand(std::vector<int32_t>& stack, std::vector<int32_t>& out, int& count) const {
+  if (count >= 4 * kMaxStacks) return;  // an ambiguous grammar's blow-up: the first parses only
+  if (stack.empty() || g_->symbol(stack.back()).kind == GrammarSymbol::kChars) {
+    if (static_cast<int32_t>(stack.size()) > kMaxDepth) return;
+    out.push_back(static_cast<int32_t>(stack.size()));
+    out.insert(out.end(), stack.begin(), stack.end());
+    ++count;
+    return;
+  }
+  const int32_t p = stack.back();
+  const int32_t rule = g_->symbol(p).arg;
+  stack.pop_back();
+  const bool cont = g_->symbol(p + 1).kind != GrammarSymbol::kEnd;
+  if (cont) stack.push_back(p + 1);
+  for (int32_t a : g_->alternatives(rule)) {
+    if (g_->symbol(a).kind == GrammarSymbol::kEnd) {  // the empty alternative
+      expand(stack, out, count);
+    } else {
+      stack.push_back(a);
+      expand(stack, out, count);
+      stack.pop_back();
+    }
+  }
+  if (cont) stack.pop_back();
+  stack.push_back(p);
+}
+
+// data_ = the stacks of `flat` (count of them), sorted and without repeats, at most kMaxStacks.
+void GrammarState::normalize(std::vector<int32_t>& flat, int count) {
+  if (count <= 1) {
+    data_.assign(flat.begin(), flat.end());
+    return;
+  }
+  std::vector<std::pair<int32_t, int32_t>> spans;  // (offset of the length, length)
+  spans.reserve(static_cast<size_t>(count));
+  for (size_t i = 0; i < flat.size(); i += static_cast<size_t>(flat[i]) + 1)
+    spans.emplace_back(static_cast<int32_t>(i), flat[i]);
+  auto begin = [&](const std::pair<int32_t, int32_t>& s) { return flat.begin() + s.first + 1; };
+  auto less = [&](const auto& a, const auto& b) {
+    return std::lexicographical_compare(begin(a), begin(a) + a.second, begin(b), begin(b) + b.second);
+  };
+  auto same = [&](const auto& a, const auto& b) {
+    return a.second == b.second && std::equal(begin(a), begin(a) + a.second, begin(b));
+  };
+  std::sort(spans.begin(), spans.end(), less);
+  spans.erase(std::unique(spans.begin(), spans.end(), same), spans.end());
+  if (static_cast<int32_t>(spans.size()) > kMaxStacks) spans.resize(kMaxStacks);
+  data_.clear();
+  for (const auto& s : spans) data_.insert(data_.end(), flat.begin() + s.first, flat.begin() + s.first + 1 + s.second);
+}
+
+bool GrammarState::advance(uint32_t cp) {
+  std::vector<int32_t>& out = t_out;
+  std::vector<int32_t>& stack = t_stack;
+  out.clear();
+  int count = 0;
+  for (size_t i = 0; i < data_.size(); i += static_cast<size_t>(data_[i]) + 1) {
+    const int32_t len = data_[i];
+    if (len == 0) continue;
+    const int32_t top = data_[i + static_cast<size_t>(len)];
+    if (!g_->char_class(g_->symbol(top).arg).matches(cp)) continue;
+    stack.assign(data_.begin() + static_cast<std::ptrdiff_t>(i) + 1, data_.begin() + static_cast<std::ptrdiff_t>(i) + len);
+    if (g_->symbol(top + 1).kind != GrammarSymbol::kEnd) stack.push_back(top + 1);
+    expand(stack, out, count);
+  }
+  if (count == 0) return false;
+  normalize(out, count);
+  return true;
+}
+
+bool GrammarState::viable(uint32_t lo, uint32_t hi) const {
+  for (size_t i = 0; i < data_.size(); i += static_cast<size_t>(data_[i]) + 1)
+    if (data_[i] > 0 && g_->char_class(g_->symbol(data_[i + static_cast<size_t>(data_[i])]).arg).meets(lo, hi))
+      return true;
+  return false;
+}
+
+bool GrammarState::feed(uint8_t c) {
+  if (need_ == 0) {
+    if (c < 0x80) return advance(c);
+    uint8_t need = 0, lo = 0, hi = 0;
+    if (!json_bytes::utf8_lead(c, need, lo, hi)) return false;
+    cp_ = c & (need == 1 ? 0x1Fu : need == 2 ? 0x0Fu : 0x07u);
+    need_ = need;
+    lo_ = lo;
+    hi_ = hi;
+  } else {
+    if (c < lo_ || c > hi_) return false;
+    cp_ = (cp_ << 6) | (c & 0x3Fu);
+    --need_;
+    lo_ = 0x80;
+    hi_ = 0xBF;
+    if (need_ == 0) {
+      const uint32_t cp = cp_;
+      cp_ = 0;
+      return advance(cp);
+    }
+  }
+  // A code point half-written: some stack must take one that starts so. Its next byte lies in
+  // [lo_, hi_] (which rules out overlong forms, surrogates and what lies past U+10FFFF), any
+  // byte after that in 0x80..0xBF.
+  const int rest = 6 * (need_ - 1);
+  const uint32_t low = ((cp_ << 6) | (lo_ & 0x3Fu)) << rest;
+  const uint32_t high = (((cp_ << 6) | (hi_ & 0x3Fu)) << rest) | ((1u << rest) - 1);
+  return viable(low, high);
+}
+
+bool GrammarState::can_end() const { return need_ == 0 && !data_.empty() && data_[0] == 0; }
+
+// ---- the vocabulary and the mask ---------------------------------------------------------------
+
+GrammarVocab::GrammarVocab(const Tokenizer& tok) {
+  const int32_t n = tok.n_vocab();
+  n_vocab_ = n;
+  std::vector<std::pair<std::string, int32_t>> toks;
+  for (int32_t i = 0; i < n; ++i) {
+    if (tok.is_eog(i)) eog_ids_.push_back(static_cast<uint32_t>(i));
+    if (tok.is_control(i) || tok.is_eog(i)) continue;
+    std::string b = tok.token_bytes(i);
+    if (!b.empty()) toks.emplace_back(std::move(b), i);
+  }
+  std::sort(toks.begin(), toks.end());
+  pos_.assign(static_cast<size_t>(n), -1);
+  off_.push_back(0);
+  for (size_t i = 0; i < toks.size(); ++i) {
+    const std::string& b = toks[i].first;
+    uint32_t l = 0;
+    if (i > 0) {
+      const std::string& p = toks[i - 1].first;
+      while (l < p.size() && l < b.size() && p[l] == b[l]) ++l;
+    }
+    lcp_.push_back(l);
+    ids_.push_back(static_cast<uint32_t>(toks[i].second));
+    pos_[static_cast<size_t>(toks[i].second)] = static_cast<int32_t>(i);
+    blob_ += b;
+    off_.push_back(static_cast<uint32_t>(blob_.size()));
+    max_len_ = std::max<uint32_t>(max_len_, static_cast<uint32_t>(b.size()));
+  }
+}
+
+GrammarConstraint::GrammarConstraint(std::shared_ptr<const GrammarVocab> vocab, std::shared_ptr<const Grammar> grammar,
+                                     bool end_tokens)
+    : vocab_(std::move(vocab)), grammar_(std::move(grammar)), end_tokens_(end_tokens), state_(grammar_.get()) {}
+
+// The usable tokens whose bytes all feed from the state, as bits by id. The tokens are walked in
+// byte order, each from the state of the prefix it shares with the one before; a prefix that
+// fails fails every token after it that shares it.
+const std::vector<uint64_t>& GrammarConstraint::allowed_bits() const {
+  for (const Cached& c : cache_)
+    if (c.state == state_) return c.bits;
+  const GrammarVocab& v = *vocab_;
+  std::vector<uint64_t> bits((static_cast<size_t>(v.n_vocab_) + 63) / 64, 0);
+  if (walk_.empty()) walk_.assign(static_cast<size_t>(v.max_len_) + 1, state_);
+  walk_[0] = state_;
+  size_t dead = std::numeric_limits<size_t>::max();  // the current prefix's length that failed
+  size_t valid = 0;  // walk_[0 .. valid] hold the states of the current token's prefixes
+  for (size_t i = 0; i < v.ids_.size(); ++i) {
+    const size_t l = v.lcp_[i];
+    if (dead <= l) continue;
+    dead = std::numeric_limits<size_t>::max();
+    const char* b = v.blob_.data() + v.off_[i];
+    const size_t len = v.off_[i + 1] - v.off_[i];
+    size_t d = std::min(l, valid);
+    for (; d < len; ++d) {
+      walk_[d + 1] = walk_[d];
+      if (!walk_[d + 1].feed(static_cast<uint8_t>(b[d]))) {
+        dead = d + 1;
+        break;
+      }
+    }
+    valid = d;  // all of it, or the prefix before the failing byte
+    if (d == len) bits[v.ids_[i] / 64] |= uint64_t(1) << (v.ids_[i] % 64);
+  }
+  if (cache_.size() < kCache) {
+    cache_.push_back(Cached{state_, std::move(bits)});
+    return cache_.back().bits;
+  }
+  Cached& slot = cache_[cache_next_];
+  cache_next_ = (cache_next_ + 1) % kCache;
+  slot = Cached{state_, std::move(bits)};
+  return slot.bits;
+}
+
+int64_t GrammarConstraint::mask(float* logits, int64_t n_vocab) const {
+  const std::vector<uint64_t>& bits = allowed_bits();
+  const int64_t n = std::min<int64_t>(n_vocab, vocab_->n_vocab_);
+  // Where the text is complete, the end-of-generation tokens stay (usable tokens never are ones).
+  std::vector<std::pair<int64_t, float>> ends;
+  if (end_tokens_ && state_.can_end())
+    for (uint32_t id : vocab_->eog_ids_)
+      if (id < n) ends.emplace_back(id, logits[id]);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (bits[static_cast<size_t>(i) / 64] >> (i % 64) & 1) ++kept;
+    else logits[i] = kNegInf;
+  }
+  for (int64_t i = n; i < n_vocab; ++i) logits[i] = kNegInf;
+  for (const auto& [id, x] : ends) logits[id] = x;
+  return kept + static_cast<int64_t>(ends.size());
+}
+
+bool GrammarConstraint::advance(int32_t id) {
+  const GrammarVocab& v = *vocab_;
+  if (id < 0 || id >= v.n_vocab_ || v.pos_[static_cast<size_t>(id)] < 0) return false;
+  const size_t i = static_cast<size_t>(v.pos_[static_cast<size_t>(id)]);
+  GrammarState s = state_;
+  for (uint32_t k = v.off_[i]; k < v.off_[i + 1]; ++k)
+    if (!s.feed(static_cast<uint8_t>(v.blob_[k]))) return false;
+  state_ = std::move(s);
+  return true;
+}
+
+}  // namespace llmasos
