@@ -255,6 +255,25 @@ def test_mask_equals_feeding_every_token(tok):
     assert scan(g, data)[2]  # the "." ends it: nothing can follow
 
 
+def test_json_grammar_masks_along_a_document(tok):
+    """Masks along a JSON document under llama.cpp's json.gbnf, made on one constraint (its state
+    table and mask cache warm, states recurring inside strings and lists), equal feeding every
+    token at a spread of points."""
+    g = compile_grammar(JSON_GBNF)
+    pieces = token_pieces(tok)
+    eog = [i for i in range(len(tok)) if tok.is_eog(i)]
+    text = '{"name": "Mia \u00e9", "tags": ["a b", "c d", "e f"], "n": [1, 22, -3.5e2], "ok": true}'
+    ids = tok.encode(text, False, False)
+    masks = _core.grammar_masks(tok, g, ids)
+    data = [b""]
+    for i in ids:
+        data.append(data[-1] + tok.token_bytes(i))
+    for k in sorted(set(range(0, len(ids) + 1, 4)) | {len(ids)}):
+        d = data[k]
+        want = [i for i, b in enumerate(pieces) if b and scan(g, d + b)[0] == len(d) + len(b)]
+        assert masks[k] == sorted(want + (eog if scan(g, d)[1] else [])), (k, d)
+
+
 # ---- generation ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -322,16 +322,55 @@ GrammarConstraint::GrammarConstraint(std::shared_ptr<const GrammarVocab> vocab, 
                                      bool end_tokens)
     : vocab_(std::move(vocab)), grammar_(std::move(grammar)), end_tokens_(end_tokens), state_(grammar_.get()) {}
 
+uint64_t GrammarState::hash() const {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the stacks and the pending code point
+  auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  for (int32_t v : data_) mix(static_cast<uint32_t>(v));
+  mix(cp_);
+  mix(uint64_t(need_) | uint64_t(lo_) << 8 | uint64_t(hi_) << 16);
+  return h;
+}
+
+int32_t GrammarConstraint::StateTable::intern(const GrammarState& s) {
+  std::vector<int32_t>& ids = by_hash[s.hash()];
+  for (int32_t id : ids)
+    if (states[static_cast<size_t>(id)] == s) return id;
+  states.push_back(s);
+  ids.push_back(static_cast<int32_t>(states.size() - 1));
+  return ids.back();
+}
+
+int32_t GrammarConstraint::StateTable::move(int32_t id, uint8_t byte) {
+  const uint64_t key = uint64_t(static_cast<uint32_t>(id)) << 8 | byte;
+  const auto it = moves.find(key);
+  if (it != moves.end()) return it->second;
+  GrammarState next = states[static_cast<size_t>(id)];
+  const int32_t to = next.feed(byte) ? intern(next) : -1;
+  moves.emplace(key, to);
+  return to;
+}
+
+void GrammarConstraint::StateTable::clear() {
+  states.clear();
+  by_hash.clear();
+  moves.clear();
+}
+
 // The usable tokens whose bytes all feed from the state, as bits by id. The tokens are walked in
 // byte order, each from the state of the prefix it shares with the one before; a prefix that
 // fails fails every token after it that shares it.
 const std::vector<uint64_t>& GrammarConstraint::allowed_bits() const {
+  if (table_.states.size() > StateTable::kMaxStates) {
+    table_.clear();
+    cache_.clear();
+    cache_next_ = 0;
+  }
+  const int32_t start = table_.intern(state_);
   for (const Cached& c : cache_)
-    if (c.state == state_) return c.bits;
+    if (c.state == start) return c.bits;
   const GrammarVocab& v = *vocab_;
   std::vector<uint64_t> bits((static_cast<size_t>(v.n_vocab_) + 63) / 64, 0);
-  if (walk_.empty()) walk_.assign(static_cast<size_t>(v.max_len_) + 1, state_);
-  walk_[0] = state_;
+  walk_.assign(static_cast<size_t>(v.max_len_) + 1, start);
   size_t dead = std::numeric_limits<size_t>::max();  // the current prefix's length that failed
   size_t valid = 0;  // walk_[0 .. valid] hold the states of the current token's prefixes
   for (size_t i = 0; i < v.ids_.size(); ++i) {
@@ -342,22 +381,23 @@ const std::vector<uint64_t>& GrammarConstraint::allowed_bits() const {
     const size_t len = v.off_[i + 1] - v.off_[i];
     size_t d = std::min(l, valid);
     for (; d < len; ++d) {
-      walk_[d + 1] = walk_[d];
-      if (!walk_[d + 1].feed(static_cast<uint8_t>(b[d]))) {
+      const int32_t next = table_.move(walk_[d], static_cast<uint8_t>(b[d]));
+      if (next < 0) {
         dead = d + 1;
         break;
       }
+      walk_[d + 1] = next;
     }
     valid = d;  // all of it, or the prefix before the failing byte
     if (d == len) bits[v.ids_[i] / 64] |= uint64_t(1) << (v.ids_[i] % 64);
   }
   if (cache_.size() < kCache) {
-    cache_.push_back(Cached{state_, std::move(bits)});
+    cache_.push_back(Cached{start, std::move(bits)});
     return cache_.back().bits;
   }
   Cached& slot = cache_[cache_next_];
   cache_next_ = (cache_next_ + 1) % kCache;
-  slot = Cached{state_, std::move(bits)};
+  slot = Cached{start, std::move(bits)};
   return slot.bits;
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -74,6 +75,7 @@ class GrammarState {
   bool operator==(const GrammarState& o) const {
     return need_ == o.need_ && cp_ == o.cp_ && lo_ == o.lo_ && hi_ == o.hi_ && data_ == o.data_;
   }
+  uint64_t hash() const;
 
  private:
   bool advance(uint32_t cp);
@@ -122,19 +124,33 @@ class GrammarConstraint : public OutputConstraint {
  private:
   const std::vector<uint64_t>& allowed_bits() const;
 
+  // The states the masks meet, interned, with their moves by byte kept: free text and
+  // repetitions come back to the same few states, so most bytes of a walk over the vocabulary
+  // are one lookup. Cleared when it grows past kMaxStates (between masks, never during one).
+  struct StateTable {
+    static constexpr size_t kMaxStates = 1 << 15;
+    std::vector<GrammarState> states;
+    std::unordered_map<uint64_t, std::vector<int32_t>> by_hash;
+    std::unordered_map<uint64_t, int32_t> moves;  // id << 8 | byte -> the next id, or -1
+    int32_t intern(const GrammarState& s);
+    int32_t move(int32_t id, uint8_t byte);
+    void clear();
+  };
+
   std::shared_ptr<const GrammarVocab> vocab_;
   std::shared_ptr<const Grammar> grammar_;
   bool end_tokens_;
   GrammarState state_;
-  // Masks of recent states: a repetition (free text, a list) comes back to the same state.
+  mutable StateTable table_;
+  // Masks of recent states (their ids in table_): a repetition comes back to the same state.
   struct Cached {
-    GrammarState state;
+    int32_t state;
     std::vector<uint64_t> bits;
   };
   static constexpr size_t kCache = 8;
   mutable std::vector<Cached> cache_;
   mutable size_t cache_next_ = 0;
-  mutable std::vector<GrammarState> walk_;  // the trie walk's states, one per depth
+  mutable std::vector<int32_t> walk_;  // the trie walk's state ids, one per depth
 };
 
 }  // namespace llmasos
