@@ -217,7 +217,7 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
   double lse = 0.0;
   if (want_lp) {
     // The raw row is read again after pick(); the constraint's mask and pick() edit it in place.
-    const bool edits = json || !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
+    const bool edits = json || hold_until_ > 0 || !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
                        o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f;
     if (edits) raw_.assign(logits, logits + n_vocab);
     raw = edits ? raw_.data() : logits;
@@ -265,6 +265,9 @@ int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>
     for (const auto& [id, c] : counts)
       if (id >= 0 && id < n_vocab) logits[id] -= o_.presence_penalty + o_.frequency_penalty * c;
   }
+  if (static_cast<int64_t>(generated.size()) < hold_until_)  // min_tokens: no end yet
+    for (int32_t id : hold_ids_)
+      if (id >= 0 && id < n_vocab) logits[id] = kNegInf;
   const int64_t i_top = first_largest(logits, n_vocab);
   if (o_.temperature <= 0.0f || logits[i_top] == kNegInf) return static_cast<int32_t>(i_top);
   return draw(logits, n_vocab, i_top);

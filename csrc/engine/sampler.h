@@ -61,6 +61,11 @@ class Sampler {
                  const std::vector<int32_t>& generated, TokenLogprobs* lp = nullptr,
                  const OutputConstraint* constraint = nullptr);
   bool wants_logprobs() const { return o_.logprobs >= 0; }
+  // Until `generated` holds `until` tokens, `ids` (end tokens: min_tokens) cannot be drawn.
+  void hold_ends(int64_t until, std::vector<int32_t> ids) {
+    hold_until_ = until;
+    hold_ids_ = std::move(ids);
+  }
 
  private:
   int32_t pick(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
@@ -75,6 +80,8 @@ class Sampler {
   void collect(const float* logits, int64_t n_vocab, float from);
 
   SamplingOptions o_;
+  int64_t hold_until_ = 0;
+  std::vector<int32_t> hold_ids_;
   std::mt19937_64 rng_;
   struct Cand {
     float x;   // logit (after bias and penalties)

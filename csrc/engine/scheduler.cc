@@ -12,8 +12,8 @@
 namespace llmasos {
 
 struct Scheduler::Sequence {
-  Sequence(int64_t id_, std::vector<int32_t> prompt_, const GenerateOptions& o)
-      : id(id_), prompt(std::move(prompt_)), opts(o), sampler(o.sampling) {
+  Sequence(int64_t id_, std::vector<int32_t> prompt_, const GenerateOptions& o, const Tokenizer& tok)
+      : id(id_), prompt(std::move(prompt_)), opts(o), sampler(make_sampler(tok, o)) {
     tokens = prompt;
   }
   int64_t id;
@@ -82,7 +82,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, const Gener
   if (opts.max_tokens <= 0) throw InvalidArgumentError("max_tokens must be positive");
   opts.sampling.validate_for_vocab(n_vocab_);
   check_constraint(opts);
-  auto seq = std::make_unique<Sequence>(id, std::move(prompt), opts);  // validates the sampling options
+  auto seq = std::make_unique<Sequence>(id, std::move(prompt), opts, model_->tokenizer());  // validates the sampling options
   if (opts.grammar) {
     std::call_once(grammar_once_, [&] { grammar_vocab_ = std::make_shared<GrammarVocab>(model_->tokenizer()); });
     seq->json = std::make_unique<GrammarConstraint>(grammar_vocab_, opts.grammar, !opts.ignore_eos);

@@ -17,6 +17,20 @@ bool is_stop_token(const Tokenizer& tok, const GenerateOptions& opts, int32_t id
 void check_constraint(const GenerateOptions& opts) {
   if (opts.grammar && (opts.json_object || opts.json_schema))
     throw InvalidArgumentError("give a grammar or JSON mode / a JSON schema, not both");
+  if (opts.min_tokens < 0 || opts.min_tokens > opts.max_tokens)
+    throw InvalidArgumentError("min_tokens must be in [0, max_tokens], got " + std::to_string(opts.min_tokens));
+}
+
+Sampler make_sampler(const Tokenizer& tok, const GenerateOptions& opts) {
+  Sampler s(opts.sampling);
+  if (opts.min_tokens > 0) {
+    std::vector<int32_t> ends = opts.stop_token_ids;
+    if (!opts.ignore_eos)
+      for (int32_t i = 0; i < tok.n_vocab(); ++i)
+        if (tok.is_eog(i)) ends.push_back(i);
+    s.hold_ends(opts.min_tokens, std::move(ends));
+  }
+  return s;
 }
 
 Session::Session(std::shared_ptr<Model> model) : model_(std::move(model)), kv_(model_->new_kv_cache()) {}
@@ -119,8 +133,8 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
                                " (with room for at least one generated token)");
   const Tokenizer& tok = model_->tokenizer();
   const int64_t V = model_->hparams().n_vocab;
-  Sampler sampler(opts.sampling);
   check_constraint(opts);
+  Sampler sampler = make_sampler(tok, opts);
   std::unique_ptr<OutputConstraint> json;
   if (opts.grammar) {
     if (!grammar_vocab_) grammar_vocab_ = std::make_shared<GrammarVocab>(tok);

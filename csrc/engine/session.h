@@ -20,6 +20,9 @@ struct GenerateOptions {
   SamplingOptions sampling;
   bool ignore_eos = false;
   std::vector<int32_t> stop_token_ids;
+  // vLLM's min_tokens: end-of-generation tokens (unless ignore_eos) and stop_token_ids cannot be
+  // drawn before this many tokens are generated. In [0, max_tokens].
+  int64_t min_tokens = 0;
   // JSON mode (json_constraint.h): the output is one JSON object; it ends ("stop") when the object
   // closes, and EOS cannot come before that.
   bool json_object = false;
@@ -41,8 +44,11 @@ struct GenerateOptions {
 // Whether `id` ends generation as a stop token: an end-of-generation token (unless ignore_eos) or
 // one of stop_token_ids. Session::generate's rule, which the batched engine shares.
 bool is_stop_token(const Tokenizer& tok, const GenerateOptions& opts, int32_t id);
-// Throws InvalidArgumentError for options that ask for two constraints on the output at once.
+// Throws InvalidArgumentError for options that ask for two constraints on the output at once,
+// or a min_tokens outside [0, max_tokens].
 void check_constraint(const GenerateOptions& opts);
+// A sampler for opts.sampling that holds back opts' stop tokens until min_tokens are generated.
+Sampler make_sampler(const Tokenizer& tok, const GenerateOptions& opts);
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated tokens (without the prompt)

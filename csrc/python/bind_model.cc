@@ -67,6 +67,7 @@ void register_model(py::module_& m) {
       .def_readwrite("ignore_eos", &GenerateOptions::ignore_eos)
       .def_readwrite("lookup_tokens", &GenerateOptions::lookup_tokens)
       .def_readwrite("stop_token_ids", &GenerateOptions::stop_token_ids)
+      .def_readwrite("min_tokens", &GenerateOptions::min_tokens)
       .def_readwrite("json_object", &GenerateOptions::json_object)
       .def_property("json_schema",
                     [](const GenerateOptions& o) { return std::const_pointer_cast<JsonSchema>(o.json_schema); },

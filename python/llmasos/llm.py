@@ -192,9 +192,11 @@ class LLM:
         opts = params.to_core(self.seed)
         matcher = StopMatcher(params.stop_strings())
         pieces: List[str] = []
+        n_tokens = [0]
 
         def on_piece(_id: int, piece: str) -> bool:
-            out, stopped = matcher.feed(piece)
+            n_tokens[0] += 1
+            out, stopped = matcher.feed(piece, n_tokens[0] >= params.min_tokens)
             if out:
                 pieces.append(out)
                 if on_text is not None and on_text(out) is False:
@@ -267,7 +269,7 @@ class LLM:
                 rid = self._next_request_id
                 self._next_request_id += 1
                 engine.add_request(rid, ids, opts)
-                reqs[rid] = _BatchRequest(i, ids, TextStream(m.stream_decoder(), stops),
+                reqs[rid] = _BatchRequest(i, ids, TextStream(m.stream_decoder(), stops, opts.min_tokens),
                                           opts.sampling.logprobs >= 0)
             while any(not r.done for r in reqs.values()):
                 step = engine.step()

@@ -26,6 +26,9 @@ class SamplingParams:
     stop: Optional[Union[str, Sequence[str]]] = None
     stop_token_ids: Optional[Sequence[int]] = None
     ignore_eos: bool = False
+    # As vLLM: no end-of-generation token, stop_token_ids token or stop string ends the output
+    # before it has this many tokens. At most max_tokens.
+    min_tokens: int = 0
     logit_bias: Optional[Dict[int, float]] = None  # token id -> bias in [-100, 100], added to logits
     # As vLLM: None computes no logprobs; k in [0, MAX_LOGPROBS] reports each generated token's
     # logprob plus the k most likely alternatives (raw model distribution, see logprobs.py).
@@ -80,6 +83,11 @@ class SamplingParams:
         o = _core.GenerateOptions()
         o.max_tokens = self.max_tokens
         o.ignore_eos = bool(self.ignore_eos)
+        if isinstance(self.min_tokens, bool) or not isinstance(self.min_tokens, int) or \
+                not 0 <= self.min_tokens <= self.max_tokens:
+            raise ValueError(f"min_tokens must be an integer in [0, max_tokens={self.max_tokens}], "
+                             f"got {self.min_tokens!r}")
+        o.min_tokens = self.min_tokens
         if not isinstance(self.json_object, bool):
             raise ValueError(f"json_object must be a boolean, got {self.json_object!r}")
         o.json_object = self.json_object

@@ -163,6 +163,9 @@ class Server:
                                f"context of {self.llm.n_ctx} tokens", "max_tokens",
                                code="context_length_exceeded")
         params.max_tokens = max_tokens if max_tokens is not None else room
+        if params.min_tokens > params.max_tokens:
+            raise RequestError(f"min_tokens={params.min_tokens} exceeds the {params.max_tokens} tokens the "
+                               f"context leaves after the prompt's {len(ids)}", "min_tokens")
 
     async def _run_choices(self, jobs) -> AsyncIterator[tuple]:
         """Runs (choice index, prompt ids, params) jobs concurrently; yields (index, delta)."""

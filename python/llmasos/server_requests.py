@@ -221,8 +221,11 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         raise RequestError("'stop_token_ids' must be a list of token ids (integers in [0, 2^31))",
                            "stop_token_ids")
     json_object, json_schema = _response_format(body)  # (it refuses two constraints at once)
+    min_tokens = _num(body, "min_tokens", 0, n_ctx, 0, integer=True)
+    if max_tokens is not None and min_tokens > max_tokens:
+        raise RequestError(f"'min_tokens' ({min_tokens}) must not exceed 'max_tokens' ({max_tokens})", "min_tokens")
     params = SamplingParams(
-        max_tokens=max_tokens or 1,
+        max_tokens=max_tokens or n_ctx,  # (checks only: the caller sets it for the prompt)
         temperature=_num(body, "temperature", 0.0, 2.0, 1.0),
         top_p=_num(body, "top_p", 0.0, 1.0, None),
         top_k=_num(body, "top_k", -1, 1 << 20, None, integer=True),
@@ -234,6 +237,7 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         stop=_stop(body) or None,
         stop_token_ids=stop_ids,
         ignore_eos=_bool(body, "ignore_eos"),
+        min_tokens=min_tokens,
         logit_bias=_logit_bias(body),
         logprobs=_logprobs(body, chat),
         prompt_logprobs=_num(body, "prompt_logprobs", 0, MAX_LOGPROBS, None, integer=True),

@@ -13,15 +13,17 @@ class StopMatcher:
         self.stopped = False
         self.matched: Optional[str] = None  # the stop string found (the earliest in the text)
 
-    def feed(self, piece: str) -> Tuple[str, bool]:
-        """Adds a piece; returns (text safe to emit now, whether a stop string was found)."""
+    def feed(self, piece: str, can_stop: bool = True) -> Tuple[str, bool]:
+        """Adds a piece; returns (text safe to emit now, whether a stop string was found).
+        can_stop False (min_tokens not reached yet): no stop string ends the text here, but one
+        that this piece begins can still end it later."""
         if self.stopped:
             return "", True
         self.buffer += piece
         if not self.stops:
             out, self.buffer = self.buffer, ""
             return out, False
-        hits = [(i, s) for s, i in ((s, self.buffer.find(s)) for s in self.stops) if i >= 0]
+        hits = [(i, s) for s, i in ((s, self.buffer.find(s)) for s in self.stops) if i >= 0] if can_stop else []
         if hits:
             at, self.matched = min(hits, key=lambda h: h[0])
             out = self.buffer[:at]
@@ -53,9 +55,10 @@ class TextStream:
     released reaches past its start. A token whose bytes only complete a character later starts
     where that character does; a token lying wholly inside a stop string is never released."""
 
-    def __init__(self, decoder, stops: List[str]):
+    def __init__(self, decoder, stops: List[str], min_tokens: int = 0):
         self.decoder = decoder
         self.matcher = StopMatcher(stops)
+        self.min_tokens = min_tokens  # no stop string ends the text before this many tokens
         self.starts: List[int] = []  # per used token
         self._decoded = 0            # characters decoded (released or held back)
         self._released = 0           # characters released
@@ -73,7 +76,7 @@ class TextStream:
             piece = self.decoder.push(t)
             self.starts.append(self._decoded)
             self._decoded += len(piece)
-            out, stopped = self.matcher.feed(piece)
+            out, stopped = self.matcher.feed(piece, len(self.starts) >= self.min_tokens)
             pieces.append(out)
             self._released += len(out)
             if stopped:
