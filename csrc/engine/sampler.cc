@@ -32,6 +32,9 @@ void SamplingOptions::validate() const {
     if (id < 0) bad("logit_bias token id", static_cast<float>(id));
     if (!std::isfinite(b) || std::fabs(b) > 100.0f) bad("logit_bias value (must be in [-100, 100])", b);
   }
+  if (repetition_last_n < 0) bad("repetition_last_n", static_cast<float>(repetition_last_n));
+  for (int32_t id : allowed_token_ids)
+    if (id < 0) bad("allowed_token_ids token id", static_cast<float>(id));
   if (logprobs < -1 || logprobs > kMaxLogprobs)
     throw InvalidArgumentError("logprobs must be -1 (off) or in [0, " + std::to_string(kMaxLogprobs) +
                                "], got " + std::to_string(logprobs));
@@ -42,6 +45,10 @@ void SamplingOptions::validate_for_vocab(int64_t n_vocab) const {
   for (const auto& [id, b] : logit_bias)
     if (id >= n_vocab)
       throw InvalidArgumentError("logit_bias token id " + std::to_string(id) + " is out of range [0, " +
+                                 std::to_string(n_vocab) + ")");
+  for (int32_t id : allowed_token_ids)
+    if (id >= n_vocab)
+      throw InvalidArgumentError("allowed_token_ids token id " + std::to_string(id) + " is out of range [0, " +
                                  std::to_string(n_vocab) + ")");
 }
 
@@ -217,7 +224,8 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
   double lse = 0.0;
   if (want_lp) {
     // The raw row is read again after pick(); the constraint's mask and pick() edit it in place.
-    const bool edits = json || hold_until_ > 0 || !o_.logit_bias.empty() || o_.repetition_penalty != 1.0f ||
+    const bool edits = json || hold_until_ > 0 || !o_.allowed_token_ids.empty() || !o_.logit_bias.empty() ||
+                       o_.repetition_penalty != 1.0f ||
                        o_.presence_penalty != 0.0f || o_.frequency_penalty != 0.0f;
     if (edits) raw_.assign(logits, logits + n_vocab);
     raw = edits ? raw_.data() : logits;
@@ -243,14 +251,29 @@ int32_t Sampler::allowed(int32_t id, const float* logits, int64_t n_vocab) {
 
 int32_t Sampler::pick(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                       const std::vector<int32_t>& generated) {
+  if (!o_.allowed_token_ids.empty()) {  // only these: the others are masked
+    if (static_cast<int64_t>(allowed_.size()) != n_vocab) {
+      allowed_.assign(static_cast<size_t>(n_vocab), 0);
+      for (int32_t id : o_.allowed_token_ids)
+        if (id >= 0 && id < n_vocab) allowed_[static_cast<size_t>(id)] = 1;
+    }
+    for (int64_t i = 0; i < n_vocab; ++i)
+      if (!allowed_[static_cast<size_t>(i)]) logits[i] = kNegInf;
+  }
   for (const auto& [id, b] : o_.logit_bias)  // ids were checked by validate_for_vocab
     if (id >= 0 && id < n_vocab) logits[id] += b;
   // Repetition penalty (CTRL-style, as in HF and llama.cpp) over prompt and output tokens.
   if (o_.repetition_penalty != 1.0f) {
     std::vector<bool> seen(static_cast<size_t>(n_vocab), false);
+    // The last repetition_last_n of prompt + generated (all when 0): `skip` of them left out.
+    const size_t total = prompt.size() + generated.size();
+    size_t skip = o_.repetition_last_n > 0 && total > static_cast<size_t>(o_.repetition_last_n)
+                      ? total - static_cast<size_t>(o_.repetition_last_n) : 0;
     auto mark = [&](const std::vector<int32_t>& ids) {
-      for (int32_t id : ids)
-        if (id >= 0 && id < n_vocab) seen[static_cast<size_t>(id)] = true;
+      const size_t from = std::min(skip, ids.size());
+      skip -= from;
+      for (size_t k = from; k < ids.size(); ++k)
+        if (ids[k] >= 0 && ids[k] < n_vocab) seen[static_cast<size_t>(ids[k])] = true;
     };
     mark(prompt);
     mark(generated);

@@ -17,12 +17,17 @@ struct SamplingOptions {
   float top_p = 1.0f;              // 1: off
   float min_p = 0.0f;              // 0: off
   float repetition_penalty = 1.0f; // 1: off; >1 discourages tokens already seen (prompt + output)
+  // The tokens repetition_penalty looks at: 0 all of prompt + output (HF, vLLM), n > 0 the last n
+  // of them (llama.cpp's repeat_last_n).
+  int32_t repetition_last_n = 0;
   float presence_penalty = 0.0f;   // subtracted once from every token already generated
   float frequency_penalty = 0.0f;  // subtracted per occurrence in the generated tokens
   bool has_seed = false;
   uint64_t seed = 0;
   // OpenAI logit_bias: (token id, bias in [-100, 100]) added to the logits before anything else.
   std::vector<std::pair<int32_t, float>> logit_bias;
+  // vLLM's allowed_token_ids: when not empty, only these tokens can be drawn.
+  std::vector<int32_t> allowed_token_ids;
   // Logprobs: -1 off (nothing computed); 0 only the sampled token's; k in (0, kMaxLogprobs] also
   // the k most likely tokens. As vLLM and OpenAI: log-softmax of the model's raw logits, before
   // logit_bias, penalties and temperature, so they describe the model, not the sampling settings.
@@ -80,6 +85,7 @@ class Sampler {
   void collect(const float* logits, int64_t n_vocab, float from);
 
   SamplingOptions o_;
+  std::vector<uint8_t> allowed_;  // allowed_token_ids as a flag per token, made on first use
   int64_t hold_until_ = 0;
   std::vector<int32_t> hold_ids_;
   std::mt19937_64 rng_;

@@ -51,6 +51,8 @@ void register_model(py::module_& m) {
       .def_readwrite("top_p", &SamplingOptions::top_p)
       .def_readwrite("min_p", &SamplingOptions::min_p)
       .def_readwrite("repetition_penalty", &SamplingOptions::repetition_penalty)
+      .def_readwrite("repetition_last_n", &SamplingOptions::repetition_last_n)
+      .def_readwrite("allowed_token_ids", &SamplingOptions::allowed_token_ids)
       .def_readwrite("presence_penalty", &SamplingOptions::presence_penalty)
       .def_readwrite("frequency_penalty", &SamplingOptions::frequency_penalty)
       .def_readwrite("has_seed", &SamplingOptions::has_seed)

@@ -42,7 +42,7 @@ class _Request:
         self.rid = rid
         self.loop = loop
         self.queue: asyncio.Queue = queue
-        self.stream = TextStream(decoder, stops, params.min_tokens)
+        self.stream = TextStream(decoder, stops, params.min_tokens, params.include_stop_str_in_output)
         self.done = False
         self.logprobs: Optional[List[TokenLogprobs]] = [] if logprobs else None  # per used token
         self.n_sent = 0  # of self.logprobs already handed out

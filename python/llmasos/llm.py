@@ -190,7 +190,7 @@ class LLM:
         """Generates for token ids; on_text(piece) receives text as it is released. score_prompt:
         attach params.prompt_logprobs (stream(), which returns no output, passes False)."""
         opts = params.to_core(self.seed)
-        matcher = StopMatcher(params.stop_strings())
+        matcher = StopMatcher(params.stop_strings(), params.include_stop_str_in_output)
         pieces: List[str] = []
         n_tokens = [0]
 
@@ -248,7 +248,7 @@ class LLM:
         opts = params.to_core(self.seed)
         stops = params.stop_strings()
         with self._lock:
-            outs = self._generate_batch(self._get_engine(), all_ids, opts, stops)
+            outs = self._generate_batch(self._get_engine(), all_ids, opts, stops, params.include_stop_str_in_output)
         for out in outs:
             self._attach_prompt_logprobs(out, params.prompt_logprobs)
         return outs
@@ -258,8 +258,8 @@ class LLM:
             self._engine = _core.Engine(self._core(), **self._engine_args)
         return self._engine
 
-    def _generate_batch(self, engine, all_ids: List[List[int]], opts,
-                        stops: List[str]) -> List[GenerationOutput]:
+    def _generate_batch(self, engine, all_ids: List[List[int]], opts, stops: List[str],
+                        include_stop: bool = False) -> List[GenerationOutput]:
         """Runs requests to completion on `engine`; stop strings are matched per request here
         (as _run does) and cancel the request in the engine."""
         m = self._core()
@@ -269,7 +269,7 @@ class LLM:
                 rid = self._next_request_id
                 self._next_request_id += 1
                 engine.add_request(rid, ids, opts)
-                reqs[rid] = _BatchRequest(i, ids, TextStream(m.stream_decoder(), stops, opts.min_tokens),
+                reqs[rid] = _BatchRequest(i, ids, TextStream(m.stream_decoder(), stops, opts.min_tokens, include_stop),
                                           opts.sampling.logprobs >= 0)
             while any(not r.done for r in reqs.values()):
                 step = engine.step()

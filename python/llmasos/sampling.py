@@ -20,6 +20,9 @@ class SamplingParams:
     top_p: Optional[float] = None
     min_p: Optional[float] = None
     repetition_penalty: Optional[float] = None
+    # The tokens repetition_penalty looks at: 0 all of prompt + output (HF, vLLM), n > 0 the last
+    # n of them (llama.cpp's repeat_last_n).
+    repetition_last_n: int = 0
     presence_penalty: Optional[float] = None
     frequency_penalty: Optional[float] = None
     seed: Optional[int] = None
@@ -29,7 +32,11 @@ class SamplingParams:
     # As vLLM: no end-of-generation token, stop_token_ids token or stop string ends the output
     # before it has this many tokens. At most max_tokens.
     min_tokens: int = 0
+    # As vLLM: the stop string that ended the output stays at its end.
+    include_stop_str_in_output: bool = False
     logit_bias: Optional[Dict[int, float]] = None  # token id -> bias in [-100, 100], added to logits
+    # As vLLM: when given (not empty), only these token ids can be drawn.
+    allowed_token_ids: Optional[Sequence[int]] = None
     # As vLLM: None computes no logprobs; k in [0, MAX_LOGPROBS] reports each generated token's
     # logprob plus the k most likely alternatives (raw model distribution, see logprobs.py).
     logprobs: Optional[int] = None
@@ -88,6 +95,8 @@ class SamplingParams:
             raise ValueError(f"min_tokens must be an integer in [0, max_tokens={self.max_tokens}], "
                              f"got {self.min_tokens!r}")
         o.min_tokens = self.min_tokens
+        if not isinstance(self.include_stop_str_in_output, bool):
+            raise ValueError(f"include_stop_str_in_output must be a boolean, got {self.include_stop_str_in_output!r}")
         if not isinstance(self.json_object, bool):
             raise ValueError(f"json_object must be a boolean, got {self.json_object!r}")
         o.json_object = self.json_object
@@ -111,17 +120,16 @@ class SamplingParams:
         elif self.grammar is not None:
             from .gbnf import compile_grammar
             o.grammar = compile_grammar(self.grammar)
-        stop_ids = []
-        for t in self.stop_token_ids or []:
-            try:  # any integer type (numpy's too), not bool or float
-                i = -1 if isinstance(t, bool) else operator.index(t)
-            except TypeError:
-                i = -1
-            if not 0 <= i < 2**31:
-                raise ValueError(f"stop_token_ids must be token ids (integers in [0, 2^31)), got {t!r}")
-            stop_ids.append(i)
-        o.stop_token_ids = stop_ids
+        o.stop_token_ids = _token_ids("stop_token_ids", self.stop_token_ids)
         s = o.sampling
+        if self.allowed_token_ids is not None:
+            s.allowed_token_ids = _token_ids("allowed_token_ids", self.allowed_token_ids)
+            if not s.allowed_token_ids:
+                raise ValueError("allowed_token_ids must not be empty (None allows every token)")
+        n = self.repetition_last_n
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**31:
+            raise ValueError(f"repetition_last_n must be a non-negative integer, got {n!r}")
+        s.repetition_last_n = n
         s.temperature = float(num("temperature", self.temperature, 0.0, 100.0) or 0.0)
         if self.top_k is not None:
             if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
@@ -162,6 +170,20 @@ class SamplingParams:
             raise ValueError(f"prompt_logprobs must be an integer in [0, {MAX_LOGPROBS}] or None, got {k!r}")
         self.stop_strings()  # validate
         return o
+
+
+def _token_ids(name: str, ids) -> List[int]:
+    """ids as a list of token ids: any integer type (numpy's too), not bool or float."""
+    out = []
+    for t in ids or []:
+        try:
+            i = -1 if isinstance(t, bool) else operator.index(t)
+        except TypeError:
+            i = -1
+        if not 0 <= i < 2**31:
+            raise ValueError(f"{name} must be token ids (integers in [0, 2^31)), got {t!r}")
+        out.append(i)
+    return out
 
 
 @dataclasses.dataclass

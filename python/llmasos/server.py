@@ -150,10 +150,10 @@ class Server:
         return out
 
     def _fit(self, params, max_tokens, ids: List[int]) -> None:
-        bad = [t for t in (params.logit_bias or {}) if t >= self.llm.n_vocab]
-        if bad:
-            raise RequestError(f"'logit_bias' token id {bad[0]} is out of range [0, {self.llm.n_vocab})",
-                               "logit_bias")
+        for name in ("logit_bias", "allowed_token_ids"):
+            bad = [t for t in (getattr(params, name) or ()) if t >= self.llm.n_vocab]
+            if bad:
+                raise RequestError(f"'{name}' token id {bad[0]} is out of range [0, {self.llm.n_vocab})", name)
         room = self.llm.n_ctx - len(ids)
         if room < 1:
             raise RequestError(f"the prompt has {len(ids)} tokens; this model's context is {self.llm.n_ctx}",

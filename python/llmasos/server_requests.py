@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .logprobs import MAX_LOGPROBS
 from .sampling import SamplingParams
@@ -73,6 +73,12 @@ def _stop(body) -> List[str]:
 
 # Refused by name rather than ignored: each would change what the client gets.
 UNSUPPORTED = ("suffix", "tools", "functions")
+# Other servers' sampling fields this one does not have, refused unless they ask for what they
+# do when left out (llama.cpp server's and llama-cpp-python's, vLLM's): field -> the values that
+# change nothing.
+NEUTRAL = {"mirostat": (0,), "mirostat_mode": (0,), "tfs_z": (1, 1.0), "typical_p": (1, 1.0),
+           "dry_multiplier": (0, 0.0), "xtc_probability": (0, 0.0), "use_beam_search": (False,),
+           "skip_special_tokens": (True,), "length_penalty": (1, 1.0)}
 
 
 def checked_schema(schema, param, leave_out_unsupported=True):
@@ -198,6 +204,22 @@ def _logit_bias(body):
     return out
 
 
+def _repetition(body) -> Tuple[Optional[float], int]:
+    """(repetition_penalty, repetition_last_n): vLLM's repetition_penalty over prompt and output,
+    or llama.cpp's repeat_penalty over the last repeat_last_n tokens of them (64 when not given;
+    -1 all of them, 0 none)."""
+    vllm = _num(body, "repetition_penalty", 0.01, 10.0, None)
+    llama = _num(body, "repeat_penalty", 0.01, 10.0, None)
+    if vllm is not None and llama is not None:
+        raise RequestError("give 'repetition_penalty' or 'repeat_penalty', not both", "repeat_penalty")
+    last_n = _num(body, "repeat_last_n", -1, 1 << 30, None, integer=True)
+    if last_n is None:
+        last_n = 64 if llama is not None else 0
+    elif last_n == 0:
+        return None, 0  # llama.cpp: the penalty is off
+    return (vllm if vllm is not None else llama), max(last_n, 0)
+
+
 def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], n_ctx: int,
                     max_n: int, chat: bool = False) -> tuple:
     """(SamplingParams, n, stream, max_tokens or None) from a completions (chat=False) or chat
@@ -208,6 +230,10 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         v = body.get(name)
         if v not in (None, False, 0, {}, []):
             raise RequestError(f"'{name}' is not supported by this server yet", name)
+    for name, neutral in NEUTRAL.items():
+        v = body.get(name)
+        if v is not None and (isinstance(v, bool) != isinstance(neutral[0], bool) or v not in neutral):
+            raise RequestError(f"'{name}' other than {neutral[0]!r} is not supported by this server", name)
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens", max_tokens_default))
     if max_tokens is not None:
         max_tokens = _num({"max_tokens": max_tokens}, "max_tokens", 1, n_ctx, integer=True)
@@ -222,6 +248,11 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
                            "stop_token_ids")
     json_object, json_schema = _response_format(body)  # (it refuses two constraints at once)
     min_tokens = _num(body, "min_tokens", 0, n_ctx, 0, integer=True)
+    repetition, last_n = _repetition(body)
+    allowed = body.get("allowed_token_ids")
+    if allowed is not None and (not isinstance(allowed, list) or not allowed or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in allowed)):
+        raise RequestError("'allowed_token_ids' must be a non-empty list of token ids", "allowed_token_ids")
     if max_tokens is not None and min_tokens > max_tokens:
         raise RequestError(f"'min_tokens' ({min_tokens}) must not exceed 'max_tokens' ({max_tokens})", "min_tokens")
     params = SamplingParams(
@@ -232,12 +263,15 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
         min_p=_num(body, "min_p", 0.0, 1.0, None),
         presence_penalty=_num(body, "presence_penalty", -2.0, 2.0, None),
         frequency_penalty=_num(body, "frequency_penalty", -2.0, 2.0, None),
-        repetition_penalty=_num(body, "repetition_penalty", 0.01, 10.0, None),
+        repetition_penalty=repetition,
+        repetition_last_n=last_n,
         seed=_num(body, "seed", -(1 << 63), (1 << 64) - 1, None, integer=True),
         stop=_stop(body) or None,
         stop_token_ids=stop_ids,
         ignore_eos=_bool(body, "ignore_eos"),
         min_tokens=min_tokens,
+        include_stop_str_in_output=_bool(body, "include_stop_str_in_output"),
+        allowed_token_ids=allowed,
         logit_bias=_logit_bias(body),
         logprobs=_logprobs(body, chat),
         prompt_logprobs=_num(body, "prompt_logprobs", 0, MAX_LOGPROBS, None, integer=True),

@@ -7,8 +7,9 @@ from typing import List, Optional, Tuple
 
 
 class StopMatcher:
-    def __init__(self, stops: List[str]):
+    def __init__(self, stops: List[str], include_stop: bool = False):
         self.stops = stops
+        self.include_stop = include_stop  # vLLM's include_stop_str_in_output: the text ends with it
         self.buffer = ""      # text received but not yet released
         self.stopped = False
         self.matched: Optional[str] = None  # the stop string found (the earliest in the text)
@@ -26,7 +27,7 @@ class StopMatcher:
         hits = [(i, s) for s, i in ((s, self.buffer.find(s)) for s in self.stops) if i >= 0] if can_stop else []
         if hits:
             at, self.matched = min(hits, key=lambda h: h[0])
-            out = self.buffer[:at]
+            out = self.buffer[:at + (len(self.matched) if self.include_stop else 0)]
             self.buffer = ""
             self.stopped = True
             return out, True
@@ -55,9 +56,9 @@ class TextStream:
     released reaches past its start. A token whose bytes only complete a character later starts
     where that character does; a token lying wholly inside a stop string is never released."""
 
-    def __init__(self, decoder, stops: List[str], min_tokens: int = 0):
+    def __init__(self, decoder, stops: List[str], min_tokens: int = 0, include_stop: bool = False):
         self.decoder = decoder
-        self.matcher = StopMatcher(stops)
+        self.matcher = StopMatcher(stops, include_stop)
         self.min_tokens = min_tokens  # no stop string ends the text before this many tokens
         self.starts: List[int] = []  # per used token
         self._decoded = 0            # characters decoded (released or held back)
