@@ -98,6 +98,26 @@ def test_example_json_mode_matches_python(lang, request, smollm2_gguf):
 
 
 @pytest.mark.parametrize("lang", ["c", "cpp"])
+def test_example_grammar_matches_python(lang, request, smollm2_gguf, tmp_path):
+    """--grammar FILE holds the output to a GBNF grammar (llmasos_grammar_parse and
+    llmasos_session_set_grammar): the same text as LLM.generate with that grammar; a bad grammar
+    is a message saying where."""
+    grammar = 'root ::= ("- " item "\\n"){2}\nitem ::= [A-Z] [a-z ]{2,20}\n'
+    path = tmp_path / "list.gbnf"
+    path.write_text(grammar)
+    prompt = "Two animals:\n"
+    with LLM.from_pretrained(smollm2_gguf) as llm:
+        ref = llm.generate(prompt, SamplingParams(max_tokens=40, grammar=grammar))[0]
+    assert ref.finish_reason == "stop" and ref.text.count("\n") == 2
+    exe = request.getfixturevalue(f"{lang}_example")
+    r = _run([exe, smollm2_gguf, prompt, "40", "--grammar", path], timeout=300)
+    assert r.stdout[:-1] == ref.text and "finish: stop" in r.stderr
+    path.write_text("root ::= item\n")
+    r = subprocess.run([exe, smollm2_gguf, prompt, "40", "--grammar", path], capture_output=True, text=True)
+    assert r.returncode == 1 and "line 1, column 10: rule 'item' is used but not defined" in r.stderr
+
+
+@pytest.mark.parametrize("lang", ["c", "cpp"])
 def test_embed_example_matches_python(lang, request, smollm2_gguf):
     """examples/*/embed prints llmasos_embed's floats: bit for bit LLM.embed's."""
     import numpy as np

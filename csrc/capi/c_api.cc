@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/gbnf_parse.h"
 #include "engine/session.h"
 #include "llmasos/errors.hpp"
 #include "model/llama.h"
@@ -25,6 +26,10 @@ struct llmasos_model {
 struct llmasos_session {
   llmasos::Session session;
   std::shared_ptr<std::mutex> forward_mu;
+  std::shared_ptr<const llmasos::Grammar> grammar;  // llmasos_session_set_grammar's, or null
+};
+struct llmasos_grammar {
+  std::shared_ptr<const llmasos::Grammar> grammar;
 };
 
 namespace {
@@ -241,6 +246,29 @@ llmasos_status llmasos_session_free(llmasos_session* session) {
   return LLMASOS_OK;
 }
 
+llmasos_status llmasos_grammar_parse(const char* text, size_t text_len, llmasos_grammar** out) {
+  LLMASOS_REQUIRE(out);
+  *out = nullptr;
+  LLMASOS_REQUIRE(text);
+  return guarded([&] {
+    auto h = std::make_unique<llmasos_grammar>();
+    h->grammar = llmasos::parse_gbnf(std::string(text, text_len));
+    *out = h.release();
+    return LLMASOS_OK;
+  });
+}
+
+llmasos_status llmasos_grammar_free(llmasos_grammar* grammar) {
+  delete grammar;
+  return LLMASOS_OK;
+}
+
+llmasos_status llmasos_session_set_grammar(llmasos_session* session, const llmasos_grammar* grammar) {
+  LLMASOS_REQUIRE(session);
+  session->grammar = grammar ? grammar->grammar : nullptr;
+  return LLMASOS_OK;
+}
+
 llmasos_status llmasos_session_reset(llmasos_session* session) {
   LLMASOS_REQUIRE(session);
   session->session.reset();
@@ -287,6 +315,7 @@ llmasos_status llmasos_generate(llmasos_session* session, const int32_t* prompt,
       o.stop_token_ids.assign(opts->stop_token_ids, opts->stop_token_ids + opts->n_stop_token_ids);
       o.json_object = opts->json_object != 0;
     }
+    o.grammar = session->grammar;
     o.sampling.validate();
     const llmasos::Tokenizer& tok = session->session.model()->tokenizer();
     llmasos::StreamDecoder dec(tok);

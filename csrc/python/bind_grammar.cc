@@ -1,5 +1,5 @@
-// GBNF grammars (engine/grammar.h): the checked rules llmasos/gbnf.py builds from a grammar's
-// text, and test hooks for the automaton and its token mask.
+// GBNF grammars (engine/gbnf_parse.h, engine/grammar.h): the parser, and test hooks for the
+// automaton and its token mask.
 #include <memory>
 #include <string>
 #include <tuple>
@@ -9,6 +9,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "engine/gbnf_parse.h"
 #include "engine/grammar.h"
 #include "llmasos/errors.hpp"
 #include "tokenizer/tokenizer.h"
@@ -17,28 +18,6 @@ namespace py = pybind11;
 
 namespace llmasos::python {
 namespace {
-
-using Alt = std::vector<std::pair<int32_t, int32_t>>;  // (kind, arg) per symbol
-
-std::shared_ptr<Grammar> make_grammar(const std::vector<std::vector<Alt>>& rules,
-                                      const std::vector<std::pair<bool, std::vector<std::pair<uint32_t, uint32_t>>>>& classes,
-                                      int32_t root) {
-  std::vector<std::vector<std::vector<GrammarSymbol>>> r(rules.size());
-  for (size_t i = 0; i < rules.size(); ++i)
-    for (const Alt& alt : rules[i]) {
-      std::vector<GrammarSymbol> syms;
-      for (const auto& [kind, arg] : alt) {
-        if (kind != GrammarSymbol::kRule && kind != GrammarSymbol::kChars)
-          throw InvalidArgumentError("grammar: a symbol's kind must be 1 (rule) or 2 (characters)");
-        syms.push_back(GrammarSymbol{kind, arg});
-      }
-      r[i].push_back(std::move(syms));
-    }
-  std::vector<CharClass> cls;
-  for (const auto& [negated, ranges] : classes) cls.push_back(CharClass{negated, ranges});
-  py::gil_scoped_release release;
-  return std::make_shared<Grammar>(r, std::move(cls), root);
-}
 
 std::vector<int32_t> allowed_ids(const OutputConstraint& c, const Tokenizer& tok) {
   std::vector<float> logits(static_cast<size_t>(tok.n_vocab()), 0.0f);
@@ -52,10 +31,13 @@ std::vector<int32_t> allowed_ids(const OutputConstraint& c, const Tokenizer& tok
 }  // namespace
 
 void register_grammar(py::module_& m) {
-  py::class_<Grammar, std::shared_ptr<Grammar>>(m, "Grammar")
-      .def(py::init(&make_grammar), py::arg("rules"), py::arg("classes"), py::arg("root"),
-           "rules[r]: alternatives, each a list of (kind, arg): (1, rule) or (2, class); classes: "
-           "(negated, [(lo, hi), ...]) code point ranges.");
+  py::class_<Grammar, std::shared_ptr<Grammar>>(m, "Grammar", "A checked GBNF grammar (parse_gbnf).");
+  // GBNF text (UTF-8 bytes) -> its grammar; InvalidArgumentError says where and why it cannot be.
+  m.def("parse_gbnf", [](const py::bytes& text) {
+    const std::string t = text;
+    py::gil_scoped_release release;
+    return std::const_pointer_cast<Grammar>(parse_gbnf(t));
+  }, py::arg("text"));
   // The automaton over `data` (UTF-8), for the tests: how many leading bytes it takes, whether
   // the text so far is complete there, and whether nothing more could follow.
   m.def("grammar_scan", [](const Grammar& g, const py::bytes& data) {

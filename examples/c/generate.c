@@ -1,6 +1,7 @@
-/* generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--json]: streams a greedy completion of PROMPT (the
- * generated text only) to stdout through the llmasos C API; --json asks for one JSON object (JSON
- * mode). Errors go to stderr with the library's message. */
+/* generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--json | --grammar FILE.gbnf]: streams a greedy
+ * completion of PROMPT (the generated text only) to stdout through the llmasos C API; --json asks
+ * for one JSON object (JSON mode), --grammar for text the GBNF grammar in FILE derives. Errors go
+ * to stderr with the library's message. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,36 @@ static int fail(const char* what, llmasos_status s) {
   return 1;
 }
 
+/* The whole file at `path` (NUL-terminated, *len bytes), or NULL. */
+static char* read_file(const char* path, size_t* len) {
+  FILE* f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0, got;
+  char* buf = malloc(cap);
+  while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+    n += got;
+    if (n + 1 == cap) {
+      char* bigger = realloc(buf, cap *= 2);
+      if (!bigger) free(buf);
+      buf = bigger;
+    }
+  }
+  fclose(f);
+  if (buf) buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
 int main(int argc, char** argv) {
   int json = argc > 1 && strcmp(argv[argc - 1], "--json") == 0;
   if (json) --argc;
+  const char* grammar_path = NULL;
+  if (argc > 2 && strcmp(argv[argc - 2], "--grammar") == 0) {
+    grammar_path = argv[argc - 1];
+    argc -= 2;
+  }
   if (argc < 3 || argc > 4) {
-    fprintf(stderr, "usage: %s MODEL.gguf PROMPT [MAX_TOKENS=32] [--json]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.gguf PROMPT [MAX_TOKENS=32] [--json | --grammar FILE.gbnf]\n", argv[0]);
     return 2;
   }
   long max_tokens = argc == 4 ? strtol(argv[3], NULL, 10) : 32;
@@ -51,6 +77,22 @@ int main(int argc, char** argv) {
   opts.json_object = json;
   llmasos_generate_result result;
   s = llmasos_session_new(model, &session);
+  if (s == LLMASOS_OK && grammar_path) {
+    size_t len = 0;
+    char* text = read_file(grammar_path, &len);
+    llmasos_grammar* grammar = NULL;
+    if (!text) {
+      fprintf(stderr, "generate: cannot read %s\n", grammar_path);
+      free(ids);
+      llmasos_session_free(session);
+      llmasos_model_free(model);
+      return 1;
+    }
+    s = llmasos_grammar_parse(text, len, &grammar);
+    if (s == LLMASOS_OK) s = llmasos_session_set_grammar(session, grammar);
+    llmasos_grammar_free(grammar); /* the session keeps its own reference */
+    free(text);
+  }
   if (s == LLMASOS_OK) s = llmasos_generate(session, ids, n, &opts, print_piece, NULL, &result);
   free(ids);
   llmasos_session_free(session);

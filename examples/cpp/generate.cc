@@ -1,7 +1,10 @@
-// generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--json]: streams a greedy completion of PROMPT (the
-// generated text only) to stdout through the llmasos C++ API; --json asks for one JSON object.
+// generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--json | --grammar FILE.gbnf]: streams a greedy
+// completion of PROMPT (the generated text only) to stdout through the llmasos C++ API; --json asks
+// for one JSON object, --grammar for text the GBNF grammar in FILE derives.
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include <llmasos/llmasos.hpp>
@@ -9,8 +12,20 @@
 int main(int argc, char** argv) {
   const bool json = argc > 1 && std::string(argv[argc - 1]) == "--json";
   if (json) --argc;
+  std::string grammar;
+  if (argc > 2 && std::string(argv[argc - 2]) == "--grammar") {
+    std::ifstream f(argv[argc - 1], std::ios::binary);
+    if (!f) {
+      std::cerr << "generate: cannot read " << argv[argc - 1] << "\n";
+      return 1;
+    }
+    std::ostringstream text;
+    text << f.rdbuf();
+    grammar = text.str();
+    argc -= 2;
+  }
   if (argc < 3 || argc > 4) {
-    std::cerr << "usage: " << argv[0] << " MODEL.gguf PROMPT [MAX_TOKENS=32] [--json]\n";
+    std::cerr << "usage: " << argv[0] << " MODEL.gguf PROMPT [MAX_TOKENS=32] [--json | --grammar FILE.gbnf]\n";
     return 2;
   }
   try {
@@ -18,6 +33,7 @@ int main(int argc, char** argv) {
     llmasos::SamplingParams params;  // greedy
     params.max_tokens = argc == 4 ? std::atol(argv[3]) : 32;
     params.json_object = json;
+    params.grammar = grammar;
     llmasos::GenerationOutput out = llm.generate(argv[2], params, [](std::string_view piece) {
       std::cout << piece << std::flush;
       return true;

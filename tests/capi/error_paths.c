@@ -168,6 +168,36 @@ int main(int argc, char** argv) {
     printf("FAIL generate_callback_stops_result calls=%d n=%zu\n", calls, r.n_tokens);
   }
   {
+    /* Grammars: bad text and NULLs are clear errors; a grammar beside JSON mode is refused; one
+     * freed at once stays held by the session until it is unset. */
+    llmasos_grammar* g = NULL;
+    const char* bad = "root ::= [a-";
+    expect("grammar_parse_bad", llmasos_grammar_parse(bad, strlen(bad), &g), LLMASOS_ERROR_INVALID_ARGUMENT);
+    if (g) { ++failures; printf("FAIL grammar_parse_bad_out\n"); }
+    const char* invalid_utf8 = "root ::= \"\xff\"";
+    expect("grammar_parse_not_utf8", llmasos_grammar_parse(invalid_utf8, strlen(invalid_utf8), &g),
+           LLMASOS_ERROR_INVALID_ARGUMENT);
+    expect("grammar_parse_null_text", llmasos_grammar_parse(NULL, 3, &g), LLMASOS_ERROR_INVALID_ARGUMENT);
+    expect("grammar_parse_null_out", llmasos_grammar_parse("x", 1, NULL), LLMASOS_ERROR_INVALID_ARGUMENT);
+    const char* yes = "root ::= \"yes\" | \"no\"";
+    expect("grammar_parse_ok", llmasos_grammar_parse(yes, strlen(yes), &g), LLMASOS_OK);
+    expect("grammar_set_null_session", llmasos_session_set_grammar(NULL, g), LLMASOS_ERROR_INVALID_ARGUMENT);
+    expect("grammar_set", llmasos_session_set_grammar(sess, g), LLMASOS_OK);
+    llmasos_grammar_free(g);
+    go.max_tokens = 10;
+    go.json_object = 1;
+    expect("grammar_with_json_mode", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r),
+           LLMASOS_ERROR_INVALID_ARGUMENT);
+    go.json_object = 0;
+    expect("grammar_generate", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r), LLMASOS_OK);
+    if (r.finish_reason != LLMASOS_FINISH_STOP || r.n_tokens < 1 || r.n_tokens > 3) {
+      ++failures;
+      printf("FAIL grammar_generate_result n=%zu\n", r.n_tokens);
+    }
+    expect("grammar_unset", llmasos_session_set_grammar(sess, NULL), LLMASOS_OK);
+    expect("grammar_free_null", llmasos_grammar_free(NULL), LLMASOS_OK);
+  }
+  {
     gen_job ref = {sess, ids, n_prompt, {0}, 0, LLMASOS_OK}, a = ref, b = ref;
     run_job(&ref);
     pthread_t ta, tb;

@@ -40,6 +40,7 @@ typedef enum llmasos_finish_reason {
 
 typedef struct llmasos_model llmasos_model;     /* weights + tokenizer, shared by sessions */
 typedef struct llmasos_session llmasos_session; /* one sequence: its KV cache and decode loop */
+typedef struct llmasos_grammar llmasos_grammar; /* a parsed GBNF grammar, usable by any session */
 
 typedef struct llmasos_model_options {
   int64_t n_ctx;   /* 0: the model's context length, capped at 4096 */
@@ -126,6 +127,18 @@ LLMASOS_API llmasos_status llmasos_generate(llmasos_session* session, const int3
                                             size_t n_prompt, const llmasos_generate_options* opts,
                                             llmasos_token_callback callback, void* user_data,
                                             llmasos_generate_result* result);
+
+/* Parses a GBNF grammar (text_len bytes of UTF-8; llama.cpp's grammar format: `root ::= ...`
+ * rules, literals, classes, `.`, groups, `|`, `* + ? {m,n}`, comments). *out is NULL on failure;
+ * LLMASOS_ERROR_INVALID_ARGUMENT with llmasos_last_error() saying where (line, column) and why. */
+LLMASOS_API llmasos_status llmasos_grammar_parse(const char* text, size_t text_len, llmasos_grammar** out);
+LLMASOS_API llmasos_status llmasos_grammar_free(llmasos_grammar* grammar); /* NULL: no-op */
+/* Holds the output of the session's following llmasos_generate calls to text the grammar's root
+ * derives (NULL: no grammar again): generation ends (STOP) where nothing more can follow, or at
+ * an end-of-generation token where the text is complete. The session keeps its own reference, so
+ * the grammar may be freed at once. Not together with json_object (INVALID_ARGUMENT). */
+LLMASOS_API llmasos_status llmasos_session_set_grammar(llmasos_session* session,
+                                                       const llmasos_grammar* grammar);
 
 /* How llmasos_embed pools a sequence's hidden states. */
 typedef enum llmasos_pooling {

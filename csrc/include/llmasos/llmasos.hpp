@@ -59,6 +59,7 @@ struct SamplingParams {
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
   bool json_object = false;  // JSON mode: the output is one JSON object (ends when it closes)
+  std::string grammar;       // GBNF text (llama.cpp's format): the output is text its root derives
 };
 
 struct GenerationOutput {
@@ -85,6 +86,29 @@ inline void check(llmasos_status s) {
     default: throw Error(msg);
   }
 }
+
+// A GBNF grammar set on a session for the lifetime of this object (none when the text is empty).
+class ScopedGrammar {
+ public:
+  ScopedGrammar(const std::string& text, llmasos_session* session) : session_(session) {
+    if (text.empty()) return;
+    llmasos_grammar* g = nullptr;
+    check(llmasos_grammar_parse(text.data(), text.size(), &g));
+    llmasos_status s = llmasos_session_set_grammar(session_, g);
+    llmasos_grammar_free(g);  // the session keeps its own reference
+    check(s);
+    set_ = true;
+  }
+  ScopedGrammar(const ScopedGrammar&) = delete;
+  ScopedGrammar& operator=(const ScopedGrammar&) = delete;
+  ~ScopedGrammar() {
+    if (set_) llmasos_session_set_grammar(session_, nullptr);
+  }
+
+ private:
+  llmasos_session* session_;
+  bool set_ = false;
+};
 }  // namespace detail
 
 inline std::string version() { return llmasos_version(); }
@@ -162,6 +186,7 @@ class LLM {
     o.stop_token_ids = p.stop_token_ids.data();
     o.n_stop_token_ids = p.stop_token_ids.size();
     o.json_object = p.json_object ? 1 : 0;
+    detail::ScopedGrammar grammar(p.grammar, session_);  // held for this call only
     Stream st{on_piece, {}, {}};
     llmasos_generate_result r{};
     llmasos_status s = llmasos_generate(session_, prompt.data(), prompt.size(), &o, &Stream::trampoline, &st, &r);
