@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 from typing import Any, Dict, List, Optional
 
 from . import template_deadline, template_sandbox
@@ -59,7 +60,14 @@ def _env():
     env = template_sandbox.sandbox_class()(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
+    env.filters["tojson"] = _tojson
     return env
+
+
+def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    """transformers' tojson, which templates (tools, tool calls) are written against: JSON as is,
+    not Jinja's HTML-safe form (which writes '<' as \\u003c)."""
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
 @functools.lru_cache(maxsize=16)
@@ -86,14 +94,18 @@ def _text_content(i: int, content: Any) -> str:
 
 
 def validate_messages(messages: Any) -> List[Dict[str, Any]]:
-    """The messages with every content as a string (ChatTemplateError naming what is wrong)."""
+    """The messages with every content as a string (ChatTemplateError naming what is wrong); an
+    assistant turn of tool_calls may have no content."""
     if not isinstance(messages, (list, tuple)) or not messages:
         raise ChatTemplateError("messages must be a non-empty list of {'role', 'content'} dicts")
     out = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
             raise ChatTemplateError(f"message {i} must be a dict with a string 'role'")
-        content = _text_content(i, m.get("content"))
+        if m.get("content") is None and m["role"] == "assistant" and m.get("tool_calls"):
+            content = ""  # a turn of tool calls only (OpenAI's content null)
+        else:
+            content = _text_content(i, m.get("content"))
         out.append(m if content is m.get("content") else {**m, "content": content})
     return out
 

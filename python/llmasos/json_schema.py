@@ -462,16 +462,24 @@ class _Compiler(ValueNodes):
         return self.node(target, ref, into=slot)
 
 
-def compile_schema(schema: Dict[str, Any], leave_out_unsupported: bool = True) -> "_core.JsonSchema":
+def compile_schema(schema: Dict[str, Any], leave_out_unsupported: bool = True,
+                   wrap: Optional[tuple] = None) -> "_core.JsonSchema":
     """The C++ automaton's graph for `schema` (a dict); ValueError for what it cannot enforce.
     leave_out_unsupported=False refuses an anyOf alternative it cannot enforce rather than leave
-    it out (where the anyOf is the caller's own, as function calling's choice of tools)."""
+    it out (where the anyOf is the caller's own, as function calling's choice of tools).
+    wrap=(before, after): the output is that text, the JSON, that text (a model's native tool-call
+    markup around the call, as <tool_call> ... </tool_call>)."""
     if not isinstance(schema, dict):
         raise ValueError(f"json_schema must be an object (a dict), got {type(schema).__name__}")
     c = _Compiler(schema, leave_out_unsupported)
     c.nodes.append(None)  # node 0: the root
-    c.node(schema, "#", into=0)
-    if c.first_bytes(0) != {"{"}:
+    top = 0
+    if wrap is not None:
+        before, after = (c.new(LITERAL, text=t) for t in wrap)
+        top = c.new(LITERAL, text="?")  # the JSON's slot, filled below
+        c.new(SEQ, children=(before, top, after), into=0)
+    c.node(schema, "#", into=top)
+    if c.first_bytes(top) != {"{"}:
         raise ValueError("json_schema: the top level must be an object (type 'object')")
     if any(n.kind == LITERAL and n.text == "?" for n in c.nodes):
         raise ValueError("json_schema: a $ref cycle with no object or array in between")

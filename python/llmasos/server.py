@@ -25,9 +25,8 @@ from .logprobs import TokenPieces
 from .server_logprobs import (chat_logprobs, completion_logprobs, completion_logprobs_echo, prompt_logprobs,
                               vllm_prompt_logprobs)
 from .server_metrics import Metrics
-from .server_requests import (RequestError, chat_render_options, chat_template_error, checked_schema,
-                              include_usage, sampling_params)
-from .server_tools import ToolRequest, ToolStream
+from .server_requests import RequestError, chat_render_options, chat_template_error, include_usage, sampling_params
+from .server_tools_hermes import tool_request
 
 MAX_BODY_BYTES = 1 << 20
 logger = logging.getLogger("llmasos.server")
@@ -437,8 +436,11 @@ class Server:
         try:
             self._check_key(request)
             body = await self._body(request)
-            tools = ToolRequest(body) if body.get("tools") is not None and body.get("tool_choice") != "none" else None
+            tools = (tool_request(body, self.llm.chat_template)
+                     if body.get("tools") is not None and body.get("tool_choice") != "none" else None)
             render = chat_render_options(body)
+            if tools:
+                render["chat_template_kwargs"] = tools.template_kwargs(render["chat_template_kwargs"])
             try:
                 ids = self.llm.chat_prompt_ids(tools.messages(body.get("messages")) if tools else body.get("messages"),
                                                **render)
@@ -448,8 +450,7 @@ class Server:
                                                             n_ctx=self.llm.n_ctx, max_n=self.max_n,
                                                             chat=True)
             if tools:
-                # (A tool whose parameters cannot be enforced is refused, not left out of the choice.)
-                params.json_schema = checked_schema(tools.schema, "tools", leave_out_unsupported=False)
+                params.json_schema = tools.compiled_schema()
             usage = include_usage(body, stream)
             jobs = []
             for c in range(n):
@@ -474,7 +475,7 @@ class Server:
         def logprobs(entries):
             return None if params.logprobs is None else chat_logprobs(entries, self.pieces)
 
-        streams: Dict[int, ToolStream] = {}
+        streams: Dict[int, Any] = {}
         splitters: Dict[int, reasoning.ReasoningSplitter] = {}
         pending_lps: Dict[int, list] = {}
 
@@ -486,10 +487,10 @@ class Server:
                 out.append({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
                                                  "logprobs": None, "finish_reason": None}]})
             reason = d.finish_reason
-            if tools:  # the reply's JSON as content or tool-call deltas
-                ts = streams.setdefault(index, ToolStream())
+            if tools:  # the reply as content or tool-call deltas
+                ts = streams.setdefault(index, tools.stream())
                 deltas = ts.feed(d.text, d.finished)
-                if d.finished and ts.kind == "call" and reason == "stop" and ts.complete():
+                if d.finished and reason == "stop" and ts.ended_in_call():
                     reason = "tool_calls"  # (as the whole message says: not for a call a stop string cut)
             elif think:  # reasoning_content until </think>, then content
                 sp = splitters.setdefault(index, reasoning.ReasoningSplitter(opened))

@@ -19,7 +19,7 @@ import json
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
-from .server_requests import RequestError, constraint_fields
+from .server_requests import RequestError, checked_schema, constraint_fields
 
 CALL_PREFIX = '{"tool_call":'
 CALLS_PREFIX = '{"tool_calls":['
@@ -61,8 +61,10 @@ def _choice(body, tools) -> Tuple[str, Optional[str]]:
     return "required", name
 
 
-def reply_schema(tools, mode: str, only: Optional[str], parallel: bool = False) -> Dict[str, Any]:
-    # Each tool's parameters sit under the reply's root, so their $defs (Pydantic's) move up to it.
+def call_schema(tools, only: Optional[str]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(the schema of one call {"name": ..., "arguments": ...} to any of the tools, or to `only`;
+    the tools' definitions). Each tool's parameters sit under the reply's root, so their $defs
+    (Pydantic's) move up to it: the root must carry the definitions."""
     defs: Dict[str, Dict[str, Any]] = {"$defs": {}, "definitions": {}}
     calls = []
     for t in tools:
@@ -78,7 +80,11 @@ def reply_schema(tools, mode: str, only: Optional[str], parallel: bool = False) 
                     raise RequestError(f"two tools define {key}/{name} differently", "tools")
         calls.append({"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
                       "properties": {"name": {"const": t["name"]}, "arguments": params}})
-    one = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    return calls[0] if len(calls) == 1 else {"anyOf": calls}, {k: v for k, v in defs.items() if v}
+
+
+def reply_schema(tools, mode: str, only: Optional[str], parallel: bool = False) -> Dict[str, Any]:
+    one, defs = call_schema(tools, only)
     if parallel:
         call = {"type": "object", "additionalProperties": False, "required": ["tool_calls"], "properties": {
             "tool_calls": {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_PARALLEL}}}
@@ -88,7 +94,7 @@ def reply_schema(tools, mode: str, only: Optional[str], parallel: bool = False) 
     answer = {"type": "object", "additionalProperties": False, "required": ["response"],
               "properties": {"response": {"type": "string"}}}
     root = call if mode == "required" else {"anyOf": [call, answer]}
-    return {**root, **{k: v for k, v in defs.items() if v}}
+    return {**root, **defs}
 
 
 def _system_text(tools, mode: str, only: Optional[str], parallel: bool) -> str:
@@ -163,6 +169,17 @@ class ToolRequest:
             raise RequestError("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
         self.schema = reply_schema(self.tools, self.mode, self.only, self.parallel)
 
+    def template_kwargs(self, given: Optional[dict]) -> Optional[dict]:
+        return given  # the tools go in the system message instead
+
+    def compiled_schema(self):
+        # (A tool whose parameters cannot be enforced is refused, not left out of the choice.)
+        return checked_schema(self.schema, "tools", leave_out_unsupported=False)
+
+    @staticmethod
+    def stream() -> "ToolStream":
+        return ToolStream()
+
     def messages(self, messages):
         msgs = _history(messages, self.parallel)
         if not isinstance(msgs, list) or not msgs:
@@ -211,6 +228,10 @@ class ToolStream:
     def complete(self) -> bool:
         """The reply is a whole document (not one cut short by max_tokens or a stop string)."""
         return _complete(self.buf)
+
+    def ended_in_call(self) -> bool:
+        """The reply is a whole call (finish_reason tool_calls)."""
+        return self.kind == "call" and self.complete()
 
     def feed(self, text: str, finished: bool) -> List[Dict[str, Any]]:
         self.buf += text

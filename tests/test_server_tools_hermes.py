@@ -1,0 +1,136 @@
+"""Function calling in the Hermes syntax (server_tools_hermes.py) for a chat template that has it
+(tests/hermes_template.jinja, given with --chat-template): the tools rendered by the template,
+"required" and a named tool held to one <tool_call> block with valid arguments, streamed as
+whole; "auto" read out of free text; history with calls and results; the stream parser on text
+cut anywhere; and transformers' tojson."""
+import json
+import random
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from llmasos import LLM, chat_template
+from llmasos.server_tools_hermes import HermesStream, HermesToolRequest, is_hermes_template
+from test_server import RunningServer
+from test_server_tools import MSGS, PARAMS, TIME, WEATHER
+
+TEMPLATE = Path(__file__).with_name("hermes_template.jinja")
+
+
+# ---- the stream parser -------------------------------------------------------------------------
+
+def feed_in_pieces(text, rng):
+    s, deltas, i = HermesStream(), [], 0
+    while i < len(text):
+        j = min(len(text), i + rng.randint(1, 7))
+        deltas += s.feed(text[i:j], j == len(text))
+        i = j
+    return deltas
+
+
+def collect(deltas):
+    content = "".join(d.get("content", "") for d in deltas)
+    calls = [(tc["function"]["name"], json.loads(tc["function"]["arguments"]))
+             for d in deltas for tc in d.get("tool_calls", [])]
+    return content, calls
+
+
+REPLIES = [
+    ("Just text, with a < and <tool but no call.", "Just text, with a < and <tool but no call.", []),
+    ('<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>', "", [("f", {"x": 1})]),
+    ('Let me look.\n<tool_call>\n{"name": "f", "arguments": {"x": "<a>"}}\n</tool_call>\n'
+     '<tool_call>\n{"name": "g", "arguments": "{\\"y\\": [1, 2]}"}\n</tool_call>\n',
+     "Let me look.\n", [("f", {"x": "<a>"}), ("g", {"y": [1, 2]})]),
+    ('<tool_call>\nnot json\n</tool_call> after', "<tool_call>\nnot json\n</tool_call> after", []),
+    ('<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool', "", [("f", {"x": 1})]),  # cut short, yet whole JSON
+    ('<tool_call>\n{"name": "f", "argu', '<tool_call>\n{"name": "f", "argu', []),  # cut short: as text
+]
+
+
+@pytest.mark.parametrize("text, content, calls", REPLIES)
+def test_stream_parser_in_any_pieces(text, content, calls):
+    rng = random.Random(1)
+    whole = HermesStream().feed(text, True)
+    assert collect(whole) == (content, calls)
+    for _ in range(50):
+        assert collect(feed_in_pieces(text, rng)) == (content, calls)
+    msg, reason = HermesToolRequest.message(text, "stop")
+    if calls:
+        assert reason == "tool_calls" and [c["function"]["name"] for c in msg["tool_calls"]] == [n for n, _ in calls]
+        assert msg["content"] == (content.strip() or None)
+    else:
+        assert reason == "stop" and msg == {"role": "assistant", "content": content}
+
+
+def test_template_detection_and_tojson():
+    assert is_hermes_template(TEMPLATE.read_text())
+    assert not is_hermes_template(chat_template.DEFAULT_TEMPLATE)
+    text = chat_template.render("{{ x | tojson }} {{ x | tojson(indent=1) }}", [{"role": "user", "content": "a"}],
+                                kwargs={"x": {"a": "<b> & 'c' \u00e9"}})
+    assert text == '{"a": "<b> & \'c\' \u00e9"} ' + json.dumps({"a": "<b> & 'c' \u00e9"}, indent=1, ensure_ascii=False)
+
+
+def test_history_renders_in_the_template(smollm2_gguf):
+    llm = LLM.from_pretrained(smollm2_gguf, n_ctx=1024, threads=2, chat_template=TEMPLATE.read_text())
+    req = HermesToolRequest({"tools": [WEATHER], "messages": MSGS})
+    msgs = MSGS + [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather",
+                                                      "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18 degrees"}]
+    text = llm.detokenize(llm.chat_prompt_ids(req.messages(msgs), chat_template_kwargs=req.template_kwargs(None)),
+                          special=True)
+    assert '"name": "get_weather", "description": "The current weather in a city."' in text
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>' in text
+    assert "<tool_response>\n18 degrees\n</tool_response>" in text
+
+
+# ---- the server ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(smollm2_gguf):
+    s = RunningServer(smollm2_gguf, "--chat-template", str(TEMPLATE))
+    yield s
+    s.stop()
+
+
+def call_of(choice):
+    assert choice.finish_reason == "tool_calls"
+    (tc,) = choice.message.tool_calls
+    return tc.function.name, json.loads(tc.function.arguments)
+
+
+def test_required_and_named_calls(server):
+    c = server.client()
+    model = c.models.list().data[0].id
+    for choice in ("required", {"type": "function", "function": {"name": "get_time"}}):
+        r = c.chat.completions.create(model=model, messages=MSGS, tools=[WEATHER, TIME], tool_choice=choice,
+                                      max_tokens=80, temperature=0)
+        name, args = call_of(r.choices[0])
+        if isinstance(choice, dict):
+            assert name == "get_time"
+        jsonschema.validate(args, PARAMS[name])
+        chunks = list(c.chat.completions.create(model=model, messages=MSGS, tools=[WEATHER, TIME],
+                                                tool_choice=choice, max_tokens=80, temperature=0, stream=True))
+        calls = [tc for ch in chunks if ch.choices for tc in (ch.choices[0].delta.tool_calls or [])]
+        assert [(tc.function.name, json.loads(tc.function.arguments)) for tc in calls] == [(name, args)]
+        assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_auto_and_a_turn_with_the_result(server):
+    c = server.client()
+    model = c.models.list().data[0].id
+    r = c.chat.completions.create(model=model, messages=MSGS, tools=[WEATHER], max_tokens=60, temperature=0)
+    msg = r.choices[0].message
+    # A model not trained on tools may answer or call; either way the reply is well formed.
+    assert (msg.tool_calls and r.choices[0].finish_reason == "tool_calls") or \
+        (not msg.tool_calls and isinstance(msg.content, str))
+    history = MSGS + [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather",
+                                                      "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18 degrees and sunny"}]
+    r = c.chat.completions.create(model=model, messages=history, tools=[WEATHER], tool_choice="none",
+                                  max_tokens=30, temperature=0)
+    assert r.choices[0].message.content and not r.choices[0].message.tool_calls
+    r = c.chat.completions.create(model=model, messages=history, tools=[WEATHER], max_tokens=30, temperature=0)
+    assert r.choices[0].finish_reason in ("stop", "length", "tool_calls")
