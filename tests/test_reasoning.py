@@ -125,3 +125,32 @@ def test_server_splits_a_thinking_models_reply(tmp_path):
     finally:
         for s in servers:
             s.stop()
+
+
+def test_reasoning_is_split_off_before_native_tool_calls(tmp_path):
+    """A thinking template with the Hermes tool syntax (Qwen3's kind), tool_choice auto: the reply
+    is free, so its reasoning is split off before the calls are read out of the answer."""
+    path = str(make_tiny_llama(tmp_path / "think.gguf", extra_tokens=["<think>", "</think>"]).path)
+    tfile = tmp_path / "r1_tools.jinja"
+    tfile.write_text("{% if tools %}<|im_start|>system\n<tools>{{ tools | tojson }}</tools>\n"
+                     "Call one as <tool_call>{...}</tool_call>.<|im_end|>\n{% endif %}" + R1)
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"enum": [1, 2]}}, "required": ["x"], "additionalProperties": False}}}]
+    server = RunningServer(path, "--chat-template", str(tfile))
+    try:
+        from llmasos import LLM
+        with LLM.from_pretrained(path, threads=1) as llm:
+            close = llm.tokenize("</think>", add_bos=False)[0]
+        for stream in (False, True):
+            m = chat(server, stream, tools=tools)
+            assert m["reasoning_content"] and m["content"] in ("", None)  # opened by the prompt, never closed
+            m = chat(server, stream, tools=tools, logit_bias={str(close): 100})
+            assert m["reasoning_content"] in ("", None) and m["content"] == "</think>" * 5
+            # "required" holds the reply to a call: nothing to split.
+            if not stream:
+                r = httpx.post(server.base + "/v1/chat/completions", timeout=60, json={
+                    "messages": MSGS, "tools": tools, "tool_choice": "required", "max_tokens": 120, "temperature": 0})
+                msg = r.json()["choices"][0]["message"]
+                assert "reasoning_content" not in msg and msg["tool_calls"][0]["function"]["name"] == "f"
+    finally:
+        server.stop()

@@ -457,8 +457,9 @@ class Server:
                 p = params_for_choice(params, c)
                 self._fit(p, max_tokens, ids)
                 jobs.append((c, ids, p))
-            # Held to JSON (tools, structured outputs) or a grammar, the reply has no reasoning to split off.
-            think = (self.reasoning and not tools and params.json_schema is None and not params.json_object
+            # Held to JSON (tools, structured outputs) or a grammar, the reply has no reasoning to split
+            # off; a free reply that may hold calls in the model's own syntax (Hermes "auto") does.
+            think = (self.reasoning and params.json_schema is None and not params.json_object
                      and params.grammar is None)
             continued = body["messages"][-1].get("content") if render["continue_final_message"] else None
             opened = think and reasoning.open_at_start(self.llm.detokenize(ids[-64:], special=True),
@@ -487,21 +488,24 @@ class Server:
                 out.append({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
                                                  "logprobs": None, "finish_reason": None}]})
             reason = d.finish_reason
-            if tools:  # the reply as content or tool-call deltas
-                ts = streams.setdefault(index, tools.stream())
-                deltas = ts.feed(d.text, d.finished)
-                if d.finished and reason == "stop" and ts.ended_in_call():
-                    reason = "tool_calls"  # (as the whole message says: not for a call a stop string cut)
-            elif think:  # reasoning_content until </think>, then content
+            text, deltas = d.text, []
+            if think:  # reasoning_content until </think>, then content (or calls)
                 sp = splitters.setdefault(index, reasoning.ReasoningSplitter(opened))
-                r, c = sp.feed(d.text)
+                r, text = sp.feed(d.text)
                 if d.finished:
                     r2, c2 = sp.finish()
-                    r, c = r + r2, c + c2
-                delta = {**({"reasoning_content": r} if r else {}), **({"content": c} if c else {})}
-                deltas = [delta] if delta else []
-            else:
-                deltas = [{"content": d.text}] if d.text else []
+                    r, text = r + r2, text + c2
+                deltas = [{"reasoning_content": r}] if r else []
+            if tools:  # the reply as content or tool-call deltas
+                ts = streams.setdefault(index, tools.stream())
+                deltas += ts.feed(text, d.finished)
+                if d.finished and reason == "stop" and ts.ended_in_call():
+                    reason = "tool_calls"  # (as the whole message says: not for a call a stop string cut)
+            elif text:
+                if deltas and "content" not in deltas[-1]:
+                    deltas[-1]["content"] = text
+                else:
+                    deltas.append({"content": text})
             # Logprobs of tokens that gave no delta yet (the reply's JSON around an answer or call)
             # go with the next chunk.
             lp = pending_lps.setdefault(index, [])
@@ -519,12 +523,12 @@ class Server:
             return out
 
         def message(text, reason):
-            if tools:
-                return tools.message(text, reason)
+            thought = None
             if think:
-                thought, answer, saw = reasoning.split(text, opened)
-                return {"role": "assistant", "content": answer, "reasoning_content": thought if saw else None}, reason
-            return {"role": "assistant", "content": text}, reason
+                thought, text, saw = reasoning.split(text, opened)
+                thought = thought if saw else None
+            msg, reason = tools.message(text, reason) if tools else ({"role": "assistant", "content": text}, reason)
+            return {**msg, "reasoning_content": thought} if think else msg, reason
 
         def final(choices):
             gen = sum(c[2] for c in choices)
