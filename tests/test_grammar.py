@@ -80,9 +80,51 @@ def test_bad_grammars_say_why(grammar, why):
         compile_grammar(grammar)
 
 
+def test_large_and_branching_grammars_keep_every_parse():
+    """Many alternatives at once (a choice of 2000 words; a star over 1100), grammars with many
+    open parses, deep nesting and long chains of rules: every sentence is taken, and "complete"
+    is never lost."""
+    words = [f"w{i:04d}" for i in range(2000)]
+    g = compile_grammar('root ::= "A: " word "."\nword ::= ' + " | ".join(f'"{w}"' for w in words))
+    assert all(accepts(g, f"A: {w}.") for w in words[::37] + words[-3:])
+    star = compile_grammar('root ::= ("a" | "b" | ' + " | ".join(f'"x{i}"' for i in range(1100)) + ")*")
+    assert scan(star, "")[1] and accepts(star, "ab") and accepts(star, "x1099a")
+    assert scan(compile_grammar('root ::= ("a" | "aa"){0,600}'), "a" * 900)[:2] == (900, True)
+    branching = compile_grammar('root ::= x\nx ::= "a" x "b" | "a" x "c" | ""')
+    # 2^9 parses open after nine a's (each a's closer is still b or c); up to 4096 are kept.
+    assert accepts(branching, "a" * 9 + "c" * 9) and accepts(branching, "aaabcb")
+    nest = compile_grammar('root ::= "(" root ")" | "[" x "]"\nx ::= y "!"\ny ::= "a"')
+    assert accepts(nest, "(" * 1500 + "[a!]" + ")" * 1500)
+    chain = compile_grammar("root ::= r0\n" + "".join(f'r{i} ::= r{i + 1} "x"\n' for i in range(1100))
+                            + 'r1100 ::= "a"\n')
+    assert accepts(chain, "a" + "x" * 1100)
+    tail = compile_grammar("root ::= r0\n" + "".join(f"r{i} ::= r{i + 1}\n" for i in range(60000)) + 'r60000 ::= "a"\n')
+    assert accepts(tail, "a")
+
+
+@pytest.mark.parametrize("grammar, good, bad", [
+    ('root ::= "a"+?', ["", "a", "aaa"], ["b"]),
+    ('root ::= "a"*?', ["", "aa"], ["b"]),
+    ('root ::= "a"{2,3}?', ["", "aa", "aaa"], ["a", "aaaa"]),
+    ('root ::= "a"{2}{3}', ["a" * 6], ["a" * 4, "a" * 7]),
+])
+def test_repetitions_repeat_again(grammar, good, bad):
+    for s in good:
+        assert accepts(grammar, s), s
+    for s in bad:
+        assert not accepts(grammar, s), s
+
+
+def test_limits_are_clear_errors():
+    with pytest.raises(GrammarError, match="nested deeper than 1000"):
+        compile_grammar("root ::= " + "(" * 30000 + '"a"' + ")" * 30000)
+    with pytest.raises(GrammarError, match="rules deep"):
+        compile_grammar("root ::= r0\n" + "".join(f'r{i} ::= r{i + 1} "x"\n' for i in range(20000)) + 'r20000 ::= "a"\n')
+
+
 def test_error_names_line_and_column():
-    with pytest.raises(GrammarError, match="line 3, column 12"):
-        compile_grammar('root ::= a\na ::= "x"\nb ::= "y" ?? q')
+    with pytest.raises(GrammarError, match="line 3, column 13"):
+        compile_grammar('root ::= a\na ::= "x"\nb ::= "y" | * q')
 
 
 def test_unproductive_alternatives_are_left_out():

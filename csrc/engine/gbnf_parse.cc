@@ -18,6 +18,7 @@ namespace {
 using Alt = std::vector<GrammarSymbol>;
 using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
 constexpr int64_t kMaxRepeat = 10000;  // the largest count a {m,n} may give (each copy is a symbol)
+constexpr int kMaxNesting = 1000;      // groups inside groups (the parser recurses on each)
 
 bool is_word(uint32_t c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
@@ -58,12 +59,15 @@ class Parser {
       if (!rules_[static_cast<size_t>(r)])
         throw error("rule '" + name + "' is used but not defined", first_use_[name]);
     if (!index_.count("root")) throw InvalidArgumentError("grammar: there is no 'root' rule (the whole output)");
-    check_left_recursion();
     std::vector<std::vector<Alt>> rules;
     for (auto& r : rules_) rules.push_back(std::move(*r));
     std::vector<CharClass> classes(class_list_.size());
     for (size_t k = 0; k < class_list_.size(); ++k) classes[k] = CharClass{class_list_[k].first, class_list_[k].second};
-    return std::make_shared<const Grammar>(rules, std::move(classes), index_.at("root"));
+    auto g = std::make_shared<const Grammar>(rules, std::move(classes), index_.at("root"), origin_);
+    if (GrammarState(g.get()).dead())
+      throw InvalidArgumentError("grammar: its first character lies more than " +
+                                 std::to_string(GrammarState::kMaxDepth) + " rules deep");
+    return g;
   }
 
  private:
@@ -191,19 +195,21 @@ class Parser {
         syms.push_back(GrammarSymbol{GrammarSymbol::kRule, rule_id(n)});
       } else if (c == '(') {
         last = syms.size();
+        if (++depth_ > kMaxNesting) throw error("groups nested deeper than " + std::to_string(kMaxNesting));
         ++i_;
         space(true);
         std::vector<Alt> alts = alternates(rule, true);
         if (peek() != ')') throw error("expected ')'");
         ++i_;
+        --depth_;
         syms.push_back(GrammarSymbol{GrammarSymbol::kRule, synthetic(rule, std::move(alts))});
       } else if (c == '<' || (c == '!' && peek(1) == '<')) {
         throw error("token references (<[id]>, <token>, !<...>) are not supported; write the text");
       } else if (c == '*' || c == '+' || c == '?' || c == '{') {
         if (!last) throw error("'" + utf8(c) + "' has nothing before it to repeat");
         const auto [lo, hi] = repetition();
-        repeat(rule, syms, *last, lo, hi);
-        last.reset();
+        repeat(rule, syms, *last, lo, hi);  // syms[*last:] is now the repetition, which may repeat again
+        if (syms.size() == *last) last.reset();  // (x{0}: nothing left to repeat)
       } else {
         break;
       }
@@ -315,66 +321,9 @@ class Parser {
     }
   }
 
-  // -- checks ---------------------------------------------------------------------------------
-  // Left recursion, named: Grammar's own check would name the rule by its index.
-  void check_left_recursion() const {
-    const size_t n = rules_.size();
-    std::vector<uint8_t> nullable(n, 0);
-    for (bool changed = true; changed;) {
-      changed = false;
-      for (size_t r = 0; r < n; ++r) {
-        if (nullable[r]) continue;
-        for (const Alt& alt : *rules_[r]) {
-          bool all = true;
-          for (const GrammarSymbol& s : alt)
-            all = all && s.kind == GrammarSymbol::kRule && nullable[static_cast<size_t>(s.arg)];
-          if (all) {
-            nullable[r] = 1;
-            changed = true;
-            break;
-          }
-        }
-      }
-    }
-    auto edges = [&](size_t r) {
-      std::vector<int32_t> out;
-      for (const Alt& alt : *rules_[r])
-        for (const GrammarSymbol& s : alt) {
-          if (s.kind != GrammarSymbol::kRule) break;
-          out.push_back(s.arg);
-          if (!nullable[static_cast<size_t>(s.arg)]) break;
-        }
-      return out;
-    };
-    std::vector<uint8_t> state(n, 0);  // 0 unseen, 1 on the path, 2 done
-    for (size_t start = 0; start < n; ++start) {
-      if (state[start]) continue;
-      // Depth first without recursion (grammars can nest deeply): (rule, its left edges, next).
-      std::vector<std::tuple<size_t, std::vector<int32_t>, size_t>> stack;
-      state[start] = 1;
-      stack.emplace_back(start, edges(start), 0);
-      while (!stack.empty()) {
-        auto& [r, es, k] = stack.back();
-        if (k == es.size()) {
-          state[r] = 2;
-          stack.pop_back();
-          continue;
-        }
-        const size_t s = static_cast<size_t>(es[k++]);
-        if (state[s] == 1)
-          throw InvalidArgumentError("grammar: left recursion in rule '" + origin_[s] +
-                                     "': it can come back to itself before any character (a repetition of "
-                                     "something that can be empty does too), which would expand forever");
-        if (state[s] == 0) {
-          state[s] = 1;
-          stack.emplace_back(s, edges(s), 0);
-        }
-      }
-    }
-  }
-
   std::vector<uint32_t> s_;
   size_t i_ = 0;
+  int depth_ = 0;  // groups open
   std::map<std::string, int32_t> index_;  // rule name -> its index (ordered: errors name the first)
   std::vector<std::optional<std::vector<Alt>>> rules_;
   std::vector<std::string> origin_;  // the rule a synthetic one was made for (errors)

@@ -8,7 +8,8 @@
 // the repetitions * + ? {m} {m,} {m,n} {,n}; # comments. A newline ends a rule, except inside a
 // group or after `|`. Token references (<[id]>, <token>, !<...>) are refused, and so is left
 // recursion (a rule that can come back to itself before any character, as `x*` of an x that can
-// be empty), which would expand forever; llama.cpp refuses it too.
+// be empty), which would expand forever (llama.cpp refuses the direct kind). Groups nest at most
+// 1000 deep. A repetition may repeat again: "a"+? is ("a"+)?.
 //
 // Repetitions become rules of their own as llama.cpp makes them: x* is `r ::= x r |`, x{0,n} the
 // nested (x (x ...)?)?, so that parse stacks stay short.

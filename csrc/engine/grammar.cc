@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <string>
 
@@ -49,96 +48,126 @@ bool CharClass::meets(uint32_t lo, uint32_t hi) const {
 // ---- the grammar -------------------------------------------------------------------------------
 
 Grammar::Grammar(const std::vector<std::vector<std::vector<GrammarSymbol>>>& rules, std::vector<CharClass> classes,
-                 int32_t root)
+                 int32_t root, const std::vector<std::string>& names)
     : classes_(std::move(classes)), root_(root) {
   const int64_t n = static_cast<int64_t>(rules.size());
   if (n == 0) throw InvalidArgumentError("grammar: no rules");
   if (n > kMaxRules) throw InvalidArgumentError("grammar: more than " + std::to_string(kMaxRules) + " rules");
   if (root < 0 || root >= n) throw InvalidArgumentError("grammar: the root rule is out of range");
-  int64_t total = 0;
+  auto name = [&](int64_t r) {
+    return static_cast<size_t>(r) < names.size() ? "'" + names[static_cast<size_t>(r)] + "'" : std::to_string(r);
+  };
   for (const auto& cls : classes_)
     for (const auto& r : cls.ranges)
       if (r.first > r.second || r.second > kMaxCodePoint)
         throw InvalidArgumentError("grammar: a character range is not within Unicode (0 .. 0x10FFFF)");
+  // Every alternative, numbered: (rule, alternative) of alternative k.
+  std::vector<std::pair<int32_t, const std::vector<GrammarSymbol>*>> alts;
+  int64_t total = 0;
   for (int64_t r = 0; r < n; ++r) {
     if (rules[static_cast<size_t>(r)].empty())
-      throw InvalidArgumentError("grammar: rule " + std::to_string(r) + " has no alternatives");
+      throw InvalidArgumentError("grammar: rule " + name(r) + " has no alternatives");
     for (const auto& alt : rules[static_cast<size_t>(r)]) {
       total += static_cast<int64_t>(alt.size()) + 1;
+      if (total > kMaxSymbols) throw InvalidArgumentError("grammar: more than " + std::to_string(kMaxSymbols) + " symbols");
       for (const GrammarSymbol& s : alt) {
         const bool ok = (s.kind == GrammarSymbol::kRule && s.arg >= 0 && s.arg < n) ||
                         (s.kind == GrammarSymbol::kChars && s.arg >= 0 &&
                          s.arg < static_cast<int64_t>(classes_.size()));
-        if (!ok) throw InvalidArgumentError("grammar: rule " + std::to_string(r) + " has a bad symbol");
+        if (!ok) throw InvalidArgumentError("grammar: rule " + name(r) + " has a bad symbol");
       }
+      alts.emplace_back(static_cast<int32_t>(r), &alt);
     }
   }
-  if (total > kMaxSymbols) throw InvalidArgumentError("grammar: more than " + std::to_string(kMaxSymbols) + " symbols");
-
   // A class can match some text: a Unicode scalar value (surrogates have no UTF-8).
   std::vector<uint8_t> cls_ok(classes_.size());
   for (size_t i = 0; i < classes_.size(); ++i)
     cls_ok[i] = classes_[i].meets(0, 0xD7FF) || classes_[i].meets(0xE000, kMaxCodePoint);
-  // Productive rules (those that derive some finite text), by fixpoint; an alternative is kept
-  // when all its symbols are.
-  std::vector<uint8_t> prod(static_cast<size_t>(n), 0);
+
+  // Productive rules (those that derive some finite text) and nullable ones (the empty string),
+  // each by a worklist: an alternative counts the symbols it still waits for, and a rule found
+  // so tells the alternatives that use it. Linear, where repeated passes would be quadratic on
+  // the chains of rules repetitions make.
+  std::vector<std::vector<int32_t>> users(static_cast<size_t>(n));  // rule -> alternatives using it (per use)
+  for (size_t k = 0; k < alts.size(); ++k)
+    for (const GrammarSymbol& s : *alts[k].second)
+      if (s.kind == GrammarSymbol::kRule) users[static_cast<size_t>(s.arg)].push_back(static_cast<int32_t>(k));
+  auto solve = [&](bool nullable) {
+    std::vector<uint8_t> yes(static_cast<size_t>(n), 0);
+    std::vector<int64_t> waits(alts.size(), 0);
+    std::vector<int32_t> queue;
+    for (size_t k = 0; k < alts.size(); ++k) {
+      for (const GrammarSymbol& s : *alts[k].second) {
+        if (s.kind == GrammarSymbol::kRule) ++waits[k];
+        else if (nullable || !cls_ok[static_cast<size_t>(s.arg)]) waits[k] = INT64_MIN / 2;  // never
+      }
+      if (waits[k] == 0 && !yes[static_cast<size_t>(alts[k].first)]) {
+        yes[static_cast<size_t>(alts[k].first)] = 1;
+        queue.push_back(alts[k].first);
+      }
+    }
+    while (!queue.empty()) {
+      const int32_t r = queue.back();
+      queue.pop_back();
+      for (int32_t k : users[static_cast<size_t>(r)])
+        if (--waits[static_cast<size_t>(k)] == 0 && !yes[static_cast<size_t>(alts[static_cast<size_t>(k)].first)]) {
+          yes[static_cast<size_t>(alts[static_cast<size_t>(k)].first)] = 1;
+          queue.push_back(alts[static_cast<size_t>(k)].first);
+        }
+    }
+    return yes;
+  };
+  const std::vector<uint8_t> prod = solve(false), nullable = solve(true);
+  if (!prod[static_cast<size_t>(root)]) throw InvalidArgumentError("grammar: the root rule derives no finite text");
   auto alt_ok = [&](const std::vector<GrammarSymbol>& alt) {
     for (const GrammarSymbol& s : alt)
       if (!(s.kind == GrammarSymbol::kChars ? cls_ok[static_cast<size_t>(s.arg)] : prod[static_cast<size_t>(s.arg)]))
         return false;
     return true;
   };
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int64_t r = 0; r < n; ++r)
-      if (!prod[static_cast<size_t>(r)])
-        for (const auto& alt : rules[static_cast<size_t>(r)])
-          if (alt_ok(alt)) {
-            prod[static_cast<size_t>(r)] = 1;
-            changed = true;
-            break;
-          }
-  }
-  if (!prod[static_cast<size_t>(root)]) throw InvalidArgumentError("grammar: the root rule derives no finite text");
-  // Nullable rules (those that derive the empty string), then left recursion: an edge r -> s
-  // where s can come first in r (after nullable rules only); a cycle expands forever.
-  std::vector<uint8_t> nullable(static_cast<size_t>(n), 0);
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (int64_t r = 0; r < n; ++r) {
-      if (nullable[static_cast<size_t>(r)]) continue;
-      for (const auto& alt : rules[static_cast<size_t>(r)]) {
-        if (!alt_ok(alt)) continue;
-        bool all = true;
-        for (const GrammarSymbol& s : alt)
-          all = all && s.kind == GrammarSymbol::kRule && nullable[static_cast<size_t>(s.arg)];
-        if (all) {
-          nullable[static_cast<size_t>(r)] = 1;
-          changed = true;
-          break;
-        }
-      }
-    }
-  }
-  std::vector<uint8_t> mark(static_cast<size_t>(n), 0);  // 0 unseen, 1 on the path, 2 done
-  std::function<void(int32_t)> visit = [&](int32_t r) {
-    mark[static_cast<size_t>(r)] = 1;
+
+  // Left recursion: an edge r -> s where s can come first in a kept alternative of r (after
+  // nullable rules only); a cycle would expand forever. Depth first without recursion, as a
+  // grammar's rules may chain tens of thousands deep.
+  auto edges = [&](int32_t r) {
+    std::vector<int32_t> out;
     for (const auto& alt : rules[static_cast<size_t>(r)]) {
       if (!alt_ok(alt)) continue;
       for (const GrammarSymbol& s : alt) {
         if (s.kind != GrammarSymbol::kRule) break;
-        const uint8_t m = mark[static_cast<size_t>(s.arg)];
-        if (m == 1)
-          throw InvalidArgumentError("grammar: left recursion: rule " + std::to_string(s.arg) +
-                                     " can come back to itself before any character");
-        if (m == 0) visit(s.arg);
+        out.push_back(s.arg);
         if (!nullable[static_cast<size_t>(s.arg)]) break;
       }
     }
-    mark[static_cast<size_t>(r)] = 2;
+    return out;
   };
-  for (int32_t r = 0; r < n; ++r)
-    if (prod[static_cast<size_t>(r)] && mark[static_cast<size_t>(r)] == 0) visit(r);
+  std::vector<uint8_t> mark(static_cast<size_t>(n), 0);  // 0 unseen, 1 on the path, 2 done
+  for (int32_t start = 0; start < n; ++start) {
+    if (!prod[static_cast<size_t>(start)] || mark[static_cast<size_t>(start)]) continue;
+    std::vector<std::pair<int32_t, std::vector<int32_t>>> path;
+    std::vector<size_t> next;
+    mark[static_cast<size_t>(start)] = 1;
+    path.emplace_back(start, edges(start));
+    next.push_back(0);
+    while (!path.empty()) {
+      if (next.back() == path.back().second.size()) {
+        mark[static_cast<size_t>(path.back().first)] = 2;
+        path.pop_back();
+        next.pop_back();
+        continue;
+      }
+      const int32_t s = path.back().second[next.back()++];
+      if (mark[static_cast<size_t>(s)] == 1)
+        throw InvalidArgumentError("grammar: left recursion in rule " + name(s) +
+                                   ": it can come back to itself before any character (a repetition of "
+                                   "something that can be empty does too), which would expand forever");
+      if (mark[static_cast<size_t>(s)] == 0) {
+        mark[static_cast<size_t>(s)] = 1;
+        path.emplace_back(s, edges(s));
+        next.push_back(0);
+      }
+    }
+  }
 
   alts_.resize(static_cast<size_t>(n));
   for (int64_t r = 0; r < n; ++r)
@@ -148,6 +177,13 @@ Grammar::Grammar(const std::vector<std::vector<std::vector<GrammarSymbol>>>& rul
         syms_.insert(syms_.end(), alt.begin(), alt.end());
         syms_.push_back(GrammarSymbol{});
       }
+  // nullable_from_, backwards through each alternative from its kEnd.
+  nullable_from_.assign(syms_.size(), 0);
+  for (size_t p = syms_.size(); p-- > 0;) {
+    const GrammarSymbol& s = syms_[p];
+    nullable_from_[p] = s.kind == GrammarSymbol::kEnd ||
+                        (s.kind == GrammarSymbol::kRule && nullable[static_cast<size_t>(s.arg)] && nullable_from_[p + 1]);
+  }
 }
 
 // ---- the parse state ---------------------------------------------------------------------------
@@ -160,49 +196,58 @@ GrammarState::GrammarState(const Grammar* g) : g_(g) {
   std::vector<int32_t>& out = t_out;
   out.clear();
   int count = 0;
-  std::vector<int32_t> stack{};
   // The root as if referred to from an empty stack whose alternative ends there.
-  const int32_t root = g->root();
-  for (int32_t a : g->alternatives(root)) {
-    if (g->symbol(a).kind == GrammarSymbol::kEnd) {
-      expand(stack, out, count);
-    } else {
-      stack.push_back(a);
-      expand(stack, out, count);
-      stack.pop_back();
-    }
-  }
+  for (int32_t a : g->alternatives(g->root()))
+    expand(g->symbol(a).kind == GrammarSymbol::kEnd ? std::vector<int32_t>{} : std::vector<int32_t>{a}, out, count);
   normalize(out, count);
 }
 
 // Emits every stack `stack` becomes once its top is a character class: a rule reference at the
 // top is replaced by each of the rule's alternatives (its own continuation kept under them unless
-// the reference ended its alternative). Left recursion is refused, so this ends.
-void GrammarState::expand(std::vector<int32_t>& stack, std::vector<int32_t>& out, int& count) const {
-  if (count >= 4 * kMaxStacks) return;  // an ambiguous grammar's blow-up: the first parses only
-  if (stack.empty() || g_->symbol(stack.back()).kind == GrammarSymbol::kChars) {
-    if (static_cast<int32_t>(stack.size()) > kMaxDepth) return;
-    out.push_back(static_cast<int32_t>(stack.size()));
-    out.insert(out.end(), stack.begin(), stack.end());
-    ++count;
-    return;
-  }
-  const int32_t p = stack.back();
-  const int32_t rule = g_->symbol(p).arg;
-  stack.pop_back();
-  const bool cont = g_->symbol(p + 1).kind != GrammarSymbol::kEnd;
-  if (cont) stack.push_back(p + 1);
-  for (int32_t a : g_->alternatives(rule)) {
-    if (g_->symbol(a).kind == GrammarSymbol::kEnd) {  // the empty alternative
-      expand(stack, out, count);
-    } else {
-      stack.push_back(a);
-      expand(stack, out, count);
-      stack.pop_back();
+// the reference ended its alternative). Left recursion is refused, so this ends; it runs on a work
+// list, depth first in the rules' order, as chains of rules can be deep. Past kMaxEmit stacks or
+// kMaxWork steps (a blow-up) it only looks for the empty stack, so "complete" is never lost.
+void GrammarState::expand(const std::vector<int32_t>& stack, std::vector<int32_t>& out, int& count) const {
+  thread_local std::vector<std::vector<int32_t>> work;
+  work.clear();
+  work.push_back(stack);
+  int64_t steps = 0;
+  bool empty_sent = false;
+  while (!work.empty()) {
+    std::vector<int32_t> st = std::move(work.back());
+    work.pop_back();
+    if (count >= kMaxEmit || ++steps > kMaxWork) {
+      if (!empty_sent && all_nullable(st)) {
+        out.push_back(0);
+        ++count;
+        empty_sent = true;
+      }
+      continue;
+    }
+    if (st.empty() || g_->symbol(st.back()).kind == GrammarSymbol::kChars) {
+      if (static_cast<int32_t>(st.size()) > kMaxDepth) continue;
+      out.push_back(static_cast<int32_t>(st.size()));
+      out.insert(out.end(), st.begin(), st.end());
+      ++count;
+      empty_sent = empty_sent || st.empty();
+      continue;
+    }
+    const int32_t p = st.back();
+    const std::vector<int32_t>& alts = g_->alternatives(g_->symbol(p).arg);
+    st.pop_back();
+    if (g_->symbol(p + 1).kind != GrammarSymbol::kEnd) st.push_back(p + 1);
+    for (size_t k = alts.size(); k-- > 0;) {  // reversed onto the work list: popped in order
+      work.push_back(st);
+      if (g_->symbol(alts[k]).kind != GrammarSymbol::kEnd) work.back().push_back(alts[k]);  // else: the empty alternative
     }
   }
-  if (cont) stack.pop_back();
-  stack.push_back(p);
+}
+
+// Every frame of the stack can finish without a character: the text may be complete here.
+bool GrammarState::all_nullable(const std::vector<int32_t>& stack) const {
+  for (int32_t p : stack)
+    if (!g_->nullable_from(p)) return false;
+  return true;
 }
 
 // data_ = the stacks of `flat` (count of them), sorted and without repeats, at most kMaxStacks.
@@ -336,6 +381,7 @@ int32_t GrammarConstraint::StateTable::intern(const GrammarState& s) {
   for (int32_t id : ids)
     if (states[static_cast<size_t>(id)] == s) return id;
   states.push_back(s);
+  ints += s.footprint();
   ids.push_back(static_cast<int32_t>(states.size() - 1));
   return ids.back();
 }
@@ -351,6 +397,7 @@ int32_t GrammarConstraint::StateTable::move(int32_t id, uint8_t byte) {
 }
 
 void GrammarConstraint::StateTable::clear() {
+  ints = 0;
   states.clear();
   by_hash.clear();
   moves.clear();
@@ -360,7 +407,7 @@ void GrammarConstraint::StateTable::clear() {
 // byte order, each from the state of the prefix it shares with the one before; a prefix that
 // fails fails every token after it that shares it.
 const std::vector<uint64_t>& GrammarConstraint::allowed_bits() const {
-  if (table_.states.size() > StateTable::kMaxStates) {
+  if (table_.states.size() > StateTable::kMaxStates || table_.ints > StateTable::kMaxInts) {
     table_.clear();
     cache_.clear();
     cache_next_ = 0;

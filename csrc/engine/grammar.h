@@ -45,18 +45,22 @@ class Grammar {
   // Unicode, left recursion (a rule that can reach itself before any character: it would expand
   // forever), or a root that derives no finite text. Alternatives that can never finish (through
   // a rule that derives nothing, or a class with no code point) are left out, so that every parse
-  // the automaton keeps can still complete.
+  // the automaton keeps can still complete. `names` (optional, one per rule) name rules in errors.
+  // Linear in the grammar's size (chains of thousands of rules are what repetitions make).
   Grammar(const std::vector<std::vector<std::vector<GrammarSymbol>>>& rules, std::vector<CharClass> classes,
-          int32_t root);
+          int32_t root, const std::vector<std::string>& names = {});
   const GrammarSymbol& symbol(int32_t pos) const { return syms_[static_cast<size_t>(pos)]; }
   const CharClass& char_class(int32_t i) const { return classes_[static_cast<size_t>(i)]; }
   // Rule r's alternatives: their first positions.
   const std::vector<int32_t>& alternatives(int32_t r) const { return alts_[static_cast<size_t>(r)]; }
   int32_t root() const { return root_; }
+  // Everything from position pos to the end of its alternative can derive the empty string.
+  bool nullable_from(int32_t pos) const { return nullable_from_[static_cast<size_t>(pos)] != 0; }
 
  private:
   std::vector<GrammarSymbol> syms_;       // every kept alternative's symbols, each ended by kEnd
   std::vector<std::vector<int32_t>> alts_;
+  std::vector<uint8_t> nullable_from_;    // per position of syms_
   std::vector<CharClass> classes_;
   int32_t root_ = 0;
 };
@@ -64,24 +68,35 @@ class Grammar {
 // One point of the parse: the stacks still open, and a code point's UTF-8 bytes still to come.
 class GrammarState {
  public:
-  static constexpr int32_t kMaxStacks = 256, kMaxDepth = 1024;
+  // Bounds on one point of the parse: the stacks kept (an ambiguous or branching grammar can have
+  // exponentially many parses; beyond these, the later ones in sort order are dropped and the
+  // text still matches), their depth (nesting deeper than this is not followed), and the stacks
+  // one expansion may emit and the work it may do (the empty stack, where the text is complete,
+  // is kept even past them).
+  static constexpr int32_t kMaxStacks = 4096, kMaxDepth = 1 << 14;
+  static constexpr int64_t kMaxEmit = 1 << 14, kMaxWork = 1 << 18;
   explicit GrammarState(const Grammar* g);
   // Feeds one byte of UTF-8 (false: it cannot come next; the state is then to be discarded).
   bool feed(uint8_t c);
   // The text so far is complete (some stack empty), with no code point half-written.
   bool can_end() const;
+  // No parse left (only for a grammar whose first character lies deeper than kMaxDepth rules).
+  bool dead() const { return data_.empty(); }
   // Complete, and nothing can follow.
   bool done() const { return need_ == 0 && data_.size() == 1 && data_[0] == 0; }
   bool operator==(const GrammarState& o) const {
     return need_ == o.need_ && cp_ == o.cp_ && lo_ == o.lo_ && hi_ == o.hi_ && data_ == o.data_;
   }
   uint64_t hash() const;
+  size_t footprint() const { return data_.size(); }  // ints held
 
  private:
   bool advance(uint32_t cp);
   // Some stack could take a code point in [lo, hi] next.
   bool viable(uint32_t lo, uint32_t hi) const;
-  void expand(std::vector<int32_t>& stack, std::vector<int32_t>& out, int& count) const;
+  // Adds to `out` every stack `stack` becomes once its top is a character class.
+  void expand(const std::vector<int32_t>& stack, std::vector<int32_t>& out, int& count) const;
+  bool all_nullable(const std::vector<int32_t>& stack) const;
   void normalize(std::vector<int32_t>& flat, int count);
 
   const Grammar* g_;
@@ -126,9 +141,11 @@ class GrammarConstraint : public OutputConstraint {
 
   // The states the masks meet, interned, with their moves by byte kept: free text and
   // repetitions come back to the same few states, so most bytes of a walk over the vocabulary
-  // are one lookup. Cleared when it grows past kMaxStates (between masks, never during one).
+  // are one lookup. Cleared when it grows past kMaxStates or kMaxInts ints of stacks (between
+  // masks, never during one).
   struct StateTable {
-    static constexpr size_t kMaxStates = 1 << 15;
+    static constexpr size_t kMaxStates = 1 << 13, kMaxInts = 1 << 22;
+    size_t ints = 0;
     std::vector<GrammarState> states;
     std::unordered_map<uint64_t, std::vector<int32_t>> by_hash;
     std::unordered_map<uint64_t, int32_t> moves;  // id << 8 | byte -> the next id, or -1
