@@ -83,6 +83,9 @@ def test_history_renders_in_the_template(smollm2_gguf):
     assert '"name": "get_weather", "description": "The current weather in a city."' in text
     assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>' in text
     assert "<tool_response>\n18 degrees\n</tool_response>" in text
+    # LLM.chat's tools= (vLLM's) gives the template the same variable.
+    assert llm.chat_prompt_ids(req.messages(msgs), tools=req.openai_tools) == \
+        llm.chat_prompt_ids(req.messages(msgs), chat_template_kwargs=req.template_kwargs(None))
 
 
 # ---- the server ---------------------------------------------------------------------------------

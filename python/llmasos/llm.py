@@ -343,12 +343,12 @@ class LLM:
 
     def chat(self, messages, params: Optional[SamplingParams] = None, *,
              add_generation_prompt: Optional[bool] = None, continue_final_message: bool = False,
-             chat_template_kwargs: Optional[dict] = None) -> GenerationOutput:
+             chat_template_kwargs: Optional[dict] = None, tools: Optional[list] = None) -> GenerationOutput:
         """Answers a conversation ([{'role': ..., 'content': ...}, ...]) with the chat template;
         the keywords as chat_prompt_ids'."""
         ids = self.chat_prompt_ids(messages, add_generation_prompt=add_generation_prompt,
                                    continue_final_message=continue_final_message,
-                                   chat_template_kwargs=chat_template_kwargs)
+                                   chat_template_kwargs=chat_template_kwargs, tools=tools)
         return self._run(ids, params or SamplingParams())
 
     @property
@@ -367,12 +367,18 @@ class LLM:
 
     def chat_prompt_ids(self, messages, *, add_generation_prompt: Optional[bool] = None,
                         continue_final_message: bool = False,
-                        chat_template_kwargs: Optional[dict] = None) -> List[int]:
+                        chat_template_kwargs: Optional[dict] = None, tools: Optional[list] = None) -> List[int]:
         """The token ids of a conversation rendered by the chat template, ending in the
         assistant's turn header unless add_generation_prompt is False (its default: True, False
         with continue_final_message). As vLLM: continue_final_message ends them right after the
         last message, an assistant's, for the model to go on with it; chat_template_kwargs are
-        more variables for the template (Qwen3's enable_thinking, ...)."""
+        more variables for the template (Qwen3's enable_thinking, ...); tools (OpenAI's
+        [{'type': 'function', 'function': {...}}, ...], as vLLM's LLM.chat takes them) go to the
+        template as its `tools` variable, for a template that writes them (Hermes, Qwen)."""
+        if tools is not None:
+            if not isinstance(tools, list):
+                raise ValueError("tools must be a list of {'type': 'function', 'function': {...}}")
+            chat_template_kwargs = {**(chat_template_kwargs or {}), "tools": tools}
         if add_generation_prompt is None:
             add_generation_prompt = not continue_final_message
         m = self._core()
