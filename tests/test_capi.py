@@ -100,7 +100,7 @@ def test_example_json_mode_matches_python(lang, request, smollm2_gguf):
 @pytest.mark.parametrize("lang", ["c", "cpp"])
 def test_example_grammar_matches_python(lang, request, smollm2_gguf, tmp_path):
     """--grammar FILE holds the output to a GBNF grammar (llmasos_grammar_parse and
-    llmasos_session_set_grammar): the same text as LLM.generate with that grammar; a bad grammar
+    llmasos_generate_with_grammar): the same text as LLM.generate with that grammar; a bad grammar
     is a message saying where."""
     grammar = 'root ::= ("- " item "\\n"){2}\nitem ::= [A-Z] [a-z ]{2,20}\n'
     path = tmp_path / "list.gbnf"

@@ -46,6 +46,27 @@ def test_min_tokens_holds_back_stop_ids_and_strings(llm):
     assert tok not in held.token_ids[:3]
 
 
+def test_min_tokens_looks_for_stop_strings_only_in_new_text():
+    """As vLLM: once min_tokens is reached, a stop string counts only where it ends in new text,
+    not one that lay whole in the text before (held back as the start of a longer one)."""
+    from llmasos.stop_strings import StopMatcher
+    m = StopMatcher(["abc", "b"])
+    assert m.feed("ab", can_stop=False) == ("", False) and m.feed("x") == ("abx", False)
+    m = StopMatcher(["abc", "b"])
+    m.feed("ab", can_stop=False)
+    assert m.feed("c") == ("", True) and m.matched == "abc"
+    m = StopMatcher(["abc", "b"])
+    m.feed("a", can_stop=False)
+    assert m.feed("b") == ("a", True) and m.matched == "b"
+
+
+def test_nothing_left_to_draw_draws_nothing(llm):
+    """allowed_token_ids that only min_tokens holds back: no masked token is drawn."""
+    eos = llm._core().eos_id
+    out = llm.generate("Hi", SamplingParams(max_tokens=5, min_tokens=3, allowed_token_ids=[eos]))[0]
+    assert out.token_ids == [] and out.finish_reason == "length"
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, True, 200])
 def test_bad_min_tokens(llm, bad):
     with pytest.raises(ValueError, match="min_tokens"):
@@ -126,13 +147,16 @@ def test_server_min_tokens(smollm2_gguf):
                             ({"repeat_penalty": 1.1, "repetition_penalty": 1.1}, "repeat_penalty"),
                             ({"mirostat_mode": 2}, "mirostat_mode"), ({"typical_p": 0.5}, "typical_p"),
                             ({"skip_special_tokens": False}, "skip_special_tokens"),
-                            ({"use_beam_search": True}, "use_beam_search")):
+                            ({"use_beam_search": True}, "use_beam_search"), ({"bad_words": ["Paris"]}, "bad_words"),
+                            ({"truncate_prompt_tokens": 5}, "truncate_prompt_tokens"), ({"n_probs": 3}, "n_probs"),
+                            ({"repeat_penalty": 1.2, "penalize_nl": False}, "penalize_nl")):
             with pytest.raises(openai.BadRequestError) as e:
                 c.completions.create(model=model, prompt="Hi", max_tokens=10, extra_body=body)
             assert e.value.body["param"] == param, body
         # Their neutral values change nothing and pass (llama-cpp-python's client sends them).
         r = c.completions.create(model=model, prompt="Hi", max_tokens=2, extra_body={
-            "mirostat_mode": 0, "typical_p": 1.0, "tfs_z": 1.0, "skip_special_tokens": True})
+            "mirostat_mode": 0, "mirostat": False, "typical_p": 1.0, "tfs_z": 1.0, "skip_special_tokens": True,
+            "penalize_nl": False, "min_keep": 0})
         assert r.choices[0].text
     finally:
         s.stop()

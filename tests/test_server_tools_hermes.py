@@ -20,8 +20,8 @@ TEMPLATE = Path(__file__).with_name("hermes_template.jinja")
 
 # ---- the stream parser -------------------------------------------------------------------------
 
-def feed_in_pieces(text, rng):
-    s, deltas, i = HermesStream(), [], 0
+def feed_in_pieces(text, rng, **kw):
+    s, deltas, i = HermesStream(**kw), [], 0
     while i < len(text):
         j = min(len(text), i + rng.randint(1, 7))
         deltas += s.feed(text[i:j], j == len(text))
@@ -41,7 +41,12 @@ REPLIES = [
     ('<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>', "", [("f", {"x": 1})]),
     ('Let me look.\n<tool_call>\n{"name": "f", "arguments": {"x": "<a>"}}\n</tool_call>\n'
      '<tool_call>\n{"name": "g", "arguments": "{\\"y\\": [1, 2]}"}\n</tool_call>\n',
-     "Let me look.\n", [("f", {"x": "<a>"}), ("g", {"y": [1, 2]})]),
+     "Let me look.", [("f", {"x": "<a>"}), ("g", {"y": [1, 2]})]),
+    # Whitespace next to calls is dropped, the same in any pieces; a block that is no call is text.
+    ('\n\n<tool_call>{"name": "f", "arguments": {}}</tool_call>\n \n<tool_call>{"name": "g", "arguments": {}}'
+     '</tool_call>\n', "", [("f", {}), ("g", {})]),
+    ('\n<tool_call>{"name": "g", "arguments": {}}</tool_call>Hi <tool_call></tool', "Hi <tool_call></tool", [("g", {})]),
+    ("  text with spaces  ", "  text with spaces  ", []),
     ('<tool_call>\nnot json\n</tool_call> after', "<tool_call>\nnot json\n</tool_call> after", []),
     ('<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool', "", [("f", {"x": 1})]),  # cut short, yet whole JSON
     ('<tool_call>\n{"name": "f", "argu', '<tool_call>\n{"name": "f", "argu', []),  # cut short: as text
@@ -55,12 +60,25 @@ def test_stream_parser_in_any_pieces(text, content, calls):
     assert collect(whole) == (content, calls)
     for _ in range(50):
         assert collect(feed_in_pieces(text, rng)) == (content, calls)
-    msg, reason = HermesToolRequest.message(text, "stop")
+    msg, reason = HermesToolRequest({"tools": [WEATHER]}).message(text, "stop")
     if calls:
         assert reason == "tool_calls" and [c["function"]["name"] for c in msg["tool_calls"]] == [n for n, _ in calls]
         assert msg["content"] == (content.strip() or None)
     else:
         assert reason == "stop" and msg == {"role": "assistant", "content": content}
+
+
+def test_forced_and_first_only_streams():
+    """A forced reply (required / named) is read whole: a string may hold "</tool_call>";
+    first_only (parallel_tool_calls false) keeps the first call."""
+    rng = random.Random(2)
+    forced = '<tool_call>\n{"name": "f", "arguments": {"s": "a</tool_call>b"}}\n</tool_call>'
+    for _ in range(30):
+        assert collect(feed_in_pieces(forced, rng, forced=True)) == ("", [("f", {"s": "a</tool_call>b"})])
+    two = '<tool_call>{"name": "f", "arguments": {}}</tool_call><tool_call>{"name": "g", "arguments": {}}</tool_call>'
+    assert collect(feed_in_pieces(two, rng, first_only=True)) == ("", [("f", {})])
+    req = HermesToolRequest({"tools": [WEATHER], "parallel_tool_calls": False})
+    assert [c["function"]["name"] for c in req.message(two, "stop")[0]["tool_calls"]] == ["f"]
 
 
 def test_template_detection_and_tojson():
@@ -137,3 +155,27 @@ def test_auto_and_a_turn_with_the_result(server):
     assert r.choices[0].message.content and not r.choices[0].message.tool_calls
     r = c.chat.completions.create(model=model, messages=history, tools=[WEATHER], max_tokens=30, temperature=0)
     assert r.choices[0].finish_reason in ("stop", "length", "tool_calls")
+
+
+def test_history_without_calls_allowed_and_bad_requests(server, smollm2_gguf):
+    """tool_choice "none" (or no tools) still gives the template the history in its own form (the
+    arguments as objects; with "none" the tools too, as vLLM); malformed requests are 400s."""
+    import openai
+    c = server.client()
+    model = c.models.list().data[0].id
+    history = MSGS + [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather",
+                                                      "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18 degrees"}]
+    llm = LLM.from_pretrained(smollm2_gguf, n_ctx=1024, threads=2, chat_template=TEMPLATE.read_text())
+    converted = HermesToolRequest.messages(history)
+    for extra, want in (({"tools": [WEATHER], "tool_choice": "none"}, llm.chat_prompt_ids(converted, tools=[WEATHER])),
+                        ({}, llm.chat_prompt_ids(converted))):
+        r = c.chat.completions.create(model=model, messages=history, max_tokens=5, temperature=0, **extra)
+        assert r.usage.prompt_tokens == len(want) and not r.choices[0].message.tool_calls
+    for body, param in (({"messages": ["hi"], "tools": [WEATHER]}, "messages"),
+                        ({"messages": MSGS, "tools": [WEATHER], "parallel_tool_calls": "yes"}, "parallel_tool_calls"),
+                        ({"messages": MSGS, "tool_choice": "required"}, "tool_choice")):
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(model=model, max_tokens=5, **body)
+        assert e.value.body["param"] == param, body

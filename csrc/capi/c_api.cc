@@ -26,7 +26,6 @@ struct llmasos_model {
 struct llmasos_session {
   llmasos::Session session;
   std::shared_ptr<std::mutex> forward_mu;
-  std::shared_ptr<const llmasos::Grammar> grammar;  // llmasos_session_set_grammar's, or null
 };
 struct llmasos_grammar {
   std::shared_ptr<const llmasos::Grammar> grammar;
@@ -263,12 +262,6 @@ llmasos_status llmasos_grammar_free(llmasos_grammar* grammar) {
   return LLMASOS_OK;
 }
 
-llmasos_status llmasos_session_set_grammar(llmasos_session* session, const llmasos_grammar* grammar) {
-  LLMASOS_REQUIRE(session);
-  session->grammar = grammar ? grammar->grammar : nullptr;
-  return LLMASOS_OK;
-}
-
 llmasos_status llmasos_session_reset(llmasos_session* session) {
   LLMASOS_REQUIRE(session);
   session->session.reset();
@@ -301,6 +294,13 @@ llmasos_status llmasos_generate(llmasos_session* session, const int32_t* prompt,
                                 const llmasos_generate_options* opts,
                                 llmasos_token_callback callback, void* user_data,
                                 llmasos_generate_result* result) {
+  return llmasos_generate_with_grammar(session, prompt, n_prompt, opts, nullptr, callback, user_data, result);
+}
+
+llmasos_status llmasos_generate_with_grammar(llmasos_session* session, const int32_t* prompt, size_t n_prompt,
+                                             const llmasos_generate_options* opts, const llmasos_grammar* grammar,
+                                             llmasos_token_callback callback, void* user_data,
+                                             llmasos_generate_result* result) {
   if (result) *result = llmasos_generate_result{0, LLMASOS_FINISH_LENGTH};
   LLMASOS_REQUIRE(session);
   LLMASOS_REQUIRE(prompt);
@@ -315,7 +315,7 @@ llmasos_status llmasos_generate(llmasos_session* session, const int32_t* prompt,
       o.stop_token_ids.assign(opts->stop_token_ids, opts->stop_token_ids + opts->n_stop_token_ids);
       o.json_object = opts->json_object != 0;
     }
-    o.grammar = session->grammar;
+    if (grammar) o.grammar = grammar->grammar;
     o.sampling.validate();
     const llmasos::Tokenizer& tok = session->session.model()->tokenizer();
     llmasos::StreamDecoder dec(tok);

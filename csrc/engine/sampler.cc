@@ -234,6 +234,9 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
   if (json && json->mask(logits, n_vocab) == 0) return -1;
   int32_t id = pick(logits, n_vocab, prompt, generated);
   if (json) id = allowed(id, logits, n_vocab);  // -1: every allowed logit was NaN
+  // allowed_token_ids left only tokens min_tokens holds back: none may come (a masked token is
+  // never drawn).
+  if (id >= 0 && logits[id] == kNegInf && (hold_until_ > 0 || !o_.allowed_token_ids.empty())) return -1;
   if (id < 0 || !want_lp) return id;
   own_logprob(raw, n_vocab, id, lse, *lp);
   return id;

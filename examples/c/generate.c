@@ -76,11 +76,11 @@ int main(int argc, char** argv) {
   opts.max_tokens = max_tokens;
   opts.json_object = json;
   llmasos_generate_result result;
+  llmasos_grammar* grammar = NULL;
   s = llmasos_session_new(model, &session);
   if (s == LLMASOS_OK && grammar_path) {
     size_t len = 0;
     char* text = read_file(grammar_path, &len);
-    llmasos_grammar* grammar = NULL;
     if (!text) {
       fprintf(stderr, "generate: cannot read %s\n", grammar_path);
       free(ids);
@@ -89,11 +89,11 @@ int main(int argc, char** argv) {
       return 1;
     }
     s = llmasos_grammar_parse(text, len, &grammar);
-    if (s == LLMASOS_OK) s = llmasos_session_set_grammar(session, grammar);
-    llmasos_grammar_free(grammar); /* the session keeps its own reference */
     free(text);
   }
-  if (s == LLMASOS_OK) s = llmasos_generate(session, ids, n, &opts, print_piece, NULL, &result);
+  if (s == LLMASOS_OK)
+    s = llmasos_generate_with_grammar(session, ids, n, &opts, grammar, print_piece, NULL, &result);
+  llmasos_grammar_free(grammar);
   free(ids);
   llmasos_session_free(session);
   llmasos_model_free(model);

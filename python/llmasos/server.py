@@ -26,7 +26,7 @@ from .server_logprobs import (chat_logprobs, completion_logprobs, completion_log
                               vllm_prompt_logprobs)
 from .server_metrics import Metrics
 from .server_requests import RequestError, chat_render_options, chat_template_error, include_usage, sampling_params
-from .server_tools_hermes import tool_request
+from .server_tools_hermes import history, tool_request
 
 MAX_BODY_BYTES = 1 << 20
 logger = logging.getLogger("llmasos.server")
@@ -436,14 +436,15 @@ class Server:
         try:
             self._check_key(request)
             body = await self._body(request)
-            tools = (tool_request(body, self.llm.chat_template)
-                     if body.get("tools") is not None and body.get("tool_choice") != "none" else None)
+            tools = tool_request(body, self.llm.chat_template)
             render = chat_render_options(body)
             if tools:
                 render["chat_template_kwargs"] = tools.template_kwargs(render["chat_template_kwargs"])
+            messages = (tools.messages if tools else lambda m: history(m, self.llm.chat_template))(body.get("messages"))
+            if tools and tools.mode == "none":
+                tools = None  # the reply is plain: no calls to read
             try:
-                ids = self.llm.chat_prompt_ids(tools.messages(body.get("messages")) if tools else body.get("messages"),
-                                               **render)
+                ids = self.llm.chat_prompt_ids(messages, **render)
             except chat_template.ChatTemplateError as e:
                 raise chat_template_error(e) from None
             params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None,

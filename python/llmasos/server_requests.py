@@ -72,13 +72,14 @@ def _stop(body) -> List[str]:
 
 
 # Refused by name rather than ignored: each would change what the client gets.
-UNSUPPORTED = ("suffix", "tools", "functions")
+UNSUPPORTED = ("suffix", "tools", "functions", "bad_words", "truncate_prompt_tokens")
 # Other servers' sampling fields this one does not have, refused unless they ask for what they
 # do when left out (llama.cpp server's and llama-cpp-python's, vLLM's): field -> the values that
 # change nothing.
 NEUTRAL = {"mirostat": (0,), "mirostat_mode": (0,), "tfs_z": (1, 1.0), "typical_p": (1, 1.0),
            "dry_multiplier": (0, 0.0), "xtc_probability": (0, 0.0), "use_beam_search": (False,),
-           "skip_special_tokens": (True,), "length_penalty": (1, 1.0)}
+           "skip_special_tokens": (True,), "length_penalty": (1, 1.0), "top_n_sigma": (-1, -1.0, 0, 0.0),
+           "dynatemp_range": (0, 0.0), "n_probs": (0,), "min_keep": (0,)}
 
 
 def checked_schema(schema, param, leave_out_unsupported=True):
@@ -232,7 +233,8 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
             raise RequestError(f"'{name}' is not supported by this server yet", name)
     for name, neutral in NEUTRAL.items():
         v = body.get(name)
-        if v is not None and (isinstance(v, bool) != isinstance(neutral[0], bool) or v not in neutral):
+        same_type = isinstance(v, bool) == isinstance(neutral[0], bool) or (v is False and 0 in neutral)
+        if v is not None and (not same_type or v not in neutral):
             raise RequestError(f"'{name}' other than {neutral[0]!r} is not supported by this server", name)
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens", max_tokens_default))
     if max_tokens is not None:
@@ -249,6 +251,8 @@ def sampling_params(body: Dict[str, Any], *, max_tokens_default: Optional[int], 
     json_object, json_schema = _response_format(body)  # (it refuses two constraints at once)
     min_tokens = _num(body, "min_tokens", 0, n_ctx, 0, integer=True)
     repetition, last_n = _repetition(body)
+    if body.get("penalize_nl") is False and repetition not in (None, 1, 1.0):  # llama.cpp's: ours penalizes newlines too
+        raise RequestError("'penalize_nl' false is not supported with a repetition penalty", "penalize_nl")
     allowed = body.get("allowed_token_ids")
     if allowed is not None and (not isinstance(allowed, list) or not allowed or not all(
             isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in allowed)):

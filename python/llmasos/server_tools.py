@@ -125,7 +125,10 @@ def _history(messages, parallel: bool) -> List[Dict[str, Any]]:
             for c in calls if isinstance(calls, list) else [None]:
                 f = c.get("function") if isinstance(c, dict) else None
                 try:
-                    args = json.loads(f.get("arguments") or "{}")
+                    args = f.get("arguments") or "{}"
+                    args = json.loads(args) if isinstance(args, str) else args  # (an object, as transformers')
+                    if not isinstance(args, dict):
+                        raise TypeError
                 except (AttributeError, TypeError, ValueError):
                     raise RequestError("an assistant message's tool_calls must be a list of {'id': ..., 'function': "
                                        "{'name': ..., 'arguments': JSON text}}", "messages") from None
@@ -162,7 +165,7 @@ class ToolRequest:
         self.tools = _tools(body)
         self.mode, self.only = _choice(body, self.tools)
         other = constraint_fields(body)
-        if other:
+        if other and self.mode != "none":
             raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
         self.parallel = body.get("parallel_tool_calls", False)
         if not isinstance(self.parallel, bool):
@@ -174,7 +177,7 @@ class ToolRequest:
 
     def compiled_schema(self):
         # (A tool whose parameters cannot be enforced is refused, not left out of the choice.)
-        return checked_schema(self.schema, "tools", leave_out_unsupported=False)
+        return None if self.mode == "none" else checked_schema(self.schema, "tools", leave_out_unsupported=False)
 
     @staticmethod
     def stream() -> "ToolStream":
@@ -182,8 +185,8 @@ class ToolRequest:
 
     def messages(self, messages):
         msgs = _history(messages, self.parallel)
-        if not isinstance(msgs, list) or not msgs:
-            return msgs
+        if not isinstance(msgs, list) or not msgs or self.mode == "none":
+            return msgs  # ("none": a plain chat, its history in the same form)
         text = _system_text(self.tools, self.mode, self.only, self.parallel)
         first = msgs[0]
         if isinstance(first, dict) and first.get("role") == "system" and isinstance(first.get("content"), str):

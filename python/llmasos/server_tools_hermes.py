@@ -20,7 +20,7 @@ import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
 from .server_requests import RequestError, constraint_fields
-from .server_tools import ToolRequest, _choice, _tools, call_schema
+from .server_tools import ToolRequest, _choice, _history as history_generic, _tools, call_schema
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 
@@ -57,20 +57,24 @@ class HermesToolRequest:
         self.tools = _tools(body)
         self.mode, self.only = _choice(body, self.tools)
         other = constraint_fields(body)
-        if other:
+        if other and self.mode != "none":
             raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
+        self.parallel = body.get("parallel_tool_calls", True)  # OpenAI's default
+        if not isinstance(self.parallel, bool):
+            raise RequestError("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
         self.openai_tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
                                                                "parameters": t["parameters"]}}
                              for t in self.tools if self.only is None or t["name"] == self.only]
 
-    def messages(self, messages):
+    @staticmethod
+    def messages(messages):
         """The messages as transformers gives them to a template: a call's arguments as an object."""
         if not isinstance(messages, list):
             return messages
         out = []
         for m in messages:
             calls = m.get("tool_calls") if isinstance(m, dict) else None
-            if m.get("role") == "assistant" and isinstance(calls, list) and calls:
+            if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(calls, list) and calls:
                 fixed = []
                 for c in calls:
                     f = c.get("function") if isinstance(c, dict) else None
@@ -88,11 +92,12 @@ class HermesToolRequest:
         return out
 
     def template_kwargs(self, given: Optional[dict]) -> dict:
+        # With tool_choice "none" too, as vLLM: the model still knows the tools it may not call.
         return {**(given or {}), "tools": self.openai_tools}
 
     def compiled_schema(self):
-        """The constraint: one call for "required" or a named function; none for "auto"."""
-        if self.mode == "auto":
+        """The constraint: one call for "required" or a named function; none for "auto" / "none"."""
+        if self.mode in ("auto", "none"):
             return None
         try:
             from .json_schema import compile_schema
@@ -101,32 +106,35 @@ class HermesToolRequest:
         except ValueError as e:
             raise RequestError(str(e), "tools") from None
 
-    @staticmethod
-    def message(text: str, finish_reason: Optional[str]) -> Tuple[Dict[str, Any], Optional[str]]:
-        """(the assistant message, finish_reason) for a whole reply."""
-        s = HermesStream()
+    def stream(self) -> "HermesStream":
+        return HermesStream(forced=self.mode == "required", first_only=not self.parallel)
+
+    def message(self, text: str, finish_reason: Optional[str]) -> Tuple[Dict[str, Any], Optional[str]]:
+        """(the assistant message, finish_reason) for a whole reply: what the stream gives."""
+        s = self.stream()
         deltas = s.feed(text, True)
         content = "".join(d.get("content", "") for d in deltas)
         calls = [tc for d in deltas for tc in d.get("tool_calls", [])]
         if not calls:
             return {"role": "assistant", "content": content}, finish_reason
         calls = [{"id": c["id"], "type": "function", "function": c["function"]} for c in calls]
-        return ({"role": "assistant", "content": content.strip() or None, "tool_calls": calls},
+        return ({"role": "assistant", "content": content or None, "tool_calls": calls},
                 "tool_calls" if finish_reason == "stop" else finish_reason)
-
-    @staticmethod
-    def stream():
-        return HermesStream()
 
 
 class HermesStream:
-    """One choice's reply as OpenAI deltas: its text as content while it comes (holding back what
-    could be the start of <tool_call>), each call as one tool-call delta once its </tool_call>
-    comes (a block that is not a call goes out as the text it is). After the first call, text
-    that is only whitespace between calls is dropped."""
+    """One choice's reply as OpenAI deltas, the same whatever pieces it comes in: its text as
+    content while it comes (holding back what could be the start of <tool_call>), each call as one
+    tool-call delta once its </tool_call> comes (a block that is not a call stays text).
+    Whitespace next to a call is dropped (held until text or a call shows which it is); forced
+    (tool_choice required / named: the reply is one wrapped call, whose strings may hold
+    "</tool_call>") reads the reply whole at its end; first_only (parallel_tool_calls false)
+    keeps the first call."""
 
-    def __init__(self):
-        self.buf = ""
+    def __init__(self, forced: bool = False, first_only: bool = False):
+        self.forced, self.first_only = forced, first_only
+        self.buf = ""       # text not yet read
+        self.pending = ""   # whitespace held back
         self.calls = 0
         self.in_call = False
 
@@ -136,6 +144,8 @@ class HermesStream:
 
     def feed(self, text: str, finished: bool) -> List[Dict[str, Any]]:
         self.buf += text
+        if self.forced:
+            return self._whole() if finished else []
         out: List[Dict[str, Any]] = []
         while True:
             if self.in_call:
@@ -143,14 +153,13 @@ class HermesStream:
                 if end < 0:
                     if finished:  # cut short (max_tokens, a stop): a whole call still counts, else text
                         cut = max((k for k in range(1, len(CLOSE)) if self.buf.endswith(CLOSE[:k])), default=0)
-                        call = _read_call(self.buf[:len(self.buf) - cut].strip())
-                        out += self._call(call) if call else self._text(OPEN + self.buf)
+                        out += self._block(self.buf[:len(self.buf) - cut], OPEN + self.buf)
                         self.buf, self.in_call = "", False
+                        break
                     return out
                 block, self.buf = self.buf[:end], self.buf[end + len(CLOSE):]
                 self.in_call = False
-                call = _read_call(block.strip())
-                out += self._call(call) if call else self._text(OPEN + block + CLOSE)
+                out += self._block(block, OPEN + block + CLOSE)
                 continue
             at = self.buf.find(OPEN)
             if at >= 0:
@@ -158,23 +167,62 @@ class HermesStream:
                 self.buf, self.in_call = self.buf[at + len(OPEN):], True
                 continue
             hold = 0 if finished else max((k for k in range(1, len(OPEN)) if self.buf.endswith(OPEN[:k])), default=0)
-            cut = len(self.buf) - hold
-            if self.calls and not finished and not self.buf[:cut].strip():
-                return out  # whitespace after a call: held until something else comes
-            out += self._text(self.buf[:cut])
-            self.buf = self.buf[cut:]
-            return out
+            out += self._text(self.buf[:len(self.buf) - hold])
+            self.buf = self.buf[len(self.buf) - hold:]
+            break
+        if finished:
+            if not self.calls and self.pending:
+                out.append({"content": self.pending})
+            self.pending = ""
+        return out
 
-    def _text(self, text: str) -> List[Dict[str, Any]]:
-        if self.calls and not text.strip():
-            return []
+    def _whole(self) -> List[Dict[str, Any]]:
+        """A forced reply: the call between its first <tool_call> and its last </tool_call>."""
+        text, self.buf = self.buf, ""
+        start, end = text.find(OPEN), text.rfind(CLOSE)
+        if start >= 0 and end > start and not text[:start].strip() and not text[end + len(CLOSE):].strip():
+            call = _read_call(text[start + len(OPEN):end].strip())
+            if call:
+                return self._call(call)
+        if start >= 0 and end < start:  # cut short: a whole call still counts
+            cut = max((k for k in range(1, len(CLOSE)) if text.endswith(CLOSE[:k])), default=0)
+            call = _read_call(text[start + len(OPEN):len(text) - cut].strip())
+            if call:
+                return self._call(call)
         return [{"content": text}] if text else []
 
+    def _block(self, block: str, raw: str) -> List[Dict[str, Any]]:
+        call = _read_call(block.strip())
+        return self._call(call) if call else self._text(raw)
+
+    def _text(self, text: str) -> List[Dict[str, Any]]:
+        """Text outside calls: out with the whitespace held before it; its own trailing
+        whitespace held."""
+        body = text.rstrip()
+        if not body:
+            self.pending += text
+            return []
+        out, self.pending = self.pending + body, text[len(body):]
+        return [{"content": out}]
+
     def _call(self, call: Dict[str, Any]) -> List[Dict[str, Any]]:
+        self.pending = ""  # whitespace next to a call
         self.calls += 1
+        if self.first_only and self.calls > 1:
+            return []
         return [{"tool_calls": [{"index": self.calls - 1, **call}]}]
 
 
 def tool_request(body, template: str):
-    """The request's tools in the template's own syntax when it has one, else the generic form."""
+    """The request's tools in the template's own syntax when it has one, else the generic form;
+    None without tools (tool_choice then must be absent or "none", as vLLM asks)."""
+    if body.get("tools") is None:
+        if body.get("tool_choice") not in (None, "none"):
+            raise RequestError("'tool_choice' needs 'tools'", "tool_choice")
+        return None
     return HermesToolRequest(body) if is_hermes_template(template) else ToolRequest(body)
+
+
+def history(messages, template: str):
+    """Without tools in the request: earlier calls and results as the template's form takes them."""
+    return HermesToolRequest.messages(messages) if is_hermes_template(template) else history_generic(messages, False)

@@ -13,6 +13,9 @@ class StopMatcher:
         self.buffer = ""      # text received but not yet released
         self.stopped = False
         self.matched: Optional[str] = None  # the stop string found (the earliest in the text)
+        # The buffer's first characters came while stops were off (min_tokens): a stop string
+        # ending among them does not count (as vLLM looks only where the new text is).
+        self.quiet = 0
 
     def feed(self, piece: str, can_stop: bool = True) -> Tuple[str, bool]:
         """Adds a piece; returns (text safe to emit now, whether a stop string was found).
@@ -24,7 +27,7 @@ class StopMatcher:
         if not self.stops:
             out, self.buffer = self.buffer, ""
             return out, False
-        hits = [(i, s) for s, i in ((s, self.buffer.find(s)) for s in self.stops) if i >= 0] if can_stop else []
+        hits = [(i, s) for s, i in ((s, self._find(s)) for s in self.stops) if i >= 0] if can_stop else []
         if hits:
             at, self.matched = min(hits, key=lambda h: h[0])
             out = self.buffer[:at + (len(self.matched) if self.include_stop else 0)]
@@ -40,7 +43,15 @@ class StopMatcher:
                     break
         cut = len(self.buffer) - hold
         out, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        self.quiet = len(self.buffer) if not can_stop else max(0, self.quiet - cut)
         return out, False
+
+    def _find(self, s: str) -> int:
+        """Where s first occurs in the buffer ending past the quiet part, else -1."""
+        i = self.buffer.find(s)
+        while 0 <= i and i + len(s) <= self.quiet:
+            i = self.buffer.find(s, i + 1)
+        return i
 
     def flush(self) -> str:
         out, self.buffer = ("" if self.stopped else self.buffer), ""

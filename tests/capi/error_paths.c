@@ -168,8 +168,8 @@ int main(int argc, char** argv) {
     printf("FAIL generate_callback_stops_result calls=%d n=%zu\n", calls, r.n_tokens);
   }
   {
-    /* Grammars: bad text and NULLs are clear errors; a grammar beside JSON mode is refused; one
-     * freed at once stays held by the session until it is unset. */
+    /* Grammars: bad text and NULLs are clear errors; a grammar beside JSON mode is refused; a
+     * grammar applies to the call it is given to only. */
     llmasos_grammar* g = NULL;
     const char* bad = "root ::= [a-";
     expect("grammar_parse_bad", llmasos_grammar_parse(bad, strlen(bad), &g), LLMASOS_ERROR_INVALID_ARGUMENT);
@@ -181,20 +181,23 @@ int main(int argc, char** argv) {
     expect("grammar_parse_null_out", llmasos_grammar_parse("x", 1, NULL), LLMASOS_ERROR_INVALID_ARGUMENT);
     const char* yes = "root ::= \"yes\" | \"no\"";
     expect("grammar_parse_ok", llmasos_grammar_parse(yes, strlen(yes), &g), LLMASOS_OK);
-    expect("grammar_set_null_session", llmasos_session_set_grammar(NULL, g), LLMASOS_ERROR_INVALID_ARGUMENT);
-    expect("grammar_set", llmasos_session_set_grammar(sess, g), LLMASOS_OK);
-    llmasos_grammar_free(g);
+    expect("grammar_null_session", llmasos_generate_with_grammar(NULL, ids, n_prompt, NULL, g, NULL, NULL, &r),
+           LLMASOS_ERROR_INVALID_ARGUMENT);
     go.max_tokens = 10;
     go.json_object = 1;
-    expect("grammar_with_json_mode", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r),
+    expect("grammar_with_json_mode", llmasos_generate_with_grammar(sess, ids, n_prompt, &go, g, NULL, NULL, &r),
            LLMASOS_ERROR_INVALID_ARGUMENT);
     go.json_object = 0;
-    expect("grammar_generate", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r), LLMASOS_OK);
+    expect("grammar_generate", llmasos_generate_with_grammar(sess, ids, n_prompt, &go, g, NULL, NULL, &r), LLMASOS_OK);
     if (r.finish_reason != LLMASOS_FINISH_STOP || r.n_tokens < 1 || r.n_tokens > 3) {
       ++failures;
       printf("FAIL grammar_generate_result n=%zu\n", r.n_tokens);
     }
-    expect("grammar_unset", llmasos_session_set_grammar(sess, NULL), LLMASOS_OK);
+    go.ignore_eos = 1; /* unconstrained again: exactly max_tokens */
+    expect("grammar_then_none", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r), LLMASOS_OK);
+    if (r.n_tokens != 10) { ++failures; printf("FAIL grammar_then_none n=%zu\n", r.n_tokens); }
+    go.ignore_eos = 0;
+    llmasos_grammar_free(g);
     expect("grammar_free_null", llmasos_grammar_free(NULL), LLMASOS_OK);
   }
   {

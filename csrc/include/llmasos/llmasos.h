@@ -133,12 +133,15 @@ LLMASOS_API llmasos_status llmasos_generate(llmasos_session* session, const int3
  * LLMASOS_ERROR_INVALID_ARGUMENT with llmasos_last_error() saying where (line, column) and why. */
 LLMASOS_API llmasos_status llmasos_grammar_parse(const char* text, size_t text_len, llmasos_grammar** out);
 LLMASOS_API llmasos_status llmasos_grammar_free(llmasos_grammar* grammar); /* NULL: no-op */
-/* Holds the output of the session's following llmasos_generate calls to text the grammar's root
- * derives (NULL: no grammar again): generation ends (STOP) where nothing more can follow, or at
- * an end-of-generation token where the text is complete. The session keeps its own reference, so
- * the grammar may be freed at once. Not together with json_object (INVALID_ARGUMENT). */
-LLMASOS_API llmasos_status llmasos_session_set_grammar(llmasos_session* session,
-                                                       const llmasos_grammar* grammar);
+/* llmasos_generate with the output held to text the grammar's root derives (NULL: none):
+ * generation ends (STOP) where nothing more can follow, or at an end-of-generation token where
+ * the text is complete. A grammar is read-only here: one may serve many sessions and threads at
+ * once. Not together with json_object (INVALID_ARGUMENT). */
+LLMASOS_API llmasos_status llmasos_generate_with_grammar(llmasos_session* session, const int32_t* prompt,
+                                                         size_t n_prompt, const llmasos_generate_options* opts,
+                                                         const llmasos_grammar* grammar,
+                                                         llmasos_token_callback callback, void* user_data,
+                                                         llmasos_generate_result* result);
 
 /* How llmasos_embed pools a sequence's hidden states. */
 typedef enum llmasos_pooling {

@@ -87,28 +87,6 @@ inline void check(llmasos_status s) {
   }
 }
 
-// A GBNF grammar set on a session for the lifetime of this object (none when the text is empty).
-class ScopedGrammar {
- public:
-  ScopedGrammar(const std::string& text, llmasos_session* session) : session_(session) {
-    if (text.empty()) return;
-    llmasos_grammar* g = nullptr;
-    check(llmasos_grammar_parse(text.data(), text.size(), &g));
-    llmasos_status s = llmasos_session_set_grammar(session_, g);
-    llmasos_grammar_free(g);  // the session keeps its own reference
-    check(s);
-    set_ = true;
-  }
-  ScopedGrammar(const ScopedGrammar&) = delete;
-  ScopedGrammar& operator=(const ScopedGrammar&) = delete;
-  ~ScopedGrammar() {
-    if (set_) llmasos_session_set_grammar(session_, nullptr);
-  }
-
- private:
-  llmasos_session* session_;
-  bool set_ = false;
-};
 }  // namespace detail
 
 inline std::string version() { return llmasos_version(); }
@@ -130,12 +108,16 @@ class LLM {
       detail::check(s);
     }
   }
-  LLM(LLM&& o) noexcept : model_(std::exchange(o.model_, nullptr)), session_(std::exchange(o.session_, nullptr)) {}
+  LLM(LLM&& o) noexcept
+      : model_(std::exchange(o.model_, nullptr)), session_(std::exchange(o.session_, nullptr)),
+        grammar_(std::exchange(o.grammar_, nullptr)), grammar_text_(std::move(o.grammar_text_)) {}
   LLM& operator=(LLM&& o) noexcept {
     if (this != &o) {
       close();
       model_ = std::exchange(o.model_, nullptr);
       session_ = std::exchange(o.session_, nullptr);
+      grammar_ = std::exchange(o.grammar_, nullptr);
+      grammar_text_ = std::move(o.grammar_text_);
     }
     return *this;
   }
@@ -186,10 +168,10 @@ class LLM {
     o.stop_token_ids = p.stop_token_ids.data();
     o.n_stop_token_ids = p.stop_token_ids.size();
     o.json_object = p.json_object ? 1 : 0;
-    detail::ScopedGrammar grammar(p.grammar, session_);  // held for this call only
     Stream st{on_piece, {}, {}};
     llmasos_generate_result r{};
-    llmasos_status s = llmasos_generate(session_, prompt.data(), prompt.size(), &o, &Stream::trampoline, &st, &r);
+    llmasos_status s = llmasos_generate_with_grammar(session_, prompt.data(), prompt.size(), &o, grammar(p.grammar),
+                                                     &Stream::trampoline, &st, &r);
     if (st.error) std::rethrow_exception(st.error);  // thrown by on_piece
     detail::check(s);
     return GenerationOutput{std::move(st.out.text), std::move(st.out.token_ids),
@@ -249,15 +231,31 @@ class LLM {
     }
   };
 
+  // The parsed grammar for GBNF text (null for none), the last one kept for the next call.
+  const llmasos_grammar* grammar(const std::string& text) {
+    if (text.empty()) return nullptr;
+    if (grammar_ && text == grammar_text_) return grammar_;
+    llmasos_grammar* g = nullptr;
+    detail::check(llmasos_grammar_parse(text.data(), text.size(), &g));
+    llmasos_grammar_free(grammar_);
+    grammar_ = g;
+    grammar_text_ = text;
+    return grammar_;
+  }
+
   void close() noexcept {
+    llmasos_grammar_free(grammar_);
     llmasos_session_free(session_);
     llmasos_model_free(model_);
+    grammar_ = nullptr;
     session_ = nullptr;
     model_ = nullptr;
   }
 
   llmasos_model* model_ = nullptr;
   llmasos_session* session_ = nullptr;
+  llmasos_grammar* grammar_ = nullptr;
+  std::string grammar_text_;
 };
 
 }  // namespace llmasos
