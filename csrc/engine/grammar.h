@@ -1,6 +1,6 @@
 // GBNF grammars (llama.cpp's grammar format; llama-cpp-python's LlamaGrammar, llama.cpp server's
 // and vLLM's `grammar` / `guided_grammar`): the output is text the grammar's root rule derives.
-// llmasos/gbnf.py parses the text into rules of symbols (rule references and character classes;
+// gbnf_parse.h parses the text into rules of symbols (rule references and character classes;
 // repetitions become rules of their own); here they are checked, and run as llama.cpp runs them:
 // a set of parse stacks over Unicode code points, advanced a code point at a time.
 //
