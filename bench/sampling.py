@@ -2,19 +2,26 @@
 decoding, temperature 0.8, temperature 0.8 with top_p 0.95, llama-cpp-python's defaults (T 0.8,
 top_k 40, top_p 0.95, min_p 0.05), JSON mode at temperature 0.8 (its token mask) and a JSON
 schema at temperature 0.8 (patterns, bounds, optional properties, a union: the structured outputs'
-automaton and mask), a Pydantic-style dict of tuples, interleaved, on one chat prompt asking for a long JSON object. Sampling runs
-per sequence after the forward pass, in parallel across sequences.
+automaton and mask), a Pydantic-style dict of tuples, and llama.cpp's json.gbnf as a GBNF grammar,
+interleaved, on one chat prompt asking for a long JSON object. Sampling runs per sequence after the
+forward pass, in parallel across sequences.
 
     python bench/sampling.py [--model NAME_OR_PATH] [--threads 2] [--seqs 1,16] [--steps 40] [--reps 2]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
-from llmasos import LLM, SamplingParams, _core, store
-from llmasos.json_schema import compile_schema
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from test_grammar import JSON_GBNF  # noqa: E402  (llama.cpp's grammars/json.gbnf)
+
+from llmasos import LLM, SamplingParams, _core, store  # noqa: E402
+from llmasos.gbnf import compile_grammar  # noqa: E402
+from llmasos.json_schema import compile_schema  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Write a long JSON object describing ten cats with names, ages, colors "
                                       "and favourite foods."}]
@@ -38,6 +45,7 @@ MODES = {
                 {"type": "integer", "minimum": 0, "maximum": 30, "multipleOf": 1},
                 {"enum": ["black", "white", "ginger", "tabby", "grey"]},
                 {"type": "array", "uniqueItems": True, "items": {"enum": ["fish", "chicken", "milk", "mice"]}}]}}}}),
+    "json.gbnf T=0.8": dict(temperature=0.8, grammar=JSON_GBNF),
 }
 
 
@@ -74,6 +82,8 @@ def main():
     for mode in MODES.values():  # compiled once, as the server does per request
         if "json_schema" in mode:
             mode["json_schema"] = compile_schema(mode["json_schema"])
+        if "grammar" in mode:
+            mode["grammar"] = compile_grammar(mode["grammar"])
     counts = [int(s) for s in a.seqs.split(",")]
     res = {(n, m): [] for n in counts for m in MODES}
     for _ in range(a.reps):  # interleaved, so host noise hits every mode alike
