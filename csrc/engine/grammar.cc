@@ -365,7 +365,8 @@ GrammarVocab::GrammarVocab(const Tokenizer& tok) {
 
 GrammarConstraint::GrammarConstraint(std::shared_ptr<const GrammarVocab> vocab, std::shared_ptr<const Grammar> grammar,
                                      bool end_tokens)
-    : vocab_(std::move(vocab)), grammar_(std::move(grammar)), end_tokens_(end_tokens), state_(grammar_.get()) {}
+    : vocab_(std::move(vocab)), grammar_(std::move(grammar)), end_tokens_(end_tokens), state_(grammar_.get()),
+      memo_(grammar_->memo_for(vocab_)) {}
 
 uint64_t GrammarState::hash() const {
   uint64_t h = 1469598103934665603ull;  // FNV-1a over the stacks and the pending code point
@@ -376,7 +377,7 @@ uint64_t GrammarState::hash() const {
   return h;
 }
 
-int32_t GrammarConstraint::StateTable::intern(const GrammarState& s) {
+int32_t GrammarMemo::StateTable::intern(const GrammarState& s) {
   std::vector<int32_t>& ids = by_hash[s.hash()];
   for (int32_t id : ids)
     if (states[static_cast<size_t>(id)] == s) return id;
@@ -386,7 +387,7 @@ int32_t GrammarConstraint::StateTable::intern(const GrammarState& s) {
   return ids.back();
 }
 
-int32_t GrammarConstraint::StateTable::move(int32_t id, uint8_t byte) {
+int32_t GrammarMemo::StateTable::move(int32_t id, uint8_t byte) {
   const uint64_t key = uint64_t(static_cast<uint32_t>(id)) << 8 | byte;
   const auto it = moves.find(key);
   if (it != moves.end()) return it->second;
@@ -396,30 +397,57 @@ int32_t GrammarConstraint::StateTable::move(int32_t id, uint8_t byte) {
   return to;
 }
 
-void GrammarConstraint::StateTable::clear() {
+void GrammarMemo::StateTable::clear() {
   ints = 0;
   states.clear();
   by_hash.clear();
   moves.clear();
 }
 
-// The usable tokens whose bytes all feed from the state, as bits by id. The tokens are walked in
-// byte order, each from the state of the prefix it shares with the one before; a prefix that
-// fails fails every token after it that shares it.
-const std::vector<uint64_t>& GrammarConstraint::allowed_bits() const {
-  if (table_.states.size() > StateTable::kMaxStates || table_.ints > StateTable::kMaxInts) {
-    table_.clear();
-    cache_.clear();
-    cache_next_ = 0;
+std::shared_ptr<GrammarMemo> Grammar::memo_for(const std::shared_ptr<const GrammarVocab>& vocab) const {
+  std::lock_guard<std::mutex> lock(memo_mu_);
+  std::shared_ptr<GrammarMemo> found;
+  size_t live = 0;  // entries of vocabularies still alive, moved to the front
+  for (size_t k = 0; k < memos_.size(); ++k) {
+    const std::shared_ptr<const GrammarVocab> held = memos_[k].first.lock();
+    if (!held) continue;
+    if (held == vocab) found = memos_[k].second;
+    if (live != k) memos_[live] = std::move(memos_[k]);
+    ++live;
   }
-  const int32_t start = table_.intern(state_);
-  for (const Cached& c : cache_)
-    if (c.state == start) return c.bits;
+  memos_.resize(live);
+  if (!found) {
+    found = std::make_shared<GrammarMemo>();
+    memos_.emplace_back(vocab, found);
+  }
+  return found;
+}
+
+// The usable tokens whose bytes all feed from the state, as bits by id, into bits_. The tokens
+// are walked in byte order, each from the state of the prefix it shares with the one before; a
+// prefix that fails fails every token after it that shares it. Under the memo's lock: another
+// sequence may be using it.
+void GrammarConstraint::allowed_bits() const {
+  GrammarMemo& m = *memo_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  GrammarMemo::StateTable& table = m.table;
+  if (table.states.size() > GrammarMemo::StateTable::kMaxStates || table.ints > GrammarMemo::StateTable::kMaxInts) {
+    table.clear();
+    m.cache.clear();
+    m.cache_next = 0;
+  }
+  const int32_t start = table.intern(state_);
+  for (const GrammarMemo::Cached& c : m.cache)
+    if (c.state == start) {
+      bits_ = c.bits;
+      return;
+    }
   const GrammarVocab& v = *vocab_;
   std::vector<uint64_t> bits((static_cast<size_t>(v.n_vocab_) + 63) / 64, 0);
-  walk_.assign(static_cast<size_t>(v.max_len_) + 1, start);
+  std::vector<int32_t>& walk = m.walk;
+  walk.assign(static_cast<size_t>(v.max_len_) + 1, start);
   size_t dead = std::numeric_limits<size_t>::max();  // the current prefix's length that failed
-  size_t valid = 0;  // walk_[0 .. valid] hold the states of the current token's prefixes
+  size_t valid = 0;  // walk[0 .. valid] hold the states of the current token's prefixes
   for (size_t i = 0; i < v.ids_.size(); ++i) {
     const size_t l = v.lcp_[i];
     if (dead <= l) continue;
@@ -428,28 +456,28 @@ const std::vector<uint64_t>& GrammarConstraint::allowed_bits() const {
     const size_t len = v.off_[i + 1] - v.off_[i];
     size_t d = std::min(l, valid);
     for (; d < len; ++d) {
-      const int32_t next = table_.move(walk_[d], static_cast<uint8_t>(b[d]));
+      const int32_t next = table.move(walk[d], static_cast<uint8_t>(b[d]));
       if (next < 0) {
         dead = d + 1;
         break;
       }
-      walk_[d + 1] = next;
+      walk[d + 1] = next;
     }
     valid = d;  // all of it, or the prefix before the failing byte
     if (d == len) bits[v.ids_[i] / 64] |= uint64_t(1) << (v.ids_[i] % 64);
   }
-  if (cache_.size() < kCache) {
-    cache_.push_back(Cached{start, std::move(bits)});
-    return cache_.back().bits;
+  bits_ = bits;
+  if (m.cache.size() < GrammarMemo::kCache) {
+    m.cache.push_back(GrammarMemo::Cached{start, std::move(bits)});
+    return;
   }
-  Cached& slot = cache_[cache_next_];
-  cache_next_ = (cache_next_ + 1) % kCache;
-  slot = Cached{start, std::move(bits)};
-  return slot.bits;
+  m.cache[m.cache_next] = GrammarMemo::Cached{start, std::move(bits)};
+  m.cache_next = (m.cache_next + 1) % GrammarMemo::kCache;
 }
 
 int64_t GrammarConstraint::mask(float* logits, int64_t n_vocab) const {
-  const std::vector<uint64_t>& bits = allowed_bits();
+  allowed_bits();
+  const std::vector<uint64_t>& bits = bits_;
   const int64_t n = std::min<int64_t>(n_vocab, vocab_->n_vocab_);
   // Where the text is complete, the end-of-generation tokens stay (usable tokens never are ones).
   std::vector<std::pair<int64_t, float>> ends;

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -21,6 +22,8 @@
 namespace llmasos {
 
 class Tokenizer;
+class GrammarVocab;
+struct GrammarMemo;
 
 struct GrammarSymbol {
   enum Kind : int32_t { kEnd = 0, kRule = 1, kChars = 2 };
@@ -56,8 +59,13 @@ class Grammar {
   int32_t root() const { return root_; }
   // Everything from position pos to the end of its alternative can derive the empty string.
   bool nullable_from(int32_t pos) const { return nullable_from_[static_cast<size_t>(pos)] != 0; }
+  // The masks made under this grammar over `vocab`, shared by every sequence that uses both (the
+  // choices of one request, the requests of one compiled grammar): one warms them for all.
+  std::shared_ptr<GrammarMemo> memo_for(const std::shared_ptr<const GrammarVocab>& vocab) const;
 
  private:
+  mutable std::mutex memo_mu_;
+  mutable std::vector<std::pair<std::weak_ptr<const GrammarVocab>, std::shared_ptr<GrammarMemo>>> memos_;
   std::vector<GrammarSymbol> syms_;       // every kept alternative's symbols, each ended by kEnd
   std::vector<std::vector<int32_t>> alts_;
   std::vector<uint8_t> nullable_from_;    // per position of syms_
@@ -127,18 +135,9 @@ class GrammarVocab {
   int64_t n_vocab_ = 0;
 };
 
-class GrammarConstraint : public OutputConstraint {
- public:
-  // With `end_tokens`, end-of-generation tokens are allowed where the text is complete.
-  GrammarConstraint(std::shared_ptr<const GrammarVocab> vocab, std::shared_ptr<const Grammar> grammar,
-                    bool end_tokens = true);
-  int64_t mask(float* logits, int64_t n_vocab) const override;
-  bool advance(int32_t id) override;
-  bool done() const override { return state_.done(); }
-
- private:
-  const std::vector<uint64_t>& allowed_bits() const;
-
+// What the masks under one grammar over one vocabulary have found, shared by the sequences that
+// use them (each mask takes `mu` for its lookup or walk).
+struct GrammarMemo {
   // The states the masks meet, interned, with their moves by byte kept: free text and
   // repetitions come back to the same few states, so most bytes of a walk over the vocabulary
   // are one lookup. Cleared when it grows past kMaxStates or kMaxInts ints of stacks (between
@@ -154,20 +153,38 @@ class GrammarConstraint : public OutputConstraint {
     void clear();
   };
 
-  std::shared_ptr<const GrammarVocab> vocab_;
-  std::shared_ptr<const Grammar> grammar_;
-  bool end_tokens_;
-  GrammarState state_;
-  mutable StateTable table_;
-  // Masks of recent states (their ids in table_): a repetition comes back to the same state.
+  // Masks of recent states (their ids in table): a repetition comes back to the same state, and
+  // sequences in the same state share one.
   struct Cached {
     int32_t state;
     std::vector<uint64_t> bits;
   };
-  static constexpr size_t kCache = 8;
-  mutable std::vector<Cached> cache_;
-  mutable size_t cache_next_ = 0;
-  mutable std::vector<int32_t> walk_;  // the trie walk's state ids, one per depth
+  static constexpr size_t kCache = 64;
+  std::mutex mu;
+  StateTable table;
+  std::vector<Cached> cache;
+  size_t cache_next = 0;
+  std::vector<int32_t> walk;  // a walk's state ids, one per depth
+};
+
+class GrammarConstraint : public OutputConstraint {
+ public:
+  // With `end_tokens`, end-of-generation tokens are allowed where the text is complete.
+  GrammarConstraint(std::shared_ptr<const GrammarVocab> vocab, std::shared_ptr<const Grammar> grammar,
+                    bool end_tokens = true);
+  int64_t mask(float* logits, int64_t n_vocab) const override;
+  bool advance(int32_t id) override;
+  bool done() const override { return state_.done(); }
+
+ private:
+  void allowed_bits() const;  // into bits_
+
+  std::shared_ptr<const GrammarVocab> vocab_;
+  std::shared_ptr<const Grammar> grammar_;
+  bool end_tokens_;
+  GrammarState state_;
+  std::shared_ptr<GrammarMemo> memo_;
+  mutable std::vector<uint64_t> bits_;  // this mask's allowed tokens, copied out of the memo
 };
 
 }  // namespace llmasos

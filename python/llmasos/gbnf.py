@@ -9,6 +9,8 @@ syntax; token references and left recursion are refused), the same parser the C 
 into the rules the automaton runs (csrc/engine/grammar.h)."""
 from __future__ import annotations
 
+import functools
+
 from ._core_loader import _core
 
 
@@ -25,6 +27,13 @@ def compile_grammar(text: str) -> "_core.Grammar":
         data = text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise GrammarError(f"grammar: the text holds a lone surrogate at index {e.start}") from None
+    return _parsed(data)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(data: bytes) -> "_core.Grammar":
+    """One grammar object per text among the recent ones: requests that send the same grammar
+    share it, and with it the masks it has made (a grammar keeps them per vocabulary)."""
     try:
         return _core.parse_gbnf(data)
     except _core.InvalidArgumentError as e:
