@@ -21,7 +21,7 @@ struct Scheduler::Sequence {
   std::vector<int32_t> tokens;  // prompt + generated: what the KV cache must come to hold
   GenerateOptions opts;
   Sampler sampler;
-  std::unique_ptr<OutputConstraint> json;  // the output's constraint (JSON mode, a schema, a grammar)
+  std::unique_ptr<OutputConstraint> constraint;  // the output's (JSON mode, a schema, a grammar), or null
   KvBlockTable table;
   int64_t n_computed = 0;  // positions whose keys/values are in table
   int64_t k_now = 0;       // prompt lookup's draft length now (next_draft_length; 0: not begun)
@@ -50,6 +50,7 @@ int64_t pool_blocks(const Model& m, const SchedulerOptions& o) {
 Scheduler::Scheduler(std::shared_ptr<Model> model, const SchedulerOptions& opts)
     : model_(std::move(model)),
       opts_(opts),
+      constraints_(model_),
       n_ctx_(model_->n_ctx()),
       n_vocab_(model_->hparams().n_vocab),
       kv_(model_->hparams().n_layer, model_->hparams().n_head_kv * model_->hparams().head_dim,
@@ -83,13 +84,7 @@ void Scheduler::add_request(int64_t id, std::vector<int32_t> prompt, const Gener
   opts.sampling.validate_for_vocab(n_vocab_);
   check_constraint(opts);
   auto seq = std::make_unique<Sequence>(id, std::move(prompt), opts, model_->tokenizer());  // validates the sampling options
-  if (opts.grammar) {
-    std::call_once(grammar_once_, [&] { grammar_vocab_ = std::make_shared<GrammarVocab>(model_->tokenizer()); });
-    seq->json = std::make_unique<GrammarConstraint>(grammar_vocab_, opts.grammar, !opts.ignore_eos);
-  } else if (opts.json_object || opts.json_schema) {
-    std::call_once(json_once_, [&] { json_vocab_ = std::make_shared<JsonVocab>(model_->tokenizer()); });
-    seq->json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema, !opts.ignore_eos);
-  }
+  seq->constraint = constraints_.make(opts);
   std::lock_guard<std::mutex> lock(inbox_mu_);
   if (!live_.insert(id).second)
     throw InvalidArgumentError("request id " + std::to_string(id) + " is already in use");
@@ -349,7 +344,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
         const Item& it = *ready[static_cast<size_t>(r)];
         Sequence& s = *it.s;
         sampled[static_cast<size_t>(r)] =
-            s.sampler.sample(row(it.row0), n_vocab_, s.prompt, s.generated, &lps[static_cast<size_t>(r)], s.json.get());
+            s.sampler.sample(row(it.row0), n_vocab_, s.prompt, s.generated, &lps[static_cast<size_t>(r)], s.constraint.get());
       }
     });
     const Tokenizer& tok = model_->tokenizer();
@@ -372,8 +367,8 @@ std::vector<StepOutput> Scheduler::step_locked() {
         if (s.sampler.wants_logprobs()) o.logprobs.push_back(std::move(lp));
         ++counters_.generated_tokens;
         const int64_t G = static_cast<int64_t>(s.generated.size());
-        if (s.json) s.json->advance_or_throw(id);
-        if (s.json && s.json->done()) {  // the JSON object (or the grammar's text) is complete
+        if (s.constraint) s.constraint->advance_or_throw(id);
+        if (s.constraint && s.constraint->done()) {  // the JSON object (or the grammar's text) is complete
           o.finished = true;
           o.finish_reason = "stop";
         } else if (G >= s.opts.max_tokens || s.len() - 1 >= n_ctx_) {
@@ -399,7 +394,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
         ++taken;
         TokenLogprobs lp;
         const int32_t id = s.sampler.sample(row(it.row0 + static_cast<int64_t>(taken)), n_vocab_, s.prompt,
-                                            s.generated, &lp, s.json.get());
+                                            s.generated, &lp, s.constraint.get());
         more = take(s, id, lp, o);
       }
       if (!it.draft.empty()) {

@@ -85,10 +85,7 @@ class Scheduler {
 
   std::shared_ptr<Model> model_;
   SchedulerOptions opts_;
-  std::once_flag json_once_;                     // JSON mode's vocabulary, built on first use
-  std::shared_ptr<const JsonVocab> json_vocab_;
-  std::once_flag grammar_once_;                  // a grammar's vocabulary, built on first use
-  std::shared_ptr<const GrammarVocab> grammar_vocab_;
+  ConstraintFactory constraints_;
   int64_t n_ctx_ = 0, n_vocab_ = 0;
   PagedKvCache kv_;
 

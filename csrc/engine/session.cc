@@ -33,7 +33,23 @@ Sampler make_sampler(const Tokenizer& tok, const GenerateOptions& opts) {
   return s;
 }
 
-Session::Session(std::shared_ptr<Model> model) : model_(std::move(model)), kv_(model_->new_kv_cache()) {}
+std::unique_ptr<OutputConstraint> ConstraintFactory::make(const GenerateOptions& opts) {
+  if (!opts.grammar && !opts.json_object && !opts.json_schema) return nullptr;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (opts.grammar) {
+    if (!grammar_vocab_) grammar_vocab_ = std::make_shared<GrammarVocab>(model_->tokenizer());
+    std::shared_ptr<const GrammarVocab> vocab = grammar_vocab_;
+    lock.unlock();
+    return std::make_unique<GrammarConstraint>(std::move(vocab), opts.grammar, !opts.ignore_eos);
+  }
+  if (!json_vocab_) json_vocab_ = std::make_shared<JsonVocab>(model_->tokenizer());
+  std::shared_ptr<const JsonVocab> vocab = json_vocab_;
+  lock.unlock();
+  return std::make_unique<JsonConstraint>(std::move(vocab), opts.json_schema, !opts.ignore_eos);
+}
+
+Session::Session(std::shared_ptr<Model> model)
+    : model_(std::move(model)), constraints_(std::make_shared<ConstraintFactory>(model_)), kv_(model_->new_kv_cache()) {}
 
 std::vector<float> Session::logits(const std::vector<int32_t>& ids) { return whole_pass(ids, false); }
 
@@ -135,14 +151,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   const int64_t V = model_->hparams().n_vocab;
   check_constraint(opts);
   Sampler sampler = make_sampler(tok, opts);
-  std::unique_ptr<OutputConstraint> json;
-  if (opts.grammar) {
-    if (!grammar_vocab_) grammar_vocab_ = std::make_shared<GrammarVocab>(tok);
-    json = std::make_unique<GrammarConstraint>(grammar_vocab_, opts.grammar, !opts.ignore_eos);
-  } else if (opts.json_object || opts.json_schema) {
-    if (!json_vocab_) json_vocab_ = std::make_shared<JsonVocab>(tok);
-    json = std::make_unique<JsonConstraint>(json_vocab_, opts.json_schema, !opts.ignore_eos);
-  }
+  const std::unique_ptr<OutputConstraint> constraint = constraints_->make(opts);
   if (opts.lookup_tokens < 0 || opts.lookup_tokens > kMaxLookupTokens)
     throw InvalidArgumentError("lookup_tokens must be in [0, " + std::to_string(kMaxLookupTokens) + "]");
   // No draft is ever longer than the tokens left to generate or the positions left.
@@ -157,7 +166,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   // Samples from one row of logits and takes the token: false once generation is over.
   auto take = [&](float* row) -> bool {
     TokenLogprobs lp;
-    const int32_t id = sampler.sample(row, V, prompt, res.tokens, &lp, json.get());
+    const int32_t id = sampler.sample(row, V, prompt, res.tokens, &lp, constraint.get());
     if (id < 0) return false;  // constrained, no token fits (a vocabulary without the needed bytes): "length"
     if (is_stop_token(tok, opts, id)) {
       res.finish_reason = "stop";
@@ -170,9 +179,9 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
       res.finish_reason = "stop";
       return false;
     }
-    if (json) {
-      json->advance_or_throw(id);
-      if (json->done()) {  // the object (or the grammar's text) is complete
+    if (constraint) {
+      constraint->advance_or_throw(id);
+      if (constraint->done()) {  // the object (or the grammar's text) is complete
         res.finish_reason = "stop";
         return false;
       }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,20 @@ bool is_stop_token(const Tokenizer& tok, const GenerateOptions& opts, int32_t id
 void check_constraint(const GenerateOptions& opts);
 // A sampler for opts.sampling that holds back opts' stop tokens until min_tokens are generated.
 Sampler make_sampler(const Tokenizer& tok, const GenerateOptions& opts);
+
+// The output constraint options ask for (JSON mode, a schema, a grammar; null: none), over the
+// vocabularies each kind reads, built on first use. Thread-safe; Session and Scheduler hold one.
+class ConstraintFactory {
+ public:
+  explicit ConstraintFactory(std::shared_ptr<Model> model) : model_(std::move(model)) {}
+  std::unique_ptr<OutputConstraint> make(const GenerateOptions& opts);
+
+ private:
+  std::shared_ptr<Model> model_;
+  std::mutex mu_;
+  std::shared_ptr<const JsonVocab> json_vocab_;
+  std::shared_ptr<const GrammarVocab> grammar_vocab_;
+};
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated tokens (without the prompt)
@@ -96,8 +111,7 @@ class Session {
   void prefill(const std::vector<int32_t>& ids, float* last_logits);
 
   std::shared_ptr<Model> model_;
-  std::shared_ptr<const JsonVocab> json_vocab_;  // built by the first JSON-mode generate()
-  std::shared_ptr<const GrammarVocab> grammar_vocab_;  // built by the first grammar generate()
+  std::shared_ptr<ConstraintFactory> constraints_;  // (a pointer: a Session moves)
   KvCache kv_;
   std::vector<int32_t> cached_;  // tokens whose keys/values are in kv_
 };

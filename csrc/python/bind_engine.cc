@@ -61,9 +61,8 @@ py::tuple scan(State st, const py::bytes& data) {
   return py::make_tuple(n, n == b.size() && st.done());
 }
 
-// The ids a constraint's mask leaves, and a token the tests feed it (which must fit): for
-// json_allowed and json_masks.
-std::vector<int32_t> allowed_ids(const JsonConstraint& c, const Tokenizer& tok) {
+// The ids a constraint's mask leaves, and a token the tests feed it (which must fit).
+std::vector<int32_t> allowed_ids(const OutputConstraint& c, const Tokenizer& tok) {
   std::vector<float> logits(static_cast<size_t>(tok.n_vocab()), 0.0f);
   c.mask(logits.data(), tok.n_vocab());
   std::vector<int32_t> out;
@@ -72,11 +71,20 @@ std::vector<int32_t> allowed_ids(const JsonConstraint& c, const Tokenizer& tok) 
   return out;
 }
 
-void advance_test_token(JsonConstraint& c, int32_t id) {
+void advance_test_token(OutputConstraint& c, int32_t id) {
   if (!c.advance(id)) throw InvalidArgumentError("token " + std::to_string(id) + " does not fit");
 }
 
 }  // namespace
+
+std::vector<std::vector<int32_t>> masks_along(OutputConstraint& c, const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  std::vector<std::vector<int32_t>> out{allowed_ids(c, tok)};
+  for (int32_t id : ids) {
+    advance_test_token(c, id);
+    out.push_back(allowed_ids(c, tok));
+  }
+  return out;
+}
 
 void register_engine(py::module_& m) {
   py::class_<KvCacheForTests>(m, "_PagedKvCache", "The paged KV cache's block accounting (tests).")
@@ -240,12 +248,7 @@ void register_engine(py::module_& m) {
   // allowed ids before each token of `ids` and after the last.
   m.def("json_masks", [](const Tokenizer& tok, const std::vector<int32_t>& ids, std::shared_ptr<JsonSchema> schema) {
     JsonConstraint c(std::make_shared<JsonVocab>(tok), schema);
-    std::vector<std::vector<int32_t>> out{allowed_ids(c, tok)};
-    for (int32_t id : ids) {
-      advance_test_token(c, id);
-      out.push_back(allowed_ids(c, tok));
-    }
-    return out;
+    return masks_along(c, tok, ids);
   }, py::arg("tokenizer"), py::arg("ids"), py::arg("schema") = nullptr);
 }
 

@@ -2,7 +2,6 @@
 // automaton and its token mask.
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include <pybind11/pybind11.h>
@@ -11,24 +10,11 @@
 #include "bindings.h"
 #include "engine/gbnf_parse.h"
 #include "engine/grammar.h"
-#include "llmasos/errors.hpp"
 #include "tokenizer/tokenizer.h"
 
 namespace py = pybind11;
 
 namespace llmasos::python {
-namespace {
-
-std::vector<int32_t> allowed_ids(const OutputConstraint& c, const Tokenizer& tok) {
-  std::vector<float> logits(static_cast<size_t>(tok.n_vocab()), 0.0f);
-  c.mask(logits.data(), tok.n_vocab());
-  std::vector<int32_t> out;
-  for (int32_t i = 0; i < tok.n_vocab(); ++i)
-    if (logits[static_cast<size_t>(i)] == 0.0f) out.push_back(i);
-  return out;
-}
-
-}  // namespace
 
 void register_grammar(py::module_& m) {
   py::class_<Grammar, std::shared_ptr<Grammar>>(m, "Grammar", "A checked GBNF grammar (parse_gbnf).");
@@ -55,12 +41,7 @@ void register_grammar(py::module_& m) {
   // ids before each token of `ids` (which must fit) and after the last.
   m.def("grammar_masks", [](const Tokenizer& tok, std::shared_ptr<Grammar> g, const std::vector<int32_t>& ids) {
     GrammarConstraint c(std::make_shared<GrammarVocab>(tok), g);
-    std::vector<std::vector<int32_t>> out{allowed_ids(c, tok)};
-    for (int32_t id : ids) {
-      if (!c.advance(id)) throw InvalidArgumentError("token " + std::to_string(id) + " does not fit");
-      out.push_back(allowed_ids(c, tok));
-    }
-    return out;
+    return masks_along(c, tok, ids);
   }, py::arg("tokenizer"), py::arg("grammar"), py::arg("ids"));
 }
 

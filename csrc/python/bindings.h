@@ -1,5 +1,6 @@
 // One register_* function per bind_*.cc; module.cc calls them in order.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,8 @@
 namespace llmasos {
 struct GgufValue;
 struct TokenLogprobs;
+class OutputConstraint;
+class Tokenizer;
 }
 
 namespace llmasos::python {
@@ -19,6 +22,10 @@ pybind11::object gguf_value_to_py(const GgufValue& v);
 // Per-token logprobs (defined in bind_model.cc): None when `lps` is empty (not requested), else a
 // list, one per token, of (logprob, rank, [(token id, logprob), ...] most likely first).
 pybind11::object logprobs_to_py(const std::vector<TokenLogprobs>& lps);
+// For the tests (defined in bind_engine.cc): a constraint's allowed ids before each token of `ids`
+// (each must fit: InvalidArgumentError) and after the last, on the one constraint (caches warm).
+std::vector<std::vector<int32_t>> masks_along(OutputConstraint& c, const Tokenizer& tok,
+                                              const std::vector<int32_t>& ids);
 
 void register_kernels(pybind11::module_& m);    // runtime info, ISA selection, kernel test hooks
 void register_gguf(pybind11::module_& m);       // GgufFile (metadata + tensors as numpy)
