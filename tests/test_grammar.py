@@ -9,7 +9,7 @@ import pytest
 
 from llmasos import LLM, SamplingParams, _core
 from llmasos.gbnf import GrammarError, compile_grammar
-from token_masks import token_pieces
+from token_masks import fed, token_pieces
 
 
 def scan(grammar, text):
@@ -276,24 +276,29 @@ def tok(smollm2_gguf):
     return _core.Tokenizer.from_gguf(smollm2_gguf)
 
 
+def masks_along(tok, g, text, points=None):
+    """(the masks along `text`'s tokens on one constraint, what feeding every token gives at each
+    point: the tokens the automaton takes whole, plus end tokens where the text is complete),
+    at every point or at `points` (indices into the tokens)."""
+    pieces, eog = token_pieces(tok), [i for i in range(len(tok)) if tok.is_eog(i)]
+    ids = tok.encode(text, False, False)
+    assert tok.decode(ids) == text
+    masks = _core.grammar_masks(tok, g, ids)
+    data = [b""]
+    for i in ids:
+        data.append(data[-1] + tok.token_bytes(i))
+    for k in range(len(ids) + 1) if points is None else sorted(set(points(len(ids)))):
+        want = fed(pieces, data[k], lambda d: scan(g, d)) + (eog if scan(g, data[k])[1] else [])
+        yield k, data[k], masks[k], sorted(want)
+
+
 def test_mask_equals_feeding_every_token(tok):
     """After each prefix, the mask allows exactly the tokens whose bytes the automaton takes
     whole (partial UTF-8 included), with end tokens only where the text is complete."""
     grammar = 'root ::= item ("," item)* "."\nitem ::= "caf\u00e9" | [a-z]+ | "\U0001F600"{1,2} | "\u4e2d\u6587"'
     g = compile_grammar(grammar)
-    pieces = token_pieces(tok)
-    eog = [i for i in range(len(tok)) if tok.is_eog(i)]
-    text = "caf\u00e9,abc,\U0001F600\U0001F600,\u4e2d\u6587."
-    ids = tok.encode(text, False, False)
-    assert tok.decode(ids) == text
-    masks = _core.grammar_masks(tok, g, ids)
-    data = b""
-    for k, mask in enumerate(masks):
-        want = [i for i, b in enumerate(pieces) if b and scan(g, data + b)[0] == len(data) + len(b)]
-        complete = scan(g, data)[1]
-        assert mask == sorted(want + (eog if complete else [])), (k, data)
-        if k < len(ids):
-            data += tok.token_bytes(ids[k])
+    for k, data, mask, want in masks_along(tok, g, "caf\u00e9,abc,\U0001F600\U0001F600,\u4e2d\u6587."):
+        assert mask == want, (k, data)
     assert scan(g, data)[2]  # the "." ends it: nothing can follow
 
 
@@ -301,19 +306,10 @@ def test_json_grammar_masks_along_a_document(tok):
     """Masks along a JSON document under llama.cpp's json.gbnf, made on one constraint (its state
     table and mask cache warm, states recurring inside strings and lists), equal feeding every
     token at a spread of points."""
-    g = compile_grammar(JSON_GBNF)
-    pieces = token_pieces(tok)
-    eog = [i for i in range(len(tok)) if tok.is_eog(i)]
     text = '{"name": "Mia \u00e9", "tags": ["a b", "c d", "e f"], "n": [1, 22, -3.5e2], "ok": true}'
-    ids = tok.encode(text, False, False)
-    masks = _core.grammar_masks(tok, g, ids)
-    data = [b""]
-    for i in ids:
-        data.append(data[-1] + tok.token_bytes(i))
-    for k in sorted(set(range(0, len(ids) + 1, 4)) | {len(ids)}):
-        d = data[k]
-        want = [i for i, b in enumerate(pieces) if b and scan(g, d + b)[0] == len(d) + len(b)]
-        assert masks[k] == sorted(want + (eog if scan(g, d)[1] else [])), (k, d)
+    points = list(masks_along(tok, compile_grammar(JSON_GBNF), text, lambda n: [*range(0, n + 1, 4), n]))
+    for k, data, mask, want in points:
+        assert mask == want, (k, data)
 
 
 # ---- generation ------------------------------------------------------------------------------

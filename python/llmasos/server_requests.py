@@ -98,16 +98,21 @@ def constraint_fields(body) -> List[str]:
     text = isinstance(body.get("response_format"), dict) and body["response_format"].get("type") == "text"
     return [k for k in ("json_schema", "guided_json", "guided_regex", "guided_choice", "guided_grammar", "grammar",
                         "response_format")
-            if body.get(k) is not None and not (k == "response_format" and text) and not (k == "grammar" and body[k] == "")]
+            if _given(body, k) and not (k == "response_format" and text)]
+
+
+def _given(body, name) -> bool:
+    """The field is set: not absent or null, and not llama.cpp's "" for no grammar."""
+    return body.get(name) is not None and not (name == "grammar" and body[name] == "")
 
 
 def _grammar(body):
     """llama.cpp server's `grammar` (its default "" is none) or vLLM's `guided_grammar`: GBNF text
     (gbnf.py), compiled once for the request; None when neither is given."""
     for name in ("grammar", "guided_grammar"):
-        value = body.get(name)
-        if value is None or (name == "grammar" and value == ""):
+        if not _given(body, name):
             continue
+        value = body[name]
         if not isinstance(value, str):
             raise RequestError(f"'{name}' must be a GBNF grammar (a string)", name)
         from .gbnf import compile_grammar

@@ -157,19 +157,26 @@ def _complete(text: str) -> bool:
         return False
 
 
+def request_head(body, parallel_default: bool) -> Tuple[List[Dict[str, Any]], str, Optional[str], bool]:
+    """(tools, tool_choice mode, the one function or None, parallel_tool_calls) of a request with
+    tools, each checked (a 400 naming the field); other output constraints only with "none"."""
+    tools = _tools(body)
+    mode, only = _choice(body, tools)
+    other = constraint_fields(body)
+    if other and mode != "none":
+        raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
+    parallel = body.get("parallel_tool_calls", parallel_default)
+    if not isinstance(parallel, bool):
+        raise RequestError("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+    return tools, mode, only, parallel
+
+
 class ToolRequest:
     """The tools of one chat request: its messages for the template, the reply schema, and the
     reply turned back into OpenAI's message (tool_calls or content), whole or streamed."""
 
     def __init__(self, body):
-        self.tools = _tools(body)
-        self.mode, self.only = _choice(body, self.tools)
-        other = constraint_fields(body)
-        if other and self.mode != "none":
-            raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
-        self.parallel = body.get("parallel_tool_calls", False)
-        if not isinstance(self.parallel, bool):
-            raise RequestError("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+        self.tools, self.mode, self.only, self.parallel = request_head(body, False)
         self.schema = reply_schema(self.tools, self.mode, self.only, self.parallel)
 
     def template_kwargs(self, given: Optional[dict]) -> Optional[dict]:

@@ -19,8 +19,8 @@ import json
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
-from .server_requests import RequestError, constraint_fields
-from .server_tools import ToolRequest, _choice, _history as history_generic, _tools, call_schema
+from .server_requests import RequestError
+from .server_tools import ToolRequest, _history as history_generic, call_schema, request_head
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 
@@ -54,14 +54,7 @@ class HermesToolRequest:
     """The tools of one chat request whose template has the Hermes syntax (ToolRequest's interface)."""
 
     def __init__(self, body):
-        self.tools = _tools(body)
-        self.mode, self.only = _choice(body, self.tools)
-        other = constraint_fields(body)
-        if other and self.mode != "none":
-            raise RequestError(f"'tools' together with '{other[0]}' is not supported", "tools")
-        self.parallel = body.get("parallel_tool_calls", True)  # OpenAI's default
-        if not isinstance(self.parallel, bool):
-            raise RequestError("'parallel_tool_calls' must be a boolean", "parallel_tool_calls")
+        self.tools, self.mode, self.only, self.parallel = request_head(body, True)  # OpenAI's default
         self.openai_tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
                                                                "parameters": t["parameters"]}}
                              for t in self.tools if self.only is None or t["name"] == self.only]
