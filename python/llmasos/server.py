@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import time
@@ -18,15 +17,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import chat_template, reasoning, server_embeddings, server_tokens
+from . import reasoning, server_embeddings, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
-from .server_logprobs import (chat_logprobs, completion_logprobs, completion_logprobs_echo, prompt_logprobs,
-                              vllm_prompt_logprobs)
+from .server_chat import ChatCall
+from .server_logprobs import completion_logprobs, completion_logprobs_echo, prompt_logprobs, vllm_prompt_logprobs
 from .server_metrics import Metrics
-from .server_requests import RequestError, chat_render_options, chat_template_error, include_usage, sampling_params
-from .server_tools_hermes import history, tool_request
+from .server_requests import RequestError, include_usage, params_for_choice, sampling_params
 
 MAX_BODY_BYTES = 1 << 20
 logger = logging.getLogger("llmasos.server")
@@ -435,116 +433,14 @@ class Server:
         route = "/v1/chat/completions"
         try:
             self._check_key(request)
-            body = await self._body(request)
-            tools = tool_request(body, self.llm.chat_template)
-            render = chat_render_options(body)
-            if tools:
-                render["chat_template_kwargs"] = tools.template_kwargs(render["chat_template_kwargs"])
-            messages = (tools.messages if tools else lambda m: history(m, self.llm.chat_template))(body.get("messages"))
-            if tools and tools.mode == "none":
-                tools = None  # the reply is plain: no calls to read
-            try:
-                ids = self.llm.chat_prompt_ids(messages, **render)
-            except chat_template.ChatTemplateError as e:
-                raise chat_template_error(e) from None
-            params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None,
-                                                            n_ctx=self.llm.n_ctx, max_n=self.max_n,
-                                                            chat=True)
-            if tools:
-                params.json_schema = tools.compiled_schema()
-            usage = include_usage(body, stream)
-            jobs = []
-            for c in range(n):
-                p = params_for_choice(params, c)
-                self._fit(p, max_tokens, ids)
-                jobs.append((c, ids, p))
-            # Held to JSON (tools, structured outputs) or a grammar, the reply has no reasoning to split
-            # off; a free reply that may hold calls in the model's own syntax (Hermes "auto") does.
-            think = (self.reasoning and params.json_schema is None and not params.json_object
-                     and params.grammar is None)
-            continued = body["messages"][-1].get("content") if render["continue_final_message"] else None
-            opened = think and reasoning.open_at_start(self.llm.detokenize(ids[-64:], special=True),
-                                                       continued if isinstance(continued, str) else None)
+            chat = ChatCall(self, await self._body(request))
         except RequestError as e:
             return self._error(route, e)
-        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        started = set()
-        p_scored = None  # vLLM's prompt_logprobs, on the response (not per choice) in chat
-        if params.prompt_logprobs is not None:
-            p_scored = vllm_prompt_logprobs((await self._score_prompts([ids], params.prompt_logprobs))[0],
-                                            self.pieces)
-
-        def logprobs(entries):
-            return None if params.logprobs is None else chat_logprobs(entries, self.pieces)
-
-        streams: Dict[int, Any] = {}
-        splitters: Dict[int, reasoning.ReasoningSplitter] = {}
-        pending_lps: Dict[int, list] = {}
-
-        def chunk(index, d):
-            out = []
-            base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
-            if index not in started:
-                started.add(index)
-                out.append({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
-                                                 "logprobs": None, "finish_reason": None}]})
-            reason = d.finish_reason
-            text, deltas = d.text, []
-            if think:  # reasoning_content until </think>, then content (or calls)
-                sp = splitters.setdefault(index, reasoning.ReasoningSplitter(opened))
-                r, text = sp.feed(d.text)
-                if d.finished:
-                    r2, c2 = sp.finish()
-                    r, text = r + r2, text + c2
-                deltas = [{"reasoning_content": r}] if r else []
-            if tools:  # the reply as content or tool-call deltas
-                ts = streams.setdefault(index, tools.stream())
-                deltas += ts.feed(text, d.finished)
-                if d.finished and reason == "stop" and ts.ended_in_call():
-                    reason = "tool_calls"  # (as the whole message says: not for a call a stop string cut)
-            elif text:
-                if deltas and "content" not in deltas[-1]:
-                    deltas[-1]["content"] = text
-                else:
-                    deltas.append({"content": text})
-            # Logprobs of tokens that gave no delta yet (the reply's JSON around an answer or call)
-            # go with the next chunk.
-            lp = pending_lps.setdefault(index, [])
-            lp.extend(d.logprobs or [])
-            if d.finished and not deltas:
-                deltas = [{}]
-            for k, delta in enumerate(deltas):
-                last = k == len(deltas) - 1
-                out.append({**base, "choices": [{"index": index, "delta": delta,
-                                                 "logprobs": logprobs(lp) if last else None,
-                                                 "finish_reason": reason if last else None,
-                                                 "stop_reason": d.stop_reason if last else None}]})
-            if deltas:
-                pending_lps[index] = []
-            return out
-
-        def message(text, reason):
-            thought = None
-            if think:
-                thought, text, saw = reasoning.split(text, opened)
-                thought = thought if saw else None
-            msg, reason = tools.message(text, reason) if tools else ({"role": "assistant", "content": text}, reason)
-            return {**msg, "reasoning_content": thought} if think else msg, reason
-
-        def final(choices):
-            gen = sum(c[2] for c in choices)
-            replies = [message(t, r) for t, r, _, _, _ in choices]
-            return {"id": rid, "object": "chat.completion", "created": created, "model": self.model_id,
-                    "choices": [{"index": i, "message": replies[i][0], "logprobs": logprobs(lp),
-                                 "finish_reason": replies[i][1], "stop_reason": why}
-                                for i, (t, r, _, lp, why) in enumerate(choices)],
-                    "usage": {"prompt_tokens": len(ids), "completion_tokens": gen,
-                              "total_tokens": len(ids) + gen},
-                    **({"prompt_logprobs": p_scored} if p_scored is not None else {})}
-
-        base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.model_id}
-        return await self._respond(request, route, jobs, len(ids), chunk, final, stream,
-                                   base if usage else None)
+        if chat.params.prompt_logprobs is not None:
+            chat.p_scored = vllm_prompt_logprobs(
+                (await self._score_prompts([chat.ids], chat.params.prompt_logprobs))[0], self.pieces)
+        return await self._respond(request, route, chat.jobs, len(chat.ids), chat.chunk, chat.final, chat.stream,
+                                   chat.base() if chat.usage else None)
 
 
 def _internal_error_body(exc: BaseException) -> Dict[str, Any]:
@@ -577,14 +473,6 @@ def _lone_surrogate(value: Any) -> Optional[str]:
         elif isinstance(v, list):
             stack.extend(v)
     return None
-
-
-def params_for_choice(params, choice: int):
-    """A copy for choice `choice`: seeded requests give each of the n choices its own seed."""
-    p = dataclasses.replace(params)
-    if p.seed is not None and choice:
-        p.seed = p.seed + choice
-    return p
 
 
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,

@@ -2,6 +2,7 @@
 request gets a clear 400 naming the field instead of disturbing the engine."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any, Dict, List, Optional, Tuple
@@ -313,3 +314,11 @@ def include_usage(body: Dict[str, Any], stream: bool) -> bool:
     if not isinstance(v, dict) or not set(v) <= {"include_usage", "continuous_usage_stats"}:
         raise RequestError("'stream_options' must be an object with 'include_usage'", "stream_options")
     return _bool(v, "include_usage")
+
+
+def params_for_choice(params, choice: int):
+    """A copy for choice `choice`: seeded requests give each of the n choices its own seed."""
+    p = dataclasses.replace(params)
+    if p.seed is not None and choice:
+        p.seed = p.seed + choice
+    return p
