@@ -48,7 +48,7 @@ def engine_run(llm, ids, k, n, engines={}):
         eng.add_request(0, ids, opts)
         toks = []
         while eng.has_unfinished():
-            for _, new, _, _, _, _ in eng.step():
+            for _, new, _, _, _, _, _ in eng.step():
                 toks += new
     return time.perf_counter() - t0, toks, eng.stats()["drafted"]
 

@@ -31,6 +31,19 @@ def test_generate_outputs_fields(llm):
     assert outs[1].prompt_token_ids == llm.tokenize("Hello")
 
 
+def test_num_cached_tokens_counts_prefix_cache_hits(smollm2_gguf):
+    """As vLLM's RequestOutput.num_cached_tokens: the prompt tokens the engine's prefix cache held
+    (whole 16-token blocks; the last prompt token is always computed); the text is the same."""
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=512, threads=2) as m:
+        head = m.tokenize("A long shared beginning of a prompt. " * 8)
+        p = SamplingParams(max_tokens=4, ignore_eos=True)
+        first = m.generate([head + m.tokenize(" First")], p)[0]
+        second, third = m.generate([head + m.tokenize(" Second"), head], p)
+        assert first.num_cached_tokens == 0
+        assert second.num_cached_tokens == third.num_cached_tokens == (len(head) - 1) // 16 * 16 > 0
+        assert second.text == m.generate([head + m.tokenize(" Second")], p)[0].text
+
+
 def test_stream_joins_to_generate(llm):
     p = SamplingParams(max_tokens=24)
     full = llm.generate("Once upon a time", p)[0].text

@@ -49,7 +49,7 @@ def run_engine(engine, requests):
     out = {rid: [] for rid in requests}
     reasons = {}
     while engine.has_unfinished():
-        for rid, toks, finished, reason, _, _ in engine.step():
+        for rid, toks, finished, reason, _, _, _ in engine.step():
             assert rid not in reasons, "output after finish"
             out[rid] += toks
             if finished:
@@ -118,7 +118,7 @@ def test_seeded_logprobs_same_alone_or_batched(llm, prompts):
     for rid, p in enumerate(prompts[:6]):
         engine.add_request(rid, p, params.to_core())
     while engine.has_unfinished():
-        for rid, toks, _, _, lps, _ in engine.step():
+        for rid, toks, _, _, lps, _, _ in engine.step():
             assert lps is not None and len(lps) == len(toks)
             raw.setdefault(rid, []).extend(lps)
     assert solo.token_ids == batched_lp[2].token_ids == batched[2].token_ids
@@ -138,7 +138,7 @@ def test_logprobs_off_and_bounds(llm, prompts):
     engine = _core.Engine(llm._model)
     engine.add_request(1, prompts[0], GREEDY.to_core())
     while engine.has_unfinished():
-        for _, _, _, _, lps, _ in engine.step():
+        for _, _, _, _, lps, _, _ in engine.step():
             assert lps is None  # not asked for: nothing computed or returned
     for k in (-2, 21):
         o = GREEDY.to_core()
@@ -192,7 +192,7 @@ def test_max_seqs_limits_running(llm, prompts, reference):
         engine.add_request(rid, ids, opts)
     out = {rid: [] for rid in reqs}
     while engine.has_unfinished():
-        for rid, toks, _, _, _, _ in engine.step():
+        for rid, toks, _, _, _, _, _ in engine.step():
             out[rid] += toks
         assert engine.stats()["running"] <= 2
     assert [out[i] for i in range(5)] == reference[:5]
@@ -207,14 +207,14 @@ def test_cancel_mid_run_frees_blocks(llm, prompts, reference):
     engine.add_request(9, prompts[4], GREEDY.to_core())
     got = []
     for _ in range(4):
-        for rid, toks, _, _, _, _ in engine.step():
+        for rid, toks, _, _, _, _, _ in engine.step():
             if rid == 9:
                 got += toks
     assert engine.stats()["blocks_used"] > idle
     assert engine.cancel(0) and engine.cancel(1)
     assert not engine.cancel(0) and not engine.cancel(12345)
     while engine.has_unfinished():
-        for rid, toks, fin, _, _, _ in engine.step():
+        for rid, toks, fin, _, _, _, _ in engine.step():
             assert rid not in (0, 1)
             if rid == 9:
                 got += toks
@@ -232,7 +232,7 @@ def test_cancel_mid_run_frees_blocks(llm, prompts, reference):
     assert engine.has_unfinished()
     toks = []
     while engine.has_unfinished():
-        for rid, t, _, _, _, _ in engine.step():
+        for rid, t, _, _, _, _, _ in engine.step():
             toks += t
     assert toks == reference[0]
 
@@ -270,7 +270,7 @@ def test_bad_requests_raise_without_disturbing_others(llm, prompts, reference):
     engine = _core.Engine(llm._model)
     engine.add_request(1, prompts[0], GREEDY.to_core())
     res = {1: []}
-    for rid, toks, _, _, _, _ in engine.step():
+    for rid, toks, _, _, _, _, _ in engine.step():
         res[rid] += toks
     V = llm.n_vocab
     bad = [
@@ -303,7 +303,7 @@ def test_bad_requests_raise_without_disturbing_others(llm, prompts, reference):
     with pytest.raises(llmasos.InvalidArgumentError):
         _core.Engine(llm._model, max_batch_tokens=0)
     while engine.has_unfinished():
-        for rid, toks, _, _, _, _ in engine.step():
+        for rid, toks, _, _, _, _, _ in engine.step():
             res[rid] += toks
     assert res == {1: reference[0]}
     assert engine.stats()["blocks_used"] == 0

@@ -69,7 +69,7 @@ def test_random_schedules_match_alone(llm, world, requests, extra_blocks, budget
                     cancelled.add(i)
         if reset_at == t:
             engine.reset_prefix_cache()
-        for rid, toks, fin, reason, _, _ in engine.step():
+        for rid, toks, fin, reason, _, _, _ in engine.step():
             assert rid in added and rid not in finished and rid not in cancelled, rid
             out[rid] += toks
             if fin:

@@ -104,7 +104,7 @@ def engine_run(llm, prompts, params, k, max_seqs=64):
     for i, ids in enumerate(prompts):
         eng.add_request(i, ids, opts)
     while eng.has_unfinished():
-        for rid, toks, fin, reason, lps, stop in eng.step():
+        for rid, toks, fin, reason, lps, stop, _ in eng.step():
             out[rid][0] += toks
             out[rid][2] += lps or []
             if fin:

@@ -154,3 +154,43 @@ def test_reasoning_is_split_off_before_native_tool_calls(tmp_path):
                 assert "reasoning_content" not in msg and msg["tool_calls"][0]["function"]["name"] == "f"
     finally:
         server.stop()
+
+
+def test_responses_api_returns_reasoning_items(tmp_path):
+    """/v1/responses on a thinking model: the reasoning comes as a reasoning item before the
+    message, whole and streamed alike, and usage counts its tokens."""
+    path = str(make_tiny_llama(tmp_path / "think.gguf", extra_tokens=["<think>", "</think>"]).path)
+    tfile = tmp_path / "r1.jinja"
+    tfile.write_text(R1)
+    server = RunningServer(path, "--chat-template", str(tfile))
+    try:
+        from llmasos import LLM
+        with LLM.from_pretrained(path, threads=1) as llm:
+            close = llm.tokenize("</think>", add_bos=False)[0]
+            # The first token thinks, the second closes the reasoning, the rest answer.
+            body = {"input": "hi", "max_output_tokens": 6, "temperature": 0, "ignore_eos": True}
+            want = chat(server, max_tokens=6)
+            for stream in (False, True):
+                r = httpx.post(server.base + "/v1/responses", json={**body, "stream": stream}, timeout=60)
+                assert r.status_code == 200, r.text
+                if stream:
+                    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+                    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+                    deltas = "".join(e["delta"] for e in events if e["type"] == "response.reasoning_text.delta")
+                    resp = events[-1]["response"]
+                    assert deltas == resp["output"][0]["content"][0]["text"]
+                else:
+                    resp = r.json()
+                kinds = [o["type"] for o in resp["output"]]
+                assert kinds == ["reasoning", "message"], kinds
+                thought = resp["output"][0]["content"][0]["text"]
+                assert thought == want["reasoning_content"] and resp["output"][1]["content"][0]["text"] == ""
+                assert resp["usage"]["output_tokens_details"]["reasoning_tokens"] == len(
+                    llm.tokenize(thought, add_bos=False))
+            m = chat(server, max_tokens=6, logit_bias={str(close): 100})
+            r = httpx.post(server.base + "/v1/responses", timeout=60,
+                           json={**body, "logit_bias": {str(close): 100}}).json()
+            assert [o["type"] for o in r["output"]] == ["message"]
+            assert r["output"][0]["content"][0]["text"] == m["content"] == "</think>" * 5
+    finally:
+        server.stop()

@@ -24,6 +24,7 @@ struct Scheduler::Sequence {
   std::unique_ptr<OutputConstraint> constraint;  // the output's (JSON mode, a schema, a grammar), or null
   KvBlockTable table;
   int64_t n_computed = 0;  // positions whose keys/values are in table
+  int64_t cached = -1;     // prompt tokens found in the prefix cache at its first admission
   int64_t k_now = 0;       // prompt lookup's draft length now (next_draft_length; 0: not begun)
   int64_t len() const { return static_cast<int64_t>(tokens.size()); }
 };
@@ -226,6 +227,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
       if (i == 0) {  // alone and still too large for the whole pool: end it
         StepOutput o;
         o.request_id = s.id;
+        o.cached_tokens = std::max<int64_t>(s.cached, 0);
         o.finished = true;
         o.finish_reason = "length";
         outputs.push_back(std::move(o));
@@ -256,6 +258,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
       break;
     }
     kv_.record_prefix((s.len() - 1) / PagedKvCache::kBlockTokens, s.n_computed / PagedKvCache::kBlockTokens);
+    if (s.cached < 0) s.cached = s.n_computed;  // (a preempted sequence's recompute is not the request's)
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     batch.push_back({&s, n_new, {}});
@@ -384,6 +387,7 @@ std::vector<StepOutput> Scheduler::step_locked() {
       Sequence& s = *it.s;
       StepOutput o;
       o.request_id = s.id;
+      o.cached_tokens = s.cached;
       bool more = take(s, sampled[r], lps[r], o);
       // Prompt lookup: while the token taken is the draft's next, that token's keys and values
       // are in the cache already and the next row follows it. Rows are bit-identical to one-token

@@ -36,8 +36,11 @@ struct SchedulerOptions {
 // logprobs: when the request asked for them (SamplingOptions::logprobs >= 0), one per new token,
 // then one for stop_token when set (OpenAI and vLLM report the end token's logprob: scoring a
 // continuation that ends the text, as lm-evaluation-harness does, needs it).
+// cached_tokens: how many of the prompt's tokens the prefix cache held when the request was first
+// admitted (vLLM's num_cached_tokens; OpenAI's usage cached_tokens), on every output.
 struct StepOutput {
   int64_t request_id = 0;
+  int64_t cached_tokens = 0;
   std::vector<int32_t> new_tokens;
   std::vector<TokenLogprobs> logprobs;
   bool finished = false;

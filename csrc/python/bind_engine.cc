@@ -115,10 +115,11 @@ void register_engine(py::module_& m) {
   py::class_<Scheduler>(m, "Engine",
                         "Continuous batching over a paged KV cache. step() returns a list of "
                         "(request_id, new_token_ids, finished, finish_reason or None, logprobs or "
-                        "None, stop_token_id or None); logprobs, for requests that asked, has one "
-                        "(logprob, rank, [(id, logprob), ...]) per new token, then one for the "
-                        "end-of-generation or stop token that ended the request (stop_token_id, "
-                        "not among the new tokens).")
+                        "None, stop_token_id or None, cached_tokens); logprobs, for requests that "
+                        "asked, has one (logprob, rank, [(id, logprob), ...]) per new token, then one "
+                        "for the end-of-generation or stop token that ended the request "
+                        "(stop_token_id, not among the new tokens); cached_tokens: the prompt tokens "
+                        "the prefix cache held when the request was first admitted.")
       .def(py::init([](std::shared_ptr<Model> model, int64_t kv_cache_bytes, int64_t max_batch_tokens,
                        int64_t max_seqs, int64_t lookup_tokens) {
              if (!model) throw InvalidArgumentError("Engine needs a model");
@@ -151,7 +152,8 @@ void register_engine(py::module_& m) {
                                        o.finish_reason.empty() ? py::object(py::none())
                                                                : py::object(py::str(o.finish_reason)),
                                        logprobs_to_py(o.logprobs),
-                                       o.stop_token < 0 ? py::object(py::none()) : py::int_(o.stop_token)));
+                                       o.stop_token < 0 ? py::object(py::none()) : py::int_(o.stop_token),
+                                       o.cached_tokens));
              return l;
            })
       .def("cancel", [](Scheduler& s, int64_t id) {

@@ -26,7 +26,7 @@ class StreamDelta:
     end_logprobs (the last delta of a request that asked for logprobs and ended at an
     end-of-generation or stop_token_ids token): that token's, its offset the end of the text; it
     is not among token_ids, as its text is not part of the output. stop_reason (the last delta):
-    as GenerationOutput's."""
+    as GenerationOutput's. cached_tokens: as GenerationOutput's num_cached_tokens."""
 
     text: str
     token_ids: List[int]
@@ -35,6 +35,7 @@ class StreamDelta:
     logprobs: Optional[List[TokenLogprobs]] = None
     end_logprobs: Optional[TokenLogprobs] = None
     stop_reason: Union[int, str, None] = None
+    cached_tokens: int = 0
 
 
 class _Request:
@@ -99,17 +100,17 @@ class AsyncEngine:
                 continue
             finally:
                 self.step_seconds += time.perf_counter() - t0
-            for rid, new_ids, finished, reason, raw_lps, stop_token in outs:
+            for rid, new_ids, finished, reason, raw_lps, stop_token, cached in outs:
                 with self._mu:
                     req = self._requests.get(rid)
                 if req is None or req.done:
                     continue
                 try:
-                    self._deliver(req, new_ids, finished, reason, raw_lps, stop_token)
+                    self._deliver(req, new_ids, finished, reason, raw_lps, stop_token, cached)
                 except Exception as e:
                     self._fail(req, e)
 
-    def _deliver(self, req: _Request, new_ids, finished: bool, reason, raw_lps, stop_token) -> None:
+    def _deliver(self, req: _Request, new_ids, finished: bool, reason, raw_lps, stop_token, cached: int) -> None:
         out, used = req.stream.feed(new_ids)
         end, why = None, None
         if req.stream.stopped:  # a stop string cut the text: what came after it is not reported
@@ -124,7 +125,7 @@ class AsyncEngine:
                 end = from_core([stop_token], raw_lps[len(new_ids):])[0]
                 end.text_offset = req.stream.released_chars()
         lps = req.released_logprobs(raw_lps, new_ids[:used])
-        delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps, end, why)
+        delta = StreamDelta(out, list(new_ids[:used]), finished, reason if finished else None, lps, end, why, cached)
         if finished:
             self._retire(req)
         req.loop.call_soon_threadsafe(req.queue.put_nowait, delta)

@@ -275,10 +275,11 @@ class LLM:
                 step = engine.step()
                 if not step and not engine.has_unfinished():
                     break  # nothing left to run (never expected while a request is open)
-                for rid, new_ids, finished, reason, raw_lps, stop_token in step:
+                for rid, new_ids, finished, reason, raw_lps, stop_token, cached in step:
                     r = reqs.get(rid)
                     if r is None or r.done:
                         continue
+                    r.cached_tokens = cached
                     if r.feed(new_ids, raw_lps):  # a stop string: the engine needs no more of it
                         engine.cancel(rid)
                     elif finished:
@@ -421,6 +422,7 @@ class _BatchRequest:
         self.pieces: List[str] = []
         self.finish_reason: Optional[str] = None
         self.stop_reason: Union[int, str, None] = None
+        self.cached_tokens = 0
 
     @property
     def done(self) -> bool:
@@ -450,4 +452,5 @@ class _BatchRequest:
     def output(self) -> GenerationOutput:
         return GenerationOutput(text="".join(self.pieces), token_ids=list(self.token_ids),
                                 prompt_token_ids=self.prompt_ids,
-                                finish_reason=self.finish_reason or "stop", stop_reason=self.stop_reason)
+                                finish_reason=self.finish_reason or "stop", stop_reason=self.stop_reason,
+                                num_cached_tokens=self.cached_tokens)

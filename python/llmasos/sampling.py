@@ -204,6 +204,8 @@ class GenerationOutput:
     # As vLLM: the stop string that ended the text, else the stop_token_ids token that did; None
     # when it ended at the end-of-generation token or for length.
     stop_reason: Union[int, str, None] = None
+    # As vLLM: how many prompt tokens the prefix cache held (a whole-prompt pass finds none).
+    num_cached_tokens: int = 0
 
 
 def stop_reason(stop_string: Optional[str], stop_token: Optional[int], stop_token_ids: Optional[Sequence[int]],

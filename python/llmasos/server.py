@@ -1,10 +1,12 @@
 """OpenAI-compatible HTTP server: /v1/models, /v1/completions, /v1/chat/completions (with SSE
-streaming), /v1/embeddings, /health and /metrics, over the AsyncEngine's continuous batching;
-/tokenize and /detokenize as vLLM and llama.cpp answer them (server_tokens.py)."""
+streaming), /v1/responses (server_responses.py), /v1/embeddings, /health and /metrics, over the
+AsyncEngine's continuous batching; /tokenize and /detokenize as vLLM and llama.cpp answer them
+(server_tokens.py)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -17,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import reasoning, server_embeddings, server_tokens
+from . import reasoning, server_embeddings, server_responses, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
@@ -56,7 +58,11 @@ class Server:
             Route("/tokenize", self.tokenize, methods=["POST"]),
             Route("/detokenize", self.detokenize, methods=["POST"]),
             Route("/tokenizer_info", self.tokenizer_info, methods=["GET"]),
+            Route("/v1/responses", functools.partial(server_responses.create, self), methods=["POST"]),
+            Route("/v1/responses/{rid}", functools.partial(server_responses.retrieve, self), methods=["GET"]),
+            Route("/v1/responses/{rid}", functools.partial(server_responses.delete, self), methods=["DELETE"]),
         ]
+        self.responses = server_responses.ResponseStore()
         self.routes = {r.path for r in routes}
         self.app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers={
             HTTPException: self._http_error, Exception: self._internal_error})
@@ -206,20 +212,31 @@ class Server:
         """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
         given: stream_options.include_usage) a usage chunk with no choices, then [DONE]. Not
         streamed, make_final gets per choice (text, finish_reason, tokens, logprobs, stop_reason),
-        the logprobs gathered from each delta by logprobs_of."""
+        the logprobs gathered from each delta by logprobs_of, and the usage."""
         self.metrics.tokens(n_prompt_tokens, 0)
+        cached: Dict[int, int] = {}  # per choice: the prompt tokens the prefix cache held
+
+        def usage(generated):
+            # Each prompt counts once, as in prompt_tokens: its first choice's cached tokens.
+            seen, hit = set(), 0
+            for index, ids, _ in jobs:
+                if id(ids) not in seen:
+                    seen.add(id(ids))
+                    hit += cached.get(index, 0)
+            return {"prompt_tokens": n_prompt_tokens, "completion_tokens": generated,
+                    "total_tokens": n_prompt_tokens + generated, "prompt_tokens_details": {"cached_tokens": hit}}
+
         if stream:
             async def sse():
                 generated = 0
                 try:
                     async for index, d in self._run_choices(jobs):
                         generated += len(d.token_ids)
+                        cached.setdefault(index, d.cached_tokens)
                         for chunk in make_chunk(index, d):
                             yield f"data: {json.dumps(chunk)}\n\n"
                     if usage_base is not None:
-                        usage = {"prompt_tokens": n_prompt_tokens, "completion_tokens": generated,
-                                 "total_tokens": n_prompt_tokens + generated}
-                        yield f"data: {json.dumps({**usage_base, 'choices': [], 'usage': usage})}\n\n"
+                        yield f"data: {json.dumps({**usage_base, 'choices': [], 'usage': usage(generated)})}\n\n"
                 except Exception as e:  # headers are sent: report it in the stream, as vLLM does
                     logger.exception("stream of %s failed", route)
                     yield f"data: {json.dumps(_internal_error_body(e))}\n\n"
@@ -236,6 +253,7 @@ class Server:
             async for index, d in self._run_choices(jobs):
                 texts.setdefault(index, []).append(d.text)
                 counts[index] = counts.get(index, 0) + len(d.token_ids)
+                cached.setdefault(index, d.cached_tokens)
                 lps.setdefault(index, []).extend(logprobs_of(d))
                 if d.finished:
                     reasons[index] = d.finish_reason
@@ -259,7 +277,7 @@ class Server:
         self.metrics.request_done(route, 200)
         choices = [("".join(texts.get(i, [])), reasons.get(i), counts.get(i, 0), lps.get(i, []),
                     stop_reasons.get(i)) for i in range(len(jobs))]
-        return JSONResponse(make_final(choices))
+        return JSONResponse(make_final(choices, usage(sum(counts.values()))))
 
     # -- routes -------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
@@ -402,20 +420,19 @@ class Server:
                                   "logprobs": logprobs(index, with_end(d), first),
                                   "finish_reason": d.finish_reason, "stop_reason": d.stop_reason}]}]
 
-        def final(choices):
-            gen = sum(c[2] for c in choices)
+        def final(choices, usage):
             return {"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
                     "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": logprobs(i, lp, True),
                                  "finish_reason": r, "stop_reason": why,
                                  **({"prompt_logprobs": p_scored[i // n]} if p_scored else {})}
                                 for i, (t, r, _, lp, why) in enumerate(choices)],
-                    "usage": {"prompt_tokens": n_prompt, "completion_tokens": gen,
-                              "total_tokens": n_prompt + gen}}
+                    "usage": usage}
 
         if score_only:
             self.metrics.tokens(n_prompt, 0)
             self.metrics.request_done(route, 200)
-            return JSONResponse(final([("", "length", 0, [], None) for _ in jobs]))
+            return JSONResponse(final([("", "length", 0, [], None) for _ in jobs],
+                                      {"prompt_tokens": n_prompt, "completion_tokens": 0, "total_tokens": n_prompt}))
 
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, n_prompt, chunk, final, stream,

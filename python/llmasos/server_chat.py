@@ -117,14 +117,12 @@ class ChatCall:
                        else ({"role": "assistant", "content": text}, reason))
         return {**msg, "reasoning_content": thought} if self.think else msg, reason
 
-    def final(self, choices) -> Dict[str, Any]:
+    def final(self, choices, usage: Dict[str, Any]) -> Dict[str, Any]:
         """The whole chat.completion from (text, finish_reason, tokens, logprobs, stop_reason) per choice."""
-        gen = sum(c[2] for c in choices)
         replies = [self._message(t, r) for t, r, _, _, _ in choices]
         return {"id": self.rid, "object": "chat.completion", "created": self.created, "model": self.model_id,
                 "choices": [{"index": i, "message": replies[i][0], "logprobs": self._logprobs(lp),
                              "finish_reason": replies[i][1], "stop_reason": why}
                             for i, (t, r, _, lp, why) in enumerate(choices)],
-                "usage": {"prompt_tokens": len(self.ids), "completion_tokens": gen,
-                          "total_tokens": len(self.ids) + gen},
+                "usage": usage,
                 **({"prompt_logprobs": self.p_scored} if self.p_scored is not None else {})}

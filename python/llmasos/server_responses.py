@@ -1,0 +1,275 @@
+"""OpenAI's Responses API, as vLLM serves it: POST /v1/responses, GET and DELETE
+/v1/responses/{id}. A request is translated into a chat request (instructions and input items
+into messages, function tools, text.format into response_format, max_output_tokens) and run as
+one (server_chat.ChatCall); its reply comes back as output items (reasoning, message,
+function_call), whole or as the typed events that the openai client's responses.stream()
+accumulates. Responses are stored in memory (store, the default; the latest MAX_STORED) for
+previous_response_id, which continues from a stored response's input and output, and retrieval."""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import time
+import uuid
+from typing import Any, Dict, Iterator, List, Optional
+
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from .server_chat import ChatCall
+from .server_requests import RequestError
+from .server_responses_request import ResponsesRequest
+
+logger = logging.getLogger("llmasos.server")
+
+MAX_STORED = 256
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def usage(chat_usage: Dict[str, Any], output: List[Dict[str, Any]], llm) -> Dict[str, Any]:
+    """A chat usage in the Responses API's words; reasoning_tokens counts the reasoning items' text
+    as the model's tokenizer writes it."""
+    thought = sum(len(llm.tokenize(part["text"], add_bos=False)) for item in output if item["type"] == "reasoning"
+                  for part in item["content"])
+    return {"input_tokens": chat_usage["prompt_tokens"], "input_tokens_details": chat_usage["prompt_tokens_details"],
+            "output_tokens": chat_usage["completion_tokens"], "output_tokens_details": {"reasoning_tokens": thought},
+            "total_tokens": chat_usage["total_tokens"]}
+
+
+def output_items(message: Dict[str, Any], finish_reason: Optional[str], logprobs) -> List[Dict[str, Any]]:
+    """A chat reply message as Responses output items: its reasoning, its text, its calls."""
+    items = []
+    status = "incomplete" if finish_reason == "length" else "completed"
+    if message.get("reasoning_content"):
+        items.append({"type": "reasoning", "id": _new_id("rs"), "summary": [], "status": status,
+                      "content": [{"type": "reasoning_text", "text": message["reasoning_content"]}]})
+    calls = message.get("tool_calls") or []
+    if message.get("content") or not calls:
+        part = {"type": "output_text", "text": message.get("content") or "", "annotations": [],
+                "logprobs": (logprobs or {}).get("content") or []}
+        items.append({"type": "message", "id": _new_id("msg"), "role": "assistant", "status": status,
+                      "content": [part]})
+    for c in calls:
+        items.append({"type": "function_call", "id": _new_id("fc"), "call_id": c["id"],
+                      "name": c["function"]["name"], "arguments": c["function"]["arguments"],
+                      "status": "completed"})
+    return items
+
+
+class Stored:
+    def __init__(self, response: Dict[str, Any], messages: List[Dict[str, Any]]):
+        self.response, self.messages = response, messages
+
+
+class ResponseStore:
+    """The latest MAX_STORED responses, by id (an in-memory store, as vLLM keeps)."""
+
+    def __init__(self, limit: int = MAX_STORED):
+        self.limit, self._items = limit, collections.OrderedDict()
+
+    def get(self, rid: str) -> Optional[Stored]:
+        return self._items.get(rid)
+
+    def put(self, rid: str, item: Stored) -> None:
+        self._items[rid] = item
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+    def delete(self, rid: str) -> bool:
+        return self._items.pop(rid, None) is not None
+
+
+class EventWriter:
+    """The chat chunks of one streamed reply as Responses events: each output item is added,
+    filled by deltas and done in turn (reasoning, then the message, then each function call)."""
+
+    def __init__(self, request: ResponsesRequest, rid: str, created: float, model: str):
+        self.req, self.rid, self.created, self.model = request, rid, created, model
+        self.seq = 0
+        self.done: List[Dict[str, Any]] = []  # finished output items
+        self.open: Optional[Dict[str, Any]] = None  # the item being written
+        self.calls: Dict[int, Dict[str, Any]] = {}  # chat tool-call index -> its function_call item
+        self.pending: List[Dict[str, Any]] = []  # logprobs not yet sent
+
+    def _event(self, kind: str, **fields) -> str:
+        ev = {"type": kind, "sequence_number": self.seq, **fields}
+        self.seq += 1
+        return f"event: {kind}\ndata: {json.dumps(ev)}\n\n"
+
+    def start(self) -> Iterator[str]:
+        r = self.req.response(self.rid, self.created, self.model, [], "in_progress")
+        yield self._event("response.created", response=r)
+        yield self._event("response.in_progress", response=r)
+
+    def _add(self, item: Dict[str, Any]) -> Iterator[str]:
+        yield from self._close()
+        self.open = item
+        shown = {**item, "content": []} if item["type"] in ("message", "reasoning") else item
+        yield self._event("response.output_item.added", output_index=len(self.done), item=shown)
+        if item["type"] == "message":
+            yield self._event("response.content_part.added", item_id=item["id"], output_index=len(self.done),
+                              content_index=0, part={**item["content"][0], "text": "", "logprobs": []})
+
+    def _close(self, status: str = "completed") -> Iterator[str]:
+        item, self.open = self.open, None
+        if item is None:
+            return
+        item["status"] = status if item["type"] != "function_call" else "completed"
+        at = dict(item_id=item["id"], output_index=len(self.done))
+        if item["type"] == "message":
+            part = item["content"][0]
+            yield self._event("response.output_text.done", **at, content_index=0, text=part["text"],
+                              logprobs=part["logprobs"])
+            yield self._event("response.content_part.done", **at, content_index=0, part=part)
+        elif item["type"] == "reasoning":
+            yield self._event("response.reasoning_text.done", **at, content_index=0,
+                              text=item["content"][0]["text"])
+        else:
+            yield self._event("response.function_call_arguments.done", **at, name=item["name"],
+                              arguments=item["arguments"])
+        yield self._event("response.output_item.done", output_index=len(self.done), item=item)
+        self.done.append(item)
+
+    def _message(self) -> Iterator[str]:
+        yield from self._add({"type": "message", "id": _new_id("msg"), "role": "assistant", "status": "in_progress",
+                              "content": [{"type": "output_text", "text": "", "annotations": [], "logprobs": []}]})
+
+    def feed(self, chunk: Dict[str, Any]) -> Iterator[str]:
+        """The events of one chat chunk (choice 0). Logprobs wait for the next text delta, so the
+        message's logprobs are every reply token's, as in the whole response."""
+        choice = chunk["choices"][0]
+        delta = choice["delta"]
+        self.pending += (choice.get("logprobs") or {}).get("content") or []
+        if delta.get("reasoning_content"):
+            if self.open is None or self.open["type"] != "reasoning":
+                yield from self._add({"type": "reasoning", "id": _new_id("rs"), "summary": [],
+                                      "status": "in_progress", "content": [{"type": "reasoning_text", "text": ""}]})
+            self.open["content"][0]["text"] += delta["reasoning_content"]
+            yield self._event("response.reasoning_text.delta", item_id=self.open["id"], output_index=len(self.done),
+                              content_index=0, delta=delta["reasoning_content"])
+        if delta.get("content"):
+            if self.open is None or self.open["type"] != "message":
+                yield from self._message()
+            yield from self._text(delta["content"])
+        for tc in delta.get("tool_calls") or []:
+            fn = tc.get("function") or {}
+            if tc["index"] not in self.calls:
+                item = {"type": "function_call", "id": _new_id("fc"), "call_id": tc.get("id"),
+                        "name": fn.get("name"), "arguments": "", "status": "in_progress"}
+                self.calls[tc["index"]] = item
+                yield from self._add(item)
+            item = self.calls[tc["index"]]
+            if fn.get("arguments"):
+                item["arguments"] += fn["arguments"]
+                yield self._event("response.function_call_arguments.delta", item_id=item["id"],
+                                  output_index=len(self.done), delta=fn["arguments"])
+
+    def _text(self, text: str) -> Iterator[str]:
+        part = self.open["content"][0]
+        lps, self.pending = self.pending, []
+        part["text"] += text
+        part["logprobs"] += lps
+        yield self._event("response.output_text.delta", item_id=self.open["id"], output_index=len(self.done),
+                          content_index=0, delta=text, logprobs=lps)
+
+    def error(self, exc: BaseException) -> str:
+        return self._event("error", message=f"internal server error ({type(exc).__name__})", code="internal_error",
+                           param=None)
+
+    def finish(self, finish_reason: Optional[str], usage_of) -> Iterator[str]:
+        """Closes the open item and completes the response; usage_of(output items) gives its usage."""
+        status = "incomplete" if finish_reason == "length" else "completed"
+        # A reply without calls has one message, empty if it said nothing (as the whole one).
+        if not self.calls and not any(it["type"] == "message" for it in self.done + [self.open] if it):
+            yield from self._message()
+        if self.pending and self.open is not None and self.open["type"] == "message":
+            yield from self._text("")
+        yield from self._close(status)
+        r = self.req.response(self.rid, self.created, self.model, self.done, status, usage_of(self.done))
+        yield self._event(f"response.{status}", response=r)
+        self.final = r
+
+
+async def create(server, request) -> Response:
+    """POST /v1/responses."""
+    route = "/v1/responses"
+    try:
+        server._check_key(request)
+        req = ResponsesRequest(await server._body(request), server.responses)
+        chat = ChatCall(server, req.chat_body)
+    except RequestError as e:
+        return server._error(route, e)
+    rid, created, n_prompt = _new_id("resp"), float(int(time.time())), len(chat.ids)
+
+    def stored(r):
+        if req.store:
+            server.responses.put(rid, Stored(r, req.history))
+        return r
+
+    if not chat.stream:
+        def final(choices, chat_usage):
+            c = chat.final(choices, chat_usage)["choices"][0]
+            status = "incomplete" if c["finish_reason"] == "length" else "completed"
+            output = output_items(c["message"], c["finish_reason"], c["logprobs"])
+            return stored(req.response(rid, created, server.model_id, output, status,
+                                       usage(chat_usage, output, server.llm)))
+        return await server._respond(request, route, chat.jobs, n_prompt, chat.chunk, final, False)
+
+    writer = EventWriter(req, rid, created, server.model_id)
+    server.metrics.tokens(n_prompt, 0)
+
+    async def sse():
+        generated, reason, cached = 0, None, 0
+        try:
+            for ev in writer.start():
+                yield ev
+            async for index, d in server._run_choices(chat.jobs):
+                generated += len(d.token_ids)
+                cached = d.cached_tokens
+                for chunk in chat.chunk(index, d):
+                    for ev in writer.feed(chunk):
+                        yield ev
+                if d.finished:
+                    reason = d.finish_reason
+            chat_usage = {"prompt_tokens": n_prompt, "completion_tokens": generated, "total_tokens": n_prompt + generated,
+                          "prompt_tokens_details": {"cached_tokens": cached}}
+            for ev in writer.finish(reason, lambda output: usage(chat_usage, output, server.llm)):
+                yield ev
+            stored(writer.final)
+        except Exception as e:  # headers are sent: report it in the stream
+            logger.exception("stream of %s failed", route)
+            yield writer.error(e)
+    server.metrics.request_done(route, 200)
+    return StreamingResponse(sse(), media_type="text/event-stream")
+
+
+async def retrieve(server, request) -> Response:
+    """GET /v1/responses/{id}: a stored response."""
+    route = "/v1/responses/{id}"
+    try:
+        server._check_key(request)
+        item = server.responses.get(request.path_params["rid"])
+        if item is None:
+            raise RequestError(f"no stored response with id {request.path_params['rid']!r}", status=404,
+                               code="not_found")
+    except RequestError as e:
+        return server._error(route, e)
+    server.metrics.request_done(route, 200)
+    return JSONResponse(item.response)
+
+
+async def delete(server, request) -> Response:
+    """DELETE /v1/responses/{id}."""
+    route = "/v1/responses/{id}"
+    rid = request.path_params["rid"]
+    try:
+        server._check_key(request)
+        if not server.responses.delete(rid):
+            raise RequestError(f"no stored response with id {rid!r}", status=404, code="not_found")
+    except RequestError as e:
+        return server._error(route, e)
+    server.metrics.request_done(route, 200)
+    return JSONResponse({"id": rid, "object": "response", "deleted": True})

@@ -1,0 +1,225 @@
+"""OpenAI's Responses API on the real server, driven with the openai client's responses.create and
+responses.stream (whose event accumulator checks the order of the events): each reply equals what
+the chat route gives for the same messages, whole and streamed; previous_response_id, function
+calls, structured output, logprobs, storage and bad requests; the prefix cache's hits in usage."""
+import json
+
+import httpx
+import jsonschema
+import openai
+import pytest
+
+from test_server import RunningServer, wait_idle
+
+Q = "What is the capital of France?"
+HELLO = "Say hello."  # SmolLM2 answers it in about 30 tokens
+TOOLS = [{"type": "function", "name": "get_weather", "description": "The weather in a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                         "required": ["city"], "additionalProperties": False}}]
+CHAT_TOOLS = [{"type": "function", "function": {k: v for k, v in t.items() if k != "type"}} for t in TOOLS]
+
+
+@pytest.fixture(scope="module")
+def server(smollm2_gguf):
+    s = RunningServer(smollm2_gguf)
+    yield s
+    s.stop()
+
+
+class Client:
+    """The openai client with the served model's id filled in."""
+
+    def __init__(self, server):
+        self.openai = server.client()
+        self.model = self.openai.models.list().data[0].id
+
+    def create(self, **kw):
+        return self.openai.responses.create(model=self.model, **kw)
+
+    def chat(self, messages, max_tokens=24, **kw):
+        return self.openai.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
+                                                   temperature=0, **kw).choices[0]
+
+    def stream(self, **kw):
+        """responses.stream's final response and its events."""
+        with self.openai.responses.stream(model=self.model, temperature=0, **kw) as s:
+            events = list(s)
+            return s.get_final_response(), events
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server)
+
+
+def test_reply_equals_chat_whole_and_streamed(client):
+    want = client.chat([{"role": "user", "content": HELLO}], max_tokens=300)
+    assert want.finish_reason == "stop"  # (responses.stream's final response needs a completed one)
+    r = client.create(input=HELLO, max_output_tokens=300, temperature=0)
+    assert r.status == "completed" and r.output_text == want.message.content
+    assert r.id.startswith("resp_") and [o.type for o in r.output] == ["message"]
+    assert r.usage.output_tokens > 0 and r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
+    final, events = client.stream(input=HELLO, max_output_tokens=300)
+    assert final.output_text == want.message.content and final.status == "completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == want.message.content
+    assert final.usage.input_tokens == r.usage.input_tokens and final.usage.output_tokens == r.usage.output_tokens
+
+
+def test_instructions_input_items_and_previous_response(client):
+    """instructions become the system message; message items keep their roles (developer as
+    system); previous_response_id continues from the stored input and output, without its
+    instructions."""
+    sys_msg = "Answer in one short sentence."
+    first = client.create(instructions=sys_msg, max_output_tokens=24, temperature=0,
+                                    input=[{"role": "user", "content": [{"type": "input_text", "text": Q}]}])
+    want = client.chat([{"role": "system", "content": sys_msg}, {"role": "user", "content": Q}])
+    assert first.output_text == want.message.content and first.instructions == sys_msg
+    dev = client.create(max_output_tokens=24, temperature=0,
+                                  input=[{"role": "developer", "content": sys_msg}, {"role": "user", "content": Q}])
+    assert dev.output_text == first.output_text
+    second = client.create(previous_response_id=first.id, input="And of Italy?",
+                                     max_output_tokens=24, temperature=0)
+    want2 = client.chat([{"role": "user", "content": Q}, {"role": "assistant", "content": first.output_text},
+                          {"role": "user", "content": "And of Italy?"}])
+    assert second.output_text == want2.message.content and second.previous_response_id == first.id
+
+
+def test_max_output_tokens_makes_it_incomplete(client):
+    r = client.create(input="Count from 1 to 100.", max_output_tokens=5, temperature=0)
+    assert r.status == "incomplete" and r.incomplete_details.reason == "max_output_tokens"
+    assert r.usage.output_tokens == 5 and r.output[0].status == "incomplete"
+    events = list(client.create(input="Count from 1 to 100.", max_output_tokens=5,
+                                          temperature=0, stream=True))
+    assert events[-1].type == "response.incomplete" and events[-1].response.output_text == r.output_text
+
+
+def test_function_call_and_its_output(client):
+    r = client.create(input="What is the weather in Paris?", tools=TOOLS,
+                                tool_choice="required", temperature=0)
+    calls = [o for o in r.output if o.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather" and calls[0].status == "completed"
+    jsonschema.validate(json.loads(calls[0].arguments), TOOLS[0]["parameters"])
+    want = client.chat([{"role": "user", "content": "What is the weather in Paris?"}], max_tokens=None,
+                tools=CHAT_TOOLS, tool_choice="required")
+    assert calls[0].arguments == want.message.tool_calls[0].function.arguments
+    final, events = client.stream(input="What is the weather in Paris?", tools=TOOLS,
+                             tool_choice={"type": "function", "name": "get_weather"})
+    fc = [o for o in final.output if o.type == "function_call"]
+    assert [(c.name, c.arguments) for c in fc] == [("get_weather", calls[0].arguments)]
+    assert "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta") == fc[0].arguments
+    # The tool's result: continued from the stored call, or with the call written in the input.
+    out = {"type": "function_call_output", "call_id": calls[0].call_id, "output": "22 C and sunny"}
+    a = client.create(previous_response_id=r.id, input=[out], tools=TOOLS,
+                                max_output_tokens=24, temperature=0)
+    b = client.create(tools=TOOLS, max_output_tokens=24, temperature=0, input=[
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"type": "function_call", "call_id": calls[0].call_id, "name": "get_weather", "arguments": calls[0].arguments},
+        out])
+    want = client.chat([{"role": "user", "content": "What is the weather in Paris?"},
+                         {"role": "assistant", "content": None, "tool_calls": [
+                             {"id": calls[0].call_id, "type": "function",
+                              "function": {"name": "get_weather", "arguments": calls[0].arguments}}]},
+                         {"role": "tool", "tool_call_id": calls[0].call_id, "content": "22 C and sunny"}],
+                tools=CHAT_TOOLS)
+    assert a.output_text == b.output_text == (want.message.content or "")
+
+
+def test_structured_output_and_logprobs(client):
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+              "required": ["city"], "additionalProperties": False}
+    fmt = {"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": True}}
+    r = client.create(input=Q, text=fmt, temperature=0, max_output_tokens=64)
+    jsonschema.validate(json.loads(r.output_text), schema)
+    final, _ = client.stream(input=Q, text=fmt, max_output_tokens=64)
+    assert final.output_text == r.output_text
+    lp = client.create(input=Q, max_output_tokens=8, temperature=0, top_logprobs=2,
+                                 include=["message.output_text.logprobs"])
+    want = client.chat([{"role": "user", "content": Q}], max_tokens=8, logprobs=True, top_logprobs=2)
+    got = lp.output[0].content[0].logprobs
+    assert [(x.token, round(x.logprob, 5)) for x in got] == [(x.token, round(x.logprob, 5)) for x in want.logprobs.content]
+    assert all(len(x.top_logprobs) == 2 for x in got)
+    events = list(client.create(input=Q, max_output_tokens=8, temperature=0, top_logprobs=2, stream=True,
+                                include=["message.output_text.logprobs"]))
+    assert [x.token for x in events[-1].response.output[0].content[0].logprobs] == [x.token for x in got]
+    assert [x.token for e in events if e.type == "response.output_text.delta" for x in e.logprobs] == [
+        x.token for x in got]
+
+
+def test_store_retrieve_delete(client, server):
+    r = client.create(input="Hi", max_output_tokens=4, temperature=0, metadata={"k": "v"})
+    got = client.openai.responses.retrieve(r.id)
+    assert got.output_text == r.output_text and got.metadata == {"k": "v"}
+    client.openai.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.openai.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.create(input="Hi", previous_response_id=r.id)
+    unstored = client.create(input="Hi", max_output_tokens=4, store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.openai.responses.retrieve(unstored.id)
+    wait_idle(server)
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"input": "x", "temprature": 0.5}, "temprature"),
+    ({}, "input"),
+    ({"input": []}, "input"),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x"}]}]}, "input"),
+    ({"input": [{"type": "item_reference", "id": "x"}]}, "input"),
+    ({"input": "x", "tools": [{"type": "web_search"}]}, "tools"),
+    ({"input": "x", "tool_choice": {"type": "file_search"}}, "tool_choice"),
+    ({"input": "x", "reasoning": {"effort": "high"}}, "reasoning"),
+    ({"input": "x", "background": True}, "background"),
+    ({"input": "x", "truncation": "auto"}, "truncation"),
+    ({"input": "x", "include": ["reasoning.encrypted_content"]}, "include"),
+    ({"input": "x", "text": {"format": {"type": "json_schema"}}}, "text"),
+    ({"input": "x", "max_output_tokens": 0}, "max_tokens"),
+    ({"input": "x", "temperature": -1}, "temperature"),
+    ({"input": "x", "model": "other"}, "model"),
+    ({"input": "x", "metadata": {"k": 1}}, "metadata"),
+    ({"input": "x", "top_logprobs": "2"}, "top_logprobs"),
+])
+def test_bad_requests_are_4xx(server, body, param):
+    r = httpx.post(server.base + "/v1/responses", json=body, timeout=30)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_cached_tokens_in_usage(client):
+    """A second request that shares a long prefix finds it in the prefix cache; chat and
+    Responses report the cached prompt tokens (whole 16-token blocks) in their usage."""
+    long = "Here is a list of fruits: " + ", ".join(f"fruit number {i}" for i in range(60)) + "."
+    first = client.create(input=long + " Which is first?", max_output_tokens=2, temperature=0)
+    assert first.usage.input_tokens_details.cached_tokens <= 32  # the template's system prompt, at most
+    again = client.create(input=long + " Which is last?", max_output_tokens=2, temperature=0)
+    assert again.usage.input_tokens_details.cached_tokens >= first.usage.input_tokens - 32
+    assert again.usage.input_tokens_details.cached_tokens % 16 == 0
+    c = client.openai.chat.completions.create(model=client.model, messages=[{"role": "user", "content": long + " Which is third?"}],
+                                       max_tokens=2, temperature=0)
+    assert c.usage.prompt_tokens_details.cached_tokens >= c.usage.prompt_tokens - 32
+
+
+def test_disconnect_mid_stream_frees_blocks(server):
+    idle = wait_idle(server)
+    with httpx.stream("POST", server.base + "/v1/responses", timeout=60, json={
+            "input": "Tell a long story.", "max_output_tokens": 500, "stream": True, "ignore_eos": True}) as r:
+        for i, _ in enumerate(r.iter_lines()):
+            if i > 12:
+                break
+    assert wait_idle(server)["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
+
+
+def test_api_key_guards_responses(smollm2_gguf):
+    s = RunningServer(smollm2_gguf, "--api-key", "sekret")
+    try:
+        model = s.client("sekret").models.list().data[0].id
+        with pytest.raises(openai.AuthenticationError):
+            s.client().responses.create(model=model, input="Hi", max_output_tokens=2)
+        r = s.client("sekret").responses.create(model=model, input="Hi", max_output_tokens=2)
+        assert r.status in ("completed", "incomplete")
+        assert httpx.get(s.base + f"/v1/responses/{r.id}", timeout=10).status_code == 401
+    finally:
+        s.stop()
