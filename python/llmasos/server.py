@@ -23,7 +23,7 @@ from . import reasoning, server_embeddings, server_responses, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
-from .server_chat import ChatCall
+from .server_chat import ChatCall, ChoiceResult
 from .server_logprobs import completion_logprobs, completion_logprobs_echo, prompt_logprobs, vllm_prompt_logprobs
 from .server_metrics import Metrics
 from .server_requests import RequestError, include_usage, params_for_choice, sampling_params
@@ -211,8 +211,8 @@ class Server:
                        usage_base=None, logprobs_of=lambda d: d.logprobs or []):
         """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
         given: stream_options.include_usage) a usage chunk with no choices, then [DONE]. Not
-        streamed, make_final gets per choice (text, finish_reason, tokens, logprobs, stop_reason),
-        the logprobs gathered from each delta by logprobs_of, and the usage."""
+        streamed, make_final gets a ChoiceResult per job (index order; its logprobs gathered from
+        each delta by logprobs_of) and the usage."""
         self.metrics.tokens(n_prompt_tokens, 0)
         cached: Dict[int, int] = {}  # per choice: the prompt tokens the prefix cache held
 
@@ -243,21 +243,12 @@ class Server:
                 yield "data: [DONE]\n\n"
             self.metrics.request_done(route, 200)
             return StreamingResponse(sse(), media_type="text/event-stream")
-        texts: Dict[int, List[str]] = {}
-        counts: Dict[int, int] = {}
-        reasons: Dict[int, Optional[str]] = {}
-        lps: Dict[int, list] = {}
-        stop_reasons: Dict[int, Any] = {}
+        results = [ChoiceResult() for _ in jobs]
 
         async def collect():
             async for index, d in self._run_choices(jobs):
-                texts.setdefault(index, []).append(d.text)
-                counts[index] = counts.get(index, 0) + len(d.token_ids)
+                results[index].add(d, logprobs_of(d))
                 cached.setdefault(index, d.cached_tokens)
-                lps.setdefault(index, []).extend(logprobs_of(d))
-                if d.finished:
-                    reasons[index] = d.finish_reason
-                    stop_reasons[index] = d.stop_reason
 
         # A client that goes away before a non-streamed answer is ready cancels its sequences too
         # (closing _run_choices cancels them in the engine and frees their KV blocks), as vLLM does.
@@ -275,9 +266,7 @@ class Server:
             return Response(status_code=499)
         work.result()  # an engine error propagates as before
         self.metrics.request_done(route, 200)
-        choices = [("".join(texts.get(i, [])), reasons.get(i), counts.get(i, 0), lps.get(i, []),
-                    stop_reasons.get(i)) for i in range(len(jobs))]
-        return JSONResponse(make_final(choices, usage(sum(counts.values()))))
+        return JSONResponse(make_final(results, usage(sum(len(r.token_ids) for r in results))))
 
     # -- routes -------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
@@ -422,16 +411,16 @@ class Server:
 
         def final(choices, usage):
             return {"id": rid, "object": "text_completion", "created": created, "model": self.model_id,
-                    "choices": [{"index": i, "text": prefix.get(i, "") + t, "logprobs": logprobs(i, lp, True),
-                                 "finish_reason": r, "stop_reason": why,
+                    "choices": [{"index": i, "text": prefix.get(i, "") + c.text, "logprobs": logprobs(i, c.logprobs, True),
+                                 "finish_reason": c.finish_reason, "stop_reason": c.stop_reason,
                                  **({"prompt_logprobs": p_scored[i // n]} if p_scored else {})}
-                                for i, (t, r, _, lp, why) in enumerate(choices)],
+                                for i, c in enumerate(choices)],
                     "usage": usage}
 
         if score_only:
             self.metrics.tokens(n_prompt, 0)
             self.metrics.request_done(route, 200)
-            return JSONResponse(final([("", "length", 0, [], None) for _ in jobs],
+            return JSONResponse(final([ChoiceResult(finish_reason="length") for _ in jobs],
                                       {"prompt_tokens": n_prompt, "completion_tokens": 0, "total_tokens": n_prompt}))
 
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}

@@ -4,6 +4,7 @@ chunks or a whole chat.completion, with reasoning split off and tool calls read 
 route and the Responses API (server_responses.py) both run their requests through it."""
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from typing import Any, Dict, List, Optional
@@ -13,6 +14,29 @@ from .server_logprobs import chat_logprobs
 from .server_requests import (chat_render_options, chat_template_error, include_usage, params_for_choice,
                               sampling_params)
 from .server_tools_hermes import history, tool_request
+
+
+@dataclasses.dataclass
+class ChoiceResult:
+    """One choice's whole output, gathered from its deltas."""
+
+    pieces: List[str] = dataclasses.field(default_factory=list)
+    token_ids: List[int] = dataclasses.field(default_factory=list)
+    logprobs: list = dataclasses.field(default_factory=list)
+    finish_reason: Optional[str] = None
+    stop_reason: Any = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def add(self, d, logprobs) -> None:
+        """Takes one engine delta (engine.StreamDelta) and the logprobs to keep of it."""
+        self.pieces.append(d.text)
+        self.token_ids += d.token_ids
+        self.logprobs += logprobs
+        if d.finished:
+            self.finish_reason, self.stop_reason = d.finish_reason, d.stop_reason
 
 
 class ChatCall:
@@ -117,12 +141,12 @@ class ChatCall:
                        else ({"role": "assistant", "content": text}, reason))
         return {**msg, "reasoning_content": thought} if self.think else msg, reason
 
-    def final(self, choices, usage: Dict[str, Any]) -> Dict[str, Any]:
-        """The whole chat.completion from (text, finish_reason, tokens, logprobs, stop_reason) per choice."""
-        replies = [self._message(t, r) for t, r, _, _, _ in choices]
+    def final(self, choices: List[ChoiceResult], usage: Dict[str, Any]) -> Dict[str, Any]:
+        """The whole chat.completion from its choices' results."""
+        replies = [self._message(c.text, c.finish_reason) for c in choices]
         return {"id": self.rid, "object": "chat.completion", "created": self.created, "model": self.model_id,
-                "choices": [{"index": i, "message": replies[i][0], "logprobs": self._logprobs(lp),
-                             "finish_reason": replies[i][1], "stop_reason": why}
-                            for i, (t, r, _, lp, why) in enumerate(choices)],
+                "choices": [{"index": i, "message": replies[i][0], "logprobs": self._logprobs(c.logprobs),
+                             "finish_reason": replies[i][1], "stop_reason": c.stop_reason}
+                            for i, c in enumerate(choices)],
                 "usage": usage,
                 **({"prompt_logprobs": self.p_scored} if self.p_scored is not None else {})}
