@@ -376,6 +376,19 @@ class LLM:
         more variables for the template (Qwen3's enable_thinking, ...); tools (OpenAI's
         [{'type': 'function', 'function': {...}}, ...], as vLLM's LLM.chat takes them) go to the
         template as its `tools` variable, for a template that writes them (Hermes, Qwen)."""
+        text = self.chat_prompt_text(messages, add_generation_prompt=add_generation_prompt,
+                                     continue_final_message=continue_final_message,
+                                     chat_template_kwargs=chat_template_kwargs, tools=tools)
+        m = self._core()
+        bos = m.token_text(m.bos_id) if m.bos_id >= 0 else ""
+        add_bos = m.add_bos and not (bos and text.startswith(bos))
+        return self._prompt_ids(m.tokenize(text, add_bos, True))
+
+    def chat_prompt_text(self, messages, *, add_generation_prompt: Optional[bool] = None,
+                         continue_final_message: bool = False,
+                         chat_template_kwargs: Optional[dict] = None, tools: Optional[list] = None) -> str:
+        """The text chat_prompt_ids tokenizes (special tokens written out), without a BOS the
+        tokenizer adds; as llama.cpp server's /apply-template returns it."""
         if tools is not None:
             if not isinstance(tools, list):
                 raise ValueError("tools must be a list of {'type': 'function', 'function': {...}}")
@@ -389,9 +402,8 @@ class LLM:
                                         add_generation_prompt=add_generation_prompt,
                                         continue_final_message=continue_final_message,
                                         kwargs=chat_template_kwargs)
-        add_bos = m.add_bos and not (bos and text.startswith(bos))
         _check_unicode(text)
-        return self._prompt_ids(m.tokenize(text, add_bos, True))
+        return text
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """OpenAI-compatible HTTP server: /v1/models, /v1/completions, /v1/chat/completions (with SSE
 streaming), /v1/responses (server_responses.py), /v1/embeddings, /health and /metrics, over the
 AsyncEngine's continuous batching; /tokenize and /detokenize as vLLM and llama.cpp answer them
-(server_tokens.py)."""
+(server_tokens.py); llama.cpp server's /completion, /props and /apply-template (server_llamacpp.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import reasoning, server_embeddings, server_responses, server_tokens
+from . import reasoning, server_embeddings, server_llamacpp, server_responses, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
@@ -36,7 +36,7 @@ class Server:
     def __init__(self, llm: LLM, model_id: str, *, api_key: Optional[str] = None, max_n: int = 8,
                  max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
                  reasoning_format: str = "auto", prompt_lookup: int = 0):
-        self.llm, self.model_id, self.api_key, self.max_n = llm, model_id, api_key, max_n
+        self.llm, self.model_id, self.api_key, self.max_n, self.max_seqs = llm, model_id, api_key, max_n, max_seqs
         if reasoning_format not in ("auto", "none"):
             raise ValueError(f"reasoning_format must be 'auto' or 'none', got {reasoning_format!r}")
         # A thinking model's chat replies split into reasoning_content and content (reasoning.py).
@@ -58,6 +58,10 @@ class Server:
             Route("/tokenize", self.tokenize, methods=["POST"]),
             Route("/detokenize", self.detokenize, methods=["POST"]),
             Route("/tokenizer_info", self.tokenizer_info, methods=["GET"]),
+            Route("/completion", functools.partial(server_llamacpp.completion, self), methods=["POST"]),
+            Route("/completions", functools.partial(server_llamacpp.completion, self), methods=["POST"]),
+            Route("/props", functools.partial(server_llamacpp.props, self), methods=["GET"]),
+            Route("/apply-template", functools.partial(server_llamacpp.apply_template, self), methods=["POST"]),
             Route("/v1/responses", functools.partial(server_responses.create, self), methods=["POST"]),
             Route("/v1/responses/{rid}", functools.partial(server_responses.retrieve, self), methods=["GET"]),
             Route("/v1/responses/{rid}", functools.partial(server_responses.delete, self), methods=["DELETE"]),
@@ -208,11 +212,11 @@ class Server:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _respond(self, request, route, jobs, n_prompt_tokens, make_chunk, make_final, stream,
-                       usage_base=None, logprobs_of=lambda d: d.logprobs or []):
+                       usage_base=None, logprobs_of=lambda d: d.logprobs or [], on_delta=None):
         """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
         given: stream_options.include_usage) a usage chunk with no choices, then [DONE]. Not
         streamed, make_final gets a ChoiceResult per job (index order; its logprobs gathered from
-        each delta by logprobs_of) and the usage."""
+        each delta by logprobs_of) and the usage. on_delta(index, delta) sees each delta first."""
         self.metrics.tokens(n_prompt_tokens, 0)
         cached: Dict[int, int] = {}  # per choice: the prompt tokens the prefix cache held
 
@@ -231,6 +235,8 @@ class Server:
                 generated = 0
                 try:
                     async for index, d in self._run_choices(jobs):
+                        if on_delta:
+                            on_delta(index, d)
                         generated += len(d.token_ids)
                         cached.setdefault(index, d.cached_tokens)
                         for chunk in make_chunk(index, d):
@@ -247,6 +253,8 @@ class Server:
 
         async def collect():
             async for index, d in self._run_choices(jobs):
+                if on_delta:
+                    on_delta(index, d)
                 results[index].add(d, logprobs_of(d))
                 cached.setdefault(index, d.cached_tokens)
 

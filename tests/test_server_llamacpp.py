@@ -1,0 +1,167 @@
+"""llama.cpp server's own routes on the real server (/completion, /props, /apply-template), as a
+client written for llama-server calls them: the text equals the OpenAI route's for the same
+request, whole and streamed; llama.cpp's prompt shapes, defaults, stop types, logit_bias forms and
+n_probs; bad requests are 4xx naming the field."""
+import json
+
+import httpx
+import pytest
+
+from llmasos import LLM
+from test_server import RunningServer, wait_idle
+
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def server(smollm2_gguf):
+    s = RunningServer(smollm2_gguf)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def llm(smollm2_gguf):
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=1024, threads=1) as m:
+        yield m
+
+
+def post(server, path, body, status=200):
+    r = httpx.post(server.base + path, json=body, timeout=120)
+    assert r.status_code == status, r.text
+    return r.json() if status == 200 else r.json()["error"]
+
+
+def openai_completion(server, **body):
+    return post(server, "/v1/completions", {"prompt": PROMPT, "max_tokens": 12, "temperature": 0, **body})["choices"][0]
+
+
+def events(server, body):
+    r = httpx.post(server.base + "/completion", json={**body, "stream": True}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert "[DONE]" not in r.text
+    return [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+
+
+def test_completion_equals_openai_route_whole_and_streamed(server, llm):
+    want = openai_completion(server)
+    r = post(server, "/completion", {"prompt": PROMPT, "n_predict": 12, "temperature": 0, "return_tokens": True})
+    assert r["content"] == want["text"] and r["stop"] is True and r["stop_type"] == "limit"
+    assert r["tokens_predicted"] == 12 and llm.detokenize(r["tokens"]) == r["content"]
+    assert r["tokens_evaluated"] == len(llm.tokenize(PROMPT)) and r["prompt"] == PROMPT
+    assert r["generation_settings"]["n_ctx"] == 1024 and r["timings"]["predicted_n"] == 12
+    evs = events(server, {"prompt": PROMPT, "n_predict": 12, "temperature": 0})
+    assert all(not e["stop"] for e in evs[:-1]) and evs[-1]["stop"] and evs[-1]["stop_type"] == "limit"
+    assert "".join(e["content"] for e in evs[:-1]) == want["text"] and evs[-1]["content"] == want["text"]
+    assert sum(len(e["tokens"]) for e in evs[:-1]) == 12
+
+
+def test_llamacpp_defaults_and_seed(server):
+    """Absent fields take llama.cpp's defaults (temperature 0.8, top_k 40, top_p 0.95, min_p
+    0.05): a seeded /completion equals the OpenAI route given them; seed -1 is unseeded."""
+    want = openai_completion(server, temperature=0.8, top_k=40, top_p=0.95, min_p=0.05, seed=11)
+    assert post(server, "/completion", {"prompt": PROMPT, "n_predict": 12, "seed": 11})["content"] == want["text"]
+    r = post(server, "/completion", {"prompt": PROMPT, "n_predict": 4, "seed": -1})
+    assert r["generation_settings"]["seed"] == 0xFFFFFFFF and r["generation_settings"]["temperature"] == 0.8
+    # Below zero, temperature is greedy.
+    assert post(server, "/completion", {"prompt": PROMPT, "n_predict": 12, "temperature": -1})["content"] == \
+        openai_completion(server)["text"]
+
+
+def test_prompt_shapes(server, llm):
+    ids = llm.tokenize(PROMPT)
+    greedy = {"n_predict": 6, "temperature": 0}
+    whole = post(server, "/completion", {"prompt": PROMPT, **greedy})["content"]
+    assert post(server, "/completion", {"prompt": ids, **greedy})["content"] == whole
+    # Ids and text mixed: the text after the ids is tokenized without a BOS.
+    mixed = post(server, "/completion", {"prompt": ids[:2] + [llm.detokenize(ids[2:])], **greedy})
+    assert mixed["tokens_evaluated"] == len(ids[:2] + llm.tokenize(llm.detokenize(ids[2:]), add_bos=False))
+    several = post(server, "/completion", {"prompt": [PROMPT, ids, "Hello"], **greedy})
+    assert [r["index"] for r in several] == [0, 1, 2] and several[0]["content"] == several[1]["content"] == whole
+    assert several[2]["content"] == post(server, "/completion", {"prompt": "Hello", **greedy})["content"]
+
+
+def test_stop_types_and_logit_bias(server, llm):
+    r = post(server, "/completion", {"prompt": "Count: 1, 2,", "n_predict": 20, "temperature": 0, "stop": [" 5"]})
+    assert r["stop_type"] == "word" and r["stopping_word"] == " 5" and not r["content"].endswith(" 5")
+    eos = llm._core().eos_id
+    r = post(server, "/completion", {"prompt": PROMPT, "n_predict": 5, "temperature": 0, "logit_bias": [[eos, 100]]})
+    assert r["stop_type"] == "eos" and r["content"] == "" and r["stopping_word"] == ""
+    first = llm.tokenize(openai_completion(server)["text"], add_bos=False)[0]
+    for bias in ([[first, False]], {str(first): -100}, [[llm.detokenize([first]), -100]]):
+        r = post(server, "/completion", {"prompt": PROMPT, "n_predict": 1, "temperature": 0, "return_tokens": True,
+                                         "logit_bias": bias})
+        assert r["tokens"] and r["tokens"][0] != first, bias
+
+
+def test_n_probs_and_n_predict_zero(server):
+    want = openai_completion(server, max_tokens=4, logprobs=2)["logprobs"]
+    r = post(server, "/completion", {"prompt": PROMPT, "n_predict": 4, "temperature": 0, "n_probs": 2})
+    probs = r["completion_probabilities"]
+    assert [p["token"] for p in probs] == want["tokens"]
+    assert [round(p["logprob"], 5) for p in probs] == [round(x, 5) for x in want["token_logprobs"]]
+    assert all(len(p["top_logprobs"]) == 2 and p["bytes"] for p in probs)
+    evs = events(server, {"prompt": PROMPT, "n_predict": 4, "temperature": 0, "n_probs": 2})
+    assert [p["token"] for e in evs[:-1] for p in e["completion_probabilities"]] == want["tokens"]
+    # n_predict 0 evaluates the prompt into the cache and returns nothing.
+    long = "A prompt long enough to fill whole blocks of the cache. " * 6
+    r = post(server, "/completion", {"prompt": long, "n_predict": 0})
+    assert r["content"] == "" and r["tokens_predicted"] == 0
+    assert post(server, "/completion", {"prompt": long, "n_predict": 1})["tokens_cached"] >= 32
+
+
+def test_props_and_apply_template(server, llm):
+    p = httpx.get(server.base + "/props", timeout=30).json()
+    assert p["default_generation_settings"]["n_ctx"] == 1024 and p["total_slots"] >= 1
+    assert p["chat_template"] == llm.chat_template and p["default_generation_settings"]["params"]["top_k"] == 40
+    msgs = [{"role": "user", "content": "hi"}]
+    text = post(server, "/apply-template", {"messages": msgs})["prompt"]
+    assert text == llm.chat_prompt_text(msgs) and llm.tokenize(text, special=True) == llm.chat_prompt_ids(msgs)
+    assert post(server, "/apply-template", {"messages": "hi"}, 400)["param"] == "messages"
+
+
+@pytest.mark.parametrize("body,param", [
+    ({}, "prompt"),
+    ({"prompt": ""}, "prompt"),
+    ({"prompt": []}, "prompt"),
+    ({"prompt": [1, -5]}, "prompt"),
+    ({"prompt": [1, 2.5]}, "prompt"),
+    ({"prompt": "x", "n_predict": "8"}, "n_predict"),
+    ({"prompt": "x", "n_predict": -2}, "n_predict"),
+    ({"prompt": "x", "mirostat": 2}, "mirostat"),
+    ({"prompt": "x", "samplers": ["temperature", "top_k"]}, "samplers"),
+    ({"prompt": "x", "post_sampling_probs": True}, "post_sampling_probs"),
+    ({"prompt": "x", "lora": [{"id": 0, "scale": 1.0}]}, "lora"),
+    ({"prompt": "x", "n_probs": 99}, "logprobs"),
+    ({"prompt": "x", "logit_bias": [[1]]}, "logit_bias"),
+    ({"prompt": "x", "logit_bias": [[1, "a"]]}, "logit_bias"),
+    ({"prompt": "x", "grammar": "root ::= foo"}, "grammar"),
+    ({"prompt": "x " * 2000}, "prompt"),
+])
+def test_bad_requests_are_4xx(server, body, param):
+    r = httpx.post(server.base + "/completion", json=body, timeout=30)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_disconnect_mid_stream_frees_blocks(server):
+    idle = wait_idle(server)
+    with httpx.stream("POST", server.base + "/completion", timeout=60, json={
+            "prompt": "Tell a long story:", "n_predict": 500, "ignore_eos": True, "stream": True}) as r:
+        for i, _ in enumerate(r.iter_lines()):
+            if i > 5:
+                break
+    assert wait_idle(server)["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
+
+
+def test_api_key_guards_the_routes(smollm2_gguf):
+    s = RunningServer(smollm2_gguf, "--api-key", "sekret")
+    try:
+        for method, path in (("POST", "/completion"), ("GET", "/props"), ("POST", "/apply-template")):
+            r = httpx.request(method, s.base + path, json={"prompt": "x", "messages": []}, timeout=30)
+            assert r.status_code == 401, path
+        r = httpx.post(s.base + "/completion", json={"prompt": "x", "n_predict": 1},
+                       headers={"Authorization": "Bearer sekret"}, timeout=30)
+        assert r.status_code == 200 and r.json()["tokens_predicted"] == 1
+    finally:
+        s.stop()
