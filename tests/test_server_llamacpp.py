@@ -165,3 +165,21 @@ def test_api_key_guards_the_routes(smollm2_gguf):
         assert r.status_code == 200 and r.json()["tokens_predicted"] == 1
     finally:
         s.stop()
+
+
+def test_vllm_and_llamacpp_flag_names(smollm2_gguf):
+    """vLLM's --served-model-name / --max-model-len / --max-num-seqs and llama.cpp's --alias /
+    --ctx-size are this server's own flags under their names."""
+    for flags, name, n_ctx in ((["--served-model-name", "my-model", "--max-model-len", "512", "--max-num-seqs", "3",
+                                 "--max-num-batched-tokens", "256"], "my-model", 512),
+                               (["--alias", "other", "--ctx-size", "384"], "other", 384)):
+        s = RunningServer(smollm2_gguf, *flags)  # (RunningServer's own --n-ctx comes first: the last wins)
+        try:
+            c = s.client()
+            assert [m.id for m in c.models.list().data] == [name]
+            assert c.completions.create(model=name, prompt="Hi", max_tokens=2).choices[0].text is not None
+            p = httpx.get(s.base + "/props", timeout=30).json()
+            assert p["default_generation_settings"]["n_ctx"] == n_ctx
+            assert p["total_slots"] == (3 if name == "my-model" else 64)
+        finally:
+            s.stop()

@@ -65,11 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sv.add_argument("--port", type=_positive_int, default=8000)
     sv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 routes")
-    sv.add_argument("--n-ctx", type=_positive_int, default=None, help="context size per sequence")
+    sv.add_argument("--n-ctx", "--max-model-len", "--ctx-size", dest="n_ctx", type=_positive_int, default=None,
+                    help="context size per sequence (vLLM's --max-model-len, llama.cpp's --ctx-size)")
+    sv.add_argument("--served-model-name", "--alias", dest="served_model_name", default=None, metavar="NAME",
+                    help="the model id the API reports and requests name (default: the model's name or file)")
     sv.add_argument("--threads", type=_positive_int, default=None)
     sv.add_argument("--max-n", type=_positive_int, default=8, help="cap on a request's n")
-    sv.add_argument("--max-batch-tokens", type=_positive_int, default=512, help="tokens per engine step")
-    sv.add_argument("--max-seqs", type=_positive_int, default=64, help="sequences running at once")
+    sv.add_argument("--max-batch-tokens", "--max-num-batched-tokens", dest="max_batch_tokens", type=_positive_int,
+                    default=512, help="tokens per engine step (vLLM's --max-num-batched-tokens)")
+    sv.add_argument("--max-seqs", "--max-num-seqs", dest="max_seqs", type=_positive_int, default=64,
+                    help="sequences running at once (vLLM's --max-num-seqs)")
     sv.add_argument("--kv-cache-bytes", type=_positive_int, default=None, help="KV pool size")
     sv.add_argument("--kv-cache-type", choices=["f16", "bf16", "f32"], default="f16",
                     help="element type of cached keys and values (default f16)")
@@ -125,7 +130,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                   threads=args.threads, max_n=args.max_n, max_batch_tokens=args.max_batch_tokens,
                   max_seqs=args.max_seqs, kv_cache_bytes=args.kv_cache_bytes or 0,
                   kv_cache_type=args.kv_cache_type, chat_template=_chat_template_arg(args.chat_template),
-                  reasoning_format=args.reasoning_format, prompt_lookup=args.prompt_lookup)
+                  reasoning_format=args.reasoning_format, prompt_lookup=args.prompt_lookup,
+                  served_model_name=args.served_model_name)
             return 0
         if args.command == "info":
             print(json.dumps(runtime_info(), indent=2))

@@ -493,11 +493,13 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: Opt
           n_ctx: Optional[int] = None, threads: Optional[int] = None, max_n: int = 8,
           max_batch_tokens: int = 512, max_seqs: int = 64, kv_cache_bytes: int = 0,
           kv_cache_type: str = "f16", chat_template: Optional[str] = None,
-          reasoning_format: str = "auto", prompt_lookup: int = 0, log_level: str = "warning") -> None:
+          reasoning_format: str = "auto", prompt_lookup: int = 0, log_level: str = "warning",
+          served_model_name: Optional[str] = None) -> None:
     import uvicorn
     llm = LLM.from_pretrained(model, n_ctx=n_ctx, threads=threads, kv_cache_type=kv_cache_type,
                               chat_template=chat_template)
-    model_id = model if "/" not in model and not model.endswith(".gguf") else llm.path.rsplit("/", 1)[-1]
+    model_id = served_model_name or (model if "/" not in model and not model.endswith(".gguf")
+                                     else llm.path.rsplit("/", 1)[-1])
     server = Server(llm, model_id, api_key=api_key, max_n=max_n, max_batch_tokens=max_batch_tokens,
                     reasoning_format=reasoning_format, prompt_lookup=prompt_lookup,
                     max_seqs=max_seqs, kv_cache_bytes=kv_cache_bytes)
