@@ -32,7 +32,7 @@ def llmasos_run(llm, ids, k, n):
     one = SamplingParams(max_tokens=1).to_core()
     llm._session.generate(ids, one, None)  # the prompt, cached
     t0 = time.perf_counter()
-    toks, _, _, _, _, drafted = llm._session.generate(ids, opts, None)
+    toks, _, _, _, _, drafted, _ = llm._session.generate(ids, opts, None)
     return time.perf_counter() - t0, list(toks), drafted
 
 

@@ -42,6 +42,12 @@ def test_num_cached_tokens_counts_prefix_cache_hits(smollm2_gguf):
         assert first.num_cached_tokens == 0
         assert second.num_cached_tokens == third.num_cached_tokens == (len(head) - 1) // 16 * 16 > 0
         assert second.text == m.generate([head + m.tokenize(" Second")], p)[0].text
+        # The single-sequence session (chat, stream) keeps the prefix it shares with its last prompt.
+        msgs = [{"role": "user", "content": "Name a colour."}]
+        a = m.chat(msgs, SamplingParams(max_tokens=3))
+        b = m.chat(msgs + [{"role": "assistant", "content": a.text}, {"role": "user", "content": "Another?"}],
+                   SamplingParams(max_tokens=3))
+        assert b.num_cached_tokens >= len(m.chat_prompt_ids(msgs)) - 1 > 0
 
 
 def test_stream_joins_to_generate(llm):

@@ -32,7 +32,7 @@ def session_run(llm, ids, params, k):
     opts = params.to_core(llm.seed)
     opts.lookup_tokens = k
     llm._session.reset()
-    toks, finish, _, lps, stop, drafted = llm._session.generate(ids, opts, None)
+    toks, finish, _, lps, stop, drafted, _ = llm._session.generate(ids, opts, None)
     return (toks, finish, lps, stop), drafted
 
 

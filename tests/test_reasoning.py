@@ -181,8 +181,10 @@ def test_responses_api_returns_reasoning_items(tmp_path):
                     assert deltas == resp["output"][0]["content"][0]["text"]
                 else:
                     resp = r.json()
-                kinds = [o["type"] for o in resp["output"]]
-                assert kinds == ["reasoning", "message"], kinds
+                kinds = [(o["type"], o["status"]) for o in resp["output"]]
+                # Cut by max_output_tokens while thinking: both the reasoning and the (empty) answer.
+                assert kinds == [("reasoning", "incomplete"), ("message", "incomplete")], kinds
+                assert resp["status"] == "incomplete"
                 thought = resp["output"][0]["content"][0]["text"]
                 assert thought == want["reasoning_content"] and resp["output"][1]["content"][0]["text"] == ""
                 assert resp["usage"]["output_tokens_details"]["reasoning_tokens"] == len(

@@ -52,6 +52,21 @@ def client(server):
     return Client(server)
 
 
+def test_responses_and_events_validate_against_the_openai_types(server, client):
+    """Every event and the whole response as the client's own pydantic types accept them, strictly."""
+    from pydantic import TypeAdapter
+    from openai.types.responses import Response, ResponseStreamEvent
+    body = {"model": client.model, "input": HELLO, "max_output_tokens": 40, "temperature": 0,
+            "include": ["message.output_text.logprobs"], "top_logprobs": 1}
+    whole = httpx.post(server.base + "/v1/responses", json=body, timeout=60).json()
+    Response.model_validate(whole)
+    r = httpx.post(server.base + "/v1/responses", json={**body, "stream": True}, timeout=60)
+    adapter = TypeAdapter(ResponseStreamEvent)
+    evs = [adapter.validate_python(json.loads(line[6:])) for line in r.text.splitlines() if line.startswith("data: ")]
+    assert evs[-1].response.output_text == whole["output"][0]["content"][0]["text"]
+    assert whole["usage"]["input_tokens_details"]["cache_write_tokens"] >= 0
+
+
 def test_reply_equals_chat_whole_and_streamed(client):
     want = client.chat([{"role": "user", "content": HELLO}], max_tokens=300)
     assert want.finish_reason == "stop"  # (responses.stream's final response needs a completed one)
@@ -101,6 +116,7 @@ def test_function_call_and_its_output(client):
                                 tool_choice="required", temperature=0)
     calls = [o for o in r.output if o.type == "function_call"]
     assert len(calls) == 1 and calls[0].name == "get_weather" and calls[0].status == "completed"
+    assert r.parallel_tool_calls is False  # (the generic tool form's default: one call)
     jsonschema.validate(json.loads(calls[0].arguments), TOOLS[0]["parameters"])
     want = client.chat([{"role": "user", "content": "What is the weather in Paris?"}], max_tokens=None,
                 tools=CHAT_TOOLS, tool_choice="required")
@@ -163,6 +179,14 @@ def test_store_retrieve_delete(client, server):
     wait_idle(server)
 
 
+def test_deeply_nested_bodies_are_400(server):
+    for path in ("/v1/responses", "/v1/chat/completions", "/completion"):
+        for depth in (300, 20000):
+            r = httpx.post(server.base + path, content='{"input": ' + "[" * depth + "]" * depth + "}",
+                           headers={"content-type": "application/json"}, timeout=30)
+            assert r.status_code == 400 and "nests more than" in r.json()["error"]["message"], (path, depth)
+
+
 @pytest.mark.parametrize("body,param", [
     ({"input": "x", "temprature": 0.5}, "temprature"),
     ({}, "input"),
@@ -176,7 +200,18 @@ def test_store_retrieve_delete(client, server):
     ({"input": "x", "truncation": "auto"}, "truncation"),
     ({"input": "x", "include": ["reasoning.encrypted_content"]}, "include"),
     ({"input": "x", "text": {"format": {"type": "json_schema"}}}, "text"),
-    ({"input": "x", "max_output_tokens": 0}, "max_tokens"),
+    ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
+    ({"input": "x", "max_output_tokens": 10 ** 6}, "max_output_tokens"),
+    ({"input": "x " * 2000}, "input"),
+    ({"input": "x", "text": {"format": {"type": "json_schema", "schema": {"type": "nope"}}}}, "text"),
+    ({"input": "x", "text": {"format": {"type": "json_schema", "name": 5, "schema": {}}}}, "text"),
+    ({"input": "x", "include": ""}, "include"),
+    ({"input": "x", "user": {"a": 1}}, "user"),
+    ({"input": "x", "parallel_tool_calls": "yes"}, "parallel_tool_calls"),
+    ({"input": "x", "reasoning": {"effrot": None}}, "reasoning"),
+    ({"input": "x", "top_logprobs": 50}, "top_logprobs"),
+    ({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{not json"}]}, "input"),
+    ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 5}]}]}, "input"),
     ({"input": "x", "temperature": -1}, "temperature"),
     ({"input": "x", "model": "other"}, "model"),
     ({"input": "x", "metadata": {"k": 1}}, "metadata"),

@@ -126,7 +126,7 @@ std::vector<float> Session::whole_pass(const std::vector<int32_t>& ids, bool hid
   return out;
 }
 
-void Session::prefill(const std::vector<int32_t>& ids, float* last_logits) {
+int64_t Session::prefill(const std::vector<int32_t>& ids, float* last_logits) {
   // Reuse the shared prefix but always recompute at least the last token to get its logits.
   size_t keep = 0;
   const size_t limit = ids.size() - 1;
@@ -135,6 +135,7 @@ void Session::prefill(const std::vector<int32_t>& ids, float* last_logits) {
   model_->forward(ids.data() + keep, static_cast<int64_t>(ids.size() - keep), static_cast<int64_t>(keep),
                   kv_, last_logits, false);
   cached_ = ids;
+  return static_cast<int64_t>(keep);
 }
 
 GenerateResult Session::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
@@ -161,7 +162,7 @@ GenerateResult Session::generate(const std::vector<int32_t>& prompt, const Gener
   std::vector<float> rows(static_cast<size_t>((K + 1) * V));
   GenerateResult res;
   res.finish_reason = "length";
-  prefill(prompt, rows.data());
+  res.cached = prefill(prompt, rows.data());
 
   // Samples from one row of logits and takes the token: false once generation is over.
   auto take = [&](float* row) -> bool {

@@ -71,6 +71,7 @@ struct GenerateResult {
   std::string finish_reason;    // "stop" (EOS, stop token or callback) or "length"
   int32_t stop_token = -1;      // the EOS / stop_token_ids token that ended it (not in tokens)
   int64_t drafted = 0;          // tokens taken from prompt-lookup drafts (no pass of their own)
+  int64_t cached = 0;           // prompt tokens whose keys/values the session held from before
 };
 
 class Session {
@@ -108,7 +109,8 @@ class Session {
   // logits() or hidden_states(): one pass over ids from position 0, every row out.
   std::vector<float> whole_pass(const std::vector<int32_t>& ids, bool hidden);
   // Brings the cache to hold exactly `ids` (reusing a shared prefix); writes the last logits.
-  void prefill(const std::vector<int32_t>& ids, float* last_logits);
+  // Returns how many of ids' keys/values it kept.
+  int64_t prefill(const std::vector<int32_t>& ids, float* last_logits);
 
   std::shared_ptr<Model> model_;
   std::shared_ptr<ConstraintFactory> constraints_;  // (a pointer: a Session moves)

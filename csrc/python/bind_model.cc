@@ -183,11 +183,11 @@ void register_model(py::module_& m) {
              }
              return py::make_tuple(res.tokens, res.finish_reason, tail, logprobs_to_py(res.logprobs),
                                    res.stop_token < 0 ? py::object(py::none()) : py::int_(res.stop_token),
-                                   res.drafted);
+                                   res.drafted, res.cached);
            }, py::arg("prompt"), py::arg("options"), py::arg("on_piece") = py::none(),
            "Returns (generated ids, finish_reason, undecoded tail text, logprobs or None, the "
            "EOS / stop_token_ids token that ended it or None, how many tokens came from "
-           "prompt-lookup drafts).");
+           "prompt-lookup drafts, how many prompt tokens the session held from before).");
 }
 
 }  // namespace llmasos::python

@@ -206,7 +206,7 @@ class LLM:
         with self._lock:
             self._core()
             opts.lookup_tokens = self.prompt_lookup
-            gen_ids, finish, tail, raw_lps, stop_token, _ = self._session.generate(ids, opts, on_piece)
+            gen_ids, finish, tail, raw_lps, stop_token, _, cached = self._session.generate(ids, opts, on_piece)
         if not matcher.stopped:
             out, _ = matcher.feed(tail)
             rest = out + matcher.flush()
@@ -219,7 +219,8 @@ class LLM:
         out = GenerationOutput(text="".join(pieces), token_ids=list(gen_ids),
                                prompt_token_ids=ids, finish_reason=finish,
                                stop_reason=stop_reason(matcher.matched, stop_token, params.stop_token_ids,
-                                                       params.ignore_eos, self._core().eos_id))
+                                                       params.ignore_eos, self._core().eos_id),
+                               num_cached_tokens=cached)
         if raw_lps is not None:
             self._attach_logprobs(out, from_core(gen_ids, raw_lps))
         if score_prompt:

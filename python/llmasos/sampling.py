@@ -204,7 +204,8 @@ class GenerationOutput:
     # As vLLM: the stop string that ended the text, else the stop_token_ids token that did; None
     # when it ended at the end-of-generation token or for length.
     stop_reason: Union[int, str, None] = None
-    # As vLLM: how many prompt tokens the prefix cache held (a whole-prompt pass finds none).
+    # As vLLM: how many of the prompt's tokens were cached (the engine's prefix cache: whole
+    # 16-token blocks; the single-sequence session: the prefix it shares with its last prompt).
     num_cached_tokens: int = 0
 
 

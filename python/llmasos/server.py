@@ -29,6 +29,7 @@ from .server_metrics import Metrics
 from .server_requests import RequestError, include_usage, params_for_choice, sampling_params
 
 MAX_BODY_BYTES = 1 << 20
+MAX_DEPTH = 256  # JSON nesting: the request code (templates, schemas, copies) recurses into bodies
 logger = logging.getLogger("llmasos.server")
 
 
@@ -43,6 +44,7 @@ class Server:
         self.reasoning = reasoning_format == "auto" and reasoning.thinks(llm._is_token, llm.chat_template)
         self.engine = AsyncEngine(llm, max_batch_tokens=max_batch_tokens, max_seqs=max_seqs,
                                   kv_cache_bytes=kv_cache_bytes, lookup_tokens=prompt_lookup)
+        self.block_tokens = int(self.engine.stats()["block_tokens"])  # the prefix cache's unit
         self.metrics = Metrics()
         self.scoring = asyncio.Semaphore(1)  # the LLM's one session scores one prompt at a time: wait here, not in a worker thread
         self.pieces = TokenPieces(llm._core())  # token texts for logprobs
@@ -100,6 +102,10 @@ class Server:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
             raise RequestError(f"malformed JSON body: {e}") from None
+        except RecursionError:  # (json's own recursion, thousands deep)
+            raise RequestError(f"the JSON body nests more than {MAX_DEPTH} deep") from None
+        if _depth(body) > MAX_DEPTH:
+            raise RequestError(f"the JSON body nests more than {MAX_DEPTH} deep")
         if not isinstance(body, dict):
             raise RequestError("the JSON body must be an object")
         bad = _lone_surrogate(body)
@@ -429,7 +435,8 @@ class Server:
             self.metrics.tokens(n_prompt, 0)
             self.metrics.request_done(route, 200)
             return JSONResponse(final([ChoiceResult(finish_reason="length") for _ in jobs],
-                                      {"prompt_tokens": n_prompt, "completion_tokens": 0, "total_tokens": n_prompt}))
+                                      {"prompt_tokens": n_prompt, "completion_tokens": 0, "total_tokens": n_prompt,
+                                       "prompt_tokens_details": {"cached_tokens": 0}}))  # (one whole pass)
 
         base = {"id": rid, "object": "text_completion", "created": created, "model": self.model_id}
         return await self._respond(request, route, jobs, n_prompt, chunk, final, stream,
@@ -468,6 +475,17 @@ async def _disconnected(request: Request) -> None:
     while True:
         if (await request.receive())["type"] == "http.disconnect":
             return
+
+
+def _depth(value: Any) -> int:
+    """How deep a parsed JSON value nests (a scalar: 0), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d + 1)
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def _lone_surrogate(value: Any) -> Optional[str]:

@@ -16,6 +16,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from .engine import StreamDelta
 from .server_chat import ChatCall
 from .server_requests import RequestError
 from .server_responses_request import ResponsesRequest
@@ -29,34 +30,17 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-def usage(chat_usage: Dict[str, Any], output: List[Dict[str, Any]], llm) -> Dict[str, Any]:
-    """A chat usage in the Responses API's words; reasoning_tokens counts the reasoning items' text
-    as the model's tokenizer writes it."""
+def usage(chat_usage: Dict[str, Any], output: List[Dict[str, Any]], llm, block_tokens: int) -> Dict[str, Any]:
+    """A chat usage in the Responses API's words. cache_write_tokens: the prompt's tokens in whole
+    blocks this request computed, which the prefix cache keeps from then on; reasoning_tokens:
+    the reasoning items' text as the model's tokenizer writes it."""
     thought = sum(len(llm.tokenize(part["text"], add_bos=False)) for item in output if item["type"] == "reasoning"
                   for part in item["content"])
-    return {"input_tokens": chat_usage["prompt_tokens"], "input_tokens_details": chat_usage["prompt_tokens_details"],
+    n, cached = chat_usage["prompt_tokens"], chat_usage["prompt_tokens_details"]["cached_tokens"]
+    return {"input_tokens": n, "input_tokens_details": {
+                "cached_tokens": cached, "cache_write_tokens": max(n // block_tokens * block_tokens - cached, 0)},
             "output_tokens": chat_usage["completion_tokens"], "output_tokens_details": {"reasoning_tokens": thought},
             "total_tokens": chat_usage["total_tokens"]}
-
-
-def output_items(message: Dict[str, Any], finish_reason: Optional[str], logprobs) -> List[Dict[str, Any]]:
-    """A chat reply message as Responses output items: its reasoning, its text, its calls."""
-    items = []
-    status = "incomplete" if finish_reason == "length" else "completed"
-    if message.get("reasoning_content"):
-        items.append({"type": "reasoning", "id": _new_id("rs"), "summary": [], "status": status,
-                      "content": [{"type": "reasoning_text", "text": message["reasoning_content"]}]})
-    calls = message.get("tool_calls") or []
-    if message.get("content") or not calls:
-        part = {"type": "output_text", "text": message.get("content") or "", "annotations": [],
-                "logprobs": (logprobs or {}).get("content") or []}
-        items.append({"type": "message", "id": _new_id("msg"), "role": "assistant", "status": status,
-                      "content": [part]})
-    for c in calls:
-        items.append({"type": "function_call", "id": _new_id("fc"), "call_id": c["id"],
-                      "name": c["function"]["name"], "arguments": c["function"]["arguments"],
-                      "status": "completed"})
-    return items
 
 
 class Stored:
@@ -182,8 +166,10 @@ class EventWriter:
     def finish(self, finish_reason: Optional[str], usage_of) -> Iterator[str]:
         """Closes the open item and completes the response; usage_of(output items) gives its usage."""
         status = "incomplete" if finish_reason == "length" else "completed"
-        # A reply without calls has one message, empty if it said nothing (as the whole one).
+        # A reply without calls has one message, empty if it said nothing; reasoning cut short
+        # before it is incomplete too.
         if not self.calls and not any(it["type"] == "message" for it in self.done + [self.open] if it):
+            yield from self._close(status)
             yield from self._message()
         if self.pending and self.open is not None and self.open["type"] == "message":
             yield from self._text("")
@@ -199,7 +185,12 @@ async def create(server, request) -> Response:
     try:
         server._check_key(request)
         req = ResponsesRequest(await server._body(request), server.responses)
-        chat = ChatCall(server, req.chat_body)
+        try:
+            chat = ChatCall(server, req.chat_body)
+        except RequestError as e:
+            raise req.chat_error(e) from None
+        if chat.tools:
+            req.parallel = chat.tools.parallel  # (the generic tool form's default is one call)
     except RequestError as e:
         return server._error(route, e)
     rid, created, n_prompt = _new_id("resp"), float(int(time.time())), len(chat.ids)
@@ -209,16 +200,22 @@ async def create(server, request) -> Response:
             server.responses.put(rid, Stored(r, req.history))
         return r
 
+    writer = EventWriter(req, rid, created, server.model_id)
+    usage_of = lambda chat_usage: lambda output: usage(chat_usage, output, server.llm, server.block_tokens)
     if not chat.stream:
+        # The whole reply goes through the stream's own steps as one piece (its events unsent), so
+        # whole and streamed responses have the same items.
         def final(choices, chat_usage):
-            c = chat.final(choices, chat_usage)["choices"][0]
-            status = "incomplete" if c["finish_reason"] == "length" else "completed"
-            output = output_items(c["message"], c["finish_reason"], c["logprobs"])
-            return stored(req.response(rid, created, server.model_id, output, status,
-                                       usage(chat_usage, output, server.llm)))
+            c = choices[0]
+            whole = StreamDelta(c.text, c.token_ids, True, c.finish_reason, c.logprobs, None, c.stop_reason)
+            for chunk in chat.chunk(0, whole):
+                for _ in writer.feed(chunk):
+                    pass
+            for _ in writer.finish(c.finish_reason, usage_of(chat_usage)):
+                pass
+            return stored(writer.final)
         return await server._respond(request, route, chat.jobs, n_prompt, chat.chunk, final, False)
 
-    writer = EventWriter(req, rid, created, server.model_id)
     server.metrics.tokens(n_prompt, 0)
 
     async def sse():
@@ -236,7 +233,7 @@ async def create(server, request) -> Response:
                     reason = d.finish_reason
             chat_usage = {"prompt_tokens": n_prompt, "completion_tokens": generated, "total_tokens": n_prompt + generated,
                           "prompt_tokens_details": {"cached_tokens": cached}}
-            for ev in writer.finish(reason, lambda output: usage(chat_usage, output, server.llm)):
+            for ev in writer.finish(reason, usage_of(chat_usage)):
                 yield ev
             stored(writer.final)
         except Exception as e:  # headers are sent: report it in the stream

@@ -135,8 +135,9 @@ def _response_format(body) -> Optional[Dict[str, Any]]:
     if fmt.get("type") == "json_object":
         return {"type": "json_object"}
     if fmt.get("type") == "json_schema":
-        if not isinstance(fmt.get("schema"), dict):
-            raise RequestError("'text.format' of type 'json_schema' needs a 'schema' object", "text")
+        if not isinstance(fmt.get("schema"), dict) or not isinstance(fmt.get("name", ""), str):
+            raise RequestError("'text.format' of type 'json_schema' needs a 'schema' object (and a string 'name')",
+                               "text")
         return {"type": "json_schema", "json_schema": {k: fmt[k] for k in ("name", "schema", "strict") if k in fmt}}
     raise RequestError("'text.format' must be of type 'text', 'json_object' or 'json_schema'", "text")
 
@@ -154,14 +155,24 @@ class ResponsesRequest:
             if body.get(name) not in allowed:
                 raise RequestError(f"'{name}' {body[name]!r} is not supported by this server", name)
         reasoning = body.get("reasoning")
-        if reasoning is not None and (not isinstance(reasoning, dict) or any(v is not None for v in reasoning.values())):
+        if reasoning is not None and (not isinstance(reasoning, dict) or any(v is not None for v in reasoning.values())
+                                      or not set(reasoning) <= {"effort", "summary", "generate_summary"}):
             raise RequestError("'reasoning' settings (effort, summary) are not supported: a thinking model "
                                "thinks as its chat template says", "reasoning")
-        include = body.get("include") or []
+        include = body.get("include")
+        include = [] if include is None else include
         if not isinstance(include, list) or any(v != LOGPROBS_INCLUDE for v in include):
             raise RequestError(f"'include' may only list {LOGPROBS_INCLUDE!r}", "include")
+        for name, kind in (("user", str), ("safety_identifier", str), ("prompt_cache_key", str),
+                           ("service_tier", str), ("stream_options", dict), ("parallel_tool_calls", bool),
+                           ("prompt_cache_retention", str)):
+            if body.get(name) is not None and not isinstance(body[name], kind):
+                raise RequestError(f"'{name}' must be {'a string' if kind is str else 'an object' if kind is dict else 'a boolean'}",
+                                   name)
+        # As OpenAI: the output's logprobs come with the include entry; top_logprobs says how many
+        # alternatives each has.
+        self.logprobs = LOGPROBS_INCLUDE in include
         top = body.get("top_logprobs")
-        self.logprobs = LOGPROBS_INCLUDE in include or (top is not None and top is not False and top != 0)
         meta = body.get("metadata")
         if meta is not None and (not isinstance(meta, dict) or len(meta) > 16 or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in meta.items())):
@@ -194,7 +205,10 @@ class ResponsesRequest:
             chat["max_tokens"] = body["max_output_tokens"]
         if self.logprobs:
             chat["logprobs"] = True
-            if top:
+        if top is not None:
+            if not self.logprobs and not (isinstance(top, int) and not isinstance(top, bool) and 0 <= top <= 20):
+                raise RequestError("'top_logprobs' must be an integer between 0 and 20", "top_logprobs")
+            if self.logprobs:
                 chat["top_logprobs"] = top
         tools, choice, fmt = _tools(body), _tool_choice(body), _response_format(body)
         if tools:
@@ -204,6 +218,15 @@ class ResponsesRequest:
         if fmt is not None:
             chat["response_format"] = fmt
         self.chat_body = chat
+        self.parallel = body.get("parallel_tool_calls", True)  # the route sets what the tools take
+
+    def chat_error(self, e: RequestError) -> RequestError:
+        """A chat request's error in this API's words (its field names)."""
+        names = {"max_tokens": "max_output_tokens", "prompt": "input", "messages": "input", "response_format": "text"}
+        msg = e.message
+        for chat_name, name in names.items():
+            msg = msg.replace(f"'{chat_name}'", f"'{name}'")
+        return RequestError(msg, names.get(e.param, e.param), e.status, e.code, e.type)
 
     def response(self, rid: str, created: float, model: str, output, status: str, usage=None) -> Dict[str, Any]:
         """The Response object: this request's settings around `output`."""
@@ -214,7 +237,7 @@ class ResponsesRequest:
                 "output": output, "error": None,
                 "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
                 "instructions": b.get("instructions"), "max_output_tokens": b.get("max_output_tokens"),
-                "parallel_tool_calls": b.get("parallel_tool_calls", True),
+                "parallel_tool_calls": self.parallel,
                 "previous_response_id": b.get("previous_response_id"), "store": self.store,
                 "temperature": b.get("temperature", 1.0), "top_p": b.get("top_p", 1.0),
                 "top_logprobs": b.get("top_logprobs"), "tool_choice": b.get("tool_choice", "auto"),
