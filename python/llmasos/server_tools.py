@@ -61,8 +61,8 @@ def _choice(body, tools) -> Tuple[str, Optional[str]]:
     return "required", name
 
 
-def call_schema(tools, only: Optional[str]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """(the schema of one call {"name": ..., "arguments": ...} to any of the tools, or to `only`;
+def call_schema(tools, only: Optional[str], args_key: str = "arguments") -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(the schema of one call {"name": ..., args_key: ...} to any of the tools, or to `only`;
     the tools' definitions). Each tool's parameters sit under the reply's root, so their $defs
     (Pydantic's) move up to it: the root must carry the definitions."""
     defs: Dict[str, Dict[str, Any]] = {"$defs": {}, "definitions": {}}
@@ -78,8 +78,8 @@ def call_schema(tools, only: Optional[str]) -> Tuple[Dict[str, Any], Dict[str, A
             for name, d in moved.items():
                 if defs[key].setdefault(name, d) != d:
                     raise RequestError(f"two tools define {key}/{name} differently", "tools")
-        calls.append({"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
-                      "properties": {"name": {"const": t["name"]}, "arguments": params}})
+        calls.append({"type": "object", "additionalProperties": False, "required": ["name", args_key],
+                      "properties": {"name": {"const": t["name"]}, args_key: params}})
     return calls[0] if len(calls) == 1 else {"anyOf": calls}, {k: v for k, v in defs.items() if v}
 
 

@@ -1,0 +1,133 @@
+"""OpenAI function calling in Llama 3.1 / 3.2 / 3.3's own JSON form, for chat templates written for
+it (Meta's, which tell the model to 'Respond in the format {"name": function name, "parameters":
+dictionary of argument name and its value}'), as vLLM's `llama3_json` tool parser and llama.cpp's
+server read it. The request's tools go to the template as its `tools` variable, and a call is the
+whole reply,
+
+    {"name": NAME, "parameters": {...}}
+
+(after a <|python_tag|> if the model writes one; several separated by ";"). tool_choice
+"required" or a named function holds the reply to one such object, its parameters valid under the
+tool's schema; "auto" reads a reply that is such JSON as calls and anything else as the answer.
+Earlier calls go to the template as OpenAI messages with the arguments as objects and tool results
+as "tool" messages, which Meta's template writes as its ipython turns. Its template writes one call
+per turn, so parallel_tool_calls defaults to false here."""
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Dict, List, Optional, Tuple
+
+from .server_requests import RequestError
+from .server_tools import call_schema, request_head
+from .server_tools_hermes import HermesToolRequest
+
+PYTHON_TAG = "<|python_tag|>"
+
+
+def is_llama3_template(template: str) -> bool:
+    """A template that asks for calls in Llama 3's JSON form itself."""
+    return "tools" in template and ('"parameters": dictionary of argument name' in template or PYTHON_TAG in template)
+
+
+def read_calls(text: str) -> Optional[List[Dict[str, Any]]]:
+    """The calls a whole reply makes ({"name", "parameters" or "arguments"} objects, ";" between
+    them), as OpenAI tool calls; None when the reply is not only calls."""
+    body = text.strip()
+    if body.startswith(PYTHON_TAG):
+        body = body[len(PYTHON_TAG):].lstrip()
+    dec, calls, at = json.JSONDecoder(), [], 0
+    while at < len(body):
+        try:
+            obj, end = dec.raw_decode(body, at)
+        except ValueError:
+            return None
+        args = obj.get("parameters", obj.get("arguments", {})) if isinstance(obj, dict) else None
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(args, dict):
+            return None
+        calls.append({"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                      "function": {"name": obj["name"], "arguments": json.dumps(args, ensure_ascii=False)}})
+        at = end
+        while at < len(body) and (body[at].isspace() or body[at] == ";"):
+            at += 1
+    return calls or None
+
+
+class Llama3ToolRequest:
+    """The tools of one chat request whose template has Llama 3's JSON call form (ToolRequest's
+    interface)."""
+
+    def __init__(self, body):
+        self.tools, self.mode, self.only, self.parallel = request_head(body, False)
+        self.openai_tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
+                                                               "parameters": t["parameters"]}}
+                             for t in self.tools if self.only is None or t["name"] == self.only]
+
+    messages = staticmethod(HermesToolRequest.messages)  # arguments as objects, as transformers gives them
+
+    def template_kwargs(self, given: Optional[dict]) -> dict:
+        return {**(given or {}), "tools": self.openai_tools}
+
+    def compiled_schema(self):
+        """The constraint: one call for "required" or a named function; none for "auto" / "none"."""
+        if self.mode in ("auto", "none"):
+            return None
+        try:
+            from .json_schema import compile_schema
+            one, defs = call_schema(self.tools, self.only, "parameters")
+            return compile_schema({**one, **defs}, False)
+        except ValueError as e:
+            raise RequestError(str(e), "tools") from None
+
+    def stream(self) -> "Llama3Stream":
+        return Llama3Stream(first_only=not self.parallel)
+
+    def message(self, text: str, finish_reason: Optional[str]) -> Tuple[Dict[str, Any], Optional[str]]:
+        """(the assistant message, finish_reason) for a whole reply: what the stream gives."""
+        deltas = self.stream().feed(text, True)
+        content = "".join(d.get("content", "") for d in deltas)
+        calls = [{"id": tc["id"], "type": "function", "function": tc["function"]}
+                 for d in deltas for tc in d.get("tool_calls", [])]
+        if not calls:
+            return {"role": "assistant", "content": content}, finish_reason
+        return ({"role": "assistant", "content": None, "tool_calls": calls},
+                "tool_calls" if finish_reason == "stop" else finish_reason)
+
+
+class Llama3Stream:
+    """One choice's reply as OpenAI deltas, the same whatever pieces it comes in: a reply that
+    opens with "{" or <|python_tag|> is held to its end and read as calls (or, if it is not only
+    calls, given as content then); any other reply is content as it comes. first_only
+    (parallel_tool_calls false) keeps the first call."""
+
+    def __init__(self, first_only: bool = True):
+        self.first_only = first_only
+        self.buf = ""
+        self.json: Optional[bool] = None  # undecided until the reply's first visible characters
+        self.calls = 0
+
+    def ended_in_call(self) -> bool:
+        return self.calls > 0
+
+    def feed(self, text: str, finished: bool) -> List[Dict[str, Any]]:
+        self.buf += text
+        if self.json is None:
+            head = self.buf.lstrip()
+            if head and not (PYTHON_TAG.startswith(head[:len(PYTHON_TAG)]) or head.startswith("{")):
+                self.json = False
+            elif head.startswith("{") or head.startswith(PYTHON_TAG):
+                self.json = True
+            elif not finished:
+                return []  # whitespace, or what may be the start of <|python_tag|>
+        if not self.json:
+            out, self.buf = self.buf, ""
+            return [{"content": out}] if out else []
+        if not finished:
+            return []
+        text, self.buf = self.buf, ""
+        calls = read_calls(text) if self.json else None
+        if not calls:
+            return [{"content": text}] if text else []
+        self.calls = len(calls)
+        kept = calls[:1] if self.first_only else calls
+        return [{"tool_calls": [{"index": i, **c}]} for i, c in enumerate(kept)]
