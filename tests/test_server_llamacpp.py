@@ -52,7 +52,8 @@ def test_completion_equals_openai_route_whole_and_streamed(server, llm):
     assert r["generation_settings"]["n_ctx"] == 1024 and r["timings"]["predicted_n"] == 12
     evs = events(server, {"prompt": PROMPT, "n_predict": 12, "temperature": 0})
     assert all(not e["stop"] for e in evs[:-1]) and evs[-1]["stop"] and evs[-1]["stop_type"] == "limit"
-    assert "".join(e["content"] for e in evs[:-1]) == want["text"] and evs[-1]["content"] == want["text"]
+    # The last event has the result's fields but not its text again (clients add the pieces up).
+    assert "".join(e["content"] for e in evs) == want["text"] and evs[-1]["content"] == "" == "".join(evs[-1]["tokens"])
     assert sum(len(e["tokens"]) for e in evs[:-1]) == 12
 
 
@@ -110,6 +111,28 @@ def test_n_probs_and_n_predict_zero(server):
     assert post(server, "/completion", {"prompt": long, "n_predict": 1})["tokens_cached"] >= 32
 
 
+def test_llama_server_habits(server, llm):
+    """What clients of llama-server count on: special tokens written in the prompt are read as
+    such; `model` is ignored; n_predict past the context stops at its end (truncated); the
+    samplers chain, today's and older, with a sampler left out turned off."""
+    chatml = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    r = post(server, "/completion", {"prompt": chatml, "n_predict": 2, "temperature": 0, "model": "any-name"})
+    assert r["tokens_evaluated"] == len(llm.tokenize(chatml, special=True)) < len(llm.tokenize(chatml))
+    ids = llm.tokenize("word " * 1500)[:1010]
+    assert len(ids) == 1010
+    r = post(server, "/completion", {"prompt": ids, "n_predict": 100, "temperature": 0, "ignore_eos": True})
+    assert r["tokens_predicted"] == 1024 - 1010 and r["stop_type"] == "limit" and r["truncated"] is True
+    assert post(server, "/completion", {"prompt": PROMPT, "n_predict": 3})["truncated"] is False
+    today = ["penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"]
+    for samplers in (today, "edkypmxt"):
+        r = post(server, "/completion", {"prompt": PROMPT, "n_predict": 8, "seed": 5, "samplers": samplers})
+        assert r["content"] == post(server, "/completion", {"prompt": PROMPT, "n_predict": 8, "seed": 5})["content"]
+    r = post(server, "/completion", {"prompt": PROMPT, "n_predict": 2, "samplers": ["top_p", "temperature"]})
+    assert r["generation_settings"]["top_k"] == 0 and r["generation_settings"]["min_p"] == 0.0
+    assert post(server, "/completion", {"prompt": PROMPT, "samplers": ["temperature", "top_k"]}, 400)["param"] == \
+        "samplers"
+
+
 def test_props_and_apply_template(server, llm):
     p = httpx.get(server.base + "/props", timeout=30).json()
     assert p["default_generation_settings"]["n_ctx"] == 1024 and p["total_slots"] >= 1
@@ -117,6 +140,13 @@ def test_props_and_apply_template(server, llm):
     msgs = [{"role": "user", "content": "hi"}]
     text = post(server, "/apply-template", {"messages": msgs})["prompt"]
     assert text == llm.chat_prompt_text(msgs) and llm.tokenize(text, special=True) == llm.chat_prompt_ids(msgs)
+    # The chat route's options: the generation prompt left out, the tools described (the generic
+    # form puts them in the system message).
+    text = post(server, "/apply-template", {"messages": msgs, "add_generation_prompt": False})["prompt"]
+    assert text == llm.chat_prompt_text(msgs, add_generation_prompt=False)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    text = post(server, "/apply-template", {"messages": msgs, "tools": tools})["prompt"]
+    assert "get_weather" in text and text.endswith(llm.chat_prompt_text(msgs)[-40:])
     assert post(server, "/apply-template", {"messages": "hi"}, 400)["param"] == "messages"
 
 
@@ -132,7 +162,10 @@ def test_props_and_apply_template(server, llm):
     ({"prompt": "x", "samplers": ["temperature", "top_k"]}, "samplers"),
     ({"prompt": "x", "post_sampling_probs": True}, "post_sampling_probs"),
     ({"prompt": "x", "lora": [{"id": 0, "scale": 1.0}]}, "lora"),
-    ({"prompt": "x", "n_probs": 99}, "logprobs"),
+    ({"prompt": "x", "n_probs": 99}, "n_probs"),
+    ({"prompt": "x", "n_probs": "2"}, "n_probs"),
+    ({"prompt": "x", "cache_prompt": "yes"}, "cache_prompt"),
+    ({"prompt": "x", "samplers": ["top_k", "unknown"]}, "samplers"),
     ({"prompt": "x", "logit_bias": [[1]]}, "logit_bias"),
     ({"prompt": "x", "logit_bias": [[1, "a"]]}, "logit_bias"),
     ({"prompt": "x", "grammar": "root ::= foo"}, "grammar"),
@@ -160,9 +193,9 @@ def test_api_key_guards_the_routes(smollm2_gguf):
         for method, path in (("POST", "/completion"), ("GET", "/props"), ("POST", "/apply-template")):
             r = httpx.request(method, s.base + path, json={"prompt": "x", "messages": []}, timeout=30)
             assert r.status_code == 401, path
-        r = httpx.post(s.base + "/completion", json={"prompt": "x", "n_predict": 1},
-                       headers={"Authorization": "Bearer sekret"}, timeout=30)
-        assert r.status_code == 200 and r.json()["tokens_predicted"] == 1
+        for header in ({"Authorization": "Bearer sekret"}, {"X-Api-Key": "sekret"}):
+            r = httpx.post(s.base + "/completion", json={"prompt": "x", "n_predict": 1}, headers=header, timeout=30)
+            assert r.status_code == 200 and r.json()["tokens_predicted"] == 1
     finally:
         s.stop()
 

@@ -185,6 +185,16 @@ def test_deeply_nested_bodies_are_400(server):
             r = httpx.post(server.base + path, content='{"input": ' + "[" * depth + "]" * depth + "}",
                            headers={"content-type": "application/json"}, timeout=30)
             assert r.status_code == 400 and "nests more than" in r.json()["error"]["message"], (path, depth)
+    # JSON text inside the body (a call's arguments) too.
+    deep = "[" * 20000 + "]" * 20000
+    call = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "get_weather", "arguments": deep}}]}
+    r = httpx.post(server.base + "/v1/chat/completions", timeout=30, json={
+        "messages": [{"role": "user", "content": "hi"}, call], "max_tokens": 2})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages"
+    r = httpx.post(server.base + "/v1/responses", timeout=30, json={"tools": TOOLS, "max_output_tokens": 2, "input": [
+        {"type": "function_call", "call_id": "c", "name": "get_weather", "arguments": deep}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input"
 
 
 @pytest.mark.parametrize("body,param", [

@@ -16,6 +16,7 @@ from test_server import RunningServer
 from test_server_tools import MSGS, PARAMS, TIME, WEATHER
 
 TEMPLATE = Path(__file__).with_name("hermes_template.jinja")
+DEEP = '<tool_call>{"name": "f", "arguments": {"a": ' + "[" * 1500 + "]" * 1500 + "}}</tool_call>"
 
 
 # ---- the stream parser -------------------------------------------------------------------------
@@ -50,6 +51,7 @@ REPLIES = [
     ('<tool_call>\nnot json\n</tool_call> after', "<tool_call>\nnot json\n</tool_call> after", []),
     ('<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool', "", [("f", {"x": 1})]),  # cut short, yet whole JSON
     ('<tool_call>\n{"name": "f", "argu', '<tool_call>\n{"name": "f", "argu', []),  # cut short: as text
+    (DEEP, DEEP, []),  # nested past what a request may hold: text, not a call
 ]
 
 

@@ -17,6 +17,7 @@ from test_server import RunningServer
 from test_server_tools import MSGS, PARAMS, TIME, WEATHER
 
 TEMPLATE = Path(__file__).with_name("llama3_template.jinja")
+DEEP = '{"name": "f", "parameters": {"a": ' + "[" * 1500 + "]" * 1500 + "}}"
 
 
 def feed_in_pieces(text, rng, **kw):
@@ -44,6 +45,7 @@ REPLIES = [
     ('{"name": "f", "param', '{"name": "f", "param', []),  # cut short
     ('{"answer": 42}', '{"answer": 42}', []),  # JSON, but no call
     ("<|python", "<|python", []),
+    (DEEP, DEEP, []),  # nested past what a request may hold: the answer, not a call
     ("  ", "  ", []),
 ]
 

@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("model", nargs="?", default=store.DEFAULT_MODEL, help="model name or .gguf path")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sv.add_argument("--port", type=_positive_int, default=8000)
-    sv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on /v1 routes")
+    sv.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or 'X-Api-Key: KEY') on all routes but "
+                                                           "/health and /metrics")
     sv.add_argument("--n-ctx", "--max-model-len", "--ctx-size", dest="n_ctx", type=_positive_int, default=None,
                     help="context size per sequence (vLLM's --max-model-len, llama.cpp's --ctx-size)")
     sv.add_argument("--served-model-name", "--alias", dest="served_model_name", default=None, metavar="NAME",

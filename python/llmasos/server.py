@@ -26,10 +26,9 @@ from .logprobs import TokenPieces
 from .server_chat import ChatCall, ChoiceResult
 from .server_logprobs import completion_logprobs, completion_logprobs_echo, prompt_logprobs, vllm_prompt_logprobs
 from .server_metrics import Metrics
-from .server_requests import RequestError, include_usage, params_for_choice, sampling_params
+from .server_requests import RequestError, include_usage, params_for_choice, parse_json, sampling_params
 
 MAX_BODY_BYTES = 1 << 20
-MAX_DEPTH = 256  # JSON nesting: the request code (templates, schemas, copies) recurses into bodies
 logger = logging.getLogger("llmasos.server")
 
 
@@ -80,13 +79,15 @@ class Server:
 
     # -- helpers ------------------------------------------------------------------------------
     def _check_key(self, request: Request) -> None:
+        """'Authorization: Bearer KEY' (OpenAI's clients), or 'X-Api-Key: KEY' (llama-server's too)."""
         if self.api_key is None:
             return
-        if request.headers.get("authorization", "") != f"Bearer {self.api_key}":
+        if request.headers.get("authorization", "") != f"Bearer {self.api_key}" and \
+                request.headers.get("x-api-key") != self.api_key:
             raise RequestError("invalid or missing API key", status=401, type_="authentication_error",
                                code="invalid_api_key")
 
-    async def _body(self, request: Request) -> Dict[str, Any]:
+    async def _body(self, request: Request, check_model: bool = True) -> Dict[str, Any]:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             raise RequestError(f"request body larger than {MAX_BODY_BYTES} bytes", status=413)
@@ -99,20 +100,17 @@ class Server:
         except ClientDisconnect:  # gone before its body arrived: nobody to answer (counted as 499)
             raise RequestError("the client closed the connection", status=499) from None
         try:
-            body = json.loads(raw)
+            body = parse_json(raw)
         except (ValueError, UnicodeDecodeError) as e:
             raise RequestError(f"malformed JSON body: {e}") from None
-        except RecursionError:  # (json's own recursion, thousands deep)
-            raise RequestError(f"the JSON body nests more than {MAX_DEPTH} deep") from None
-        if _depth(body) > MAX_DEPTH:
-            raise RequestError(f"the JSON body nests more than {MAX_DEPTH} deep")
         if not isinstance(body, dict):
             raise RequestError("the JSON body must be an object")
         bad = _lone_surrogate(body)
         if bad is not None:
             raise RequestError(f"the JSON body holds a string with a lone UTF-16 surrogate ({bad!r}), "
                                "which is not Unicode text")
-        self._check_model(body.get("model"))
+        if check_model:  # (llama-server's own routes ignore the field)
+            self._check_model(body.get("model"))
         return body
 
     def _check_model(self, model: Any) -> None:
@@ -475,17 +473,6 @@ async def _disconnected(request: Request) -> None:
     while True:
         if (await request.receive())["type"] == "http.disconnect":
             return
-
-
-def _depth(value: Any) -> int:
-    """How deep a parsed JSON value nests (a scalar: 0), counted without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        v, d = stack.pop()
-        if isinstance(v, (dict, list)):
-            deepest = max(deepest, d + 1)
-            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
-    return deepest
 
 
 def _lone_surrogate(value: Any) -> Optional[str]:

@@ -39,6 +39,19 @@ class ChoiceResult:
             self.finish_reason, self.stop_reason = d.finish_reason, d.stop_reason
 
 
+def chat_prompt(llm, body: Dict[str, Any]):
+    """(the messages as the template takes them, the render options for LLM.chat_prompt_ids, the
+    request's tools or None) of a chat body: the tool forms' own history and template variables."""
+    tools = tool_request(body, llm.chat_template)
+    render = chat_render_options(body)
+    if tools:
+        render["chat_template_kwargs"] = tools.template_kwargs(render["chat_template_kwargs"])
+    messages = (tools.messages if tools else lambda m: history(m, llm.chat_template))(body.get("messages"))
+    if tools and tools.mode == "none":
+        tools = None  # the reply is plain: no calls to read
+    return messages, render, tools
+
+
 class ChatCall:
     """Raises RequestError (a 4xx) for a body the route cannot answer; server is the Server whose
     model, limits and token pieces the request uses."""
@@ -46,13 +59,7 @@ class ChatCall:
     def __init__(self, server, body: Dict[str, Any]):
         llm = server.llm
         self.model_id, self.pieces = server.model_id, server.pieces
-        tools = tool_request(body, llm.chat_template)
-        render = chat_render_options(body)
-        if tools:
-            render["chat_template_kwargs"] = tools.template_kwargs(render["chat_template_kwargs"])
-        messages = (tools.messages if tools else lambda m: history(m, llm.chat_template))(body.get("messages"))
-        if tools and tools.mode == "none":
-            tools = None  # the reply is plain: no calls to read
+        messages, render, tools = chat_prompt(llm, body)
         try:
             ids = llm.chat_prompt_ids(messages, **render)
         except chat_template.ChatTemplateError as e:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from . import __version__, chat_template
-from .server_chat import ChoiceResult
+from .server_chat import ChoiceResult, chat_prompt
 from .server_requests import RequestError, chat_template_error, params_for_choice, sampling_params
 
 logger = logging.getLogger("llmasos.server")
@@ -38,14 +38,14 @@ def prompt_ids(llm, prompt: Any) -> List[List[int]]:
     first when the first piece is text and the model adds one), or a list of such prompts (a list
     of strings, or of lists)."""
     def one(p) -> List[int]:
-        if isinstance(p, str):
-            return llm.tokenize(p)
+        if isinstance(p, str):  # special tokens written out are read as such, as llama-server reads them
+            return llm.tokenize(p, special=True)
         if not isinstance(p, list) or not p:
             raise RequestError("each prompt must be a string, or a non-empty list of token ids and strings", "prompt")
         ids: List[int] = []
         for k, x in enumerate(p):
             if isinstance(x, str):
-                ids += llm.tokenize(x, add_bos=None if k == 0 else False)
+                ids += llm.tokenize(x, add_bos=None if k == 0 else False, special=True)
             elif isinstance(x, int) and not isinstance(x, bool) and 0 <= x < llm.n_vocab:
                 ids.append(x)
             else:
@@ -76,20 +76,23 @@ def _logit_bias(llm, v) -> Optional[Dict[str, float]]:
     out: Dict[str, float] = {}
     for tok, bias in pairs:
         if bias is False:
-            bias = -100.0
-        if isinstance(bias, bool) or not isinstance(bias, (int, float)):
+            bias = -100.0  # (llama.cpp: -inf; -100 leaves the token out as surely)
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or bias != bias:
             raise RequestError(f"'logit_bias' biases must be numbers or false, got {bias!r}", "logit_bias")
+        if isinstance(tok, str) and isinstance(v, dict):  # an object's keys: token ids, else text
+            try:
+                tok = int(tok)
+            except ValueError:
+                pass
         if isinstance(tok, int) and not isinstance(tok, bool):
-            ids = [tok]
-        elif isinstance(tok, str) and tok.isascii() and tok.isdigit() and isinstance(v, dict):
-            ids = [int(tok)]
+            ids = [tok] if 0 <= tok < llm.n_vocab else []  # llama.cpp skips ids outside the vocabulary
         elif isinstance(tok, str):
             ids = llm.tokenize(tok, add_bos=False)
         else:
             raise RequestError(f"'logit_bias' tokens must be token ids or text, got {tok!r}", "logit_bias")
         for t in ids:
-            out[str(t)] = float(bias)
-    return out
+            out[str(t)] = max(-100.0, min(100.0, float(bias)))  # this sampler's range
+    return out or None
 
 
 def completion_body(llm, body: Dict[str, Any]) -> Dict[str, Any]:
@@ -98,21 +101,21 @@ def completion_body(llm, body: Dict[str, Any]) -> Dict[str, Any]:
     for name, neutral in INERT.items():
         if body.get(name) is not None and body[name] not in neutral:
             raise RequestError(f"'{name}' {body[name]!r} is not supported by this server", name)
-    samplers = body.get("samplers")
-    if samplers is not None and samplers not in (SAMPLERS, ["dry", "top_k", "typ_p", "top_p", "min_p", "xtc",
-                                                             "temperature"], "edkypmxt"):
-        raise RequestError(f"'samplers' must be llama.cpp's default order; this server applies {SAMPLERS}",
-                           "samplers")
+    for name, kind in (("id_slot", int), ("cache_prompt", bool), ("n_probs", int), ("return_tokens", bool)):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise RequestError(f"'{name}' must be {'an integer' if kind is int else 'a boolean'}", name)
     out = {k: v for k, v in body.items() if k not in INERT and k not in PASSIVE and k not in (
         "samplers", "n_predict", "n_probs", "seed", "logit_bias", "prompt", "return_tokens", "max_tokens")}
     for k, v in DEFAULTS.items():
         out.setdefault(k, v)
+    out.update(_samplers(body.get("samplers")))
     n_predict = body.get("n_predict", body.get("max_tokens", -1))
     if n_predict is None:
         n_predict = -1
     if isinstance(n_predict, bool) or not isinstance(n_predict, int) or n_predict < -1:
         raise RequestError(f"'n_predict' must be an integer, -1 for no limit, got {n_predict!r}", "n_predict")
-    if n_predict != -1:
+    if n_predict != -1:  # (Completion fits it to the context's room)
         out["max_tokens"] = max(n_predict, 1)  # 0: the prompt is evaluated (one token, not returned)
     temperature = body.get("temperature")
     if isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature < 0:
@@ -125,6 +128,34 @@ def completion_body(llm, body: Dict[str, Any]) -> Dict[str, Any]:
         out["seed"] = seed
     out["logit_bias"] = _logit_bias(llm, body.get("logit_bias"))
     return out
+
+
+# llama.cpp's sampler names (and their letters) that this server has, and those it lacks that
+# change nothing at their defaults (dry, typical, xtc, top-n-sigma off; penalties as given).
+SAMPLER_NAMES = {"top_k": "k", "top_p": "p", "min_p": "m", "temperature": "t"}
+INERT_SAMPLERS = {"dry": "d", "typ_p": "y", "typical_p": "y", "xtc": "x", "top_n_sigma": "s", "penalties": "e",
+                  "infill": "i"}
+
+
+def _samplers(value) -> Dict[str, Any]:
+    """llama.cpp's `samplers` chain (names, or its letters) as settings: a sampler of top_k /
+    top_p / min_p left out of it is off, temperature left out is 1; they must come in that order
+    (this sampler's), with the inert ones anywhere."""
+    if value is None:
+        return {}
+    names = list(value) if isinstance(value, str) else value
+    letters = {**SAMPLER_NAMES, **INERT_SAMPLERS}
+    if not isinstance(names, list) or not all(isinstance(n, str) and (n in letters or n in letters.values())
+                                              for n in names):
+        raise RequestError(f"'samplers' must list llama.cpp's samplers; this server has {list(SAMPLER_NAMES)}",
+                           "samplers")
+    used = [n if n in SAMPLER_NAMES else next((k for k, c in SAMPLER_NAMES.items() if c == n), None) for n in names]
+    used = [n for n in used if n is not None]
+    if used != [n for n in SAMPLER_NAMES if n in used]:
+        raise RequestError(f"'samplers' must keep the order {list(SAMPLER_NAMES)}: this server applies them so",
+                           "samplers")
+    off = {"top_k": ("top_k", 0), "top_p": ("top_p", 1.0), "min_p": ("min_p", 0.0), "temperature": ("temperature", 1.0)}
+    return dict(off[n] for n in SAMPLER_NAMES if n not in used)
 
 
 def _stop_type(c: ChoiceResult) -> str:
@@ -151,16 +182,22 @@ class Completion:
         if "prompt" not in body:
             raise RequestError("'prompt' is required", "prompt")
         self.prompts = prompt_ids(llm, body["prompt"])
-        self.warm_only = body.get("n_predict") == 0  # llama.cpp: evaluate the prompt into the cache
         self.return_tokens = body.get("return_tokens", False)
-        if not isinstance(self.return_tokens, bool):
-            raise RequestError("'return_tokens' must be a boolean", "return_tokens")
-        params, _, self.stream, max_tokens = sampling_params(completion_body(llm, body), max_tokens_default=None,
-                                                              n_ctx=llm.n_ctx, max_n=1)
+        try:
+            translated = completion_body(llm, body)
+            params, _, self.stream, max_tokens = sampling_params({**translated, "max_tokens": None},
+                                                                  max_tokens_default=None, n_ctx=llm.n_ctx, max_n=1)
+        except RequestError as e:  # in llama.cpp's field names
+            names = {"logprobs": "n_probs", "max_tokens": "n_predict"}
+            raise RequestError(e.message.replace("'logprobs'", "'n_probs'"), names.get(e.param, e.param)) from None
+        n_predict = translated.get("max_tokens")  # None: up to the context's end
+        self.warm_only = n_predict is not None and body.get("n_predict", body.get("max_tokens")) == 0
+        self.n_predict = -1 if n_predict is None else (0 if self.warm_only else n_predict)
         self.jobs = []
         for i, ids in enumerate(self.prompts):
             p = params_for_choice(params, 0)
-            server._fit(p, max_tokens, ids)
+            room = llm.n_ctx - len(ids)  # as llama-server: n_predict past the context stops at its end
+            server._fit(p, None if n_predict is None else min(n_predict, max(room, 1)), ids)
             self.jobs.append((i, ids, p))
         self.server, self.params, self.body = server, params, body
         self.t0 = time.perf_counter()
@@ -170,7 +207,7 @@ class Completion:
     def settings(self) -> Dict[str, Any]:
         p = self.params
         return {"n_ctx": self.server.llm.n_ctx, "model": self.server.model_id,
-                "n_predict": -1 if self.body.get("n_predict", -1) == -1 else self.body.get("n_predict"),
+                "n_predict": self.n_predict,
                 "seed": p.seed if p.seed is not None else 0xFFFFFFFF, "temperature": p.temperature,
                 "top_k": p.top_k or 0, "top_p": p.top_p, "min_p": p.min_p,
                 "repeat_penalty": p.repetition_penalty or 1.0, "repeat_last_n": p.repetition_last_n,
@@ -196,9 +233,12 @@ class Completion:
                "id_slot": -1, "stop": True, "model": self.server.model_id, "tokens_predicted": n_gen,
                "tokens_evaluated": len(ids), "generation_settings": self.settings(),
                "prompt": self.server.llm.detokenize(ids, special=True), "has_new_line": "\n" in c.text,
-               "truncated": False, "stop_type": "limit" if self.warm_only else _stop_type(c),
+               # truncated: the context's end came before n_predict (or the model's end) did
+               "truncated": not self.warm_only and c.finish_reason == "length" and
+               len(ids) + len(c.token_ids) >= self.server.llm.n_ctx,
+               "stop_type": "limit" if self.warm_only else _stop_type(c),
                "stopping_word": c.stop_reason if isinstance(c.stop_reason, str) else "", "tokens_cached": cached,
-               "timings": {"prompt_n": len(ids) - cached, "prompt_ms": prompt_ms,
+               "timings": {"cache_n": cached, "prompt_n": len(ids) - cached, "prompt_ms": prompt_ms,
                            "prompt_per_token_ms": prompt_ms / max(len(ids) - cached, 1),
                            "prompt_per_second": 1000 * (len(ids) - cached) / prompt_ms if prompt_ms else 0.0,
                            "predicted_n": n_gen, "predicted_ms": gen_ms,
@@ -214,7 +254,7 @@ async def completion(server, request: Request) -> Response:
     route = "/completion"
     try:
         server._check_key(request)
-        call = Completion(server, await server._body(request))
+        call = Completion(server, await server._body(request, check_model=False))
     except RequestError as e:
         return server._error(route, e)
     n_prompt = sum(len(ids) for ids in call.prompts)
@@ -240,8 +280,10 @@ async def completion(server, request: Request) -> Response:
                     if call.params.logprobs is not None:
                         piece["completion_probabilities"] = _probs(d.logprobs or [], server.pieces)
                     yield f"data: {json.dumps(piece)}\n\n"
-                if d.finished:
-                    yield f"data: {json.dumps(call.result(index, results[index]))}\n\n"
+                if d.finished:  # the whole result's fields, its text already sent (as llama-server)
+                    last = call.result(index, results[index])
+                    last.pop("completion_probabilities", None)
+                    yield f"data: {json.dumps({**last, 'content': '', 'tokens': []})}\n\n"
         except Exception as e:  # headers are sent: report it in the stream, as llama.cpp does
             logger.exception("stream of %s failed", route)
             yield f"error: {json.dumps({'code': 500, 'message': f'internal server error ({type(e).__name__})', 'type': 'server_error'})}\n\n"
@@ -270,13 +312,16 @@ async def props(server, request: Request) -> Response:
 
 
 async def apply_template(server, request: Request) -> Response:
-    """POST /apply-template: {"messages": [...]} -> {"prompt": the text the chat template writes}."""
+    """POST /apply-template: a chat body ({"messages": [...]}, and tools, chat_template_kwargs,
+    add_generation_prompt as the chat route takes them) -> {"prompt": the text the chat template
+    writes for that request}."""
     route = "/apply-template"
     try:
         server._check_key(request)
-        body = await server._body(request)
+        body = await server._body(request, check_model=False)
+        messages, render, _ = chat_prompt(server.llm, body)
         try:
-            text = server.llm.chat_prompt_text(body.get("messages"))
+            text = server.llm.chat_prompt_text(messages, **render)
         except chat_template.ChatTemplateError as e:
             raise chat_template_error(e) from None
     except RequestError as e:

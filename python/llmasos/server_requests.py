@@ -22,6 +22,35 @@ class RequestError(Exception):
                           "code": self.code}}
 
 
+MAX_DEPTH = 256  # JSON nesting: the request code (templates, schemas, copies) recurses into values
+
+
+def _depth(value: Any) -> int:
+    """How deep a parsed JSON value nests (a scalar: 0), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d + 1)
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def parse_json(text):
+    """json.loads for a request body or JSON text inside one (tool-call arguments, a schema) or a
+    model's reply: nesting deeper than MAX_DEPTH is a ValueError, as malformed JSON is."""
+    try:
+        value = json.loads(text)
+    except RecursionError:  # (json's own recursion, thousands deep)
+        value = None
+        deep = True
+    else:
+        deep = _depth(value) > MAX_DEPTH
+    if deep:
+        raise ValueError(f"JSON that nests more than {MAX_DEPTH} deep")
+    return value
+
+
 def _num(body, name, lo=None, hi=None, default=None, integer=False):
     v = body.get(name, default)
     if v is None:
@@ -147,7 +176,7 @@ def _response_format(body):
         schema = body.get(name)
         if isinstance(schema, str) and name == "guided_json":
             try:
-                schema = json.loads(schema)
+                schema = parse_json(schema)
             except ValueError:
                 raise RequestError("'guided_json' must be a JSON schema (an object or its JSON text)", name) from None
         if schema is not None:

@@ -19,7 +19,7 @@ import json
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
-from .server_requests import RequestError, checked_schema, constraint_fields
+from .server_requests import RequestError, checked_schema, constraint_fields, parse_json
 
 CALL_PREFIX = '{"tool_call":'
 CALLS_PREFIX = '{"tool_calls":['
@@ -126,7 +126,7 @@ def _history(messages, parallel: bool) -> List[Dict[str, Any]]:
                 f = c.get("function") if isinstance(c, dict) else None
                 try:
                     args = f.get("arguments") or "{}"
-                    args = json.loads(args) if isinstance(args, str) else args  # (an object, as transformers')
+                    args = parse_json(args) if isinstance(args, str) else args  # (an object, as transformers')
                     if not isinstance(args, dict):
                         raise TypeError
                 except (AttributeError, TypeError, ValueError):
@@ -151,7 +151,7 @@ def _history(messages, parallel: bool) -> List[Dict[str, Any]]:
 
 def _complete(text: str) -> bool:
     try:
-        json.loads(text)
+        parse_json(text)
         return True
     except ValueError:
         return False

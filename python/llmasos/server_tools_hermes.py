@@ -19,7 +19,7 @@ import json
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
-from .server_requests import RequestError
+from .server_requests import RequestError, parse_json
 from .server_tools import ToolRequest, _history as history_generic, call_schema, request_head
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
@@ -33,7 +33,7 @@ def is_hermes_template(template: str) -> bool:
 def _read_call(block: str) -> Optional[Dict[str, Any]]:
     """A call's JSON (the text between the tags) as an OpenAI tool call, or None when it is not one."""
     try:
-        call = json.loads(block)
+        call = parse_json(block)
     except ValueError:
         return None
     if not isinstance(call, dict) or not isinstance(call.get("name"), str):
@@ -41,7 +41,7 @@ def _read_call(block: str) -> Optional[Dict[str, Any]]:
     args = call.get("arguments", {})
     if isinstance(args, str):  # some models write the arguments as JSON text
         try:
-            args = json.loads(args)
+            args = parse_json(args)
         except ValueError:
             return None
     if not isinstance(args, dict):
@@ -76,7 +76,7 @@ class HermesToolRequest:
                                            "'function': {'name': ..., 'arguments': JSON text}}", "messages")
                     args = f.get("arguments") or "{}"
                     try:
-                        args = json.loads(args) if isinstance(args, str) else args
+                        args = parse_json(args) if isinstance(args, str) else args
                     except ValueError:
                         raise RequestError(f"tool call {f['name']!r}: 'arguments' is not JSON", "messages") from None
                     fixed.append({**c, "function": {**f, "arguments": args}})

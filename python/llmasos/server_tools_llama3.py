@@ -18,7 +18,7 @@ import json
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
-from .server_requests import RequestError
+from .server_requests import RequestError, parse_json
 from .server_tools import call_schema, request_head
 from .server_tools_hermes import HermesToolRequest
 
@@ -40,7 +40,8 @@ def read_calls(text: str) -> Optional[List[Dict[str, Any]]]:
     while at < len(body):
         try:
             obj, end = dec.raw_decode(body, at)
-        except ValueError:
+            parse_json(body[at:end])  # (its depth checked)
+        except (ValueError, RecursionError):
             return None
         args = obj.get("parameters", obj.get("arguments", {})) if isinstance(obj, dict) else None
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(args, dict):
