@@ -164,6 +164,24 @@ def test_structured_output_and_logprobs(client):
         x.token for x in got]
 
 
+def test_input_items_list_pages(client):
+    """GET /v1/responses/{id}/input_items through the client's pager: the input as given (a string
+    as a user message, text as parts), each with an id; newest first unless order asc."""
+    inp = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": [{"type": "output_text", "text": "Hello"}]},
+           {"role": "user", "content": "Bye"}]
+    r = client.create(input=inp, max_output_tokens=2, temperature=0)
+    asc = list(client.openai.responses.input_items.list(r.id, order="asc", limit=1))  # three pages
+    assert [(i.role, i.content[0].text) for i in asc] == [("user", "Hi"), ("assistant", "Hello"), ("user", "Bye")]
+    assert asc[0].content[0].type == "input_text" and asc[1].content[0].type == "output_text"
+    desc = client.openai.responses.input_items.list(r.id)
+    assert [i.id for i in desc.data] == [i.id for i in asc][::-1] and not desc.has_more
+    one = client.create(input="Hey", max_output_tokens=2, temperature=0)
+    (item,) = client.openai.responses.input_items.list(one.id).data
+    assert (item.type, item.role, item.content[0].text) == ("message", "user", "Hey")
+    with pytest.raises(openai.BadRequestError):
+        client.openai.responses.input_items.list(one.id, limit=0)
+
+
 def test_store_retrieve_delete(client, server):
     r = client.create(input="Hi", max_output_tokens=4, temperature=0, metadata={"k": "v"})
     got = client.openai.responses.retrieve(r.id)

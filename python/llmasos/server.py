@@ -66,6 +66,8 @@ class Server:
             Route("/v1/responses", functools.partial(server_responses.create, self), methods=["POST"]),
             Route("/v1/responses/{rid}", functools.partial(server_responses.retrieve, self), methods=["GET"]),
             Route("/v1/responses/{rid}", functools.partial(server_responses.delete, self), methods=["DELETE"]),
+            Route("/v1/responses/{rid}/input_items", functools.partial(server_responses.list_inputs, self),
+                  methods=["GET"]),
         ]
         self.responses = server_responses.ResponseStore()
         self.routes = {r.path for r in routes}

@@ -1,5 +1,5 @@
 """OpenAI's Responses API, as vLLM serves it: POST /v1/responses, GET and DELETE
-/v1/responses/{id}. A request is translated into a chat request (instructions and input items
+/v1/responses/{id}, GET /v1/responses/{id}/input_items. A request is translated into a chat request (instructions and input items
 into messages, function tools, text.format into response_format, max_output_tokens) and run as
 one (server_chat.ChatCall); its reply comes back as output items (reasoning, message,
 function_call), whole or as the typed events that the openai client's responses.stream()
@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from .engine import StreamDelta
 from .server_chat import ChatCall
 from .server_requests import RequestError
-from .server_responses_request import ResponsesRequest
+from .server_responses_request import ResponsesRequest, input_items
 
 logger = logging.getLogger("llmasos.server")
 
@@ -44,8 +44,11 @@ def usage(chat_usage: Dict[str, Any], output: List[Dict[str, Any]], llm, block_t
 
 
 class Stored:
-    def __init__(self, response: Dict[str, Any], messages: List[Dict[str, Any]]):
-        self.response, self.messages = response, messages
+    """A stored response, the messages a later previous_response_id continues from, and its input
+    items as given."""
+
+    def __init__(self, response: Dict[str, Any], messages: List[Dict[str, Any]], inputs: List[Dict[str, Any]]):
+        self.response, self.messages, self.inputs = response, messages, inputs
 
 
 class ResponseStore:
@@ -197,7 +200,7 @@ async def create(server, request) -> Response:
 
     def stored(r):
         if req.store:
-            server.responses.put(rid, Stored(r, req.history))
+            server.responses.put(rid, Stored(r, req.history, input_items(req.body["input"], _new_id)))
         return r
 
     writer = EventWriter(req, rid, created, server.model_id)
@@ -256,6 +259,37 @@ async def retrieve(server, request) -> Response:
         return server._error(route, e)
     server.metrics.request_done(route, 200)
     return JSONResponse(item.response)
+
+
+async def list_inputs(server, request) -> Response:
+    """GET /v1/responses/{id}/input_items: the stored response's input items, a page at a time
+    (limit 1..100, 20 by default; order desc by default, or asc; after an item id)."""
+    route = "/v1/responses/{id}/input_items"
+    q = request.query_params
+    try:
+        server._check_key(request)
+        item = server.responses.get(request.path_params["rid"])
+        if item is None:
+            raise RequestError(f"no stored response with id {request.path_params['rid']!r}", status=404,
+                               code="not_found")
+        order = q.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise RequestError("'order' must be 'asc' or 'desc'", "order")
+        limit = q.get("limit", "20")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise RequestError("'limit' must be an integer from 1 to 100", "limit")
+        items = item.inputs if order == "asc" else item.inputs[::-1]
+        if q.get("after") is not None:
+            at = [i for i, it in enumerate(items) if it["id"] == q["after"]]
+            if not at:
+                raise RequestError(f"no input item with id {q['after']!r}", "after")
+            items = items[at[0] + 1:]
+    except RequestError as e:
+        return server._error(route, e)
+    page = items[:int(limit)]
+    server.metrics.request_done(route, 200)
+    return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                         "last_id": page[-1]["id"] if page else None, "has_more": len(items) > len(page)})
 
 
 async def delete(server, request) -> Response:

@@ -86,6 +86,24 @@ def input_messages(items: Any) -> List[Dict[str, Any]]:
     return out
 
 
+def input_items(items: Any, new_id) -> List[Dict[str, Any]]:
+    """The (checked) input as the items GET /v1/responses/{id}/input_items lists: a string as a
+    user message, text content as parts, each item with an id (new_id(prefix)) and a status."""
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    out = []
+    for item in items:
+        kind = item.get("type", "message")
+        it = {**item, "type": kind, "status": item.get("status") or "completed"}
+        if kind == "message":
+            part = "output_text" if item["role"] == "assistant" else "input_text"
+            if isinstance(item["content"], str):
+                it["content"] = [{"type": part, "text": item["content"]}]
+        it.setdefault("id", new_id({"message": "msg", "function_call": "fc", "reasoning": "rs"}.get(kind, "fco")))
+        out.append(it)
+    return out
+
+
 def output_messages(output: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """A stored response's output items as the chat messages that continue from it."""
     items = [{"type": "message", "role": "assistant", "content": it["content"]} if it["type"] == "message"
