@@ -89,6 +89,9 @@ def test_models_and_health(server, model_id):
     assert model_id.endswith(".gguf") or model_id
     with urllib.request.urlopen(server.base + "/health") as r:
         assert json.loads(r.read()) == {"status": "ok"}
+    import llmasos
+    with urllib.request.urlopen(server.base + "/version") as r:
+        assert json.loads(r.read()) == {"version": llmasos.__version__}
 
 
 def test_completion_and_stream_agree(server, model_id):

@@ -50,6 +50,7 @@ class Server:
         self.created = int(time.time())
         routes = [
             Route("/health", self.health, methods=["GET"]),
+            Route("/version", self.version, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/models/{model:path}", self.model_info, methods=["GET"]),
@@ -285,6 +286,11 @@ class Server:
     # -- routes -------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def version(self, request: Request) -> Response:
+        """GET /version, as vLLM answers it (unguarded, as /health)."""
+        from . import __version__
+        return JSONResponse({"version": __version__})
 
     async def prometheus(self, request: Request) -> Response:
         return PlainTextResponse(self.metrics.render(self.engine.stats()),
