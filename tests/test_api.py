@@ -401,3 +401,26 @@ def test_kv_cache_types(smollm2_gguf):
     assert per_token["f32"] == 2 * per_token["f16"] == 2 * per_token["bf16"]
     with pytest.raises(ValueError, match="kv_cache_type"):
         LLM.from_pretrained(smollm2_gguf, kv_cache_type="q8_0")
+
+
+def test_n_completions_per_prompt(llm):
+    """SamplingParams.n (vLLM's, OpenAI's): each prompt's n outputs in a row, index 0 .. n-1;
+    seeded, choice c equals a run seeded with seed + c; greedy choices agree; stream and chat
+    give one output, so n > 1 is a ValueError there."""
+    p = SamplingParams(max_tokens=8, temperature=0.9, seed=100, n=3)
+    outs = llm.generate(["The world is", "Once upon a time"], p)
+    assert [o.index for o in outs] == [0, 1, 2, 0, 1, 2]
+    assert [o.prompt_token_ids == llm.tokenize("The world is") for o in outs] == [True] * 3 + [False] * 3
+    for c in range(3):
+        alone = llm.generate("The world is", dataclasses.replace(p, n=1, seed=100 + c))[0]
+        assert outs[c].token_ids == alone.token_ids
+    assert len({tuple(o.token_ids) for o in outs[:3]}) > 1  # (different seeds draw differently here)
+    greedy = llm.generate("The world is", SamplingParams(max_tokens=6, n=2, prompt_logprobs=1))
+    assert greedy[0].token_ids == greedy[1].token_ids and greedy[1].prompt_logprobs == greedy[0].prompt_logprobs
+    for bad in (0, -1, 1.5, True, 10_000):
+        with pytest.raises(ValueError):
+            llm.generate("x", SamplingParams(n=bad))
+    with pytest.raises(ValueError):
+        list(llm.stream("x", SamplingParams(n=2)))
+    with pytest.raises(ValueError):
+        llm.chat([{"role": "user", "content": "x"}], SamplingParams(n=2))

@@ -10,6 +10,7 @@ import os
 
 from ._core_loader import _core
 from .chat_template import ChatTemplateError
+from .engine import AsyncEngine, StreamDelta
 from .llm import LLM
 from .logprobs import Logprob
 from .sampling import GenerationOutput, SamplingParams
@@ -62,5 +63,5 @@ def using_isa(level: str):
         _core.select_isa(before)
 
 
-__all__ = ["LLM", "SamplingParams", "GenerationOutput", "Logprob", "LLMasOSError", "ModelFormatError",
+__all__ = ["LLM", "AsyncEngine", "StreamDelta", "SamplingParams", "GenerationOutput", "Logprob", "LLMasOSError", "ModelFormatError",
            "ModelNotFoundError", "InvalidArgumentError", "ChatTemplateError", "runtime_info", "using_isa"]

@@ -63,6 +63,10 @@ class _Request:
 
 
 class AsyncEngine:
+    """Requests from asyncio tasks, batched continuously on the model's C++ engine (its own KV
+    pool): `async for delta in engine.generate(prompt, params)`; engine.stats() is the engine's
+    counters (running and waiting sequences, KV blocks used and free, prefix-cache hits)."""
+
     def __init__(self, llm: LLM, *, max_batch_tokens: int = 512, max_seqs: int = 64,
                  kv_cache_bytes: int = 0, lookup_tokens: int = 0):
         self.llm = llm
@@ -151,14 +155,28 @@ class AsyncEngine:
             pass  # its event loop is closed: nobody is waiting
 
     def close(self):
+        """Stops the step thread (requests still running get no more output)."""
         self._stop = True
         self._wake.set()
         self._thread.join()
 
+    def __enter__(self) -> "AsyncEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- requests (asyncio side) ------------------------------------------------------------------
-    async def generate(self, prompt_ids: List[int], params: SamplingParams) -> AsyncIterator[StreamDelta]:
-        """Yields deltas until the request finishes; closing the iterator cancels the request."""
+    async def generate(self, prompt: Union[str, List[int]],
+                       params: Optional[SamplingParams] = None) -> AsyncIterator[StreamDelta]:
+        """Yields the request's deltas (text as it is decoded, never a broken UTF-8 character)
+        until it finishes; closing the iterator (or cancelling the task reading it) cancels the
+        request and frees its KV blocks at once. prompt: text or token ids."""
+        params = params or SamplingParams()
+        prompt_ids = self.llm._prompt_ids(prompt)
         opts = params.to_core(self.llm.seed)
+        if params.n != 1:
+            raise ValueError("n > 1: one generate() per completion (one stream each)")
         rid = next(self._ids)
         req = _Request(rid, asyncio.get_running_loop(), asyncio.Queue(),
                        self.llm._core().stream_decoder(), params.stop_strings(),

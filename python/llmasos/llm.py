@@ -1,6 +1,7 @@
 """The LLM class: load a model by name or path, then generate, stream, chat, tokenize, score, embed."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import threading
@@ -190,6 +191,8 @@ class LLM:
         """Generates for token ids; on_text(piece) receives text as it is released. score_prompt:
         attach params.prompt_logprobs (stream(), which returns no output, passes False)."""
         opts = params.to_core(self.seed)
+        if params.n != 1:
+            raise ValueError("n > 1 gives several outputs: use generate() (stream and chat give one)")
         matcher = StopMatcher(params.stop_strings(), params.include_stop_str_in_output)
         pieces: List[str] = []
         n_tokens = [0]
@@ -240,18 +243,28 @@ class LLM:
                  params: Optional[SamplingParams] = None) -> List[GenerationOutput]:
         """Completes each prompt (a string or a list of token ids), all of them batched together
         on the engine (continuous batching over a paged KV cache). Each output equals what the
-        prompt gives alone (greedy, or seeded sampling)."""
+        prompt gives alone (greedy, or seeded sampling). With params.n > 1 each prompt gives n
+        outputs in a row (index 0 .. n-1), choice c seeded with seed + c when there is a seed."""
         params = params or SamplingParams()
         if isinstance(prompts, str) or (isinstance(prompts, (list, tuple)) and prompts
                                         and isinstance(prompts[0], int)):
             prompts = [prompts]
         all_ids = [self._prompt_ids(p) for p in prompts]
-        opts = params.to_core(self.seed)
+        params.to_core(self.seed)  # (validates n too)
+        base = params.seed if params.seed is not None else self.seed
+        choices = [params.to_core(self.seed)] if params.n == 1 else [
+            dataclasses.replace(params, seed=None if base is None else base + c).to_core() for c in range(params.n)]
         stops = params.stop_strings()
+        jobs = [(ids, opts) for ids in all_ids for opts in choices]
         with self._lock:
-            outs = self._generate_batch(self._get_engine(), all_ids, opts, stops, params.include_stop_str_in_output)
-        for out in outs:
-            self._attach_prompt_logprobs(out, params.prompt_logprobs)
+            outs = self._generate_batch(self._get_engine(), [j[0] for j in jobs], [j[1] for j in jobs], stops,
+                                        params.include_stop_str_in_output)
+        for i, out in enumerate(outs):
+            out.index = i % params.n
+            if out.index == 0:
+                self._attach_prompt_logprobs(out, params.prompt_logprobs)
+            else:  # the prompt's own scores, computed once
+                out.prompt_logprobs = outs[i - out.index].prompt_logprobs
         return outs
 
     def _get_engine(self) -> "_core.Engine":
@@ -259,17 +272,19 @@ class LLM:
             self._engine = _core.Engine(self._core(), **self._engine_args)
         return self._engine
 
-    def _generate_batch(self, engine, all_ids: List[List[int]], opts, stops: List[str],
+    def _generate_batch(self, engine, all_ids: List[List[int]], opts_list, stops: List[str],
                         include_stop: bool = False) -> List[GenerationOutput]:
-        """Runs requests to completion on `engine`; stop strings are matched per request here
-        (as _run does) and cancel the request in the engine."""
+        """Runs requests (prompt ids, with opts_list's options each) to completion on `engine`;
+        stop strings are matched per request here (as _run does) and cancel the request in the
+        engine."""
         m = self._core()
         reqs = {}
+        opts = opts_list[0]  # (what the requests share: stop tokens, EOS handling)
         try:
             for i, ids in enumerate(all_ids):
                 rid = self._next_request_id
                 self._next_request_id += 1
-                engine.add_request(rid, ids, opts)
+                engine.add_request(rid, ids, opts_list[i])
                 reqs[rid] = _BatchRequest(i, ids, TextStream(m.stream_decoder(), stops, opts.min_tokens, include_stop),
                                           opts.sampling.logprobs >= 0)
             while any(not r.done for r in reqs.values()):
@@ -314,6 +329,8 @@ class LLM:
         params = params or SamplingParams()
         ids = self._prompt_ids(prompt)
         params.to_core(self.seed)  # validate before starting the thread
+        if params.n != 1:
+            raise ValueError("n > 1 gives several outputs: use generate() (stream and chat give one)")
         q: "queue.Queue" = queue.Queue()
         cancelled = threading.Event()
         done = object()

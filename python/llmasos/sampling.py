@@ -10,11 +10,17 @@ from ._core_loader import _core
 from .logprobs import MAX_LOGPROBS, Logprob
 
 
+MAX_N = 256  # completions per prompt
+
+
 @dataclasses.dataclass
 class SamplingParams:
     """How to sample. temperature 0 is greedy; None leaves a filter off."""
 
     max_tokens: int = 128
+    # As vLLM and OpenAI: completions per prompt. LLM.generate gives each prompt's n outputs in a
+    # row (GenerationOutput.index 0 .. n-1); seeded, choice c draws with seed + c.
+    n: int = 1
     temperature: float = 0.0
     top_k: Optional[int] = None
     top_p: Optional[float] = None
@@ -87,6 +93,8 @@ class SamplingParams:
 
         if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
             raise ValueError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or not 1 <= self.n <= MAX_N:
+            raise ValueError(f"n must be an integer in [1, {MAX_N}], got {self.n!r}")
         o = _core.GenerateOptions()
         o.max_tokens = self.max_tokens
         o.ignore_eos = bool(self.ignore_eos)
@@ -204,6 +212,8 @@ class GenerationOutput:
     # As vLLM: the stop string that ended the text, else the stop_token_ids token that did; None
     # when it ended at the end-of-generation token or for length.
     stop_reason: Union[int, str, None] = None
+    # As vLLM's CompletionOutput.index: which of the prompt's n completions this is.
+    index: int = 0
     # As vLLM: how many of the prompt's tokens were cached (the engine's prefix cache: whole
     # 16-token blocks; the single-sequence session: the prefix it shares with its last prompt).
     num_cached_tokens: int = 0
