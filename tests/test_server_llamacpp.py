@@ -216,3 +216,34 @@ def test_vllm_and_llamacpp_flag_names(smollm2_gguf):
             assert p["total_slots"] == (3 if name == "my-model" else 64)
         finally:
             s.stop()
+
+
+def test_infill(tmp_path, smollm2_gguf):
+    """/infill (llama-server's, for editor plugins): the fill-in-the-middle prompt around
+    input_prefix / input_suffix / prompt, with the extra files in the repository form when the
+    model has its tokens and as plain text first when it does not; a model without FIM tokens is
+    a 400."""
+    from gguf_factory import make_tiny_llama
+    fim = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+    repo = str(make_tiny_llama(tmp_path / "repo.gguf", extra_tokens=fim + ["<repo_name>", "<file_sep>"]).path)
+    plain = str(make_tiny_llama(tmp_path / "plain.gguf", extra_tokens=fim).path)
+    body = {"input_prefix": "def f(x):\n", "input_suffix": "\n    return y\n", "prompt": "    ",
+            "input_extra": [{"filename": "util.py", "text": "Y = 2\n"}], "n_predict": 6, "temperature": 0}
+    for path, want in ((repo, "<repo_name>myproject\n<file_sep>util.py\nY = 2\n<file_sep>filename\n"),
+                       (plain, "Y = 2\n")):
+        want += "<fim_prefix>def f(x):\n<fim_suffix>\n    return y\n<fim_middle>    "
+        s = RunningServer(path)
+        try:
+            with LLM.from_pretrained(path, threads=1) as m:
+                ids = m.tokenize(want, special=True)
+            r = post(s, "/infill", body)
+            assert r["tokens_evaluated"] == len(ids)
+            assert r["content"] == post(s, "/completion", {"prompt": ids, "n_predict": 6, "temperature": 0})["content"]
+            assert post(s, "/infill", {**body, "input_extra": [{"text": 5}]}, 400)["param"] == "input_extra"
+        finally:
+            s.stop()
+    s = RunningServer(smollm2_gguf)  # (SmolLM2's vocabulary has no fill-in-the-middle tokens)
+    try:
+        assert post(s, "/infill", body, 400)["param"] == "input_prefix"
+    finally:
+        s.stop()

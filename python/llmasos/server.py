@@ -1,7 +1,8 @@
 """OpenAI-compatible HTTP server: /v1/models, /v1/completions, /v1/chat/completions (with SSE
 streaming), /v1/responses (server_responses.py), /v1/embeddings, /health and /metrics, over the
 AsyncEngine's continuous batching; /tokenize and /detokenize as vLLM and llama.cpp answer them
-(server_tokens.py); llama.cpp server's /completion, /props and /apply-template (server_llamacpp.py)."""
+(server_tokens.py); llama.cpp server's /completion, /props and /apply-template (server_llamacpp.py)
+and /infill (server_infill.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import reasoning, server_embeddings, server_llamacpp, server_responses, server_tokens
+from . import reasoning, server_embeddings, server_infill, server_llamacpp, server_responses, server_tokens
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
@@ -63,6 +64,7 @@ class Server:
             Route("/completion", functools.partial(server_llamacpp.completion, self), methods=["POST"]),
             Route("/completions", functools.partial(server_llamacpp.completion, self), methods=["POST"]),
             Route("/props", functools.partial(server_llamacpp.props, self), methods=["GET"]),
+            Route("/infill", functools.partial(server_infill.infill, self), methods=["POST"]),
             Route("/apply-template", functools.partial(server_llamacpp.apply_template, self), methods=["POST"]),
             Route("/v1/responses", functools.partial(server_responses.create, self), methods=["POST"]),
             Route("/v1/responses/{rid}", functools.partial(server_responses.retrieve, self), methods=["GET"]),
@@ -71,6 +73,7 @@ class Server:
                   methods=["GET"]),
         ]
         self.responses = server_responses.ResponseStore()
+        self.fim: Optional[Dict[str, Optional[int]]] = None  # the model's infill tokens, found once
         self.routes = {r.path for r in routes}
         self.app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers={
             HTTPException: self._http_error, Exception: self._internal_error})

@@ -1,5 +1,5 @@
 """llama.cpp server's own routes, for clients written against llama-server: POST /completion (and
-/completions), GET /props and POST /apply-template. /completion takes llama.cpp's prompt shapes
+/completions), GET /props and POST /apply-template (POST /infill: server_infill.py). /completion takes llama.cpp's prompt shapes
 and field names with its defaults (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, n_predict
 -1: up to the context's end, seed -1: random) and answers in its shape: content, stop_type
 (eos / limit / word), stopping_word, tokens_predicted / evaluated / cached, timings and, with
@@ -249,12 +249,15 @@ class Completion:
         return out
 
 
-async def completion(server, request: Request) -> Response:
-    """POST /completion (and /completions): llama.cpp server's completion route."""
-    route = "/completion"
+async def completion(server, request: Request, body: Optional[Dict[str, Any]] = None,
+                     route: str = "/completion") -> Response:
+    """POST /completion (and /completions): llama.cpp server's completion route; infill passes
+    the body it made."""
     try:
-        server._check_key(request)
-        call = Completion(server, await server._body(request, check_model=False))
+        if body is None:
+            server._check_key(request)
+            body = await server._body(request, check_model=False)
+        call = Completion(server, body)
     except RequestError as e:
         return server._error(route, e)
     n_prompt = sum(len(ids) for ids in call.prompts)
