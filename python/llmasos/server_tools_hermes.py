@@ -51,10 +51,16 @@ def _read_call(block: str) -> Optional[Dict[str, Any]]:
 
 
 class HermesToolRequest:
-    """The tools of one chat request whose template has the Hermes syntax (ToolRequest's interface)."""
+    """The tools of one chat request whose template has the Hermes syntax (ToolRequest's interface).
+    The other native forms (server_tools_llama3.py) differ only in the class attributes below and
+    their stream."""
+
+    parallel_default = True  # OpenAI's
+    args_key = "arguments"   # a call's {"name": ..., args_key: {...}}
+    wrap: Optional[Tuple[str, str]] = (OPEN + "\n", "\n" + CLOSE)  # around a forced call
 
     def __init__(self, body):
-        self.tools, self.mode, self.only, self.parallel = request_head(body, True)  # OpenAI's default
+        self.tools, self.mode, self.only, self.parallel = request_head(body, self.parallel_default)
         self.openai_tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
                                                                "parameters": t["parameters"]}}
                              for t in self.tools if self.only is None or t["name"] == self.only]
@@ -94,8 +100,8 @@ class HermesToolRequest:
             return None
         try:
             from .json_schema import compile_schema
-            one, defs = call_schema(self.tools, self.only)
-            return compile_schema({**one, **defs}, False, wrap=(OPEN + "\n", "\n" + CLOSE))
+            one, defs = call_schema(self.tools, self.only, self.args_key)
+            return compile_schema({**one, **defs}, False, wrap=self.wrap)
         except ValueError as e:
             raise RequestError(str(e), "tools") from None
 
@@ -104,8 +110,7 @@ class HermesToolRequest:
 
     def message(self, text: str, finish_reason: Optional[str]) -> Tuple[Dict[str, Any], Optional[str]]:
         """(the assistant message, finish_reason) for a whole reply: what the stream gives."""
-        s = self.stream()
-        deltas = s.feed(text, True)
+        deltas = self.stream().feed(text, True)
         content = "".join(d.get("content", "") for d in deltas)
         calls = [tc for d in deltas for tc in d.get("tool_calls", [])]
         if not calls:

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
-from .server_requests import RequestError, parse_json
-from .server_tools import call_schema, request_head
+from .server_requests import parse_json
 from .server_tools_hermes import HermesToolRequest
 
 PYTHON_TAG = "<|python_tag|>"
@@ -54,45 +53,17 @@ def read_calls(text: str) -> Optional[List[Dict[str, Any]]]:
     return calls or None
 
 
-class Llama3ToolRequest:
-    """The tools of one chat request whose template has Llama 3's JSON call form (ToolRequest's
-    interface)."""
+class Llama3ToolRequest(HermesToolRequest):
+    """The tools of one chat request whose template has Llama 3's JSON call form: the Hermes
+    request's steps (tools to the template, history with arguments as objects, one forced call)
+    with "parameters", no markup around a call, one call a turn by default, and its own reader."""
 
-    def __init__(self, body):
-        self.tools, self.mode, self.only, self.parallel = request_head(body, False)
-        self.openai_tools = [{"type": "function", "function": {"name": t["name"], "description": t["description"],
-                                                               "parameters": t["parameters"]}}
-                             for t in self.tools if self.only is None or t["name"] == self.only]
-
-    messages = staticmethod(HermesToolRequest.messages)  # arguments as objects, as transformers gives them
-
-    def template_kwargs(self, given: Optional[dict]) -> dict:
-        return {**(given or {}), "tools": self.openai_tools}
-
-    def compiled_schema(self):
-        """The constraint: one call for "required" or a named function; none for "auto" / "none"."""
-        if self.mode in ("auto", "none"):
-            return None
-        try:
-            from .json_schema import compile_schema
-            one, defs = call_schema(self.tools, self.only, "parameters")
-            return compile_schema({**one, **defs}, False)
-        except ValueError as e:
-            raise RequestError(str(e), "tools") from None
+    parallel_default = False  # (Meta's template writes one call a turn)
+    args_key = "parameters"
+    wrap = None
 
     def stream(self) -> "Llama3Stream":
         return Llama3Stream(first_only=not self.parallel)
-
-    def message(self, text: str, finish_reason: Optional[str]) -> Tuple[Dict[str, Any], Optional[str]]:
-        """(the assistant message, finish_reason) for a whole reply: what the stream gives."""
-        deltas = self.stream().feed(text, True)
-        content = "".join(d.get("content", "") for d in deltas)
-        calls = [{"id": tc["id"], "type": "function", "function": tc["function"]}
-                 for d in deltas for tc in d.get("tool_calls", [])]
-        if not calls:
-            return {"role": "assistant", "content": content}, finish_reason
-        return ({"role": "assistant", "content": None, "tool_calls": calls},
-                "tool_calls" if finish_reason == "stop" else finish_reason)
 
 
 class Llama3Stream:
