@@ -1,4 +1,5 @@
-"""Shared fixtures: the real models (fetched once into the store cache) and ISA levels."""
+"""Shared fixtures: the real models (fetched once into the store cache), a server on the default
+model, and ISA levels."""
 import pytest
 
 import llmasos
@@ -15,6 +16,16 @@ def smollm2_gguf():
 def gemma3_gguf():
     """Path of the Gemma 3 270M Q4_K_M GGUF (four PyPI chunk packages, joined by the store)."""
     return str(store.resolve("gemma3-270m"))
+
+
+@pytest.fixture(scope="module")
+def server(smollm2_gguf):
+    """`llmasos serve` on the default model, for one test module (test_server.RunningServer);
+    modules that need other flags define their own."""
+    from test_server import RunningServer
+    s = RunningServer(smollm2_gguf)
+    yield s
+    s.stop()
 
 
 def _under_isa(name):

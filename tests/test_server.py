@@ -64,13 +64,6 @@ class RunningServer:
 
 
 @pytest.fixture(scope="module")
-def server(smollm2_gguf):
-    s = RunningServer(smollm2_gguf)
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="module")
 def model_id(server):
     return server.client().models.list().data[0].id
 
@@ -431,16 +424,20 @@ def test_32_concurrent_streams_match_alone(server, model_id):
     wait_idle(server)
 
 
-def test_disconnect_mid_stream_frees_blocks(server, model_id):
+def disconnect_mid_stream(server, path, body, after=5):
+    """Streams a long request on `path`, closes the connection once past line `after`, and
+    checks that the server's KV pool comes back to its idle size."""
     idle = wait_idle(server)
-    with httpx.stream("POST", server.base + "/v1/completions",
-                      json={"prompt": "Tell a long story:", "max_tokens": 500, "stream": True,
-                            "ignore_eos": True}, timeout=60) as r:
+    with httpx.stream("POST", server.base + path, json={**body, "stream": True, "ignore_eos": True},
+                      timeout=60) as r:
         for i, _ in enumerate(r.iter_lines()):
-            if i > 5:
+            if i > after:
                 break  # close the connection mid-stream
-    m = wait_idle(server)
-    assert m["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
+    assert wait_idle(server)["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
+
+
+def test_disconnect_mid_stream_frees_blocks(server, model_id):
+    disconnect_mid_stream(server, "/v1/completions", {"prompt": "Tell a long story:", "max_tokens": 500})
 
 
 def test_many_clients_disconnecting_free_their_blocks(server, model_id):

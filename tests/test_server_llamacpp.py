@@ -8,16 +8,9 @@ import httpx
 import pytest
 
 from llmasos import LLM
-from test_server import RunningServer, wait_idle
+from test_server import RunningServer, disconnect_mid_stream
 
 PROMPT = "The capital of France is"
-
-
-@pytest.fixture(scope="module")
-def server(smollm2_gguf):
-    s = RunningServer(smollm2_gguf)
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -178,13 +171,7 @@ def test_bad_requests_are_4xx(server, body, param):
 
 
 def test_disconnect_mid_stream_frees_blocks(server):
-    idle = wait_idle(server)
-    with httpx.stream("POST", server.base + "/completion", timeout=60, json={
-            "prompt": "Tell a long story:", "n_predict": 500, "ignore_eos": True, "stream": True}) as r:
-        for i, _ in enumerate(r.iter_lines()):
-            if i > 5:
-                break
-    assert wait_idle(server)["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
+    disconnect_mid_stream(server, "/completion", {"prompt": "Tell a long story:", "n_predict": 500})
 
 
 def test_api_key_guards_the_routes(smollm2_gguf):

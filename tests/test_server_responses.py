@@ -9,7 +9,7 @@ import jsonschema
 import openai
 import pytest
 
-from test_server import RunningServer, wait_idle
+from test_server import RunningServer, disconnect_mid_stream, wait_idle
 
 Q = "What is the capital of France?"
 HELLO = "Say hello."  # SmolLM2 answers it in about 30 tokens
@@ -17,13 +17,6 @@ TOOLS = [{"type": "function", "name": "get_weather", "description": "The weather
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                          "required": ["city"], "additionalProperties": False}}]
 CHAT_TOOLS = [{"type": "function", "function": {k: v for k, v in t.items() if k != "type"}} for t in TOOLS]
-
-
-@pytest.fixture(scope="module")
-def server(smollm2_gguf):
-    s = RunningServer(smollm2_gguf)
-    yield s
-    s.stop()
 
 
 class Client:
@@ -266,13 +259,8 @@ def test_cached_tokens_in_usage(client):
 
 
 def test_disconnect_mid_stream_frees_blocks(server):
-    idle = wait_idle(server)
-    with httpx.stream("POST", server.base + "/v1/responses", timeout=60, json={
-            "input": "Tell a long story.", "max_output_tokens": 500, "stream": True, "ignore_eos": True}) as r:
-        for i, _ in enumerate(r.iter_lines()):
-            if i > 12:
-                break
-    assert wait_idle(server)["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
+    disconnect_mid_stream(server, "/v1/responses", {"input": "Tell a long story.", "max_output_tokens": 500},
+                          after=12)
 
 
 def test_api_key_guards_responses(smollm2_gguf):

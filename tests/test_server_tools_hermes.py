@@ -21,8 +21,9 @@ DEEP = '<tool_call>{"name": "f", "arguments": {"a": ' + "[" * 1500 + "]" * 1500 
 
 # ---- the stream parser -------------------------------------------------------------------------
 
-def feed_in_pieces(text, rng, **kw):
-    s, deltas, i = HermesStream(**kw), [], 0
+def feed_in_pieces(text, rng, stream=HermesStream, **kw):
+    """The deltas of a reply fed to a new stream(**kw) in random pieces of 1 to 7 characters."""
+    s, deltas, i = stream(**kw), [], 0
     while i < len(text):
         j = min(len(text), i + rng.randint(1, 7))
         deltas += s.feed(text[i:j], j == len(text))

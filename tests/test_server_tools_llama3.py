@@ -15,25 +15,10 @@ from llmasos.server_tools_hermes import is_hermes_template
 from llmasos.server_tools_llama3 import Llama3Stream, Llama3ToolRequest, is_llama3_template
 from test_server import RunningServer
 from test_server_tools import MSGS, PARAMS, TIME, WEATHER
+from test_server_tools_hermes import collect, feed_in_pieces
 
 TEMPLATE = Path(__file__).with_name("llama3_template.jinja")
 DEEP = '{"name": "f", "parameters": {"a": ' + "[" * 1500 + "]" * 1500 + "}}"
-
-
-def feed_in_pieces(text, rng, **kw):
-    s, deltas, i = Llama3Stream(**kw), [], 0
-    while i < len(text):
-        j = min(len(text), i + rng.randint(1, 7))
-        deltas += s.feed(text[i:j], j == len(text))
-        i = j
-    return deltas
-
-
-def collect(deltas):
-    content = "".join(d.get("content", "") for d in deltas)
-    calls = [(tc["function"]["name"], json.loads(tc["function"]["arguments"]))
-             for d in deltas for tc in d.get("tool_calls", [])]
-    return content, calls
 
 
 REPLIES = [
@@ -55,7 +40,7 @@ def test_reply_read_in_any_pieces(text, content, calls):
     rng = random.Random(3)
     assert collect(Llama3Stream(first_only=False).feed(text, True)) == (content, calls)
     for _ in range(40):
-        assert collect(feed_in_pieces(text, rng, first_only=False)) == (content, calls)
+        assert collect(feed_in_pieces(text, rng, Llama3Stream, first_only=False)) == (content, calls)
     msg, reason = Llama3ToolRequest({"tools": [WEATHER], "parallel_tool_calls": True}).message(text, "stop")
     if calls:
         assert reason == "tool_calls" and [c["function"]["name"] for c in msg["tool_calls"]] == [n for n, _ in calls]

@@ -246,15 +246,21 @@ async def create(server, request) -> Response:
     return StreamingResponse(sse(), media_type="text/event-stream")
 
 
+def _stored(server, request) -> Stored:
+    """The stored response the path names, after the API key check; else a 404."""
+    server._check_key(request)
+    rid = request.path_params["rid"]
+    item = server.responses.get(rid)
+    if item is None:
+        raise RequestError(f"no stored response with id {rid!r}", status=404, code="not_found")
+    return item
+
+
 async def retrieve(server, request) -> Response:
     """GET /v1/responses/{id}: a stored response."""
     route = "/v1/responses/{id}"
     try:
-        server._check_key(request)
-        item = server.responses.get(request.path_params["rid"])
-        if item is None:
-            raise RequestError(f"no stored response with id {request.path_params['rid']!r}", status=404,
-                               code="not_found")
+        item = _stored(server, request)
     except RequestError as e:
         return server._error(route, e)
     server.metrics.request_done(route, 200)
@@ -267,11 +273,7 @@ async def list_inputs(server, request) -> Response:
     route = "/v1/responses/{id}/input_items"
     q = request.query_params
     try:
-        server._check_key(request)
-        item = server.responses.get(request.path_params["rid"])
-        if item is None:
-            raise RequestError(f"no stored response with id {request.path_params['rid']!r}", status=404,
-                               code="not_found")
+        item = _stored(server, request)
         order = q.get("order", "desc")
         if order not in ("asc", "desc"):
             raise RequestError("'order' must be 'asc' or 'desc'", "order")
@@ -297,9 +299,8 @@ async def delete(server, request) -> Response:
     route = "/v1/responses/{id}"
     rid = request.path_params["rid"]
     try:
-        server._check_key(request)
-        if not server.responses.delete(rid):
-            raise RequestError(f"no stored response with id {rid!r}", status=404, code="not_found")
+        _stored(server, request)
+        server.responses.delete(rid)
     except RequestError as e:
         return server._error(route, e)
     server.metrics.request_done(route, 200)
