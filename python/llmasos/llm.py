@@ -250,10 +250,13 @@ class LLM:
                                         and isinstance(prompts[0], int)):
             prompts = [prompts]
         all_ids = [self._prompt_ids(p) for p in prompts]
-        params.to_core(self.seed)  # (validates n too)
-        base = params.seed if params.seed is not None else self.seed
-        choices = [params.to_core(self.seed)] if params.n == 1 else [
-            dataclasses.replace(params, seed=None if base is None else base + c).to_core() for c in range(params.n)]
+        choices = [params.to_core(self.seed)]  # (every field checked, n too)
+        if params.n > 1:  # choices differ in their seed only: the output constraint is compiled once
+            base = params.seed if params.seed is not None else self.seed
+            same = dataclasses.replace(params, json_schema=choices[0].json_schema, regex=None, choice=None,
+                                       grammar=choices[0].grammar)
+            choices = [dataclasses.replace(same, seed=None if base is None else base + c).to_core()
+                       for c in range(params.n)]
         stops = params.stop_strings()
         jobs = [(ids, opts) for ids in all_ids for opts in choices]
         with self._lock:
