@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from . import __version__, chat_template
 from .server_chat import ChoiceResult, chat_prompt
+from .server_logprobs import token_logprobs
 from .server_requests import RequestError, chat_template_error, params_for_choice, sampling_params
 
 logger = logging.getLogger("llmasos.server")
@@ -164,16 +165,6 @@ def _stop_type(c: ChoiceResult) -> str:
     return "word" if isinstance(c.stop_reason, str) else "eos"
 
 
-def _probs(entries, pieces) -> List[Dict[str, Any]]:
-    """completion_probabilities: per token its id, text, bytes and logprob, and its n_probs most
-    likely alternatives the same way."""
-    def item(t: int, lp: float) -> Dict[str, Any]:
-        b, text = pieces.get(t)
-        return {"id": t, "token": text, "bytes": list(b), "logprob": lp}
-
-    return [{**item(e.token_id, e.logprob), "top_logprobs": [item(t, lp) for t, lp in e.top]} for e in entries]
-
-
 class Completion:
     """One POST /completion request: its prompts, parameters and the llama.cpp-shaped results."""
 
@@ -245,7 +236,7 @@ class Completion:
                            "predicted_per_token_ms": gen_ms / max(n_gen, 1),
                            "predicted_per_second": 1000 * n_gen / gen_ms if gen_ms else 0.0}}
         if self.params.logprobs is not None and not self.warm_only:
-            out["completion_probabilities"] = _probs(c.logprobs, self.server.pieces)
+            out["completion_probabilities"] = token_logprobs(c.logprobs, self.server.pieces, with_ids=True)
         return out
 
 
@@ -281,7 +272,7 @@ async def completion(server, request: Request, body: Optional[Dict[str, Any]] = 
                              "id_slot": -1, "tokens_predicted": len(results[index].token_ids),
                              "tokens_evaluated": len(call.prompts[index])}
                     if call.params.logprobs is not None:
-                        piece["completion_probabilities"] = _probs(d.logprobs or [], server.pieces)
+                        piece["completion_probabilities"] = token_logprobs(d.logprobs or [], server.pieces, with_ids=True)
                     yield f"data: {json.dumps(piece)}\n\n"
                 if d.finished:  # the whole result's fields, its text already sent (as llama-server)
                     last = call.result(index, results[index])

@@ -28,15 +28,20 @@ def completion_logprobs(entries: Sequence[TokenLogprobs], pieces: TokenPieces) -
             "text_offset": offsets}
 
 
-def chat_logprobs(entries: Sequence[TokenLogprobs], pieces: TokenPieces) -> Dict[str, List[Any]]:
-    """Chat: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}, the
-    alternatives most likely first (as many as top_logprobs asked for)."""
+def token_logprobs(entries: Sequence[TokenLogprobs], pieces: TokenPieces, with_ids: bool = False) -> List[Any]:
+    """Per token {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}, the
+    alternatives most likely first (as many as asked for); with_ids adds each one's "id"
+    (llama-server's completion_probabilities)."""
     def item(t: int, lp: float) -> Dict[str, Any]:
         b, text = pieces.get(t)
-        return {"token": text, "logprob": lp, "bytes": list(b)}
+        return {**({"id": t} if with_ids else {}), "token": text, "logprob": lp, "bytes": list(b)}
 
-    return {"content": [{**item(e.token_id, e.logprob), "top_logprobs": [item(t, lp) for t, lp in e.top]}
-                        for e in entries]}
+    return [{**item(e.token_id, e.logprob), "top_logprobs": [item(t, lp) for t, lp in e.top]} for e in entries]
+
+
+def chat_logprobs(entries: Sequence[TokenLogprobs], pieces: TokenPieces) -> Dict[str, List[Any]]:
+    """Chat: {"content": token_logprobs(...)}."""
+    return {"content": token_logprobs(entries, pieces)}
 
 
 def prompt_logprobs(llm, ids: Sequence[int], k: int) -> List[Optional[TokenLogprobs]]:
