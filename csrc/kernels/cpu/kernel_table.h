@@ -19,6 +19,9 @@ struct X8Act {
   const float* d = nullptr;
   const float* s = nullptr;
   const int32_t* sum = nullptr;
+  // A number no other product's activations have had in this process (x8_view): kernels may keep
+  // what they derive from these activations, per thread, for the product's other calls.
+  uint64_t gen = 0;
 };
 
 // matmul_precise's activations for packed Q4_0 ... Q8_0 weights: blocks of 32, float d then 32

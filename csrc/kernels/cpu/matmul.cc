@@ -8,6 +8,7 @@
 // arithmetic goes through the active KernelTable.
 #include "kernels/cpu/matmul.h"
 
+#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -196,6 +197,8 @@ X8Act x8_view(const uint8_t* q, uint64_t act_row, uint64_t block_bytes, uint64_t
   a.d = sc.xd.data();
   a.s = sc.xs.data();
   a.sum = sc.xsum.data();
+  static std::atomic<uint64_t> products{0};
+  a.gen = ++products;
   return a;
 }
 

@@ -5,8 +5,9 @@
 // the tile unit, so that machines without AMX test every layout and shape here bit for bit.
 //
 // One block b (a K-quant sub-block) of a pair of 8-row groups is one tile product (16 x 16 x 32):
-//   A (tmm2 / tmm3): nt token rows x the block's 32 int8 activation quants, loaded in place
-//                    (token rows are X8Act::q_stride apart);
+//   A (tmm2 / tmm3): nt token rows x the block's 32 int8 activation quants: for the x8 and 16-bit
+//                    kernels from a 512-byte panel per block (tile_acts, built once per product
+//                    and tile), for the K-quants in place (token rows X8Act::q_stride apart);
 //   B (tmm4 / tmm5): 8 rows k (elements 4k .. 4k + 3) x 64 bytes, group 0's unpacked register k
 //                    (byte 4r + i: element 4k + i of row r) then group 1's: the x8 element map is
 //                    already the tile's 4-byte (k, n) interleave;
@@ -14,9 +15,10 @@
 // Q6_K's sub-blocks of 16 are products of K = 16 (A: nt x 16 bytes, B: 4 rows).
 // The rest is the canonical order (quant_dot.h, x8 products), exact integer sums per block or
 // super-block, then the same float ops in the same order, so every output has the bits of the
-// other levels. Two blocks per step use separate tiles (tile_products), so the second product
-// overlaps the first. Calls of fewer than kMinTokens tokens (decode, small batches) run the base
-// level's kernels.
+// other levels. Consecutive blocks use separate tiles, so one product overlaps the next; the x8
+// and 16-bit kernels run a pair's blocks in phases (kPhase) and keep its 16 x 16 sums in registers
+// (Acc16). Calls of fewer than kMinTokens tokens (decode, small batches) run the base level's
+// kernels.
 // matmul_precise's 16-bit activations (quant_gemm_q16.cc) take two tile products per block, one
 // per byte of the quants (gemm_q16_amx).
 #include <cstdint>
@@ -88,6 +90,7 @@ struct F16r { __m512 v; };
 struct I16r { __m512i v; };
 inline F16r loadf(const float* p) { return {_mm512_load_ps(p)}; }
 inline void storef(float* p, F16r x) { _mm512_store_ps(p, x.v); }
+inline void storeuf(float* p, F16r x) { _mm512_storeu_ps(p, x.v); }
 inline I16r loadi(const int32_t* p) { return {_mm512_load_si512(p)}; }
 inline void storei(int32_t* p, I16r x) { _mm512_store_si512(p, x.v); }
 inline F16r splat(float x) { return {_mm512_set1_ps(x)}; }
@@ -116,6 +119,7 @@ struct F16r { __m256 lo, hi; };
 struct I16r { __m256i lo, hi; };
 inline F16r loadf(const float* p) { return {_mm256_load_ps(p), _mm256_load_ps(p + 8)}; }
 inline void storef(float* p, F16r x) { _mm256_store_ps(p, x.lo); _mm256_store_ps(p + 8, x.hi); }
+inline void storeuf(float* p, F16r x) { _mm256_storeu_ps(p, x.lo); _mm256_storeu_ps(p + 8, x.hi); }
 inline I16r loadi(const int32_t* p) {
   return {_mm256_load_si256(reinterpret_cast<const __m256i*>(p)), _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 8))};
 }
@@ -144,46 +148,91 @@ inline F16r halves16(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
 }
 #endif
 
-// acc[16 t + n] = acc + (dw * dx) * float(S - off * sum) for block b's sums S[16 t + n].
-template <GgmlType T>
-inline void scale_block(const uint8_t* b0, const uint8_t* b1, const int32_t* S, const X8Act& a,
-                        int64_t t0, int nt, int64_t b, float* acc) {
-  using F = X8Format<T>;
-  const F16r dw = halves16(b0, b1, 0);
-  for (int t = 0; t < nt; ++t) {
-    const int64_t ti = (t0 + t) * a.nb + b;
-    I16r s = loadi(S + 16 * t);
-    if constexpr (F::kOff != 0) s = s - splati(F::kOff * a.sum[ti]);
-    const F16r d = dw * splat(a.d[ti]);
-    storef(acc + 16 * t, loadf(acc + 16 * t) + d * to_float(s));
-  }
-}
-
 // Block b of an x8 group of format T (nullptr for the missing second group of a pair).
 template <GgmlType T>
 inline const uint8_t* x8_block(const uint8_t* g, int64_t b) {
   return g ? g + static_cast<uint64_t>(b) * X8Format<T>::kBytes : nullptr;
 }
 
-// The _1 formats' min terms for a pair of groups: their own accumulator, blocks in order, then
-// acc + accm (canonical order).
-template <GgmlType T>
-inline void add_min_pairs(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int64_t t0, int n, float* acc) {
-  using F = X8Format<T>;
-  alignas(64) float accm[kTokens * 16];
-  std::memset(accm, 0, sizeof(float) * 16 * n);
-  for (int64_t b = 0; b < a.nb; ++b) {
-    const F16r mw = halves16(x8_block<T>(g0, b), x8_block<T>(g1, b), F::kM);
-    for (int t = 0; t < n; ++t)
-      storef(accm + 16 * t, loadf(accm + 16 * t) + mw * splat(a.s[(t0 + t) * a.nb + b]));
+// The per-block activation values of a token tile, block-major: d[16 b + t], s[16 b + t] (the _1
+// formats' min terms) and off[16 b + t] = kOff * sum (the _0 formats), zero where unused and for
+// tokens past the tile's. Read in place (token-major, X8Act), each value cost an address
+// computation per token and block, and the vector work after each tile product ran at half the
+// rate it runs at with these tables.
+struct Side {
+  const float* d;
+  const float* s;
+  const int32_t* off;
+};
+
+// The 16 output rows x 16 token rows of a pair of groups, accumulated in registers (one zmm per
+// token at the amx level). Tokens past nt take zero scales, so the loops need no bound and are
+// unrolled whole; their rows are never stored.
+struct Acc16 {
+  F16r acc[kTokens];
+  Acc16() {
+#pragma GCC unroll 16
+    for (int t = 0; t < kTokens; ++t) acc[t] = splat(0.0f);
   }
-  for (int t = 0; t < n; ++t) storef(acc + 16 * t, loadf(acc + 16 * t) + loadf(accm + 16 * t));
+  // acc = acc + (dw * dx) * float(S - off * sum) for block b's sums S[16 t + i] (canonical order).
+  template <GgmlType T>
+  inline void scale(const uint8_t* b0, const uint8_t* b1, const int32_t* S, const Side& sd, int64_t b) {
+    const F16r dw = halves16(b0, b1, 0);
+    const float* dx = sd.d + kTokens * b;
+    const int32_t* off = sd.off + kTokens * b;
+#pragma GCC unroll 16
+    for (int t = 0; t < kTokens; ++t) {
+      I16r s = loadi(S + 16 * t);
+      if constexpr (X8Format<T>::kOff != 0) s = s - splati(off[t]);
+      acc[t] = acc[t] + (dw * splat(dx[t])) * to_float(s);
+    }
+  }
+  // The _1 formats' min terms: their own accumulator over the blocks in order, then acc + accm.
+  template <GgmlType T>
+  inline void add_mins(const uint8_t* g0, const uint8_t* g1, const Side& sd, int64_t nb) {
+    F16r accm[kTokens];
+#pragma GCC unroll 16
+    for (int t = 0; t < kTokens; ++t) accm[t] = splat(0.0f);
+    for (int64_t b = 0; b < nb; ++b) {
+      const F16r mw = halves16(x8_block<T>(g0, b), x8_block<T>(g1, b), X8Format<T>::kM);
+      const float* sx = sd.s + kTokens * b;
+#pragma GCC unroll 16
+      for (int t = 0; t < kTokens; ++t) accm[t] = accm[t] + mw * splat(sx[t]);
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < kTokens; ++t) acc[t] = acc[t] + accm[t];
+  }
+  void store(float* out, int n) const {
+    for (int t = 0; t < n; ++t) storef(out + 16 * t, acc[t]);
+  }
+};
+
+// Asks for blocks b0 .. b0 + nc - 1 of the next pair of groups (gn, nullptr when there is none;
+// its second group gs bytes on, gs 0 when there is none) ahead of use. At 16 tokens a pair's
+// products take about as long as its weights take to come from memory, and the hardware
+// prefetchers, which stop at each 4 KB page, left most of that wait exposed: asked for one pair
+// ahead, the 16-sequence decode step of the default model fell 12% (21.3 -> 18.8 ms, with and
+// without in one process, interleaved; gate_up about 214 -> 176 us a layer, the head 3.7 -> 3.1 ms).
+inline void prefetch_blocks(const uint8_t* gn, uint64_t gs, int64_t b0, int nc, uint64_t block_bytes) {
+  if (!gn) return;
+  for (int h = 0; h < (gs ? 2 : 1); ++h) {
+    const uint8_t* p = gn + h * gs + static_cast<uint64_t>(b0) * block_bytes;
+    for (uint64_t i = 0; i < static_cast<uint64_t>(nc) * block_bytes; i += 64) __builtin_prefetch(p + i);
+  }
 }
 
+// Blocks per phase of the x8 and 16-bit tile kernels: a phase stages the B operands of kPhase
+// blocks (vector stores), runs their tile products (tile loads, tile stores of the sums), then
+// scales the sums. A tile load is not forwarded from the store buffer, nor a vector load from a
+// tile store, so each kind in a run of its own waits on the other's stores once per phase rather
+// than once per block (against 4 blocks, 2 ran the default model's products 5-13% slower, 8 2-7%).
+constexpr int kPhase = 4;
+
 // The walk every tile kernel shares: tiles configured for nt tokens and products of kKb elements,
-// groups taken in pairs (the
-// last one alone when ng is odd), pair(g0, g1, n, acc) filling acc[16 t + i] for output rows
-// 8 g + i of token t0 + t, then the rows that exist stored.
+// groups taken in pairs (the last one alone when ng is odd), pair(g0, g1, n, acc, gn, gn2) filling
+// acc[16 t + i] for output rows 8 g + i of token t0 + t (gn: the next pair's first group, for
+// prefetch_blocks, nullptr at the call's last pair; gn2: whether it has a second), then the rows
+// that exist stored.
 template <int kKb = 32, class Pair>
 void run_pairs(int64_t ng, int64_t rows, const uint8_t* w, uint64_t gs, int64_t nt, float* y,
                int64_t t0, int64_t y_stride, const Pair& pair) {
@@ -194,13 +243,17 @@ void run_pairs(int64_t ng, int64_t rows, const uint8_t* w, uint64_t gs, int64_t 
   for (int64_t g = 0; g < ng; g += 2) {
     const uint8_t* g0 = w + static_cast<uint64_t>(g) * gs;
     const uint8_t* g1 = g + 1 < ng ? g0 + gs : nullptr;
-    pair(g0, g1, n, acc);
+    pair(g0, g1, n, acc, g + 2 < ng ? g0 + 2 * gs : nullptr, g + 3 < ng);
     // Rows past `rows` (zero padding of the last group) and a missing second group are not stored:
     // the rows after this call's groups belong to other calls, maybe on other threads.
     const int64_t pair_rows = g1 ? 16 : 8;
     const int64_t valid = rows - 8 * g < pair_rows ? rows - 8 * g : pair_rows;
-    for (int t = 0; t < n; ++t)
-      std::memcpy(y + (t0 + t) * y_stride + 8 * g, acc + 16 * t, sizeof(float) * static_cast<size_t>(valid));
+    float* yg = y + t0 * y_stride + 8 * g;
+    if (valid == 16) {  // whole rows as vectors: a memcpy call per row cost as much as a block's scaling
+      for (int t = 0; t < n; ++t) storeuf(yg + t * y_stride, loadf(acc + 16 * t));
+    } else {
+      for (int t = 0; t < n; ++t) std::memcpy(yg + t * y_stride, acc + 16 * t, sizeof(float) * static_cast<size_t>(valid));
+    }
   }
   LLMASOS_TILE_RELEASE();
 }
@@ -229,6 +282,83 @@ inline void tile_products(const int8_t* x0, const int8_t* x1, uint64_t q_stride,
   if (x1) LLMASOS_TILE_STORE(1, S[1], 64);
 }
 
+// A token tile's activations as the tile kernels read them, and its Side. The quants of block b
+// are one 512-byte aligned panel of 16 token rows of 32 bytes (rows past the tile's zero): in
+// place, token rows are a whole activation row apart and start 4 bytes into a block, half of them
+// across cache lines. The 16-bit activations of matmul_precise take two panels per block: their
+// low bytes, then their high bytes. Built by each thread once per product (X8Act::gen) and tile,
+// then reused by its other calls of the product (a product runs as 4 calls per thread or more).
+struct TileActs {
+  const uint8_t* x;
+  Side side;
+};
+constexpr uint64_t kPanel = kTokens * 32;
+
+// Token rows [t0, t0 + n) of block b as 16-row panels: one of the int8 quants (kPlanes 1), or two
+// of the int16 quants' low and high bytes (kPlanes 2).
+template <int kPlanes>
+inline void stage_panels(const X8Act& a, int64_t t0, int n, int64_t b, uint8_t* dst) {
+  std::memset(dst, 0, kPlanes * kPanel);
+  for (int t = 0; t < n; ++t) {
+    const uint8_t* x = act_block_quants(a, t0 + t, b);
+    if constexpr (kPlanes == 1) {
+      std::memcpy(dst + 32 * t, x, 32);
+    } else {
+      const __m256i m8 = _mm256_set1_epi16(0xff);
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
+      // packs interleave the 128-bit lanes; the permute restores element order.
+      const __m256i l = _mm256_packus_epi16(_mm256_and_si256(v0, m8), _mm256_and_si256(v1, m8));
+      const __m256i h = _mm256_packs_epi16(_mm256_srai_epi16(v0, 8), _mm256_srai_epi16(v1, 8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * t), _mm256_permute4x64_epi64(l, 0xD8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + kPanel + 32 * t), _mm256_permute4x64_epi64(h, 0xD8));
+    }
+  }
+}
+
+template <int kPlanes>
+TileActs tile_acts(const X8Act& a, int64_t t0, int nt, int off, bool mins) {
+  struct alignas(64) Line {
+    uint8_t b[64];
+  };
+  struct Cache {
+    uint64_t gen = 0;
+    std::vector<Line> lines;  // 64-byte aligned (C++17 aligned new), kept in place when it grows
+    std::vector<float> fs;
+    std::vector<int32_t> is;
+    std::vector<int64_t> built;  // per tile slot: the t0 it holds, or -1
+  };
+  thread_local Cache c;
+  const uint64_t per_tile = static_cast<uint64_t>(a.nb) * kPlanes * kPanel;
+  const uint64_t n = static_cast<uint64_t>(a.nb) * kTokens;
+  const size_t slot = static_cast<size_t>(t0 / kTokens);
+  if (c.gen != a.gen || a.gen == 0) {
+    c.gen = a.gen;
+    c.built.assign(c.built.size(), -1);
+  }
+  if (c.built.size() <= slot) c.built.resize(slot + 1, -1);
+  if (c.lines.size() < (slot + 1) * per_tile / 64) c.lines.resize((slot + 1) * per_tile / 64);
+  if (c.fs.size() < (slot + 1) * 2 * n) c.fs.resize((slot + 1) * 2 * n);
+  if (c.is.size() < (slot + 1) * n) c.is.resize((slot + 1) * n);
+  uint8_t* x = reinterpret_cast<uint8_t*>(c.lines.data()) + slot * per_tile;
+  float* fs = c.fs.data() + slot * 2 * n;
+  int32_t* is = c.is.data() + slot * n;
+  if (c.built[slot] != t0 || a.gen == 0) {  // gen 0: a view made without x8_view, never reused
+    for (int64_t b = 0; b < a.nb; ++b) {
+      stage_panels<kPlanes>(a, t0, nt, b, x + static_cast<uint64_t>(b) * kPlanes * kPanel);
+      for (int t = 0; t < kTokens; ++t) {
+        const int64_t ti = (t0 + t) * a.nb + b;
+        const uint64_t i = static_cast<uint64_t>(kTokens * b + t);
+        fs[i] = t < nt ? a.d[ti] : 0.0f;
+        fs[n + i] = t < nt && mins ? a.s[ti] : 0.0f;
+        is[i] = t < nt && off != 0 ? off * a.sum[ti] : 0;
+      }
+    }
+    c.built[slot] = t0;
+  }
+  return {x, {fs, fs + n, is}};
+}
+
 template <GgmlType T>
 void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0, int64_t nt,
                  float* y, int64_t y_stride) {
@@ -238,18 +368,42 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
   }
   using F = X8Format<T>;
   const int64_t nb = a.nb;
-  run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * F::kBytes, nt, y, t0, y_stride,
-            [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
-    alignas(64) int32_t S[2][kTokens * 16];
-    std::memset(acc, 0, sizeof(float) * 16 * n);
-    for (int64_t b = 0; b < nb; b += 2) {
-      const int blocks = b + 1 < nb ? 2 : 1;
-      auto at = [&](const uint8_t* g, int i) { return x8_block<T>(g, b + i); };  // group 1 may be missing
-      tile_products<F::kQ8>(act_quants(a, t0, b), blocks == 2 ? act_quants(a, t0, b + 1) : nullptr, a.q_stride,
-                            [&](int i, uint8_t* dst) { stage_weights<T>(at(g0, i), at(g1, i), dst); }, S);
-      for (int i = 0; i < blocks; ++i) scale_block<T>(at(g0, i), at(g1, i), S[i], a, t0, n, b + i, acc);
+  const TileActs ta = tile_acts<1>(a, t0, static_cast<int>(nt), F::kOff, F::kMin);
+  const uint8_t* xp = ta.x;
+  const Side& sd = ta.side;
+  // Sums of a phase's blocks; rows past nt are never written by the tiles, and zeroed once here
+  // (their scales are zero, and they must not be garbage that the checkers flag).
+  alignas(64) int32_t S[kPhase][kTokens * 16];
+  std::memset(S, 0, sizeof(S));
+  const uint64_t gs = static_cast<uint64_t>(nb) * F::kBytes;
+  run_pairs(ng, rows, w, gs, nt, y, t0, y_stride,
+            [&](const uint8_t* g0, const uint8_t* g1, int n, float* out, const uint8_t* gn, bool gn2) {
+    Acc16 acc;
+    alignas(64) uint8_t wb[kPhase][512];
+    for (int64_t b0 = 0; b0 < nb; b0 += kPhase) {
+      const int nc = static_cast<int>(nb - b0 < kPhase ? nb - b0 : kPhase);
+      for (int i = 0; i < nc; ++i) stage_weights<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), wb[i]);
+      prefetch_blocks(gn, gn2 ? gs : 0, b0, nc, F::kBytes);
+      // Blocks alternate between two sets of tiles, so one product overlaps the next.
+      for (int i = 0; i < nc; i += 2) {
+        const uint8_t* x0 = xp + static_cast<uint64_t>(b0 + i) * kPanel;
+        LLMASOS_TILE_ZERO(0);
+        LLMASOS_TILE_LOAD(2, x0, 32);
+        LLMASOS_TILE_LOAD(4, wb[i], 64);
+        if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(0, 2, 4); else LLMASOS_TILE_DPBSUD(0, 2, 4);
+        if (i + 1 < nc) {
+          LLMASOS_TILE_ZERO(1);
+          LLMASOS_TILE_LOAD(3, x0 + kPanel, 32);
+          LLMASOS_TILE_LOAD(5, wb[i + 1], 64);
+          if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(1, 3, 5); else LLMASOS_TILE_DPBSUD(1, 3, 5);
+        }
+        LLMASOS_TILE_STORE(0, S[i], 64);
+        if (i + 1 < nc) LLMASOS_TILE_STORE(1, S[i + 1], 64);
+      }
+      for (int i = 0; i < nc; ++i) acc.scale<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), S[i], sd, b0 + i);
     }
-    if constexpr (F::kMin) add_min_pairs<T>(g0, g1, a, t0, n, acc);
+    if constexpr (F::kMin) acc.add_mins<T>(g0, g1, sd, nb);
+    acc.store(out, n);
   });
 }
 
@@ -258,21 +412,6 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
 // so the block's exact sums are S = 256 Sh + Sl: Sl from the low bytes as unsigned A rows
 // (TDPBUSD / TDPBUUD), Sh from the high bytes (TDPBSSD / TDPBSUD), one staged B for both.
 // |Sh| <= 32 * 128 * 128, so 256 Sh stays within int32. Then the 8-bit kernels' float steps.
-
-// Token rows [t0, t0 + n) of block b as two planes of n x 32 bytes: low bytes, then high bytes.
-inline void stage_q16_planes(const X8Act& a, int64_t t0, int n, int64_t b, uint8_t* lo, uint8_t* hi) {
-  const __m256i m8 = _mm256_set1_epi16(0xff);
-  for (int t = 0; t < n; ++t) {
-    const uint8_t* x = act_block_quants(a, t0 + t, b);
-    const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
-    const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32));
-    // packs interleave the 128-bit lanes; the permute restores element order.
-    const __m256i l = _mm256_packus_epi16(_mm256_and_si256(v0, m8), _mm256_and_si256(v1, m8));
-    const __m256i h = _mm256_packs_epi16(_mm256_srai_epi16(v0, 8), _mm256_srai_epi16(v1, 8));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + 32 * t), _mm256_permute4x64_epi64(l, 0xD8));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + 32 * t), _mm256_permute4x64_epi64(h, 0xD8));
-  }
-}
 
 template <GgmlType T>
 void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0, int64_t nt,
@@ -283,39 +422,40 @@ void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
   }
   using F = X8Format<T>;
   const int64_t nb = a.nb;
-  // Every block's two planes for these tokens, staged once per call and read by every pair of
-  // groups (staged inside the pair loop, the same split ran again for each of a call's 4-8 pairs).
-  constexpr uint64_t kPlane = kTokens * 32, kPlanes = 2 * kPlane;  // per block: lo, then hi
-  thread_local std::vector<uint8_t> planes;
-  if (planes.size() < static_cast<uint64_t>(nb) * kPlanes) planes.resize(static_cast<uint64_t>(nb) * kPlanes);
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* p = planes.data() + static_cast<uint64_t>(b) * kPlanes;
-    stage_q16_planes(a, t0, static_cast<int>(nt), b, p, p + kPlane);
-  }
-  run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * F::kBytes, nt, y, t0, y_stride,
-            [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
-    alignas(64) int32_t Sl[kTokens * 16], Sh[kTokens * 16];
-    alignas(64) uint8_t wb[512];
-    std::memset(acc, 0, sizeof(float) * 16 * n);
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* b0 = x8_block<T>(g0, b);
-      const uint8_t* b1 = x8_block<T>(g1, b);
-      const uint8_t* lo = planes.data() + static_cast<uint64_t>(b) * kPlanes;
-      const uint8_t* hi = lo + kPlane;
-      stage_weights<T>(b0, b1, wb);
-      LLMASOS_TILE_LOAD(4, wb, 64);
-      LLMASOS_TILE_ZERO(0);
-      LLMASOS_TILE_LOAD(2, lo, 32);
-      if constexpr (F::kQ8) LLMASOS_TILE_DPBUSD(0, 2, 4); else LLMASOS_TILE_DPBUUD(0, 2, 4);
-      LLMASOS_TILE_ZERO(1);
-      LLMASOS_TILE_LOAD(3, hi, 32);
-      if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(1, 3, 4); else LLMASOS_TILE_DPBSUD(1, 3, 4);
-      LLMASOS_TILE_STORE(0, Sl, 64);
-      LLMASOS_TILE_STORE(1, Sh, 64);
-      for (int t = 0; t < n; ++t) storei(Sl + 16 * t, loadi(Sl + 16 * t) + shl8(loadi(Sh + 16 * t)));
-      scale_block<T>(b0, b1, Sl, a, t0, n, b, acc);
+  const TileActs ta = tile_acts<2>(a, t0, static_cast<int>(nt), F::kOff, F::kMin);
+  const Side& sd = ta.side;
+  alignas(64) int32_t Sl[kPhase][kTokens * 16], Sh[kPhase][kTokens * 16];  // rows past nt: zero
+  std::memset(Sl, 0, sizeof(Sl));
+  std::memset(Sh, 0, sizeof(Sh));
+  const uint64_t gs = static_cast<uint64_t>(nb) * F::kBytes;
+  run_pairs(ng, rows, w, gs, nt, y, t0, y_stride,
+            [&](const uint8_t* g0, const uint8_t* g1, int n, float* out, const uint8_t* gn, bool gn2) {
+    Acc16 acc;
+    alignas(64) uint8_t wb[kPhase][512];
+    for (int64_t b0 = 0; b0 < nb; b0 += kPhase) {
+      const int nc = static_cast<int>(nb - b0 < kPhase ? nb - b0 : kPhase);
+      for (int i = 0; i < nc; ++i) stage_weights<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), wb[i]);
+      prefetch_blocks(gn, gn2 ? gs : 0, b0, nc, F::kBytes);
+      for (int i = 0; i < nc; ++i) {
+        const uint8_t* lo = ta.x + static_cast<uint64_t>(b0 + i) * 2 * kPanel;
+        const uint8_t* hi = lo + kPanel;
+        LLMASOS_TILE_LOAD(4, wb[i], 64);
+        LLMASOS_TILE_ZERO(0);
+        LLMASOS_TILE_LOAD(2, lo, 32);
+        if constexpr (F::kQ8) LLMASOS_TILE_DPBUSD(0, 2, 4); else LLMASOS_TILE_DPBUUD(0, 2, 4);
+        LLMASOS_TILE_ZERO(1);
+        LLMASOS_TILE_LOAD(3, hi, 32);
+        if constexpr (F::kQ8) LLMASOS_TILE_DPBSSD(1, 3, 4); else LLMASOS_TILE_DPBSUD(1, 3, 4);
+        LLMASOS_TILE_STORE(0, Sl[i], 64);
+        LLMASOS_TILE_STORE(1, Sh[i], 64);
+      }
+      for (int i = 0; i < nc; ++i) {
+        for (int t = 0; t < kTokens; ++t) storei(Sl[i] + 16 * t, loadi(Sl[i] + 16 * t) + shl8(loadi(Sh[i] + 16 * t)));
+        acc.scale<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), Sl[i], sd, b0 + i);
+      }
     }
-    if constexpr (F::kMin) add_min_pairs<T>(g0, g1, a, t0, n, acc);
+    if constexpr (F::kMin) acc.add_mins<T>(g0, g1, sd, nb);
+    acc.store(out, n);
   });
 }
 
@@ -368,14 +508,16 @@ void gemm_x8_k4_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, 
     return;
   }
   const int64_t nb = a.nb;
-  run_pairs(ng, rows, w, static_cast<uint64_t>(nb) * sizeof(B), nt, y, t0, y_stride,
-            [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
+  const uint64_t gs = static_cast<uint64_t>(nb) * sizeof(B);
+  run_pairs(ng, rows, w, gs, nt, y, t0, y_stride,
+            [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc, const uint8_t* gn, bool gn2) {
     alignas(64) int32_t S[2][kTokens * 16];
     alignas(64) int32_t sumi[kTokens * 16], summ[kTokens * 16];
     std::memset(acc, 0, sizeof(float) * 16 * n);
     for (int64_t b = 0; b < nb; ++b) {
       const B* x0 = reinterpret_cast<const B*>(g0) + b;
       const B* x1 = g1 ? reinterpret_cast<const B*>(g1) + b : nullptr;
+      prefetch_blocks(gn, gn2 ? gs : 0, b, 1, sizeof(B));
       std::memset(sumi, 0, sizeof(int32_t) * 16 * n);
       std::memset(summ, 0, sizeof(int32_t) * 16 * n);
       for (int j = 0; j < 8; j += 2) {
@@ -450,14 +592,16 @@ void gemm_x8_q6_k_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a
     return;
   }
   const int64_t nb = a.nb;
-  run_pairs<16>(ng, rows, w, static_cast<uint64_t>(nb) * sizeof(BlockQ6_Kx8), nt, y, t0, y_stride,
-                [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc) {
+  const uint64_t gs = static_cast<uint64_t>(nb) * sizeof(BlockQ6_Kx8);
+  run_pairs<16>(ng, rows, w, gs, nt, y, t0, y_stride,
+                [&](const uint8_t* g0, const uint8_t* g1, int n, float* acc, const uint8_t* gn, bool gn2) {
     alignas(64) int32_t S[2][kTokens * 16];
     alignas(64) int32_t sumi[kTokens * 16];
     std::memset(acc, 0, sizeof(float) * 16 * n);
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_Kx8* x0 = reinterpret_cast<const BlockQ6_Kx8*>(g0) + b;
       const BlockQ6_Kx8* x1 = g1 ? reinterpret_cast<const BlockQ6_Kx8*>(g1) + b : nullptr;
+      prefetch_blocks(gn, gn2 ? gs : 0, b, 1, sizeof(BlockQ6_Kx8));
       std::memset(sumi, 0, sizeof(int32_t) * 16 * n);
       for (int j = 0; j < 16; j += 2) {
         const int8_t* xj = act_quants(a, t0, b) + 16 * j;
