@@ -332,7 +332,7 @@ TileActs tile_acts(const X8Act& a, int64_t t0, int nt, int off, bool mins) {
   const uint64_t per_tile = static_cast<uint64_t>(a.nb) * kPlanes * kPanel;
   const uint64_t n = static_cast<uint64_t>(a.nb) * kTokens;
   const size_t slot = static_cast<size_t>(t0 / kTokens);
-  if (c.gen != a.gen || a.gen == 0) {
+  if (c.gen != a.gen || a.gen == 0) {  // gen 0: a view made without x8_view, never reused
     c.gen = a.gen;
     c.built.assign(c.built.size(), -1);
   }
@@ -343,7 +343,7 @@ TileActs tile_acts(const X8Act& a, int64_t t0, int nt, int off, bool mins) {
   uint8_t* x = reinterpret_cast<uint8_t*>(c.lines.data()) + slot * per_tile;
   float* fs = c.fs.data() + slot * 2 * n;
   int32_t* is = c.is.data() + slot * n;
-  if (c.built[slot] != t0 || a.gen == 0) {  // gen 0: a view made without x8_view, never reused
+  if (c.built[slot] != t0) {
     for (int64_t b = 0; b < a.nb; ++b) {
       stage_panels<kPlanes>(a, t0, nt, b, x + static_cast<uint64_t>(b) * kPlanes * kPanel);
       for (int t = 0; t < kTokens; ++t) {
@@ -357,6 +357,26 @@ TileActs tile_acts(const X8Act& a, int64_t t0, int nt, int off, bool mins) {
     c.built[slot] = t0;
   }
   return {x, {fs, fs + n, is}};
+}
+
+// A pair of groups' blocks in phases of kPhase: the phase's B operands staged (and the next pair's
+// weights asked for), products(b0, nc, wb) leaving block b0 + i's sums in S[i], then each block
+// scaled into the registers; the _1 formats' min terms last, and the 16 x n sums into out.
+template <GgmlType T, class Products>
+inline void pair_phases(const uint8_t* g0, const uint8_t* g1, const uint8_t* gn, uint64_t gn_gs, int64_t nb,
+                        const Side& sd, const int32_t (*S)[kTokens * 16], int n, float* out,
+                        const Products& products) {
+  Acc16 acc;
+  alignas(64) uint8_t wb[kPhase][512];
+  for (int64_t b0 = 0; b0 < nb; b0 += kPhase) {
+    const int nc = static_cast<int>(nb - b0 < kPhase ? nb - b0 : kPhase);
+    for (int i = 0; i < nc; ++i) stage_weights<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), wb[i]);
+    prefetch_blocks(gn, gn_gs, b0, nc, X8Format<T>::kBytes);
+    products(b0, nc, wb);
+    for (int i = 0; i < nc; ++i) acc.scale<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), S[i], sd, b0 + i);
+  }
+  if constexpr (X8Format<T>::kMin) acc.add_mins<T>(g0, g1, sd, nb);
+  acc.store(out, n);
 }
 
 template <GgmlType T>
@@ -378,12 +398,7 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
   const uint64_t gs = static_cast<uint64_t>(nb) * F::kBytes;
   run_pairs(ng, rows, w, gs, nt, y, t0, y_stride,
             [&](const uint8_t* g0, const uint8_t* g1, int n, float* out, const uint8_t* gn, bool gn2) {
-    Acc16 acc;
-    alignas(64) uint8_t wb[kPhase][512];
-    for (int64_t b0 = 0; b0 < nb; b0 += kPhase) {
-      const int nc = static_cast<int>(nb - b0 < kPhase ? nb - b0 : kPhase);
-      for (int i = 0; i < nc; ++i) stage_weights<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), wb[i]);
-      prefetch_blocks(gn, gn2 ? gs : 0, b0, nc, F::kBytes);
+    pair_phases<T>(g0, g1, gn, gn2 ? gs : 0, nb, sd, S, n, out, [&](int64_t b0, int nc, const uint8_t(*wb)[512]) {
       // Blocks alternate between two sets of tiles, so one product overlaps the next.
       for (int i = 0; i < nc; i += 2) {
         const uint8_t* x0 = xp + static_cast<uint64_t>(b0 + i) * kPanel;
@@ -400,10 +415,7 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
         LLMASOS_TILE_STORE(0, S[i], 64);
         if (i + 1 < nc) LLMASOS_TILE_STORE(1, S[i + 1], 64);
       }
-      for (int i = 0; i < nc; ++i) acc.scale<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), S[i], sd, b0 + i);
-    }
-    if constexpr (F::kMin) acc.add_mins<T>(g0, g1, sd, nb);
-    acc.store(out, n);
+    });
   });
 }
 
@@ -430,12 +442,7 @@ void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
   const uint64_t gs = static_cast<uint64_t>(nb) * F::kBytes;
   run_pairs(ng, rows, w, gs, nt, y, t0, y_stride,
             [&](const uint8_t* g0, const uint8_t* g1, int n, float* out, const uint8_t* gn, bool gn2) {
-    Acc16 acc;
-    alignas(64) uint8_t wb[kPhase][512];
-    for (int64_t b0 = 0; b0 < nb; b0 += kPhase) {
-      const int nc = static_cast<int>(nb - b0 < kPhase ? nb - b0 : kPhase);
-      for (int i = 0; i < nc; ++i) stage_weights<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), wb[i]);
-      prefetch_blocks(gn, gn2 ? gs : 0, b0, nc, F::kBytes);
+    pair_phases<T>(g0, g1, gn, gn2 ? gs : 0, nb, sd, Sl, n, out, [&](int64_t b0, int nc, const uint8_t(*wb)[512]) {
       for (int i = 0; i < nc; ++i) {
         const uint8_t* lo = ta.x + static_cast<uint64_t>(b0 + i) * 2 * kPanel;
         const uint8_t* hi = lo + kPanel;
@@ -449,13 +456,9 @@ void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
         LLMASOS_TILE_STORE(0, Sl[i], 64);
         LLMASOS_TILE_STORE(1, Sh[i], 64);
       }
-      for (int i = 0; i < nc; ++i) {
+      for (int i = 0; i < nc; ++i)  // S = Sl + 256 Sh, into Sl
         for (int t = 0; t < kTokens; ++t) storei(Sl[i] + 16 * t, loadi(Sl[i] + 16 * t) + shl8(loadi(Sh[i] + 16 * t)));
-        acc.scale<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), Sl[i], sd, b0 + i);
-      }
-    }
-    if constexpr (F::kMin) acc.add_mins<T>(g0, g1, sd, nb);
-    acc.store(out, n);
+    });
   });
 }
 
