@@ -142,6 +142,30 @@ def test_exp_ops_bitwise_identical_at_the_edges(op):
             np.testing.assert_allclose(next(iter(got.values())), e / e.sum(), rtol=1e-5, atol=1e-30)
 
 
+@pytest.mark.parametrize("neox", [False, True])
+def test_rope_bitwise_identical_and_the_scalar_formula(neox):
+    """RoPE under every level: the same bits, and those of x0 cos - x1 sin, x1 cos + x0 sin with
+    each product and difference rounded to float32 (the factors read off unit vectors), for
+    partial rotation (rope_dim < head_dim) and head sizes off the vector widths."""
+    rng = np.random.default_rng(17)
+    for T, H, D, rd, pos0 in ((3, 5, 64, 64, 7), (2, 3, 80, 48, 4000), (2, 2, 6, 2, 1), (1, 4, 36, 34, 99)):
+        x = (rng.standard_normal((T, H, D)) * 3).astype(np.float32)
+        got = under_each_isa(lambda: _core.device_rope("cpu", x, pos0, rd, 10000.0, neox))
+        assert_bitwise_equal(got)
+        half = rd // 2
+        first = np.arange(half) * 2 if not neox else np.arange(half)  # each pair's two elements
+        second = first + 1 if not neox else first + half
+        probe = np.zeros((T, 1, D), np.float32)
+        probe[:, 0, first] = 1.0
+        cs = _core.device_rope("cpu", probe, pos0, rd, 10000.0, neox)[:, 0]
+        c, s = cs[:, first], cs[:, second]  # (1, 0) rotates to (cos, sin)
+        x0, x1 = x[:, :, first], x[:, :, second]
+        want = x.copy()
+        want[:, :, first] = (x0 * c[:, None]) - (x1 * s[:, None])
+        want[:, :, second] = (x0 * s[:, None]) + (x1 * c[:, None])
+        assert got[ISAS[0]].tobytes() == want.tobytes(), (T, H, D, rd)
+
+
 def test_f16_conversion_matches_numpy_at_every_level():
     """The KV cache's float -> F16 conversion (vectorized per level) against numpy's float16:
     round to nearest even, ties, overflow to inf, subnormals, signed zeros; NaN stays NaN."""

@@ -431,8 +431,8 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
   auto grow = [](std::vector<float>& v, int64_t n) { if (static_cast<int64_t>(v.size()) < n) v.resize(n); };
   grow(x_, T * E); grow(xn_, T * E); grow(q_, T * q_dim); grow(k_, T * kv_dim); grow(v_, T * kv_dim);
   grow(att_, T * q_dim); grow(gate_, T * hp.n_ff); grow(up_, T * hp.n_ff); grow(tmp_, T * E);
-  grow(rope_cs_, T * rd);
-  if (hp.swa_window) grow(rope_cs_swa_, T * rd);
+  grow(rope_cs_, T * 2 * rd);  // per token: rope_cos_sin's 2 rope_dim factors
+  if (hp.swa_window) grow(rope_cs_swa_, T * 2 * rd);
   tok_pages_.resize(static_cast<size_t>(T));
 
   const int32_t* tokens = b.tokens + t0;
@@ -440,8 +440,8 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
   for (int64_t t = 0; t < T; ++t) {
     cpu::dequantize_row(tok_embd_, tokens[t], x_.data() + t * E);
     if (hp.embd_scale != 1.0f) kt.scale(x_.data() + t * E, hp.embd_scale, E);
-    cpu::rope_cos_sin(pos[t], hp.rope, rope_cs_.data() + t * rd);
-    if (hp.swa_window) cpu::rope_cos_sin(pos[t], hp.rope_swa, rope_cs_swa_.data() + t * rd);
+    cpu::rope_cos_sin(pos[t], hp.rope, rope_cs_.data() + t * 2 * rd);
+    if (hp.swa_window) cpu::rope_cos_sin(pos[t], hp.rope_swa, rope_cs_swa_.data() + t * 2 * rd);
     tok_pages_[static_cast<size_t>(t)] = b.seq_pages[b.seq[t0 + t]];
   }
 
@@ -502,7 +502,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
           for (int64_t h = 0; h < hp.n_head_kv; ++h)
             kt.rmsnorm(k + h * hp.head_dim, k + h * hp.head_dim, L.k_norm, hp.head_dim, hp.norm_eps);
         }
-        const float* cs = rope_cs + t * rd;
+        const float* cs = rope_cs + t * 2 * rd;
         cpu::rope_apply(q, hp.n_head, hp.head_dim, cs, rope);
         cpu::rope_apply(k, hp.n_head_kv, hp.head_dim, cs, rope);
         const int64_t page = tok_pages_[static_cast<size_t>(t)][pos[t] / cpu::kKvBlockTokens];

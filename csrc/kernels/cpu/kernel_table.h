@@ -87,6 +87,9 @@ struct KernelTable {
   void (*scale)(float* x, float a, int64_t n) = nullptr;
   // in-place softmax over n values; returns nothing
   void (*softmax)(float* x, int64_t n) = nullptr;
+  // RoPE of one token, in place (rope.h): heads of head_dim floats, their first rd rotated,
+  // x[j] = x[j] * cs[j] + x[partner(j)] * cs[rd + j], partner(j) = j ^ 1, or j +- rd / 2 (neox).
+  void (*rope_rotate)(float* x, int64_t n_heads, int64_t head_dim, int64_t rd, const float* cs, bool neox) = nullptr;
   // y[i] = (x[i] - m) / d (x and y do not overlap): the sampler's temperature, before softmax.
   void (*sub_div)(const float* x, float m, float d, float* y, int64_t n) = nullptr;
   // y[i] = fp32_to_fp16(x[i]) (round to nearest even; the same bits at every level): the KV cache.

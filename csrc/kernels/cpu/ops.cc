@@ -50,6 +50,22 @@ void silu_mul(float* y, const float* g, const float* u, int64_t n) {
   g += i0;
   u += i0;
   n -= i0;
+#elif defined(__AVX512F__)
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (; i0 + 64 <= n; i0 += 64) {
+    __m512 gv[4], e4[4];
+    for (int j = 0; j < 4; ++j) {
+      gv[j] = _mm512_loadu_ps(g + i0 + 16 * j);
+      e4[j] = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(gv[j]), _mm512_set1_epi32(INT32_MIN)));  // -g
+    }
+    canonical_exp16<4>(e4);
+    for (int j = 0; j < 4; ++j)
+      _mm512_storeu_ps(y + i0 + 16 * j, _mm512_mul_ps(_mm512_div_ps(gv[j], _mm512_add_ps(one, e4[j])), _mm512_loadu_ps(u + i0 + 16 * j)));
+  }
+  y += i0;
+  g += i0;
+  u += i0;
+  n -= i0;
 #endif
   for (int64_t i = 0; i < n; i += 64) {
     const int64_t m = n - i < 64 ? n - i : 64;
@@ -120,6 +136,65 @@ void softcap(float* x, int64_t n, float cap) {
   }
 }
 
+#if defined(__AVX512F__)
+// x[0 .. 16 N) = exp(x - m) in place (lanes past `valid` neither stored nor summed), vector j added
+// to s2[j % 2] (the 32 sum lanes, in order). Rows of attention scores are short (a few dozen keys
+// in decode): masked tails keep them in vectors, where the plain loops ran up to 31 scalar exps.
+template <int N>
+inline void exp_sum_run16(float* x, __m512 mv, __m512 s2[2], int64_t valid) {
+  __m512 e[N];
+  __mmask16 k[N];
+  for (int j = 0; j < N; ++j) {
+    const int64_t left = valid - 16 * j;
+    k[j] = left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+    e[j] = _mm512_sub_ps(_mm512_maskz_loadu_ps(k[j], x + 16 * j), mv);
+  }
+  canonical_exp16<N>(e);
+  for (int j = 0; j < N; ++j) {
+    _mm512_mask_storeu_ps(x + 16 * j, k[j], e[j]);
+    s2[j % 2] = _mm512_mask_add_ps(s2[j % 2], k[j], s2[j % 2], e[j]);
+  }
+}
+
+// The plain loops' results, in vectors: the max (exact in any order; a NaN or a signed zero can
+// change which lane's value m is, but not one output bit: any NaN makes every output NaN, and
+// x - (+0) and x - (-0) have the same exp), then exp and the 32-lane sum with the same adds in
+// the same order, the same tree, the same scale.
+void softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  __m512 m0 = _mm512_set1_ps(x[0]), m1 = m0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0);  // (x > m) ? x : m, lane by lane
+    m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
+  }
+  if (i < n) {
+    const int64_t left = n - i;
+    const __mmask16 k0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+    const __mmask16 k1 = left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1);
+    m0 = _mm512_mask_max_ps(m0, k0, _mm512_maskz_loadu_ps(k0, x + i), m0);
+    m1 = _mm512_mask_max_ps(m1, k1, _mm512_maskz_loadu_ps(k1, x + i + 16), m1);
+  }
+  const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(m0, m1)));
+  __m512 s2[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (i = 0; i + 64 <= n; i += 64) exp_sum_run16<4>(x + i, mv, s2, 64);
+  if (i + 32 < n) {
+    exp_sum_run16<4>(x + i, mv, s2, n - i);
+  } else if (i < n) {
+    exp_sum_run16<2>(x + i, mv, s2, n - i);
+  }
+  // canonical_tree over the 32 lanes: h = 16 (s2[0] + s2[1]), h = 8, then the 8-lane tree.
+  const __m512 h16 = _mm512_add_ps(s2[0], s2[1]);
+  const __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(h16),
+                                  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(h16), 1)));
+  const __m512 inv = _mm512_set1_ps(1.0f / canonical_tree8_ps(h8));
+  for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+  if (i < n) {
+    const __mmask16 k = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
+  }
+}
+#else
 // Max (exact in any order), exp(x - max) element-wise, the sum in 32 lanes + tree32 (the float
 // dot's order, so it vectorizes), then one scale.
 void softmax(float* x, int64_t n) {
@@ -156,6 +231,30 @@ void softmax(float* x, int64_t n) {
   const float inv = 1.0f / canonical_tree(acc, 32);
   for (i = 0; i < n; ++i) x[i] *= inv;
 }
+#endif
+
+// RoPE (rope.h): each output one product plus one product (rounded each, no contraction), so
+// every level's vectors give the scalar bits. Plain loops over a copy of the head's rotated part.
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t rd, const float* cs, bool neox) {
+  const float* c = cs;
+  const float* s = cs + rd;
+  const int64_t half = rd / 2;
+  float t[1024];  // rd <= head_dim <= 1024 (the model loader's bound)
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    if (neox) {
+      for (int64_t j = 0; j < half; ++j) t[j] = v[j] * c[j] + v[j + half] * s[j];
+      for (int64_t j = half; j < rd; ++j) t[j] = v[j] * c[j] + v[j - half] * s[j];
+    } else {
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = v[2 * i], b = v[2 * i + 1];
+        t[2 * i] = a * c[2 * i] + b * s[2 * i];
+        t[2 * i + 1] = b * c[2 * i + 1] + a * s[2 * i + 1];
+      }
+    }
+    for (int64_t j = 0; j < rd; ++j) v[j] = t[j];
+  }
+}
 
 // The scalar conversion is branch-free, so each level's flags vectorize this loop.
 void f32_to_f16(const float* x, uint16_t* y, int64_t n) {
@@ -173,6 +272,7 @@ void fill_ops(KernelTable& t) {
   t.axpy = axpy;
   t.scale = scale;
   t.softmax = softmax;
+  t.rope_rotate = rope_rotate;
   t.sub_div = sub_div;
   t.f32_to_f16 = f32_to_f16;
 }

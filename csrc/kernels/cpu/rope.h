@@ -22,7 +22,12 @@ void rope_inplace(float* x, int64_t T, int64_t n_heads, int64_t head_dim, int64_
                   const RopeParams& p);
 
 // The same in two steps, so a batch computes each token's angles once for all layers:
-// cs = rope_dim floats (cos, sin pairs) for position `pos`; then rotate n_heads heads of one token.
+// rope_cos_sin writes 2 * rope_dim floats for position `pos`, per rotated element j its factors
+// c[j] = cs[j] and s[j] = cs[rope_dim + j]: the cosine of its pair, and the sine with the sign the
+// rotation gives it (-sin for the pair's first element, +sin for its second); then rope_apply
+// rotates n_heads heads of one token: x[j] = x[j] * c[j] + x[partner(j)] * s[j] (partner: the
+// other element of j's pair), which is x0 cos - x1 sin and x1 cos + x0 sin bit for bit, in a form
+// the active ISA level's kernel (KernelTable::rope_rotate) runs in vectors.
 void rope_cos_sin(int64_t pos, const RopeParams& p, float* cs);
 void rope_apply(float* x, int64_t n_heads, int64_t head_dim, const float* cs, const RopeParams& p);
 
