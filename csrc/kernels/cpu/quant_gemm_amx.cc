@@ -61,6 +61,28 @@ TileConfig config_for(int nt, int kb) {
 template <GgmlType T>
 inline void stage_weights(const uint8_t* b0, const uint8_t* b1, uint8_t* dst) {
   using F = X8Format<T>;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if constexpr (!F::kQh) {
+    // Q4_0, Q4_1, Q8_0 at the amx level: both groups' register k as one zmm (a 64-byte B row),
+    // unpacked in place: 8 zmm stores where the ymm form below takes 16, and half the unpacking
+    // ops. The same bytes.
+    auto both = [&](uint64_t at) {
+      const __m512i lo = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + at)));
+      return b1 ? _mm512_inserti64x4(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + at)), 1) : lo;
+    };
+    if constexpr (F::kQ8) {
+      for (int k = 0; k < 8; ++k) _mm512_store_si512(dst + 64 * k, both(F::kQs + 32 * k));
+    } else {
+      const __m512i m4 = _mm512_set1_epi8(0x0f);
+      for (int j = 0; j < 4; ++j) {
+        const __m512i v = both(F::kQs + 32 * j);
+        _mm512_store_si512(dst + 64 * j, _mm512_and_si512(v, m4));
+        _mm512_store_si512(dst + 64 * (j + 4), _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+      }
+    }
+    return;
+  }
+#endif
   __m256i w0[8], w1[8];
   if constexpr (F::kQ8) {
     for (int k = 0; k < 8; ++k) {
