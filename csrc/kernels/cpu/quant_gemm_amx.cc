@@ -196,15 +196,20 @@ struct Acc16 {
 #pragma GCC unroll 16
     for (int t = 0; t < kTokens; ++t) acc[t] = splat(0.0f);
   }
-  // acc = acc + (dw * dx) * float(S - off * sum) for block b's sums S[16 t + i] (canonical order).
+  // acc = acc + (dw * dx) * float(S - off * sum) for block b's sums S[16 t + i] (canonical order);
+  // with Sh (the 16-bit kernel's high-byte sums, nullptr for the 8-bit ones), S + 256 Sh: added
+  // here, as each row is loaded, rather than in a pass that stores S again (qkv and head products
+  // 3-6% faster, bench/amx_ab.sh).
   template <GgmlType T>
-  inline void scale(const uint8_t* b0, const uint8_t* b1, const int32_t* S, const Side& sd, int64_t b) {
+  inline void scale(const uint8_t* b0, const uint8_t* b1, const int32_t* S, const int32_t* Sh, const Side& sd,
+                    int64_t b) {
     const F16r dw = halves16(b0, b1, 0);
     const float* dx = sd.d + kTokens * b;
     const int32_t* off = sd.off + kTokens * b;
 #pragma GCC unroll 16
     for (int t = 0; t < kTokens; ++t) {
       I16r s = loadi(S + 16 * t);
+      if (Sh) s = s + shl8(loadi(Sh + 16 * t));
       if constexpr (X8Format<T>::kOff != 0) s = s - splati(off[t]);
       acc[t] = acc[t] + (dw * splat(dx[t])) * to_float(s);
     }
@@ -382,12 +387,13 @@ TileActs tile_acts(const X8Act& a, int64_t t0, int nt, int off, bool mins) {
 }
 
 // A pair of groups' blocks in phases of kPhase: the phase's B operands staged (and the next pair's
-// weights asked for), products(b0, nc, wb) leaving block b0 + i's sums in S[i], then each block
-// scaled into the registers; the _1 formats' min terms last, and the 16 x n sums into out.
+// weights asked for), products(b0, nc, wb) leaving block b0 + i's sums in S[i] (and Sh[i]), then
+// each block scaled into the registers; the _1 formats' min terms last, and the 16 x n sums into
+// out.
 template <GgmlType T, class Products>
 inline void pair_phases(const uint8_t* g0, const uint8_t* g1, const uint8_t* gn, uint64_t gn_gs, int64_t nb,
-                        const Side& sd, const int32_t (*S)[kTokens * 16], int n, float* out,
-                        const Products& products) {
+                        const Side& sd, const int32_t (*S)[kTokens * 16], const int32_t (*Sh)[kTokens * 16],
+                        int n, float* out, const Products& products) {
   Acc16 acc;
   alignas(64) uint8_t wb[kPhase][512];
   for (int64_t b0 = 0; b0 < nb; b0 += kPhase) {
@@ -395,7 +401,8 @@ inline void pair_phases(const uint8_t* g0, const uint8_t* g1, const uint8_t* gn,
     for (int i = 0; i < nc; ++i) stage_weights<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), wb[i]);
     prefetch_blocks(gn, gn_gs, b0, nc, X8Format<T>::kBytes);
     products(b0, nc, wb);
-    for (int i = 0; i < nc; ++i) acc.scale<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), S[i], sd, b0 + i);
+    for (int i = 0; i < nc; ++i)
+      acc.scale<T>(x8_block<T>(g0, b0 + i), x8_block<T>(g1, b0 + i), S[i], Sh ? Sh[i] : nullptr, sd, b0 + i);
   }
   if constexpr (X8Format<T>::kMin) acc.add_mins<T>(g0, g1, sd, nb);
   acc.store(out, n);
@@ -420,7 +427,7 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
   const uint64_t gs = static_cast<uint64_t>(nb) * F::kBytes;
   run_pairs(ng, rows, w, gs, nt, y, t0, y_stride,
             [&](const uint8_t* g0, const uint8_t* g1, int n, float* out, const uint8_t* gn, bool gn2) {
-    pair_phases<T>(g0, g1, gn, gn2 ? gs : 0, nb, sd, S, n, out, [&](int64_t b0, int nc, const uint8_t(*wb)[512]) {
+    pair_phases<T>(g0, g1, gn, gn2 ? gs : 0, nb, sd, S, nullptr, n, out, [&](int64_t b0, int nc, const uint8_t(*wb)[512]) {
       // Blocks alternate between two sets of tiles, so one product overlaps the next.
       for (int i = 0; i < nc; i += 2) {
         const uint8_t* x0 = xp + static_cast<uint64_t>(b0 + i) * kPanel;
@@ -445,7 +452,8 @@ void gemm_x8_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int
 // A token's 16-bit quant is x = 256 xh + xl (xl its low byte, unsigned; xh the high byte, signed),
 // so the block's exact sums are S = 256 Sh + Sl: Sl from the low bytes as unsigned A rows
 // (TDPBUSD / TDPBUUD), Sh from the high bytes (TDPBSSD / TDPBSUD), one staged B for both.
-// |Sh| <= 32 * 128 * 128, so 256 Sh stays within int32. Then the 8-bit kernels' float steps.
+// |Sh| <= 32 * 128 * 128, so 256 Sh stays within int32. Then the 8-bit kernels' float steps
+// (Acc16::scale adds the two as it loads them).
 
 template <GgmlType T>
 void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0, int64_t nt,
@@ -464,7 +472,7 @@ void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
   const uint64_t gs = static_cast<uint64_t>(nb) * F::kBytes;
   run_pairs(ng, rows, w, gs, nt, y, t0, y_stride,
             [&](const uint8_t* g0, const uint8_t* g1, int n, float* out, const uint8_t* gn, bool gn2) {
-    pair_phases<T>(g0, g1, gn, gn2 ? gs : 0, nb, sd, Sl, n, out, [&](int64_t b0, int nc, const uint8_t(*wb)[512]) {
+    pair_phases<T>(g0, g1, gn, gn2 ? gs : 0, nb, sd, Sl, Sh, n, out, [&](int64_t b0, int nc, const uint8_t(*wb)[512]) {
       for (int i = 0; i < nc; ++i) {
         const uint8_t* lo = ta.x + static_cast<uint64_t>(b0 + i) * 2 * kPanel;
         const uint8_t* hi = lo + kPanel;
@@ -478,8 +486,6 @@ void gemm_q16_amx(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, in
         LLMASOS_TILE_STORE(0, Sl[i], 64);
         LLMASOS_TILE_STORE(1, Sh[i], 64);
       }
-      for (int i = 0; i < nc; ++i)  // S = Sl + 256 Sh, into Sl
-        for (int t = 0; t < kTokens; ++t) storei(Sl[i] + 16 * t, loadi(Sl[i] + 16 * t) + shl8(loadi(Sh[i] + 16 * t)));
     });
   });
 }
