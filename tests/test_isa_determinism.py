@@ -148,7 +148,8 @@ def test_rope_bitwise_identical_and_the_scalar_formula(neox):
     each product and difference rounded to float32 (the factors read off unit vectors), for
     partial rotation (rope_dim < head_dim) and head sizes off the vector widths."""
     rng = np.random.default_rng(17)
-    for T, H, D, rd, pos0 in ((3, 5, 64, 64, 7), (2, 3, 80, 48, 4000), (2, 2, 6, 2, 1), (1, 4, 36, 34, 99)):
+    for T, H, D, rd, pos0 in ((3, 5, 64, 64, 7), (2, 3, 80, 48, 4000), (2, 2, 6, 2, 1), (1, 4, 36, 34, 99),
+                              (1, 2, 2050, 2048, 5)):  # rotated parts past any fixed buffer
         x = (rng.standard_normal((T, H, D)) * 3).astype(np.float32)
         got = under_each_isa(lambda: _core.device_rope("cpu", x, pos0, rd, 10000.0, neox))
         assert_bitwise_equal(got)

@@ -234,25 +234,29 @@ void softmax(float* x, int64_t n) {
 #endif
 
 // RoPE (rope.h): each output one product plus one product (rounded each, no contraction), so
-// every level's vectors give the scalar bits. Plain loops over a copy of the head's rotated part.
+// every level's vectors give the scalar bits. Each pair is read before either element is written,
+// so the rotation runs in place whatever rd.
 void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t rd, const float* cs, bool neox) {
   const float* c = cs;
   const float* s = cs + rd;
   const int64_t half = rd / 2;
-  float t[1024];  // rd <= head_dim <= 1024 (the model loader's bound)
   for (int64_t h = 0; h < n_heads; ++h) {
     float* v = x + h * head_dim;
-    if (neox) {
-      for (int64_t j = 0; j < half; ++j) t[j] = v[j] * c[j] + v[j + half] * s[j];
-      for (int64_t j = half; j < rd; ++j) t[j] = v[j] * c[j] + v[j - half] * s[j];
-    } else {
+    if (neox) {  // pairs (j, j + half): the two halves never overlap
+      float* __restrict lo = v;
+      float* __restrict hi = v + half;
+      for (int64_t j = 0; j < half; ++j) {
+        const float a = lo[j], b = hi[j];
+        lo[j] = a * c[j] + b * s[j];
+        hi[j] = b * c[half + j] + a * s[half + j];
+      }
+    } else {  // pairs (2i, 2i + 1)
       for (int64_t i = 0; i < half; ++i) {
         const float a = v[2 * i], b = v[2 * i + 1];
-        t[2 * i] = a * c[2 * i] + b * s[2 * i];
-        t[2 * i + 1] = b * c[2 * i + 1] + a * s[2 * i + 1];
+        v[2 * i] = a * c[2 * i] + b * s[2 * i];
+        v[2 * i + 1] = b * c[2 * i + 1] + a * s[2 * i + 1];
       }
     }
-    for (int64_t j = 0; j < rd; ++j) v[j] = t[j];
   }
 }
 
