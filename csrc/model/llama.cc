@@ -447,13 +447,17 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
 
   // The FFN gate: SiLU, or GELU (tanh form) for the gemma family.
   const auto act = hp.gelu ? kt.gelu_mul : kt.silu_mul;
-  // gemma2 / gemma3: a sublayer's output (tmp_) RMS-normed before its residual add.
-  auto post_norm = [&](const float* w, int64_t n) {
-    if (!w) return;
-    per_tokens(*pool_, n, [&](int64_t a, int64_t b) {
-      for (int64_t t = a; t < b; ++t) kt.rmsnorm(tmp_.data() + t * E, tmp_.data() + t * E, w, E, hp.norm_eps);
-    });
+  // A sublayer's output (tmp_) joins the residual stream x_ in the next product's activation pass,
+  // token by token, just before that row is normed: x += tmp, after gemma2 / gemma3's RMS norm of
+  // tmp (post_w). Run apart, the add was a serial pass on the calling thread while the others
+  // waited (about 1.5% of a 16-sequence step). Row t of tmp_ belongs to the pending sublayer.
+  auto residual = [&](const float* post_w, int64_t t) {
+    float* r = tmp_.data() + t * E;
+    if (post_w) kt.rmsnorm(r, r, post_w, E, hp.norm_eps);
+    kt.axpy(x_.data() + t * E, 1.0f, r, E);
   };
+  const float* pending_post = nullptr;  // the FFN output waiting in tmp_ (after layer 0)
+  bool pending = false;
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const Layer& L = layers_[static_cast<size_t>(il)];
     const cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim, hp.attn_scale,
@@ -463,7 +467,10 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     // Per-token work runs inside the products' activation passes (RowsPrep): split across the
     // pool with the quantization, each row normed (or gated) just before it is quantized.
     const cpu::RowsPrep attn_norm = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.attn_norm, E, hp.norm_eps);
+      for (int64_t t = t0; t < t1; ++t) {
+        if (pending) residual(pending_post, t);  // the previous layer's FFN output
+        kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.attn_norm, E, hp.norm_eps);
+      }
     };
     // Q/K/V with ~16-bit activations: errors here are amplified by the attention softmax (8-bit
     // activations cost ~1.5% teacher-forced top-1 agreement on SmolLM2; see matmul_precise).
@@ -512,11 +519,12 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     cpu::attention_paged(q_base, att_.data(), T, pos, tok_pages_.data(), view, as, *pool_,
                          att_scores_, q_stride);
     cpu::matmul(L.wo, att_.data(), T, tmp_.data(), *pool_, mm_scratch_);
-    post_norm(L.post_attn_norm, T);
-    kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
 
     const cpu::RowsPrep ffn_norm = [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.ffn_norm, E, hp.norm_eps);
+      for (int64_t t = t0; t < t1; ++t) {
+        residual(L.post_attn_norm, t);  // the attention output
+        kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.ffn_norm, E, hp.norm_eps);
+      }
     };
     const int64_t F = hp.n_ff;
     if (L.w_gate_up.data) {  // [T][gate | up] in one product; silu(gate) * up per token below
@@ -537,10 +545,10 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
       };
       cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_, &swiglu);
     }
-    post_norm(L.post_ffn_norm, T);
-    kt.axpy(x_.data(), 1.0f, tmp_.data(), T * E);
+    pending = true;
+    pending_post = L.post_ffn_norm;
   }
-  if (l1 <= l0) return;
+  if (l1 <= l0) return;  // no logits wanted: the last FFN output never needs adding
   // Output head on the requested rows only, gathered into consecutive rows of xn_. With ~16-bit
   // activations, as Q/K/V: the logits' rounding decides near-tied top-1 tokens (8-bit activations
   // here cost ~1.4% teacher-forced top-1 agreement on SmolLM2, 98.4% -> 97.0%), and decode, where
@@ -548,6 +556,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
   const int64_t rows = l1 - l0;
   for (int64_t j = 0; j < rows; ++j) {
     const int64_t t = b.logit_rows[l0 + j] - t0;
+    if (pending) residual(pending_post, t);  // the last FFN output, on the rows the head reads
     kt.rmsnorm(xn_.data() + j * E, x_.data() + t * E, output_norm_, E, hp.norm_eps);
   }
   if (b.hidden) std::memcpy(b.hidden + l0 * E, xn_.data(), sizeof(float) * static_cast<size_t>(rows * E));
