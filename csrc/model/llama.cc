@@ -450,14 +450,13 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
   // A sublayer's output (tmp_) joins the residual stream x_ in the next product's activation pass,
   // token by token, just before that row is normed: x += tmp, after gemma2 / gemma3's RMS norm of
   // tmp (post_w). Run apart, the add was a serial pass on the calling thread while the others
-  // waited (about 1.5% of a 16-sequence step). Row t of tmp_ belongs to the pending sublayer.
+  // waited (about 1.5% of a 16-sequence step). Row t of tmp_ belongs to the pending sublayer:
+  // the previous layer's FFN at a layer's start (none at layer 0), the last layer's after the loop.
   auto residual = [&](const float* post_w, int64_t t) {
     float* r = tmp_.data() + t * E;
     if (post_w) kt.rmsnorm(r, r, post_w, E, hp.norm_eps);
     kt.axpy(x_.data() + t * E, 1.0f, r, E);
   };
-  const float* pending_post = nullptr;  // the FFN output waiting in tmp_ (after layer 0)
-  bool pending = false;
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const Layer& L = layers_[static_cast<size_t>(il)];
     const cpu::AttentionShape as{hp.n_head, hp.n_head_kv, hp.head_dim, hp.attn_scale,
@@ -468,7 +467,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
     // pool with the quantization, each row normed (or gated) just before it is quantized.
     const cpu::RowsPrep attn_norm = [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
-        if (pending) residual(pending_post, t);  // the previous layer's FFN output
+        if (il > 0) residual(layers_[static_cast<size_t>(il - 1)].post_ffn_norm, t);  // its FFN output
         kt.rmsnorm(xn_.data() + t * E, x_.data() + t * E, L.attn_norm, E, hp.norm_eps);
       }
     };
@@ -545,8 +544,6 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
       };
       cpu::matmul(L.w_down, gate_.data(), T, tmp_.data(), *pool_, mm_scratch_, &swiglu);
     }
-    pending = true;
-    pending_post = L.post_ffn_norm;
   }
   if (l1 <= l0) return;  // no logits wanted: the last FFN output never needs adding
   // Output head on the requested rows only, gathered into consecutive rows of xn_. With ~16-bit
@@ -556,7 +553,7 @@ void Model::forward_rows(const ForwardBatch& b, int64_t t0, int64_t T, int64_t l
   const int64_t rows = l1 - l0;
   for (int64_t j = 0; j < rows; ++j) {
     const int64_t t = b.logit_rows[l0 + j] - t0;
-    if (pending) residual(pending_post, t);  // the last FFN output, on the rows the head reads
+    residual(layers_.back().post_ffn_norm, t);  // the last FFN output, on the rows the head reads
     kt.rmsnorm(xn_.data() + j * E, x_.data() + t * E, output_norm_, E, hp.norm_eps);
   }
   if (b.hidden) std::memcpy(b.hidden + l0 * E, xn_.data(), sizeof(float) * static_cast<size_t>(rows * E));

@@ -137,6 +137,11 @@ void softcap(float* x, int64_t n, float cap) {
 }
 
 #if defined(__AVX512F__)
+// The first `left` lanes of a vector (all 16 from 16 on, none from 0 down).
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+}
+
 // x[0 .. 16 N) = exp(x - m) in place (lanes past `valid` neither stored nor summed), vector j added
 // to s2[j % 2] (the 32 sum lanes, in order). Rows of attention scores are short (a few dozen keys
 // in decode): masked tails keep them in vectors, where the plain loops ran up to 31 scalar exps.
@@ -145,8 +150,7 @@ inline void exp_sum_run16(float* x, __m512 mv, __m512 s2[2], int64_t valid) {
   __m512 e[N];
   __mmask16 k[N];
   for (int j = 0; j < N; ++j) {
-    const int64_t left = valid - 16 * j;
-    k[j] = left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+    k[j] = tail_mask(valid - 16 * j);
     e[j] = _mm512_sub_ps(_mm512_maskz_loadu_ps(k[j], x + 16 * j), mv);
   }
   canonical_exp16<N>(e);
@@ -169,9 +173,7 @@ void softmax(float* x, int64_t n) {
     m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
   }
   if (i < n) {
-    const int64_t left = n - i;
-    const __mmask16 k0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-    const __mmask16 k1 = left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1);
+    const __mmask16 k0 = tail_mask(n - i), k1 = tail_mask(n - i - 16);
     m0 = _mm512_mask_max_ps(m0, k0, _mm512_maskz_loadu_ps(k0, x + i), m0);
     m1 = _mm512_mask_max_ps(m1, k1, _mm512_maskz_loadu_ps(k1, x + i + 16), m1);
   }
@@ -190,7 +192,7 @@ void softmax(float* x, int64_t n) {
   const __m512 inv = _mm512_set1_ps(1.0f / canonical_tree8_ps(h8));
   for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
   if (i < n) {
-    const __mmask16 k = __mmask16((1u << (n - i)) - 1);
+    const __mmask16 k = tail_mask(n - i);
     _mm512_mask_storeu_ps(x + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), inv));
   }
 }
