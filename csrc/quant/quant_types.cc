@@ -15,17 +15,6 @@ using namespace quant;
 
 // ---- fp16 / bf16 --------------------------------------------------------------------------------
 
-float fp16_to_fp32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-  if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in float
-    float f = static_cast<float>(mant) * 5.9604644775390625e-8f;
-    return f32_from_bits(f32_bits(f) | sign);
-  }
-  if (exp == 31) return f32_from_bits(sign | 0x7f800000u | (mant << 13));  // inf / nan
-  return f32_from_bits(sign | ((exp + 112u) << 23) | (mant << 13));
-}
-
 uint16_t fp32_to_bf16(float f) {
   uint32_t u = f32_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 64);  // quiet nan
