@@ -1,4 +1,5 @@
-"""llama.cpp server's own routes on the real server (/completion, /props, /apply-template), as a
+"""llama.cpp server's own routes on the real server (/completion, /props, /apply-template,
+/embedding), as a
 client written for llama-server calls them: the text equals the OpenAI route's for the same
 request, whole and streamed; llama.cpp's prompt shapes, defaults, stop types, logit_bias forms and
 n_probs; bad requests are 4xx naming the field."""
@@ -203,6 +204,32 @@ def test_vllm_and_llamacpp_flag_names(smollm2_gguf):
             assert p["total_slots"] == (3 if name == "my-model" else 64)
         finally:
             s.stop()
+
+
+def test_embedding_route(server, llm):
+    """/embedding (and /embeddings), llama-server's own form: one {index, embedding: [[pooled]]}
+    per prompt, in /completion's prompt shapes; embd_normalize 2 (the default) gives the vectors
+    of /v1/embeddings and LLM.embed, the other values llama.cpp's scalings of the pooled vector;
+    bad bodies are 400s naming the field."""
+    import numpy as np
+    texts = ["The cat sat on the mat.", "Stock prices fell sharply today."]
+    want, raw = llm.embed(texts), llm.embed(texts, normalize=False)
+    ids = llm.tokenize(texts[0])
+    vec = lambda item: np.array(item["embedding"][0], np.float32)
+    r = post(server, "/embedding", {"content": texts})
+    assert [x["index"] for x in r] == [0, 1] and all(len(x["embedding"]) == 1 for x in r)
+    assert np.stack([vec(x) for x in r]).tobytes() == want.tobytes()
+    for body in ({"input": ids}, {"content": ids[:3] + [llm.detokenize(ids[3:])]}):
+        one = post(server, "/embeddings", body)
+        assert len(one) == 1 and vec(one[0]).tobytes() == want[0].tobytes(), body
+    for p, norm in [(-1, 1.0), (0, np.abs(raw[0]).max() / 32760), (1, np.abs(raw[0]).sum()),
+                    (3, np.sum(np.abs(raw[0].astype(np.float64)) ** 3) ** (1 / 3))]:
+        got = vec(post(server, "/embedding", {"content": texts[0], "embd_normalize": p})[0])
+        np.testing.assert_allclose(got, raw[0] / norm, rtol=1e-5, err_msg=str(p))
+    for body, param in [({}, "content"), ({"content": ""}, "content"), ({"input": [10 ** 9]}, "input"),
+                        ({"content": "x", "embd_normalize": "2"}, "embd_normalize"),
+                        ({"content": "x", "embd_normalize": -2}, "embd_normalize")]:
+        assert post(server, "/embedding", body, 400)["param"] == param, body
 
 
 def test_infill(tmp_path, smollm2_gguf):
