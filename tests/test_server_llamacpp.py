@@ -1,5 +1,5 @@
 """llama.cpp server's own routes on the real server (/completion, /props, /apply-template,
-/embedding), as a
+/embedding, the OpenAI routes without /v1), as a
 client written for llama-server calls them: the text equals the OpenAI route's for the same
 request, whole and streamed; llama.cpp's prompt shapes, defaults, stop types, logit_bias forms and
 n_probs; bad requests are 4xx naming the field."""
@@ -204,6 +204,18 @@ def test_vllm_and_llamacpp_flag_names(smollm2_gguf):
             assert p["total_slots"] == (3 if name == "my-model" else 64)
         finally:
             s.stop()
+
+
+def test_routes_without_v1(server):
+    """llama-server also answers /chat/completions and /models: the openai client pointed at the
+    server's root (no /v1) gets the /v1 routes' answers."""
+    import openai
+    root = openai.OpenAI(base_url=server.base, api_key="none", max_retries=0, timeout=120)
+    ids = [m.id for m in root.models.list().data]
+    assert ids == [m.id for m in server.client().models.list().data]
+    body = {"model": ids[0], "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0}
+    assert root.chat.completions.create(**body).choices[0].message.content == \
+        server.client().chat.completions.create(**body).choices[0].message.content
 
 
 def test_embedding_route(server, llm):

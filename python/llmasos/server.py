@@ -54,9 +54,11 @@ class Server:
             Route("/version", self.version, methods=["GET"]),
             Route("/metrics", self.prometheus, methods=["GET"]),
             Route("/v1/models", self.models, methods=["GET"]),
+            Route("/models", self.models, methods=["GET"]),  # llama-server's aliases without /v1
             Route("/v1/models/{model:path}", self.model_info, methods=["GET"]),
             Route("/v1/completions", self.completions, methods=["POST"]),
             Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+            Route("/chat/completions", self.chat_completions, methods=["POST"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/embedding", functools.partial(server_embeddings.llamacpp, self), methods=["POST"]),
             Route("/embeddings", functools.partial(server_embeddings.llamacpp, self, route="/embeddings"),
