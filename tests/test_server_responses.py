@@ -1,7 +1,8 @@
 """OpenAI's Responses API on the real server, driven with the openai client's responses.create and
 responses.stream (whose event accumulator checks the order of the events): each reply equals what
 the chat route gives for the same messages, whole and streamed; previous_response_id, function
-calls, structured output, logprobs, storage and bad requests; the prefix cache's hits in usage."""
+calls, structured output, logprobs, storage, background runs and bad requests; the prefix cache's
+hits in usage."""
 import json
 
 import httpx
@@ -190,6 +191,34 @@ def test_store_retrieve_delete(client, server):
     wait_idle(server)
 
 
+def test_background_poll_and_cancel(client, server):
+    """background: answered queued at once, then polled with responses.retrieve until whole: the
+    reply equals the same request's in the foreground. A long one cancelled (responses.cancel) is
+    cancelled and stays so, and the KV pool comes back to idle; cancelling a finished or a
+    foreground response is a 400."""
+    import time
+    want = client.create(input=HELLO, max_output_tokens=12, temperature=0)
+    r = client.create(input=HELLO, max_output_tokens=12, temperature=0, background=True)
+    assert r.background and r.status in ("queued", "in_progress") and r.output == []
+    deadline = time.time() + 60
+    while r.status in ("queued", "in_progress") and time.time() < deadline:
+        time.sleep(0.05)
+        r = client.openai.responses.retrieve(r.id)
+    assert r.status == want.status == "incomplete" and r.output_text == want.output_text and r.background
+    assert r.usage.output_tokens == want.usage.output_tokens == 12
+    for rid in (r.id, want.id):
+        with pytest.raises(openai.BadRequestError):
+            client.openai.responses.cancel(rid)
+    idle = wait_idle(server)
+    long = client.create(input="Tell a long story.", max_output_tokens=500, temperature=0, background=True,
+                         extra_body={"ignore_eos": True})
+    time.sleep(0.5)  # under way
+    c = client.openai.responses.cancel(long.id)
+    assert c.status == "cancelled" and c.id == long.id and c.background
+    assert wait_idle(server)["llmasos_kv_blocks_free"] == idle["llmasos_kv_blocks_free"]
+    assert client.openai.responses.retrieve(long.id).status == "cancelled"
+
+
 def test_deeply_nested_bodies_are_400(server):
     for path in ("/v1/responses", "/v1/chat/completions", "/completion"):
         for depth in (300, 20000):
@@ -217,7 +246,9 @@ def test_deeply_nested_bodies_are_400(server):
     ({"input": "x", "tools": [{"type": "web_search"}]}, "tools"),
     ({"input": "x", "tool_choice": {"type": "file_search"}}, "tool_choice"),
     ({"input": "x", "reasoning": {"effort": "high"}}, "reasoning"),
-    ({"input": "x", "background": True}, "background"),
+    ({"input": "x", "background": True, "store": False}, "background"),
+    ({"input": "x", "background": True, "stream": True}, "background"),
+    ({"input": "x", "background": "yes"}, "background"),
     ({"input": "x", "truncation": "auto"}, "truncation"),
     ({"input": "x", "include": ["reasoning.encrypted_content"]}, "include"),
     ({"input": "x", "text": {"format": {"type": "json_schema"}}}, "text"),

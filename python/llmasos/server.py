@@ -76,8 +76,10 @@ class Server:
             Route("/v1/responses/{rid}", functools.partial(server_responses.delete, self), methods=["DELETE"]),
             Route("/v1/responses/{rid}/input_items", functools.partial(server_responses.list_inputs, self),
                   methods=["GET"]),
+            Route("/v1/responses/{rid}/cancel", functools.partial(server_responses.cancel, self), methods=["POST"]),
         ]
         self.responses = server_responses.ResponseStore()
+        self.background: Dict[str, asyncio.Task] = {}  # running background responses, by id
         self.fim: Optional[Dict[str, Optional[int]]] = None  # the model's infill tokens, found once
         self.routes = {r.path for r in routes}
         self.app = Starlette(routes=routes, lifespan=self._lifespan, exception_handlers={
@@ -86,6 +88,9 @@ class Server:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app):
         yield
+        for task in list(self.background.values()):
+            task.cancel()
+        await asyncio.gather(*self.background.values(), return_exceptions=True)
         self.engine.close()
 
     # -- helpers ------------------------------------------------------------------------------

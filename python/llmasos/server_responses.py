@@ -1,18 +1,21 @@
 """OpenAI's Responses API, as vLLM serves it: POST /v1/responses, GET and DELETE
-/v1/responses/{id}, GET /v1/responses/{id}/input_items. A request is translated into a chat request (instructions and input items
-into messages, function tools, text.format into response_format, max_output_tokens) and run as
-one (server_chat.ChatCall); its reply comes back as output items (reasoning, message,
-function_call), whole or as the typed events that the openai client's responses.stream()
-accumulates. Responses are stored in memory (store, the default; the latest MAX_STORED) for
-previous_response_id, which continues from a stored response's input and output, and retrieval."""
+/v1/responses/{id}, GET /v1/responses/{id}/input_items, POST /v1/responses/{id}/cancel. A request
+is translated into a chat request (instructions and input items into messages, function tools,
+text.format into response_format, max_output_tokens) and run as one (server_chat.ChatCall); its
+reply comes back as output items (reasoning, message, function_call), whole or as the typed events
+that the openai client's responses.stream() accumulates. Responses are stored in memory (store,
+the default; the latest MAX_STORED) for previous_response_id, which continues from a stored
+response's input and output, and retrieval. A background one is answered queued at once and run
+on the server; GET shows it in_progress, then whole; cancel stops it."""
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
 import time
 import uuid
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional
 
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -205,6 +208,13 @@ async def create(server, request) -> Response:
 
     writer = EventWriter(req, rid, created, server.model_id)
     usage_of = lambda chat_usage: lambda output: usage(chat_usage, output, server.llm, server.block_tokens)
+    if req.background:
+        queued = req.response(rid, created, server.model_id, [], "queued")
+        server.responses.put(rid, Stored(queued, req.history, input_items(req.body["input"], _new_id)))
+        server.metrics.tokens(n_prompt, 0)
+        server.background[rid] = asyncio.create_task(_in_background(server, rid, chat, writer, n_prompt, usage_of, stored))
+        server.metrics.request_done(route, 200)
+        return JSONResponse(queued)
     if not chat.stream:
         # The whole reply goes through the stream's own steps as one piece (its events unsent), so
         # whole and streamed responses have the same items.
@@ -222,21 +232,8 @@ async def create(server, request) -> Response:
     server.metrics.tokens(n_prompt, 0)
 
     async def sse():
-        generated, reason, cached = 0, None, 0
         try:
-            for ev in writer.start():
-                yield ev
-            async for index, d in server._run_choices(chat.jobs):
-                generated += len(d.token_ids)
-                cached = d.cached_tokens
-                for chunk in chat.chunk(index, d):
-                    for ev in writer.feed(chunk):
-                        yield ev
-                if d.finished:
-                    reason = d.finish_reason
-            chat_usage = {"prompt_tokens": n_prompt, "completion_tokens": generated, "total_tokens": n_prompt + generated,
-                          "prompt_tokens_details": {"cached_tokens": cached}}
-            for ev in writer.finish(reason, usage_of(chat_usage)):
+            async for ev in _events(server, chat, writer, n_prompt, usage_of):
                 yield ev
             stored(writer.final)
         except Exception as e:  # headers are sent: report it in the stream
@@ -244,6 +241,76 @@ async def create(server, request) -> Response:
             yield writer.error(e)
     server.metrics.request_done(route, 200)
     return StreamingResponse(sse(), media_type="text/event-stream")
+
+
+async def _events(server, chat: ChatCall, writer: EventWriter, n_prompt: int, usage_of) -> AsyncIterator[str]:
+    """Runs the chat call's jobs and yields the reply's events, the last one completing it
+    (writer.final then holds the response)."""
+    generated, reason, cached = 0, None, 0
+    for ev in writer.start():
+        yield ev
+    async for index, d in server._run_choices(chat.jobs):
+        generated += len(d.token_ids)
+        cached = d.cached_tokens
+        for chunk in chat.chunk(index, d):
+            for ev in writer.feed(chunk):
+                yield ev
+        if d.finished:
+            reason = d.finish_reason
+    chat_usage = {"prompt_tokens": n_prompt, "completion_tokens": generated, "total_tokens": n_prompt + generated,
+                  "prompt_tokens_details": {"cached_tokens": cached}}
+    for ev in writer.finish(reason, usage_of(chat_usage)):
+        yield ev
+
+
+def _set_status(server, rid: str, status: str, **fields) -> Optional[Dict[str, Any]]:
+    """The stored response rid with a new status (and fields); None when it is no longer stored."""
+    item = server.responses.get(rid)
+    if item is None:
+        return None
+    item.response = {**item.response, "status": status, **fields}
+    return item.response
+
+
+async def _in_background(server, rid: str, chat: ChatCall, writer: EventWriter, n_prompt: int, usage_of,
+                         save) -> None:
+    """A background response's run: its stored copy in_progress, then the whole response the
+    events build (as a streamed one's), or failed. Cancelled (the cancel or delete route), the
+    engine's sequences go with the task (server._run_choices) and the stored copy stays as the
+    route left it."""
+    _set_status(server, rid, "in_progress")
+    try:
+        async for _ in _events(server, chat, writer, n_prompt, usage_of):
+            pass
+        save(writer.final)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        logger.exception("background response %s failed", rid)
+        _set_status(server, rid, "failed", error={"code": "server_error",
+                                                  "message": f"internal server error ({type(e).__name__})"})
+    finally:
+        server.background.pop(rid, None)
+
+
+async def cancel(server, request) -> Response:
+    """POST /v1/responses/{id}/cancel: stops a queued or in-progress background response and
+    answers it, status cancelled; any other response is a 400."""
+    route = "/v1/responses/{id}/cancel"
+    rid = request.path_params["rid"]
+    try:
+        item = _stored(server, request)
+        task = server.background.get(rid)
+        if task is None:
+            raise RequestError(f"only a queued or in-progress background response can be cancelled; this one is "
+                               f"{item.response['status']}")
+    except RequestError as e:
+        return server._error(route, e)
+    r = _set_status(server, rid, "cancelled")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    server.metrics.request_done(route, 200)
+    return JSONResponse(r)
 
 
 def _stored(server, request) -> Stored:
@@ -303,5 +370,9 @@ async def delete(server, request) -> Response:
         server.responses.delete(rid)
     except RequestError as e:
         return server._error(route, e)
+    task = server.background.get(rid)
+    if task is not None:  # a background response deleted while it runs stops
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     server.metrics.request_done(route, 200)
     return JSONResponse({"id": rid, "object": "response", "deleted": True})

@@ -168,8 +168,7 @@ class ResponsesRequest:
         unknown = sorted(set(body) - KNOWN)
         if unknown:
             raise RequestError(f"unknown field '{unknown[0]}' for /v1/responses", unknown[0])
-        for name, allowed in (("background", (None, False)), ("max_tool_calls", (None,)),
-                              ("truncation", (None, "disabled"))):
+        for name, allowed in (("max_tool_calls", (None,)), ("truncation", (None, "disabled"))):
             if body.get(name) not in allowed:
                 raise RequestError(f"'{name}' {body[name]!r} is not supported by this server", name)
         reasoning = body.get("reasoning")
@@ -199,6 +198,17 @@ class ResponsesRequest:
         if not isinstance(store, bool):
             raise RequestError("'store' must be a boolean", "store")
         self.body, self.store = body, store
+        # Background: answered at once (queued), run on the server, polled by GET, cancelled by
+        # POST .../cancel; as vLLM, only stored, and here not streamed (no resumable event log).
+        background = body.get("background")
+        if background is not None and not isinstance(background, bool):
+            raise RequestError("'background' must be a boolean", "background")
+        self.background = bool(background)
+        if self.background and not store:
+            raise RequestError("'background' can only be used when 'store' is true", "background")
+        if self.background and body.get("stream"):
+            raise RequestError("'background' with 'stream' is not supported by this server (poll GET "
+                               "/v1/responses/{id} instead)", "background")
         instructions = body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
             raise RequestError("'instructions' must be a string", "instructions")
@@ -261,4 +271,4 @@ class ResponsesRequest:
                 "top_logprobs": b.get("top_logprobs"), "tool_choice": b.get("tool_choice", "auto"),
                 "tools": tools, "text": b.get("text") or {"format": {"type": "text"}}, "truncation": "disabled",
                 "metadata": b.get("metadata") or {}, "user": b.get("user"), "reasoning": None,
-                "background": False, "usage": usage}
+                "background": self.background, "usage": usage}
