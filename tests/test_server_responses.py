@@ -219,6 +219,29 @@ def test_background_poll_and_cancel(client, server):
     assert client.openai.responses.retrieve(long.id).status == "cancelled"
 
 
+def test_truncation_auto_drops_the_oldest_items(client):
+    """truncation 'auto': a conversation longer than the context (1024 tokens here) loses its
+    oldest items until it fits; the reply equals the one to the shortest tail that fits, sent
+    without truncation; 'disabled' (the default) is the usual 400."""
+    filler = lambda i: " ".join(f"item{i}x{j}" for j in range(120))
+    items = []
+    for i in range(3):
+        items += [{"role": "user", "content": filler(i)}, {"role": "assistant", "content": "Noted."}]
+    items.append({"role": "user", "content": HELLO})
+    with pytest.raises(openai.BadRequestError):
+        client.create(input=items, max_output_tokens=12, temperature=0)
+    got = client.create(input=items, max_output_tokens=12, temperature=0, truncation="auto")
+    assert got.truncation == "auto" and got.usage.input_tokens + 12 <= 1024
+    for k in range(1, len(items)):
+        try:
+            want = client.create(input=items[k:], max_output_tokens=12, temperature=0)
+        except openai.BadRequestError:
+            continue
+        break
+    assert 1 < k < len(items) - 1, k
+    assert got.output_text == want.output_text and got.usage.input_tokens == want.usage.input_tokens
+
+
 def test_deeply_nested_bodies_are_400(server):
     for path in ("/v1/responses", "/v1/chat/completions", "/completion"):
         for depth in (300, 20000):
@@ -249,7 +272,8 @@ def test_deeply_nested_bodies_are_400(server):
     ({"input": "x", "background": True, "store": False}, "background"),
     ({"input": "x", "background": True, "stream": True}, "background"),
     ({"input": "x", "background": "yes"}, "background"),
-    ({"input": "x", "truncation": "auto"}, "truncation"),
+    ({"input": "x", "truncation": "middle"}, "truncation"),
+    ({"input": "x " * 2000, "truncation": "auto"}, "input"),
     ({"input": "x", "include": ["reasoning.encrypted_content"]}, "include"),
     ({"input": "x", "text": {"format": {"type": "json_schema"}}}, "text"),
     ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),

@@ -185,16 +185,26 @@ class EventWriter:
         self.final = r
 
 
+def _chat_call(server, req: ResponsesRequest) -> ChatCall:
+    """The chat call the request amounts to. With truncation 'auto', a conversation that does not
+    fit the context (with max_output_tokens) loses its oldest input messages, one at a time,
+    until it does (OpenAI's "dropping items from the beginning of the conversation"); what still
+    does not fit is the usual 400."""
+    while True:
+        try:
+            return ChatCall(server, req.chat_body)
+        except RequestError as e:
+            if req.truncation != "auto" or e.code != "context_length_exceeded" or not req.drop_oldest():
+                raise req.chat_error(e) from None
+
+
 async def create(server, request) -> Response:
     """POST /v1/responses."""
     route = "/v1/responses"
     try:
         server._check_key(request)
         req = ResponsesRequest(await server._body(request), server.responses)
-        try:
-            chat = ChatCall(server, req.chat_body)
-        except RequestError as e:
-            raise req.chat_error(e) from None
+        chat = _chat_call(server, req)
         if chat.tools:
             req.parallel = chat.tools.parallel  # (the generic tool form's default is one call)
     except RequestError as e:

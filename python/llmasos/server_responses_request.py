@@ -168,9 +168,13 @@ class ResponsesRequest:
         unknown = sorted(set(body) - KNOWN)
         if unknown:
             raise RequestError(f"unknown field '{unknown[0]}' for /v1/responses", unknown[0])
-        for name, allowed in (("max_tool_calls", (None,)), ("truncation", (None, "disabled"))):
-            if body.get(name) not in allowed:
-                raise RequestError(f"'{name}' {body[name]!r} is not supported by this server", name)
+        if body.get("max_tool_calls") is not None:
+            raise RequestError(f"'max_tool_calls' {body['max_tool_calls']!r} is not supported by this server",
+                               "max_tool_calls")
+        truncation = body.get("truncation")
+        if truncation not in (None, "disabled", "auto"):
+            raise RequestError("'truncation' must be 'auto' or 'disabled'", "truncation")
+        self.truncation = truncation or "disabled"
         reasoning = body.get("reasoning")
         if reasoning is not None and (not isinstance(reasoning, dict) or any(v is not None for v in reasoning.values())
                                       or not set(reasoning) <= {"effort", "summary", "generate_summary"}):
@@ -248,6 +252,19 @@ class ResponsesRequest:
         self.chat_body = chat
         self.parallel = body.get("parallel_tool_calls", True)  # the route sets what the tools take
 
+    def drop_oldest(self) -> bool:
+        """truncation 'auto': leaves the chat body's oldest input message out (the instructions'
+        system message stays, and so does the last message), with the tool results that would
+        be left without their call; False when there is nothing left to drop."""
+        msgs = self.chat_body["messages"]
+        first = 1 if self.body.get("instructions") else 0
+        if len(msgs) - first < 2:
+            return False
+        del msgs[first]
+        while len(msgs) - first > 1 and msgs[first]["role"] == "tool":
+            del msgs[first]
+        return True
+
     def chat_error(self, e: RequestError) -> RequestError:
         """A chat request's error in this API's words (its field names)."""
         names = {"max_tokens": "max_output_tokens", "prompt": "input", "messages": "input", "response_format": "text"}
@@ -269,6 +286,6 @@ class ResponsesRequest:
                 "previous_response_id": b.get("previous_response_id"), "store": self.store,
                 "temperature": b.get("temperature", 1.0), "top_p": b.get("top_p", 1.0),
                 "top_logprobs": b.get("top_logprobs"), "tool_choice": b.get("tool_choice", "auto"),
-                "tools": tools, "text": b.get("text") or {"format": {"type": "text"}}, "truncation": "disabled",
+                "tools": tools, "text": b.get("text") or {"format": {"type": "text"}}, "truncation": self.truncation,
                 "metadata": b.get("metadata") or {}, "user": b.get("user"), "reasoning": None,
                 "background": self.background, "usage": usage}
