@@ -212,16 +212,19 @@ class HermesStream:
 
 
 def tool_request(body, template: str):
-    """The request's tools in the template's own syntax when it has one (Hermes, Llama 3's JSON),
-    else the generic form; None without tools (tool_choice then must be absent or "none", as vLLM
-    asks)."""
+    """The request's tools in the template's own syntax when it has one (Hermes, Llama 3's JSON,
+    Mistral's), else the generic form; None without tools (tool_choice then must be absent or
+    "none", as vLLM asks)."""
     from .server_tools_llama3 import Llama3ToolRequest, is_llama3_template
+    from .server_tools_mistral import MistralToolRequest, is_mistral_template
     if body.get("tools") is None:
         if body.get("tool_choice") not in (None, "none"):
             raise RequestError("'tool_choice' needs 'tools'", "tool_choice")
         return None
     if is_hermes_template(template):
         return HermesToolRequest(body)
+    if is_mistral_template(template):
+        return MistralToolRequest(body)
     return Llama3ToolRequest(body) if is_llama3_template(template) else ToolRequest(body)
 
 
@@ -229,6 +232,9 @@ def history(messages, template: str):
     """Without tools in the request: earlier calls and results as the template's form takes them
     (a native form's template: OpenAI messages with the arguments as objects)."""
     from .server_tools_llama3 import is_llama3_template
+    from .server_tools_mistral import MistralToolRequest, is_mistral_template
+    if is_mistral_template(template):
+        return MistralToolRequest.messages(messages)
     if is_hermes_template(template) or is_llama3_template(template):
         return HermesToolRequest.messages(messages)
     return history_generic(messages, False)
