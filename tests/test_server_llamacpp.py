@@ -245,31 +245,55 @@ def test_embedding_route(server, llm):
 
 
 def test_infill(tmp_path, smollm2_gguf):
-    """/infill (llama-server's, for editor plugins): the fill-in-the-middle prompt around
-    input_prefix / input_suffix / prompt, with the extra files in the repository form when the
-    model has its tokens and as plain text first when it does not; a model without FIM tokens is
-    a 400."""
+    """/infill (llama-server's, for editor plugins): the fill-in-the-middle prompt as llama-server
+    builds it, the extra files (the repository form when the model has its tokens, else their
+    text) then prefix + prompt, suffix, middle; a prefix, suffix and extra files past the context
+    cut as llama-server cuts them (of B = min(2048, n_ctx / 2): the prefix's last 3B/4 tokens, the
+    suffix's first B/4 less the prompt, the extra files' last n_ctx - B - 2 n_predict); a model
+    without FIM tokens is a 400."""
     from gguf_factory import make_tiny_llama
+    from test_server import N_CTX
     fim = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
     repo = str(make_tiny_llama(tmp_path / "repo.gguf", extra_tokens=fim + ["<repo_name>", "<file_sep>"]).path)
     plain = str(make_tiny_llama(tmp_path / "plain.gguf", extra_tokens=fim).path)
-    body = {"input_prefix": "def f(x):\n", "input_suffix": "\n    return y\n", "prompt": "    ",
-            "input_extra": [{"filename": "util.py", "text": "Y = 2\n"}], "n_predict": 6, "temperature": 0}
-    for path, want in ((repo, "<repo_name>myproject\n<file_sep>util.py\nY = 2\n<file_sep>filename\n"),
-                       (plain, "Y = 2\n")):
-        want += "<fim_prefix>def f(x):\n<fim_suffix>\n    return y\n<fim_middle>    "
+    small = {"input_prefix": "def f(x):\n", "input_suffix": "\n    return y\n", "prompt": "    ",
+             "input_extra": [{"filename": "util.py", "text": "Y = 2\n"}], "n_predict": 6, "temperature": 0}
+    big = {**small, "input_prefix": "".join(f"a{i} = {i}\n" for i in range(400)),
+           "input_suffix": "".join(f"b{i} = {i}\n" for i in range(400)),
+           "input_extra": [{"filename": "util.py", "text": "".join(f"c{i} = {i}\n" for i in range(400))}]}
+    for path, repo_form in ((repo, True), (plain, False)):
         s = RunningServer(path)
         try:
             with LLM.from_pretrained(path, threads=1) as m:
-                ids = m.tokenize(want, special=True)
-            r = post(s, "/infill", body)
-            assert r["tokens_evaluated"] == len(ids)
-            assert r["content"] == post(s, "/completion", {"prompt": ids, "n_predict": 6, "temperature": 0})["content"]
-            assert post(s, "/infill", {**body, "input_extra": [{"text": 5}]}, 400)["param"] == "input_extra"
+                tok = lambda t: m.tokenize(t, add_bos=False)
+                sp = {t: m.tokenize(t, add_bos=False, special=True)[0] for t in fim + ["<repo_name>", "<file_sep>"]}
+                bos = [m._core().bos_id] if m._core().add_bos else []
+
+                def want(body):
+                    text = body["input_extra"][0]["text"]
+                    extra = ([sp["<repo_name>"]] + tok("myproject\n") + [sp["<file_sep>"]] + tok("util.py\n") + tok(text)
+                             + [sp["<file_sep>"]] + tok("filename\n")) if repo_form else tok(text)
+                    b = min(2048, N_CTX // 2)
+                    pre, suf, prompt = tok(body["input_prefix"]), tok(body["input_suffix"]), tok(body["prompt"])
+                    pre = pre[len(pre) - min(len(pre), 3 * (b // 4)):]
+                    suf = suf[:max(0, min(len(suf), b // 4 - (2 + len(prompt))))]
+                    n_extra = min(max(0, N_CTX - b - 2 * body["n_predict"]), len(extra))
+                    return bos + extra[len(extra) - n_extra:] + [sp["<fim_prefix>"]] + pre + prompt + \
+                        [sp["<fim_suffix>"]] + suf + [sp["<fim_middle>"]]
+
+                expected = [want(small), want(big)]
+                layout = m.detokenize(expected[0], special=True)
+            head = "<repo_name>myproject\n<file_sep>util.py\nY = 2\n<file_sep>filename\n" if repo_form else "Y = 2\n"
+            assert layout.endswith(head + "<fim_prefix>def f(x):\n    <fim_suffix>\n    return y\n<fim_middle>")
+            for body, ids in zip((small, big), expected):
+                r = post(s, "/infill", body)
+                assert r["tokens_evaluated"] == len(ids) <= N_CTX
+                assert r["content"] == post(s, "/completion", {"prompt": ids, "n_predict": 6, "temperature": 0})["content"]
+            assert post(s, "/infill", {**small, "input_extra": [{"text": 5}]}, 400)["param"] == "input_extra"
         finally:
             s.stop()
     s = RunningServer(smollm2_gguf)  # (SmolLM2's vocabulary has no fill-in-the-middle tokens)
     try:
-        assert post(s, "/infill", body, 400)["param"] == "input_prefix"
+        assert post(s, "/infill", small, 400)["param"] == "input_prefix"
     finally:
         s.stop()

@@ -37,8 +37,12 @@ def fim_tokens(llm) -> Dict[str, Optional[int]]:
 
 def infill_prompt(llm, body: Dict[str, Any], fim: Dict[str, Optional[int]]) -> List[int]:
     """llama-server's infill prompt: the extra files (the repository form, with the model's
-    repo-name and file-separator tokens, else their text first), then prefix, suffix, middle
-    tokens around input_prefix, input_suffix and prompt (PSM order)."""
+    repo-name and file-separator tokens, else their text), then the prefix, suffix and middle
+    tokens around input_prefix + prompt and input_suffix (PSM order; prompt is the cursor line's
+    text before the cursor), cut to fit as llama-server cuts them: of a batch of B tokens
+    (min(2048, n_ctx / 2)) the prefix keeps its last 3B/4, the suffix its first B/4 less the
+    prompt, and the extra files their last tokens up to n_ctx - B - 2 n_predict; an editor sends
+    whole files and a prompt past the context was a 400."""
     if None in (fim["pre"], fim["suf"], fim["mid"]):
         raise RequestError("this model has no fill-in-the-middle tokens (prefix, suffix, middle)", "input_prefix")
     texts = {}
@@ -50,6 +54,8 @@ def infill_prompt(llm, body: Dict[str, Any], fim: Dict[str, Optional[int]]) -> L
     if not isinstance(extra, list) or not all(isinstance(c, dict) and isinstance(c.get("text"), str) and
                                               isinstance(c.get("filename", ""), str) for c in extra):
         raise RequestError("'input_extra' must be a list of {'filename': ..., 'text': ...}", "input_extra")
+    n_predict = body.get("n_predict", -1)
+    n_predict = n_predict if isinstance(n_predict, int) and not isinstance(n_predict, bool) else -1
     tok = lambda s: llm.tokenize(s, add_bos=False)  # (the user's code: no special tokens read in it)
     ids: List[int] = []
     if fim["rep"] is not None and fim["sep"] is not None:
@@ -60,8 +66,12 @@ def infill_prompt(llm, body: Dict[str, Any], fim: Dict[str, Optional[int]]) -> L
     else:
         for c in extra:
             ids += tok(c["text"])
-    ids += [fim["pre"]] + tok(texts["input_prefix"]) + [fim["suf"]] + tok(texts["input_suffix"])
-    ids += [fim["mid"]] + tok(texts["prompt"])
+    prefix, suffix, prompt = tok(texts["input_prefix"]), tok(texts["input_suffix"]), tok(texts["prompt"])
+    batch = min(2048, llm.n_ctx // 2)
+    prefix = prefix[len(prefix) - min(len(prefix), 3 * (batch // 4)):]
+    suffix = suffix[:max(0, min(len(suffix), batch // 4 - (2 + len(prompt))))]
+    n_extra = min(max(0, llm.n_ctx - batch - 2 * n_predict), len(ids))
+    ids = ids[len(ids) - n_extra:] + [fim["pre"]] + prefix + prompt + [fim["suf"]] + suffix + [fim["mid"]]
     m = llm._core()
     return ([m.bos_id] if m.add_bos and m.bos_id >= 0 else []) + ids
 
