@@ -25,7 +25,7 @@ if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
 endif()
 if(NOT SKBUILD)
   # A wheel cannot hold symlinks, so only plain installs get the versioned soname chain. Before 1.0
-  # a minor version may change the C ABI (0.2 grew llmasos_generate_options), so the soname
+  # a minor version may change the C ABI (0.2 and 0.3 grew llmasos_generate_options), so the soname
   # carries major.minor until then.
   if(PROJECT_VERSION_MAJOR EQUAL 0)
     set(_llmasos_soversion ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR})

@@ -98,6 +98,23 @@ def test_example_json_mode_matches_python(lang, request, smollm2_gguf):
 
 
 @pytest.mark.parametrize("lang", ["c", "cpp"])
+def test_example_stop_strings_match_python(lang, request, smollm2_gguf, python_texts):
+    """--stop sets the API's stop strings: the text ends before the first one to appear, found
+    across token boundaries (", 8" is two tokens), as LLM.generate's stop ends it; finish stop.
+    A stop string that never appears changes nothing."""
+    prompt = "1, 2, 3, 4,"
+    full = python_texts[prompt]
+    with LLM.from_pretrained(smollm2_gguf) as llm:
+        ref = llm.generate(prompt, SamplingParams(max_tokens=MAX_TOKENS, stop=["zzz", ", 8", " 9"]))[0]
+    assert ref.finish_reason == "stop" and ref.text == full[:full.index(", 8")]
+    exe = request.getfixturevalue(f"{lang}_example")
+    r = _run([exe, smollm2_gguf, prompt, MAX_TOKENS, "--stop", "zzz", "--stop", ", 8", "--stop", " 9"], timeout=300)
+    assert r.stdout[:-1] == ref.text and "finish: stop" in r.stderr
+    r = _run([exe, smollm2_gguf, prompt, MAX_TOKENS, "--stop", "zzz"], timeout=300)
+    assert r.stdout[:-1] == full
+
+
+@pytest.mark.parametrize("lang", ["c", "cpp"])
 def test_example_grammar_matches_python(lang, request, smollm2_gguf, tmp_path):
     """--grammar FILE holds the output to a GBNF grammar (llmasos_grammar_parse and
     llmasos_generate_with_grammar): the same text as LLM.generate with that grammar; a bad grammar

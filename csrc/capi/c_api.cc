@@ -14,6 +14,7 @@
 
 #include "engine/gbnf_parse.h"
 #include "engine/session.h"
+#include "engine/stop_strings.h"
 #include "llmasos/errors.hpp"
 #include "model/llama.h"
 
@@ -123,6 +124,9 @@ llmasos_status llmasos_generate_options_init(llmasos_generate_options* opts) {
   opts->stop_token_ids = nullptr;
   opts->n_stop_token_ids = 0;
   opts->json_object = d.json_object ? 1 : 0;
+  opts->stop = nullptr;
+  opts->n_stop = 0;
+  opts->min_tokens = d.min_tokens;
   return LLMASOS_OK;
 }
 
@@ -306,38 +310,47 @@ llmasos_status llmasos_generate_with_grammar(llmasos_session* session, const int
   LLMASOS_REQUIRE(prompt);
   return guarded([&] {
     llmasos::GenerateOptions o;
+    std::vector<std::string> stops;
     if (opts) {
       if (!opts->stop_token_ids && opts->n_stop_token_ids > 0)
         return null_arg("llmasos_generate", "opts->stop_token_ids");
+      if (!opts->stop && opts->n_stop > 0) return null_arg("llmasos_generate", "opts->stop");
+      for (size_t i = 0; i < opts->n_stop; ++i) {
+        if (!opts->stop[i]) return null_arg("llmasos_generate", "opts->stop[i]");
+        stops.emplace_back(opts->stop[i]);
+      }
       o.max_tokens = opts->max_tokens;
       o.sampling = to_core(opts->sampling);
       o.ignore_eos = opts->ignore_eos != 0;
       o.stop_token_ids.assign(opts->stop_token_ids, opts->stop_token_ids + opts->n_stop_token_ids);
       o.json_object = opts->json_object != 0;
+      o.min_tokens = opts->min_tokens;
     }
     if (grammar) o.grammar = grammar->grammar;
     o.sampling.validate();
     const llmasos::Tokenizer& tok = session->session.model()->tokenizer();
     llmasos::StreamDecoder dec(tok);
-    bool go_on = true;  // false once the callback asked to stop
-    std::function<bool(int32_t)> on_token;
-    if (callback) {
-      on_token = [&](int32_t id) {
-        const std::string piece = dec.push(id);
-        go_on = callback(user_data, id, piece.c_str(), piece.size()) != 0;
-        return go_on;
-      };
-    }
+    llmasos::StopStrings matcher(std::move(stops));
+    bool go_on = true;  // false once the callback asked to stop or a stop string came
+    int64_t n_tokens = 0;
+    std::function<bool(int32_t)> on_token = [&](int32_t id) {
+      bool hit = false;
+      const std::string piece = matcher.feed(dec.push(id), ++n_tokens >= o.min_tokens, &hit);
+      if (callback) go_on = callback(user_data, id, piece.c_str(), piece.size()) != 0;
+      go_on = go_on && !hit;
+      return go_on;
+    };
     std::lock_guard<std::mutex> lock(*session->forward_mu);
     llmasos::GenerateResult r =
         session->session.generate(std::vector<int32_t>(prompt, prompt + n_prompt), o, on_token);
-    if (callback && go_on) {
-      const std::string tail = dec.flush();
-      if (!tail.empty()) callback(user_data, LLMASOS_NO_TOKEN, tail.c_str(), tail.size());
+    bool tail_hit = false;  // the undecoded bytes at the end completed a stop string
+    if (go_on) {
+      const std::string tail = matcher.feed(dec.flush(), n_tokens >= o.min_tokens, &tail_hit) + matcher.flush();
+      if (callback && !tail.empty()) callback(user_data, LLMASOS_NO_TOKEN, tail.c_str(), tail.size());
     }
     if (result) {
       result->n_tokens = r.tokens.size();
-      result->finish_reason = r.finish_reason == "stop" ? LLMASOS_FINISH_STOP : LLMASOS_FINISH_LENGTH;
+      result->finish_reason = r.finish_reason == "stop" || tail_hit ? LLMASOS_FINISH_STOP : LLMASOS_FINISH_LENGTH;
     }
     return LLMASOS_OK;
   });

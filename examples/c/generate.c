@@ -1,7 +1,7 @@
-/* generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--json | --grammar FILE.gbnf]: streams a greedy
- * completion of PROMPT (the generated text only) to stdout through the llmasos C API; --json asks
- * for one JSON object (JSON mode), --grammar for text the GBNF grammar in FILE derives. Errors go
- * to stderr with the library's message. */
+/* generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--stop STR]... [--json | --grammar FILE.gbnf]:
+ * streams a greedy completion of PROMPT (the generated text only) to stdout through the llmasos C
+ * API; --stop ends it before a stop string, --json asks for one JSON object (JSON mode), --grammar
+ * for text the GBNF grammar in FILE derives. Errors go to stderr with the library's message. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +49,19 @@ int main(int argc, char** argv) {
     grammar_path = argv[argc - 1];
     argc -= 2;
   }
+  /* --stop pairs, last first: stops[] keeps them in the order given. */
+  const char* stops[16];
+  size_t n_stop = 0;
+  int first_stop = argc;
+  while (first_stop > 4 && strcmp(argv[first_stop - 2], "--stop") == 0 && n_stop < 16) {
+    first_stop -= 2;
+    ++n_stop;
+  }
+  for (size_t i = 0; i < n_stop; ++i) stops[i] = argv[first_stop + 2 * (int)i + 1];
+  argc = first_stop;
   if (argc < 3 || argc > 4) {
-    fprintf(stderr, "usage: %s MODEL.gguf PROMPT [MAX_TOKENS=32] [--json | --grammar FILE.gbnf]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.gguf PROMPT [MAX_TOKENS=32] [--stop STR]... [--json | --grammar FILE.gbnf]\n",
+            argv[0]);
     return 2;
   }
   long max_tokens = argc == 4 ? strtol(argv[3], NULL, 10) : 32;
@@ -75,6 +86,8 @@ int main(int argc, char** argv) {
   llmasos_generate_options_init(&opts); /* greedy: temperature 0 */
   opts.max_tokens = max_tokens;
   opts.json_object = json;
+  opts.stop = stops;
+  opts.n_stop = n_stop;
   llmasos_generate_result result;
   llmasos_grammar* grammar = NULL;
   s = llmasos_session_new(model, &session);

@@ -1,11 +1,14 @@
-// generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--json | --grammar FILE.gbnf]: streams a greedy
-// completion of PROMPT (the generated text only) to stdout through the llmasos C++ API; --json asks
-// for one JSON object, --grammar for text the GBNF grammar in FILE derives.
+// generate MODEL.gguf PROMPT [MAX_TOKENS=32] [--stop STR]... [--json | --grammar FILE.gbnf]: streams
+// a greedy completion of PROMPT (the generated text only) to stdout through the llmasos C++ API;
+// --stop ends it before a stop string, --json asks for one JSON object, --grammar for text the GBNF
+// grammar in FILE derives.
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <llmasos/llmasos.hpp>
 
@@ -24,8 +27,12 @@ int main(int argc, char** argv) {
     grammar = text.str();
     argc -= 2;
   }
+  std::vector<std::string> stop;
+  for (; argc > 2 && std::string(argv[argc - 2]) == "--stop"; argc -= 2) stop.push_back(argv[argc - 1]);
+  std::reverse(stop.begin(), stop.end());
   if (argc < 3 || argc > 4) {
-    std::cerr << "usage: " << argv[0] << " MODEL.gguf PROMPT [MAX_TOKENS=32] [--json | --grammar FILE.gbnf]\n";
+    std::cerr << "usage: " << argv[0]
+              << " MODEL.gguf PROMPT [MAX_TOKENS=32] [--stop STR]... [--json | --grammar FILE.gbnf]\n";
     return 2;
   }
   try {
@@ -34,6 +41,7 @@ int main(int argc, char** argv) {
     params.max_tokens = argc == 4 ? std::atol(argv[3]) : 32;
     params.json_object = json;
     params.grammar = grammar;
+    params.stop = stop;
     llmasos::GenerationOutput out = llm.generate(argv[2], params, [](std::string_view piece) {
       std::cout << piece << std::flush;
       return true;

@@ -137,6 +137,20 @@ int main(int argc, char** argv) {
   go.n_stop_token_ids = 3;
   expect("generate_null_stop_ids", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r), LLMASOS_ERROR_INVALID_ARGUMENT);
   go.n_stop_token_ids = 0;
+  go.n_stop = 2;
+  expect("generate_null_stop", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r), LLMASOS_ERROR_INVALID_ARGUMENT);
+  {
+    const char* one_null[2] = {"x", NULL};
+    go.stop = one_null;
+    expect("generate_null_stop_string", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r),
+           LLMASOS_ERROR_INVALID_ARGUMENT);
+    go.stop = NULL;
+  }
+  go.n_stop = 0;
+  go.min_tokens = 5; /* above max_tokens (4) */
+  expect("generate_min_tokens_above_max", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r),
+         LLMASOS_ERROR_INVALID_ARGUMENT);
+  go.min_tokens = 0;
   expect("generate_ok", llmasos_generate(sess, ids, n_prompt, &go, NULL, NULL, &r), LLMASOS_OK);
   if (r.n_tokens != 4 || r.finish_reason != LLMASOS_FINISH_LENGTH) { ++failures; puts("FAIL generate_ok_result"); }
   {

@@ -66,6 +66,15 @@ typedef struct llmasos_generate_options {
   const int32_t* stop_token_ids; /* may be NULL when n_stop_token_ids is 0 */
   size_t n_stop_token_ids;
   int32_t json_object; /* nonzero: JSON mode, the output is one JSON object (ends when it closes) */
+  /* Stop strings (n_stop NUL-terminated UTF-8 strings; may be NULL when n_stop is 0): generation
+   * ends (STOP) where the text first contains one, found across token boundaries; the callback
+   * never receives it or anything after it (a tail that may begin one is held back until it
+   * cannot). */
+  const char* const* stop;
+  size_t n_stop;
+  /* End-of-generation tokens, stop_token_ids and stop strings cannot end the text before this
+   * many tokens (vLLM's min_tokens); in [0, max_tokens]. */
+  int64_t min_tokens;
 } llmasos_generate_options;
 
 typedef struct llmasos_generate_result {
@@ -161,7 +170,7 @@ LLMASOS_API llmasos_status llmasos_embed(llmasos_session* session, const int32_t
                                          size_t capacity, size_t* n_out);
 
 /* Text queries that cannot fail. */
-LLMASOS_API const char* llmasos_version(void);                  /* e.g. "0.2.0" */
+LLMASOS_API const char* llmasos_version(void);                  /* e.g. "0.3.0" */
 LLMASOS_API const char* llmasos_status_name(llmasos_status s);  /* e.g. "LLMASOS_ERROR_IO" */
 /* The message of the last failed call on this thread ("" if none); valid until the next call. */
 LLMASOS_API const char* llmasos_last_error(void);

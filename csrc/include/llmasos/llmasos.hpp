@@ -57,6 +57,8 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;
   std::optional<uint64_t> seed;
   std::vector<int32_t> stop_token_ids;
+  std::vector<std::string> stop;  // stop strings: the text ends before the first one ("stop")
+  int64_t min_tokens = 0;         // nothing ends the text before this many tokens
   bool ignore_eos = false;
   bool json_object = false;  // JSON mode: the output is one JSON object (ends when it closes)
   std::string grammar;       // GBNF text (llama.cpp's format): the output is text its root derives
@@ -168,6 +170,11 @@ class LLM {
     o.stop_token_ids = p.stop_token_ids.data();
     o.n_stop_token_ids = p.stop_token_ids.size();
     o.json_object = p.json_object ? 1 : 0;
+    std::vector<const char*> stops;
+    for (const auto& x : p.stop) stops.push_back(x.c_str());
+    o.stop = stops.data();
+    o.n_stop = stops.size();
+    o.min_tokens = p.min_tokens;
     Stream st{on_piece, {}, {}};
     llmasos_generate_result r{};
     llmasos_status s = llmasos_generate_with_grammar(session_, prompt.data(), prompt.size(), &o, grammar(p.grammar),
