@@ -20,7 +20,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from . import reasoning, server_embeddings, server_infill, server_llamacpp, server_responses, server_tokens
+from . import (reasoning, server_embeddings, server_infill, server_llamacpp, server_ollama, server_responses,
+               server_tokens)
 from .engine import AsyncEngine
 from .llm import LLM
 from .logprobs import TokenPieces
@@ -77,6 +78,14 @@ class Server:
             Route("/v1/responses/{rid}/input_items", functools.partial(server_responses.list_inputs, self),
                   methods=["GET"]),
             Route("/v1/responses/{rid}/cancel", functools.partial(server_responses.cancel, self), methods=["POST"]),
+            Route("/api/chat", functools.partial(server_ollama.chat, self), methods=["POST"]),
+            Route("/api/generate", functools.partial(server_ollama.generate, self), methods=["POST"]),
+            Route("/api/embed", functools.partial(server_ollama.embed, self), methods=["POST"]),
+            Route("/api/embeddings", functools.partial(server_ollama.embed, self, legacy=True), methods=["POST"]),
+            Route("/api/tags", functools.partial(server_ollama.tags, self), methods=["GET"]),
+            Route("/api/ps", functools.partial(server_ollama.ps, self), methods=["GET"]),
+            Route("/api/show", functools.partial(server_ollama.show, self), methods=["POST"]),
+            Route("/api/version", functools.partial(server_ollama.version, self), methods=["GET"]),
         ]
         self.responses = server_responses.ResponseStore()
         self.background: Dict[str, asyncio.Task] = {}  # running background responses, by id
