@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import logging
 import time
 import uuid
 from typing import Any, Dict, List, Optional
@@ -25,6 +26,8 @@ from . import __version__
 from .server_chat import ChatCall
 from .server_infill import fim_tokens, infill_prompt
 from .server_requests import RequestError, sampling_params
+
+logger = logging.getLogger("llmasos.server")
 
 DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "min_p": 0.0, "repeat_penalty": 1.1,
             "repeat_last_n": 64}
@@ -128,7 +131,7 @@ def _tool_calls(calls: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             args = json.loads(f["arguments"] or "{}")
         except ValueError:
             args = {}
-        out.append({"id": c.get("id"), "function": {"index": i, "name": f["name"], "arguments": args}})
+        out.append({"id": c.get("id"), "function": {"index": c.get("index", i), "name": f["name"], "arguments": args}})
     return out
 
 
@@ -176,10 +179,14 @@ async def _whole(server, request: Request, route: str, objects) -> Optional[List
     return out
 
 
-def _ndjson(objs) -> StreamingResponse:
+def _ndjson(objs, route: str) -> StreamingResponse:
     async def lines():
-        async for o in objs:
-            yield json.dumps(o) + "\n"
+        try:
+            async for o in objs:
+                yield json.dumps(o) + "\n"
+        except Exception as e:  # the headers are sent: the error ends the stream, as Ollama's do
+            logger.exception("stream of %s failed", route)
+            yield json.dumps({"error": f"internal server error ({type(e).__name__})"}) + "\n"
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
@@ -228,7 +235,7 @@ async def chat(server, request: Request) -> Response:
 
     if stream:
         server.metrics.request_done(route, 200)
-        return _ndjson(objects())
+        return _ndjson(objects(), route)
     objs = await _whole(server, request, route, objects())
     if objs is None:
         return Response(status_code=499)
@@ -310,7 +317,7 @@ async def generate(server, request: Request) -> Response:
 
     if body.get("stream", True):
         server.metrics.request_done(route, 200)
-        return _ndjson(objects())
+        return _ndjson(objects(), route)
     objs = await _whole(server, request, route, objects())
     if objs is None:
         return Response(status_code=499)
