@@ -240,6 +240,26 @@ class Server:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _unless_gone(self, request, route: str, work) -> bool:
+        """Awaits `work` (a coroutine gathering a non-streamed answer) unless the client goes away
+        first: then it is cancelled (closing _run_choices cancels the sequences in the engine and
+        frees their KV blocks, as vLLM does) and the request counts as 499, nginx's "client closed
+        request". True when the work finished (its error, if any, propagates), counted as 200."""
+        work, gone = asyncio.ensure_future(work), asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (work, gone):
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(work, gone, return_exceptions=True)
+        if not work.done() or work.cancelled():
+            self.metrics.request_done(route, 499)
+            return False
+        work.result()
+        self.metrics.request_done(route, 200)
+        return True
+
     async def _respond(self, request, route, jobs, n_prompt_tokens, make_chunk, make_final, stream,
                        usage_base=None, logprobs_of=lambda d: d.logprobs or [], on_delta=None):
         """Runs the jobs; streamed, each delta becomes make_chunk's chunks, then (when usage_base is
@@ -287,22 +307,8 @@ class Server:
                 results[index].add(d, logprobs_of(d))
                 cached.setdefault(index, d.cached_tokens)
 
-        # A client that goes away before a non-streamed answer is ready cancels its sequences too
-        # (closing _run_choices cancels them in the engine and frees their KV blocks), as vLLM does.
-        work = asyncio.ensure_future(collect())
-        gone = asyncio.ensure_future(_disconnected(request))
-        try:
-            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (work, gone):
-                if not t.done():
-                    t.cancel()
-            await asyncio.gather(work, gone, return_exceptions=True)
-        if not work.done() or work.cancelled():
-            self.metrics.request_done(route, 499)  # nginx's "client closed request"
+        if not await self._unless_gone(request, route, collect()):
             return Response(status_code=499)
-        work.result()  # an engine error propagates as before
-        self.metrics.request_done(route, 200)
         return JSONResponse(make_final(results, usage(sum(len(r.token_ids) for r in results))))
 
     # -- routes -------------------------------------------------------------------------------

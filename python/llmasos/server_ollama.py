@@ -154,29 +154,15 @@ class Timer:
 
 
 async def _whole(server, request: Request, route: str, objects) -> Optional[List[Dict[str, Any]]]:
-    """All of objects() for a non-streamed answer, or None when the client went away first: its
-    sequences are then cancelled and their KV blocks freed, as the OpenAI routes do."""
-    from .server import _disconnected
+    """All of objects() for a non-streamed answer, or None when the client went away first (its
+    sequences cancelled: Server._unless_gone)."""
     out: List[Dict[str, Any]] = []
 
     async def collect():
         async for o in objects:
             out.append(o)
 
-    work, gone = asyncio.ensure_future(collect()), asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in (work, gone):
-            if not t.done():
-                t.cancel()
-        await asyncio.gather(work, gone, return_exceptions=True)
-    if not work.done() or work.cancelled():
-        server.metrics.request_done(route, 499)
-        return None
-    work.result()  # an engine error propagates
-    server.metrics.request_done(route, 200)
-    return out
+    return out if await server._unless_gone(request, route, collect()) else None
 
 
 def _ndjson(objs, route: str) -> StreamingResponse:
