@@ -66,40 +66,64 @@ class Llama3ToolRequest(HermesToolRequest):
         return Llama3Stream(first_only=not self.parallel)
 
 
-class Llama3Stream:
-    """One choice's reply as OpenAI deltas, the same whatever pieces it comes in: a reply that
-    opens with "{" or <|python_tag|> is held to its end and read as calls (or, if it is not only
-    calls, given as content then); any other reply is content as it comes. first_only
-    (parallel_tool_calls false) keeps the first call."""
+class WholeReplyStream:
+    """One choice's reply as OpenAI deltas, for the JSON call forms whose calls are the whole reply
+    (Llama 3's here, Mistral's in server_tools_mistral.py), the same whatever pieces it comes in:
+    a reply that opens as calls (opens(), on its first visible characters) is held to its end and
+    read as calls (read(), None when it is not only calls: then it is given as content); any
+    other reply is content as it comes. first_only (parallel_tool_calls false) keeps the first
+    call."""
 
-    def __init__(self, first_only: bool = True):
+    def __init__(self, first_only: bool):
         self.first_only = first_only
         self.buf = ""
-        self.json: Optional[bool] = None  # undecided until the reply's first visible characters
+        self.held: Optional[bool] = None  # undecided until the reply's first visible characters
         self.calls = 0
+
+    @staticmethod
+    def opens(head: str) -> Optional[bool]:
+        """Whether a reply starting with `head` (stripped) is read as calls; None: cannot tell yet."""
+        raise NotImplementedError
+
+    @staticmethod
+    def read(text: str) -> Optional[List[Dict[str, Any]]]:
+        raise NotImplementedError
 
     def ended_in_call(self) -> bool:
         return self.calls > 0
 
     def feed(self, text: str, finished: bool) -> List[Dict[str, Any]]:
         self.buf += text
-        if self.json is None:
-            head = self.buf.lstrip()
-            if head and not (PYTHON_TAG.startswith(head[:len(PYTHON_TAG)]) or head.startswith("{")):
-                self.json = False
-            elif head.startswith("{") or head.startswith(PYTHON_TAG):
-                self.json = True
-            elif not finished:
-                return []  # whitespace, or what may be the start of <|python_tag|>
-        if not self.json:
+        if self.held is None:
+            self.held = self.opens(self.buf.lstrip())
+            if self.held is None and not finished:
+                return []
+        if not self.held:
             out, self.buf = self.buf, ""
             return [{"content": out}] if out else []
         if not finished:
             return []
         text, self.buf = self.buf, ""
-        calls = read_calls(text) if self.json else None
+        calls = self.read(text)
         if not calls:
             return [{"content": text}] if text else []
         self.calls = len(calls)
         kept = calls[:1] if self.first_only else calls
         return [{"tool_calls": [{"index": i, **c}]} for i, c in enumerate(kept)]
+
+
+class Llama3Stream(WholeReplyStream):
+    """A reply that opens with "{" or <|python_tag|> is read as calls (WholeReplyStream)."""
+
+    def __init__(self, first_only: bool = True):
+        super().__init__(first_only)
+
+    @staticmethod
+    def opens(head: str) -> Optional[bool]:
+        if head.startswith("{") or head.startswith(PYTHON_TAG):
+            return True
+        if head and not PYTHON_TAG.startswith(head[:len(PYTHON_TAG)]):
+            return False
+        return None  # whitespace, or what may be the start of <|python_tag|>
+
+    read = staticmethod(read_calls)

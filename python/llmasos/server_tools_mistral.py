@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional
 
 from .server_requests import parse_json
 from .server_tools_hermes import HermesToolRequest
+from .server_tools_llama3 import WholeReplyStream
 
 TOOL_CALLS = "[TOOL_CALLS]"
 
@@ -92,40 +93,16 @@ class MistralToolRequest(HermesToolRequest):
         return MistralStream(first_only=not self.parallel)
 
 
-class MistralStream:
-    """One choice's reply as OpenAI deltas, the same whatever pieces it comes in: a reply that
-    opens with [TOOL_CALLS], "[" or "{" is held to its end and read as calls (or, if it is not
-    only calls, given as content then); any other reply is content as it comes. first_only
-    (parallel_tool_calls false) keeps the first call."""
+class MistralStream(WholeReplyStream):
+    """A reply that opens with [TOOL_CALLS], "[" or "{" is read as calls (WholeReplyStream)."""
 
     def __init__(self, first_only: bool = False):
-        self.first_only = first_only
-        self.buf = ""
-        self.held: Optional[bool] = None  # undecided until the reply's first visible characters
-        self.calls = 0
+        super().__init__(first_only)
 
-    def ended_in_call(self) -> bool:
-        return self.calls > 0
+    @staticmethod
+    def opens(head: str) -> Optional[bool]:
+        if head[:1] in ("[", "{"):
+            return True
+        return False if head else None  # (whitespace so far)
 
-    def feed(self, text: str, finished: bool) -> List[Dict[str, Any]]:
-        self.buf += text
-        if self.held is None:
-            head = self.buf.lstrip()
-            if head[:1] in ("[", "{"):
-                self.held = True
-            elif head:
-                self.held = False
-            elif not finished:
-                return []  # whitespace so far
-        if not self.held:
-            out, self.buf = self.buf, ""
-            return [{"content": out}] if out else []
-        if not finished:
-            return []
-        text, self.buf = self.buf, ""
-        calls = read_calls(text)
-        if not calls:
-            return [{"content": text}] if text else []
-        self.calls = len(calls)
-        kept = calls[:1] if self.first_only else calls
-        return [{"tool_calls": [{"index": i, **c}]} for i, c in enumerate(kept)]
+    read = staticmethod(read_calls)
