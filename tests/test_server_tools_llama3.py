@@ -77,9 +77,10 @@ def server(smollm2_gguf):
     s.stop()
 
 
-def test_required_named_streamed_and_none(server):
-    c = server.client()
-    model = c.models.list().data[0].id
+def forced_calls(c, model):
+    """tool_choice "required", then a named function, whole and streamed: one call with valid
+    arguments, the same both ways, finish_reason tool_calls. Returns the whole replies' calls."""
+    made = []
     for choice in ("required", {"type": "function", "function": {"name": "get_time"}}):
         r = c.chat.completions.create(model=model, messages=MSGS, tools=[WEATHER, TIME], tool_choice=choice,
                                       max_tokens=80, temperature=0)
@@ -93,6 +94,14 @@ def test_required_named_streamed_and_none(server):
         calls = [tc for ch in chunks if ch.choices for tc in (ch.choices[0].delta.tool_calls or [])]
         assert [(tc.function.name, json.loads(tc.function.arguments)) for tc in calls] == [(name, args)]
         assert chunks[-1].choices[0].finish_reason == "tool_calls"
+        made.append(tc)
+    return made
+
+
+def test_required_named_streamed_and_none(server):
+    c = server.client()
+    model = c.models.list().data[0].id
+    forced_calls(c, model)
     # "auto": whatever the model writes, whole and streamed agree; "none" answers in text.
     r = c.chat.completions.create(model=model, messages=MSGS, tools=[WEATHER], max_tokens=40, temperature=0)
     chunks = list(c.chat.completions.create(model=model, messages=MSGS, tools=[WEATHER], max_tokens=40,

@@ -3,11 +3,9 @@
 the tools listed by the template, "required" and a named tool held to one {"name", "arguments"}
 object with valid arguments, streamed as whole; a reply read as calls or as the answer, in any
 pieces; history with calls and results, their ids made as the template demands."""
-import json
 import random
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from llmasos import LLM, chat_template
@@ -15,8 +13,9 @@ from llmasos.server_tools_hermes import is_hermes_template
 from llmasos.server_tools_llama3 import is_llama3_template
 from llmasos.server_tools_mistral import MistralStream, MistralToolRequest, call_id, is_mistral_template
 from test_server import RunningServer
-from test_server_tools import MSGS, PARAMS, TIME, WEATHER
+from test_server_tools import MSGS, TIME, WEATHER
 from test_server_tools_hermes import collect, feed_in_pieces
+from test_server_tools_llama3 import forced_calls
 
 TEMPLATE = Path(__file__).with_name("mistral_template.jinja")
 DEEP = '[{"name": "f", "arguments": {"a": ' + "[" * 1500 + "]" * 1500 + "}}]"
@@ -88,20 +87,9 @@ def server(smollm2_gguf):
 def test_required_named_streamed_and_history(server):
     c = server.client()
     model = c.models.list().data[0].id
-    for choice in ("required", {"type": "function", "function": {"name": "get_time"}}):
-        r = c.chat.completions.create(model=model, messages=MSGS, tools=[WEATHER, TIME], tool_choice=choice,
-                                      max_tokens=80, temperature=0)
-        assert r.choices[0].finish_reason == "tool_calls"
-        (tc,) = r.choices[0].message.tool_calls
-        name, args = tc.function.name, json.loads(tc.function.arguments)
-        assert name == "get_time" or not isinstance(choice, dict)
-        assert len(tc.id) == 9 and tc.id.isalnum()
-        jsonschema.validate(args, PARAMS[name])
-        chunks = list(c.chat.completions.create(model=model, messages=MSGS, tools=[WEATHER, TIME],
-                                                tool_choice=choice, max_tokens=80, temperature=0, stream=True))
-        calls = [tc for ch in chunks if ch.choices for tc in (ch.choices[0].delta.tool_calls or [])]
-        assert [(tc.function.name, json.loads(tc.function.arguments)) for tc in calls] == [(name, args)]
-        assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    made = forced_calls(c, model)
+    assert all(len(tc.id) == 9 and tc.id.isalnum() for tc in made)  # ids Mistral's templates take
+    tc = made[-1]
     # The call and its result sent back (with the id it came with, and with an OpenAI one) render
     # and are answered, with tools and without.
     for call in (tc, tc.model_copy(update={"id": "call_" + "x" * 24})):
