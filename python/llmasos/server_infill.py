@@ -35,6 +35,13 @@ def fim_tokens(llm) -> Dict[str, Optional[int]]:
     return out
 
 
+def server_fim(server) -> Dict[str, Optional[int]]:
+    """The served model's fill-in-the-middle tokens, found on first use and kept on the server."""
+    if server.fim is None:
+        server.fim = fim_tokens(server.llm)
+    return server.fim
+
+
 def infill_prompt(llm, body: Dict[str, Any], fim: Dict[str, Optional[int]]) -> List[int]:
     """llama-server's infill prompt: the extra files (the repository form, with the model's
     repo-name and file-separator tokens, else their text), then the prefix, suffix and middle
@@ -82,9 +89,7 @@ async def infill(server, request: Request) -> Response:
     try:
         server._check_key(request)
         body = await server._body(request, check_model=False)
-        if server.fim is None:
-            server.fim = fim_tokens(server.llm)
-        ids = infill_prompt(server.llm, body, server.fim)
+        ids = infill_prompt(server.llm, body, server_fim(server))
     except RequestError as e:
         return server._error("/infill", e)
     return await completion(server, request, {**body, "prompt": ids}, route="/infill")

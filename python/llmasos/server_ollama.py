@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from . import __version__
 from .server_chat import ChatCall
-from .server_infill import fim_tokens, infill_prompt
+from .server_infill import infill_prompt, server_fim
 from .server_requests import RequestError, sampling_params
 
 logger = logging.getLogger("llmasos.server")
@@ -262,9 +262,7 @@ async def generate(server, request: Request) -> Response:
             jobs, ids, chunks = call.jobs, call.ids, call.chunk
         else:
             if suffix:
-                if server.fim is None:
-                    server.fim = fim_tokens(server.llm)
-                ids = infill_prompt(server.llm, {"input_prefix": prompt, "input_suffix": suffix}, server.fim)
+                ids = infill_prompt(server.llm, {"input_prefix": prompt, "input_suffix": suffix}, server_fim(server))
             else:
                 ids = server.llm.tokenize(prompt, special=True)
             params, _, _, max_tokens = sampling_params(opts, max_tokens_default=None, n_ctx=server.llm.n_ctx,
@@ -415,9 +413,8 @@ async def show(server, request: Request) -> Response:
                            f"{arch}.attention.head_count", f"{arch}.attention.head_count_kv")
             if (v := llm.metadata(k)) is not None}
     caps = ["completion"] + (["tools"] if "tools" in llm.chat_template else []) + ["embedding"]
-    if server.fim is None:
-        server.fim = fim_tokens(llm)
-    if None not in (server.fim["pre"], server.fim["suf"], server.fim["mid"]):
+    fim = server_fim(server)
+    if None not in (fim["pre"], fim["suf"], fim["mid"]):
         caps.append("insert")
     server.metrics.request_done(route, 200)
     return JSONResponse({"modelfile": f"FROM {llm.path}\n", "parameters": "\n".join(
