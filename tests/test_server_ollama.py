@@ -127,6 +127,10 @@ def test_bad_bodies_the_client_would_not_send(server, name):
                  {"messages": MSGS}, {"model": name, "messages": MSGS, "options": [1]}):
         r = httpx.post(server.base + "/api/chat", json=body, timeout=30)
         assert r.status_code == 400 and r.json()["error"], body
+    # A suffix needs the model's fill-in-the-middle tokens, which SmolLM2 has not.
+    r = httpx.post(server.base + "/api/generate", json={"model": name, "prompt": "def f(", "suffix": "return x"},
+                   timeout=30)
+    assert r.status_code == 400 and "fill-in-the-middle" in r.json()["error"]
 
 
 def test_clients_going_away_free_their_blocks(server, name):
