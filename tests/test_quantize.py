@@ -20,17 +20,28 @@ def relative_rms(a, b):
     return float(np.sqrt(np.mean((a - b) ** 2)) / (np.sqrt(np.mean(b ** 2)) + 1e-12))
 
 
+def metadata(reader):
+    return {k: f.contents() for k, f in reader.fields.items() if not k.startswith("GGUF.")}
+
+
+@pytest.fixture(scope="module")
+def source(smollm2_gguf):
+    """The source file as the gguf package reads it, once for every target type (a read takes
+    seconds: the reader parses the 49k-entry vocabulary value by value)."""
+    reader = gguf.GGUFReader(smollm2_gguf)
+    return reader, metadata(reader)
+
+
 @pytest.mark.parametrize("qtype", ["Q8_0", "Q4_K", "Q6_K", "Q5_0", "F16"])
-def test_quantize_roundtrip(smollm2_gguf, tmp_path, qtype):
+def test_quantize_roundtrip(smollm2_gguf, source, tmp_path, qtype):
     out = tmp_path / f"model-{qtype}.gguf"
     r = subprocess.run([sys.executable, "-m", "llmasos", "quantize", smollm2_gguf, str(out), qtype],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    src = gguf.GGUFReader(smollm2_gguf)
+    src, src_fields = source
     dst = gguf.GGUFReader(str(out))
     assert [t.name for t in src.tensors] == [t.name for t in dst.tensors]
-    src_fields = {k: f.contents() for k, f in src.fields.items() if not k.startswith("GGUF.")}
-    dst_fields = {k: f.contents() for k, f in dst.fields.items() if not k.startswith("GGUF.")}
+    dst_fields = metadata(dst)
     assert set(src_fields) == set(dst_fields)
     for k in src_fields:
         if k != "general.file_type":

@@ -8,6 +8,7 @@ import unicodedata
 import pytest
 
 from llmasos import _core
+import hf_reference
 from tokenizer_corpus import CORPUS, SPECIAL_TEXT
 
 IM_START, IM_END, ENDOFTEXT = 1, 2, 0  # SmolLM2 control tokens
@@ -25,10 +26,9 @@ def hf_smol(smollm2_gguf):
     that tokenizer.ggml.pre = "smollm" names. transformers' GGUF converter ignores that key and
     uses plain ByteLevel; SmolLM2's own tokenizer.json (and llama.cpp's "smollm") first isolates
     each digit (Digits(individual_digits=True)), which differs when 2+ spaces precede a digit."""
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from tokenizers import pre_tokenizers as pt
-    tok = transformers.AutoTokenizer.from_pretrained(
-        os.path.dirname(smollm2_gguf), gguf_file=os.path.basename(smollm2_gguf))
+    tok = hf_reference.load_tokenizer(smollm2_gguf)
     tok.backend_tokenizer.pre_tokenizer = pt.Sequence(
         [pt.Digits(individual_digits=True), pt.ByteLevel(add_prefix_space=False, use_regex=True)])
     return tok
@@ -92,9 +92,8 @@ def test_bpe_matches_unpatched_transformers_without_digit_after_spaces(smol, hf_
     """Where no whitespace precedes a number, transformers' own GGUF tokenizer (plain ByteLevel)
     agrees with us too: the only difference is the digit isolation ("  1" -> "  ", "1" for us and
     SmolLM2's tokenizer.json; " ", " 1" for plain ByteLevel)."""
-    transformers = pytest.importorskip("transformers")
-    raw = transformers.AutoTokenizer.from_pretrained(
-        os.path.dirname(smollm2_gguf), gguf_file=os.path.basename(smollm2_gguf))
+    pytest.importorskip("transformers")
+    raw = hf_reference.load_tokenizer(smollm2_gguf)
 
     def digit_after_spaces(s):
         return any(s[i].isnumeric() and s[i - 1].isspace() for i in range(1, len(s)))
