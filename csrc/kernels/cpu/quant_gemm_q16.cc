@@ -238,23 +238,6 @@ inline void group_q16(const uint8_t* grp, const X8Act& a, int64_t t0, int64_t va
 // with the generic level's): 16 tokens 0.60-0.75 of the time (Q4_1 qkv 0.60, head 0.75; Q8_0 0.71,
 // 0.78; Q4_0 0.63, 0.69), 3 tokens 0.75-0.83 on Q/K/V-sized products. Decode keeps group_q16
 // (as gemm_x8_avx2 keeps group_x8: Zen 4 runs 512-bit ops in two halves, not measured there).
-inline __m512i dpwssd_bcast16(__m512i s, __m512i w, const void* p) {
-#if defined(__clang__)
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_dpwssd_epi32(s, w, _mm512_set1_epi32(v));
-#else
-  __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*static_cast<const int32_t*>(p)));
-  return s;
-#endif
-}
-
-inline __m512 halves_pair(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
-  const __m128i h0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + at));
-  const __m128i h1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + at));
-  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(h0), h1, 1));
-}
-
 template <GgmlType T, int M>
 inline void group_pair_q16(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int64_t t0, __m512 out[M]) {
   using F = X8Format<T>;
@@ -306,15 +289,7 @@ inline void group_pair_q16(const uint8_t* g0, const uint8_t* g1, const X8Act& a,
       acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(d, _mm512_cvtepi32_ps(S)));
     }
   }
-  if constexpr (F::kMin) {  // add_min_terms, 16 rows wide
-    __m512 accm[M];
-    for (int t = 0; t < M; ++t) accm[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m512 mw = halves_pair(g0 + static_cast<uint64_t>(b) * F::kBytes, g1 + static_cast<uint64_t>(b) * F::kBytes, F::kM);
-      for (int t = 0; t < M; ++t) accm[t] = _mm512_add_ps(accm[t], _mm512_mul_ps(mw, _mm512_set1_ps(a.s[(t0 + t) * nb + b])));
-    }
-    for (int t = 0; t < M; ++t) acc[t] = _mm512_add_ps(acc[t], accm[t]);
-  }
+  if constexpr (F::kMin) add_min_terms_pair<T, M>(g0, g1, a, t0, acc);
   for (int t = 0; t < M; ++t) out[t] = acc[t];
 }
 
@@ -330,13 +305,7 @@ template <GgmlType T>
       const int64_t n = t0 + nt - s < 8 ? t0 + nt - s : 8;
       __m512 out[8];
       with_tile<8>(n, [&](auto tile) { group_pair_q16<T, decltype(tile)::value>(g0, g0 + gs, a, s, out); });
-      __m256 lo[8], hi[8];
-      for (int64_t t = 0; t < n; ++t) {
-        lo[t] = _mm512_castps512_ps256(out[t]);
-        hi[t] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(out[t]), 1));
-      }
-      store_group(lo, n, rows - 8 * g < 8 ? rows - 8 * g : 8, y, s, y_stride, 8 * g);
-      store_group(hi, n, rows - 8 * g - 8 < 8 ? rows - 8 * g - 8 : 8, y, s, y_stride, 8 * g + 8);
+      store_pair(out, n, rows, y, s, y_stride, 8 * g);
     }
   }
   return g;

@@ -484,28 +484,6 @@ template <GgmlType T>
 }
 
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-// s + each lane's dpbusd of w with the 4 bytes at p ({1to16} broadcast; see dpbusd_bcast).
-#if defined(__clang__)
-inline __m512i dpbusd_bcast16(__m512i s, __m512i w, const void* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_dpbusd_epi32(s, w, _mm512_set1_epi32(v));
-}
-#else
-inline __m512i dpbusd_bcast16(__m512i s, __m512i w, const void* p) {
-  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*static_cast<const int32_t*>(p)));
-  return s;
-}
-#endif
-
-// The 16 fp16 values at b0 + at and b1 + at (8 each), widened: lanes 0..7 group 0's rows, 8..15
-// group 1's.
-inline __m512 halves_pair(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
-  const __m128i h0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + at));
-  const __m128i h1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + at));
-  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(h0), h1, 1));
-}
-
 // Two groups (16 rows, one zmm: group 0 in lanes 0..7, group 1 in 8..15) x NT <= 8 tokens, for
 // the formats without a 5th bit (Q4_0, Q4_1, Q8_0) with VNNI: register k of both groups is one
 // zmm, so each vpdpbusd, its broadcast and every float op of the scaling serve 16 rows instead of
@@ -557,15 +535,7 @@ inline void group_pair_zmm(const uint8_t* g0, const uint8_t* g1, const X8Act& a,
       acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(d, _mm512_cvtepi32_ps(S)));
     }
   }
-  if constexpr (F::kMin) {  // add_min_terms, 16 rows wide
-    __m512 accm[NT];
-    for (int t = 0; t < NT; ++t) accm[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m512 mw = halves_pair(g0 + static_cast<uint64_t>(b) * F::kBytes, g1 + static_cast<uint64_t>(b) * F::kBytes, F::kM);
-      for (int t = 0; t < NT; ++t) accm[t] = _mm512_add_ps(accm[t], _mm512_mul_ps(mw, _mm512_set1_ps(a.s[(t0 + t) * nb + b])));
-    }
-    for (int t = 0; t < NT; ++t) acc[t] = _mm512_add_ps(acc[t], accm[t]);
-  }
+  if constexpr (F::kMin) add_min_terms_pair<T, NT>(g0, g1, a, t0, acc);
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
@@ -580,13 +550,7 @@ template <GgmlType T>
     const uint8_t* g0 = w + static_cast<uint64_t>(g) * gs;
     __m512 out[8];
     with_tile<8>(nt, [&](auto tile) { group_pair_zmm<T, decltype(tile)::value>(g0, g0 + gs, a, t0, out); });
-    __m256 lo[8], hi[8];
-    for (int64_t t = 0; t < nt; ++t) {
-      lo[t] = _mm512_castps512_ps256(out[t]);
-      hi[t] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(out[t]), 1));
-    }
-    store_group(lo, nt, rows - 8 * g < 8 ? rows - 8 * g : 8, y, t0, y_stride, 8 * g);
-    store_group(hi, nt, rows - 8 * g - 8 < 8 ? rows - 8 * g - 8 : 8, y, t0, y_stride, 8 * g + 8);
+    store_pair(out, nt, rows, y, t0, y_stride, 8 * g);
   }
   return g;
 }

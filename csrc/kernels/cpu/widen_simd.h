@@ -57,6 +57,27 @@ LLMASOS_VNNI_BCAST(dpwssd_bcast, "vpdpwssd", _mm256_dpwssd_epi32)
 #undef LLMASOS_VNNI_BCAST
 #endif
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+// The same over 16 lanes ({1to16}): the kernels that run a pair of x8 groups as one zmm.
+#if defined(__clang__)
+#define LLMASOS_VNNI_BCAST16(name, insn, intrinsic)                 \
+  inline __m512i name(__m512i s, __m512i w, const void* p) {        \
+    int32_t v;                                                      \
+    std::memcpy(&v, p, 4);                                          \
+    return intrinsic(s, w, _mm512_set1_epi32(v));                   \
+  }
+#else
+#define LLMASOS_VNNI_BCAST16(name, insn, intrinsic)                                      \
+  inline __m512i name(__m512i s, __m512i w, const void* p) {                             \
+    __asm__(insn " %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*static_cast<const int32_t*>(p))); \
+    return s;                                                                            \
+  }
+#endif
+LLMASOS_VNNI_BCAST16(dpbusd_bcast16, "vpdpbusd", _mm512_dpbusd_epi32)
+LLMASOS_VNNI_BCAST16(dpwssd_bcast16, "vpdpwssd", _mm512_dpwssd_epi32)
+#undef LLMASOS_VNNI_BCAST16
+#endif
+
 #if defined(__AVX512F__)
 inline __m512 load16_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));

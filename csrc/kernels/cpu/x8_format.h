@@ -192,6 +192,46 @@ void run_groups(int64_t ng, int64_t rows, int64_t t0, int64_t nt, float* y, int6
   }
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+// Pairs of groups as one zmm (the avx512 level's kernels for 2+ tokens): lanes 0..7 are group 0's
+// rows, 8..15 group 1's.
+
+// The 8 fp16 values at b0 + at and the 8 at b1 + at, widened into one zmm.
+inline __m512 halves_pair(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
+  const __m128i h0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + at));
+  const __m128i h1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + at));
+  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(h0), h1, 1));
+}
+
+// add_min_terms for the pair of groups at g0, g1 (the same ops per lane).
+template <GgmlType T, int NT>
+inline void add_min_terms_pair(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int64_t t0, __m512 acc[NT]) {
+  using F = X8Format<T>;
+  __m512 accm[NT];
+  for (int t = 0; t < NT; ++t) accm[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < a.nb; ++b) {
+    const uint64_t at = static_cast<uint64_t>(b) * F::kBytes + F::kM;
+    const __m512 mw = halves_pair(g0, g1, at);
+    for (int t = 0; t < NT; ++t)
+      accm[t] = _mm512_add_ps(accm[t], _mm512_mul_ps(mw, _mm512_set1_ps(a.s[(t0 + t) * a.nb + b])));
+  }
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_add_ps(acc[t], accm[t]);
+}
+
+// Stores a pair's nt rows of 16 outputs: group 0's to columns col .. col + 7, group 1's to the next
+// 8 (only the rows below `rows`, the matrix's row count).
+inline void store_pair(const __m512* out, int64_t nt, int64_t rows, float* y, int64_t t0, int64_t y_stride,
+                       int64_t col) {
+  __m256 lo[16], hi[16];
+  for (int64_t t = 0; t < nt; ++t) {
+    lo[t] = _mm512_castps512_ps256(out[t]);
+    hi[t] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(out[t]), 1));
+  }
+  store_group(lo, nt, rows - col < 8 ? rows - col : 8, y, t0, y_stride, col);
+  store_group(hi, nt, rows - col - 8 < 8 ? rows - col - 8 : 8, y, t0, y_stride, col + 8);
+}
+#endif  // AVX-512
+
 #endif  // AVX2
 
 }  // namespace
