@@ -259,15 +259,11 @@ inline void group_pair_q16(const uint8_t* g0, const uint8_t* g1, const X8Act& a,
     for (int t = 0; t < M; ++t) lo[t] = hi[t] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
-      auto both = [&](uint64_t at) {
-        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + at))),
-                                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + at)), 1);
-      };
       __m512i q;
       if constexpr (F::kQ8) {
-        q = both(F::kQs + 32 * k);
+        q = load_pair(b0, b1, F::kQs + 32 * k);
       } else {  // register k: the low nibbles of 32-byte run k % 4 (k < 4), else the high ones
-        const __m512i v = both(F::kQs + 32 * (k % 4));
+        const __m512i v = load_pair(b0, b1, F::kQs + 32 * (k % 4));
         q = _mm512_and_si512(k < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0f));
       }
       __m512i wa = _mm512_shuffle_epi8(q, ctl_a), wb = _mm512_shuffle_epi8(q, ctl_b);
@@ -283,32 +279,24 @@ inline void group_pair_q16(const uint8_t* g0, const uint8_t* g1, const X8Act& a,
     }
     const __m512 dw = halves_pair(b0, b1, 0);
     for (int t = 0; t < M; ++t) {
-      __m512i S = _mm512_add_epi32(lo[t], hi[t]);
-      if constexpr (F::kOff != 0) S = _mm512_sub_epi32(S, _mm512_set1_epi32(F::kOff * a.sum[(t0 + t) * nb + b]));
-      const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[(t0 + t) * nb + b]));
-      acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(d, _mm512_cvtepi32_ps(S)));
+      const int64_t ti = (t0 + t) * nb + b;
+      acc[t] = scale_pair<F::kOff>(acc[t], dw, a.d[ti], _mm512_add_epi32(lo[t], hi[t]), a.sum[ti]);
     }
   }
   if constexpr (F::kMin) add_min_terms_pair<T, M>(g0, g1, a, t0, acc);
   for (int t = 0; t < M; ++t) out[t] = acc[t];
 }
 
-// Pairs of groups for 2+ tokens; returns the groups done (an odd last one is left to the caller).
+// Pairs of groups through group_pair_q16 (any number of tokens, 8 at a time); returns the groups
+// done (an odd last one is left to the caller).
 template <GgmlType T>
 [[gnu::noinline]] int64_t gemm_q16_pairs(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                                          int64_t nt, float* y, int64_t y_stride) {
   const uint64_t gs = static_cast<uint64_t>(a.nb) * X8Format<T>::kBytes;
-  int64_t g = 0;
-  for (; g + 2 <= ng; g += 2) {
-    const uint8_t* g0 = w + static_cast<uint64_t>(g) * gs;
-    for (int64_t s = t0; s < t0 + nt; s += 8) {
-      const int64_t n = t0 + nt - s < 8 ? t0 + nt - s : 8;
-      __m512 out[8];
-      with_tile<8>(n, [&](auto tile) { group_pair_q16<T, decltype(tile)::value>(g0, g0 + gs, a, s, out); });
-      store_pair(out, n, rows, y, s, y_stride, 8 * g);
-    }
-  }
-  return g;
+  return run_pairs_zmm(ng, rows, w, gs, t0, nt, y, y_stride, [&](const uint8_t* g0, const uint8_t* g1, int64_t s,
+                                                                 auto tile, __m512* out) {
+    group_pair_q16<T, decltype(tile)::value>(g0, g1, a, s, out);
+  });
 }
 #endif
 

@@ -510,16 +510,12 @@ inline void group_pair_zmm(const uint8_t* g0, const uint8_t* g1, const X8Act& a,
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* b0 = g0 + static_cast<uint64_t>(b) * F::kBytes;
     const uint8_t* b1 = g1 + static_cast<uint64_t>(b) * F::kBytes;
-    auto both = [&](uint64_t at) {
-      return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + at))),
-                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + at)), 1);
-    };
     __m512i w[8];
     if constexpr (F::kQ8) {
-      for (int k = 0; k < 8; ++k) w[k] = _mm512_xor_si512(both(F::kQs + 32 * k), _mm512_set1_epi8(static_cast<char>(0x80)));
+      for (int k = 0; k < 8; ++k) w[k] = _mm512_xor_si512(load_pair(b0, b1, F::kQs + 32 * k), _mm512_set1_epi8(static_cast<char>(0x80)));
     } else {
       for (int j = 0; j < 4; ++j) {
-        const __m512i v = both(F::kQs + 32 * j);
+        const __m512i v = load_pair(b0, b1, F::kQs + 32 * j);
         w[j] = _mm512_and_si512(v, m4);
         w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
       }
@@ -530,29 +526,23 @@ inline void group_pair_zmm(const uint8_t* g0, const uint8_t* g1, const X8Act& a,
       __m512i S = _mm512_setzero_si512();
       for (int k = 0; k < 8; ++k) S = dpbusd_bcast16(S, w[k], xq + 4 * k);
       const int64_t ti = (t0 + t) * nb + b;
-      if constexpr (offset_of<T>() != 0) S = _mm512_sub_epi32(S, _mm512_set1_epi32(offset_of<T>() * a.sum[ti]));
-      const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(a.d[ti]));
-      acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(d, _mm512_cvtepi32_ps(S)));
+      acc[t] = scale_pair<offset_of<T>()>(acc[t], dw, a.d[ti], S, a.sum[ti]);
     }
   }
   if constexpr (F::kMin) add_min_terms_pair<T, NT>(g0, g1, a, t0, acc);
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-// Pairs of groups through group_pair_zmm for 4+ tokens; returns the groups done (an odd last one
-// is left to the caller). Its own function for the register allocation (see gemm_x8_pairs).
+// Pairs of groups through group_pair_zmm; returns the groups done (an odd last one is left to the
+// caller). Its own function for the register allocation (see gemm_x8_pairs).
 template <GgmlType T>
 [[gnu::noinline]] int64_t gemm_x8_zmm_pairs(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& a, int64_t t0,
                                             int64_t nt, float* y, int64_t y_stride) {
   const uint64_t gs = static_cast<uint64_t>(a.nb) * X8Format<T>::kBytes;
-  int64_t g = 0;
-  for (; g + 2 <= ng; g += 2) {
-    const uint8_t* g0 = w + static_cast<uint64_t>(g) * gs;
-    __m512 out[8];
-    with_tile<8>(nt, [&](auto tile) { group_pair_zmm<T, decltype(tile)::value>(g0, g0 + gs, a, t0, out); });
-    store_pair(out, nt, rows, y, t0, y_stride, 8 * g);
-  }
-  return g;
+  return run_pairs_zmm(ng, rows, w, gs, t0, nt, y, y_stride, [&](const uint8_t* g0, const uint8_t* g1, int64_t s,
+                                                                 auto tile, __m512* out) {
+    group_pair_zmm<T, decltype(tile)::value>(g0, g1, a, s, out);
+  });
 }
 #endif
 

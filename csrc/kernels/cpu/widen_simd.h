@@ -32,51 +32,35 @@ inline float hmax_ps(__m256 v) {
 }
 #endif
 
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 // s + each lane's VNNI dot product of w with the 4 bytes at p, the same 4 for every lane
 // (dpbusd_bcast: w's u8 quads with 4 int8; dpwssd_bcast: w's int16 pairs with 2 int16): the
-// instruction with an embedded broadcast {1to8} memory operand. GCC 12 does not fold a set1 into
-// it, and a separate vpbroadcastd measured 1.52 instead of 1.88 vpdpbusd per cycle (Zen 4,
-// register-only), so GCC gets the instruction in asm; LLVM folds the broadcast itself.
+// instruction with an embedded broadcast ({1to8} for ymm, {1to16} for zmm: the kernels that run a
+// pair of x8 groups as one zmm) memory operand. GCC 12 does not fold a set1 into it, and a
+// separate vpbroadcastd measured 1.52 instead of 1.88 vpdpbusd per cycle (Zen 4, register-only),
+// so GCC gets the instruction in asm; LLVM folds the broadcast itself.
 #if defined(__clang__)
-#define LLMASOS_VNNI_BCAST(name, insn, intrinsic)                   \
-  inline __m256i name(__m256i s, __m256i w, const void* p) {        \
+#define LLMASOS_VNNI_BCAST(name, vec, set1, bcast, insn, intrinsic) \
+  inline vec name(vec s, vec w, const void* p) {                    \
     int32_t v;                                                      \
     std::memcpy(&v, p, 4);                                          \
-    return intrinsic(s, w, _mm256_set1_epi32(v));                   \
+    return intrinsic(s, w, set1(v));                                \
   }
 #else
-#define LLMASOS_VNNI_BCAST(name, insn, intrinsic)                                       \
-  inline __m256i name(__m256i s, __m256i w, const void* p) {                            \
-    __asm__(insn " %2%{1to8%}, %1, %0" : "+v"(s) : "v"(w), "m"(*static_cast<const int32_t*>(p))); \
+#define LLMASOS_VNNI_BCAST(name, vec, set1, bcast, insn, intrinsic)                     \
+  inline vec name(vec s, vec w, const void* p) {                                        \
+    __asm__(insn " %2%{" bcast "%}, %1, %0" : "+v"(s) : "v"(w), "m"(*static_cast<const int32_t*>(p))); \
     return s;                                                                           \
   }
 #endif
-LLMASOS_VNNI_BCAST(dpbusd_bcast, "vpdpbusd", _mm256_dpbusd_epi32)
-LLMASOS_VNNI_BCAST(dpwssd_bcast, "vpdpwssd", _mm256_dpwssd_epi32)
-#undef LLMASOS_VNNI_BCAST
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+LLMASOS_VNNI_BCAST(dpbusd_bcast, __m256i, _mm256_set1_epi32, "1to8", "vpdpbusd", _mm256_dpbusd_epi32)
+LLMASOS_VNNI_BCAST(dpwssd_bcast, __m256i, _mm256_set1_epi32, "1to8", "vpdpwssd", _mm256_dpwssd_epi32)
 #endif
-
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-// The same over 16 lanes ({1to16}): the kernels that run a pair of x8 groups as one zmm.
-#if defined(__clang__)
-#define LLMASOS_VNNI_BCAST16(name, insn, intrinsic)                 \
-  inline __m512i name(__m512i s, __m512i w, const void* p) {        \
-    int32_t v;                                                      \
-    std::memcpy(&v, p, 4);                                          \
-    return intrinsic(s, w, _mm512_set1_epi32(v));                   \
-  }
-#else
-#define LLMASOS_VNNI_BCAST16(name, insn, intrinsic)                                      \
-  inline __m512i name(__m512i s, __m512i w, const void* p) {                             \
-    __asm__(insn " %2%{1to16%}, %1, %0" : "+v"(s) : "v"(w), "m"(*static_cast<const int32_t*>(p))); \
-    return s;                                                                            \
-  }
+LLMASOS_VNNI_BCAST(dpbusd_bcast16, __m512i, _mm512_set1_epi32, "1to16", "vpdpbusd", _mm512_dpbusd_epi32)
+LLMASOS_VNNI_BCAST(dpwssd_bcast16, __m512i, _mm512_set1_epi32, "1to16", "vpdpwssd", _mm512_dpwssd_epi32)
 #endif
-LLMASOS_VNNI_BCAST16(dpbusd_bcast16, "vpdpbusd", _mm512_dpbusd_epi32)
-LLMASOS_VNNI_BCAST16(dpwssd_bcast16, "vpdpwssd", _mm512_dpwssd_epi32)
-#undef LLMASOS_VNNI_BCAST16
-#endif
+#undef LLMASOS_VNNI_BCAST
 
 #if defined(__AVX512F__)
 inline __m512 load16_f16(const uint16_t* p) {

@@ -203,6 +203,20 @@ inline __m512 halves_pair(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
   return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(h0), h1, 1));
 }
 
+// The 32 bytes at b0 + at (lanes 0..7's rows) and at b1 + at (8..15's) as one zmm.
+inline __m512i load_pair(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + at))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + at)), 1);
+}
+
+// One block's canonical float step for a pair's 16 rows and one token: acc + (dw * dx) *
+// float(S - kOff * sum), S the block's exact sums, sum the token's activation sum of the block.
+template <int kOff>
+inline __m512 scale_pair(__m512 acc, __m512 dw, float dx, __m512i S, int32_t sum) {
+  if constexpr (kOff != 0) S = _mm512_sub_epi32(S, _mm512_set1_epi32(kOff * sum));
+  return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dx)), _mm512_cvtepi32_ps(S)));
+}
+
 // add_min_terms for the pair of groups at g0, g1 (the same ops per lane).
 template <GgmlType T, int NT>
 inline void add_min_terms_pair(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int64_t t0, __m512 acc[NT]) {
@@ -229,6 +243,25 @@ inline void store_pair(const __m512* out, int64_t nt, int64_t rows, float* y, in
   }
   store_group(lo, nt, rows - col < 8 ? rows - col : 8, y, t0, y_stride, col);
   store_group(hi, nt, rows - col - 8 < 8 ? rows - col - 8 : 8, y, t0, y_stride, col + 8);
+}
+
+// The driver of the pair kernels: groups g, g + 1 (gs bytes apart) for every whole pair, tokens
+// [t0, t0 + nt) 8 at a time, pair(g0, g1, first token, tile size as a constant, out[tile]) then
+// the pair's store. Returns the groups done: an odd last one is left to the caller.
+template <class Pair>
+int64_t run_pairs_zmm(int64_t ng, int64_t rows, const uint8_t* w, uint64_t gs, int64_t t0, int64_t nt, float* y,
+                      int64_t y_stride, const Pair& pair) {
+  int64_t g = 0;
+  for (; g + 2 <= ng; g += 2) {
+    const uint8_t* g0 = w + static_cast<uint64_t>(g) * gs;
+    for (int64_t s = t0; s < t0 + nt; s += 8) {
+      const int64_t n = t0 + nt - s < 8 ? t0 + nt - s : 8;
+      __m512 out[8];
+      with_tile<8>(n, [&](auto tile) { pair(g0, g0 + gs, s, tile, out); });
+      store_pair(out, n, rows, y, s, y_stride, 8 * g);
+    }
+  }
+  return g;
 }
 #endif  // AVX-512
 
