@@ -18,6 +18,22 @@ SHAPES = [(1, 1, 1), (7, 3, 3), (13, 5, 7), (33, 9, 2), (8, 4, 1), (66, 1, 5), (
 LEVELS = _core.supported_isas() + _core.emulated_isas()
 
 
+def fma32(a, b, c):
+    """float32 fused multiply-add, a * b + c rounded once (quant_dot.h's fma in the x8 order),
+    elementwise with broadcasting: a * b is exact in float64; the float64 sum s and its exact error
+    e (two-sum), s rounded to odd (the odd neighbour when inexact), then to float32 - one rounding
+    overall (Boldo and Melquiond), as the kernels' fma_exact does without the instruction."""
+    a, b, c = (np.asarray(v, np.float32).astype(np.float64) for v in (a, b, c))
+    p = a * b
+    s = p + c
+    bb = s - p
+    e = (p - (s - bb)) + (c - bb)
+    u = np.ascontiguousarray(s).view(np.uint64)
+    bump = (e != 0) & ((u & 1) == 0)
+    u = np.where(bump, np.where((e > 0) == (s > 0), u + np.uint64(1), u - np.uint64(1)), u)
+    return u.view(np.float64).astype(np.float32)
+
+
 def legacy_ints(t, raw, rows):
     """Per row and block: d (float32), m (float32, or None), and the signed quants [rows, nb, 32]
     (q - 8 / q - 16 for Q4_0 / Q5_0) of ggml-layout blocks."""
@@ -111,7 +127,7 @@ def q6_k_canonical(raw, rows, x):
 
 def x8_canonical(t, raw, rows, x):
     """quant_dot.h's x8 order in float32, one float op at a time: per block, exact int sum S,
-    acc = acc + (dw * dx) * S; Q4_1 / Q5_1: accm = accm + mw * sx; result acc (+ accm)."""
+    acc = fma(dw * dx, S, acc); Q4_1 / Q5_1: accm = fma(mw, sx, accm); result acc (+ accm)."""
     dw, mw, qw = legacy_ints(t, raw, rows)
     dx, sx, qx = act_ints(t, x)
     S = np.einsum("rbe,tbe->trb", qw, qx)  # exact int64
@@ -119,9 +135,9 @@ def x8_canonical(t, raw, rows, x):
     accm = np.zeros_like(acc)
     for b in range(qw.shape[1]):
         d = dw[None, :, b] * dx[:, b, None]
-        acc = acc + d * S[:, :, b].astype(np.float32)
+        acc = fma32(d, S[:, :, b].astype(np.float32), acc)
         if mw is not None:
-            accm = accm + mw[None, :, b] * sx[:, b, None]
+            accm = fma32(mw[None, :, b], sx[:, b, None], accm)
     return acc + accm if mw is not None else acc
 
 
@@ -207,7 +223,7 @@ PRECISE16 = LEGACY  # the formats whose precise product takes 16-bit activations
 
 def precise16_canonical(t, raw, rows, x):
     """x8 with 16-bit activations (matmul_precise, Q4_0 ... Q8_0): exact S per block (offset
-    formats: q - off), acc = acc + (dw * dx) * S; Q4_1 / Q5_1 also accm = accm + mw * sx,
+    formats: q - off), acc = fma(dw * dx, S, acc); Q4_1 / Q5_1 also accm = fma(mw, sx, accm),
     sx = dx * sum(q); result acc (+ accm)."""
     dw, mw, qw = legacy_ints(t, raw, rows)
     dx, qx = q16_act(x)
@@ -216,9 +232,9 @@ def precise16_canonical(t, raw, rows, x):
     acc = np.zeros((x.shape[0], rows), np.float32)
     accm = np.zeros_like(acc)
     for b in range(qw.shape[1]):
-        acc = acc + (dw[None, :, b] * dx[:, b, None]) * S[:, :, b].astype(np.float32)
+        acc = fma32(dw[None, :, b] * dx[:, b, None], S[:, :, b].astype(np.float32), acc)
         if mw is not None:
-            accm = accm + mw[None, :, b] * sx[:, b, None]
+            accm = fma32(mw[None, :, b], sx[:, b, None], accm)
     return acc + accm if mw is not None else acc
 
 

@@ -2,7 +2,8 @@
 // float operations that every level follows, so all levels give bit-identical results, and the
 // hook by which the SIMD halves of the quantized kernels override quant_dot.cc's scalar entries.
 //
-// Canonical order (all levels, no FMA: kernels are compiled with -ffp-contract=off):
+// Canonical order (all levels; kernels are compiled with -ffp-contract=off, so a fused multiply-add
+// happens only where written, in every level alike):
 //  * Legacy quantized dots (32-element blocks against Q8_0 / Q8_1): per block b, 8 exact int32
 //    lane sums p_b[l] = sum of q_e * x_e over elements e = 4l .. 4l+3 (the lanes of maddubs+madd
 //    or dpbusd), and d_b = dw * dx (fp16 -> float is exact; each float op rounds once); then
@@ -12,9 +13,12 @@
 //  * x8 products (row-interleaved packed Q4_0 ... Q8_0, quant/packed_x8.h; matmul on a packed
 //    matrix): per output (row, token), per block b in increasing order, the exact int32 sum
 //    S_b = sum of q_e * x_e (q - 8 / q - 16 for Q4_0 / Q5_0, as an integer: sum q x - off * sum x),
-//    d_b = dw * dx, then
-//      acc = acc + d_b * float(S_b);   Q4_1 / Q5_1 also  accm = accm + mw * sx   (both start at +0)
+//    d_b = dw * dx, then, fused (rounded once: fma_exact.h, the instruction where the level has it)
+//      acc = fma(d_b, float(S_b), acc);   Q4_1 / Q5_1 also  accm = fma(mw, sx, accm)   (both from +0)
 //    result = acc (+ accm). One accumulator per output: a SIMD lane is a row, never a partial sum.
+//    Fused because at 16 tokens the AMX kernels are bound by these vector ops, not by the tiles:
+//    one op fewer per block and output (of 4, and of 2 for the min terms) made the default
+//    model's T = 16 products 5-10% faster (bench/amx_ab.sh).
 //    Q4_K / Q5_K x8: per super-block b, exact sumi = sum_j sc_j S_j and summ = sum_j m_j bsum_j, then
 //      acc = acc + ((dw * dx) * float(sumi) - (dminw * dx) * float(summ)).
 //    Q6_K x8: per super-block, exact sumi = sum_j sc_j sum_e (q_e - 32) x_e, then
@@ -24,8 +28,8 @@
 //    rounded to nearest even after clamping to +-32767 (NaN -> 0), sx = d * float(sum q); then per
 //    output and block, exact int32 S_b = sum of w_e * q_e (q - 8 / q - 16 for Q4_0 / Q5_0, as an
 //    integer: sum w q - off * sum q) and
-//      acc = acc + (dw * dx) * float(S_b)   (float() rounds to nearest even);
-//    Q4_1 / Q5_1 also accm = accm + mw * sx; result acc (+ accm).
+//      acc = fma(dw * dx, float(S_b), acc)   (float() rounds to nearest even);
+//    Q4_1 / Q5_1 also accm = fma(mw, sx, accm); result acc (+ accm).
 //    The integer sums may come from anywhere exact: maddubs/madd (avx2), dpbusd (avx512), or one
 //    AMX tile product per block / sub-block (amx, quant_gemm_amx.cc); the float ops never change.
 //  * K-quant dots, per super-block b: exact integer sums, then

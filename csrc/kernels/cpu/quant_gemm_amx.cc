@@ -120,6 +120,7 @@ inline I16r splati(int32_t x) { return {_mm512_set1_epi32(x)}; }
 inline F16r operator+(F16r a, F16r b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline F16r operator-(F16r a, F16r b) { return {_mm512_sub_ps(a.v, b.v)}; }
 inline F16r operator*(F16r a, F16r b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline F16r fmadd(F16r a, F16r b, F16r c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
 inline I16r operator+(I16r a, I16r b) { return {_mm512_add_epi32(a.v, b.v)}; }
 inline I16r operator-(I16r a, I16r b) { return {_mm512_sub_epi32(a.v, b.v)}; }
 inline I16r mullo(I16r a, I16r b) { return {_mm512_mullo_epi32(a.v, b.v)}; }
@@ -154,6 +155,9 @@ inline I16r splati(int32_t x) { return {_mm256_set1_epi32(x), _mm256_set1_epi32(
 inline F16r operator+(F16r a, F16r b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
 inline F16r operator-(F16r a, F16r b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
 inline F16r operator*(F16r a, F16r b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+inline F16r fmadd(F16r a, F16r b, F16r c) {
+  return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+}
 inline I16r operator+(I16r a, I16r b) { return {_mm256_add_epi32(a.lo, b.lo), _mm256_add_epi32(a.hi, b.hi)}; }
 inline I16r operator-(I16r a, I16r b) { return {_mm256_sub_epi32(a.lo, b.lo), _mm256_sub_epi32(a.hi, b.hi)}; }
 inline I16r mullo(I16r a, I16r b) { return {_mm256_mullo_epi32(a.lo, b.lo), _mm256_mullo_epi32(a.hi, b.hi)}; }
@@ -196,7 +200,7 @@ struct Acc16 {
 #pragma GCC unroll 16
     for (int t = 0; t < kTokens; ++t) acc[t] = splat(0.0f);
   }
-  // acc = acc + (dw * dx) * float(S - off * sum) for block b's sums S[16 t + i] (canonical order);
+  // acc = fma(dw * dx, float(S - off * sum), acc) for block b's sums S[16 t + i] (canonical order);
   // with Sh (the 16-bit kernel's high-byte sums, nullptr for the 8-bit ones), S + 256 Sh: added
   // here, as each row is loaded, rather than in a pass that stores S again (qkv and head products
   // 3-6% faster, bench/amx_ab.sh).
@@ -211,7 +215,7 @@ struct Acc16 {
       I16r s = loadi(S + 16 * t);
       if (Sh) s = s + shl8(loadi(Sh + 16 * t));
       if constexpr (X8Format<T>::kOff != 0) s = s - splati(off[t]);
-      acc[t] = acc[t] + (dw * splat(dx[t])) * to_float(s);
+      acc[t] = fmadd(dw * splat(dx[t]), to_float(s), acc[t]);
     }
   }
   // The _1 formats' min terms: their own accumulator over the blocks in order, then acc + accm.
@@ -224,7 +228,7 @@ struct Acc16 {
       const F16r mw = halves16(x8_block<T>(g0, b), x8_block<T>(g1, b), X8Format<T>::kM);
       const float* sx = sd.s + kTokens * b;
 #pragma GCC unroll 16
-      for (int t = 0; t < kTokens; ++t) accm[t] = accm[t] + mw * splat(sx[t]);
+      for (int t = 0; t < kTokens; ++t) accm[t] = fmadd(mw, splat(sx[t]), accm[t]);
     }
 #pragma GCC unroll 16
     for (int t = 0; t < kTokens; ++t) acc[t] = acc[t] + accm[t];

@@ -221,7 +221,7 @@ inline void group_q16(const uint8_t* grp, const X8Act& a, int64_t t0, int64_t va
     for (int t = 0; t < M; ++t) {
       if constexpr (F::kOff != 0) S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(F::kOff * a.sum[(t0 + t) * nb + b]));
       const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[(t0 + t) * nb + b]));
-      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
+      acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(S[t]), acc[t]);
     }
   }
   for (int t = 0; t < M; ++t) acc[t] = perm_rows<T>(acc[t]);  // rows back in order

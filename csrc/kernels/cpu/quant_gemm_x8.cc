@@ -204,7 +204,7 @@ inline void group_x8(const uint8_t* grp, const X8Act& a, int64_t t0, __m256 out[
       const int64_t ti = (t0 + t) * nb + b;
       if constexpr (offset_of<T>() != 0) S[t] = _mm256_sub_epi32(S[t], _mm256_set1_epi32(offset_of<T>() * a.sum[ti]));
       const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(a.d[ti]));
-      acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(S[t])));
+      acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(S[t]), acc[t]);
     }
   }
   if constexpr (F::kMin) add_min_terms<T, NT>(grp, a, t0, acc);
@@ -287,8 +287,8 @@ inline void group_pair(const uint8_t* g0, const uint8_t* g1, const X8Act& a, int
       const __m256 dx = _mm256_set1_ps(a.d[ti]);
       float* a0p = acc + 8 * t;
       float* a1p = acc + 8 * (NT + t);
-      _mm256_store_ps(a0p, _mm256_add_ps(_mm256_load_ps(a0p), _mm256_mul_ps(_mm256_mul_ps(dw0, dx), _mm256_cvtepi32_ps(S0[t]))));
-      _mm256_store_ps(a1p, _mm256_add_ps(_mm256_load_ps(a1p), _mm256_mul_ps(_mm256_mul_ps(dw1, dx), _mm256_cvtepi32_ps(S1[t]))));
+      _mm256_store_ps(a0p, _mm256_fmadd_ps(_mm256_mul_ps(dw0, dx), _mm256_cvtepi32_ps(S0[t]), _mm256_load_ps(a0p)));
+      _mm256_store_ps(a1p, _mm256_fmadd_ps(_mm256_mul_ps(dw1, dx), _mm256_cvtepi32_ps(S1[t]), _mm256_load_ps(a1p)));
     }
     asm volatile("" : : "r"(acc) : "memory");
   }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/cpu/fma_exact.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/quant_dot.h"
 #include "quant/packed_x8.h"
@@ -86,11 +87,11 @@ void gemm_x8_canonical(int64_t ng, int64_t rows, const uint8_t* w, const X8Act& 
           uint16_t dh;
           std::memcpy(&dh, blk + 2 * r, 2);
           const float d = half_to_float(dh) * a.d[ti];
-          acc = acc + d * static_cast<float>(s);
+          acc = fma_exact(d, static_cast<float>(s), acc);
           if constexpr (F::kMin) {
             uint16_t mh;
             std::memcpy(&mh, blk + F::kM + 2 * r, 2);
-            accm = accm + half_to_float(mh) * a.s[ti];
+            accm = fma_exact(half_to_float(mh), a.s[ti], accm);
           }
         }
         y[t * y_stride + 8 * g + r] = F::kMin ? acc + accm : acc;
@@ -139,7 +140,7 @@ inline void add_min_terms(const uint8_t* grp, const X8Act& a, int64_t t0, __m256
     const uint8_t* blk = grp + static_cast<uint64_t>(b) * F::kBytes;
     const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + F::kM)));
     for (int t = 0; t < NT; ++t)
-      accm[t] = _mm256_add_ps(accm[t], _mm256_mul_ps(mw, _mm256_set1_ps(a.s[(t0 + t) * a.nb + b])));
+      accm[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(a.s[(t0 + t) * a.nb + b]), accm[t]);
   }
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_add_ps(acc[t], accm[t]);
 }
@@ -209,12 +210,12 @@ inline __m512i load_pair(const uint8_t* b0, const uint8_t* b1, uint64_t at) {
                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + at)), 1);
 }
 
-// One block's canonical float step for a pair's 16 rows and one token: acc + (dw * dx) *
-// float(S - kOff * sum), S the block's exact sums, sum the token's activation sum of the block.
+// One block's canonical float step for a pair's 16 rows and one token: fma(dw * dx,
+// float(S - kOff * sum), acc), S the block's exact sums, sum the token's activation sum of the block.
 template <int kOff>
 inline __m512 scale_pair(__m512 acc, __m512 dw, float dx, __m512i S, int32_t sum) {
   if constexpr (kOff != 0) S = _mm512_sub_epi32(S, _mm512_set1_epi32(kOff * sum));
-  return _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dx)), _mm512_cvtepi32_ps(S)));
+  return _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(dx)), _mm512_cvtepi32_ps(S), acc);
 }
 
 // add_min_terms for the pair of groups at g0, g1 (the same ops per lane).
@@ -227,7 +228,7 @@ inline void add_min_terms_pair(const uint8_t* g0, const uint8_t* g1, const X8Act
     const uint64_t at = static_cast<uint64_t>(b) * F::kBytes + F::kM;
     const __m512 mw = halves_pair(g0, g1, at);
     for (int t = 0; t < NT; ++t)
-      accm[t] = _mm512_add_ps(accm[t], _mm512_mul_ps(mw, _mm512_set1_ps(a.s[(t0 + t) * a.nb + b])));
+      accm[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(a.s[(t0 + t) * a.nb + b]), accm[t]);
   }
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_add_ps(acc[t], accm[t]);
 }
