@@ -84,6 +84,41 @@ def test_half_cache_read_as_stored_equals_float_cache_bitwise(kv_type, shape):
     assert _core.attention(q, k, v, shape[1], 3, kv_type).tobytes() == base.tobytes()
 
 
+def quantize_kv(x):
+    """A Q8_0 cache's keys / values as it reads them back: each position's vector of each KV head
+    on its own scale, d = max|x| / 127, q = x / d rounded to nearest even (float32 steps)."""
+    amax = np.abs(x).max(axis=-1, keepdims=True)
+    d = (amax / np.float32(127)).astype(np.float32)
+    inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0)).astype(np.float32)
+    q = np.rint(np.clip(x * inv, -127, 127)).astype(np.float32)
+    return q, d
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d" % s)
+def test_q8_cache_matches_attention_over_its_quants(each_isa, shape):
+    """A Q8_0 cache holds int8 quants and one scale per position and KV head: the result is the
+    attention over the dequantized keys and values (only the scales' rounding order differs)."""
+    q, k, v = make(*shape, seed=4)
+    (kq, kd), (vq, vd) = quantize_kv(k), quantize_kv(v)
+    assert np.abs(kq).max() == 127 and np.abs(kq).min() == 0
+    got = _core.attention(q, k, v, shape[1], 2, "q8_0")
+    np.testing.assert_allclose(got, reference(q, kq * kd, vq * vd, shape[1]), rtol=0, atol=3e-5)
+    # and within 8-bit quantization error of the unquantized attention
+    np.testing.assert_allclose(got, reference(q, k, v, shape[1]), rtol=0, atol=0.05)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d" % s)
+def test_q8_cache_bit_identical_across_isas_and_threads(shape):
+    q, k, v = make(*shape, seed=5)
+    k[0, 0] = 0.0  # an all-zero vector: scale 0, quants 0
+    results = under_each_isa(lambda: _core.attention(q, k, v, shape[1], 2, "q8_0"))
+    assert_bitwise_equal(results)
+    base = results[next(iter(results))]
+    assert np.isfinite(base).all()
+    assert _core.attention(q, k, v, shape[1], 1, "q8_0").tobytes() == base.tobytes()
+    assert _core.attention(q, k, v, shape[1], 3, "q8_0").tobytes() == base.tobytes()
+
+
 def test_attention_rejects_bad_shapes():
     q, k, v = make(3, 2, 4, 2, 8)
     with pytest.raises(_core.InvalidArgumentError, match="pos0"):
@@ -93,7 +128,7 @@ def test_attention_rejects_bad_shapes():
     with pytest.raises(_core.InvalidArgumentError, match="3-d"):
         _core.attention(q[0], k, v, 2)
     with pytest.raises(_core.InvalidArgumentError, match="kv_type"):
-        _core.attention(q, k, v, 2, 1, "q8_0")
+        _core.attention(q, k, v, 2, 1, "q4_0")
 
 
 def reference_window(q, k, v, pos0, window, scale, softcap=0.0):

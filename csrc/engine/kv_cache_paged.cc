@@ -12,14 +12,15 @@
 
 namespace llmasos {
 
-PagedKvCache::PagedKvCache(int64_t n_layer, int64_t kv_dim, GgmlType type, int64_t n_blocks)
-    : n_layer_(n_layer), kv_dim_(kv_dim), n_blocks_(n_blocks), type_(type) {
-  if (n_layer <= 0 || kv_dim <= 0) throw InvalidArgumentError("paged KV cache: bad model shape");
-  if (!cpu::kv_type_supported(type)) throw InvalidArgumentError("paged KV cache: type must be F32, F16 or BF16");
+PagedKvCache::PagedKvCache(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, GgmlType type, int64_t n_blocks)
+    : n_layer_(n_layer), n_blocks_(n_blocks), type_(type) {
+  if (n_layer <= 0 || n_head_kv <= 0 || head_dim <= 0) throw InvalidArgumentError("paged KV cache: bad model shape");
+  if (!cpu::kv_type_supported(type)) throw InvalidArgumentError("paged KV cache: type must be F32, F16, BF16 or Q8_0");
+  layer_elems_ = cpu::kv_page_layer_elems(cpu::AttentionShape{n_head_kv, n_head_kv, head_dim}, type);
   if (n_blocks <= 0 || n_blocks > (int64_t(1) << 30))
     throw InvalidArgumentError("paged KV cache: the pool must hold between 1 and 2^30 blocks, got " +
                                std::to_string(n_blocks));
-  block_bytes_ = bytes_per_block(n_layer, kv_dim, type) / 2;
+  block_bytes_ = bytes_per_block(n_layer, n_head_kv, head_dim, type) / 2;
   const uint64_t bytes = checked_mul(static_cast<uint64_t>(n_blocks), static_cast<uint64_t>(block_bytes_), "kv pool");
   try {
     k_.reset(new uint8_t[bytes]);
@@ -32,12 +33,14 @@ PagedKvCache::PagedKvCache(int64_t n_layer, int64_t kv_dim, GgmlType type, int64
   for (int64_t b = n_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
 }
 
-int64_t PagedKvCache::bytes_per_block(int64_t n_layer, int64_t kv_dim, GgmlType type) {
-  return 2 * n_layer * kBlockTokens * kv_dim * static_cast<int64_t>(cpu::kv_type_size(type));
+int64_t PagedKvCache::bytes_per_block(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, GgmlType type) {
+  const cpu::AttentionShape s{n_head_kv, n_head_kv, head_dim};
+  return 2 * n_layer * cpu::kv_page_layer_elems(s, type) * static_cast<int64_t>(cpu::kv_type_size(type));
 }
 
-int64_t PagedKvCache::blocks_for_bytes(int64_t bytes, int64_t n_layer, int64_t kv_dim, GgmlType type) {
-  return bytes / bytes_per_block(n_layer, kv_dim, type);
+int64_t PagedKvCache::blocks_for_bytes(int64_t bytes, int64_t n_layer, int64_t n_head_kv, int64_t head_dim,
+                                       GgmlType type) {
+  return bytes / bytes_per_block(n_layer, n_head_kv, head_dim, type);
 }
 
 KvStore PagedKvCache::store() const {
@@ -46,7 +49,7 @@ KvStore PagedKvCache::store() const {
   s.v = v_.get();
   s.type = type_;
   s.n_pages = n_blocks_;
-  s.layer_stride = kBlockTokens * kv_dim_;
+  s.layer_stride = layer_elems_;
   s.page_stride = n_layer_ * s.layer_stride;
   return s;
 }

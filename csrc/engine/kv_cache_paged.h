@@ -34,15 +34,15 @@ class PagedKvCache {
  public:
   static constexpr int64_t kBlockTokens = cpu::kKvBlockTokens;
 
-  // n_blocks blocks for a model of n_layer layers and kv_dim values per position (K and V each),
-  // stored as `type` (F32, F16 or BF16).
-  PagedKvCache(int64_t n_layer, int64_t kv_dim, GgmlType type, int64_t n_blocks);
+  // n_blocks blocks for a model of n_layer layers and n_head_kv x head_dim values per position
+  // (K and V each), stored as `type` (F32, F16, BF16 or Q8_0).
+  PagedKvCache(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, GgmlType type, int64_t n_blocks);
   // Blocks that fit in `bytes`, and the bytes of one block (keys and values of every layer).
-  static int64_t blocks_for_bytes(int64_t bytes, int64_t n_layer, int64_t kv_dim, GgmlType type);
-  static int64_t bytes_per_block(int64_t n_layer, int64_t kv_dim, GgmlType type);
+  static int64_t blocks_for_bytes(int64_t bytes, int64_t n_layer, int64_t n_head_kv, int64_t head_dim, GgmlType type);
+  static int64_t bytes_per_block(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, GgmlType type);
 
-  // The storage as forward_batch addresses it: page = block, [block][layer][16 * kv_dim] elements
-  // per K and V (the per-layer layout of attention.h).
+  // The storage as forward_batch addresses it: page = block, [block][layer][kv_page_layer_elems]
+  // elements per K and V (the per-layer layout of attention.h).
   KvStore store() const;
   int64_t n_blocks() const { return n_blocks_; }
   int64_t n_free() const { return static_cast<int64_t>(free_.size() + lru_.size()); }
@@ -88,7 +88,7 @@ class PagedKvCache {
   int32_t take_free();  // a block with ref 0 and no cached content; assumes n_free() > 0
   void unregister(int32_t b);
 
-  int64_t n_layer_, kv_dim_, n_blocks_;
+  int64_t n_layer_, layer_elems_, n_blocks_;  // layer_elems_: cpu::kv_page_layer_elems
   GgmlType type_;
   int64_t block_bytes_;                // of K (and of V) per block
   std::unique_ptr<uint8_t[]> k_, v_;  // left uninitialised: pages become resident as blocks are used

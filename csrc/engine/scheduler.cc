@@ -33,16 +33,15 @@ namespace {
 
 int64_t pool_blocks(const Model& m, const SchedulerOptions& o) {
   const HParams& hp = m.hparams();
-  const int64_t kv_dim = hp.n_head_kv * hp.head_dim;
   if (o.kv_cache_bytes < 0) throw InvalidArgumentError("kv_cache_bytes must not be negative");
   if (o.max_batch_tokens <= 0) throw InvalidArgumentError("max_batch_tokens must be positive");
   if (o.max_seqs <= 0) throw InvalidArgumentError("max_seqs must be positive");
   if (o.kv_cache_bytes == 0) return PagedKvCache::blocks_for_tokens(4 * m.n_ctx());
-  const int64_t n = PagedKvCache::blocks_for_bytes(o.kv_cache_bytes, hp.n_layer, kv_dim, m.kv_type());
+  const int64_t n = PagedKvCache::blocks_for_bytes(o.kv_cache_bytes, hp.n_layer, hp.n_head_kv, hp.head_dim, m.kv_type());
   if (n < 1)
     throw InvalidArgumentError("kv_cache_bytes " + std::to_string(o.kv_cache_bytes) +
                                " is smaller than one KV block (" +
-                               std::to_string(PagedKvCache::bytes_per_block(hp.n_layer, kv_dim, m.kv_type())) + " bytes)");
+                               std::to_string(PagedKvCache::bytes_per_block(hp.n_layer, hp.n_head_kv, hp.head_dim, m.kv_type())) + " bytes)");
   return n;
 }
 
@@ -54,11 +53,10 @@ Scheduler::Scheduler(std::shared_ptr<Model> model, const SchedulerOptions& opts)
       constraints_(model_),
       n_ctx_(model_->n_ctx()),
       n_vocab_(model_->hparams().n_vocab),
-      kv_(model_->hparams().n_layer, model_->hparams().n_head_kv * model_->hparams().head_dim,
-          model_->kv_type(),
+      kv_(model_->hparams().n_layer, model_->hparams().n_head_kv, model_->hparams().head_dim, model_->kv_type(),
           pool_blocks(*model_, opts)) {
   const HParams& hp = model_->hparams();
-  counters_.kv_cache_bytes = kv_.n_blocks() * PagedKvCache::bytes_per_block(hp.n_layer, hp.n_head_kv * hp.head_dim, model_->kv_type());
+  counters_.kv_cache_bytes = kv_.n_blocks() * PagedKvCache::bytes_per_block(hp.n_layer, hp.n_head_kv, hp.head_dim, model_->kv_type());
   counters_.max_batch_tokens = opts_.max_batch_tokens;
   counters_.max_seqs = opts_.max_seqs;
   std::lock_guard<std::mutex> lock(mu_);

@@ -153,7 +153,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& 
   if (n_ctx > (int64_t(1) << 24)) throw InvalidArgumentError("n_ctx is too large");
   m->n_ctx_ = n_ctx;
   if (!cpu::kv_type_supported(opts.kv_type))
-    throw InvalidArgumentError("the KV cache type must be F32, F16 or BF16");
+    throw InvalidArgumentError("the KV cache type must be F32, F16, BF16 or Q8_0");
   m->kv_type_ = opts.kv_type;
   int threads = opts.threads > 0 ? opts.threads : threads_from_env();
   if (opts.threads < 0) throw InvalidArgumentError("threads must be positive");
@@ -302,7 +302,7 @@ KvCache Model::new_kv_cache() const {
   kv.type = kv_type_;
   kv.n_pages = (n_ctx_ + cpu::kKvBlockTokens - 1) / cpu::kKvBlockTokens;
   const cpu::AttentionShape as{hp_.n_head, hp_.n_head_kv, hp_.head_dim};
-  kv.page_elems = hp_.n_layer * cpu::kv_page_layer_elems(as);
+  kv.page_elems = hp_.n_layer * cpu::kv_page_layer_elems(as, kv.type);
   const uint64_t bytes = checked_mul(
       checked_mul(static_cast<uint64_t>(kv.n_pages), static_cast<uint64_t>(kv.page_elems), "kv cache"),
       cpu::kv_type_size(kv.type), "kv cache");
@@ -322,7 +322,7 @@ void Model::forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv,
     throw InvalidArgumentError("sequence of " + std::to_string(pos0 + T) +
                                " tokens exceeds the context size " + std::to_string(kv.n_ctx));
   const cpu::AttentionShape as{hp_.n_head, hp_.n_head_kv, hp_.head_dim};
-  if (kv.n_ctx > n_ctx_ || kv.type != kv_type_ || kv.page_elems != hp_.n_layer * cpu::kv_page_layer_elems(as))
+  if (kv.n_ctx > n_ctx_ || kv.type != kv_type_ || kv.page_elems != hp_.n_layer * cpu::kv_page_layer_elems(as, kv.type))
     throw InvalidArgumentError("the KV cache does not belong to this model");
   // One sequence whose page table is the identity: page p holds positions [16 p, 16 p + 16).
   KvStore store;
@@ -331,7 +331,7 @@ void Model::forward(const int32_t* tokens, int64_t T, int64_t pos0, KvCache& kv,
   store.type = kv.type;
   store.n_pages = kv.n_pages;
   store.page_stride = kv.page_elems;
-  store.layer_stride = cpu::kv_page_layer_elems(as);
+  store.layer_stride = cpu::kv_page_layer_elems(as, kv.type);
   std::vector<int32_t> page_ids(static_cast<size_t>(kv.n_pages));
   for (int64_t p = 0; p < kv.n_pages; ++p) page_ids[static_cast<size_t>(p)] = static_cast<int32_t>(p);
   std::vector<int32_t> seq(static_cast<size_t>(T), 0);
@@ -368,7 +368,7 @@ void Model::check_batch(const ForwardBatch& b, const KvStore& kv) const {
   if (!b.tokens || !b.seq || !b.pos || b.n_seqs <= 0 || !b.seq_pages || !b.seq_n_pages) bad("missing arrays");
   if (!kv.k || !kv.v || kv.n_pages <= 0) bad("empty KV store");
   const cpu::AttentionShape as{hp_.n_head, hp_.n_head_kv, hp_.head_dim};
-  if (kv.type != kv_type_ || kv.layer_stride < cpu::kv_page_layer_elems(as) ||
+  if (kv.type != kv_type_ || kv.layer_stride < cpu::kv_page_layer_elems(as, kv.type) ||
       kv.page_stride < hp_.n_layer * kv.layer_stride)
     bad("the KV store does not fit this model");
   for (int64_t s = 0; s < b.n_seqs; ++s) {

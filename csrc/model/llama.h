@@ -20,7 +20,7 @@ namespace llmasos {
 struct ModelOptions {
   int64_t n_ctx = 0;  // 0: the model's context length, capped at kDefaultMaxCtx
   int threads = 0;    // 0: LLMASOS_THREADS or the number of physical cores
-  GgmlType kv_type = GgmlType::F16;  // KV cache elements: F16 (default), F32 or BF16
+  GgmlType kv_type = GgmlType::F16;  // KV cache elements: F16 (default), F32, BF16 or Q8_0
   // Repack quantized weights once into 8-row interleaved blocks (2-3x faster products; private
   // memory). false: every weight is used in place from the mapping, whose pages processes that
   // load the same file share.

@@ -23,7 +23,7 @@ namespace {
 // accounting (prefix hits, eviction order, fork) directly.
 struct KvCacheForTests {
   KvCacheForTests(int64_t n_layer, int64_t kv_dim, int64_t n_blocks)
-      : cache(n_layer, kv_dim, GgmlType::F32, n_blocks) {}
+      : cache(n_layer, 1, kv_dim, GgmlType::F32, n_blocks) {}
   KvBlockTable& table(int64_t h) {
     auto it = tables.find(h);
     if (it == tables.end()) throw InvalidArgumentError("no block table " + std::to_string(h));

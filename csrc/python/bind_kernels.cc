@@ -165,7 +165,7 @@ class WeightMatrixForTests {
 };
 
 // One sequence's keys and values stored as the model's cache stores them (16-position pages of
-// f32 / f16 / bf16, in reversed page order), with its own thread pool: the attention kernel's test
+// f32 / f16 / bf16 / q8_0, in reversed page order), with its own thread pool: the attention kernel's test
 // and bench hook. k, v: [S, n_head_kv, head_dim].
 class KvPagesForTests {
  public:
@@ -177,12 +177,15 @@ class KvPagesForTests {
     D_ = k.shape(2);
     if (S_ <= 0 || Hkv_ <= 0 || D_ <= 0 || v.shape(0) != S_ || v.shape(1) != Hkv_ || v.shape(2) != D_)
       throw InvalidArgumentError("attention: k and v must both be [positions, n_head_kv, head_dim]");
-    if (kv_type != "f32" && kv_type != "f16" && kv_type != "bf16")
-      throw InvalidArgumentError("attention: kv_type must be f32, f16 or bf16");
-    type_ = kv_type == "f32" ? GgmlType::F32 : kv_type == "f16" ? GgmlType::F16 : GgmlType::BF16;
+    if (kv_type != "f32" && kv_type != "f16" && kv_type != "bf16" && kv_type != "q8_0")
+      throw InvalidArgumentError("attention: kv_type must be f32, f16, bf16 or q8_0");
+    type_ = kv_type == "f32"   ? GgmlType::F32
+            : kv_type == "f16" ? GgmlType::F16
+            : kv_type == "q8_0" ? GgmlType::Q8_0
+                               : GgmlType::BF16;
     const cpu::AttentionShape s{Hkv_, Hkv_, D_};
     const int64_t n_pages = (S_ + cpu::kKvBlockTokens - 1) / cpu::kKvBlockTokens;
-    page_elems_ = cpu::kv_page_layer_elems(s);
+    page_elems_ = cpu::kv_page_layer_elems(s, type_);
     const size_t bytes = static_cast<size_t>(n_pages * page_elems_) * cpu::kv_type_size(type_);
     k_.resize(bytes);
     v_.resize(bytes);

@@ -21,17 +21,18 @@ namespace llmasos::python {
 
 namespace {
 
-// The KV cache element types by the names users write ("f16", "f32", "bf16").
+// The KV cache element types by the names users write ("f16", "f32", "bf16", "q8_0").
 GgmlType kv_type_from_name(std::string name) {
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (name == "f16" || name == "float16") return GgmlType::F16;
   if (name == "f32" || name == "float32") return GgmlType::F32;
   if (name == "bf16" || name == "bfloat16") return GgmlType::BF16;
-  throw InvalidArgumentError("kv_cache_type must be 'f16', 'bf16' or 'f32', got '" + name + "'");
+  if (name == "q8_0" || name == "q8") return GgmlType::Q8_0;
+  throw InvalidArgumentError("kv_cache_type must be 'f16', 'bf16', 'f32' or 'q8_0', got '" + name + "'");
 }
 
 const char* kv_type_name(GgmlType t) {
-  return t == GgmlType::F32 ? "f32" : t == GgmlType::BF16 ? "bf16" : "f16";
+  return t == GgmlType::F32 ? "f32" : t == GgmlType::BF16 ? "bf16" : t == GgmlType::Q8_0 ? "q8_0" : "f16";
 }
 
 }  // namespace

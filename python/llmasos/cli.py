@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-seqs", "--max-num-seqs", dest="max_seqs", type=_positive_int, default=64,
                     help="sequences running at once (vLLM's --max-num-seqs)")
     sv.add_argument("--kv-cache-bytes", type=_positive_int, default=None, help="KV pool size")
-    sv.add_argument("--kv-cache-type", choices=["f16", "bf16", "f32"], default="f16",
-                    help="element type of cached keys and values (default f16)")
+    sv.add_argument("--kv-cache-type", choices=["f16", "bf16", "f32", "q8_0"], default="f16",
+                    help="element type of cached keys and values (default f16; q8_0: 8-bit, about "
+                         "half the memory, like llama.cpp's --cache-type-k/v q8_0)")
     sv.add_argument("--chat-template", default=None, metavar="FILE_OR_JINJA",
                     help="chat template to use instead of the model's own: a file, or the Jinja text")
     sv.add_argument("--prompt-lookup", type=int, default=0, metavar="K",

@@ -40,13 +40,28 @@ struct Tile {
   int64_t t0, n;  // tokens t0 .. t0 + n - 1: consecutive positions of one sequence
 };
 
+// A Q8_0 cache's quants of one n-element vector and their scale (attention.h): d = max |x| / 127,
+// q = x / d rounded to nearest even, in [-127, 127]; NaN elements store 0. Quant i goes to
+// q[i * q_stride] (keys are stored transposed).
+float quantize_kv_vector(const float* x, int64_t n, int8_t* q, int64_t q_stride) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));  // NaN never wins
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] * id;
+    q[i * q_stride] = static_cast<int8_t>(v >= 127.0f ? 127.0f : v <= -127.0f ? -127.0f : v == v ? std::nearbyint(v) : 0.0f);
+  }
+  return d;
+}
+
 }  // namespace
 
 bool kv_type_supported(GgmlType t) {
-  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
+  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::Q8_0;
 }
 
-size_t kv_type_size(GgmlType t) { return t == GgmlType::F32 ? 4 : 2; }
+size_t kv_type_size(GgmlType t) { return t == GgmlType::F32 ? 4 : t == GgmlType::Q8_0 ? 1 : 2; }
 
 void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t page, int64_t slot,
                        const float* k, const float* v) {
@@ -70,6 +85,15 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
       for (int64_t i = 0; i < n; ++i) kd[k_at(e0 + i)] = buf[i];
     }
     for (int64_t h = 0; h < s.n_head_kv; ++h) to_f16(v + h * d, static_cast<uint16_t*>(kv.v) + v_at(h), d);
+  } else if (kv.type == GgmlType::Q8_0) {
+    int8_t* kd = static_cast<int8_t*>(kv.k);
+    int8_t* vd = static_cast<int8_t*>(kv.v);
+    float* ks = const_cast<float*>(kv_q8_scales(kd + base, s));
+    float* vs = const_cast<float*>(kv_q8_scales(vd + base, s));
+    for (int64_t h = 0; h < s.n_head_kv; ++h) {
+      ks[h * kKvBlockTokens + slot] = quantize_kv_vector(k + h * d, d, kd + k_at(h * d), kKvBlockTokens);
+      vs[h * kKvBlockTokens + slot] = quantize_kv_vector(v + h * d, d, vd + v_at(h), 1);
+    }
   } else {
     uint16_t* kd = static_cast<uint16_t*>(kv.k);
     uint16_t* vd = static_cast<uint16_t*>(kv.v);
@@ -89,8 +113,10 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
   // First key a token at position p sees.
   auto first_key = [&](int64_t p) { return s.window > 0 && p >= s.window ? p + 1 - s.window : int64_t(0); };
   const size_t esz = kv_type_size(kv.type);
-  // The block kernels read the cache as stored (F16 / BF16 widened exactly in registers).
-  const bool half = kv.type != GgmlType::F32;
+  // The block kernels read the cache as stored (F16 / BF16 / Q8_0's int8 widened exactly in
+  // registers); Q8_0's scales are applied here, to the scores and to p.
+  const bool q8 = kv.type == GgmlType::Q8_0;
+  const bool half = kv.type == GgmlType::F16 || kv.type == GgmlType::BF16;
   const auto qk_half = kv.type == GgmlType::BF16 ? kt.attn_qk16_bf16 : kt.attn_qk16_f16;
   const auto pv_half = kv.type == GgmlType::BF16 ? kt.attn_pv16_bf16 : kt.attn_pv16_f16;
 
@@ -154,25 +180,40 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       };
       auto k_block = [&](int64_t b) { return block(kv.k, b); };
       auto v_block = [&](int64_t b) { return block(kv.v, b); };
+      // Q8_0: this head's 16 scales of block b in the K or V cache.
+      auto q8_scales = [&](const void* cache, int64_t b) {
+        return kv_q8_scales(static_cast<const uint8_t*>(cache) + table[b] * kv.page_stride, s) + hk * kKvBlockTokens;
+      };
       // Block i of the walk K b0 .. n_blocks - 1, then V b0 .. n_blocks - 1 (i counted from b0):
-      // each step asks for the one kAhead further on.
+      // each step asks for the one kAhead further on (with its scales' line for Q8_0).
       const int64_t n_walk = n_blocks - b0;
       auto walk = [&](int64_t i) { return i < n_walk ? k_block(b0 + i) : v_block(b0 + i - n_walk); };
+      auto ask = [&](int64_t i) {
+        prefetch(walk(i), block_bytes);
+        if (q8) prefetch(i < n_walk ? q8_scales(kv.k, b0 + i) : q8_scales(kv.v, b0 + i - n_walk), 1);
+      };
       int64_t ahead = 1;  // the next block of the walk to ask for
-      for (; ahead < kAhead && ahead < 2 * n_walk; ++ahead) prefetch(walk(ahead), block_bytes);
+      for (; ahead < kAhead && ahead < 2 * n_walk; ++ahead) ask(ahead);
       for (int64_t b = b0; b < n_blocks; b += kQkBlocks) {
         const int64_t nb = std::min(kQkBlocks, n_blocks - b);
-        for (; ahead < b - b0 + nb + kAhead && ahead < 2 * n_walk; ++ahead) prefetch(walk(ahead), block_bytes);
+        for (; ahead < b - b0 + nb + kAhead && ahead < 2 * n_walk; ++ahead) ask(ahead);
         const uint16_t* kh[kQkBlocks];
         const float* kf[kQkBlocks];
+        const int8_t* ki[kQkBlocks];
+        const float* ks[kQkBlocks];
         for (int64_t i = 0; i < nb; ++i) {
           kh[i] = reinterpret_cast<const uint16_t*>(k_block(b + i));
           kf[i] = reinterpret_cast<const float*>(k_block(b + i));
+          ki[i] = reinterpret_cast<const int8_t*>(k_block(b + i));
+          if (q8) ks[i] = q8_scales(kv.k, b + i);
         }
-        if (half)
+        if (q8) {
+          kt.attn_qk16_i8(qs, d, rows, ki, ks, nb, d, scale, sc + b * kKvBlockTokens, n_pad);
+        } else if (half) {
           qk_half(qs, d, rows, kh, nb, d, scale, sc + b * kKvBlockTokens, n_pad);
-        else
+        } else {
           kt.attn_qk16(qs, d, rows, kf, nb, d, scale, sc + b * kKvBlockTokens, n_pad);
+        }
       }
       for (int64_t r = 0; r < rows; ++r) {
         // The softmax over exactly the row's keys lo..pos, then p = +0 for the keys before lo in
@@ -185,14 +226,20 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       }
       std::memset(os, 0, sizeof(float) * static_cast<size_t>(rows * d));
       for (int64_t b = b0; b < n_blocks; ++b) {
-        if (b + kAhead < n_blocks) prefetch(v_block(b + kAhead), block_bytes);
+        if (b + kAhead < n_blocks) {
+          prefetch(v_block(b + kAhead), block_bytes);
+          if (q8) prefetch(q8_scales(kv.v, b + kAhead), 1);
+        }
         const uint8_t* vraw = v_block(b);
         for (int64_t r = 0; r < rows; ++r)  // none of a block before the row's first key's
           m_row[static_cast<size_t>(r)] =
               b < lo_row[static_cast<size_t>(r)] / kKvBlockTokens
                   ? 0
                   : std::clamp<int64_t>(n_row[static_cast<size_t>(r)] - b * kKvBlockTokens, 0, kKvBlockTokens);
-        if (half)
+        if (q8)
+          kt.attn_pv16_i8(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, reinterpret_cast<const int8_t*>(vraw),
+                          q8_scales(kv.v, b), d, os, d);
+        else if (half)
           pv_half(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, reinterpret_cast<const uint16_t*>(vraw), d, os, d);
         else
           kt.attn_pv16(sc + b * kKvBlockTokens, n_pad, m_row.data(), rows, reinterpret_cast<const float*>(vraw), d, os, d);

@@ -115,6 +115,14 @@ struct KernelTable {
                          int64_t nblk, int64_t d, float scale, float* s, int64_t s_stride) = nullptr;
   void (*attn_pv16_bf16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
                          const uint16_t* v, int64_t d, float* o, int64_t o_stride) = nullptr;
+  // The same two over the int8 quants of a Q8_0 cache's block (widened exactly) with the block's
+  // per-position scales: ks[b] (16 floats) for block b's keys, s = (scale * sum) * ks[b][j]; ds
+  // for the values, each p_j taken as p_j * ds[j].
+  void (*attn_qk16_i8)(const float* q, int64_t q_stride, int64_t nq, const int8_t* const* kt,
+                       const float* const* ks, int64_t nblk, int64_t d, float scale, float* s,
+                       int64_t s_stride) = nullptr;
+  void (*attn_pv16_i8)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
+                       const int8_t* v, const float* ds, int64_t d, float* o, int64_t o_stride) = nullptr;
   // F32 GEMM building blocks; gemm_f32.h has the canonical order and the driver (blocking, edges,
   // threads). The register tile is gemm_mr x gemm_nr; gemm_mc rows of A x gemm_kc depth is the
   // packed A block kept in L2, and a gemm_kc x gemm_nr panel of B stays in L1.
