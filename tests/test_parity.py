@@ -50,7 +50,9 @@ def llm(smollm2_gguf):
         yield m
 
 
-def test_teacher_forced_top1_and_top5(llm, reference):
+def teacher_forced_top1_rate(llm, reference):
+    """Our top-1 agreement with the reference's over every teacher-forced position; fails where our
+    top-1 is outside the reference's top 5."""
     agree = total = 0
     worst_rank = 0
     for prompt_ids, full_ids, ref_logits in reference:
@@ -71,7 +73,19 @@ def test_teacher_forced_top1_and_top5(llm, reference):
             worst_rank = max(worst_rank, rank)
     rate = agree / total
     print(f"teacher-forced top-1 agreement {agree}/{total} = {rate:.4f}; worst reference rank {worst_rank}")
-    assert rate >= 0.97
+    return rate
+
+
+def test_teacher_forced_top1_and_top5(llm, reference):
+    assert teacher_forced_top1_rate(llm, reference) >= 0.97
+
+
+def test_q8_kv_cache_teacher_forced_top1_and_top5(smollm2_gguf, reference):
+    """The 8-bit KV cache (int8 keys and values, a scale per position and head) against the float32
+    reference: our top-1 always in its top 5, and top-1 agreement measured 781 / 804 = 0.971 (the
+    default F16 cache: 791 / 804 = 0.984), so the bar is a point lower than F16's."""
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=512, kv_cache_type="q8_0") as m:
+        assert teacher_forced_top1_rate(m, reference) >= 0.96
 
 
 def test_tokenization_matches_reference(llm, reference):
