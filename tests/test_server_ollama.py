@@ -65,6 +65,30 @@ def test_generate_chat_raw_and_system(server, client, name):
     assert client.chat(model=name, messages=[]).done_reason == "load"
 
 
+def test_generate_continues_a_context(server, client, name, smollm2_gguf):
+    """`context` from one reply, given back with the next prompt, is continued: the new turn's
+    template after those tokens (as Ollama's older clients chain a conversation); the reply equals
+    a raw completion of exactly those ids, and its own context extends them."""
+    first = client.generate(model=name, prompt=MSGS[0]["content"], options=GREEDY)
+    turn = [{"role": "user", "content": "And of Italy?"}]
+    second = client.generate(model=name, prompt=turn[0]["content"], context=first.context, options=GREEDY)
+    with LLM.from_pretrained(smollm2_gguf, n_ctx=64) as llm:
+        ids = list(first.context) + llm.chat_prompt_ids(turn)
+        rome = llm.tokenize(" Rome")
+    want = server.client().completions.create(model=name, prompt=ids, max_tokens=12, temperature=0,
+                                              extra_body=OLLAMA_PENALTY)
+    assert second.response == want.choices[0].text
+    assert second.prompt_eval_count == len(ids) and list(second.context[:len(ids)]) == ids
+    assert len(second.context) == len(ids) + second.eval_count
+    raw = client.generate(model=name, prompt=" Rome", raw=True, context=first.context, options=GREEDY)
+    assert raw.prompt_eval_count == len(first.context) + len(rome)
+    for bad in ([-1], [1, "a"], [10 ** 9], "abc", {"a": 1}):
+        r = httpx.post(server.base + "/api/generate", json={"model": name, "prompt": "Hi", "context": bad})
+        assert r.status_code == 400 and "context" in r.json()["error"]
+    r = httpx.post(server.base + "/api/generate", json={"model": name, "prompt": "a", "suffix": "b", "context": [1]})
+    assert r.status_code == 400 and "suffix" in r.json()["error"]
+
+
 def test_format_json_and_schema(client, name):
     ask = [{"role": "user", "content": "Give a cat's name and age as a JSON object."}]
     r = client.chat(model=name, messages=ask, format="json", options={"temperature": 0, "num_predict": 300})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from . import chat_template, reasoning
 from .server_logprobs import chat_logprobs
@@ -39,6 +39,13 @@ class ChoiceResult:
             self.finish_reason, self.stop_reason = d.finish_reason, d.stop_reason
 
 
+def continuation(llm, ids: List[int]) -> List[int]:
+    """ids (a rendered prompt) as the continuation of earlier tokens: without the BOS token that a
+    model which adds one puts at the start of a text (it belongs only at the sequence's start)."""
+    m = llm._core()
+    return ids[1:] if ids and m.add_bos and m.bos_id >= 0 and ids[0] == m.bos_id else ids
+
+
 def chat_prompt(llm, body: Dict[str, Any]):
     """(the messages as the template takes them, the render options for LLM.chat_prompt_ids, the
     request's tools or None) of a chat body: the tool forms' own history and template variables."""
@@ -56,7 +63,8 @@ class ChatCall:
     """Raises RequestError (a 4xx) for a body the route cannot answer; server is the Server whose
     model, limits and token pieces the request uses."""
 
-    def __init__(self, server, body: Dict[str, Any]):
+    def __init__(self, server, body: Dict[str, Any], prefix_ids: Sequence[int] = ()):
+        """prefix_ids: tokens the rendered conversation continues (Ollama's generate `context`)."""
         llm = server.llm
         self.model_id, self.pieces = server.model_id, server.pieces
         messages, render, tools = chat_prompt(llm, body)
@@ -64,6 +72,8 @@ class ChatCall:
             ids = llm.chat_prompt_ids(messages, **render)
         except chat_template.ChatTemplateError as e:
             raise chat_template_error(e) from None
+        if prefix_ids:
+            ids = list(prefix_ids) + continuation(llm, ids)
         params, n, stream, max_tokens = sampling_params(body, max_tokens_default=None, n_ctx=llm.n_ctx,
                                                         max_n=server.max_n, chat=True)
         if tools:

@@ -6,7 +6,9 @@ completion request it amounts to, with Ollama's option names and defaults (tempe
 top_k 40, top_p 0.9, repeat_penalty 1.1 over the last 64 tokens, num_predict -1: up to the
 context's end), and runs on the same engine as the OpenAI routes; `format` ("json" or a JSON
 schema) is structured output, `tools` and tool calls go through the chat route's tool forms, and
-a thinking model's reasoning comes back as `thinking`. Load-time options (num_ctx, num_gpu, ...)
+a thinking model's reasoning comes back as `thinking`; generate's `context` (the token ids a
+reply returned) is continued by the next prompt, as Ollama's older clients chain turns. Load-time
+options (num_ctx, num_gpu, ...)
 and keep_alive change nothing here: the model is loaded once, with the server. Errors are
 Ollama's {"error": message}."""
 from __future__ import annotations
@@ -23,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from . import __version__
-from .server_chat import ChatCall
+from .server_chat import ChatCall, continuation
 from .server_infill import infill_prompt, server_fim
 from .server_requests import RequestError, sampling_params
 
@@ -235,6 +237,17 @@ async def chat(server, request: Request) -> Response:
     return JSONResponse({**objs[-1], "message": whole})
 
 
+def _context(server, v) -> List[int]:
+    """generate's `context`: the token ids an earlier reply returned, which the new prompt (after
+    its template) continues, as in Ollama. [] or null: none."""
+    if v is None:
+        return []
+    n = server.llm.n_vocab
+    if not isinstance(v, list) or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < n for t in v):
+        raise RequestError(f"'context' must be a list of token ids (integers in [0, {n}))")
+    return v
+
+
 async def generate(server, request: Request) -> Response:
     """POST /api/generate: the prompt in the model's chat template (after `system`), or as it is
     with raw, or around `suffix` in the model's fill-in-the-middle form."""
@@ -247,9 +260,12 @@ async def generate(server, request: Request) -> Response:
         for field, v in (("prompt", prompt), ("suffix", suffix), ("system", system)):
             if v is not None and not isinstance(v, str):
                 raise RequestError(f"'{field}' must be a string")
-        for field in ("images", "context", "template"):
+        for field in ("images", "template"):
             if body.get(field):
                 raise RequestError(f"'{field}' is not supported by this server (use /api/chat for a conversation)")
+        context = _context(server, body.get("context"))
+        if context and suffix:
+            raise RequestError("'context' cannot be combined with 'suffix'")
         opts = _options(body)
         if not prompt and not suffix:  # load the model: nothing to say
             server.metrics.request_done(route, 200)
@@ -258,13 +274,15 @@ async def generate(server, request: Request) -> Response:
             messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
             think = body.get("think")
             extra = {"chat_template_kwargs": {"enable_thinking": think}} if isinstance(think, bool) else {}
-            call = ChatCall(server, {"messages": messages, **opts, **extra})
+            call = ChatCall(server, {"messages": messages, **opts, **extra}, prefix_ids=context)
             jobs, ids, chunks = call.jobs, call.ids, call.chunk
         else:
             if suffix:
                 ids = infill_prompt(server.llm, {"input_prefix": prompt, "input_suffix": suffix}, server_fim(server))
             else:
                 ids = server.llm.tokenize(prompt, special=True)
+                if context:
+                    ids = context + continuation(server.llm, ids)
             params, _, _, max_tokens = sampling_params(opts, max_tokens_default=None, n_ctx=server.llm.n_ctx,
                                                        max_n=1)
             server._fit(params, max_tokens, ids)
