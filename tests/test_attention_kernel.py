@@ -86,18 +86,23 @@ def test_half_cache_read_as_stored_equals_float_cache_bitwise(kv_type, shape):
 
 def quantize_kv(x):
     """A Q8_0 cache's keys / values as it reads them back: each position's vector of each KV head
-    on its own scale, d = max|x| / 127, q = x / d rounded to nearest even (float32 steps)."""
-    amax = np.abs(x).max(axis=-1, keepdims=True)
+    in groups of 32 (or whole when head_dim is not a multiple of 32), each on its own scale,
+    d = max|x| / 127, q = x / d rounded to nearest even (float32 steps)."""
+    D = x.shape[-1]
+    G = 32 if D % 32 == 0 else D
+    g = x.reshape(*x.shape[:-1], D // G, G)
+    amax = np.abs(g).max(axis=-1, keepdims=True)
     d = (amax / np.float32(127)).astype(np.float32)
     inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0)).astype(np.float32)
-    q = np.rint(np.clip(x * inv, -127, 127)).astype(np.float32)
-    return q, d
+    q = np.rint(np.clip(g * inv, -127, 127)).astype(np.float32)
+    return q.reshape(x.shape), np.broadcast_to(d, g.shape).reshape(x.shape)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d" % s)
 def test_q8_cache_matches_attention_over_its_quants(each_isa, shape):
-    """A Q8_0 cache holds int8 quants and one scale per position and KV head: the result is the
-    attention over the dequantized keys and values (only the scales' rounding order differs)."""
+    """A Q8_0 cache holds int8 quants and a scale per 32 dimensions of each position and KV head:
+    the result is the attention over the dequantized keys and values (only the scales' rounding
+    order differs)."""
     q, k, v = make(*shape, seed=4)
     (kq, kd), (vq, vd) = quantize_kv(k), quantize_kv(v)
     assert np.abs(kq).max() == 127 and np.abs(kq).min() == 0
@@ -110,7 +115,8 @@ def test_q8_cache_matches_attention_over_its_quants(each_isa, shape):
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T%d-pos%d-h%d-kv%d-d%d" % s)
 def test_q8_cache_bit_identical_across_isas_and_threads(shape):
     q, k, v = make(*shape, seed=5)
-    k[0, 0] = 0.0  # an all-zero vector: scale 0, quants 0
+    k[0, 0] = 0.0  # an all-zero vector: scales 0, quants 0
+    v[-1, 0, :7] = 0.0
     results = under_each_isa(lambda: _core.attention(q, k, v, shape[1], 2, "q8_0"))
     assert_bitwise_equal(results)
     base = results[next(iter(results))]

@@ -81,11 +81,11 @@ def test_teacher_forced_top1_and_top5(llm, reference):
 
 
 def test_q8_kv_cache_teacher_forced_top1_and_top5(smollm2_gguf, reference):
-    """The 8-bit KV cache (int8 keys and values, a scale per position and head) against the float32
-    reference: our top-1 always in its top 5, and top-1 agreement measured 781 / 804 = 0.971 (the
-    default F16 cache: 791 / 804 = 0.984), so the bar is a point lower than F16's."""
+    """The 8-bit KV cache (int8 keys and values, a scale per 32 dimensions of each position and
+    head) against the float32 reference: our top-1 always in its top 5, and the F16 cache's bar
+    for top-1 agreement (measured 785 / 804 = 0.976; F16: 791 / 804 = 0.984)."""
     with LLM.from_pretrained(smollm2_gguf, n_ctx=512, kv_cache_type="q8_0") as m:
-        assert teacher_forced_top1_rate(m, reference) >= 0.96
+        assert teacher_forced_top1_rate(m, reference) >= 0.97
 
 
 def test_tokenization_matches_reference(llm, reference):

@@ -40,7 +40,7 @@ struct Tile {
   int64_t t0, n;  // tokens t0 .. t0 + n - 1: consecutive positions of one sequence
 };
 
-// A Q8_0 cache's quants of one n-element vector and their scale (attention.h): d = max |x| / 127,
+// A Q8_0 cache's quants of one n-element group and their scale (attention.h): d = max |x| / 127,
 // q = x / d rounded to nearest even, in [-127, 127]; NaN elements store 0. Quant i goes to
 // q[i * q_stride] (keys are stored transposed).
 float quantize_kv_vector(const float* x, int64_t n, int8_t* q, int64_t q_stride) {
@@ -90,10 +90,13 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
     int8_t* vd = static_cast<int8_t*>(kv.v);
     float* ks = const_cast<float*>(kv_q8_scales(kd + base, s));
     float* vs = const_cast<float*>(kv_q8_scales(vd + base, s));
-    for (int64_t h = 0; h < s.n_head_kv; ++h) {
-      ks[h * kKvBlockTokens + slot] = quantize_kv_vector(k + h * d, d, kd + k_at(h * d), kKvBlockTokens);
-      vs[h * kKvBlockTokens + slot] = quantize_kv_vector(v + h * d, d, vd + v_at(h), 1);
-    }
+    const int64_t g = kv_q8_group(d), ng = d / g;
+    for (int64_t h = 0; h < s.n_head_kv; ++h)
+      for (int64_t i = 0; i < ng; ++i) {  // scales d[h][group][slot]
+        const int64_t at = (h * ng + i) * kKvBlockTokens + slot;
+        ks[at] = quantize_kv_vector(k + h * d + i * g, g, kd + k_at(h * d + i * g), kKvBlockTokens);
+        vs[at] = quantize_kv_vector(v + h * d + i * g, g, vd + v_at(h) + i * g, 1);
+      }
   } else {
     uint16_t* kd = static_cast<uint16_t*>(kv.k);
     uint16_t* vd = static_cast<uint16_t*>(kv.v);
@@ -114,7 +117,7 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
   auto first_key = [&](int64_t p) { return s.window > 0 && p >= s.window ? p + 1 - s.window : int64_t(0); };
   const size_t esz = kv_type_size(kv.type);
   // The block kernels read the cache as stored (F16 / BF16 / Q8_0's int8 widened exactly in
-  // registers); Q8_0's scales are applied here, to the scores and to p.
+  // registers; Q8_0's kernels also take the blocks' scales).
   const bool q8 = kv.type == GgmlType::Q8_0;
   const bool half = kv.type == GgmlType::F16 || kv.type == GgmlType::BF16;
   const auto qk_half = kv.type == GgmlType::BF16 ? kt.attn_qk16_bf16 : kt.attn_qk16_f16;
@@ -180,9 +183,10 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       };
       auto k_block = [&](int64_t b) { return block(kv.k, b); };
       auto v_block = [&](int64_t b) { return block(kv.v, b); };
-      // Q8_0: this head's 16 scales of block b in the K or V cache.
+      // Q8_0: this head's scales of block b in the K or V cache, [group][16].
+      const int64_t q8_head = q8 ? d / kv_q8_group(d) * kKvBlockTokens : 0;
       auto q8_scales = [&](const void* cache, int64_t b) {
-        return kv_q8_scales(static_cast<const uint8_t*>(cache) + table[b] * kv.page_stride, s) + hk * kKvBlockTokens;
+        return kv_q8_scales(static_cast<const uint8_t*>(cache) + table[b] * kv.page_stride, s) + hk * q8_head;
       };
       // Block i of the walk K b0 .. n_blocks - 1, then V b0 .. n_blocks - 1 (i counted from b0):
       // each step asks for the one kAhead further on (with its scales' line for Q8_0).
@@ -190,7 +194,7 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       auto walk = [&](int64_t i) { return i < n_walk ? k_block(b0 + i) : v_block(b0 + i - n_walk); };
       auto ask = [&](int64_t i) {
         prefetch(walk(i), block_bytes);
-        if (q8) prefetch(i < n_walk ? q8_scales(kv.k, b0 + i) : q8_scales(kv.v, b0 + i - n_walk), 1);
+        if (q8) prefetch(i < n_walk ? q8_scales(kv.k, b0 + i) : q8_scales(kv.v, b0 + i - n_walk), 4 * q8_head);
       };
       int64_t ahead = 1;  // the next block of the walk to ask for
       for (; ahead < kAhead && ahead < 2 * n_walk; ++ahead) ask(ahead);
@@ -228,7 +232,7 @@ void attention_paged(const float* q, float* out, int64_t T, const int64_t* pos,
       for (int64_t b = b0; b < n_blocks; ++b) {
         if (b + kAhead < n_blocks) {
           prefetch(v_block(b + kAhead), block_bytes);
-          if (q8) prefetch(q8_scales(kv.v, b + kAhead), 1);
+          if (q8) prefetch(q8_scales(kv.v, b + kAhead), 4 * q8_head);
         }
         const uint8_t* vraw = v_block(b);
         for (int64_t r = 0; r < rows; ++r)  // none of a block before the row's first key's

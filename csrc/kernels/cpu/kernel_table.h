@@ -115,9 +115,10 @@ struct KernelTable {
                          int64_t nblk, int64_t d, float scale, float* s, int64_t s_stride) = nullptr;
   void (*attn_pv16_bf16)(const float* p, int64_t p_stride, const int64_t* m, int64_t nq,
                          const uint16_t* v, int64_t d, float* o, int64_t o_stride) = nullptr;
-  // The same two over the int8 quants of a Q8_0 cache's block (widened exactly) with the block's
-  // per-position scales: ks[b] (16 floats) for block b's keys, s = (scale * sum) * ks[b][j]; ds
-  // for the values, each p_j taken as p_j * ds[j].
+  // The same two over the int8 quants of a Q8_0 cache's block (widened exactly) with one KV head's
+  // scales of the block, [group][16] (ks[b] for block b's keys, ds for the values), in
+  // attention.h's order: the scores summed a group of dimensions at a time and scaled per group,
+  // p_j * dv_gj in place of p_j for the group's columns.
   void (*attn_qk16_i8)(const float* q, int64_t q_stride, int64_t nq, const int8_t* const* kt,
                        const float* const* ks, int64_t nblk, int64_t d, float scale, float* s,
                        int64_t s_stride) = nullptr;
