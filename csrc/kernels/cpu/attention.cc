@@ -43,14 +43,17 @@ struct Tile {
 // A Q8_0 cache's quants of one n-element group and their scale (attention.h): d = max |x| / 127,
 // q = x / d rounded to nearest even, in [-127, 127]; NaN elements store 0. Quant i goes to
 // q[i * q_stride] (keys are stored transposed).
-float quantize_kv_vector(const float* x, int64_t n, int8_t* q, int64_t q_stride) {
+float quantize_kv_group(const float* x, int64_t n, int8_t* q, int64_t q_stride) {
   float amax = 0.0f;
   for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));  // NaN never wins
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i] * id;
-    q[i * q_stride] = static_cast<int8_t>(v >= 127.0f ? 127.0f : v <= -127.0f ? -127.0f : v == v ? std::nearbyint(v) : 0.0f);
+    // |v| < 2^22: adding and taking away 1.5 * 2^23 rounds it to an integer, to nearest even (the
+    // default rounding mode), inline at this file's baseline flags, where std::nearbyint is a call.
+    constexpr float kRound = 12582912.0f;
+    q[i * q_stride] = static_cast<int8_t>(v >= 127.0f ? 127.0f : v <= -127.0f ? -127.0f : v == v ? (v + kRound) - kRound : 0.0f);
   }
   return d;
 }
@@ -94,8 +97,8 @@ void kv_store_position(const KvPagesView& kv, const AttentionShape& s, int64_t p
     for (int64_t h = 0; h < s.n_head_kv; ++h)
       for (int64_t i = 0; i < ng; ++i) {  // scales d[h][group][slot]
         const int64_t at = (h * ng + i) * kKvBlockTokens + slot;
-        ks[at] = quantize_kv_vector(k + h * d + i * g, g, kd + k_at(h * d + i * g), kKvBlockTokens);
-        vs[at] = quantize_kv_vector(v + h * d + i * g, g, vd + v_at(h) + i * g, 1);
+        ks[at] = quantize_kv_group(k + h * d + i * g, g, kd + k_at(h * d + i * g), kKvBlockTokens);
+        vs[at] = quantize_kv_group(v + h * d + i * g, g, vd + v_at(h) + i * g, 1);
       }
   } else {
     uint16_t* kd = static_cast<uint16_t*>(kv.k);

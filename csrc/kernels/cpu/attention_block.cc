@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #endif
 
+#include <algorithm>
 #include <vector>
 
 #include "kernels/cpu/attention.h"
@@ -141,13 +142,14 @@ inline void pv_rows_zmm(const float* p, int64_t p_stride, int64_t m, const E* v,
     for (int n = 0; n < NV; ++n) _mm512_storeu_ps(o + i * o_stride + c0 + 16 * n, acc[i][n]);
 }
 
-// R rows' columns 0 .. 16 floor(d / 16) - 1 over positions 0 .. m - 1, 64 at a time, then 16;
+// R rows' columns 0 .. 16 floor(d / 16) - 1 over positions 0 .. m - 1, 64 at a time, then 32, then 16;
 // returns the columns done.
 template <int R, class E>
 inline int64_t pv_cols(const float* p, int64_t p_stride, int64_t m, const E* v, int64_t vs, int64_t d, float* o,
                        int64_t o_stride) {
   int64_t c0 = 0;
   for (; c0 + 64 <= d; c0 += 64) pv_rows_zmm<R, 4>(p, p_stride, m, v, vs, c0, o, o_stride);
+  for (; c0 + 32 <= d; c0 += 32) pv_rows_zmm<R, 2>(p, p_stride, m, v, vs, c0, o, o_stride);  // a Q8_0 group
   for (; c0 + 16 <= d; c0 += 16) pv_rows_zmm<R, 1>(p, p_stride, m, v, vs, c0, o, o_stride);
   return c0;
 }
@@ -312,6 +314,32 @@ void attn_pv16(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, c
 // is exact), then t = fma(acc_g, dk_gj, t) from t = +0, and s = t * scale. ks[b]: block b's scales
 // for this head, [group][16]. Scratch per thread: nq x 16 partial sums per block.
 constexpr int64_t kI8Blocks = 4;  // blocks per pass
+
+// 16 floats (one block's slots): t = fma(a, b, t), y = a * b, y = y * c, each lane rounded once.
+// Written out per level: as plain loops over possibly aliasing pointers GCC left them scalar.
+inline void fma16(const float* a, const float* b, float* t) {
+#if defined(__AVX512F__)
+  _mm512_storeu_ps(t, _mm512_fmadd_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b), _mm512_loadu_ps(t)));
+#elif defined(__AVX2__)
+  for (int h = 0; h < kBlock; h += 8)
+    _mm256_storeu_ps(t + h, _mm256_fmadd_ps(_mm256_loadu_ps(a + h), _mm256_loadu_ps(b + h), _mm256_loadu_ps(t + h)));
+#else
+  for (int j = 0; j < kBlock; ++j) t[j] = fma_exact(a[j], b[j], t[j]);
+#endif
+}
+inline void mul16(const float* a, const float* b, float* y) {
+#if defined(__AVX512F__)
+  _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b)));
+#elif defined(__AVX2__)
+  for (int h = 0; h < kBlock; h += 8) _mm256_storeu_ps(y + h, _mm256_mul_ps(_mm256_loadu_ps(a + h), _mm256_loadu_ps(b + h)));
+#else
+  for (int j = 0; j < kBlock; ++j) y[j] = a[j] * b[j];
+#endif
+}
+inline void scale16(float* y, float c) {
+  const float cs[kBlock] = {c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c};
+  mul16(y, cs, y);
+}
 void attn_qk16_i8(const float* q, int64_t q_stride, int64_t nq, const int8_t* const* kt, const float* const* ks,
                   int64_t nblk, int64_t d, float scale, float* s, int64_t s_stride) {
   const int64_t G = kv_q8_group(d), ng = d / G;
@@ -320,22 +348,17 @@ void attn_qk16_i8(const float* q, int64_t q_stride, int64_t nq, const int8_t* co
   for (int64_t b0 = 0; b0 < nblk; b0 += kI8Blocks) {
     const int64_t nb = nblk - b0 < kI8Blocks ? nblk - b0 : kI8Blocks;
     const int64_t ps = kBlock * nb;  // part's row stride
-    for (int64_t r = 0; r < nq; ++r)
-      for (int64_t j = 0; j < ps; ++j) s[r * s_stride + kBlock * b0 + j] = 0.0f;
+    for (int64_t r = 0; r < nq; ++r) std::fill_n(s + r * s_stride + kBlock * b0, ps, 0.0f);
     for (int64_t g = 0; g < ng; ++g) {
       const int8_t* ktg[kI8Blocks];
       for (int64_t i = 0; i < nb; ++i) ktg[i] = kt[b0 + i] + g * G * kBlock;
       attn_qk16(q + g * G, q_stride, nq, ktg, nb, G, 1.0f, part.data(), ps);
       for (int64_t r = 0; r < nq; ++r)
-        for (int64_t i = 0; i < nb; ++i) {
-          const float* dk = ks[b0 + i] + g * kBlock;
-          float* t = s + r * s_stride + kBlock * (b0 + i);
-          const float* a = part.data() + r * ps + kBlock * i;
-          for (int j = 0; j < kBlock; ++j) t[j] = fma_exact(a[j], dk[j], t[j]);
-        }
+        for (int64_t i = 0; i < nb; ++i)
+          fma16(part.data() + r * ps + kBlock * i, ks[b0 + i] + g * kBlock, s + r * s_stride + kBlock * (b0 + i));
     }
     for (int64_t r = 0; r < nq; ++r)
-      for (int64_t j = 0; j < ps; ++j) s[r * s_stride + kBlock * b0 + j] *= scale;
+      for (int64_t i = 0; i < nb; ++i) scale16(s + r * s_stride + kBlock * (b0 + i), scale);
   }
 }
 
@@ -347,8 +370,7 @@ void attn_pv16_i8(const float* p, int64_t p_stride, const int64_t* m, int64_t nq
   thread_local std::vector<float> pg;
   if (pg.size() < static_cast<size_t>(nq * kBlock)) pg.resize(static_cast<size_t>(nq * kBlock));
   for (int64_t g = 0; g < ng; ++g) {
-    for (int64_t r = 0; r < nq; ++r)
-      for (int j = 0; j < kBlock; ++j) pg[static_cast<size_t>(r * kBlock + j)] = p[r * p_stride + j] * ds[g * kBlock + j];
+    for (int64_t r = 0; r < nq; ++r) mul16(p + r * p_stride, ds + g * kBlock, pg.data() + r * kBlock);
     attn_pv16_strided(pg.data(), kBlock, m, nq, v + g * G, d, G, o + g * G, o_stride);
   }
 }
