@@ -309,12 +309,6 @@ void attn_pv16(const float* p, int64_t p_stride, const int64_t* m, int64_t nq, c
   attn_pv16_strided(p, p_stride, m, nq, v, d, d, o, o_stride);
 }
 
-// A Q8_0 block, a group of G = kv_q8_group(d) dimensions at a time (attention.h's order): per group
-// g, the group's partial sums acc_g (the same kernels over the group's dimensions, scale 1, which
-// is exact), then t = fma(acc_g, dk_gj, t) from t = +0, and s = t * scale. ks[b]: block b's scales
-// for this head, [group][16]. Scratch per thread: nq x 16 partial sums per block.
-constexpr int64_t kI8Blocks = 4;  // blocks per pass
-
 // 16 floats (one block's slots): t = fma(a, b, t), y = a * b, y = y * c, each lane rounded once.
 // Written out per level: as plain loops over possibly aliasing pointers GCC left them scalar.
 inline void fma16(const float* a, const float* b, float* t) {
@@ -340,6 +334,13 @@ inline void scale16(float* y, float c) {
   const float cs[kBlock] = {c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c};
   mul16(y, cs, y);
 }
+
+// A Q8_0 block, a group of G = kv_q8_group(d) dimensions at a time (attention.h's order): per group
+// g, the group's partial sums acc_g (the same kernels over the group's dimensions, scale 1, which
+// is exact), then t = fma(acc_g, dk_gj, t) from t = +0, and s = t * scale. ks[b]: block b's scales
+// for this head, [group][16]. Scratch per thread: nq x 16 partial sums per block.
+constexpr int64_t kI8Blocks = 4;  // blocks per pass
+
 void attn_qk16_i8(const float* q, int64_t q_stride, int64_t nq, const int8_t* const* kt, const float* const* ks,
                   int64_t nblk, int64_t d, float scale, float* s, int64_t s_stride) {
   const int64_t G = kv_q8_group(d), ng = d / G;
