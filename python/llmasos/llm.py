@@ -72,10 +72,10 @@ class LLM:
         """Loads a known model name (fetched into the store on first use) or a .gguf path.
         kv_cache_bytes (default: room for 4 * n_ctx tokens), max_batch_tokens and max_seqs size
         the batched engine generate() runs on. kv_cache_type: "f16" (default), "bf16", "f32" or
-        "q8_0", the element type keys and values are kept in; "q8_0" (8-bit, one scale per
-        position and KV head, as llama.cpp's --cache-type-k/v q8_0) holds about twice the tokens
-        in the same memory, and batched decode at long contexts reads half the bytes per step,
-        at a small cost in accuracy. repack_weights: quantized weights are
+        "q8_0", the element type keys and values are kept in; "q8_0" (8-bit, a scale per 32
+        dimensions of each position and KV head, as llama.cpp's --cache-type-k/v q8_0) holds
+        about 1.8x the tokens in the same memory, at about F16's speed and a small cost in
+        accuracy. repack_weights: quantized weights are
         copied once into a faster 8-row interleaved layout (the default); False uses them in
         place from the memory-mapped file (shared between processes that load it, slower).
         chat_template: Jinja text chat() renders with instead of the model's own (for a model

@@ -33,7 +33,7 @@ size_t kv_type_size(GgmlType t);
 // not a multiple of 32), each group on its own scale: d = max |x| / 127, q = x / d rounded to
 // nearest even (d = 0 and q = 0 for an all-zero group). The int8 quants take the layout above;
 // the page's scales follow its 16 * n_head_kv * head_dim quants as floats, d[h][group][slot]
-// (kv_q8_scales): 16 slots a line. 53% of an F16 cache's bytes at head_dim 64 and above.
+// (kv_q8_scales): 16 slots a line. 56% of an F16 cache's bytes when head_dim is a multiple of 32.
 inline int64_t kv_q8_group(int64_t head_dim) { return head_dim % 32 == 0 ? 32 : head_dim; }
 // Elements of K (and of V) per page and layer: 16 * n_head_kv * head_dim, plus the scales' bytes
 // for Q8_0.
